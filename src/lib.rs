@@ -1,0 +1,16 @@
+//! # chat: a muduo-style chat server
+//!
+//! The layers, each in its own folder with one way in:
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`protocol`] | message ids, the JSON stream codec, request parsing and reply building |
+//! | [`storage`] | the `Store` trait with its SQLite and MySQL implementations |
+//! | [`service`] | one handler per msgId, run on the worker pool or the I/O thread |
+//! | [`server`] | the `net::TcpServer` callbacks: decode, dispatch, deliver |
+//! | [`cluster`] | Redis publish/subscribe between nodes, cluster-wide presence |
+//!
+//! `ARCHITECTURE.md` at the top of the repository follows one chat message
+//! through these layers.
+
+pub mod protocol;
