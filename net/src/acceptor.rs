@@ -1,0 +1,167 @@
+//! `Acceptor`: the listening socket and its accept loop, as muduo's `Acceptor`.
+//!
+//! The acceptor lives on the server's main loop. When its socket is
+//! readable it accepts every pending connection (mio is edge-triggered, so
+//! it keeps going until `WouldBlock`) and hands each one to the
+//! new-connection callback, which `TcpServer` uses to pick a sub-loop.
+//!
+//! # Running out of file descriptors
+//!
+//! When the process hits its descriptor limit, `accept` fails with `EMFILE`
+//! and the connection stays in the kernel's queue. muduo keeps a spare
+//! descriptor (`idleFd_`, open on `/dev/null`) for this moment: close it,
+//! accept the connection, close that at once (the client sees a clean close
+//! rather than a hang), and reopen the spare. The same is done here. If
+//! even the spare cannot be had, an edge-triggered poller will not report
+//! the queued connections again, so the acceptor retries from a timer
+//! (every [`EMFILE_RETRY`]) instead of spinning.
+//!
+//! Thread affinity: created anywhere, then owned by its loop's poller and
+//! used only on that thread.
+
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::io::AsRawFd;
+use std::time::{Duration, Instant};
+
+use mio::{net::TcpListener, net::TcpStream, unix::SourceFd, Interest, Token};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::channel::{ChannelHandler, Ready};
+use crate::event_loop::EventLoop;
+
+/// Called on the loop thread for each accepted connection.
+pub type NewConnectionCallback = Box<dyn FnMut(&mut EventLoop, TcpStream, SocketAddr)>;
+
+/// How long to wait before accepting again when no descriptor is free.
+pub const EMFILE_RETRY: Duration = Duration::from_millis(100);
+
+/// The kernel caps this at `net.core.somaxconn`.
+const BACKLOG: i32 = 4096;
+
+/// A listening socket and its accept loop.
+pub struct Acceptor {
+    listener: TcpListener,
+    idle_fd: Option<File>,
+    new_connection: NewConnectionCallback,
+    retry_pending: bool,
+}
+
+impl Acceptor {
+    /// Binds and listens on `addr` with `SO_REUSEADDR` (and `SO_REUSEPORT`
+    /// when `reuse_port`), non-blocking. The new-connection callback is
+    /// given to [`Acceptor::listen`].
+    ///
+    /// # Errors
+    /// Socket creation, bind or listen errors (address in use, permission).
+    pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        if reuse_port {
+            socket.set_reuse_port(true)?;
+        }
+        socket.set_nonblocking(true)?;
+        socket.set_cloexec(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(BACKLOG)?;
+        Ok(TcpListener::from_std(socket.into()))
+    }
+
+    /// Registers `listener` with `lp`; from then on accepted connections go
+    /// to `new_connection`. Returns the channel's token. Loop thread only.
+    ///
+    /// # Errors
+    /// The registration error.
+    pub fn listen(
+        lp: &mut EventLoop,
+        listener: TcpListener,
+        new_connection: NewConnectionCallback,
+    ) -> io::Result<Token> {
+        let acceptor = Acceptor {
+            listener,
+            idle_fd: File::open("/dev/null").ok(),
+            new_connection,
+            retry_pending: false,
+        };
+        // The handler owns the listener; mio needs only its descriptor.
+        let fd = acceptor.listener.as_raw_fd();
+        lp.add_channel(&mut SourceFd(&fd), Interest::READABLE, Box::new(acceptor))
+    }
+
+    /// Accepts until the queue is empty.
+    fn accept_all(&mut self, lp: &mut EventLoop, token: Token) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => (self.new_connection)(lp, stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if is_transient(&e) => continue,
+                Err(e) if is_out_of_fds(&e) => {
+                    if !self.shed_one() {
+                        self.schedule_retry(lp, token);
+                        return;
+                    }
+                }
+                Err(e) => {
+                    log::error!("Acceptor accept: {}", e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// muduo's idle-fd trick: returns `false` when it could not free a slot.
+    fn shed_one(&mut self) -> bool {
+        if self.idle_fd.take().is_none() {
+            return false;
+        }
+        match self.listener.accept() {
+            Ok((stream, peer)) => {
+                log::warn!("Acceptor: out of file descriptors, closed {}", peer);
+                drop(stream);
+            }
+            Err(e) => log::warn!("Acceptor: out of file descriptors: {}", e),
+        }
+        self.idle_fd = File::open("/dev/null").ok();
+        self.idle_fd.is_some()
+    }
+
+    fn schedule_retry(&mut self, lp: &mut EventLoop, token: Token) {
+        if self.retry_pending {
+            return;
+        }
+        self.retry_pending = true;
+        log::warn!(
+            "Acceptor: out of file descriptors; retrying in {:?}",
+            EMFILE_RETRY
+        );
+        lp.run_after(EMFILE_RETRY, move |lp| {
+            lp.fire_channel(token, Ready::READABLE)
+        });
+    }
+}
+
+impl ChannelHandler for Acceptor {
+    fn handle_read(&mut self, lp: &mut EventLoop, token: Token, _t: Instant) {
+        self.retry_pending = false;
+        if self.idle_fd.is_none() {
+            self.idle_fd = File::open("/dev/null").ok();
+        }
+        self.accept_all(lp, token);
+    }
+}
+
+/// Errors after which the next `accept` may well succeed.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINTR) | Some(libc::ECONNABORTED) | Some(libc::EPROTO) | Some(libc::EPERM)
+    )
+}
+
+fn is_out_of_fds(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+    )
+}

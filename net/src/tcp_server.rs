@@ -1,0 +1,264 @@
+//! `TcpServer`: accepts connections and spreads them over loop threads, as
+//! muduo's `TcpServer`.
+//!
+//! ```text
+//!            main loop (the caller's)              sub-loops (the pool)
+//!   Acceptor ──accept──► new connection ──round-robin──► connect_established
+//!                        (connection map)                 (reads, writes,
+//!                                                          callbacks)
+//!   remove from map ◄──────────── queue_in_loop ◄──────── handle_close
+//! ```
+//!
+//! The server object belongs to the main loop's thread (it is not `Send`),
+//! like the loop itself. Its connection map is touched only on that thread:
+//! a connection that closes on a sub-loop hops back with `queue_in_loop` to
+//! be removed, as in muduo's `removeConnection`.
+//!
+//! ```no_run
+//! use net::{EventLoop, TcpServer, ServerOption};
+//! let mut lp = EventLoop::new()?;
+//! let mut server = TcpServer::new(&lp, "127.0.0.1:2007".parse().unwrap(), "echo", ServerOption::NoReusePort)?;
+//! server.set_thread_num(4);
+//! server.set_message_callback(|conn, buf, _time| conn.send_buffer(buf));
+//! server.start(&mut lp)?;
+//! lp.run();
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::io::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::{net::TcpListener, unix::SourceFd, Token};
+use parking_lot::Mutex;
+
+use crate::acceptor::{Acceptor, NewConnectionCallback};
+use crate::buffer::Buffer;
+use crate::callbacks::{CloseCallback, ConnectionCallbacks};
+use crate::event_loop::{EventLoop, EventLoopHandle};
+use crate::event_loop_thread::ThreadInitCallback;
+use crate::event_loop_thread_pool::EventLoopThreadPool;
+use crate::tcp_connection::{TcpConnection, TcpConnectionPtr};
+
+/// Process-wide connection ids (servers and clients).
+pub(crate) static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Whether the listening socket sets `SO_REUSEPORT` (muduo's `Option`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerOption {
+    /// Only `SO_REUSEADDR`.
+    NoReusePort,
+    /// `SO_REUSEADDR` and `SO_REUSEPORT`: several processes may listen on
+    /// the same port and the kernel balances between them.
+    ReusePort,
+}
+
+type ConnectionMap = Arc<Mutex<HashMap<u64, TcpConnectionPtr>>>;
+
+/// A TCP server. See the [module documentation](self).
+pub struct TcpServer {
+    base: EventLoopHandle,
+    name: String,
+    listen_addr: SocketAddr,
+    listener: Option<TcpListener>,
+    pool: Rc<RefCell<EventLoopThreadPool>>,
+    callbacks: ConnectionCallbacks,
+    thread_init: Option<ThreadInitCallback>,
+    connections: ConnectionMap,
+    acceptor: Option<(Token, RawFd)>,
+}
+
+impl TcpServer {
+    /// Binds `addr` now (so port 0 is resolved at once, see
+    /// [`TcpServer::listen_addr`]); accepting starts with [`TcpServer::start`].
+    ///
+    /// # Errors
+    /// The bind or listen error.
+    pub fn new(
+        lp: &EventLoop,
+        addr: SocketAddr,
+        name: impl Into<String>,
+        option: ServerOption,
+    ) -> io::Result<TcpServer> {
+        let name = name.into();
+        let listener = Acceptor::bind(addr, option == ServerOption::ReusePort)?;
+        let listen_addr = listener.local_addr()?;
+        Ok(TcpServer {
+            base: lp.handle(),
+            pool: Rc::new(RefCell::new(EventLoopThreadPool::new(
+                lp.handle(),
+                name.clone(),
+            ))),
+            name,
+            listen_addr,
+            listener: Some(listener),
+            callbacks: ConnectionCallbacks::default(),
+            thread_init: None,
+            connections: Arc::new(Mutex::new(HashMap::new())),
+            acceptor: None,
+        })
+    }
+
+    /// The server's name, the prefix of its connections' names.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The address actually listened on.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    /// The main loop.
+    pub fn get_loop(&self) -> &EventLoopHandle {
+        &self.base
+    }
+
+    /// Number of I/O threads; 0 (the default) does all I/O on the main loop,
+    /// `n` spreads connections round-robin over `n` threads. Before `start`.
+    pub fn set_thread_num(&mut self, n: usize) {
+        self.pool.borrow_mut().set_thread_num(n);
+    }
+
+    /// Runs on each I/O loop's thread before it starts. Before `start`.
+    pub fn set_thread_init_callback<F: Fn(&mut EventLoop) + Send + Sync + 'static>(
+        &mut self,
+        cb: F,
+    ) {
+        self.thread_init = Some(Arc::new(cb));
+    }
+
+    /// A connection went up or down. Before `start`.
+    pub fn set_connection_callback<F>(&mut self, cb: F)
+    where
+        F: Fn(&TcpConnectionPtr) + Send + Sync + 'static,
+    {
+        self.callbacks.connection = Arc::new(cb);
+    }
+
+    /// Bytes arrived on a connection. Before `start`.
+    pub fn set_message_callback<F>(&mut self, cb: F)
+    where
+        F: Fn(&TcpConnectionPtr, &mut Buffer, Instant) + Send + Sync + 'static,
+    {
+        self.callbacks.message = Arc::new(cb);
+    }
+
+    /// A connection's output buffer drained. Before `start`.
+    pub fn set_write_complete_callback<F>(&mut self, cb: F)
+    where
+        F: Fn(&TcpConnectionPtr) + Send + Sync + 'static,
+    {
+        self.callbacks.write_complete = Some(Arc::new(cb));
+    }
+
+    /// A connection's output buffer grew past `mark` bytes. Before `start`.
+    pub fn set_high_water_mark_callback<F>(&mut self, cb: F, mark: usize)
+    where
+        F: Fn(&TcpConnectionPtr, usize) + Send + Sync + 'static,
+    {
+        self.callbacks.high_water_mark = Some((Arc::new(cb), mark));
+    }
+
+    /// Starts the I/O threads and begins accepting on `lp`, the main loop.
+    /// Calling it again does nothing.
+    ///
+    /// # Errors
+    /// If a thread cannot start or the listener cannot be registered.
+    pub fn start(&mut self, lp: &mut EventLoop) -> io::Result<()> {
+        let Some(listener) = self.listener.take() else {
+            return Ok(());
+        };
+        self.pool.borrow_mut().start(self.thread_init.clone())?;
+        if self.pool.borrow().get_all_loops()[0].id() == lp.id() {
+            if let Some(init) = &self.thread_init {
+                init(lp);
+            }
+        }
+        let fd = listener.as_raw_fd();
+        let token = Acceptor::listen(lp, listener, self.new_connection_callback())?;
+        self.acceptor = Some((token, fd));
+        log::info!("TcpServer {} listening on {}", self.name, self.listen_addr);
+        Ok(())
+    }
+
+    /// Stops accepting: closes the listening socket; existing connections
+    /// go on. Any thread may call it through the server's owner.
+    pub fn stop_accepting(&mut self) {
+        if let Some((token, fd)) = self.acceptor.take() {
+            self.base
+                .queue_in_loop(move |lp| lp.remove_channel(&mut SourceFd(&fd), token));
+        }
+    }
+
+    /// Number of open connections.
+    pub fn connection_count(&self) -> usize {
+        self.connections.lock().len()
+    }
+
+    /// The loops that serve connections (the pool, or the main loop).
+    pub fn io_loops(&self) -> Vec<EventLoopHandle> {
+        self.pool.borrow().get_all_loops()
+    }
+
+    /// Accepted connections go to the next loop of the pool.
+    fn new_connection_callback(&self) -> NewConnectionCallback {
+        let pool = self.pool.clone();
+        let callbacks = self.callbacks.clone();
+        let connections = self.connections.clone();
+        let close_callback = self.remove_connection_callback();
+        let prefix = format!("{}-{}#", self.name, self.listen_addr);
+        Box::new(move |lp, stream, peer| {
+            let io_loop = pool.borrow_mut().get_next_loop();
+            let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
+            log::debug!("TcpServer new connection {}{} from {}", prefix, id, peer);
+            let conn = TcpConnection::new(
+                io_loop.clone(),
+                id,
+                format!("{}{}", prefix, id),
+                stream,
+                peer,
+                callbacks.clone(),
+                close_callback.clone(),
+            );
+            connections.lock().insert(id, conn.clone());
+            if io_loop.id() == lp.id() {
+                conn.connect_established(lp);
+            } else {
+                io_loop.queue_in_loop(move |lp| conn.connect_established(lp));
+            }
+        })
+    }
+
+    /// Called on the connection's loop when it closes; hops to the main
+    /// loop to drop it from the map (muduo's `removeConnection`).
+    fn remove_connection_callback(&self) -> CloseCallback {
+        let base = self.base.clone();
+        let connections = self.connections.clone();
+        Arc::new(move |conn: &TcpConnectionPtr| {
+            let id = conn.id();
+            let connections = connections.clone();
+            base.queue_in_loop(move |_| {
+                connections.lock().remove(&id);
+            });
+        })
+    }
+}
+
+impl Drop for TcpServer {
+    /// Stops accepting, closes every connection and joins the I/O threads.
+    fn drop(&mut self) {
+        self.stop_accepting();
+        let conns: Vec<TcpConnectionPtr> = self.connections.lock().values().cloned().collect();
+        for conn in conns {
+            conn.force_close();
+        }
+        self.pool.borrow_mut().stop();
+    }
+}

@@ -1,0 +1,227 @@
+//! TcpServer and TcpConnection over real loopback sockets.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use common::*;
+use parking_lot::Mutex;
+
+fn echo_server(threads: usize) -> TestServer {
+    start_server(threads, |s| {
+        s.set_message_callback(|conn, buf, _| conn.send_buffer(buf));
+    })
+}
+
+#[test]
+fn echo_1000_concurrent_clients() {
+    let server = echo_server(2);
+    let mut clients: Vec<TcpStream> = (0..1000).map(|_| connect(server.addr)).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        write_all(c, format!("client {:04} says hello\n", i).as_bytes());
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        let expected = format!("client {:04} says hello\n", i);
+        assert_eq!(read_n(c, expected.len()), expected.as_bytes());
+    }
+}
+
+#[test]
+fn send_from_another_thread_preserves_order() {
+    const N: u32 = 20_000;
+    let server = start_server(1, |s| {
+        s.set_connection_callback(|conn| {
+            if conn.connected() {
+                let conn = conn.clone();
+                std::thread::spawn(move || {
+                    for i in 0..N {
+                        conn.send(&i.to_be_bytes());
+                    }
+                });
+            }
+        });
+    });
+    let mut c = connect(server.addr);
+    let data = read_n(&mut c, 4 * N as usize);
+    for (i, chunk) in data.chunks(4).enumerate() {
+        let got = u32::from_be_bytes(chunk.try_into().unwrap());
+        assert_eq!(got, i as u32, "message {} out of order", i);
+    }
+}
+
+#[test]
+fn shutdown_after_large_send_delivers_everything_then_eof() {
+    const SIZE: usize = 10 * 1024 * 1024;
+    let server = start_server(2, |s| {
+        s.set_connection_callback(|conn| {
+            if conn.connected() {
+                let data: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+                conn.send(&data);
+                conn.shutdown();
+            }
+        });
+    });
+    let mut c = connect(server.addr);
+    let mut got = Vec::with_capacity(SIZE);
+    c.read_to_end(&mut got).unwrap(); // returns at EOF
+    assert_eq!(got.len(), SIZE);
+    assert!(got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+}
+
+#[test]
+fn high_water_mark_fires_for_a_reader_that_does_not_read() {
+    const MARK: usize = 1024 * 1024;
+    let (tx, rx) = mpsc::channel::<usize>();
+    let tx = Mutex::new(tx);
+    let server = start_server(1, move |s| {
+        s.set_high_water_mark_callback(
+            move |_conn, len| {
+                let _ = tx.lock().send(len);
+            },
+            MARK,
+        );
+        s.set_connection_callback(|conn| {
+            if conn.connected() {
+                let chunk = vec![7u8; 64 * 1024];
+                for _ in 0..128 {
+                    conn.send(&chunk); // 8 MiB, far more than the socket buffers
+                }
+            }
+        });
+    });
+    let _c = connect(server.addr); // never reads
+    let len = rx
+        .recv_timeout(IO_TIMEOUT)
+        .expect("high-water mark callback");
+    assert!(len >= MARK, "reported {} bytes queued", len);
+}
+
+#[test]
+fn peer_reset_closes_cleanly_and_server_keeps_serving() {
+    let downs = Arc::new(AtomicUsize::new(0));
+    let d = downs.clone();
+    let server = start_server(2, move |s| {
+        s.set_connection_callback(move |conn| {
+            if !conn.connected() {
+                d.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        s.set_message_callback(|conn, buf, _| conn.send_buffer(buf));
+    });
+    for _ in 0..10 {
+        let mut c = connect(server.addr);
+        write_all(&mut c, b"ping");
+        assert_eq!(read_n(&mut c, 4), b"ping");
+        // SO_LINGER 0 turns close() into a RST.
+        socket2::SockRef::from(&c)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(c);
+    }
+    assert!(wait_until(|| downs.load(Ordering::SeqCst) == 10));
+    let mut c = connect(server.addr);
+    write_all(&mut c, b"still here");
+    assert_eq!(read_n(&mut c, 10), b"still here");
+}
+
+#[test]
+fn connections_land_round_robin_across_sub_loops() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let server = start_server(4, move |s| {
+        s.set_connection_callback(move |conn| {
+            if conn.connected() {
+                s2.lock().push(conn.get_loop().id());
+                conn.send(b"k");
+            }
+        });
+    });
+    let io_ids: Vec<u64> = server.io_loops.iter().map(|l| l.id()).collect();
+    assert_eq!(io_ids.len(), 4);
+    let mut keep = Vec::new();
+    for _ in 0..8 {
+        let mut c = connect(server.addr);
+        assert_eq!(read_n(&mut c, 1), b"k"); // established before the next one
+        keep.push(c);
+    }
+    let seen = seen.lock().clone();
+    let expected: Vec<u64> = io_ids.iter().chain(io_ids.iter()).copied().collect();
+    assert_eq!(
+        seen, expected,
+        "the main loop hands out connections in turn"
+    );
+    assert!(!io_ids.contains(&server.main_loop.id()));
+}
+
+#[test]
+fn zero_threads_means_everything_on_the_main_loop() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let server = start_server(0, move |s| {
+        s.set_connection_callback(move |conn| {
+            if conn.connected() {
+                s2.lock().push(conn.get_loop().id());
+            }
+        });
+        s.set_message_callback(|conn, buf, _| conn.send_buffer(buf));
+    });
+    let mut c = connect(server.addr);
+    write_all(&mut c, b"abc");
+    assert_eq!(read_n(&mut c, 3), b"abc");
+    assert_eq!(*seen.lock(), vec![server.main_loop.id()]);
+}
+
+#[test]
+fn context_holds_per_connection_state() {
+    struct Counter(AtomicUsize);
+    let server = start_server(1, |s| {
+        s.set_connection_callback(|conn| {
+            if conn.connected() {
+                conn.set_context(Arc::new(Counter(AtomicUsize::new(0))));
+            }
+        });
+        s.set_message_callback(|conn, buf, _| {
+            let n = buf.readable_bytes();
+            buf.retrieve_all();
+            if let Some(c) = conn.context::<Counter>() {
+                let total = c.0.fetch_add(n, Ordering::SeqCst) + n;
+                conn.send(format!("{}\n", total).as_bytes());
+            }
+        });
+    });
+    let mut c = connect(server.addr);
+    let mut totals = HashMap::new();
+    for (i, msg) in [&b"aaa"[..], b"bb", b"c"].iter().enumerate() {
+        write_all(&mut c, msg);
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while byte[0] != b'\n' {
+            c.read_exact(&mut byte).unwrap();
+            line.push(byte[0]);
+        }
+        totals.insert(i, String::from_utf8(line).unwrap());
+    }
+    assert_eq!(totals[&0], "3\n");
+    assert_eq!(totals[&1], "5\n");
+    assert_eq!(totals[&2], "6\n");
+}
+
+#[test]
+fn force_close_from_another_thread() {
+    let server = start_server(1, |s| {
+        s.set_message_callback(|conn, buf, _| {
+            buf.retrieve_all();
+            let conn = conn.clone();
+            std::thread::spawn(move || conn.force_close());
+        });
+    });
+    let mut c = connect(server.addr);
+    c.write_all(b"bye").unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(c.read_to_end(&mut rest).unwrap(), 0, "closed by the server");
+}
