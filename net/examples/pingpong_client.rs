@@ -92,8 +92,8 @@ fn main() -> std::io::Result<()> {
         .sum();
     println!("{} total bytes read", total_bytes);
     println!("{} total messages read", total_messages);
-    if total_messages > 0 {
-        println!("{} average message size", total_bytes / total_messages);
+    if let Some(avg) = total_bytes.checked_div(total_messages) {
+        println!("{} average message size", avg);
     }
     println!(
         "{} MiB/s throughput",
