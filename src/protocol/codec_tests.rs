@@ -1,0 +1,204 @@
+//! Tests of [`codec`](super::codec): framing of concatenated JSON values.
+
+use serde_json::{json, Map, Value};
+
+use super::codec::{decode, encode, encode_into, DecodeError};
+use super::msg_id::{errno, ERROR_MSG};
+
+const MAX: usize = 64 * 1024;
+
+/// Decodes everything complete in `pending`, removing what was consumed, as
+/// the server does with its input buffer.
+fn drain(pending: &mut Vec<u8>, max: usize) -> Result<Vec<Map<String, Value>>, DecodeError> {
+    let mut out = Vec::new();
+    while let Some((obj, consumed)) = decode(pending, max)? {
+        assert!(consumed > 0 && consumed <= pending.len());
+        out.push(obj);
+        pending.drain(..consumed);
+    }
+    Ok(out)
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+/// Three messages with escapes, multi-byte UTF-8 and nesting, in three
+/// separator styles (none, newline, assorted whitespace).
+fn sample() -> (Vec<u8>, Vec<Map<String, Value>>) {
+    let values = vec![
+        json!({"msgId": 1, "uid": 12, "password": "p\"w\\d"}),
+        json!({"msgId": 9, "msg": "你好, world 😀 \u{1F680}", "to": 2, "n": [1.5, -2e3, null, true]}),
+        json!({"msgId": 13, "msg": "tab\there \u{7f} \\u0041", "nested": {"a": {"b": []}}}),
+    ];
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(values[0].to_string().as_bytes());
+    bytes.extend_from_slice(values[1].to_string().as_bytes()); // no separator
+    bytes.extend_from_slice(b"\n \r\n\t");
+    // An escaped surrogate pair, split by the tests like everything else.
+    let third = values[2]
+        .to_string()
+        .replace("\\\\u0041", "\\\\u0041\\ud83d\\ude00");
+    bytes.extend_from_slice(third.as_bytes());
+    bytes.push(b'\n');
+    let mut expected: Vec<_> = values.into_iter().map(obj).collect();
+    expected[2] = obj(serde_json::from_str(&third).unwrap());
+    (bytes, expected)
+}
+
+#[test]
+fn one_object_consumes_its_newline() {
+    let r = decode(b"{\"msgId\":25}\n", MAX).unwrap().unwrap();
+    assert_eq!(r.0, obj(json!({"msgId": 25})));
+    assert_eq!(r.1, 13);
+}
+
+#[test]
+fn concatenated_values_in_one_buffer() {
+    let (mut bytes, expected) = sample();
+    assert_eq!(drain(&mut bytes, MAX).unwrap(), expected);
+    assert!(bytes.is_empty(), "trailing whitespace is consumed too");
+}
+
+#[test]
+fn split_at_every_byte_position() {
+    let (bytes, expected) = sample();
+    for cut in 0..=bytes.len() {
+        let mut pending = bytes[..cut].to_vec();
+        let mut got = drain(&mut pending, MAX).unwrap();
+        pending.extend_from_slice(&bytes[cut..]);
+        got.extend(drain(&mut pending, MAX).unwrap());
+        assert_eq!(got, expected, "split at byte {cut}");
+        // Whitespace that arrives after its object waits for the next one.
+        assert!(
+            pending.iter().all(u8::is_ascii_whitespace),
+            "split at byte {cut}"
+        );
+    }
+}
+
+#[test]
+fn one_byte_at_a_time() {
+    let (bytes, expected) = sample();
+    let mut pending = Vec::new();
+    let mut got = Vec::new();
+    for &b in &bytes {
+        pending.push(b);
+        got.extend(drain(&mut pending, MAX).unwrap());
+    }
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn whitespace_alone_is_incomplete_and_bounded() {
+    assert_eq!(decode(b"", MAX).unwrap(), None);
+    assert_eq!(decode(b" \n\r\t", MAX).unwrap(), None);
+    assert_eq!(decode(&[b'\n'; 16], 16).unwrap(), None);
+    assert_eq!(decode(&[b'\n'; 17], 16), Err(DecodeError::TooLarge));
+    // Whitespace does not count against the size of the value after it.
+    let mut buf = vec![b' '; 16];
+    buf.extend_from_slice(br#"{"a":"0123456"}"#); // 15 bytes
+    assert_eq!(decode(&buf, 16).unwrap().unwrap().1, 31);
+}
+
+#[test]
+fn leading_and_trailing_whitespace_is_consumed_with_the_value() {
+    let buf = b"\r\n  {\"a\":1} \n\t{\"b\":2}";
+    let (first, consumed) = decode(buf, MAX).unwrap().unwrap();
+    assert_eq!(first, obj(json!({"a": 1})));
+    assert_eq!(&buf[consumed..], b"{\"b\":2}");
+}
+
+#[test]
+fn too_large_complete_and_incomplete() {
+    let exact = br#"{"msg":"0123456789"}"#; // 20 bytes
+    assert!(decode(exact, 20).unwrap().is_some());
+    assert_eq!(decode(exact, 19), Err(DecodeError::TooLarge));
+    // Incomplete: fine while within the limit, too large once past it.
+    assert_eq!(decode(&exact[..19], 19).unwrap(), None);
+    assert_eq!(decode(&exact[..19], 18), Err(DecodeError::TooLarge));
+    // A huge message is refused without parsing all of it.
+    let mut huge = br#"{"msg":""#.to_vec();
+    huge.resize(10 * 1024 * 1024, b'x');
+    assert_eq!(decode(&huge, MAX), Err(DecodeError::TooLarge));
+}
+
+#[test]
+fn invalid_bytes() {
+    for bad in [
+        &b"hello"[..],
+        b"\x00\x01",
+        b"\xff{}",
+        b"{\"a\":1,,}",
+        b"{\"a\" 1}",
+        b"{]",
+        b"{\"a\":tru }",
+        b"{\"a\":\"\xff\xfe\"}",
+        b"{\"a\":\"\\ud800\"}",
+        b"{\"a\":\"\\q\"}",
+        b"{\"a\":01}",
+    ] {
+        match decode(bad, MAX) {
+            Err(DecodeError::Invalid(why)) => assert!(!why.is_empty()),
+            other => panic!(
+                "{:?}: expected Invalid, got {other:?}",
+                String::from_utf8_lossy(bad)
+            ),
+        }
+    }
+    // The object before garbage is still delivered; the garbage then fails.
+    let (_, consumed) = decode(b"{}x", MAX).unwrap().unwrap();
+    assert_eq!(consumed, 2);
+    assert!(matches!(decode(b"x", MAX), Err(DecodeError::Invalid(_))));
+}
+
+#[test]
+fn top_level_must_be_an_object() {
+    for bad in ["[1,2]", "\"s\"", "12 ", "null", "true", " [", "-"] {
+        match decode(bad.as_bytes(), MAX) {
+            Err(DecodeError::Invalid(why)) => {
+                assert!(why.contains("expected a JSON object"), "{why}")
+            }
+            other => panic!("{bad:?}: expected Invalid, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn utf8_text_round_trips() {
+    let text = "Grüße, 世界! 😀👍🏽 \u{202e}rtl \u{0} nul";
+    let v = json!({"msgId": 9, "msg": text});
+    let bytes = encode(&v);
+    let (m, consumed) = decode(&bytes, MAX).unwrap().unwrap();
+    assert_eq!(consumed, bytes.len());
+    assert_eq!(m["msg"], text);
+    // Raw UTF-8 on the wire, not \u escapes (except for control characters).
+    assert!(bytes.windows(4).any(|w| w == "😀".as_bytes()));
+}
+
+#[test]
+fn encode_is_compact_with_one_newline() {
+    let bytes = encode(&json!({"msgId": 26, "errno": 0, "list": [1, 2]}));
+    let text = std::str::from_utf8(&bytes).unwrap();
+    assert!(text.ends_with('\n'));
+    assert_eq!(text.matches('\n').count(), 1);
+    assert!(!text.contains(' '));
+    let mut out = b"prefix".to_vec();
+    encode_into(&json!({"a": 1}), &mut out);
+    encode_into(&json!({"b": "x\ny"}), &mut out);
+    assert_eq!(out, b"prefix{\"a\":1}\n{\"b\":\"x\\ny\"}\n");
+}
+
+#[test]
+fn decode_errors_reply_and_close() {
+    let r = DecodeError::TooLarge.reply();
+    assert_eq!(r["msgId"], ERROR_MSG);
+    assert_eq!(r["errno"], errno::TOO_LARGE);
+    assert!(r["errmsg"].is_string());
+    assert!(r.get("req").is_none());
+    let r = DecodeError::Invalid("x".into()).reply();
+    assert_eq!(r["errno"], errno::INVALID_JSON);
+}

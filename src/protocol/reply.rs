@@ -1,0 +1,213 @@
+//! Replies: builders for every server → client message except forwarded chat.
+//!
+//! Every ack carries `errno` (0 on success) and, on failure, `errmsg`.
+//! The shapes of msgIds 2, 4, 6 and 8 are the original's, quirks included;
+//! 15 to 27 are ours.
+//!
+//! # The nested-string quirk
+//!
+//! In the login ack ([`login_ok`]) and the refresh ack ([`refresh_ok`]) the
+//! original sends `offlinemsgs`, `friends` and `groups` as arrays of
+//! **JSON-encoded strings**, and its client parses each string again. So the
+//! friends list is
+//!
+//! ```text
+//! "friends":["{\"state\":\"online\",\"uid\":2,\"username\":\"bob\"}"]
+//! ```
+//!
+//! not an array of objects, and a group's `groupusers` are strings inside
+//! that string. Each array is left out when empty, as the original does. The
+//! group member list of our own [`group_members_ok`] is a plain array of
+//! objects.
+
+use serde_json::{json, Value};
+
+use super::msg_id::{self, errno};
+use super::types::{state_str, GroupInfo, MemberInfo, UserInfo};
+
+/// The ack of a request msgId, or `None` when the request has none (chat and
+/// group chat, whose failures are reported with [`msg_id::ERROR_MSG`]) or the
+/// msgId is not a request.
+pub fn ack_id(request_msg_id: i64) -> Option<i64> {
+    let ack = match request_msg_id {
+        msg_id::LOGIN_MSG => msg_id::LOGIN_MSG_ACK,
+        msg_id::LOGOUT_MSG => msg_id::LOGOUT_MSG_ACK,
+        msg_id::REG_MSG => msg_id::REG_MSG_ACK,
+        msg_id::ACOUNT_FRESH_MSG => msg_id::ACOUNT_FRESH_ACK,
+        msg_id::ADD_FRIEND_MSG => msg_id::ADD_FRIEND_ACK,
+        msg_id::CREATE_GROUP_MSG => msg_id::CREATE_GROUP_ACK,
+        msg_id::ADD_GROUP_MSG => msg_id::ADD_GROUP_ACK,
+        msg_id::DEL_FRIEND_MSG => msg_id::DEL_FRIEND_ACK,
+        msg_id::QUIT_GROUP_MSG => msg_id::QUIT_GROUP_ACK,
+        msg_id::DISMISS_GROUP_MSG => msg_id::DISMISS_GROUP_ACK,
+        msg_id::GROUP_MEMBERS_MSG => msg_id::GROUP_MEMBERS_ACK,
+        msg_id::PING_MSG => msg_id::PONG_MSG,
+        _ => return None,
+    };
+    Some(ack)
+}
+
+/// The reply to a failed request: its own ack (see [`ack_id`]) with `errno`
+/// and `errmsg`, or else an [`error_msg`] naming the request in `req`.
+///
+/// This is the one function the server needs for every failure after the
+/// codec: bad fields, not logged in, forbidden, not found, conflicts and
+/// storage errors alike.
+pub fn failure(request_msg_id: Option<i64>, errno: i64, errmsg: &str) -> Value {
+    match request_msg_id.and_then(ack_id) {
+        Some(ack) => json!({ "msgId": ack, "errno": errno, "errmsg": errmsg }),
+        None => error_msg(errno, errmsg, request_msg_id),
+    }
+}
+
+/// An [`msg_id::ERROR_MSG`]: `errno`, `errmsg`, and `req` (the request's
+/// msgId) when it is known.
+pub fn error_msg(errno: i64, errmsg: &str, req: Option<i64>) -> Value {
+    let mut v = json!({ "msgId": msg_id::ERROR_MSG, "errno": errno, "errmsg": errmsg });
+    if let Some(req) = req {
+        v["req"] = req.into();
+    }
+    v
+}
+
+/// A successful ack with no fields besides `msgId` and `errno: 0`.
+pub fn ok(ack_msg_id: i64) -> Value {
+    json!({ "msgId": ack_msg_id, "errno": errno::OK })
+}
+
+/// The successful login ack (msgId 2): `uid`, `username`, and, each only
+/// when non-empty, `offlinemsgs` (the stored chat objects, as the JSON text
+/// they were stored as), `friends` and `groups` (JSON-encoded strings, see
+/// the module docs). `groups` should carry their members.
+pub fn login_ok(
+    uid: i64,
+    username: &str,
+    offline_msgs: Vec<String>,
+    friends: &[UserInfo],
+    groups: &[GroupInfo],
+) -> Value {
+    let mut v = account(msg_id::LOGIN_MSG_ACK, uid, username, friends, groups);
+    if !offline_msgs.is_empty() {
+        v["offlinemsgs"] = offline_msgs.into();
+    }
+    v
+}
+
+/// The successful refresh ack (msgId 8): as [`login_ok`] without offline
+/// messages.
+pub fn refresh_ok(uid: i64, username: &str, friends: &[UserInfo], groups: &[GroupInfo]) -> Value {
+    account(msg_id::ACOUNT_FRESH_ACK, uid, username, friends, groups)
+}
+
+fn account(
+    ack: i64,
+    uid: i64,
+    username: &str,
+    friends: &[UserInfo],
+    groups: &[GroupInfo],
+) -> Value {
+    let mut v = json!({ "msgId": ack, "errno": errno::OK, "uid": uid, "username": username });
+    if !friends.is_empty() {
+        v["friends"] = friends.iter().map(friend_string).collect();
+    }
+    if !groups.is_empty() {
+        v["groups"] = groups.iter().map(group_string).collect();
+    }
+    v
+}
+
+/// `{"uid","username","state"}`, encoded as a string.
+fn friend_string(u: &UserInfo) -> Value {
+    json!({ "uid": u.id, "username": u.name, "state": state_str(u.online) })
+        .to_string()
+        .into()
+}
+
+/// `{"gid","groupname","groupdesc","groupusers":[member strings]}`, encoded
+/// as a string.
+fn group_string(g: &GroupInfo) -> Value {
+    let users: Vec<Value> = g
+        .members
+        .iter()
+        .map(|m| member(m).to_string().into())
+        .collect();
+    json!({ "gid": g.id, "groupname": g.name, "groupdesc": g.desc, "groupusers": users })
+        .to_string()
+        .into()
+}
+
+/// `{"uid","username","state","grouprole"}` as an object.
+fn member(m: &MemberInfo) -> Value {
+    json!({
+        "uid": m.id,
+        "username": m.name,
+        "state": state_str(m.online),
+        "grouprole": m.role.as_str(),
+    })
+}
+
+/// The successful register ack (msgId 6), with the new account's `uid`.
+pub fn register_ok(uid: i64, username: &str) -> Value {
+    json!({ "msgId": msg_id::REG_MSG_ACK, "errno": errno::OK, "uid": uid, "username": username })
+}
+
+/// The successful logout ack (msgId 4).
+pub fn logout_ok() -> Value {
+    ok(msg_id::LOGOUT_MSG_ACK)
+}
+
+/// The successful delete-friend ack (msgId 15), naming the former friend.
+pub fn del_friend_ok(fid: i64) -> Value {
+    json!({ "msgId": msg_id::DEL_FRIEND_ACK, "errno": errno::OK, "fid": fid })
+}
+
+/// The successful add-friend ack (msgId 16), naming the new friend.
+pub fn add_friend_ok(fid: i64) -> Value {
+    json!({ "msgId": msg_id::ADD_FRIEND_ACK, "errno": errno::OK, "fid": fid })
+}
+
+/// The successful create-group ack (msgId 17), with the new group's `gid`.
+pub fn create_group_ok(gid: i64, groupname: &str) -> Value {
+    json!({
+        "msgId": msg_id::CREATE_GROUP_ACK,
+        "errno": errno::OK,
+        "gid": gid,
+        "groupname": groupname,
+    })
+}
+
+/// The successful join-group ack (msgId 18).
+pub fn join_group_ok(gid: i64) -> Value {
+    gid_ack(msg_id::ADD_GROUP_ACK, gid)
+}
+
+/// The successful quit-group ack (msgId 20).
+pub fn quit_group_ok(gid: i64) -> Value {
+    gid_ack(msg_id::QUIT_GROUP_ACK, gid)
+}
+
+/// The successful dismiss-group ack (msgId 22).
+pub fn dismiss_group_ok(gid: i64) -> Value {
+    gid_ack(msg_id::DISMISS_GROUP_ACK, gid)
+}
+
+fn gid_ack(ack: i64, gid: i64) -> Value {
+    json!({ "msgId": ack, "errno": errno::OK, "gid": gid })
+}
+
+/// The group-members ack (msgId 24): `gid` and `members`, an array of
+/// `{"uid","username","state","grouprole"}` objects (not strings).
+pub fn group_members_ok(gid: i64, members: &[MemberInfo]) -> Value {
+    let members: Vec<Value> = members.iter().map(member).collect();
+    json!({
+        "msgId": msg_id::GROUP_MEMBERS_ACK,
+        "errno": errno::OK,
+        "gid": gid,
+        "members": members,
+    })
+}
+
+/// The reply to a ping (msgId 26).
+pub fn pong() -> Value {
+    ok(msg_id::PONG_MSG)
+}

@@ -1,0 +1,366 @@
+//! Requests: the typed form of a decoded JSON object, with precise errors.
+//!
+//! [`parse`] reads the `msgId`, checks that the fields of that message are
+//! present, have the right JSON type and sensible sizes, and returns a
+//! [`Request`]. It borrows the object, so the caller keeps it: chat messages
+//! are forwarded as received, which the original's client expects.
+//!
+//! # Identity
+//!
+//! The original trusted the `uid`/`from` a client wrote, so any connection
+//! could act as any account. Here those fields are optional: the server takes
+//! the identity from the login on the connection, and [`Request::claimed_uid`]
+//! returns a `uid`/`from` that was sent anyway, for the server to reject when
+//! it names another account. The original's client always sends them, and
+//! always truthfully.
+//!
+//! # Errors
+//!
+//! A [`ProtocolError`] carries the `errno` ([`errno::BAD_REQUEST`] for a
+//! missing, mistyped or invalid field, [`errno::UNKNOWN_MSG`] for a msgId that
+//! is not a request), an `errmsg` naming the field, and the msgId when it was
+//! readable. [`ProtocolError::reply`] turns it into the request's own ack (or
+//! an error message), and the connection stays open.
+
+use serde_json::{Map, Value};
+use std::fmt;
+
+use super::msg_id::{self, errno};
+use super::reply;
+
+/// Longest user name, in characters (the `user.name` column is `VARCHAR(50)`).
+pub const MAX_USERNAME_CHARS: usize = 50;
+/// Longest password, in characters (it is hashed, so the column size does not
+/// limit it; the bound keeps hashing cheap).
+pub const MAX_PASSWORD_CHARS: usize = 128;
+/// Longest group name, in characters (`allgroup.groupname` is `VARCHAR(50)`).
+pub const MAX_GROUP_NAME_CHARS: usize = 50;
+/// Longest group description, in characters (`allgroup.groupdesc` is `VARCHAR(200)`).
+pub const MAX_GROUP_DESC_CHARS: usize = 200;
+
+/// A request from a client, one variant per client → server msgId.
+///
+/// `uid`/`from` fields are what the client wrote, if anything; see
+/// [`Request::claimed_uid`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// [`msg_id::LOGIN_MSG`]. Exactly one of `uid` and `username` is `Some`.
+    Login {
+        uid: Option<i64>,
+        username: Option<String>,
+        password: String,
+    },
+    /// [`msg_id::LOGOUT_MSG`].
+    Logout { uid: Option<i64> },
+    /// [`msg_id::REG_MSG`].
+    Register { username: String, password: String },
+    /// [`msg_id::ACOUNT_FRESH_MSG`].
+    Refresh { uid: Option<i64> },
+    /// [`msg_id::ONE_CHAT_MSG`]. The text (`msg`, a string) and the optional
+    /// `username` and `time` strings stay in the object, which is forwarded.
+    OneChat { from: Option<i64>, to: i64 },
+    /// [`msg_id::ADD_FRIEND_MSG`].
+    AddFriend { uid: Option<i64>, fid: i64 },
+    /// [`msg_id::CREATE_GROUP_MSG`]; `desc` is empty when `groupdesc` is absent.
+    CreateGroup {
+        uid: Option<i64>,
+        name: String,
+        desc: String,
+    },
+    /// [`msg_id::ADD_GROUP_MSG`].
+    JoinGroup { uid: Option<i64>, gid: i64 },
+    /// [`msg_id::GROUP_CHAT_MSG`]; like [`Request::OneChat`], the object is forwarded.
+    GroupChat { uid: Option<i64>, gid: i64 },
+    /// [`msg_id::DEL_FRIEND_MSG`].
+    DelFriend { uid: Option<i64>, fid: i64 },
+    /// [`msg_id::QUIT_GROUP_MSG`].
+    QuitGroup { uid: Option<i64>, gid: i64 },
+    /// [`msg_id::DISMISS_GROUP_MSG`].
+    DismissGroup { uid: Option<i64>, gid: i64 },
+    /// [`msg_id::GROUP_MEMBERS_MSG`].
+    GroupMembers { uid: Option<i64>, gid: i64 },
+    /// [`msg_id::PING_MSG`].
+    Ping,
+}
+
+impl Request {
+    /// The msgId this request arrived with.
+    pub fn msg_id(&self) -> i64 {
+        match self {
+            Request::Login { .. } => msg_id::LOGIN_MSG,
+            Request::Logout { .. } => msg_id::LOGOUT_MSG,
+            Request::Register { .. } => msg_id::REG_MSG,
+            Request::Refresh { .. } => msg_id::ACOUNT_FRESH_MSG,
+            Request::OneChat { .. } => msg_id::ONE_CHAT_MSG,
+            Request::AddFriend { .. } => msg_id::ADD_FRIEND_MSG,
+            Request::CreateGroup { .. } => msg_id::CREATE_GROUP_MSG,
+            Request::JoinGroup { .. } => msg_id::ADD_GROUP_MSG,
+            Request::GroupChat { .. } => msg_id::GROUP_CHAT_MSG,
+            Request::DelFriend { .. } => msg_id::DEL_FRIEND_MSG,
+            Request::QuitGroup { .. } => msg_id::QUIT_GROUP_MSG,
+            Request::DismissGroup { .. } => msg_id::DISMISS_GROUP_MSG,
+            Request::GroupMembers { .. } => msg_id::GROUP_MEMBERS_MSG,
+            Request::Ping => msg_id::PING_MSG,
+        }
+    }
+
+    /// The account the client says it acts as (`uid`, or `from` for a chat),
+    /// when it said so. The server must reject the request with
+    /// [`errno::FORBIDDEN`] when this is not the account logged in on the
+    /// connection. Always `None` for login (whose `uid` names the account to
+    /// log in to), register and ping.
+    pub fn claimed_uid(&self) -> Option<i64> {
+        match self {
+            Request::Login { .. } | Request::Register { .. } | Request::Ping => None,
+            Request::OneChat { from, .. } => *from,
+            Request::Logout { uid }
+            | Request::Refresh { uid }
+            | Request::AddFriend { uid, .. }
+            | Request::CreateGroup { uid, .. }
+            | Request::JoinGroup { uid, .. }
+            | Request::GroupChat { uid, .. }
+            | Request::DelFriend { uid, .. }
+            | Request::QuitGroup { uid, .. }
+            | Request::DismissGroup { uid, .. }
+            | Request::GroupMembers { uid, .. } => *uid,
+        }
+    }
+}
+
+/// A well-formed JSON object that is not a valid request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError {
+    /// [`errno::BAD_REQUEST`] or [`errno::UNKNOWN_MSG`].
+    pub errno: i64,
+    /// What is wrong, naming the field, e.g. "missing field `to`".
+    pub errmsg: String,
+    /// The request's msgId, when it was an integer.
+    pub msg_id: Option<i64>,
+}
+
+impl ProtocolError {
+    fn bad(msg_id: i64, errmsg: String) -> ProtocolError {
+        ProtocolError {
+            errno: errno::BAD_REQUEST,
+            errmsg,
+            msg_id: Some(msg_id),
+        }
+    }
+
+    /// The reply to send: the request's own ack with this `errno` and
+    /// `errmsg`, or an [`msg_id::ERROR_MSG`] when it has no ack (see
+    /// [`reply::failure`]).
+    pub fn reply(&self) -> Value {
+        reply::failure(self.msg_id, self.errno, &self.errmsg)
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.errmsg)
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// Parses a decoded object into a [`Request`].
+///
+/// # Errors
+///
+/// [`errno::BAD_REQUEST`] when `msgId` or a field of the message is missing,
+/// has the wrong JSON type or an invalid value (ids must be positive integers;
+/// see the `MAX_*` constants for sizes); [`errno::UNKNOWN_MSG`] when the
+/// msgId is not a client → server message.
+pub fn parse(obj: &Map<String, Value>) -> Result<Request, ProtocolError> {
+    let id = match obj.get("msgId") {
+        Some(v) => v.as_i64().ok_or_else(|| ProtocolError {
+            errno: errno::BAD_REQUEST,
+            errmsg: "field `msgId` must be an integer".into(),
+            msg_id: None,
+        })?,
+        None => {
+            return Err(ProtocolError {
+                errno: errno::BAD_REQUEST,
+                errmsg: "missing field `msgId`".into(),
+                msg_id: None,
+            })
+        }
+    };
+    let f = Fields { obj, msg_id: id };
+    let request = match id {
+        msg_id::LOGIN_MSG => parse_login(&f)?,
+        msg_id::LOGOUT_MSG => Request::Logout {
+            uid: f.opt_id("uid")?,
+        },
+        msg_id::REG_MSG => Request::Register {
+            username: f.name("username", MAX_USERNAME_CHARS)?,
+            password: f.password()?,
+        },
+        msg_id::ACOUNT_FRESH_MSG => Request::Refresh {
+            uid: f.opt_id("uid")?,
+        },
+        msg_id::ONE_CHAT_MSG => {
+            let request = Request::OneChat {
+                from: f.opt_id("from")?,
+                to: f.id("to")?,
+            };
+            f.chat_text()?;
+            request
+        }
+        msg_id::ADD_FRIEND_MSG => Request::AddFriend {
+            uid: f.opt_id("uid")?,
+            fid: f.id("fid")?,
+        },
+        msg_id::CREATE_GROUP_MSG => Request::CreateGroup {
+            uid: f.opt_id("uid")?,
+            name: f.name("groupname", MAX_GROUP_NAME_CHARS)?,
+            desc: f.desc()?,
+        },
+        msg_id::ADD_GROUP_MSG => Request::JoinGroup {
+            uid: f.opt_id("uid")?,
+            gid: f.id("gid")?,
+        },
+        msg_id::GROUP_CHAT_MSG => {
+            let request = Request::GroupChat {
+                uid: f.opt_id("uid")?,
+                gid: f.id("gid")?,
+            };
+            f.chat_text()?;
+            request
+        }
+        msg_id::DEL_FRIEND_MSG => Request::DelFriend {
+            uid: f.opt_id("uid")?,
+            fid: f.id("fid")?,
+        },
+        msg_id::QUIT_GROUP_MSG => Request::QuitGroup {
+            uid: f.opt_id("uid")?,
+            gid: f.id("gid")?,
+        },
+        msg_id::DISMISS_GROUP_MSG => Request::DismissGroup {
+            uid: f.opt_id("uid")?,
+            gid: f.id("gid")?,
+        },
+        msg_id::GROUP_MEMBERS_MSG => Request::GroupMembers {
+            uid: f.opt_id("uid")?,
+            gid: f.id("gid")?,
+        },
+        msg_id::PING_MSG => Request::Ping,
+        other => {
+            return Err(ProtocolError {
+                errno: errno::UNKNOWN_MSG,
+                errmsg: format!("msgId {other} is not a request this server knows"),
+                msg_id: Some(other),
+            })
+        }
+    };
+    Ok(request)
+}
+
+fn parse_login(f: &Fields<'_>) -> Result<Request, ProtocolError> {
+    let uid = f.opt_id("uid")?;
+    let username = match f.opt_str("username")? {
+        Some(_) => Some(f.name("username", MAX_USERNAME_CHARS)?),
+        None => None,
+    };
+    if uid.is_some() == username.is_some() {
+        return Err(f.error("login needs exactly one of `uid` and `username`".into()));
+    }
+    Ok(Request::Login {
+        uid,
+        username,
+        password: f.password()?,
+    })
+}
+
+/// The fields of one request object, with typed accessors whose errors name
+/// the field. A `null` field counts as absent.
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    msg_id: i64,
+}
+
+impl Fields<'_> {
+    fn error(&self, errmsg: String) -> ProtocolError {
+        ProtocolError::bad(self.msg_id, errmsg)
+    }
+
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.obj.get(key).filter(|v| !v.is_null())
+    }
+
+    /// A required id: a positive integer.
+    fn id(&self, key: &str) -> Result<i64, ProtocolError> {
+        self.opt_id(key)?
+            .ok_or_else(|| self.error(format!("missing field `{key}`")))
+    }
+
+    fn opt_id(&self, key: &str) -> Result<Option<i64>, ProtocolError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => match v.as_i64() {
+                Some(id) if id > 0 => Ok(Some(id)),
+                _ => Err(self.error(format!("field `{key}` must be a positive integer"))),
+            },
+        }
+    }
+
+    fn str(&self, key: &str) -> Result<&str, ProtocolError> {
+        self.opt_str(key)?
+            .ok_or_else(|| self.error(format!("missing field `{key}`")))
+    }
+
+    fn opt_str(&self, key: &str) -> Result<Option<&str>, ProtocolError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(self.error(format!("field `{key}` must be a string"))),
+        }
+    }
+
+    fn check_len(&self, key: &str, s: &str, min: usize, max: usize) -> Result<(), ProtocolError> {
+        let n = s.chars().count();
+        if n < min || n > max {
+            return Err(self.error(format!(
+                "field `{key}` must be {min} to {max} characters, not {n}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A user or group name: 1..=max characters, no control characters and
+    /// no leading or trailing whitespace (MySQL compares names ignoring
+    /// trailing spaces, SQLite does not; forbidding them keeps both alike).
+    fn name(&self, key: &str, max: usize) -> Result<String, ProtocolError> {
+        let s = self.str(key)?;
+        self.check_len(key, s, 1, max)?;
+        if s.chars().any(char::is_control) {
+            return Err(self.error(format!("field `{key}` must not contain control characters")));
+        }
+        if s.trim() != s {
+            return Err(self.error(format!(
+                "field `{key}` must not start or end with whitespace"
+            )));
+        }
+        Ok(s.to_owned())
+    }
+
+    fn password(&self) -> Result<String, ProtocolError> {
+        let s = self.str("password")?;
+        self.check_len("password", s, 1, MAX_PASSWORD_CHARS)?;
+        Ok(s.to_owned())
+    }
+
+    fn desc(&self) -> Result<String, ProtocolError> {
+        let s = self.opt_str("groupdesc")?.unwrap_or("");
+        self.check_len("groupdesc", s, 0, MAX_GROUP_DESC_CHARS)?;
+        Ok(s.to_owned())
+    }
+
+    /// Checks a chat message's text fields; the object itself is forwarded.
+    fn chat_text(&self) -> Result<(), ProtocolError> {
+        self.str("msg")?;
+        self.opt_str("username")?;
+        self.opt_str("time")?;
+        Ok(())
+    }
+}

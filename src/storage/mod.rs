@@ -1,0 +1,191 @@
+//! Storage: accounts, friendships, groups and offline messages.
+//!
+//! The service layer sees one trait, [`Store`], and [`open`] picks the
+//! implementation from a URL:
+//!
+//! | URL | store |
+//! |---|---|
+//! | `sqlite:data/chat.db`, `sqlite:///abs/chat.db`, or a plain path | [`SqliteStore`], the embedded default; the folder is created |
+//! | `sqlite::memory:` | a private in-memory [`SqliteStore`] (tests) |
+//! | `mysql://user:pass@host:3306/dbname` | [`MysqlStore`], a connection pool |
+//!
+//! Both create their tables when missing, with the original's table and
+//! column names (`user`, `friend`, `allgroup`, `groupuser`, `offlinemessage`)
+//! minus its defects: passwords hold argon2 hashes, friendships and
+//! memberships have primary keys so they are unique, offline messages have
+//! an id that orders them and a text column that holds any UTF-8 message.
+//! `chat.sql` at the top of the repository is the MySQL schema; `MysqlStore`
+//! runs that very file.
+//!
+//! # Threads
+//!
+//! Every method blocks until the database answers, so the server calls them
+//! from its worker pool, never from an I/O thread. A store is `Send + Sync`
+//! and is shared as an `Arc<dyn Store>`.
+//!
+//! # Safety of the SQL
+//!
+//! Every value is passed as a bound parameter; no SQL text is built from
+//! client data. (Placeholder lists such as `(?, ?), (?, ?)` are built from
+//! counts only.)
+
+mod error;
+mod mysql_store;
+mod sql;
+mod sqlite_store;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+pub use self::error::StoreError;
+pub use self::mysql_store::MysqlStore;
+pub use self::sqlite_store::SqliteStore;
+use crate::protocol::{GroupInfo, MemberInfo, UserInfo};
+
+/// An account as stored, including what only the service may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// The account id (`uid`), assigned at registration.
+    pub id: i64,
+    /// The unique account name.
+    pub name: String,
+    /// The argon2 hash in PHC string form (`$argon2id$v=19$…`).
+    pub password_hash: String,
+    /// Whether the `state` column says `online`.
+    pub online: bool,
+}
+
+/// The outcome of [`Store::join_group`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinOutcome {
+    /// The user is now a member, with role `normal`.
+    Joined,
+    /// The user was a member already; nothing changed.
+    AlreadyMember,
+    /// There is no group with that id.
+    NoSuchGroup,
+}
+
+/// The persistent state of the chat service.
+///
+/// Ids are the database's: users and groups get them from an auto-increment
+/// column, starting at 1. Methods that change nothing when the change would
+/// be a duplicate say so in their result (`None`, `false`) rather than fail;
+/// [`StoreError`] is reserved for the database failing.
+pub trait Store: Send + Sync {
+    /// Creates an account and returns its new id, or `None` when the name is
+    /// taken. Names are compared exactly (case and all).
+    fn create_user(&self, name: &str, password_hash: &str) -> Result<Option<i64>, StoreError>;
+
+    /// The account with this id.
+    fn user_by_id(&self, uid: i64) -> Result<Option<UserRecord>, StoreError>;
+
+    /// The account with this name.
+    fn user_by_name(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Sets the `state` of an account. Returns whether it changed: `false`
+    /// when it already had that state or there is no such account. Setting
+    /// `online` is therefore an atomic test-and-set: of two logins racing
+    /// (on this node or another), only one sees `true`.
+    fn set_online(&self, uid: i64, online: bool) -> Result<bool, StoreError>;
+
+    /// Sets every account offline and returns how many were online. Run at
+    /// start-up: after a crash, nobody is logged in.
+    fn reset_all_online(&self) -> Result<u64, StoreError>;
+
+    /// Sets these accounts offline (at shutdown, this node's users) and
+    /// returns how many were online.
+    fn set_offline_many(&self, uids: &[i64]) -> Result<u64, StoreError>;
+
+    /// Makes `a` and `b` friends, in both directions. Returns `false` when
+    /// they already were. The caller checks that both accounts exist and
+    /// that `a != b`.
+    fn add_friend(&self, a: i64, b: i64) -> Result<bool, StoreError>;
+
+    /// Ends the friendship of `a` and `b`, both directions. Returns `false`
+    /// when they were not friends.
+    fn delete_friend(&self, a: i64, b: i64) -> Result<bool, StoreError>;
+
+    /// The friends of `uid`, ordered by id.
+    fn friends(&self, uid: i64) -> Result<Vec<UserInfo>, StoreError>;
+
+    /// Creates a group with `creator` as its first member (role `creator`),
+    /// in one transaction. Returns the new group id, or `None` when the name
+    /// is taken.
+    fn create_group(&self, creator: i64, name: &str, desc: &str)
+        -> Result<Option<i64>, StoreError>;
+
+    /// Adds `uid` to group `gid` with role `normal`.
+    fn join_group(&self, gid: i64, uid: i64) -> Result<JoinOutcome, StoreError>;
+
+    /// Removes `uid` from group `gid`. Returns `false` when it was not a
+    /// member. (Whether a creator may leave is the service's rule.)
+    fn quit_group(&self, gid: i64, uid: i64) -> Result<bool, StoreError>;
+
+    /// Deletes group `gid` and all its memberships, in one transaction.
+    /// Returns `false` when there was no such group.
+    fn dismiss_group(&self, gid: i64) -> Result<bool, StoreError>;
+
+    /// The group (with empty `members`) and its creator's id (`None` only
+    /// for data that has lost its creator row).
+    fn group(&self, gid: i64) -> Result<Option<(GroupInfo, Option<i64>)>, StoreError>;
+
+    /// The members of `gid` with their names, states and roles, ordered by id.
+    fn group_members(&self, gid: i64) -> Result<Vec<MemberInfo>, StoreError>;
+
+    /// The ids of the members of `gid`, ascending: what group fan-out needs.
+    fn group_member_ids(&self, gid: i64) -> Result<Vec<i64>, StoreError>;
+
+    /// The groups `uid` belongs to, ordered by id, each with its members.
+    fn user_groups(&self, uid: i64) -> Result<Vec<GroupInfo>, StoreError>;
+
+    /// Stores a message (the JSON text to deliver) for offline user `uid`.
+    fn push_offline(&self, uid: i64, message: &str) -> Result<(), StoreError>;
+
+    /// Stores many `(uid, message)` pairs in one transaction: a group
+    /// message for all its offline members.
+    fn push_offline_many(&self, messages: &[(i64, String)]) -> Result<(), StoreError>;
+
+    /// The stored messages of `uid` as `(id, message)`, oldest first.
+    fn offline_messages(&self, uid: i64) -> Result<Vec<(i64, String)>, StoreError>;
+
+    /// Deletes the messages of `uid` with these ids (those it has been
+    /// handed), and returns how many were deleted.
+    ///
+    /// This takes ids rather than "everything up to id N": with MySQL two
+    /// concurrent inserts can commit out of id order, so a message with a
+    /// smaller id than the last one read may appear after the read, and
+    /// must survive until it is delivered.
+    fn delete_offline(&self, uid: i64, ids: &[i64]) -> Result<u64, StoreError>;
+}
+
+/// Opens the store a URL names (see the module docs), creating its tables
+/// when missing.
+///
+/// # Errors
+///
+/// [`StoreError::BadUrl`] for a scheme other than `sqlite:` or `mysql://`,
+/// or a MySQL URL without a database name; otherwise whatever opening the
+/// database or creating its tables fails with.
+pub fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("mysql://") {
+        return Ok(Arc::new(MysqlStore::open(url)?));
+    }
+    let path = match url.strip_prefix("sqlite:") {
+        Some(":memory:") => return Ok(Arc::new(SqliteStore::open_in_memory()?)),
+        // `sqlite://relative` and `sqlite:///absolute` name the path after `//`.
+        Some(rest) => rest.strip_prefix("//").unwrap_or(rest),
+        None if url.contains("://") => {
+            return Err(StoreError::BadUrl(format!(
+                "{url}: the store URL must start with sqlite: or mysql://"
+            )))
+        }
+        None => url,
+    };
+    if path.is_empty() {
+        return Err(StoreError::BadUrl(format!("{url}: no database path")));
+    }
+    Ok(Arc::new(SqliteStore::open(path)?))
+}
