@@ -1,1 +1,40 @@
-fn main(){}
+//! `chat-bench`: the command-line front of the [`chat_bench`] library.
+//!
+//! Prints the report as a table on standard output and, with `--json`, one
+//! JSON object as the last line. Exit status: 0 when the run succeeded, 1
+//! when it failed, 2 for bad arguments.
+
+use chat_bench::cli::{self, Command};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let (config, json) = match cli::parse(std::env::args().skip(1)) {
+        Ok(Command::Help) => {
+            print!("{}", cli::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Run { config, json }) => (config, json),
+        Err(why) => {
+            eprintln!("chat-bench: {why}\nTry `chat-bench --help`.");
+            return ExitCode::from(2);
+        }
+    };
+    match chat_bench::run(&config) {
+        Ok(report) => {
+            print!("{}", report.table());
+            if json {
+                println!("{}", report.to_json());
+            }
+            if report.failed.is_some() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("chat-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The command line: `chat-bench SCENARIO [OPTIONS]`, parsed by hand.
+//!
+//! Options take their value as the next argument or after `=`
+//! (`--users 100` or `--users=100`). Durations are in seconds and may be
+//! fractional. [`HELP`] is the full list.
+
+use crate::config::{Config, Scenario};
+use crate::phases::mixed::Mix;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// `--help` text.
+pub const HELP: &str = "\
+chat-bench: load generator for servers speaking the chat protocol
+
+USAGE:
+    chat-bench SCENARIO [OPTIONS]
+
+SCENARIOS:
+    connect    open --users connections (with --login, log them in), hold them
+               idle for --hold; reports how many succeeded and, with
+               --server-pid, the server's memory per connection
+    register   register --users accounts; accounts per second
+    login      log --users registered accounts in; logins per second
+    chat       --users logged-in users in pairs, each with --window messages
+               in flight to its partner; delivered/s, latency, lost,
+               duplicated, reordered
+    group      one group of --members users, --senders of them sending with
+               --window in flight; deliveries/s and fan-out latency
+    mixed      --users users acting --rate times a second: mostly chat, some
+               group chat (groups of --members), friend changes, re-logins
+
+COMMON OPTIONS:
+    --addr HOST:PORT      server (repeatable: users go round-robin) [127.0.0.1:6000]
+    --users N             users / connections [100]
+    --threads T           client threads [half the cores]
+    --duration SECS       how long traffic runs [10 unless --messages is given]
+    --messages K          messages per sender (with --duration: first to end)
+    --json                print one JSON object as the last line of output
+    --quiet               no progress line on standard error
+    --timeout SECS        upper bound of each phase [120]
+    --drain SECS          wait for messages in flight after sending stops;
+                          also how long without deliveries is a stall [5]
+    --server-pid PID      read the server's memory (VmRSS) and CPU time
+
+SCENARIO OPTIONS:
+    --window W            messages in flight per sender [1]
+    --members M           group size [10]
+    --senders S           senders in the group [1]
+    --size BYTES          length of each chat text [32]
+    --hold SECS           connect: how long to hold [10]
+    --login               connect: register and log the users in
+    --rate R              mixed: actions per user per second [1]
+    --mix LIST            mixed: weights, e.g. chat=85,group=10,friend=3,relogin=2
+    --offline-for SECS    mixed: time logged out in a re-login [0.5]
+    --connect-concurrency N   connects in progress at once [512]
+    --per-source N        connections per loopback source address before
+                          moving to 127.0.0.2, 127.0.0.3, ... [25000]
+
+SETUP AND THE C++ ORIGINAL:
+    --legacy              talk to the C++ original: one request in flight per
+                          connection, a pause after requests it never answers,
+                          window forced to 1, no newline after requests
+    --legacy-gap SECS     that pause [0.02]
+    --prefix P            name prefix of accounts and groups [fresh per run]
+    --password PW         password of every account [bench-pw]
+    --setup-only          register users and create groups, save them to
+                          --state, and stop
+    --state FILE          where --setup-only saves [chat-bench-state.json]
+    --reuse FILE          use the users and groups saved by --setup-only
+    -h, --help            this text
+
+Exit status: 0 on success; 1 when the run failed (could not connect,
+register or log in); 2 for bad arguments.
+";
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    /// Print [`HELP`].
+    Help,
+    /// Run with this configuration; `json` asks for the JSON line.
+    Run {
+        /// The run.
+        config: Box<Config>,
+        /// Whether to print the JSON report line.
+        json: bool,
+    },
+}
+
+/// Parses the arguments after the program name.
+///
+/// # Errors
+/// A message naming the argument that is wrong.
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
+    let mut config = Config {
+        progress: true,
+        ..Config::default()
+    };
+    let mut json = false;
+    let mut scenario = None;
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--json" => json = true,
+            "--quiet" => config.progress = false,
+            "--login" => config.login = true,
+            "--legacy" => config.legacy = true,
+            "--setup-only" => config.setup_only = true,
+            "--addr" => addrs.push(resolve(&value(&flag)?)?),
+            "--users" => config.users = number(&flag, &value(&flag)?)?,
+            "--threads" => config.threads = number(&flag, &value(&flag)?)?,
+            "--duration" => config.duration = Some(seconds(&flag, &value(&flag)?)?),
+            "--messages" => config.messages = Some(number(&flag, &value(&flag)?)?),
+            "--window" => config.window = number(&flag, &value(&flag)?)?,
+            "--members" => config.members = number(&flag, &value(&flag)?)?,
+            "--senders" => config.senders = number(&flag, &value(&flag)?)?,
+            "--size" => config.size = number(&flag, &value(&flag)?)?,
+            "--hold" => config.hold = seconds(&flag, &value(&flag)?)?,
+            "--server-pid" => config.server_pid = Some(number(&flag, &value(&flag)?)?),
+            "--legacy-gap" => config.legacy_gap = seconds(&flag, &value(&flag)?)?,
+            "--prefix" => config.prefix = Some(value(&flag)?),
+            "--password" => config.password = value(&flag)?,
+            "--state" => config.state_file = PathBuf::from(value(&flag)?),
+            "--reuse" => config.reuse = Some(PathBuf::from(value(&flag)?)),
+            "--timeout" => config.timeout = seconds(&flag, &value(&flag)?)?,
+            "--drain" => config.drain = seconds(&flag, &value(&flag)?)?,
+            "--rate" => config.rate = number(&flag, &value(&flag)?)?,
+            "--mix" => config.mix = parse_mix(&value(&flag)?)?,
+            "--offline-for" => config.offline_for = seconds(&flag, &value(&flag)?)?,
+            "--connect-concurrency" => config.connect_concurrency = number(&flag, &value(&flag)?)?,
+            "--per-source" => config.per_source = number(&flag, &value(&flag)?)?,
+            other if other.starts_with('-') => return Err(format!("unknown option {other}")),
+            name => match (scenario, Scenario::from_name(name)) {
+                (None, Some(s)) => scenario = Some(s),
+                (Some(_), _) => return Err(format!("unexpected argument {name}")),
+                (None, None) => return Err(format!("unknown scenario {name}")),
+            },
+        }
+    }
+    config.scenario = scenario.ok_or("missing SCENARIO (see --help)")?;
+    if !addrs.is_empty() {
+        config.addrs = addrs;
+    }
+    config.validate()?;
+    Ok(Command::Run {
+        config: Box::new(config),
+        json,
+    })
+}
+
+fn number<T: FromStr>(flag: &str, text: &str) -> Result<T, String> {
+    text.parse()
+        .map_err(|_| format!("{flag}: {text:?} is not a valid number"))
+}
+
+fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
+    let secs: f64 = number(flag, text)?;
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{flag}: {text:?} is not a duration"))
+}
+
+fn resolve(text: &str) -> Result<SocketAddr, String> {
+    text.to_socket_addrs()
+        .map_err(|e| format!("--addr {text}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("--addr {text}: no address"))
+}
+
+/// Parses `chat=85,group=10,friend=3,relogin=2`; omitted actions get 0.
+fn parse_mix(text: &str) -> Result<Mix, String> {
+    let mut mix = Mix {
+        chat: 0,
+        group: 0,
+        friend: 0,
+        relogin: 0,
+    };
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        let (name, weight) = part
+            .split_once('=')
+            .ok_or_else(|| format!("--mix: {part:?} is not NAME=WEIGHT"))?;
+        let weight = number("--mix", weight)?;
+        match name {
+            "chat" => mix.chat = weight,
+            "group" => mix.group = weight,
+            "friend" => mix.friend = weight,
+            "relogin" => mix.relogin = weight,
+            _ => return Err(format!("--mix: unknown action {name:?}")),
+        }
+    }
+    if mix.chat + mix.group + mix.friend + mix.relogin == 0 {
+        return Err("--mix: all weights are zero".into());
+    }
+    Ok(mix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<(Config, bool), String> {
+        match parse(args.iter().map(|s| s.to_string()))? {
+            Command::Run { config, json } => Ok((*config, json)),
+            Command::Help => Err("help".into()),
+        }
+    }
+
+    #[test]
+    fn scenario_and_options() {
+        let (c, json) = run(&[
+            "chat",
+            "--users",
+            "1000",
+            "--window=4",
+            "--addr",
+            "127.0.0.1:7000",
+            "--addr",
+            "127.0.0.1:7001",
+            "--duration",
+            "2.5",
+            "--json",
+        ])
+        .expect("valid");
+        assert_eq!(c.scenario, Scenario::Chat);
+        assert_eq!((c.users, c.window, c.addrs.len(), json), (1000, 4, 2, true));
+        assert_eq!(c.duration, Some(Duration::from_millis(2500)));
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        assert!(run(&[]).unwrap_err().contains("SCENARIO"));
+        assert!(run(&["chat", "--users"])
+            .unwrap_err()
+            .contains("needs a value"));
+        assert!(run(&["chat", "--users", "x"])
+            .unwrap_err()
+            .contains("not a valid number"));
+        assert!(run(&["chat", "--bogus"])
+            .unwrap_err()
+            .contains("unknown option"));
+        assert!(run(&["dance"]).unwrap_err().contains("unknown scenario"));
+        assert!(run(&["group", "--members", "5", "--senders", "6"]).is_err());
+    }
+
+    #[test]
+    fn help_and_mix() {
+        assert!(matches!(parse(["--help".to_string()]), Ok(Command::Help)));
+        let (c, _) = run(&["mixed", "--mix", "chat=1,relogin=1"]).expect("valid");
+        assert_eq!((c.mix.chat, c.mix.group, c.mix.relogin), (1, 0, 1));
+        assert!(run(&["mixed", "--mix", "chat=0"]).is_err());
+    }
+}

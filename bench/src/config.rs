@@ -1,0 +1,218 @@
+//! What a run is asked to do: the scenario and its parameters.
+//!
+//! [`Config::default`] is a small `chat` run against `127.0.0.1:6000`; the
+//! command line ([`crate::cli`]) and tests change the fields they care about.
+
+use crate::phases::mixed::Mix;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The load a run generates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// Open `users` connections (optionally logged in) and hold them idle.
+    Connect,
+    /// Register `users` accounts: accounts per second.
+    Register,
+    /// Log `users` registered accounts in: logins per second.
+    Login,
+    /// `users` logged-in users in pairs, each sending to its partner.
+    Chat,
+    /// One group of `members` users, `senders` of them sending.
+    Group,
+    /// A paced mix of chat, group chat, friend changes and re-logins.
+    Mixed,
+}
+
+impl Scenario {
+    /// The scenario's name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Connect => "connect",
+            Scenario::Register => "register",
+            Scenario::Login => "login",
+            Scenario::Chat => "chat",
+            Scenario::Group => "group",
+            Scenario::Mixed => "mixed",
+        }
+    }
+
+    /// The scenario called `name`.
+    pub fn from_name(name: &str) -> Option<Scenario> {
+        [
+            Scenario::Connect,
+            Scenario::Register,
+            Scenario::Login,
+            Scenario::Chat,
+            Scenario::Group,
+            Scenario::Mixed,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+}
+
+/// Every parameter of a run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// What to do.
+    pub scenario: Scenario,
+    /// Servers; users are dealt to them round-robin.
+    pub addrs: Vec<SocketAddr>,
+    /// Number of users (connections); `group` uses `members` instead.
+    pub users: usize,
+    /// Client threads, each with its own `mio::Poll`.
+    pub threads: usize,
+    /// How long traffic runs (`chat`, `group`, `mixed`).
+    pub duration: Option<Duration>,
+    /// Messages per sender (`chat`, `group`); with `duration`, whichever
+    /// comes first ends the sending.
+    pub messages: Option<u64>,
+    /// Messages in flight per sender (`chat`, `group`); 1 waits for delivery.
+    pub window: u64,
+    /// Group size (`group`; group size in `mixed`).
+    pub members: usize,
+    /// Members that send (`group`).
+    pub senders: usize,
+    /// Length of each chat text in bytes.
+    pub size: usize,
+    /// How long `connect` holds its connections.
+    pub hold: Duration,
+    /// Whether `connect` logs its users in.
+    pub login: bool,
+    /// The server's process id, for its memory and CPU time.
+    pub server_pid: Option<u32>,
+    /// Talk to the C++ original: one request in flight per connection,
+    /// pauses instead of the acks it does not send, no newline after requests.
+    pub legacy: bool,
+    /// Pause after a request that gets no reply in legacy mode.
+    pub legacy_gap: Duration,
+    /// Name prefix for accounts and groups; fresh when `None`.
+    pub prefix: Option<String>,
+    /// Password of every account.
+    pub password: String,
+    /// Only set up users and groups, save them to `state_file`, and stop.
+    pub setup_only: bool,
+    /// Where `setup_only` saves what it set up.
+    pub state_file: PathBuf,
+    /// Use the users and groups saved by an earlier `setup_only` run.
+    pub reuse: Option<PathBuf>,
+    /// Upper bound of any one phase (connecting, registering, traffic, …).
+    pub timeout: Duration,
+    /// After sending stops, how long to wait for messages still in flight;
+    /// also how long without any delivery counts as a stall.
+    pub drain: Duration,
+    /// Actions per user per second (`mixed`).
+    pub rate: f64,
+    /// Action weights (`mixed`).
+    pub mix: Mix,
+    /// How long a user stays logged out in `mixed`.
+    pub offline_for: Duration,
+    /// Connects in progress at once, over all threads.
+    pub connect_concurrency: usize,
+    /// Connections per source address before moving to the next one
+    /// (127.0.0.2, 127.0.0.3, …; loopback servers only).
+    pub per_source: usize,
+    /// Print a progress line on standard error every second.
+    pub progress: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            scenario: Scenario::Chat,
+            addrs: vec![SocketAddr::from(([127, 0, 0, 1], 6000))],
+            users: 100,
+            threads: default_threads(),
+            duration: None,
+            messages: None,
+            window: 1,
+            members: 10,
+            senders: 1,
+            size: 32,
+            hold: Duration::from_secs(10),
+            login: false,
+            server_pid: None,
+            legacy: false,
+            legacy_gap: Duration::from_millis(20),
+            prefix: None,
+            password: "bench-pw".to_string(),
+            setup_only: false,
+            state_file: PathBuf::from("chat-bench-state.json"),
+            reuse: None,
+            timeout: Duration::from_secs(120),
+            drain: Duration::from_secs(5),
+            rate: 1.0,
+            mix: Mix::default(),
+            offline_for: Duration::from_millis(500),
+            connect_concurrency: 512,
+            per_source: 25_000,
+            progress: false,
+        }
+    }
+}
+
+/// Half the cores (the server needs the rest), at least one.
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| (n.get() / 2).max(1))
+        .unwrap_or(1)
+}
+
+impl Config {
+    /// How long traffic may be sent: the duration, or (when only a message
+    /// count bounds the run) the phase timeout, or 10 s when neither is given.
+    pub fn send_time(&self) -> Duration {
+        match (self.duration, self.messages) {
+            (Some(d), _) => d,
+            (None, Some(_)) => self.timeout,
+            (None, None) => Duration::from_secs(10),
+        }
+    }
+
+    /// Number of users the scenario needs.
+    pub fn user_count(&self) -> usize {
+        match self.scenario {
+            Scenario::Group => self.members,
+            Scenario::Chat => self.users / 2 * 2,
+            _ => self.users,
+        }
+    }
+
+    /// Checks the combination of parameters.
+    ///
+    /// # Errors
+    /// A description of the first problem found.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.addrs.is_empty() {
+            return Err("no server address".into());
+        }
+        if self.user_count() == 0 {
+            return Err("no users: --users (or --members for group) must be at least 1".into());
+        }
+        match self.scenario {
+            Scenario::Chat if self.users < 2 => Err("chat needs at least 2 users".into()),
+            Scenario::Group if self.members < 2 => Err("group needs at least 2 members".into()),
+            Scenario::Group if self.senders == 0 || self.senders > self.members => {
+                Err("--senders must be between 1 and --members".into())
+            }
+            Scenario::Mixed if !(self.rate > 0.0 && self.rate.is_finite()) => {
+                Err("--rate must be a positive number".into())
+            }
+            _ if self.window == 0 => Err("--window must be at least 1".into()),
+            _ if self.threads == 0 => Err("--threads must be at least 1".into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The window actually used: always 1 in legacy mode, where a delivery
+    /// is the only sign that the server has read the previous message.
+    pub fn effective_window(&self) -> u64 {
+        if self.legacy {
+            1
+        } else {
+            self.window
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Who sent what to whom, and what arrived: the books a traffic run keeps.
+//!
+//! Senders count messages per stream ([`StreamKey`]: a sender and a target,
+//! which is a user or a group); recipients keep a [`SeqTracker`] per stream.
+//! Each worker thread keeps its own [`Ledger`] without locks, the run merges
+//! them at the end, and [`Ledger::totals`] closes the books: a message to a
+//! group is owed to every member but its sender, so a group of `M` members
+//! owes `M - 1` deliveries per message.
+
+use crate::seq::SeqTracker;
+use std::collections::HashMap;
+
+/// Where a message was addressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    /// One-to-one chat to this uid.
+    User(i64),
+    /// Group chat in this gid.
+    Group(i64),
+}
+
+/// One stream of numbered messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    /// Sender's uid.
+    pub sender: i64,
+    /// Recipient uid or group.
+    pub target: Target,
+}
+
+/// Sums over all streams, once the run has drained.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Deliveries owed: messages sent times recipients per message.
+    pub expected: u64,
+    /// Distinct expected deliveries that arrived.
+    pub delivered: u64,
+    /// Expected deliveries that never arrived.
+    pub lost: u64,
+    /// Arrivals of a message that had already arrived.
+    pub duplicated: u64,
+    /// Arrivals after a later message of the same stream.
+    pub reordered: u64,
+    /// Distinct arrivals nobody owed this recipient (for example a group
+    /// message delivered back to its own sender).
+    pub unexpected: u64,
+}
+
+/// Sent counts and arrival trackers of one worker, or of a whole run.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    sent: HashMap<StreamKey, u64>,
+    received: HashMap<(i64, StreamKey), SeqTracker>,
+}
+
+impl Ledger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts one message sent on `key` and returns its sequence number.
+    pub fn next_seq(&mut self, key: StreamKey) -> u64 {
+        let n = self.sent.entry(key).or_insert(0);
+        *n += 1;
+        *n - 1
+    }
+
+    /// The tracker for what `recipient` receives on `key`.
+    pub fn tracker(&mut self, recipient: i64, key: StreamKey) -> &mut SeqTracker {
+        self.received.entry((recipient, key)).or_default()
+    }
+
+    /// Messages sent so far on all streams.
+    pub fn sent_total(&self) -> u64 {
+        self.sent.values().sum()
+    }
+
+    /// Adds `other`'s books to these. Each recipient is served by one worker,
+    /// so trackers never collide; if they do, the larger one is kept.
+    pub fn merge(&mut self, other: Ledger) {
+        for (key, n) in other.sent {
+            *self.sent.entry(key).or_insert(0) += n;
+        }
+        for (key, tracker) in other.received {
+            match self.received.get(&key) {
+                Some(mine) if mine.distinct() >= tracker.distinct() => {}
+                _ => {
+                    self.received.insert(key, tracker);
+                }
+            }
+        }
+    }
+
+    /// Closes the books. `members` lists each group's member uids.
+    pub fn totals(&self, members: &HashMap<i64, Vec<i64>>) -> Totals {
+        let mut t = Totals::default();
+        let no_members = Vec::new();
+        let recipients_of = |key: &StreamKey| -> Vec<i64> {
+            match key.target {
+                Target::User(uid) => vec![uid],
+                Target::Group(gid) => members
+                    .get(&gid)
+                    .unwrap_or(&no_members)
+                    .iter()
+                    .copied()
+                    .filter(|&uid| uid != key.sender)
+                    .collect(),
+            }
+        };
+        for (key, &sent) in &self.sent {
+            for recipient in recipients_of(key) {
+                t.expected += sent;
+                match self.received.get(&(recipient, *key)) {
+                    Some(tracker) => {
+                        t.lost += tracker.lost(sent);
+                        t.delivered += tracker.distinct().min(sent);
+                        t.unexpected += tracker.distinct().saturating_sub(sent);
+                    }
+                    None => t.lost += sent,
+                }
+            }
+        }
+        for ((recipient, key), tracker) in &self.received {
+            t.duplicated += tracker.duplicated();
+            t.reordered += tracker.reordered();
+            let owed = self.sent.contains_key(key) && recipients_of(key).contains(recipient);
+            if !owed {
+                t.unexpected += tracker.distinct();
+            }
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(sender: i64, target: Target) -> StreamKey {
+        StreamKey { sender, target }
+    }
+
+    #[test]
+    fn pair_chat_books_balance() {
+        let mut ledger = Ledger::new();
+        let ab = key(1, Target::User(2));
+        let ba = key(2, Target::User(1));
+        for _ in 0..3 {
+            ledger.next_seq(ab);
+        }
+        assert_eq!(ledger.next_seq(ba), 0);
+        for seq in [0, 2, 1, 1] {
+            ledger.tracker(2, ab).record(seq);
+        }
+        let t = ledger.totals(&HashMap::new());
+        assert_eq!(t.expected, 4);
+        assert_eq!(t.delivered, 3);
+        assert_eq!(
+            (t.lost, t.duplicated, t.reordered, t.unexpected),
+            (1, 1, 1, 0)
+        );
+    }
+
+    #[test]
+    fn group_owes_every_member_but_the_sender() {
+        let members = HashMap::from([(7, vec![1, 2, 3])]);
+        let mut ledger = Ledger::new();
+        let k = key(1, Target::Group(7));
+        ledger.next_seq(k);
+        ledger.next_seq(k);
+        for seq in [0, 1] {
+            ledger.tracker(2, k).record(seq);
+        }
+        ledger.tracker(3, k).record(1);
+        ledger.tracker(1, k).record(0); // echoed to its sender
+        let t = ledger.totals(&members);
+        assert_eq!(
+            (t.expected, t.delivered, t.lost, t.unexpected),
+            (4, 3, 1, 1)
+        );
+    }
+
+    #[test]
+    fn merge_adds_sent_counts_and_keeps_trackers() {
+        let k = key(1, Target::User(2));
+        let mut a = Ledger::new();
+        a.next_seq(k);
+        let mut b = Ledger::new();
+        b.tracker(2, k).record(0);
+        b.next_seq(key(3, Target::User(4)));
+        a.merge(b);
+        assert_eq!(a.sent_total(), 2);
+        let t = a.totals(&HashMap::new());
+        assert_eq!((t.expected, t.delivered, t.lost), (2, 1, 1));
+    }
+}

@@ -1,0 +1,258 @@
+//! The result of a run: a readable table, and one JSON object whose fields
+//! are named for what they count.
+//!
+//! Fields that do not apply to a scenario are left out of the JSON (a
+//! `register` run has no `lost`; a run without `--server-pid` has no memory
+//! figures). `latency_us` is the scenario's main latency: request latency
+//! for `register` and `login`, connect time for `connect`, delivery latency
+//! for `chat` and `mixed`, fan-out latency for `group`.
+
+use crate::histogram::Summary;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Everything a run measured.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Scenario name (`"setup"` for `--setup-only`).
+    pub scenario: String,
+    /// Users (connections) in the run.
+    pub users: usize,
+    /// Client threads.
+    pub threads: usize,
+    /// Whether `--legacy` was on.
+    pub legacy: bool,
+    /// Name prefix of the accounts.
+    pub prefix: String,
+    /// Why the run failed, if it did (the exit status is then 1).
+    pub failed: Option<String>,
+    /// Seconds spent setting up (connect, register, login, groups).
+    pub setup_secs: f64,
+    /// Seconds of the measured phase.
+    pub elapsed_secs: f64,
+    /// Operations completed in the measured phase (connects, accounts, logins).
+    pub ops: Option<u64>,
+    /// Operations that failed in the measured phase.
+    pub op_failures: Option<u64>,
+    /// Connections open at the end.
+    pub connected: Option<u64>,
+    /// Connections the server closed.
+    pub closed: u64,
+    /// Chat messages sent.
+    pub sent: Option<u64>,
+    /// Deliveries owed (sent times recipients).
+    pub expected: Option<u64>,
+    /// Distinct deliveries that arrived.
+    pub delivered: Option<u64>,
+    /// Of those, how many came inside a login ack.
+    pub offline_delivered: Option<u64>,
+    /// Owed deliveries that never arrived.
+    pub lost: Option<u64>,
+    /// Deliveries of a message that had already arrived.
+    pub duplicated: Option<u64>,
+    /// Deliveries after a later message of the same stream.
+    pub reordered: Option<u64>,
+    /// Deliveries nobody owed (for example back to the sender).
+    pub unexpected: Option<u64>,
+    /// Chat messages left over from another run.
+    pub stale: Option<u64>,
+    /// Main latency (see the module docs), microseconds.
+    pub latency_us: Option<Summary>,
+    /// Group fan-out latency in `mixed`, microseconds.
+    pub group_latency_us: Option<Summary>,
+    /// Errors by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// Actions by name (`mixed`).
+    pub actions: BTreeMap<String, u64>,
+    /// Server memory before the run, KiB.
+    pub server_rss_kib_before: Option<u64>,
+    /// Server memory at the end of the measured phase, KiB.
+    pub server_rss_kib_after: Option<u64>,
+    /// Server CPU seconds during the measured phase.
+    pub server_cpu_secs: Option<f64>,
+    /// Where `--setup-only` saved the setup.
+    pub state_file: Option<String>,
+}
+
+impl Report {
+    /// Operations per second in the measured phase.
+    pub fn ops_per_sec(&self) -> Option<f64> {
+        self.ops.map(|n| per_sec(n, self.elapsed_secs))
+    }
+
+    /// Deliveries per second in the measured phase.
+    pub fn delivered_per_sec(&self) -> Option<f64> {
+        self.delivered.map(|n| per_sec(n, self.elapsed_secs))
+    }
+
+    /// Growth of server memory per open connection, bytes.
+    pub fn server_bytes_per_conn(&self) -> Option<f64> {
+        let (before, after) = (self.server_rss_kib_before?, self.server_rss_kib_after?);
+        let conns = self.connected.filter(|&n| n > 0)?;
+        Some((after as f64 - before as f64) * 1024.0 / conns as f64)
+    }
+
+    /// Server CPU microseconds per delivered message.
+    pub fn server_cpu_us_per_msg(&self) -> Option<f64> {
+        let delivered = self.delivered.filter(|&n| n > 0)?;
+        Some(self.server_cpu_secs? * 1e6 / delivered as f64)
+    }
+
+    /// Total errors of all kinds.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// The report as one JSON object.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Value| {
+            if !v.is_null() {
+                m.insert(k.to_string(), v);
+            }
+        };
+        put("scenario", json!(self.scenario));
+        put("ok", json!(self.failed.is_none()));
+        put("failed", json!(self.failed));
+        put("users", json!(self.users));
+        put("threads", json!(self.threads));
+        put("legacy", json!(self.legacy));
+        put("prefix", json!(self.prefix));
+        put("setup_secs", json!(round(self.setup_secs)));
+        put("elapsed_secs", json!(round(self.elapsed_secs)));
+        put("ops", json!(self.ops));
+        put("ops_per_sec", json!(self.ops_per_sec().map(round)));
+        put("op_failures", json!(self.op_failures));
+        put("connected", json!(self.connected));
+        put("closed", json!(self.closed));
+        put("sent", json!(self.sent));
+        put("expected", json!(self.expected));
+        put("delivered", json!(self.delivered));
+        put(
+            "delivered_per_sec",
+            json!(self.delivered_per_sec().map(round)),
+        );
+        put("offline_delivered", json!(self.offline_delivered));
+        put("lost", json!(self.lost));
+        put("duplicated", json!(self.duplicated));
+        put("reordered", json!(self.reordered));
+        put("unexpected", json!(self.unexpected));
+        put("stale", json!(self.stale));
+        put(
+            "latency_us",
+            self.latency_us.map_or(Value::Null, |s| s.to_json()),
+        );
+        put(
+            "group_latency_us",
+            self.group_latency_us.map_or(Value::Null, |s| s.to_json()),
+        );
+        put("errors", json!(self.error_count()));
+        put("error_kinds", json!(self.errors));
+        if !self.actions.is_empty() {
+            put("actions", json!(self.actions));
+        }
+        put("server_rss_kib_before", json!(self.server_rss_kib_before));
+        put("server_rss_kib_after", json!(self.server_rss_kib_after));
+        put(
+            "server_bytes_per_conn",
+            json!(self.server_bytes_per_conn().map(round)),
+        );
+        put("server_cpu_secs", json!(self.server_cpu_secs.map(round)));
+        put(
+            "server_cpu_us_per_msg",
+            json!(self.server_cpu_us_per_msg().map(round)),
+        );
+        put("state_file", json!(self.state_file));
+        Value::Object(m)
+    }
+
+    /// The report as a two-column table.
+    pub fn table(&self) -> String {
+        let mut rows: Vec<(String, String)> = Vec::new();
+        let status = match &self.failed {
+            None => "ok".to_string(),
+            Some(why) => format!("FAILED: {why}"),
+        };
+        rows.push(("scenario".into(), format!("{} ({status})", self.scenario)));
+        let Value::Object(fields) = self.to_json() else {
+            return String::new();
+        };
+        for (key, value) in fields {
+            if matches!(
+                key.as_str(),
+                "scenario" | "ok" | "failed" | "error_kinds" | "actions"
+            ) {
+                continue;
+            }
+            let shown = match &value {
+                Value::Object(o) => o
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join("  "),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            rows.push((key, shown));
+        }
+        for (name, n) in &self.actions {
+            rows.push((format!("  action: {name}"), n.to_string()));
+        }
+        for (kind, n) in &self.errors {
+            rows.push((format!("  error: {kind}"), n.to_string()));
+        }
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        let mut out = String::new();
+        for (k, v) in rows {
+            let _ = writeln!(out, "{k:<width$}  {v}");
+        }
+        out
+    }
+}
+
+fn per_sec(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_leaves_out_what_does_not_apply() {
+        let r = Report {
+            scenario: "chat".into(),
+            elapsed_secs: 2.0,
+            delivered: Some(100),
+            lost: Some(0),
+            ..Report::default()
+        };
+        let v = r.to_json();
+        assert_eq!(v["delivered_per_sec"], 50.0);
+        assert_eq!(v["lost"], 0);
+        assert_eq!(v["errors"], 0);
+        assert!(v.get("ops").is_none());
+        assert!(v.get("server_bytes_per_conn").is_none());
+        assert!(r.table().contains("delivered_per_sec"));
+    }
+
+    #[test]
+    fn memory_per_connection() {
+        let r = Report {
+            connected: Some(1000),
+            server_rss_kib_before: Some(1000),
+            server_rss_kib_after: Some(5000),
+            ..Report::default()
+        };
+        assert_eq!(r.server_bytes_per_conn(), Some(4096.0));
+    }
+}

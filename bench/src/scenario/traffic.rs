@@ -1,0 +1,193 @@
+//! The measured traffic of `chat`, `group` and `mixed`, and its report.
+//!
+//! `chat` pairs user `2p` with user `2p + 1` (the pair shares a worker, see
+//! [`crate::worker::worker_of`]); `group` makes the first `--senders` members
+//! of the one group send to it; `mixed` gives every user a paced mix. After
+//! the phase the workers' ledgers are merged and closed: deliveries owed
+//! against deliveries seen, stream by stream.
+
+use super::{Runner, SystemTime, UNIX_EPOCH};
+use crate::config::Scenario;
+use crate::ledger::Target;
+use crate::phases::delivery::Roster;
+use crate::phases::mixed::{MixedPhase, MixedPlan};
+use crate::phases::traffic::{SenderSpec, TrafficPhase, TrafficPlan};
+use crate::phases::{Outcome, Phase};
+use crate::{proto, BenchError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+impl Runner<'_> {
+    /// What every worker needs to know about the users.
+    fn roster(&self) -> Result<Roster, BenchError> {
+        let uids = self
+            .setup
+            .uids()
+            .map_err(|i| BenchError::Config(format!("user {i} has no uid")))?;
+        let run = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ (u64::from(std::process::id()) << 40);
+        Ok(Roster {
+            run: run >> 1,
+            clock: Instant::now(),
+            index_of: uids.iter().enumerate().map(|(i, &uid)| (uid, i)).collect(),
+            uids,
+            names_json: self
+                .setup
+                .accounts
+                .iter()
+                .map(|a| proto::quote(&a.name))
+                .collect(),
+            password: self.setup.password.clone(),
+            size: self.config.size,
+        })
+    }
+
+    /// Runs the measured traffic phase of `chat`, `group` or `mixed`.
+    pub(super) fn traffic(&mut self) -> Result<Outcome, BenchError> {
+        let config = self.config;
+        let roster = Arc::new(self.roster()?);
+        let send_until = Instant::now() + config.send_time();
+        let deadline = send_until + config.drain * 2 + Duration::from_secs(1);
+        let parts: Vec<Box<dyn Phase>> = if config.scenario == Scenario::Mixed {
+            let mut groups = vec![None; roster.uids.len()];
+            for g in &self.setup.groups {
+                for &m in &g.members {
+                    groups[m] = g.gid.map(|gid| (gid, g.members.len() as u64 - 1));
+                }
+            }
+            let plan = Arc::new(MixedPlan {
+                roster: Arc::clone(&roster),
+                groups,
+                rate: config.rate,
+                mix: config.mix,
+                legacy: config.legacy,
+                gap: config.legacy_gap,
+                offline_for: config.offline_for,
+                send_until,
+                drain: config.drain,
+                deadline,
+                busy_workers: AtomicUsize::new(self.threads),
+                all_idle_us: AtomicU64::new(u64::MAX),
+            });
+            (0..self.threads)
+                .map(|w| {
+                    let seed = roster.run ^ (w as u64).wrapping_mul(0x9E37_79B9);
+                    Box::new(MixedPhase::new(Arc::clone(&plan), seed)) as Box<dyn Phase>
+                })
+                .collect()
+        } else {
+            let plan = Arc::new(TrafficPlan {
+                roster: Arc::clone(&roster),
+                window: config.effective_window(),
+                messages: config.messages,
+                send_until,
+                drain: config.drain,
+                deadline,
+                sending_workers: AtomicUsize::new(self.threads),
+                all_sent_us: AtomicU64::new(u64::MAX),
+            });
+            self.by_worker(self.senders(&roster)?)
+                .into_iter()
+                .map(|mine| {
+                    let specs = mine.into_iter().map(|(_, spec)| spec).collect();
+                    Box::new(TrafficPhase::new(Arc::clone(&plan), specs)) as Box<dyn Phase>
+                })
+                .collect()
+        };
+        self.run_phase(config.scenario.name(), parts)
+    }
+
+    /// Who sends where: partners for `chat`, the first senders for `group`.
+    fn senders(&self, roster: &Roster) -> Result<Vec<(usize, SenderSpec)>, BenchError> {
+        if self.config.scenario == Scenario::Chat {
+            return Ok((0..roster.uids.len())
+                .map(|user| {
+                    let target = Target::User(roster.uids[user ^ 1]);
+                    (
+                        user,
+                        SenderSpec {
+                            user,
+                            target,
+                            fanout: 1,
+                        },
+                    )
+                })
+                .collect());
+        }
+        let group = self
+            .setup
+            .groups
+            .first()
+            .ok_or_else(|| BenchError::Config("the setup has no group".into()))?;
+        let gid = group
+            .gid
+            .ok_or_else(|| BenchError::Config("the group has no gid".into()))?;
+        let fanout = group.members.len() as u64 - 1;
+        let senders = self.config.senders.min(group.members.len());
+        Ok(group.members[..senders]
+            .iter()
+            .map(|&user| {
+                let target = Target::Group(gid);
+                (
+                    user,
+                    SenderSpec {
+                        user,
+                        target,
+                        fanout,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Closes the books of a traffic phase into the report.
+    pub(super) fn report_traffic(&mut self, outcome: Outcome, started: Instant) {
+        let members: HashMap<i64, Vec<i64>> = self
+            .setup
+            .groups
+            .iter()
+            .filter_map(|g| {
+                let uids = g.members.iter().filter_map(|&m| self.setup.accounts[m].uid);
+                Some((g.gid?, uids.collect()))
+            })
+            .collect();
+        let totals = outcome.ledger.totals(&members);
+        let r = &mut self.report;
+        let sent = outcome.ledger.sent_total();
+        r.sent = Some(sent);
+        r.expected = Some(totals.expected);
+        r.delivered = Some(totals.delivered);
+        r.offline_delivered = Some(outcome.offline_delivered);
+        r.lost = Some(totals.lost);
+        r.duplicated = Some(totals.duplicated);
+        r.reordered = Some(totals.reordered);
+        r.unexpected = Some(totals.unexpected);
+        r.stale = Some(outcome.stale);
+        let end = outcome
+            .last_arrival
+            .unwrap_or_else(Instant::now)
+            .max(started);
+        r.elapsed_secs = (end - started).as_secs_f64();
+        if self.config.scenario == Scenario::Group {
+            r.latency_us = outcome.group_latency.summary();
+        } else {
+            r.latency_us = outcome.latency.summary();
+            r.group_latency_us = outcome.group_latency.summary();
+        }
+        r.actions = outcome
+            .actions
+            .iter()
+            .map(|(k, &n)| (k.to_string(), n))
+            .collect();
+        r.closed += outcome.closed;
+        if sent == 0 {
+            r.failed = Some("no message was sent".into());
+        }
+        self.merge_errors(&outcome);
+    }
+}

@@ -1,0 +1,263 @@
+//! Every scenario, end to end, against the in-process mock server in
+//! `support/`, in our server's dialect and in the C++ original's
+//! (`--legacy`). These check the bench's correctness (books that balance,
+//! no coalesced requests in legacy mode), not anybody's speed.
+
+mod support;
+
+use chat_bench::{run, Config, Mix, Report, Scenario};
+use std::time::Duration;
+use support::MockServer;
+
+fn config(server: &MockServer, scenario: Scenario) -> Config {
+    Config {
+        scenario,
+        addrs: vec![server.addr],
+        threads: 2,
+        timeout: Duration::from_secs(30),
+        drain: Duration::from_secs(2),
+        legacy_gap: Duration::from_millis(5),
+        ..Config::default()
+    }
+}
+
+fn run_ok(config: &Config) -> Report {
+    let report = run(config).expect("run");
+    assert!(report.failed.is_none(), "{}", report.table());
+    eprintln!("{}", report.table());
+    report
+}
+
+fn assert_clean(report: &Report) {
+    assert_eq!(report.lost, Some(0), "{}", report.table());
+    assert_eq!(report.duplicated, Some(0));
+    assert_eq!(report.reordered, Some(0));
+    assert_eq!(report.unexpected, Some(0));
+    assert_eq!(report.error_count(), 0, "{}", report.table());
+}
+
+#[test]
+fn chat_with_a_window_balances_its_books() {
+    let server = MockServer::start(false);
+    let report = run_ok(&Config {
+        users: 10,
+        messages: Some(50),
+        window: 4,
+        ..config(&server, Scenario::Chat)
+    });
+    assert_clean(&report);
+    assert_eq!((report.sent, report.delivered), (Some(500), Some(500)));
+    assert_eq!(report.latency_us.map(|l| l.count), Some(500));
+    assert!(report.delivered_per_sec().is_some_and(|r| r > 0.0));
+}
+
+#[test]
+fn chat_for_a_duration_stops_and_drains() {
+    let server = MockServer::start(false);
+    let report = run_ok(&Config {
+        users: 4,
+        duration: Some(Duration::from_millis(500)),
+        window: 8,
+        ..config(&server, Scenario::Chat)
+    });
+    assert_clean(&report);
+    assert!(report.sent.is_some_and(|n| n > 0));
+    assert!(report.elapsed_secs < 5.0, "{}", report.table());
+}
+
+#[test]
+fn legacy_chat_never_coalesces_requests() {
+    let server = MockServer::start(true);
+    let report = run_ok(&Config {
+        users: 6,
+        messages: Some(30),
+        window: 8, // forced to 1 in legacy mode
+        legacy: true,
+        ..config(&server, Scenario::Chat)
+    });
+    assert_clean(&report);
+    assert_eq!(report.delivered, Some(180));
+    assert_eq!(server.coalesced_reads(), 0);
+}
+
+#[test]
+fn group_fan_out_reaches_every_other_member() {
+    for legacy in [false, true] {
+        let server = MockServer::start(legacy);
+        let report = run_ok(&Config {
+            members: 5,
+            senders: 2,
+            messages: Some(20),
+            window: 3,
+            legacy,
+            ..config(&server, Scenario::Group)
+        });
+        assert_clean(&report);
+        assert_eq!(report.sent, Some(40));
+        assert_eq!(report.delivered, Some(40 * 4), "legacy {legacy}");
+        if legacy {
+            assert_eq!(server.coalesced_reads(), 0);
+        }
+    }
+}
+
+#[test]
+fn register_and_login_count_accounts() {
+    let server = MockServer::start(false);
+    let registered = run_ok(&Config {
+        users: 25,
+        ..config(&server, Scenario::Register)
+    });
+    assert_eq!(
+        (registered.ops, registered.op_failures),
+        (Some(25), Some(0))
+    );
+    let logged_in = run_ok(&Config {
+        users: 25,
+        ..config(&server, Scenario::Login)
+    });
+    assert_eq!(logged_in.ops, Some(25));
+    assert_eq!(logged_in.latency_us.map(|l| l.count), Some(25));
+}
+
+#[test]
+fn connect_holds_logged_in_users_and_reads_server_memory() {
+    let server = MockServer::start(false);
+    let report = run_ok(&Config {
+        users: 30,
+        login: true,
+        hold: Duration::from_millis(200),
+        server_pid: Some(std::process::id()),
+        ..config(&server, Scenario::Connect)
+    });
+    assert_eq!((report.connected, report.closed), (Some(30), 0));
+    assert!(report.server_rss_kib_after.is_some());
+}
+
+#[test]
+fn mixed_run_keeps_its_books_through_relogins() {
+    for legacy in [false, true] {
+        let server = MockServer::start(legacy);
+        let report = run_ok(&Config {
+            users: 12,
+            members: 4,
+            rate: 40.0,
+            mix: Mix {
+                chat: 50,
+                group: 20,
+                friend: 15,
+                relogin: 15,
+            },
+            offline_for: Duration::from_millis(50),
+            duration: Some(Duration::from_millis(1500)),
+            legacy,
+            ..config(&server, Scenario::Mixed)
+        });
+        assert_clean(&report);
+        for action in ["chat", "group chat", "friend add", "logout", "login"] {
+            assert!(
+                report.actions.contains_key(action),
+                "{action}: {}",
+                report.table()
+            );
+        }
+        assert!(
+            report.offline_delivered.is_some_and(|n| n > 0),
+            "{}",
+            report.table()
+        );
+        if legacy {
+            assert_eq!(server.coalesced_reads(), 0);
+        }
+    }
+}
+
+/// Removes a file when dropped, so a failing test leaves nothing behind.
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn setup_once_then_reuse() {
+    let server = MockServer::start(true);
+    let name = format!("chat-bench-test-{}.json", std::process::id());
+    let state = TempFile(std::env::temp_dir().join(name));
+    let base = Config {
+        members: 4,
+        senders: 4,
+        messages: Some(5),
+        legacy: true,
+        state_file: state.0.clone(),
+        ..config(&server, Scenario::Group)
+    };
+    let setup = run_ok(&Config {
+        setup_only: true,
+        ..base.clone()
+    });
+    assert_eq!(setup.scenario, "setup");
+    let report = run_ok(&Config {
+        reuse: Some(state.0.clone()),
+        ..base
+    });
+    assert_clean(&report);
+    assert_eq!(report.delivered, Some(4 * 5 * 3));
+}
+
+#[test]
+fn nobody_listening_is_a_failed_run() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let report = run(&Config {
+        scenario: Scenario::Chat,
+        addrs: vec![port],
+        users: 4,
+        timeout: Duration::from_secs(5),
+        ..Config::default()
+    })
+    .expect("run");
+    assert!(report
+        .failed
+        .as_deref()
+        .is_some_and(|f| f.starts_with("connect")));
+}
+
+#[test]
+fn binary_prints_json_last() {
+    let server = MockServer::start(false);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chat-bench"))
+        .args([
+            "chat",
+            "--users",
+            "4",
+            "--messages",
+            "10",
+            "--json",
+            "--quiet",
+        ])
+        .args(["--addr", &server.addr.to_string()])
+        .output()
+        .expect("run chat-bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().expect("output");
+    let v: serde_json::Value = serde_json::from_str(last).expect("json line");
+    assert_eq!(
+        (v["scenario"].as_str(), v["delivered"].as_u64()),
+        (Some("chat"), Some(40))
+    );
+    assert_eq!(v["lost"], 0);
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_chat-bench"))
+        .args(["chat", "--window", "0"])
+        .output()
+        .expect("run chat-bench");
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -1,0 +1,202 @@
+//! A tiny in-process chat server for testing the bench itself.
+//!
+//! It speaks just enough of the protocol for every scenario, one thread per
+//! connection, everything under one lock (which also keeps each stream in
+//! order). In legacy mode it behaves like the C++ original where the bench
+//! must care: no acks for friend and group requests, no newline after
+//! replies, and it counts every read that held more than one request, which
+//! the original cannot survive. The smoke tests against the real
+//! `chat-server` live beside these once it exists.
+
+use chat_bench::json_stream::JsonReader;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct State {
+    users: Vec<(String, String)>,
+    online: HashMap<i64, (u64, TcpStream)>,
+    groups: Vec<(String, Vec<i64>)>,
+    friends: HashSet<(i64, i64)>,
+    offline: HashMap<i64, Vec<String>>,
+}
+
+/// A running mock server; it lives until the test process ends.
+pub struct MockServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    coalesced: Arc<AtomicU64>,
+}
+
+impl MockServer {
+    /// Starts a server on an ephemeral loopback port.
+    pub fn start(legacy: bool) -> MockServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(Mutex::new(State::default()));
+        let coalesced = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&coalesced);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let state = Arc::clone(&state);
+                let counter = Arc::clone(&counter);
+                std::thread::spawn(move || serve(stream, state, legacy, counter));
+            }
+        });
+        MockServer { addr, coalesced }
+    }
+
+    /// Reads that held more than one request (legacy mode counts them).
+    pub fn coalesced_reads(&self) -> u64 {
+        self.coalesced.load(Ordering::Relaxed)
+    }
+}
+
+fn serve(stream: TcpStream, state: Arc<Mutex<State>>, legacy: bool, coalesced: Arc<AtomicU64>) {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let mut reader = stream.try_clone().expect("clone");
+    let mut me: Option<i64> = None;
+    let mut json = JsonReader::new(1 << 20);
+    let mut buf = vec![0u8; 64 << 10];
+    let mut values = Vec::new();
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if json.feed(&buf[..n], &mut values).is_err() {
+            break;
+        }
+        if values.len() > 1 || json.pending_len() > 0 {
+            coalesced.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut st = state.lock().expect("lock");
+        for req in values.drain(..) {
+            handle(&mut st, (id, &stream), &mut me, &req, legacy);
+        }
+    }
+    if let Some(uid) = me {
+        let mut st = state.lock().expect("lock");
+        // Only this connection's login: the user may be back on a new one.
+        if st.online.get(&uid).is_some_and(|(owner, _)| *owner == id) {
+            st.online.remove(&uid);
+        }
+    }
+}
+
+fn send(mut to: &TcpStream, v: &Value, legacy: bool) {
+    let mut text = v.to_string();
+    if !legacy {
+        text.push('\n');
+    }
+    let _ = to.write_all(text.as_bytes());
+}
+
+fn groups_of(st: &State, uid: i64) -> Vec<String> {
+    st.groups
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, m))| m.contains(&uid))
+        .map(|(i, (name, _))| json!({"gid": i as i64 + 1, "groupname": name}).to_string())
+        .collect()
+}
+
+fn deliver(st: &mut State, to: i64, msg: &Value, legacy: bool) {
+    match st.online.get(&to) {
+        Some((_, stream)) => send(stream, msg, legacy),
+        None => st.offline.entry(to).or_default().push(msg.to_string()),
+    }
+}
+
+fn handle(
+    st: &mut State,
+    (id, conn): (u64, &TcpStream),
+    me: &mut Option<i64>,
+    req: &Value,
+    legacy: bool,
+) {
+    let int = |k: &str| req.get(k).and_then(Value::as_i64).unwrap_or(0);
+    let text = |k: &str| req.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let reply = |v: Value| send(conn, &v, legacy);
+    match int("msgId") {
+        5 => {
+            let name = text("username");
+            if st.users.iter().any(|(n, _)| *n == name) {
+                reply(json!({"msgId": 6, "errno": 1, "errmsg": "name taken"}));
+            } else {
+                st.users.push((name, text("password")));
+                reply(json!({"msgId": 6, "errno": 0, "uid": st.users.len()}));
+            }
+        }
+        1 => {
+            let uid = int("uid");
+            let known = (uid as usize)
+                .checked_sub(1)
+                .and_then(|i| st.users.get(i))
+                .filter(|(_, p)| *p == text("password"));
+            if known.is_none() {
+                reply(json!({"msgId": 2, "errno": 1, "errmsg": "bad login"}));
+                return;
+            }
+            let std::collections::hash_map::Entry::Vacant(slot) = st.online.entry(uid) else {
+                reply(json!({"msgId": 2, "errno": 2, "errmsg": "online"}));
+                return;
+            };
+            slot.insert((id, conn.try_clone().expect("clone")));
+            *me = Some(uid);
+            let offline = st.offline.remove(&uid).unwrap_or_default();
+            let groups = groups_of(st, uid);
+            let ack = json!({"msgId": 2, "errno": 0, "uid": uid, "offlinemsgs": offline, "groups": groups});
+            reply(ack);
+        }
+        3 => {
+            if let Some(uid) = me.take() {
+                st.online.remove(&uid);
+            }
+        }
+        7 => reply(json!({"msgId": 8, "errno": 0, "groups": groups_of(st, int("uid"))})),
+        9 => deliver(st, int("to"), req, legacy),
+        10 | 14 => {
+            let pair = (int("uid").min(int("fid")), int("uid").max(int("fid")));
+            let ok = if int("msgId") == 10 {
+                st.friends.insert(pair)
+            } else {
+                st.friends.remove(&pair)
+            };
+            if !legacy {
+                let ack = if int("msgId") == 10 { 16 } else { 15 };
+                reply(json!({"msgId": ack, "errno": if ok { 0 } else { 8 }}));
+            }
+        }
+        11 => {
+            st.groups.push((text("groupname"), vec![int("uid")]));
+            if !legacy {
+                reply(json!({"msgId": 17, "errno": 0, "gid": st.groups.len()}));
+            }
+        }
+        12 => {
+            let index = (int("gid") as usize).checked_sub(1);
+            if let Some((_, members)) = index.and_then(|i| st.groups.get_mut(i)) {
+                members.push(int("uid"));
+            }
+            if !legacy {
+                reply(json!({"msgId": 18, "errno": 0}));
+            }
+        }
+        13 => {
+            let index = (int("gid") as usize).checked_sub(1);
+            let members = index.and_then(|i| st.groups.get(i)).map(|g| g.1.clone());
+            for m in members.unwrap_or_default() {
+                if m != int("uid") {
+                    deliver(st, m, req, legacy);
+                }
+            }
+        }
+        _ => reply(json!({"msgId": 27, "errno": 5, "errmsg": "unknown"})),
+    }
+}
