@@ -8,9 +8,16 @@
 //! | [`storage`] | the `Store` trait with its SQLite and MySQL implementations |
 //! | [`service`] | one handler per msgId, run on the worker pool or the I/O thread |
 //! | [`server`] | the `net::TcpServer` callbacks: decode, dispatch, deliver |
+//! | [`config`] | `chat-server`'s settings: flags, environment, config file, defaults |
 //! | [`cluster`] | Redis publish/subscribe between nodes, cluster-wide presence |
 //!
 //! `ARCHITECTURE.md` at the top of the repository follows one chat message
 //! through these layers.
 
 pub mod protocol;
+pub mod client;
+pub mod storage;
+pub mod config;
+pub mod server;
+pub mod service;
+pub mod cluster;
