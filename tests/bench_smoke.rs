@@ -1,0 +1,79 @@
+//! Smoke runs of every `chat-bench` scenario against a real `chat-server`,
+//! with small numbers. They check correctness — nothing lost, duplicated or
+//! reordered, no failed phase — never speed.
+
+mod common;
+
+use std::time::Duration;
+
+use chat_bench::{Config, Report, Scenario};
+use common::{Server, TestDb};
+
+fn run(server: &Server, scenario: Scenario, tweak: impl FnOnce(&mut Config)) -> Report {
+    let mut cfg = Config {
+        scenario,
+        addrs: vec![server.addr],
+        users: 20,
+        threads: 2,
+        messages: Some(20),
+        timeout: Duration::from_secs(60),
+        drain: Duration::from_secs(5),
+        hold: Duration::from_millis(200),
+        progress: false,
+        server_pid: Some(server.pid()),
+        ..Config::default()
+    };
+    tweak(&mut cfg);
+    let report = chat_bench::run(&cfg).expect("bench run");
+    assert!(report.failed.is_none(), "{:?} failed: {:?}", scenario, report.failed);
+    for (what, n) in [
+        ("lost", report.lost),
+        ("duplicated", report.duplicated),
+        ("reordered", report.reordered),
+    ] {
+        assert_eq!(n.unwrap_or(0), 0, "{:?}: {} messages {}", scenario, n.unwrap_or(0), what);
+    }
+    report
+}
+
+#[test]
+fn every_scenario_runs_cleanly_against_the_real_server() {
+    let db = TestDb::sqlite();
+    let server = Server::start(&db, &[]);
+
+    let r = run(&server, Scenario::Connect, |c| c.login = true);
+    assert_eq!(r.connected, Some(20));
+
+    let r = run(&server, Scenario::Register, |_| {});
+    assert_eq!(r.ops, Some(20));
+    assert_eq!(r.op_failures.unwrap_or(0), 0);
+
+    let r = run(&server, Scenario::Login, |_| {});
+    assert_eq!(r.ops, Some(20));
+
+    let r = run(&server, Scenario::Chat, |c| c.window = 4);
+    assert_eq!(r.delivered, r.expected);
+    assert!(r.delivered.unwrap_or(0) >= 20 * 20, "every sender's messages arrived");
+
+    let r = run(&server, Scenario::Group, |c| {
+        c.members = 10;
+        c.senders = 3;
+    });
+    assert_eq!(r.delivered, r.expected);
+
+    run(&server, Scenario::Mixed, |c| {
+        c.messages = None;
+        c.duration = Some(Duration::from_secs(3));
+    });
+}
+
+#[test]
+fn legacy_mode_drives_the_real_server_too() {
+    let db = TestDb::sqlite();
+    let server = Server::start(&db, &[]);
+    let r = run(&server, Scenario::Chat, |c| {
+        c.legacy = true;
+        c.users = 10;
+    });
+    assert_eq!(r.delivered, r.expected);
+}
