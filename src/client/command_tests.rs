@@ -1,0 +1,164 @@
+//! Tests of [`command::parse`](super::command::parse) and
+//! [`request::build`](super::request::build).
+
+use serde_json::json;
+
+use super::command::{parse, Account, Command, CommandError};
+use super::request::{build, User};
+
+fn ok(line: &str) -> Command {
+    match parse(line) {
+        Ok(Some(c)) => c,
+        other => panic!("{line:?} should parse, got {other:?}"),
+    }
+}
+
+fn err(line: &str) -> String {
+    match parse(line) {
+        Err(e) => e.to_string(),
+        other => panic!("{line:?} should fail, got {other:?}"),
+    }
+}
+
+#[test]
+fn messages_keep_their_colons() {
+    assert_eq!(
+        ok("chat:6:see you at 10:30"),
+        Command::Chat {
+            to: 6,
+            text: "see you at 10:30".into()
+        }
+    );
+    assert_eq!(
+        ok("groupChat:3:a:b:c"),
+        Command::GroupChat {
+            gid: 3,
+            text: "a:b:c".into()
+        }
+    );
+    assert_eq!(
+        ok("createGroup:team:the: team"),
+        Command::CreateGroup {
+            name: "team".into(),
+            desc: "the: team".into()
+        }
+    );
+}
+
+#[test]
+fn login_by_id_or_name_with_or_without_password() {
+    assert_eq!(
+        ok("login:5:pa:ss"),
+        Command::Login {
+            account: Account::Id(5),
+            password: Some("pa:ss".into())
+        }
+    );
+    assert_eq!(
+        ok("login:alice"),
+        Command::Login {
+            account: Account::Name("alice".into()),
+            password: None
+        }
+    );
+    assert_eq!(
+        ok("register:bob:"),
+        Command::Register {
+            name: "bob".into(),
+            password: None
+        }
+    );
+}
+
+#[test]
+fn names_ignore_case_and_aliases_work() {
+    assert_eq!(ok("ADDFRIEND:7"), Command::AddFriend { fid: 7 });
+    assert_eq!(ok("addgroup:2"), Command::JoinGroup { gid: 2 });
+    assert_eq!(ok("loginout"), Command::Logout);
+    assert_eq!(ok("  quit  "), Command::Quit);
+    assert_eq!(ok("dismissGroup:4"), Command::DismissGroup { gid: 4 });
+}
+
+#[test]
+fn blank_lines_and_comments_are_nothing() {
+    assert_eq!(parse("   "), Ok(None));
+    assert_eq!(parse("# a comment"), Ok(None));
+}
+
+#[test]
+fn errors_say_what_is_wrong_and_show_the_syntax() {
+    assert_eq!(
+        err("frobnicate"),
+        "unknown command \"frobnicate\" (type help for the list)"
+    );
+    assert_eq!(
+        err("chat:bob:hi"),
+        "fid must be a positive number, not \"bob\" (usage: chat:fid:message)"
+    );
+    assert_eq!(
+        err("chat:5"),
+        "the message is empty (usage: chat:fid:message)"
+    );
+    assert_eq!(
+        err("addFriend"),
+        "addFriend needs a fid (usage: addFriend:fid)"
+    );
+    assert!(matches!(
+        parse("joinGroup:-1"),
+        Err(CommandError::Usage { .. })
+    ));
+    assert!(matches!(parse("login:"), Err(CommandError::Usage { .. })));
+}
+
+#[test]
+fn requests_carry_the_original_clients_fields() {
+    let alice = User {
+        uid: 5,
+        name: "alice".into(),
+    };
+    let chat = build(&ok("chat:6:hi"), Some(&alice)).unwrap();
+    assert_eq!(chat["msgId"], 9);
+    assert_eq!(chat["from"], 5);
+    assert_eq!(chat["username"], "alice");
+    assert_eq!(chat["to"], 6);
+    assert_eq!(chat["msg"], "hi");
+    assert_eq!(chat["time"].as_str().map(str::len), Some(19));
+
+    let group = build(&ok("groupChat:3:yo"), Some(&alice)).unwrap();
+    assert_eq!(
+        (
+            group["msgId"].clone(),
+            group["uid"].clone(),
+            group["gid"].clone()
+        ),
+        (json!(13), json!(5), json!(3))
+    );
+
+    assert_eq!(
+        build(&ok("login:alice:pw"), None),
+        Some(json!({"msgId": 1, "username": "alice", "password": "pw"}))
+    );
+    assert_eq!(build(&ok("login:5"), None), None, "no password, no request");
+    assert_eq!(
+        build(&ok("addFriend:6"), Some(&alice)),
+        Some(json!({"msgId": 10, "uid": 5, "fid": 6}))
+    );
+    assert_eq!(
+        build(&ok("createGroup:g:d"), Some(&alice)),
+        Some(json!({"msgId": 11, "uid": 5, "groupname": "g", "groupdesc": "d"}))
+    );
+    for (line, id) in [
+        ("delFriend:6", 14),
+        ("quitGroup:3", 19),
+        ("dismissGroup:3", 21),
+        ("groupMembers:3", 23),
+    ] {
+        assert_eq!(
+            build(&ok(line), Some(&alice)).unwrap()["msgId"],
+            id,
+            "{line}"
+        );
+    }
+    assert_eq!(build(&ok("ping"), Some(&alice)), Some(json!({"msgId": 25})));
+    assert_eq!(build(&ok("help"), Some(&alice)), None);
+}

@@ -1,0 +1,353 @@
+//! Incoming messages: a JSON object from the server, read into an [`Incoming`].
+//!
+//! Reading is lenient, as a client should be: a field of the wrong type or a
+//! message of an unknown msgId never stops the client; what cannot be
+//! understood becomes [`Incoming::Unknown`] and is shown as it came.
+//!
+//! The login and refresh acks carry their lists as arrays of JSON-encoded
+//! strings (the original's shape, see `protocol::reply`); each element is
+//! parsed again here, and a plain object is accepted as well.
+
+use serde_json::{Map, Value};
+
+use super::request::User;
+use crate::protocol::{errno, msg_id, reply};
+
+/// One message from the server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// The answer to one of our requests: `request` is the request's msgId.
+    Ack {
+        request: i64,
+        outcome: Result<Reply, Failure>,
+    },
+    /// An error with no ack of its own (msgId 27): a failed chat, or input
+    /// the server could not read, after which it closes the connection.
+    Error(Failure),
+    /// A one-to-one message for us.
+    Chat(ChatMessage),
+    /// A message to a group we belong to.
+    GroupChat(GroupMessage),
+    /// Anything else, kept as it came.
+    Unknown(Value),
+}
+
+impl Incoming {
+    /// The msgId of the request this message answers, if it answers one.
+    pub fn answers(&self) -> Option<i64> {
+        match self {
+            Incoming::Ack { request, .. } => Some(*request),
+            Incoming::Error(f) => f.request,
+            _ => None,
+        }
+    }
+}
+
+/// A successful reply, by request. Ids the server did not send are `None`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// msgId 2: the account, offline messages, friends and groups.
+    LoggedIn(AccountView),
+    /// msgId 6: the new account.
+    Registered(User),
+    /// msgId 4.
+    LoggedOut,
+    /// msgId 8: as [`Reply::LoggedIn`], without offline messages.
+    Refreshed(AccountView),
+    /// msgId 16.
+    FriendAdded { fid: Option<i64> },
+    /// msgId 15.
+    FriendDeleted { fid: Option<i64> },
+    /// msgId 17: the new group's id and name.
+    GroupCreated { gid: i64, name: String },
+    /// msgId 18.
+    GroupJoined { gid: Option<i64> },
+    /// msgId 20.
+    GroupQuit { gid: Option<i64> },
+    /// msgId 22.
+    GroupDismissed { gid: Option<i64> },
+    /// msgId 24: the members, in the server's order.
+    Members { gid: i64, members: Vec<Member> },
+    /// msgId 26.
+    Pong,
+}
+
+/// A request the server refused, or an error it reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The msgId of the failed request, when known.
+    pub request: Option<i64>,
+    /// The server's `errno` (see `protocol::errno`).
+    pub errno: i64,
+    /// The server's own words (`errmsg`, or the original's `sysmsg`).
+    pub errmsg: String,
+}
+
+/// What the login and refresh acks tell about the account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountView {
+    /// The logged-in account.
+    pub user: User,
+    /// Messages that arrived while we were away, oldest first (login only).
+    pub offline: Vec<Offline>,
+    /// The friends, each online or not.
+    pub friends: Vec<Friend>,
+    /// The groups, with their members.
+    pub groups: Vec<Group>,
+}
+
+/// One stored message delivered at login.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Offline {
+    Chat(ChatMessage),
+    Group(GroupMessage),
+    /// A stored object of another kind, or text that is not JSON.
+    Other(String),
+}
+
+/// A one-to-one chat message (msgId 9). Only the text is required; the
+/// other fields are whatever the sending client wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// The sender's id (`from`).
+    pub from: Option<i64>,
+    /// The sender's name (`username`).
+    pub name: Option<String>,
+    /// The message (`msg`).
+    pub text: String,
+    /// When the sender's client sent it (`time`, its local time).
+    pub time: Option<String>,
+}
+
+/// A group chat message (msgId 13).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMessage {
+    /// The group (`gid`).
+    pub gid: i64,
+    /// The sender's id (`uid`); the other fields as in [`ChatMessage`].
+    pub from: Option<i64>,
+    pub name: Option<String>,
+    pub text: String,
+    pub time: Option<String>,
+}
+
+/// A friend in the login or refresh ack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Friend {
+    pub uid: i64,
+    pub name: String,
+    pub online: bool,
+}
+
+/// A group in the login or refresh ack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub gid: i64,
+    pub name: String,
+    pub desc: String,
+    pub members: Vec<Member>,
+}
+
+/// A member of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub uid: i64,
+    pub name: String,
+    pub online: bool,
+    /// `"creator"` or `"normal"`.
+    pub role: String,
+}
+
+/// Reads one message from the server.
+pub fn parse(obj: Map<String, Value>) -> Incoming {
+    let id = int(&obj, "msgId");
+    let read = match id {
+        Some(msg_id::ONE_CHAT_MSG) => chat(&obj).map(Incoming::Chat),
+        Some(msg_id::GROUP_CHAT_MSG) => group_chat(&obj).map(Incoming::GroupChat),
+        Some(msg_id::ERROR_MSG) => Some(Incoming::Error(failure(&obj, int(&obj, "req")))),
+        Some(ack) => request_of(ack).and_then(|request| {
+            let outcome = match int(&obj, "errno").unwrap_or(errno::OK) {
+                errno::OK => Ok(success(request, &obj)?),
+                _ => Err(failure(&obj, Some(request))),
+            };
+            Some(Incoming::Ack { request, outcome })
+        }),
+        None => None,
+    };
+    read.unwrap_or(Incoming::Unknown(Value::Object(obj)))
+}
+
+/// The request msgId whose ack is `ack` (the inverse of `reply::ack_id`).
+fn request_of(ack: i64) -> Option<i64> {
+    const REQUESTS: [i64; 12] = [
+        msg_id::LOGIN_MSG,
+        msg_id::LOGOUT_MSG,
+        msg_id::REG_MSG,
+        msg_id::ACOUNT_FRESH_MSG,
+        msg_id::ADD_FRIEND_MSG,
+        msg_id::CREATE_GROUP_MSG,
+        msg_id::ADD_GROUP_MSG,
+        msg_id::DEL_FRIEND_MSG,
+        msg_id::QUIT_GROUP_MSG,
+        msg_id::DISMISS_GROUP_MSG,
+        msg_id::GROUP_MEMBERS_MSG,
+        msg_id::PING_MSG,
+    ];
+    REQUESTS
+        .into_iter()
+        .find(|&r| reply::ack_id(r) == Some(ack))
+}
+
+/// The body of a successful ack; `None` when a required field is missing.
+fn success(request: i64, obj: &Map<String, Value>) -> Option<Reply> {
+    let fid = int(obj, "fid");
+    let gid = int(obj, "gid");
+    Some(match request {
+        msg_id::LOGIN_MSG => Reply::LoggedIn(account(obj)?),
+        msg_id::ACOUNT_FRESH_MSG => Reply::Refreshed(account(obj)?),
+        msg_id::REG_MSG => Reply::Registered(user(obj)?),
+        msg_id::LOGOUT_MSG => Reply::LoggedOut,
+        msg_id::ADD_FRIEND_MSG => Reply::FriendAdded { fid },
+        msg_id::DEL_FRIEND_MSG => Reply::FriendDeleted { fid },
+        msg_id::CREATE_GROUP_MSG => Reply::GroupCreated {
+            gid: gid?,
+            name: text(obj, "groupname").unwrap_or_default(),
+        },
+        msg_id::ADD_GROUP_MSG => Reply::GroupJoined { gid },
+        msg_id::QUIT_GROUP_MSG => Reply::GroupQuit { gid },
+        msg_id::DISMISS_GROUP_MSG => Reply::GroupDismissed { gid },
+        msg_id::GROUP_MEMBERS_MSG => Reply::Members {
+            gid: gid?,
+            members: list(obj, "members").filter_map(|m| member(&m)).collect(),
+        },
+        msg_id::PING_MSG => Reply::Pong,
+        _ => return None,
+    })
+}
+
+fn failure(obj: &Map<String, Value>, request: Option<i64>) -> Failure {
+    Failure {
+        request,
+        errno: int(obj, "errno").unwrap_or(-1),
+        errmsg: text(obj, "errmsg")
+            .filter(|m| !m.is_empty())
+            .or_else(|| text(obj, "sysmsg"))
+            .unwrap_or_default(),
+    }
+}
+
+fn user(obj: &Map<String, Value>) -> Option<User> {
+    Some(User {
+        uid: int(obj, "uid")?,
+        name: text(obj, "username").unwrap_or_default(),
+    })
+}
+
+fn account(obj: &Map<String, Value>) -> Option<AccountView> {
+    Some(AccountView {
+        user: user(obj)?,
+        offline: list(obj, "offlinemsgs").map(offline).collect(),
+        friends: list(obj, "friends").filter_map(|f| friend(&f)).collect(),
+        groups: list(obj, "groups").filter_map(|g| group(&g)).collect(),
+    })
+}
+
+fn offline(m: Map<String, Value>) -> Offline {
+    match int(&m, "msgId") {
+        Some(msg_id::ONE_CHAT_MSG) => chat(&m).map(Offline::Chat),
+        Some(msg_id::GROUP_CHAT_MSG) => group_chat(&m).map(Offline::Group),
+        _ => None,
+    }
+    .unwrap_or_else(|| Offline::Other(Value::Object(m).to_string()))
+}
+
+fn chat(obj: &Map<String, Value>) -> Option<ChatMessage> {
+    Some(ChatMessage {
+        from: int(obj, "from").or_else(|| int(obj, "uid")),
+        name: text(obj, "username"),
+        text: text(obj, "msg")?,
+        time: text(obj, "time"),
+    })
+}
+
+fn group_chat(obj: &Map<String, Value>) -> Option<GroupMessage> {
+    Some(GroupMessage {
+        gid: int(obj, "gid")?,
+        from: int(obj, "uid").or_else(|| int(obj, "from")),
+        name: text(obj, "username"),
+        text: text(obj, "msg")?,
+        time: text(obj, "time"),
+    })
+}
+
+fn friend(f: &Map<String, Value>) -> Option<Friend> {
+    Some(Friend {
+        uid: int(f, "uid")?,
+        name: text(f, "username").unwrap_or_default(),
+        online: online(f),
+    })
+}
+
+fn group(g: &Map<String, Value>) -> Option<Group> {
+    Some(Group {
+        gid: int(g, "gid")?,
+        name: text(g, "groupname").unwrap_or_default(),
+        desc: text(g, "groupdesc").unwrap_or_default(),
+        members: list(g, "groupusers").filter_map(|m| member(&m)).collect(),
+    })
+}
+
+fn member(m: &Map<String, Value>) -> Option<Member> {
+    Some(Member {
+        uid: int(m, "uid")?,
+        name: text(m, "username").unwrap_or_default(),
+        online: online(m),
+        role: text(m, "grouprole").unwrap_or_default(),
+    })
+}
+
+fn online(obj: &Map<String, Value>) -> bool {
+    text(obj, "state").as_deref() == Some("online")
+}
+
+/// An integer field; a string of digits is accepted too.
+fn int(obj: &Map<String, Value>, key: &str) -> Option<i64> {
+    match obj.get(key)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn text(obj: &Map<String, Value>, key: &str) -> Option<String> {
+    match obj.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// The objects of an array field, each either an object or a string that
+/// holds a JSON object (the original's nested-string shape). Elements that
+/// are neither are skipped; a string that is not an object becomes `{"msg": s}`
+/// so that no stored message is silently dropped.
+fn list<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+) -> impl Iterator<Item = Map<String, Value>> + 'a {
+    let items = match obj.get(key) {
+        Some(Value::Array(items)) => items.as_slice(),
+        _ => &[],
+    };
+    items.iter().filter_map(|item| match item {
+        Value::Object(m) => Some(m.clone()),
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(m)) => Some(m),
+            _ => Some(Map::from_iter([(
+                "msg".to_owned(),
+                Value::String(s.clone()),
+            )])),
+        },
+        _ => None,
+    })
+}

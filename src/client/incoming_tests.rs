@@ -1,0 +1,153 @@
+//! Tests of [`incoming::parse`](super::incoming::parse) and
+//! [`render`](super::render::render), fed with replies built by the server's
+//! own `protocol::reply` builders so the two sides cannot drift apart.
+
+use serde_json::{json, Value};
+
+use super::incoming::{parse, Incoming};
+use super::render::render;
+use super::style::Style;
+use crate::protocol::{errno, reply, GroupInfo, MemberInfo, Role, UserInfo};
+
+fn lines(v: Value) -> Vec<String> {
+    let Value::Object(obj) = v else {
+        panic!("not an object: {v}")
+    };
+    render(&parse(obj), &Style::plain())
+}
+
+fn user(id: i64, name: &str, online: bool) -> UserInfo {
+    UserInfo {
+        id,
+        name: name.into(),
+        online,
+    }
+}
+
+#[test]
+fn login_ack_shows_offline_messages_then_friends_and_groups() {
+    let offline = vec![
+        json!({"msgId": 9, "from": 6, "username": "bob", "to": 5, "msg": "are you there?", "time": "2026-05-01 09:30:00"}).to_string(),
+        json!({"msgId": 13, "uid": 6, "username": "bob", "gid": 3, "msg": "standup", "time": "2026-05-01 09:31:00"}).to_string(),
+    ];
+    let group = GroupInfo {
+        id: 3,
+        name: "team".into(),
+        desc: "the team".into(),
+        members: vec![MemberInfo {
+            id: 5,
+            name: "alice".into(),
+            online: true,
+            role: Role::Creator,
+        }],
+    };
+    let ack = reply::login_ok(5, "alice", offline, &[user(6, "bob", false)], &[group]);
+    assert_eq!(
+        lines(ack),
+        [
+            "logged in uid=5 name=alice",
+            "offline message from 6 (bob) at 2026-05-01 09:30:00: are you there?",
+            "offline group 3 message from 6 (bob) at 2026-05-01 09:31:00: standup",
+            "friends: 1",
+            "friend 6 bob offline",
+            "groups: 1",
+            "group 3 name=team desc=the team",
+            "group 3 member 5 alice online creator",
+        ]
+    );
+}
+
+#[test]
+fn every_ack_has_a_line() {
+    let cases = [
+        (
+            reply::register_ok(5, "alice"),
+            "registered uid=5 name=alice",
+        ),
+        (reply::logout_ok(), "logged out"),
+        (reply::add_friend_ok(6), "added friend 6"),
+        (reply::del_friend_ok(6), "deleted friend 6"),
+        (
+            reply::create_group_ok(3, "team"),
+            "created group 3 name=team",
+        ),
+        (reply::join_group_ok(3), "joined group 3"),
+        (reply::quit_group_ok(3), "left group 3"),
+        (reply::dismiss_group_ok(3), "dismissed group 3"),
+        (reply::pong(), "pong"),
+        (
+            reply::refresh_ok(5, "alice", &[], &[]),
+            "refreshed uid=5 name=alice",
+        ),
+    ];
+    for (ack, want) in cases {
+        assert_eq!(lines(ack)[0], want);
+    }
+    let members = [MemberInfo {
+        id: 6,
+        name: "bob".into(),
+        online: false,
+        role: Role::Normal,
+    }];
+    assert_eq!(
+        lines(reply::group_members_ok(3, &members)),
+        ["group 3 members: 1", "group 3 member 6 bob offline normal"]
+    );
+}
+
+#[test]
+fn chat_messages_are_one_clean_line() {
+    let chat = json!({"msgId": 9, "from": 6, "username": "bob", "to": 5, "msg": "hi: there\n\x1b[2J", "time": "2026-05-01 09:32:00"});
+    assert_eq!(
+        lines(chat),
+        ["message from 6 (bob) at 2026-05-01 09:32:00: hi: there\\n\\u{1b}[2J"]
+    );
+    let group = json!({"msgId": 13, "uid": 6, "gid": 3, "msg": "yo"});
+    assert_eq!(lines(group), ["group 3 message from 6: yo"]);
+}
+
+#[test]
+fn failures_are_plain_words_with_the_servers_reason() {
+    let login = reply::failure(Some(1), errno::FAILED, "wrong password");
+    assert_eq!(
+        lines(login),
+        ["error: login: no such account or wrong password (errno 1): wrong password"]
+    );
+    let chat = reply::failure(Some(9), errno::NOT_FOUND, "user 99 does not exist");
+    assert_eq!(
+        lines(chat),
+        ["error: chat: no such user (errno 7): user 99 does not exist"]
+    );
+    let garbage = reply::error_msg(errno::INVALID_JSON, "invalid JSON", None);
+    assert_eq!(
+        lines(garbage),
+        ["error: the server could not read what we sent (errno 11): invalid JSON"]
+    );
+    // The original's sysmsg spelling.
+    let original = json!({"msgId": 6, "errno": 1, "errmsg": "", "sysmsg": "name taken"});
+    assert_eq!(
+        lines(original),
+        ["error: register: that user name is taken (errno 1): name taken"]
+    );
+}
+
+#[test]
+fn acks_answer_their_requests_and_the_unknown_is_kept() {
+    let Value::Object(ack) = reply::join_group_ok(3) else {
+        unreachable!()
+    };
+    assert_eq!(parse(ack).answers(), Some(12));
+    let Value::Object(err) = reply::failure(Some(9), errno::FORBIDDEN, "no") else {
+        unreachable!()
+    };
+    assert_eq!(parse(err).answers(), Some(9));
+    let Value::Object(odd) = json!({"msgId": 99, "x": 1}) else {
+        unreachable!()
+    };
+    let odd = parse(odd);
+    assert!(matches!(odd, Incoming::Unknown(_)));
+    assert_eq!(
+        render(&odd, &Style::plain()),
+        [r#"unrecognised message: {"msgId":99,"x":1}"#]
+    );
+}

@@ -1,0 +1,87 @@
+//! `chat-client`: the command-line client, as a library the binary calls.
+//!
+//! The client is two threads around one blocking `TcpStream`: the input
+//! thread reads commands (from rustyline on a terminal, from standard input
+//! otherwise) and sends requests; the reader thread decodes what the server
+//! sends and prints it. `docs/client.md` documents the commands and the
+//! output format.
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`options`] | the command line: address, `--linger-ms`, `--timeout-ms` |
+//! | [`command`] | a typed line → [`Command`](command::Command); the command table |
+//! | [`request`] | a command → the JSON request the original client would send |
+//! | [`connection`] | the socket and the reader thread, framing with `protocol::codec` |
+//! | [`incoming`] | a server message → [`Incoming`](incoming::Incoming) |
+//! | [`render`] | an incoming message → lines of text; errno in plain words |
+//! | [`session`] | state shared by the threads: who is logged in, the awaited reply |
+//! | [`chat_client`] | runs commands, waits for acks, wires the reader to the output |
+//! | [`interactive`] | the terminal mode: menu, prompt, hidden passwords |
+//! | [`batch`] | the non-interactive mode for scripts and tests |
+//! | [`output`], [`style`], [`help`], [`line_helper`], [`terminal`], [`clock`] | printing, colours, help text, completion, termios, local time |
+
+pub mod batch;
+pub mod chat_client;
+pub mod clock;
+pub mod command;
+pub mod connection;
+pub mod help;
+pub mod incoming;
+pub mod interactive;
+pub mod line_helper;
+pub mod options;
+pub mod output;
+pub mod render;
+pub mod request;
+pub mod session;
+pub mod style;
+pub mod terminal;
+
+#[cfg(test)]
+mod command_tests;
+#[cfg(test)]
+mod incoming_tests;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use connection::Connection;
+use options::{Invocation, USAGE};
+
+/// The whole program: parses `args` (without the program name), connects,
+/// and runs the mode that suits standard input.
+///
+/// Exit status: 0 after `quit` or end of input, 1 when the server cannot be
+/// reached or the connection is lost, 2 for a bad command line.
+pub fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
+    let options = match options::parse(args) {
+        Ok(Invocation::Run(options)) => options,
+        Ok(Invocation::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Invocation::Version) => {
+            println!("chat-client {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("chat-client: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let conn = match Connection::connect(&options.addr, options.connect_timeout) {
+        Ok(conn) => conn,
+        Err(e) => {
+            eprintln!(
+                "chat-client: cannot connect to {}: {e} (is chat-server running?)",
+                options.addr
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    if std::io::stdin().is_terminal() {
+        interactive::run(conn, &options)
+    } else {
+        batch::run(conn, &options)
+    }
+}

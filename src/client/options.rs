@@ -1,0 +1,132 @@
+//! Command-line options of `chat-client`.
+
+use std::time::Duration;
+
+/// The port of `chat-server`'s default address.
+pub const DEFAULT_PORT: u16 = 6000;
+
+/// `chat-client --help`.
+pub const USAGE: &str = "\
+usage: chat-client [OPTIONS] [HOST:PORT]
+
+A command-line client for chat-server (default address 127.0.0.1:6000).
+On a terminal it is interactive; otherwise it reads commands from standard
+input, one per line, and prints replies and messages one per line.
+
+options:
+  --linger-ms N    non-interactive: after the last command, wait N ms for
+                   late messages before leaving (default 500)
+  --timeout-ms N   wait at most N ms for the server's reply to a request
+                   (default 5000)
+  -h, --help       show this help
+  -V, --version    show the version
+
+Type `help` in the client for its commands. NO_COLOR turns colours off.";
+
+/// What the command line asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    Run(Options),
+    Help,
+    Version,
+}
+
+/// The settings of one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The server's `HOST:PORT`.
+    pub addr: String,
+    /// Non-interactive mode: how long to wait for late messages at the end.
+    pub linger: Duration,
+    /// How long to wait for the reply to a request.
+    pub reply_timeout: Duration,
+    /// How long to try to connect.
+    pub connect_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            addr: format!("127.0.0.1:{DEFAULT_PORT}"),
+            linger: Duration::from_millis(500),
+            reply_timeout: Duration::from_millis(5000),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Parses the arguments after the program name.
+///
+/// A bare `HOST` gets the default port; `--flag N` and `--flag=N` both work.
+///
+/// # Errors
+///
+/// A message naming the bad argument, to print above [`USAGE`].
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Invocation, String> {
+    let mut options = Options::default();
+    let mut addr = None;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Invocation::Help),
+            "-V" | "--version" => return Ok(Invocation::Version),
+            "--linger-ms" => options.linger = millis("--linger-ms", &value("--linger-ms")?)?,
+            "--timeout-ms" => {
+                options.reply_timeout = millis("--timeout-ms", &value("--timeout-ms")?)?;
+            }
+            f if f.starts_with('-') => return Err(format!("unknown option {f}")),
+            _ if addr.is_some() => return Err(format!("unexpected argument {arg}")),
+            _ => addr = Some(arg),
+        }
+    }
+    if let Some(addr) = addr {
+        options.addr = if addr.contains(':') {
+            addr
+        } else {
+            format!("{addr}:{DEFAULT_PORT}")
+        };
+    }
+    Ok(Invocation::Run(options))
+}
+
+fn millis(flag: &str, value: &str) -> Result<Duration, String> {
+    value
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("{flag} wants a number of milliseconds, not \"{value}\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Invocation, String> {
+        parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        assert_eq!(run(&[]), Ok(Invocation::Run(Options::default())));
+        let Ok(Invocation::Run(o)) = run(&["--linger-ms=50", "chat.example", "--timeout-ms", "9"])
+        else {
+            panic!("should parse");
+        };
+        assert_eq!(o.addr, "chat.example:6000");
+        assert_eq!(o.linger, Duration::from_millis(50));
+        assert_eq!(o.reply_timeout, Duration::from_millis(9));
+        assert_eq!(run(&["-h"]), Ok(Invocation::Help));
+        assert!(run(&["--linger-ms"]).is_err());
+        assert!(run(&["--bogus"]).is_err());
+        assert!(run(&["a:1", "b:2"]).is_err());
+    }
+}

@@ -1,0 +1,281 @@
+//! `chat-client` in non-interactive mode against a real `chat-server`:
+//! commands in on standard input, one line per reply or message out.
+
+#[path = "client_support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{id_after, register, Client, Server};
+
+/// Two logged-in clients, alice and bob, who are friends.
+struct Pair {
+    alice: Client,
+    bob: Client,
+    alice_id: i64,
+    bob_id: i64,
+}
+
+fn friends(server: &Server) -> Pair {
+    let mut alice = Client::start(&server.addr);
+    let mut bob = Client::start(&server.addr);
+    let alice_id = register(&mut alice, "alice", "pw-alice");
+    let bob_id = register(&mut bob, "bob", "pw:bob");
+    alice.send(&format!("login:{alice_id}:pw-alice"));
+    alice.expect_ok(&format!("logged in uid={alice_id} name=alice"));
+    // By name, and with a ':' in the password.
+    bob.send("login:bob:pw:bob");
+    bob.expect_ok(&format!("logged in uid={bob_id} name=bob"));
+    alice.send(&format!("addFriend:{bob_id}"));
+    alice.expect_ok(&format!("added friend {bob_id}"));
+    Pair {
+        alice,
+        bob,
+        alice_id,
+        bob_id,
+    }
+}
+
+#[test]
+fn two_users_register_befriend_and_chat() {
+    let server = Server::start();
+    let Pair {
+        mut alice,
+        mut bob,
+        alice_id,
+        bob_id,
+    } = friends(&server);
+
+    alice.send("refresh");
+    alice.expect_ok(&format!("refreshed uid={alice_id}"));
+    alice.expect(&format!("friend {bob_id} bob online"));
+
+    alice.send(&format!("chat:{bob_id}:hello bob: see you at 10:30"));
+    let line = bob.expect(&format!("message from {alice_id} (alice) at "));
+    assert!(line.ends_with(": hello bob: see you at 10:30"), "{line}");
+    assert!(line.starts_with("message from"), "{line}");
+
+    bob.send(&format!("chat:{alice_id}:hi alice, 你好"));
+    let line = alice.expect(&format!("message from {bob_id} (bob)"));
+    assert!(line.ends_with(": hi alice, 你好"), "{line}");
+
+    bob.send(&format!("delFriend:{alice_id}"));
+    bob.expect_ok(&format!("deleted friend {alice_id}"));
+    bob.send("refresh");
+    bob.expect_ok("refreshed");
+    bob.expect("friends: 0");
+
+    assert!(alice.finish().success());
+    assert!(bob.finish().success());
+}
+
+#[test]
+fn group_create_join_chat_and_leave() {
+    let server = Server::start();
+    let Pair {
+        mut alice,
+        mut bob,
+        alice_id,
+        bob_id,
+    } = friends(&server);
+
+    alice.send("createGroup:team:the team: everyone");
+    let gid = id_after(&alice.expect_ok("created group "), "created group ");
+    bob.send(&format!("joinGroup:{gid}"));
+    bob.expect_ok(&format!("joined group {gid}"));
+
+    alice.send(&format!("groupMembers:{gid}"));
+    alice.expect_ok(&format!("group {gid} members: 2"));
+    alice.expect(&format!(
+        "group {gid} member {alice_id} alice online creator"
+    ));
+    alice.expect(&format!("group {gid} member {bob_id} bob online normal"));
+
+    bob.send(&format!("groupChat:{gid}:hi all: standup at 10"));
+    let line = alice.expect(&format!("group {gid} message from {bob_id} (bob) at "));
+    assert!(line.ends_with(": hi all: standup at 10"), "{line}");
+    alice.send(&format!("groupChat:{gid}:on my way"));
+    bob.expect(&format!("group {gid} message from {alice_id} (alice)"));
+
+    bob.send("refresh");
+    bob.expect(&format!("group {gid} name=team desc=the team: everyone"));
+
+    // Only the creator may dismiss; a member may leave.
+    bob.send(&format!("dismissGroup:{gid}"));
+    bob.expect("error: dismissGroup:");
+    bob.send(&format!("quitGroup:{gid}"));
+    bob.expect_ok(&format!("left group {gid}"));
+    alice.send(&format!("dismissGroup:{gid}"));
+    alice.expect_ok(&format!("dismissed group {gid}"));
+    alice.send(&format!("groupMembers:{gid}"));
+    alice.expect("error: groupMembers:");
+
+    assert!(alice.finish().success());
+    assert!(bob.finish().success());
+}
+
+#[test]
+fn offline_messages_arrive_at_the_next_login() {
+    let server = Server::start();
+    let Pair {
+        mut alice,
+        mut bob,
+        alice_id,
+        bob_id,
+    } = friends(&server);
+    alice.send("createGroup:night-shift:");
+    let gid = id_after(&alice.expect_ok("created group "), "created group ");
+    bob.send(&format!("joinGroup:{gid}"));
+    bob.expect_ok(&format!("joined group {gid}"));
+
+    // `quit` logs out before closing, so bob is offline once it has exited.
+    bob.send("quit");
+    assert!(bob.wait_exit().success(), "bob: {}", bob.stderr());
+    alice.send("refresh");
+    alice.expect(&format!("friend {bob_id} bob offline"));
+
+    alice.send(&format!("chat:{bob_id}:are you there?"));
+    alice.send(&format!("groupChat:{gid}:the build is red"));
+    alice.send(&format!("chat:{bob_id}:call me: urgent"));
+    alice.send("ping"); // a round trip: the chats have reached the server
+    alice.expect_ok("pong");
+
+    let mut bob = Client::start(&server.addr);
+    bob.send(&format!("login:{bob_id}:pw:bob"));
+    bob.expect_ok(&format!("logged in uid={bob_id} name=bob"));
+    let mut offline = Vec::new();
+    loop {
+        let line = bob.expect_where("friends: or offline", |l| {
+            l.starts_with("offline") || l.starts_with("friends:")
+        });
+        if line.starts_with("friends:") {
+            break;
+        }
+        offline.push(line);
+    }
+    let chats: Vec<&String> = offline
+        .iter()
+        .filter(|l| l.starts_with(&format!("offline message from {alice_id} (alice) at ")))
+        .collect();
+    assert_eq!(chats.len(), 2, "{offline:#?}");
+    assert!(chats[0].ends_with(": are you there?"), "{offline:#?}");
+    assert!(chats[1].ends_with(": call me: urgent"), "{offline:#?}");
+    assert!(
+        offline.iter().any(|l| l.starts_with(&format!(
+            "offline group {gid} message from {alice_id} (alice) at "
+        )) && l.ends_with(": the build is red")),
+        "{offline:#?}"
+    );
+    bob.expect(&format!("friend {alice_id} alice online"));
+    bob.expect(&format!("group {gid} name=night-shift"));
+
+    // Delivered once: a second login brings nothing back.
+    bob.send("logout");
+    bob.expect_ok("logged out");
+    bob.send("login:bob:pw:bob");
+    bob.expect_ok("logged in");
+    let again = bob.drain(Duration::from_millis(300));
+    assert!(
+        !again.iter().any(|l| l.starts_with("offline")),
+        "{again:#?}"
+    );
+
+    assert!(alice.finish().success());
+    assert!(bob.finish().success());
+}
+
+#[test]
+fn errors_are_shown_in_plain_words() {
+    let server = Server::start();
+    let mut c = Client::start(&server.addr);
+    let id = register(&mut c, "carol", "right");
+
+    c.send("register:carol:again");
+    let line = c.expect("error: register:");
+    assert!(
+        line.starts_with("error: register: that user name is taken (errno 1)"),
+        "{line}"
+    );
+
+    c.send(&format!("login:{id}:wrong"));
+    let line = c.expect("error: login:");
+    assert!(
+        line.starts_with("error: login: no such account or wrong password (errno 1)"),
+        "{line}"
+    );
+
+    // Mistakes the client catches itself go to standard error.
+    c.send("chat:1:too early");
+    c.expect_stderr("log in first");
+    c.send("frobnicate");
+    c.expect_stderr("unknown command \"frobnicate\"");
+    c.send("chat:x:hi");
+    c.expect_stderr("fid must be a positive number");
+    c.send("login:carol");
+    c.expect_stderr("the password is missing");
+
+    c.send("login:carol:right");
+    c.expect_ok(&format!("logged in uid={id}"));
+    c.send("chat:999999:anyone?");
+    c.expect("error: chat:");
+    c.send("joinGroup:999999");
+    c.expect("error: joinGroup:");
+    c.send("ping");
+    c.expect_ok("pong");
+    assert!(c.finish().success());
+}
+
+#[test]
+fn end_of_input_logs_out_and_exits_zero() {
+    let server = Server::start();
+    let mut dave = Client::start(&server.addr);
+    let dave_id = register(&mut dave, "dave", "pw");
+    dave.send("login:dave:pw");
+    dave.expect_ok("logged in");
+    let mut erin = Client::start(&server.addr);
+    register(&mut erin, "erin", "pw");
+    erin.send("login:erin:pw");
+    erin.expect_ok("logged in");
+    erin.send(&format!("addFriend:{dave_id}"));
+    erin.expect_ok("added friend");
+
+    let started = Instant::now();
+    let status = dave.finish();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    erin.send("refresh");
+    erin.expect(&format!("friend {dave_id} dave offline"));
+    assert!(erin.finish().success());
+}
+
+#[test]
+fn lost_connection_is_reported_and_exits_nonzero() {
+    let mut server = Server::start();
+    let mut c = Client::start(&server.addr);
+    register(&mut c, "frank", "pw");
+    c.send("login:frank:pw");
+    c.expect_ok("logged in");
+    server.kill();
+    // Standard input stays open: the client must notice by itself.
+    let status = c.wait_exit();
+    assert_eq!(status.code(), Some(1), "{}", c.stderr());
+    assert!(c.stderr().contains("connection lost"), "{}", c.stderr());
+}
+
+#[test]
+fn unreachable_server_exits_nonzero() {
+    let addr = format!("127.0.0.1:{}", support::free_port());
+    let mut c = Client::start(&addr);
+    let status = c.wait_exit();
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        c.stderr().contains(&format!("cannot connect to {addr}")),
+        "{}",
+        c.stderr()
+    );
+}
