@@ -1,0 +1,244 @@
+//! `Cluster`: the handle the server holds, and the only way in.
+//!
+//! It owns the three threads and the queue to the publisher. Every method
+//! is safe to call from any thread; the docs of each say whether it
+//! *blocks* (call it on a worker) or only *queues* (fine on an I/O thread).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, unbounded, Sender};
+use parking_lot::{Mutex, RwLock};
+
+use super::keys::Keys;
+use super::publisher::{Call, Op, Publisher};
+use super::shared::{Counters, Shared};
+use super::{heartbeat, subscriber};
+use super::{Claim, ClusterConfig, ClusterError, ClusterStats, LocalNode};
+
+/// A node's membership in the cluster. See the [module docs](super).
+pub struct Cluster {
+    shared: Arc<Shared>,
+    /// The publisher's queue; `None` once stopped, so that nothing can be
+    /// queued behind the final `Stop` (where it would be lost): calls after
+    /// that are degraded on the caller's thread.
+    ops: RwLock<Option<Sender<Op>>>,
+    /// Dropping it wakes and stops the heartbeat.
+    beat_stop: Mutex<Option<Sender<()>>>,
+    threads: Mutex<Threads>,
+}
+
+#[derive(Default)]
+struct Threads {
+    publisher: Option<JoinHandle<()>>,
+    subscriber: Option<JoinHandle<()>>,
+    heartbeat: Option<JoinHandle<()>>,
+}
+
+impl Cluster {
+    /// Joins the cluster: starts the publisher, subscriber and heartbeat
+    /// threads and returns at once. Redis need not be up: the threads
+    /// connect when it is, and meanwhile every call degrades (see the
+    /// [module docs](super#when-redis-is-down)). The first thing the
+    /// publisher does on its first connection is clear the claims a
+    /// previous process with this node id left behind.
+    ///
+    /// # Errors
+    /// A bad setting or Redis URL, or a thread that cannot be spawned.
+    pub fn start(
+        cfg: ClusterConfig,
+        node: Arc<dyn LocalNode>,
+    ) -> Result<Arc<Cluster>, ClusterError> {
+        cfg.validate()?;
+        let client = redis::Client::open(cfg.redis_url.as_str()).map_err(ClusterError::Url)?;
+        let shared = Arc::new(Shared {
+            keys: Keys::new(&cfg.key_prefix, &cfg.node_id),
+            cfg,
+            client,
+            node,
+            token: heartbeat::process_token(),
+            stop: AtomicBool::new(false),
+            abort: AtomicBool::new(false),
+            connected: AtomicBool::new(false),
+            subscribed: AtomicBool::new(false),
+            counters: Counters::default(),
+        });
+        let (ops_tx, ops_rx) = unbounded();
+        let (stop_tx, stop_rx) = bounded::<()>(0);
+        let cluster = Arc::new(Cluster {
+            shared: shared.clone(),
+            ops: RwLock::new(Some(ops_tx.clone())),
+            beat_stop: Mutex::new(Some(stop_tx)),
+            threads: Mutex::new(Threads::default()),
+        });
+        let spawned = (|| {
+            let mut t = cluster.threads.lock();
+            let publisher = Publisher::new(shared.clone(), ops_rx);
+            t.publisher = Some(spawn("cluster-pub", move || publisher.run())?);
+            let s = shared.clone();
+            t.subscriber = Some(spawn("cluster-sub", move || subscriber::run(s))?);
+            let s = shared.clone();
+            t.heartbeat = Some(spawn("cluster-beat", move || {
+                heartbeat::run(s, ops_tx, stop_rx)
+            })?);
+            Ok(())
+        })();
+        match spawned {
+            Ok(()) => Ok(cluster),
+            Err(e) => {
+                cluster.abort();
+                Err(ClusterError::Spawn(e))
+            }
+        }
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        self.shared.keys.node_id()
+    }
+
+    /// Claims `uid` for this node at login. **Blocks** (at most three
+    /// `io_timeout`s): call it on a worker.
+    ///
+    /// * [`Claim::Claimed`]: the user is now this node's, also when this
+    ///   node already held the claim, or when the holder was a dead node.
+    /// * [`Claim::OnlineElsewhere`]: a live node holds the user; refuse the
+    ///   login (errno 2).
+    /// * [`Claim::Unavailable`]: Redis cannot be asked; let the user log in
+    ///   here, the claim is made when Redis returns.
+    ///
+    /// Duplicate logins *on this node* are not seen here (the claim is
+    /// already this node's): the server checks its own map first.
+    pub fn claim(&self, uid: i64) -> Claim {
+        let (tx, rx) = bounded(1);
+        if self.enqueue(Call::Claim { uid, reply: tx }).is_err() {
+            return Claim::Unavailable;
+        }
+        rx.recv_timeout(self.shared.cfg.answer_timeout())
+            .unwrap_or(Claim::Unavailable)
+    }
+
+    /// Gives up this node's claim on `uid` (logout, disconnect). Only
+    /// **queues**: safe on an I/O thread. Applied after every call queued
+    /// before it, so a later `claim` of the same user on this node is not
+    /// undone by it. A user since taken over by another node keeps that
+    /// node's claim.
+    pub fn release(&self, uid: i64) {
+        let _ = self.enqueue(Call::Release { uid });
+    }
+
+    /// Sends `payload` (the exact bytes for the recipient's connection) to
+    /// `uid` on whichever node holds the user. Only **queues**: safe on an
+    /// I/O thread. Messages queued by one thread leave in order. When the
+    /// user is on no live node, or the node does not receive it, or Redis
+    /// is down, the payload goes to [`LocalNode::store_offline`] — on the
+    /// publisher thread, or on this thread once the cluster has stopped.
+    pub fn send_to_user(&self, uid: i64, payload: Vec<u8>) {
+        let _ = self.enqueue(Call::Publish { uid, payload });
+    }
+
+    /// Which of `uids` are logged in on a live node, this one included,
+    /// as Redis knows it. **Blocks** (like `claim`): call it on a worker.
+    /// When Redis cannot be asked every answer is `false`, so combine the
+    /// result with the server's own map of local users.
+    pub fn is_online(&self, uids: &[i64]) -> Vec<bool> {
+        if uids.is_empty() {
+            return Vec::new();
+        }
+        let (tx, rx) = bounded(1);
+        let call = Call::Online {
+            uids: uids.to_vec(),
+            reply: tx,
+        };
+        if self.enqueue(call).is_err() {
+            return vec![false; uids.len()];
+        }
+        rx.recv_timeout(self.shared.cfg.answer_timeout())
+            .unwrap_or_else(|_| vec![false; uids.len()])
+    }
+
+    /// `true` while the publisher has a working Redis connection (with
+    /// presence synced); messages are then routed, not stored.
+    pub fn is_connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Acquire)
+    }
+
+    /// `true` while the subscriber listens on this node's channel.
+    pub fn is_subscribed(&self) -> bool {
+        self.shared.subscribed.load(Ordering::Acquire)
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> ClusterStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Leaves the cluster: stops the heartbeat, lets the publisher finish
+    /// what is queued, releases every claim of this node and deletes its
+    /// alive key, then stops the subscriber. **Blocks** until the threads
+    /// have ended (about `io_timeout` at worst per step). Idempotent; also
+    /// run on drop.
+    pub fn shutdown(&self) {
+        self.stop(true);
+    }
+
+    /// Simulates a crash, for tests: the threads end at once, closing their
+    /// connections, and nothing is cleaned up — the claims and the alive
+    /// key stay in Redis until the key expires, as after `SIGKILL`. Queued
+    /// calls are dropped. Blocks until the threads have ended.
+    pub fn abort(&self) {
+        self.shared.abort.store(true, Ordering::Release);
+        self.stop(false);
+    }
+
+    fn stop(&self, cleanup: bool) {
+        drop(self.beat_stop.lock().take());
+        let mut t = self.threads.lock();
+        join(t.heartbeat.take());
+        if let Some(tx) = self.ops.write().take() {
+            let _ = tx.send(Op::Stop { cleanup });
+        }
+        join(t.publisher.take());
+        self.shared.stop.store(true, Ordering::Release);
+        join(t.subscriber.take());
+    }
+
+    /// Queues a call; after a stop, degrades it here instead.
+    fn enqueue(&self, call: Call) -> Result<(), ()> {
+        let refused = match &*self.ops.read() {
+            Some(tx) => match tx.send(Op::Call(call)) {
+                Ok(()) => return Ok(()),
+                Err(e) => e.0,
+            },
+            None => Op::Call(call),
+        };
+        if let Op::Call(c) = refused {
+            c.degrade(&self.shared);
+        }
+        Err(())
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop(true);
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name.to_owned()).spawn(f)
+}
+
+/// Joins a thread, unless it is the calling thread (the last handle dropped
+/// inside a `LocalNode` callback): that one ends by itself.
+fn join(h: Option<JoinHandle<()>>) {
+    if let Some(h) = h {
+        if h.thread().id() == std::thread::current().id() {
+            return;
+        }
+        if h.join().is_err() {
+            log::error!("cluster: a thread panicked");
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! `Keys`: the names of every Redis key and channel the cluster uses.
+//!
+//! All names start with the configured prefix (`chat` by default), so that
+//! several clusters, or several tests, can share one Redis without meeting:
+//!
+//! | name | type | value | written by |
+//! |---|---|---|---|
+//! | `{prefix}:user:{uid}` | string | id of the node the user is logged in on | `claim` (SET), `release` (DEL if still ours) |
+//! | `{prefix}:members:{node}` | set | the user ids `node` claimed | `claim` (SADD), `release` (SREM) |
+//! | `{prefix}:alive:{node}` | string with a TTL | a random token of the running process | the heartbeat, every `liveness / 3` |
+//! | `{prefix}:node:{node}` | pub/sub channel | [envelopes](super::envelope) for users on `node` | every node's publisher |
+//!
+//! The `members` set is what lets a node find its own claims again without
+//! scanning the key space: after a crash (to clear them) and after a Redis
+//! outage (to reconcile them with who is really connected).
+
+/// Builds key and channel names for one prefix and one node.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    /// `{prefix}:`, kept with its colon so that names are one `format!`.
+    prefix: String,
+    /// This node's id.
+    node_id: String,
+}
+
+impl Keys {
+    /// Names for node `node_id` under `prefix`.
+    pub(crate) fn new(prefix: &str, node_id: &str) -> Keys {
+        Keys {
+            prefix: format!("{prefix}:"),
+            node_id: node_id.to_owned(),
+        }
+    }
+
+    /// This node's id.
+    pub(crate) fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// `{prefix}:user:{uid}`: where `uid` is logged in.
+    pub(crate) fn user(&self, uid: i64) -> String {
+        format!("{}user:{uid}", self.prefix)
+    }
+
+    /// `{prefix}:alive:`: the scripts append a node id to it.
+    pub(crate) fn alive_prefix(&self) -> String {
+        format!("{}alive:", self.prefix)
+    }
+
+    /// `{prefix}:alive:{this node}`.
+    pub(crate) fn alive(&self) -> String {
+        format!("{}alive:{}", self.prefix, self.node_id)
+    }
+
+    /// `{prefix}:members:`: the scripts append a node id to it.
+    pub(crate) fn members_prefix(&self) -> String {
+        format!("{}members:", self.prefix)
+    }
+
+    /// `{prefix}:members:{this node}`.
+    pub(crate) fn members(&self) -> String {
+        format!("{}members:{}", self.prefix, self.node_id)
+    }
+
+    /// `{prefix}:node:`: the scripts append a node id to it.
+    pub(crate) fn channel_prefix(&self) -> String {
+        format!("{}node:", self.prefix)
+    }
+
+    /// `{prefix}:node:{this node}`: the channel this node subscribes to.
+    pub(crate) fn channel(&self) -> String {
+        format!("{}node:{}", self.prefix, self.node_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Keys;
+
+    #[test]
+    fn names_follow_the_table() {
+        let k = Keys::new("chat", "n1");
+        assert_eq!(k.node_id(), "n1");
+        assert_eq!(k.user(42), "chat:user:42");
+        assert_eq!(k.user(-1), "chat:user:-1");
+        assert_eq!(k.alive(), "chat:alive:n1");
+        assert_eq!(k.alive_prefix() + "n1", k.alive());
+        assert_eq!(k.members(), "chat:members:n1");
+        assert_eq!(k.members_prefix() + "n1", k.members());
+        assert_eq!(k.channel(), "chat:node:n1");
+        assert_eq!(k.channel_prefix() + "n1", k.channel());
+    }
+}

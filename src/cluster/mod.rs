@@ -1,0 +1,198 @@
+//! # Cluster mode: many nodes, one Redis between them
+//!
+//! Several `chat-server` processes ("nodes") share one MySQL store and one
+//! Redis; nginx spreads the clients over them. A user is connected to one
+//! node, and a message for a user on another node crosses Redis:
+//!
+//! ```text
+//!                 clients ── nginx (stream, least_conn) ──┬──────────┐
+//!                                                         ▼          ▼
+//!   node a: I/O thread ─send_to_user─► publisher ─┐     node b: subscriber ─deliver─► connection of 7
+//!                                                 │                 ▲
+//!            EVALSHA route(uid 7, envelope)       ▼                 │ SUBSCRIBE chat:node:b
+//!   Redis:   GET chat:user:7 = "b";  EXISTS chat:alive:b;  PUBLISH chat:node:b <envelope> → 1
+//! ```
+//!
+//! Redis holds three things (named in `keys.rs`): who is on which
+//! node (`user:{uid}`), which nodes are alive (`alive:{node}`, a key with a
+//! TTL that the node's heartbeat refreshes), and one pub/sub channel per
+//! node (`node:{node}`). Routing, claiming a user and asking who is online
+//! are each one Lua script (`scripts.rs`), so each decision is
+//! atomic in Redis and costs no extra round trip.
+//!
+//! ## The server's side: [`LocalNode`] and [`Cluster`]
+//!
+//! The server implements [`LocalNode`] (deliver to a local connection, store
+//! offline, list local users) and calls [`Cluster`]:
+//!
+//! | when | call | thread |
+//! |---|---|---|
+//! | login, after the local duplicate check | [`claim`](Cluster::claim) → refuse with errno 2 on `OnlineElsewhere` | worker (blocks) |
+//! | logout, disconnect | [`release`](Cluster::release) | any (queues) |
+//! | chat to a user not in the local map | [`send_to_user`](Cluster::send_to_user) | I/O thread (queues) |
+//! | friend and member lists | [`is_online`](Cluster::is_online) for the users not local | worker (blocks) |
+//! | SIGTERM | [`shutdown`](Cluster::shutdown) | main (blocks) |
+//!
+//! No Redis call ever runs on an I/O thread: calls that do not wait for an
+//! answer are queued to the publisher thread; the subscriber thread hands
+//! messages to connections with `TcpConnection::send`, which only queues.
+//!
+//! | thread | connection | does | calls on the server |
+//! |---|---|---|---|
+//! | `cluster-pub` (`publisher.rs`) | commands | every call above, in queue order, batched | `store_offline`, `local_users` |
+//! | `cluster-sub` (`subscriber.rs`) | subscribed | this node's channel → connections | `deliver`, `store_offline` |
+//! | `cluster-beat` (`heartbeat.rs`) | commands | the alive key, every `liveness / 3` | — |
+//!
+//! ## Delivery guarantee
+//!
+//! Redis pub/sub is **at most once**: `PUBLISH` hands the message to the
+//! subscribers connected at that instant and keeps nothing. Its reply, the
+//! number of subscribers reached, is what the fallbacks build on. Every way
+//! a message can miss its recipient that a node can *see* ends in offline
+//! storage, from which the recipient gets it at the next login:
+//!
+//! | what happened | who sees it | then |
+//! |---|---|---|
+//! | the user is on no node (`user:{uid}` absent) | route script: `-1` | the sender's node stores it |
+//! | the user's node is dead (its alive key expired) | route script: `-2` | the sender's node stores it |
+//! | the node is alive but not subscribed (restarting, reconnecting) | `PUBLISH` → `0` | the sender's node stores it |
+//! | the user left the node after the lookup | `deliver` → `false` | the receiving node stores it |
+//! | Redis is down, or the connection broke during the batch | no reply | the sender's node stores it (maybe a duplicate) |
+//!
+//! What remains are the holes no node sees, where a message is lost:
+//!
+//! * the receiving node crashes after `PUBLISH` counted it and before the
+//!   subscriber handed it on (in Redis's output buffer, in the socket, in
+//!   the connection's output buffer) — the same loss as a single node
+//!   crashing with unsent output;
+//! * Redis drops a subscriber that falls behind by more than its pub/sub
+//!   output limit (default 32 MB, or 8 MB for 60 s); the subscriber only
+//!   queues, so this takes a node stalled for seconds under load.
+//!
+//! And one delay: a node paused longer than `liveness` (`SIGSTOP`, swap) is
+//! dead to the others while its users are still connected; messages to them
+//! are stored and arrive at their next login.
+//!
+//! **Order.** Messages from one sender to one recipient arrive in the order
+//! sent while both stay where they are: one I/O thread queues them, one
+//! publisher thread sends them in that order, and Redis delivers a
+//! channel's messages in publish order. The order can break when the
+//! recipient moves (logs out and in on another node) while messages are in
+//! flight, and across an outage: what was stored during it reaches an
+//! online recipient only at the next login, after later messages.
+//!
+//! ## A node that dies
+//!
+//! A node killed with `SIGKILL` leaves its claims and its alive key. At once
+//! its subscription is gone, so messages to its users are stored
+//! (`PUBLISH` → 0); at most `liveness` later (default 10 s) its alive key
+//! expires, `is_online` reports its users offline and a login elsewhere
+//! takes their claim over. When it restarts with the same node id, its
+//! first connection syncs presence (`presence.rs`): it releases every
+//! claim its previous process left (none of its users stays "online").
+//!
+//! ## When Redis is down
+//!
+//! Each node keeps serving its own users. Every call degrades at once, with
+//! nothing logged per message: `send_to_user` stores offline, `claim` says
+//! `Unavailable` (the server logs the user in locally), `is_online` says
+//! `false`. Each thread reconnects with back-off (100 ms doubling to 5 s by
+//! default) and logs once when Redis goes and once when it comes back. On
+//! reconnection the subscriber subscribes again, and the publisher loads
+//! the scripts and syncs presence from [`LocalNode::local_users`] —
+//! claiming users who logged in meanwhile, releasing those who left —
+//! before it sends anything else. Two nodes that both let the same user log
+//! in during the outage keep both sessions; the first to sync holds the
+//! claim.
+//!
+//! ## Files
+//!
+//! | file | what |
+//! |---|---|
+//! | `handle.rs` | [`Cluster`]: start, the calls, shutdown |
+//! | `config.rs` | [`ClusterConfig`], [`ClusterError`], [`default_node_id`] |
+//! | `publisher.rs` | the publisher thread: queue, batches, degradation |
+//! | `subscriber.rs` | the subscriber thread |
+//! | `heartbeat.rs` | the heartbeat thread |
+//! | `presence.rs` | reconciling Redis's claims with the local users |
+//! | `scripts.rs` | the Lua scripts |
+//! | `keys.rs` | key and channel names |
+//! | `envelope.rs` | the message format on a channel |
+//! | `link.rs` | connections with timeouts, back-off, health logging |
+//! | `shared.rs` | state shared by the threads |
+
+mod config;
+mod envelope;
+mod handle;
+mod heartbeat;
+mod keys;
+mod link;
+mod presence;
+mod publisher;
+mod scripts;
+mod shared;
+mod subscriber;
+
+pub use config::{default_node_id, ClusterConfig, ClusterError};
+pub use handle::Cluster;
+
+/// What the cluster needs from the server: implemented by the server,
+/// called by the cluster's threads.
+///
+/// No method may block for long (they run on the cluster's threads, whose
+/// delay delays every message of the node), and none may call
+/// [`Cluster::claim`] or [`Cluster::is_online`]: the publisher thread that
+/// would answer is the one waiting. Queuing work elsewhere (a
+/// `TcpConnection::send`, a job on the worker pool) is the intended use.
+pub trait LocalNode: Send + Sync + 'static {
+    /// Hands `payload` to the local connection of `uid`, as is. Returns
+    /// `false` when `uid` is not connected here (it left after the sender
+    /// looked it up); the cluster then calls [`store_offline`](Self::store_offline).
+    /// A user still logging in counts as here (the server buffers).
+    ///
+    /// Called on the subscriber thread.
+    fn deliver(&self, uid: i64, payload: &[u8]) -> bool;
+
+    /// Stores `payload` (the bytes given to [`Cluster::send_to_user`]) as an
+    /// offline message for `uid`, typically by queuing a job on the worker
+    /// pool, sharded by `uid` as the server's own offline writes are.
+    ///
+    /// Called on the publisher or the subscriber thread; after
+    /// [`Cluster::shutdown`], on the thread calling `send_to_user`.
+    fn store_offline(&self, uid: i64, payload: Vec<u8>);
+
+    /// Every user logged in (or logging in) on this node, to republish
+    /// presence after Redis returns and to clear stale claims at start.
+    ///
+    /// Called on the publisher thread.
+    fn local_users(&self) -> Vec<i64>;
+}
+
+/// The answer to [`Cluster::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The user is this node's now: log them in.
+    Claimed,
+    /// The user is logged in on the live node named here: refuse the login
+    /// (errno 2, "already logged in").
+    OnlineElsewhere(String),
+    /// Redis cannot be asked: log the user in locally; presence is
+    /// published when Redis returns.
+    Unavailable,
+}
+
+/// Counters of a node's cluster traffic since [`Cluster::start`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterStats {
+    /// Messages published to a node that received them.
+    pub published: u64,
+    /// Messages this node stored instead of publishing (no live holder,
+    /// no subscriber, Redis down).
+    pub stored_by_sender: u64,
+    /// Messages from the channel handed to a local connection.
+    pub delivered: u64,
+    /// Messages from the channel whose recipient had left: stored.
+    pub stored_by_receiver: u64,
+    /// Reconnections of the publisher to Redis after a loss.
+    pub reconnects: u64,
+}

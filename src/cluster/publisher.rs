@@ -1,0 +1,453 @@
+//! The publisher thread: every Redis command of this node except the
+//! subscription and the heartbeat, run in the order the node asked for them.
+//!
+//! ```text
+//!  I/O threads ── send_to_user ──┐            ┌── EVALSHA route (PUBLISH) ──► Redis
+//!  workers ── claim / is_online ─┼─► queue ──►│   EVALSHA claim / release / online
+//!  I/O or workers ── release ────┘   (FIFO)   └── one write per batch of ≤ 512
+//! ```
+//!
+//! One thread and one FIFO queue (a crossbeam channel) give two orders for
+//! free:
+//!
+//! * **per sender**: the messages one connection sends are queued by its one
+//!   I/O thread in order, published in that order, and Redis delivers a
+//!   channel's messages to its subscriber in publish order;
+//! * **per user**: a `release` at logout is applied before the `claim` of
+//!   the user's next login on this node, which was necessarily queued later.
+//!
+//! The thread drains whatever is queued (up to [`MAX_BATCH`]) and sends it
+//! as one pipeline: one write, one round trip, however many messages. A
+//! caller of `claim` or `is_online` waits for its own reply only.
+//!
+//! # When Redis fails
+//!
+//! Without a connection every call is answered at once as if Redis said
+//! nothing useful ([`Call::degrade`]): messages go to offline storage,
+//! claims are `Unavailable`, nobody remote is online. Meanwhile the thread
+//! reconnects with back-off; a new connection loads the scripts and
+//! [syncs presence](super::presence) before anything else runs on it. When a
+//! connection breaks in the middle of a batch, the calls whose replies never
+//! came are degraded too: a message among them may have been published
+//! *and* is stored offline — a possible duplicate, chosen over a possible
+//! loss.
+
+use std::collections::HashSet;
+use std::fmt::Display;
+use std::ops::ControlFlow;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use redis::{Cmd, Connection, RedisResult, Value};
+
+use super::keys::Keys;
+use super::link::{self, Backoff, Health};
+use super::presence;
+use super::scripts::Scripts;
+use super::shared::{Counters, Shared};
+use super::{envelope, heartbeat, Claim};
+
+/// At most one log line per this interval about commands Redis refuses.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Most calls sent in one write.
+pub(crate) const MAX_BATCH: usize = 512;
+
+/// A connection unused this long gets a `PING` before the next batch, so
+/// that a Redis restarted meanwhile costs a reconnection, not a batch of
+/// messages sent to offline storage.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// One Redis call of the node.
+pub(crate) enum Call {
+    /// Route `payload` to `uid`'s node (or to offline storage).
+    Publish { uid: i64, payload: Vec<u8> },
+    /// Claim `uid` for this node; the answer goes to `reply`.
+    Claim { uid: i64, reply: Sender<Claim> },
+    /// Drop this node's claim on `uid`.
+    Release { uid: i64 },
+    /// Which of `uids` are on a live node; the answer goes to `reply`.
+    Online {
+        uids: Vec<i64>,
+        reply: Sender<Vec<bool>>,
+    },
+}
+
+impl Call {
+    /// Answers as if Redis were unreachable.
+    pub(crate) fn degrade(self, shared: &Shared) {
+        match self {
+            Call::Publish { uid, payload } => shared.store_by_sender(uid, payload),
+            Call::Claim { reply, .. } => {
+                let _ = reply.send(Claim::Unavailable);
+            }
+            Call::Release { .. } => {} // the next presence sync releases it
+            Call::Online { uids, reply } => {
+                let _ = reply.send(vec![false; uids.len()]);
+            }
+        }
+    }
+
+    /// The script call that does it.
+    fn command(&self, scripts: &Scripts, keys: &Keys) -> Cmd {
+        match self {
+            Call::Publish { uid, payload } => {
+                scripts.route(keys, *uid, &envelope::encode(*uid, payload))
+            }
+            Call::Claim { uid, .. } => scripts.claim(keys, *uid),
+            Call::Release { uid } => scripts.release(keys, *uid),
+            Call::Online { uids, .. } => scripts.online(keys, uids),
+        }
+    }
+}
+
+/// What the handle queues for the publisher thread.
+pub(crate) enum Op {
+    /// A Redis call.
+    Call(Call),
+    /// Re-sync presence (the heartbeat found this node's alive key gone).
+    Resync,
+    /// Leave: the last op ever queued. With `cleanup`, release this node's
+    /// claims and delete its alive key first.
+    Stop { cleanup: bool },
+}
+
+/// A working connection with the scripts loaded on it.
+struct Session {
+    con: Connection,
+    scripts: Scripts,
+    last_used: Instant,
+}
+
+/// The thread's state. See the [module docs](self).
+pub(crate) struct Publisher {
+    shared: Arc<Shared>,
+    rx: Receiver<Op>,
+    session: Option<Session>,
+    backoff: Backoff,
+    /// When to try connecting again while there is no session.
+    next_attempt: Instant,
+    health: Health,
+    refused: Refusals,
+}
+
+/// Commands Redis refused (out of memory, read-only replica, ...): logged
+/// at most once per [`REFUSAL_LOG_INTERVAL`] with a count, since under load
+/// every batch would hit the same error.
+#[derive(Default)]
+struct Refusals {
+    last_log: Option<Instant>,
+    unlogged: u64,
+}
+
+impl Refusals {
+    fn note(&mut self, node_id: &str, what: &str) {
+        self.unlogged += 1;
+        if self
+            .last_log
+            .is_some_and(|t| t.elapsed() < REFUSAL_LOG_INTERVAL)
+        {
+            return;
+        }
+        log::warn!(
+            "cluster: node {node_id}: Redis refused commands in {} batch(es), e.g. {what}; \
+             their messages went to offline storage",
+            self.unlogged
+        );
+        self.last_log = Some(Instant::now());
+        self.unlogged = 0;
+    }
+}
+
+impl Publisher {
+    /// A publisher that will connect when [`run`](Self::run) starts.
+    pub(crate) fn new(shared: Arc<Shared>, rx: Receiver<Op>) -> Publisher {
+        let backoff = Backoff::new(shared.cfg.reconnect_min, shared.cfg.reconnect_max);
+        let health = Health::new(shared.keys.node_id(), "publisher");
+        Publisher {
+            shared,
+            rx,
+            session: None,
+            backoff,
+            next_attempt: Instant::now(),
+            health,
+            refused: Refusals::default(),
+        }
+    }
+
+    /// The thread's body: until `Stop` (or `abort`).
+    pub(crate) fn run(mut self) {
+        loop {
+            if self.shared.aborted() {
+                return;
+            }
+            if self.session.is_none() && Instant::now() >= self.next_attempt {
+                self.connect();
+            }
+            let first = match self.next_op() {
+                Ok(op) => op,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.leave(); // the handle vanished without a Stop
+                    return;
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+            if self.shared.aborted() || self.execute(batch).is_break() {
+                return;
+            }
+        }
+    }
+
+    /// Waits for the next op; without a session, only until the next
+    /// connection attempt is due.
+    fn next_op(&self) -> Result<Op, RecvTimeoutError> {
+        if self.session.is_some() {
+            return self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected);
+        }
+        let wait = self.next_attempt.saturating_duration_since(Instant::now());
+        self.rx.recv_timeout(wait)
+    }
+
+    /// Runs a batch in order: calls go out as pipelines, split where a
+    /// `Resync` or `Stop` has to run between them.
+    fn execute(&mut self, batch: Vec<Op>) -> ControlFlow<()> {
+        let mut calls = Vec::with_capacity(batch.len());
+        for op in batch {
+            match op {
+                Op::Call(c) => calls.push(c),
+                Op::Resync => {
+                    self.flush(&mut calls);
+                    self.resync();
+                }
+                Op::Stop { cleanup } => {
+                    self.flush(&mut calls);
+                    if cleanup {
+                        self.leave();
+                    }
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        self.flush(&mut calls);
+        ControlFlow::Continue(())
+    }
+
+    /// Sends `calls` as one pipeline and answers each from its reply.
+    fn flush(&mut self, calls: &mut Vec<Call>) {
+        if calls.is_empty() {
+            return;
+        }
+        let calls = std::mem::take(calls);
+        let Some(mut s) = self.ready_session() else {
+            calls.into_iter().for_each(|c| c.degrade(&self.shared));
+            return;
+        };
+        let mut pipe = redis::pipe();
+        for c in &calls {
+            pipe.add_command(c.command(&s.scripts, &self.shared.keys));
+        }
+        let mut replies = Vec::with_capacity(calls.len());
+        let sent = link::exec(
+            &mut s.con,
+            &pipe.get_packed_pipeline(),
+            calls.len(),
+            &mut replies,
+        );
+        let (refused, noscript) = server_errors(&replies);
+        if let Some(what) = refused {
+            self.refused.note(self.shared.keys.node_id(), &what);
+        }
+        let mut replies = replies.into_iter();
+        for call in calls {
+            match replies.next() {
+                Some(reply) => self.answer(call, reply),
+                None => call.degrade(&self.shared),
+            }
+        }
+        match sent {
+            Err(e) => self.lost(&e),
+            // The scripts vanished (SCRIPT FLUSH): reconnect, which reloads them.
+            Ok(()) if noscript => self.lost(&"Redis forgot the scripts"),
+            Ok(()) => {
+                s.last_used = Instant::now();
+                self.session = Some(s);
+            }
+        }
+    }
+
+    /// Answers one call from its reply.
+    fn answer(&self, call: Call, reply: Value) {
+        match call {
+            Call::Publish { uid, payload } => match reply {
+                Value::Int(n) if n > 0 => Counters::bump(&self.shared.counters.published),
+                _ => self.shared.store_by_sender(uid, payload),
+            },
+            Call::Claim { reply: tx, .. } => {
+                let claim = presence::claim_reply(&reply).unwrap_or(Claim::Unavailable);
+                let _ = tx.send(claim);
+            }
+            Call::Release { .. } => {}
+            Call::Online { uids, reply: tx } => {
+                let _ = tx.send(online_reply(&reply, uids.len()));
+            }
+        }
+    }
+
+    /// The session, checked with a `PING` when it sat idle, or a new one when
+    /// a connection attempt is due. `None`: degrade.
+    fn ready_session(&mut self) -> Option<Session> {
+        if let Some(mut s) = self.session.take() {
+            if s.last_used.elapsed() < IDLE_CHECK {
+                return Some(s);
+            }
+            match redis::cmd("PING").query::<String>(&mut s.con) {
+                Ok(_) => return Some(s),
+                Err(e) => self.lost(&e),
+            }
+        }
+        if Instant::now() >= self.next_attempt {
+            self.connect();
+        }
+        self.session.take()
+    }
+
+    /// Tries to open a session; schedules the next attempt on failure.
+    fn connect(&mut self) {
+        match self.open(true) {
+            Ok(s) => {
+                self.session = Some(s);
+                self.backoff.reset();
+                if self.health.up() {
+                    Counters::bump(&self.shared.counters.reconnects);
+                }
+                self.shared.connected.store(true, Ordering::Release);
+            }
+            Err(e) => {
+                self.health.down(&e);
+                self.next_attempt = Instant::now() + self.backoff.next_delay();
+            }
+        }
+    }
+
+    /// Connects and loads the scripts; with `sync`, marks the node alive and
+    /// syncs presence too.
+    fn open(&self, sync: bool) -> RedisResult<Session> {
+        let cfg = &self.shared.cfg;
+        let mut con = link::connect(&self.shared.client, cfg.io_timeout, None)?;
+        let scripts = Scripts::load(&mut con)?;
+        if sync {
+            heartbeat::beat_command(&self.shared).query::<i64>(&mut con)?;
+            self.sync(&mut con, &scripts)?;
+        }
+        Ok(Session {
+            con,
+            scripts,
+            last_used: Instant::now(),
+        })
+    }
+
+    /// Syncs presence with the node's list of users, and logs what changed.
+    fn sync(&self, con: &mut Connection, scripts: &Scripts) -> RedisResult<()> {
+        let local: HashSet<i64> = self.shared.node.local_users().into_iter().collect();
+        let done = presence::sync(con, scripts, &self.shared, &local)?;
+        if done != presence::Synced::default() {
+            log::info!(
+                "cluster: node {}: presence synced: {} users claimed, {} stale claims \
+                 released, {} users held by another node",
+                self.shared.keys.node_id(),
+                done.claimed,
+                done.released,
+                done.held_elsewhere
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs a presence sync on the current session, if there is one (a new
+    /// session syncs anyway).
+    fn resync(&mut self) {
+        if let Some(mut s) = self.session.take() {
+            match self.sync(&mut s.con, &s.scripts) {
+                Ok(()) => self.session = Some(s),
+                Err(e) => self.lost(&e),
+            }
+        }
+    }
+
+    /// The connection failed: degrade until a new one works. The first new
+    /// attempt is immediate; the back-off applies from the second.
+    fn lost(&mut self, e: &dyn Display) {
+        self.session = None;
+        self.shared.connected.store(false, Ordering::Release);
+        self.health.down(e);
+        self.next_attempt = Instant::now();
+    }
+
+    /// Releases this node's claims and deletes its alive key.
+    fn leave(&mut self) {
+        self.shared.connected.store(false, Ordering::Release);
+        let session = match self.session.take() {
+            Some(s) => Ok(s),
+            None => self.open(false),
+        };
+        let left = session.and_then(|mut s| presence::leave(&mut s.con, &s.scripts, &self.shared));
+        match left {
+            Ok(n) => log::info!(
+                "cluster: node {} left the cluster, {n} user claims released",
+                self.shared.keys.node_id()
+            ),
+            Err(e) => log::warn!(
+                "cluster: node {} could not release its presence ({e}); the other nodes \
+                 will treat its users as offline when its alive key expires",
+                self.shared.keys.node_id()
+            ),
+        }
+    }
+}
+
+/// The first command error among `replies` (as text), and whether any was
+/// a missing script.
+fn server_errors(replies: &[Value]) -> (Option<String>, bool) {
+    let mut first = None;
+    let mut noscript = false;
+    for r in replies {
+        if let Value::ServerError(e) = r {
+            noscript |= e.code() == "NOSCRIPT";
+            first.get_or_insert_with(|| format!("{} {}", e.code(), e.details().unwrap_or("")));
+        }
+    }
+    (first, noscript)
+}
+
+/// Reads an `ONLINE` reply: `n` flags, all `false` when malformed.
+fn online_reply(v: &Value, n: usize) -> Vec<bool> {
+    match v {
+        Value::Array(items) if items.len() == n => {
+            items.iter().map(|i| matches!(i, Value::Int(1))).collect()
+        }
+        _ => vec![false; n],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::online_reply;
+    use redis::Value;
+
+    #[test]
+    fn online_replies() {
+        let v = Value::Array(vec![Value::Int(1), Value::Int(0), Value::Int(1)]);
+        assert_eq!(online_reply(&v, 3), [true, false, true]);
+        assert_eq!(online_reply(&v, 2), [false, false]);
+        assert_eq!(online_reply(&Value::Nil, 1), [false]);
+    }
+}

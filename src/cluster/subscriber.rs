@@ -1,0 +1,101 @@
+//! The subscriber thread: receives this node's channel and hands each
+//! message to its recipient's connection.
+//!
+//! It holds a dedicated connection in subscribe mode (a connection that
+//! has subscribed can do nothing else). The connection's read timeout is
+//! short ([`POLL`]), so that the thread notices a shutdown without any
+//! message arriving; a timeout is not an error, and a message split across
+//! two reads is resumed by the parser, which keeps what it has read.
+//!
+//! For each envelope it calls [`LocalNode::deliver`](super::LocalNode::deliver),
+//! which queues the bytes on the connection (`TcpConnection::send` is safe
+//! from any thread and never blocks). When the recipient left this node
+//! after the sender looked it up, `deliver` returns `false` and the
+//! message goes to [`LocalNode::store_offline`](super::LocalNode::store_offline)
+//! instead: that closes the "left meanwhile" hole of pub/sub.
+//!
+//! When the connection fails the thread reconnects with back-off and
+//! subscribes again. Messages published while it was away had no
+//! subscriber: their publishers saw `0` receivers and stored them.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::{Connection, RedisResult};
+
+use super::envelope;
+use super::link::{self, Backoff, Health};
+use super::shared::{Counters, Shared};
+
+/// Read timeout while waiting for messages: how quickly a shutdown is seen.
+pub(crate) const POLL: Duration = Duration::from_millis(200);
+
+/// The thread's body: until the cluster stops.
+pub(crate) fn run(shared: Arc<Shared>) {
+    let cfg = &shared.cfg;
+    let mut backoff = Backoff::new(cfg.reconnect_min, cfg.reconnect_max);
+    let mut health = Health::new(shared.keys.node_id(), "subscriber");
+    while !shared.stopping() {
+        let result = link::connect(&shared.client, cfg.io_timeout, None)
+            .and_then(|mut con| listen(&shared, &mut con, &mut health, &mut backoff));
+        shared.subscribed.store(false, Ordering::Release);
+        if let Err(e) = result {
+            health.down(&e);
+        }
+        nap(&shared, backoff.next_delay());
+    }
+}
+
+/// Subscribes and delivers until the connection fails or the cluster stops.
+fn listen(
+    shared: &Shared,
+    con: &mut Connection,
+    health: &mut Health,
+    backoff: &mut Backoff,
+) -> RedisResult<()> {
+    let mut sub = con.as_pubsub();
+    sub.subscribe(shared.keys.channel())?;
+    sub.set_read_timeout(Some(POLL))?;
+    shared.subscribed.store(true, Ordering::Release);
+    health.up();
+    backoff.reset();
+    while !shared.stopping() {
+        match sub.get_message() {
+            Ok(msg) => handle(shared, msg.get_payload_bytes()),
+            Err(e) if e.is_timeout() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Delivers one envelope, or stores it when its recipient is not here.
+fn handle(shared: &Shared, bytes: &[u8]) {
+    let Some((uid, payload)) = envelope::decode(bytes) else {
+        log::warn!(
+            "cluster: dropped a {}-byte message on {} that is not an envelope",
+            bytes.len(),
+            shared.keys.channel()
+        );
+        return;
+    };
+    if shared.node.deliver(uid, payload) {
+        Counters::bump(&shared.counters.delivered);
+    } else {
+        Counters::bump(&shared.counters.stored_by_receiver);
+        shared.node.store_offline(uid, payload.to_vec());
+    }
+}
+
+/// Sleeps `d`, waking early when the cluster stops.
+fn nap(shared: &Shared, d: Duration) {
+    let end = Instant::now() + d;
+    while !shared.stopping() {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}

@@ -1,0 +1,550 @@
+//! The cluster layer against a real Redis: two (or three) `Cluster`s in one
+//! process, each with a [`TestNode`] that records what reaches it.
+//!
+//! The shared Redis on 127.0.0.1:6379 serves every test under its own key
+//! prefix, deleted afterwards; the outage test starts a private
+//! `redis-server` on a free port so that it can kill it. Without a Redis
+//! (or without the `redis-server` binary, for the outage test) a test says
+//! it was skipped and passes — except under CI, where that fails. Every
+//! wait is bounded.
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use chat::cluster::{Claim, Cluster, ClusterConfig, LocalNode};
+use parking_lot::Mutex;
+
+const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
+/// Liveness in the tests: short, so that deaths are noticed quickly.
+const LIVENESS: Duration = Duration::from_secs(1);
+/// Upper bound of every wait.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A real `LocalNode`: a set of connected users and logs of what arrived.
+#[derive(Default)]
+struct TestNode {
+    users: Mutex<HashSet<i64>>,
+    delivered: Mutex<Vec<(i64, Vec<u8>)>>,
+    offline: Mutex<Vec<(i64, Vec<u8>)>>,
+}
+
+impl LocalNode for TestNode {
+    fn deliver(&self, uid: i64, payload: &[u8]) -> bool {
+        if !self.users.lock().contains(&uid) {
+            return false;
+        }
+        self.delivered.lock().push((uid, payload.to_vec()));
+        true
+    }
+
+    fn store_offline(&self, uid: i64, payload: Vec<u8>) {
+        self.offline.lock().push((uid, payload));
+    }
+
+    fn local_users(&self) -> Vec<i64> {
+        self.users.lock().iter().copied().collect()
+    }
+}
+
+impl TestNode {
+    fn connect(&self, uid: i64) {
+        self.users.lock().insert(uid);
+    }
+
+    fn delivered_to(&self, uid: i64) -> Vec<Vec<u8>> {
+        let d = self.delivered.lock();
+        d.iter()
+            .filter(|(u, _)| *u == uid)
+            .map(|(_, p)| p.clone())
+            .collect()
+    }
+
+    fn offline_for(&self, uid: i64) -> Vec<Vec<u8>> {
+        let d = self.offline.lock();
+        d.iter()
+            .filter(|(u, _)| *u == uid)
+            .map(|(_, p)| p.clone())
+            .collect()
+    }
+}
+
+/// A key prefix no other test uses, and the deletion of its keys at the end
+/// (also when the test fails).
+struct Prefix {
+    url: String,
+    name: String,
+}
+
+impl Prefix {
+    fn new(url: &str, test: &str) -> Prefix {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        Prefix {
+            url: url.to_owned(),
+            name: format!("chat-test:{test}:{}:{nanos}", std::process::id()),
+        }
+    }
+
+    fn config(&self, node: &str, liveness: Duration) -> ClusterConfig {
+        ClusterConfig {
+            key_prefix: self.name.clone(),
+            liveness,
+            ..ClusterConfig::new(self.url.clone(), node)
+        }
+    }
+
+    /// `GET {prefix}:user:{uid}`.
+    fn holder(&self, uid: i64) -> Option<String> {
+        let mut con = redis_con(&self.url)?;
+        redis::cmd("GET")
+            .arg(format!("{}:user:{uid}", self.name))
+            .query(&mut con)
+            .ok()?
+    }
+}
+
+impl Drop for Prefix {
+    fn drop(&mut self) {
+        let Some(mut con) = redis_con(&self.url) else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.name))
+            .query(&mut con)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _ = redis::cmd("DEL").arg(keys).query::<i64>(&mut con);
+        }
+    }
+}
+
+fn redis_con(url: &str) -> Option<redis::Connection> {
+    let client = redis::Client::open(url).ok()?;
+    let con = client
+        .get_connection_with_timeout(Duration::from_secs(1))
+        .ok()?;
+    con.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    Some(con)
+}
+
+/// Runs one command behind the cluster's back.
+fn admin(url: &str, words: &[&str]) {
+    let Some(mut con) = redis_con(url) else {
+        panic!("cannot connect to {url}")
+    };
+    if let Err(e) = redis::cmd(words[0]).arg(&words[1..]).query::<()>(&mut con) {
+        panic!("{words:?}: {e}");
+    }
+}
+
+/// The shared Redis, or a note that the test is skipped.
+fn shared_redis(test: &str) -> Option<Prefix> {
+    let mut con = redis_con(SHARED_REDIS)?;
+    match redis::cmd("PING").query::<String>(&mut con) {
+        Ok(_) => Some(Prefix::new(SHARED_REDIS, test)),
+        Err(_) => None,
+    }
+    .or_else(|| {
+        skip(&format!("{test}: no Redis at {SHARED_REDIS}"));
+        None
+    })
+}
+
+/// Notes a skipped test; under CI (`CI` set) a skip is a failure, since
+/// `.ci/run` provides Redis and `redis-server`.
+fn skip(what: &str) {
+    assert!(std::env::var_os("CI").is_none(), "CI cannot skip {what}");
+    eprintln!("skipped {what}");
+}
+
+/// Waits until `cond` holds, at most [`PATIENCE`].
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A node: its cluster handle and its recording `LocalNode`.
+fn node(prefix: &Prefix, id: &str) -> (Arc<Cluster>, Arc<TestNode>) {
+    node_with(prefix, id, LIVENESS)
+}
+
+fn node_with(prefix: &Prefix, id: &str, liveness: Duration) -> (Arc<Cluster>, Arc<TestNode>) {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let local = Arc::new(TestNode::default());
+    let cluster = match Cluster::start(prefix.config(id, liveness), local.clone()) {
+        Ok(c) => c,
+        Err(e) => panic!("start {id}: {e}"),
+    };
+    wait_until("the node is connected and subscribed", || {
+        cluster.is_connected() && cluster.is_subscribed()
+    });
+    (cluster, local)
+}
+
+/// Logs `uid` in on a node: claims it and marks it connected.
+fn login(cluster: &Cluster, local: &TestNode, uid: i64) {
+    assert_eq!(cluster.claim(uid), Claim::Claimed, "claim of {uid}");
+    local.connect(uid);
+}
+
+#[test]
+fn claim_refuses_a_second_node_until_released() {
+    let Some(p) = shared_redis("claim") else {
+        return;
+    };
+    let (a, la) = node(&p, "a");
+    let (b, _lb) = node(&p, "b");
+    login(&a, &la, 1);
+    assert_eq!(b.claim(1), Claim::OnlineElsewhere("a".into()));
+    assert_eq!(
+        a.claim(1),
+        Claim::Claimed,
+        "a node may claim its own user again"
+    );
+    assert_eq!(p.holder(1).as_deref(), Some("a"));
+    assert_eq!(b.is_online(&[1, 2]), [true, false]);
+    assert_eq!(a.is_online(&[]), Vec::<bool>::new());
+
+    a.release(1); // queued: applied by a's publisher one round trip later
+    wait_until("a's release is applied", || p.holder(1).is_none());
+    assert_eq!(
+        b.claim(1),
+        Claim::Claimed,
+        "released users can log in elsewhere"
+    );
+    assert_eq!(p.holder(1).as_deref(), Some("b"));
+    a.release(1); // a late release by the old node must not undo b's claim
+    assert_eq!(a.is_online(&[1]), [true]);
+    assert_eq!(p.holder(1).as_deref(), Some("b"));
+
+    a.shutdown();
+    b.shutdown();
+    assert_eq!(p.holder(1), None, "shutdown releases the node's users");
+}
+
+#[test]
+fn concurrent_claims_have_one_winner() {
+    let Some(p) = shared_redis("race") else {
+        return;
+    };
+    let (a, _la) = node(&p, "a");
+    let (b, _lb) = node(&p, "b");
+    let uids: Vec<i64> = (100..200).collect();
+    let claim_all = |c: Arc<Cluster>, uids: Vec<i64>| {
+        std::thread::spawn(move || uids.iter().map(|&u| c.claim(u)).collect::<Vec<_>>())
+    };
+    let ta = claim_all(a.clone(), uids.clone());
+    let tb = claim_all(b.clone(), uids.clone());
+    let (ra, rb) = match (ta.join(), tb.join()) {
+        (Ok(ra), Ok(rb)) => (ra, rb),
+        _ => panic!("a claiming thread panicked"),
+    };
+    for (i, uid) in uids.iter().enumerate() {
+        match (&ra[i], &rb[i]) {
+            (Claim::Claimed, Claim::OnlineElsewhere(n)) => assert_eq!(n, "a"),
+            (Claim::OnlineElsewhere(n), Claim::Claimed) => assert_eq!(n, "b"),
+            other => panic!("user {uid}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn messages_cross_nodes_in_order() {
+    let Some(p) = shared_redis("order") else {
+        return;
+    };
+    let (a, _la) = node(&p, "a");
+    let (b, lb) = node(&p, "b");
+    login(&b, &lb, 20);
+    const N: usize = 1000;
+    for i in 0..N {
+        a.send_to_user(
+            20,
+            format!("{{\"msgId\":9,\"msg\":\"{i}\"}}\n").into_bytes(),
+        );
+    }
+    wait_until("all messages reached b", || lb.delivered_to(20).len() == N);
+    let got: Vec<String> = lb
+        .delivered_to(20)
+        .into_iter()
+        .map(|m| String::from_utf8_lossy(&m).into_owned())
+        .collect();
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(
+            *m,
+            format!("{{\"msgId\":9,\"msg\":\"{i}\"}}\n"),
+            "message {i}"
+        );
+    }
+    // a counts a message when the reply to its PUBLISH arrives, which may
+    // be after b delivered it.
+    wait_until("a counted them", || a.stats().published == N as u64);
+    assert_eq!(a.stats().stored_by_sender, 0);
+    wait_until("b counted them", || b.stats().delivered == N as u64);
+
+    // A message to a user on the sender's own node goes through its own channel.
+    let (c, lc) = node(&p, "c");
+    login(&c, &lc, 21);
+    c.send_to_user(21, b"self\n".to_vec());
+    wait_until("c delivered to itself", || {
+        lc.delivered_to(21) == [b"self\n"]
+    });
+}
+
+#[test]
+fn messages_for_absent_users_are_stored() {
+    let Some(p) = shared_redis("offline") else {
+        return;
+    };
+    let (a, la) = node(&p, "a");
+    let (b, lb) = node(&p, "b");
+
+    // On no node: the sender stores it.
+    a.send_to_user(30, b"to nobody\n".to_vec());
+    wait_until("a stored it", || la.offline_for(30) == [b"to nobody\n"]);
+
+    // Claimed on b but gone from b's connections: b stores it.
+    assert_eq!(b.claim(31), Claim::Claimed);
+    a.send_to_user(31, b"left meanwhile\n".to_vec());
+    wait_until("b stored it", || {
+        lb.offline_for(31) == [b"left meanwhile\n"]
+    });
+    assert!(la.offline_for(31).is_empty());
+    assert_eq!(b.stats().stored_by_receiver, 1);
+
+    // After b's shutdown, its users are nobody's.
+    lb.connect(31);
+    b.shutdown();
+    a.send_to_user(31, b"after shutdown\n".to_vec());
+    wait_until("a stored it", || {
+        la.offline_for(31) == [b"after shutdown\n"]
+    });
+    b.send_to_user(32, b"from a stopped node\n".to_vec());
+    assert_eq!(lb.offline_for(32), [b"from a stopped node\n"]);
+    assert_eq!(b.claim(32), Claim::Unavailable);
+}
+
+#[test]
+fn a_killed_node_is_dead_after_liveness_and_clean_after_restart() {
+    let Some(p) = shared_redis("kill") else {
+        return;
+    };
+    // Long enough that the checks made before the expiry have time to run.
+    let liveness = Duration::from_secs(3);
+    let (a, la) = node_with(&p, "a", liveness);
+    let (b, lb) = node_with(&p, "b", liveness);
+    login(&b, &lb, 40);
+    login(&b, &lb, 41);
+    b.abort(); // like SIGKILL: no release, no unsubscribe message, no cleanup
+
+    // Its subscription is gone at once: messages are stored, not lost.
+    a.send_to_user(40, b"m1\n".to_vec());
+    wait_until("a stored m1", || la.offline_for(40) == [b"m1\n"]);
+    // Its claims hold until its alive key expires, then a login takes over.
+    let killed = Instant::now();
+    assert_eq!(a.claim(40), Claim::OnlineElsewhere("b".into()));
+    wait_until("b's users are offline", || {
+        a.is_online(&[40, 41]) == [false, false]
+    });
+    assert!(killed.elapsed() <= liveness + Duration::from_secs(2));
+    assert_eq!(
+        a.claim(40),
+        Claim::Claimed,
+        "takeover of a dead node's user"
+    );
+    assert_eq!(p.holder(40).as_deref(), Some("a"));
+    a.send_to_user(41, b"m2\n".to_vec());
+    wait_until("a stored m2", || la.offline_for(41) == [b"m2\n"]);
+
+    // b restarts with the same id and no users: its stale claim on 41 is
+    // cleared; 40, which a took over, stays a's.
+    let (b2, lb2) = node_with(&p, "b", liveness);
+    assert_eq!(p.holder(41), None);
+    assert_eq!(p.holder(40).as_deref(), Some("a"));
+    login(&b2, &lb2, 41);
+    a.send_to_user(41, b"m3\n".to_vec());
+    wait_until("b2 got m3", || lb2.delivered_to(41) == [b"m3\n"]);
+}
+
+#[test]
+fn a_restart_within_liveness_clears_the_old_claims() {
+    let Some(p) = shared_redis("restart") else {
+        return;
+    };
+    let (a, _la) = node(&p, "a");
+    let (b, lb) = node(&p, "b");
+    login(&b, &lb, 50);
+    b.abort();
+    let (_b2, _lb2) = node(&p, "b"); // before the old alive key expired
+    assert_eq!(
+        p.holder(50),
+        None,
+        "the restarted node cleared its stale claim"
+    );
+    assert_eq!(a.claim(50), Claim::Claimed);
+}
+
+/// A `redis-server` of the test's own, on a free port, that it can kill.
+struct PrivateRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    fn start() -> Option<PrivateRedis> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let mut r = PrivateRedis { port, child: None };
+        r.restart().then_some(r)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on the same port; `false` if it cannot.
+    fn restart(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(child) = child else { return false };
+        self.child = Some(child);
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if let Some(mut con) = redis_con(&self.url()) {
+                if redis::cmd("PING").query::<String>(&mut con).is_ok() {
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[test]
+fn a_redis_outage_degrades_then_recovers_without_restart() {
+    let Some(mut redis) = PrivateRedis::start() else {
+        skip("the outage test: cannot start redis-server");
+        return;
+    };
+    let p = Prefix::new(&redis.url(), "outage");
+    let (a, la) = node(&p, "a");
+    let (b, lb) = node(&p, "b");
+    login(&a, &la, 60);
+    login(&b, &lb, 61);
+    a.send_to_user(61, b"before\n".to_vec());
+    wait_until("b got it", || lb.delivered_to(61) == [b"before\n"]);
+
+    redis.kill();
+    wait_until("a noticed", || {
+        a.send_to_user(61, b"during\n".to_vec());
+        !la.offline_for(61).is_empty()
+    });
+    assert!(la.offline_for(61).iter().all(|m| m == b"during\n"));
+    assert_eq!(a.claim(62), Claim::Unavailable);
+    assert_eq!(a.is_online(&[61]), [false]);
+    // Logins and logouts during the outage.
+    lb.connect(63);
+    assert_eq!(b.claim(63), Claim::Unavailable);
+    la.users.lock().remove(&60);
+    a.release(60);
+
+    // A fresh, empty Redis on the same port: presence must be republished.
+    assert!(redis.restart(), "redis-server restarts");
+    wait_until("presence republished", || {
+        p.holder(61).as_deref() == Some("b") && p.holder(63).as_deref() == Some("b")
+    });
+    assert_eq!(p.holder(60), None, "logged out during the outage");
+    wait_until("both nodes back", || {
+        a.is_connected() && a.is_subscribed() && b.is_connected() && b.is_subscribed()
+    });
+    let offline_before = la.offline_for(63).len();
+    a.send_to_user(63, b"after\n".to_vec());
+    wait_until("b resubscribed and got it", || {
+        lb.delivered_to(63) == [b"after\n"] || la.offline_for(63).len() > offline_before
+    });
+    assert_eq!(lb.delivered_to(63), [b"after\n"], "routed, not stored");
+    assert_eq!(a.is_online(&[61, 63, 60]), [true, true, false]);
+    assert!(a.stats().reconnects >= 1);
+
+    // Redis keeps running but forgets everything: the heartbeat notices its
+    // alive key gone and the presence is republished.
+    admin(&redis.url(), &["FLUSHALL"]);
+    wait_until("presence republished after FLUSHALL", || {
+        p.holder(61).as_deref() == Some("b") && p.holder(63).as_deref() == Some("b")
+    });
+
+    // The scripts vanish: the publisher reloads them and routes again.
+    admin(&redis.url(), &["SCRIPT", "FLUSH"]);
+    wait_until("routing works after SCRIPT FLUSH", || {
+        a.send_to_user(61, b"again\n".to_vec());
+        lb.delivered_to(61).iter().any(|m| m == b"again\n")
+    });
+    a.shutdown();
+    b.shutdown();
+}
+
+/// Not a check, a measurement: how fast one node's publisher routes
+/// messages to another node. Run with
+/// `cargo test --release --test cluster_redis -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn publisher_throughput() {
+    let Some(p) = shared_redis("throughput") else {
+        return;
+    };
+    let (a, _la) = node(&p, "a");
+    let (b, lb) = node(&p, "b");
+    const USERS: i64 = 100;
+    const N: usize = 200_000;
+    for uid in 0..USERS {
+        login(&b, &lb, uid);
+    }
+    let payload = br#"{"msgId":9,"from":1,"username":"alice","to":2,"msg":"hello there","time":"2026-01-01 12:00:00"}"#;
+    let start = Instant::now();
+    for i in 0..N {
+        let mut m = payload.to_vec();
+        m.push(b'\n');
+        a.send_to_user(i as i64 % USERS, m);
+    }
+    let queued = start.elapsed();
+    wait_until("all delivered", || b.stats().delivered == N as u64);
+    let took = start.elapsed();
+    println!(
+        "{N} messages of {} bytes, node a -> node b: queued in {:.0} ms, delivered in {:.0} ms: {:.0} msg/s",
+        payload.len() + 1,
+        queued.as_secs_f64() * 1e3,
+        took.as_secs_f64() * 1e3,
+        N as f64 / took.as_secs_f64()
+    );
+    assert_eq!(a.stats().stored_by_sender, 0);
+}
