@@ -14,10 +14,10 @@
 //! `ARCHITECTURE.md` at the top of the repository follows one chat message
 //! through these layers.
 
-pub mod protocol;
 pub mod client;
-pub mod storage;
+pub mod cluster;
 pub mod config;
+pub mod protocol;
 pub mod server;
 pub mod service;
-pub mod cluster;
+pub mod storage;

@@ -25,13 +25,25 @@ fn run(server: &Server, scenario: Scenario, tweak: impl FnOnce(&mut Config)) -> 
     };
     tweak(&mut cfg);
     let report = chat_bench::run(&cfg).expect("bench run");
-    assert!(report.failed.is_none(), "{:?} failed: {:?}", scenario, report.failed);
+    assert!(
+        report.failed.is_none(),
+        "{:?} failed: {:?}",
+        scenario,
+        report.failed
+    );
     for (what, n) in [
         ("lost", report.lost),
         ("duplicated", report.duplicated),
         ("reordered", report.reordered),
     ] {
-        assert_eq!(n.unwrap_or(0), 0, "{:?}: {} messages {}", scenario, n.unwrap_or(0), what);
+        assert_eq!(
+            n.unwrap_or(0),
+            0,
+            "{:?}: {} messages {}",
+            scenario,
+            n.unwrap_or(0),
+            what
+        );
     }
     report
 }
@@ -53,7 +65,10 @@ fn every_scenario_runs_cleanly_against_the_real_server() {
 
     let r = run(&server, Scenario::Chat, |c| c.window = 4);
     assert_eq!(r.delivered, r.expected);
-    assert!(r.delivered.unwrap_or(0) >= 20 * 20, "every sender's messages arrived");
+    assert!(
+        r.delivered.unwrap_or(0) >= 20 * 20,
+        "every sender's messages arrived"
+    );
 
     let r = run(&server, Scenario::Group, |c| {
         c.members = 10;

@@ -1,0 +1,395 @@
+//! Configuration of `chat-server`: flags, environment, config file, defaults.
+//!
+//! Every setting can come from four places; the first that has it wins:
+//!
+//! 1. a flag: `--listen 0.0.0.0:6000` or `--listen=0.0.0.0:6000`;
+//! 2. an environment variable: `CHAT_LISTEN=0.0.0.0:6000`;
+//! 3. the config file named by `--config PATH` (or `CHAT_CONFIG`), made of
+//!    `key = value` lines with `#` comments, keys spelled as the flags
+//!    without their dashes (`listen = 0.0.0.0:6000`, `idle-timeout = 60s`);
+//! 4. the built-in default.
+//!
+//! [`OPTIONS`] is the one list of settings: `--help` prints it, and the
+//! parser accepts exactly its keys, so the two cannot drift apart. The log
+//! level is not a setting here: `RUST_LOG` sets it, as usual with
+//! `env_logger`.
+//!
+//! ```
+//! use chat::config::{Command, Config};
+//! let args = ["--listen", "127.0.0.1:0", "--workers=2"].map(String::from);
+//! let Command::Run(config) = Config::load(&args, |_| None)? else { unreachable!() };
+//! assert_eq!(config.workers, 2);
+//! assert_eq!(config.max_message, 64 * 1024); // the default
+//! # Ok::<(), chat::config::ConfigError>(())
+//! ```
+
+mod values;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use values::{parse_duration, parse_size};
+
+/// One setting: its flag/file key, its environment variable, and its help.
+#[derive(Debug)]
+pub struct Opt {
+    /// The flag without `--`, also the config-file key.
+    pub key: &'static str,
+    /// What the value looks like, for `--help`.
+    pub value: &'static str,
+    /// The default, as text (empty: none).
+    pub default: &'static str,
+    /// One line of help.
+    pub help: &'static str,
+}
+
+impl Opt {
+    /// The environment variable: `CHAT_` and the key in upper snake case.
+    pub fn env_name(&self) -> String {
+        format!("CHAT_{}", self.key.replace('-', "_").to_uppercase())
+    }
+}
+
+/// Every setting, in the order `--help` lists them.
+pub const OPTIONS: &[Opt] = &[
+    Opt {
+        key: "listen",
+        value: "ADDR",
+        default: "127.0.0.1:6000",
+        help: "address to listen on (port 0 picks a free port)",
+    },
+    Opt {
+        key: "threads",
+        value: "N",
+        default: "cores",
+        help: "I/O threads (event loops); 0 does all I/O on the main loop",
+    },
+    Opt {
+        key: "workers",
+        value: "N",
+        default: "4",
+        help: "worker threads for database calls and password hashing",
+    },
+    Opt {
+        key: "db",
+        value: "URL",
+        default: "sqlite:data/chat.db",
+        help: "store: sqlite:PATH, sqlite::memory: or mysql://user:pass@host:port/db",
+    },
+    Opt {
+        key: "max-message",
+        value: "SIZE",
+        default: "64KiB",
+        help: "largest accepted message; bigger ones close the connection",
+    },
+    Opt {
+        key: "idle-timeout",
+        value: "DURATION",
+        default: "300s",
+        help: "close connections silent this long (0: never); ping resets it",
+    },
+    Opt {
+        key: "high-water-mark",
+        value: "SIZE",
+        default: "4MiB",
+        help: "close a connection whose unsent output exceeds this (a slow reader)",
+    },
+    Opt {
+        key: "argon2-memory",
+        value: "SIZE",
+        default: "19MiB",
+        help: "argon2id memory cost of new password hashes",
+    },
+    Opt {
+        key: "argon2-passes",
+        value: "N",
+        default: "2",
+        help: "argon2id time cost (passes) of new password hashes",
+    },
+    Opt {
+        key: "redis",
+        value: "URL",
+        default: "",
+        help: "reserved for clustering (not used by a single node yet)",
+    },
+    Opt {
+        key: "node-id",
+        value: "ID",
+        default: "",
+        help: "reserved for clustering: this node's name",
+    },
+    Opt {
+        key: "config",
+        value: "PATH",
+        default: "",
+        help: "read settings from this file (key = value lines)",
+    },
+];
+
+/// The settings of one server run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where to listen (`--listen`).
+    pub listen: SocketAddr,
+    /// Number of I/O threads (`--threads`).
+    pub threads: usize,
+    /// Number of worker threads (`--workers`), at least 1.
+    pub workers: usize,
+    /// Store URL (`--db`).
+    pub db: String,
+    /// Largest message in bytes (`--max-message`).
+    pub max_message: usize,
+    /// Close connections idle this long; `None` never does (`--idle-timeout 0`).
+    pub idle_timeout: Option<Duration>,
+    /// Output bytes queued for one connection before it is dropped as a slow
+    /// reader (`--high-water-mark`).
+    pub high_water_mark: usize,
+    /// argon2id memory cost in KiB for new hashes (`--argon2-memory`).
+    pub argon2_memory_kib: u32,
+    /// argon2id passes for new hashes (`--argon2-passes`).
+    pub argon2_passes: u32,
+    /// Redis URL for a later cluster mode; unused on a single node.
+    pub redis: Option<String>,
+    /// This node's name in a later cluster mode; unused on a single node.
+    pub node_id: Option<String>,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    /// Run the server with this configuration.
+    Run(Config),
+    /// Print [`usage`] and exit.
+    Help,
+    /// Print the version and exit.
+    Version,
+}
+
+/// A setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the configuration from `args` (without the program name), the
+    /// environment as `env` reports it, and the config file if one is named.
+    ///
+    /// # Errors
+    /// An unknown flag or file key, a missing value, a value that does not
+    /// parse, or a config file that cannot be read.
+    pub fn load(
+        args: &[String],
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Command, ConfigError> {
+        let flags = match parse_flags(args)? {
+            Flags::Help => return Ok(Command::Help),
+            Flags::Version => return Ok(Command::Version),
+            Flags::Values(v) => v,
+        };
+        let mut env_values = HashMap::new();
+        for opt in OPTIONS {
+            if let Some(v) = env(&opt.env_name()) {
+                env_values.insert(opt.key, v);
+            }
+        }
+        let file_values = match flags.get("config").or_else(|| env_values.get("config")) {
+            Some(path) => read_config_file(path)?,
+            None => HashMap::new(),
+        };
+        let lookup = |key: &str| -> Option<(String, &'static str)> {
+            if let Some(v) = flags.get(key) {
+                return Some((v.clone(), "flag"));
+            }
+            if let Some(v) = env_values.get(key) {
+                return Some((v.clone(), "environment"));
+            }
+            file_values.get(key).map(|v| (v.clone(), "config file"))
+        };
+        Config::from_lookup(lookup).map(Command::Run)
+    }
+
+    /// Builds a configuration from one lookup that already applies the
+    /// precedence; missing keys take their defaults.
+    fn from_lookup(
+        lookup: impl Fn(&str) -> Option<(String, &'static str)>,
+    ) -> Result<Config, ConfigError> {
+        let get = |key: &str| lookup(key);
+        let bad = |key: &str, from: &str, v: &str, why: String| {
+            ConfigError(format!("{key} = {v:?} (from the {from}): {why}"))
+        };
+        let listen = match get("listen") {
+            Some((v, from)) => v
+                .parse()
+                .map_err(|e| bad("listen", from, &v, format!("{e}")))?,
+            None => SocketAddr::from(([127, 0, 0, 1], 6000)),
+        };
+        let count = |key: &str, default: usize, min: usize| -> Result<usize, ConfigError> {
+            match get(key) {
+                Some((v, from)) => match v.trim().parse::<usize>() {
+                    Ok(n) if n >= min => Ok(n),
+                    Ok(n) => Err(bad(
+                        key,
+                        from,
+                        &v,
+                        format!("{n} is below the minimum of {min}"),
+                    )),
+                    Err(e) => Err(bad(key, from, &v, format!("{e}"))),
+                },
+                None => Ok(default),
+            }
+        };
+        let size = |key: &str, default: usize, min: usize| -> Result<usize, ConfigError> {
+            match get(key) {
+                Some((v, from)) => match parse_size(&v) {
+                    Ok(n) if n >= min => Ok(n),
+                    Ok(n) => Err(bad(
+                        key,
+                        from,
+                        &v,
+                        format!("{n} bytes is below the minimum of {min}"),
+                    )),
+                    Err(why) => Err(bad(key, from, &v, why)),
+                },
+                None => Ok(default),
+            }
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let idle = match get("idle-timeout") {
+            Some((v, from)) => {
+                parse_duration(&v).map_err(|why| bad("idle-timeout", from, &v, why))?
+            }
+            None => Duration::from_secs(300),
+        };
+        let argon2_memory = size("argon2-memory", 19 * 1024 * 1024, 8 * 1024)?;
+        Ok(Config {
+            listen,
+            threads: count("threads", cores, 0)?,
+            workers: count("workers", 4, 1)?,
+            db: get("db").map_or_else(|| "sqlite:data/chat.db".to_owned(), |(v, _)| v),
+            max_message: size("max-message", 64 * 1024, 64)?,
+            idle_timeout: (!idle.is_zero()).then_some(idle),
+            high_water_mark: size("high-water-mark", 4 * 1024 * 1024, 1024)?,
+            argon2_memory_kib: u32::try_from(argon2_memory / 1024).unwrap_or(u32::MAX),
+            argon2_passes: u32::try_from(count("argon2-passes", 2, 1)?).unwrap_or(u32::MAX),
+            redis: get("redis").map(|(v, _)| v).filter(|v| !v.is_empty()),
+            node_id: get("node-id").map(|(v, _)| v).filter(|v| !v.is_empty()),
+        })
+    }
+}
+
+impl Default for Config {
+    /// The built-in defaults, as `chat-server` with no flags and no
+    /// environment would use.
+    fn default() -> Config {
+        // The defaults are valid by construction; see `from_lookup`.
+        Config::from_lookup(|_| None).unwrap_or_else(|e| unreachable!("bad default: {e}"))
+    }
+}
+
+enum Flags {
+    Help,
+    Version,
+    Values(HashMap<&'static str, String>),
+}
+
+fn find_opt(key: &str) -> Option<&'static Opt> {
+    OPTIONS.iter().find(|o| o.key == key)
+}
+
+fn parse_flags(args: &[String]) -> Result<Flags, ConfigError> {
+    let mut values = HashMap::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Flags::Help),
+            "-V" | "--version" => return Ok(Flags::Version),
+            _ => {}
+        }
+        let Some(flag) = arg.strip_prefix("--") else {
+            return Err(ConfigError(format!(
+                "unexpected argument {arg:?} (see --help)"
+            )));
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_owned())),
+            None => (flag, None),
+        };
+        let opt = find_opt(name)
+            .ok_or_else(|| ConfigError(format!("unknown flag --{name} (see --help)")))?;
+        let value = match inline {
+            Some(v) => v,
+            None => it
+                .next()
+                .cloned()
+                .ok_or_else(|| ConfigError(format!("--{name} needs a value ({})", opt.value)))?,
+        };
+        values.insert(opt.key, value);
+    }
+    Ok(Flags::Values(values))
+}
+
+/// Reads `key = value` lines; `#` starts a comment; keys may use `_` for `-`.
+fn read_config_file(path: &str) -> Result<HashMap<&'static str, String>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read config file {path}: {e}")))?;
+    parse_config_text(&text).map_err(|e| ConfigError(format!("{path}: {e}")))
+}
+
+fn parse_config_text(text: &str) -> Result<HashMap<&'static str, String>, ConfigError> {
+    let mut values = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| ConfigError(format!("line {}: expected `key = value`", n + 1)))?;
+        let key = key.trim().replace('_', "-");
+        let opt = find_opt(&key)
+            .filter(|o| o.key != "config")
+            .ok_or_else(|| ConfigError(format!("line {}: unknown key `{key}`", n + 1)))?;
+        let value = value.trim().trim_matches('"');
+        values.insert(opt.key, value.to_owned());
+    }
+    Ok(values)
+}
+
+/// The text `--help` prints: every option with its environment variable
+/// and default.
+pub fn usage() -> String {
+    let mut s = String::from(
+        "chat-server: a muduo-style chat server speaking the original's JSON protocol\n\n\
+         usage: chat-server [--KEY VALUE]...\n\n\
+         Settings come from flags, then environment variables, then the config file,\n\
+         then the defaults. Log level: RUST_LOG=error|warn|info|debug|trace (default info).\n\n",
+    );
+    for opt in OPTIONS {
+        let flag = format!("--{} {}", opt.key, opt.value);
+        s.push_str(&format!("  {flag:<28} {}\n", opt.help));
+        let default = if opt.default.is_empty() {
+            "none"
+        } else {
+            opt.default
+        };
+        s.push_str(&format!(
+            "  {:<28} env {}, default {default}\n",
+            "",
+            opt.env_name()
+        ));
+    }
+    s.push_str("  -h, --help                   print this help\n  -V, --version                print the version\n");
+    s
+}
+
+#[cfg(test)]
+mod tests;

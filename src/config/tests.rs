@@ -1,0 +1,103 @@
+//! Precedence and parsing of the configuration.
+
+use super::*;
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+fn run(a: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    match Config::load(&args(a), |k| env.get(k).cloned())? {
+        Command::Run(c) => Ok(c),
+        other => panic!("expected Run, got {other:?}"),
+    }
+}
+
+#[test]
+fn defaults() {
+    let c = run(&[], &[]).unwrap();
+    assert_eq!(c.listen, "127.0.0.1:6000".parse().unwrap());
+    assert_eq!(c.workers, 4);
+    assert_eq!(c.db, "sqlite:data/chat.db");
+    assert_eq!(c.max_message, 65536);
+    assert_eq!(c.idle_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(c.high_water_mark, 4 << 20);
+    assert_eq!(c.argon2_memory_kib, 19 * 1024);
+    assert!(c.redis.is_none() && c.node_id.is_none());
+}
+
+#[test]
+fn flags_beat_environment_beat_file() {
+    let dir = std::env::temp_dir().join(format!("chat-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("chat.conf");
+    std::fs::write(
+        &file,
+        "# comment\nworkers = 7\nthreads = 3\nidle_timeout = 5s  # trailing comment\ndb = \"sqlite:x.db\"\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let c = run(
+        &["--workers=2", "--config", path],
+        &[("CHAT_WORKERS", "5"), ("CHAT_THREADS", "6")],
+    )
+    .unwrap();
+    assert_eq!(c.workers, 2, "flag wins");
+    assert_eq!(c.threads, 6, "environment beats the file");
+    assert_eq!(
+        c.idle_timeout,
+        Some(Duration::from_secs(5)),
+        "file beats the default"
+    );
+    assert_eq!(c.db, "sqlite:x.db");
+    let c = run(&[], &[("CHAT_CONFIG", path)]).unwrap();
+    assert_eq!(c.workers, 7, "CHAT_CONFIG names the file too");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn errors_name_the_problem() {
+    let e = run(&["--bogus", "1"], &[]).unwrap_err();
+    assert!(e.0.contains("--bogus"), "{e}");
+    let e = run(&["--workers"], &[]).unwrap_err();
+    assert!(e.0.contains("needs a value"), "{e}");
+    let e = run(&["--workers", "0"], &[]).unwrap_err();
+    assert!(e.0.contains("minimum"), "{e}");
+    let e = run(&[], &[("CHAT_LISTEN", "nowhere")]).unwrap_err();
+    assert!(e.0.contains("environment"), "{e}");
+    assert!(parse_config_text("nonsense").is_err());
+    assert!(parse_config_text("colour = blue").is_err());
+}
+
+#[test]
+fn sizes_and_durations() {
+    assert_eq!(parse_size("65536"), Ok(65536));
+    assert_eq!(parse_size("64KiB"), Ok(65536));
+    assert_eq!(parse_size("4m"), Ok(4 << 20));
+    assert!(parse_size("4 parsecs").is_err());
+    assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+    assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+    assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+    assert!(parse_duration("soon").is_err());
+    assert_eq!(
+        run(&["--idle-timeout", "0"], &[]).unwrap().idle_timeout,
+        None
+    );
+}
+
+#[test]
+fn help_lists_every_option() {
+    let text = usage();
+    for opt in OPTIONS {
+        assert!(text.contains(&format!("--{}", opt.key)), "{}", opt.key);
+        assert!(text.contains(&opt.env_name()), "{}", opt.key);
+    }
+    assert!(matches!(
+        Config::load(&args(&["--help"]), |_| None),
+        Ok(Command::Help)
+    ));
+}

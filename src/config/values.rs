@@ -1,0 +1,48 @@
+//! Parsing of sizes (`64KiB`) and durations (`300s`) in settings.
+
+use std::time::Duration;
+
+/// Parses a byte count: a plain number, or one with a unit `K`/`KB`/`KiB`,
+/// `M`/`MB`/`MiB` or `G`/`GB`/`GiB` (all binary: `1K` is 1024 bytes), any case.
+///
+/// # Errors
+/// Text that is not such a number, or a count that overflows `usize`.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let n: usize = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 65536, 64KiB or 4MiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        other => return Err(format!("unknown size unit {other:?}")),
+    };
+    n.checked_mul(1usize << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Parses a duration: a number of seconds, or a number with a unit `ms`,
+/// `s`, `m` or `h`.
+///
+/// # Errors
+/// Text that is not such a duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 300, 300s, 500ms or 5m"))?;
+    let d = match unit.trim() {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        other => return Err(format!("unknown duration unit {other:?}")),
+    };
+    Ok(d)
+}

@@ -1,0 +1,177 @@
+//! The server: `net::TcpServer` callbacks → codec → [`Service`].
+//!
+//! ```text
+//!  main thread          I/O threads (--threads)                 workers (--workers)
+//!  ───────────          ─────────────────────────               ───────────────────
+//!  EventLoop + accept → connection callback: Session, idle table
+//!                       message callback: decode → Service::handle ─► Store calls
+//!                       high-water mark: drop slow readers          ◄─ conn.send_vec
+//!                       idle sweep timer (one per loop)
+//! ```
+//!
+//! [`run`] is the whole life of a server process: open the store, reset
+//! users a crash left online, listen, serve until SIGINT or SIGTERM, then
+//! shut down gracefully (see [`shutdown`]).
+
+mod idle;
+pub mod shutdown;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use net::{Buffer, EventLoop, ServerOption, TcpConnectionPtr, TcpServer};
+
+use crate::config::Config;
+use crate::protocol::{decode, encode};
+use crate::service::{PasswordHasher, Service, Session};
+use crate::storage;
+
+/// How long shutdown waits for queued database writes.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A failure to start (or cleanly stop) the server.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs a chat server until SIGINT or SIGTERM; see the [module docs](self).
+///
+/// Prints `chat-server listening on ADDR (store: URL)` to stderr once it
+/// accepts connections (with the real port when `--listen` has port 0).
+///
+/// # Errors
+/// If the store cannot be opened, the address cannot be bound, or a thread
+/// cannot be started.
+pub fn run(config: &Config) -> Result<(), Error> {
+    let store = storage::open(&config.db)?;
+    let reset = store.reset_all_online()?;
+    if reset > 0 {
+        log::warn!("{reset} users were left online by an unclean stop; reset to offline");
+    }
+    let hasher = PasswordHasher::new(config.argon2_memory_kib, config.argon2_passes)?;
+    let service = Service::new(store, config.workers, hasher)?;
+    let mut lp = EventLoop::new()?;
+    let mut server = TcpServer::new(&lp, config.listen, "ChatServer", ServerOption::NoReusePort)?;
+    server.set_thread_num(config.threads);
+    install_callbacks(&mut server, &service, config);
+    server.start(&mut lp)?;
+    let stop = shutdown::on_signals(lp.handle())?;
+    announce(server.listen_addr(), &config.db);
+
+    lp.run();
+
+    log::info!("shutting down: no new connections, finishing queued writes");
+    server.stop_accepting();
+    lp.queue_in_loop(|lp| lp.quit());
+    lp.run(); // runs the queued stop_accepting, then returns
+    drop(server); // closes every connection and joins the I/O threads
+    service.shutdown(DRAIN_TIMEOUT);
+    stop.close();
+    log::info!("stopped");
+    Ok(())
+}
+
+/// The readiness line tests and operators wait for.
+fn announce(addr: SocketAddr, db: &str) {
+    let line = format!(
+        "chat-server listening on {addr} (store: {})",
+        describe_store(db)
+    );
+    log::info!("{line}");
+    eprintln!("{line}");
+}
+
+/// The store URL without a password, and a SQLite file's absolute path.
+fn describe_store(db: &str) -> String {
+    if let Some(rest) = db.strip_prefix("mysql://") {
+        if let Some((creds, host)) = rest.split_once('@') {
+            let user = creds.split(':').next().unwrap_or("");
+            return format!("mysql://{user}:***@{host}");
+        }
+        return db.to_owned();
+    }
+    let path = db.strip_prefix("sqlite:").unwrap_or(db);
+    let path = path.strip_prefix("//").unwrap_or(path);
+    if path == ":memory:" {
+        return db.to_owned();
+    }
+    match std::env::current_dir() {
+        Ok(dir) => format!("sqlite:{}", dir.join(path).display()),
+        Err(_) => db.to_owned(),
+    }
+}
+
+fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Config) {
+    if let Some(timeout) = config.idle_timeout {
+        server.set_thread_init_callback(move |lp: &mut EventLoop| idle::install(lp, timeout));
+    }
+
+    let svc = service.clone();
+    server.set_connection_callback(move |conn: &TcpConnectionPtr| {
+        if conn.connected() {
+            log::debug!("{} up from {}", conn.name(), conn.peer_addr());
+            if let Err(e) = conn.set_tcp_no_delay(true) {
+                log::debug!("{}: TCP_NODELAY: {e}", conn.name());
+            }
+            conn.set_context(Arc::new(Session::new(conn.id())));
+            idle::track(conn);
+        } else {
+            log::debug!("{} down", conn.name());
+            idle::untrack(conn);
+            if let Some(session) = conn.context::<Session>() {
+                svc.disconnected(conn, &session);
+            }
+            conn.clear_context();
+        }
+    });
+
+    let svc = service.clone();
+    let max_message = config.max_message;
+    server.set_message_callback(
+        move |conn: &TcpConnectionPtr, buf: &mut Buffer, _: Instant| {
+            on_message(&svc, conn, buf, max_message);
+        },
+    );
+
+    server.set_high_water_mark_callback(
+        |conn: &TcpConnectionPtr, queued: usize| {
+            log::warn!(
+                "{}: {queued} bytes unsent (slow reader), closing",
+                conn.name()
+            );
+            conn.force_close();
+        },
+        config.high_water_mark,
+    );
+}
+
+/// Decodes every complete message in `buf` and hands it to the service.
+/// Bytes that can never be a message get an error reply; then the
+/// connection is shut down and the rest of its input ignored.
+fn on_message(svc: &Arc<Service>, conn: &TcpConnectionPtr, buf: &mut Buffer, max_message: usize) {
+    let Some(session) = conn.context::<Session>() else {
+        buf.retrieve_all();
+        return;
+    };
+    if session.discarding() {
+        buf.retrieve_all();
+        return;
+    }
+    session.touch();
+    loop {
+        match decode(buf.peek(), max_message) {
+            Ok(Some((obj, consumed))) => {
+                buf.retrieve(consumed);
+                svc.handle(conn, &session, obj);
+            }
+            Ok(None) => return,
+            Err(e) => {
+                log::info!("{}: {e}; closing", conn.name());
+                conn.send_vec(encode(&e.reply()));
+                session.start_discarding();
+                buf.retrieve_all();
+                conn.shutdown();
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Graceful shutdown on SIGINT and SIGTERM.
+//!
+//! A signal handler may do almost nothing safely, so, as mini-redis does with
+//! its shutdown channel, the signal only *wakes* something: a thread (from
+//! `signal-hook`'s iterator) asks the main loop to quit. [`super::run`] then
+//! carries out the steps, in this order:
+//!
+//! 1. stop accepting (the listening socket closes);
+//! 2. close every connection and join the I/O threads: nothing new reaches
+//!    the workers after this;
+//! 3. let the workers finish every queued job, including the jobs those
+//!    jobs submit (offline messages, "mark offline" after each disconnect);
+//! 4. mark the users still in the online map offline;
+//! 5. return, and the process exits with status 0.
+//!
+//! A second signal during this exits at once with status 130.
+
+use std::io;
+use std::thread::JoinHandle;
+
+use net::EventLoopHandle;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::{Handle, Signals};
+
+/// The signal thread; [`SignalGuard::close`] ends it.
+pub struct SignalGuard {
+    handle: Handle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SignalGuard {
+    /// Stops listening for signals and joins the thread.
+    pub fn close(mut self) {
+        self.handle.close();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Quits `main_loop` on the first SIGINT or SIGTERM; exits the process on
+/// the second.
+///
+/// # Errors
+/// If the signal handlers cannot be installed or the thread cannot start.
+pub fn on_signals(main_loop: EventLoopHandle) -> io::Result<SignalGuard> {
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let handle = signals.handle();
+    let thread = std::thread::Builder::new()
+        .name("chat-signals".into())
+        .spawn(move || {
+            let mut seen = 0;
+            for signal in signals.forever() {
+                seen += 1;
+                if seen == 1 {
+                    log::info!("signal {signal}: shutting down (again to exit at once)");
+                    main_loop.quit();
+                } else {
+                    log::warn!("signal {signal} again: exiting now");
+                    std::process::exit(130);
+                }
+            }
+        })?;
+    Ok(SignalGuard {
+        handle,
+        thread: Some(thread),
+    })
+}

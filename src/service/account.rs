@@ -1,0 +1,329 @@
+//! Accounts: register (5), login (1), logout (3), refresh (7), and what a
+//! closing connection leaves behind.
+//!
+//! # Login, in two phases
+//!
+//! Login must hand the user their offline messages *in order* and then
+//! every message sent to them later, with nothing lost in between and
+//! nothing overtaking. It runs in three steps:
+//!
+//! 1. **Verify**, on the worker of the *connection* (the user is not known
+//!    yet): load the account, check the argon2 hash. Then, under the
+//!    user's online-map lock: if the user is online → errno 2; otherwise
+//!    insert `LoggingIn` and submit phase 2 to the *user's* worker, still
+//!    under the lock.
+//! 2. **Load**, on the user's worker: offline messages, friends, groups.
+//!    Every "store offline for this user" job was submitted to this same
+//!    worker by someone who found the user absent under that lock, so all
+//!    of them ran before this job: the offline table is complete. Messages
+//!    that arrive from now on find `LoggingIn` and wait in its buffer.
+//! 3. **Deliver**, on the connection's I/O thread: switch the entry to
+//!    `Online`, send the ack (with the offline messages), then the buffered
+//!    messages. Only then are the delivered offline rows deleted and the
+//!    account marked online, on the user's worker.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use net::TcpConnectionPtr;
+use serde_json::{Map, Value};
+
+use super::session::Login;
+use super::{user_key, Ctx, Me, Presence, Service, Session};
+use crate::protocol::types::{GroupInfo, UserInfo};
+use crate::protocol::{encode, errno, reply};
+use crate::storage::{Store, StoreError, UserRecord};
+
+/// A failed request: errno and errmsg.
+type Failure = (i64, &'static str);
+
+const BAD_LOGIN: Failure = (errno::FAILED, "no such account or wrong password");
+const STORE_FAILED: Failure = (
+    errno::SERVER_ERROR,
+    "the server could not complete the request",
+);
+
+/// REG_MSG (5): hash the password and create the account; answers 6.
+pub fn register(ctx: Ctx, username: String, password: String) {
+    let key = ctx.session.conn_id();
+    ctx.on_worker(key, move |ctx, store| {
+        let hash = match ctx.svc.hasher.hash(&password) {
+            Ok(h) => h,
+            Err(e) => {
+                log::error!("password hashing failed: {e}");
+                return ctx.fail(
+                    errno::SERVER_ERROR,
+                    "the server could not complete the request",
+                );
+            }
+        };
+        match store.create_user(&username, &hash) {
+            Ok(Some(uid)) => ctx.send(&reply::register_ok(uid, &username)),
+            Ok(None) => ctx.fail(errno::FAILED, "that username is taken"),
+            Err(e) => ctx.store_failed(&e),
+        }
+    });
+}
+
+/// LOGIN_MSG (1), by `uid` or by `username`; answers 2. See the module docs.
+pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: String) {
+    {
+        let mut state = ctx.session.state();
+        if let Login::Active { .. } = state.login {
+            drop(state);
+            return ctx.fail(
+                errno::CONFLICT,
+                "this connection is logged in already; log out first",
+            );
+        }
+        state.login = Login::Verifying;
+    }
+    let key = ctx.session.conn_id();
+    ctx.on_worker(key, move |ctx, store| {
+        let account = match (uid, &username) {
+            (Some(uid), _) => store.user_by_id(uid),
+            (None, Some(name)) => store.user_by_name(name),
+            (None, None) => Ok(None),
+        };
+        let outcome = match account {
+            Err(e) => {
+                log::error!("{}: login: {e}", ctx.conn.name());
+                Err(STORE_FAILED)
+            }
+            Ok(Some(user)) if ctx.svc.hasher.verify(&password, &user.password_hash) => {
+                claim(&ctx, user)
+            }
+            Ok(Some(_)) => Err(BAD_LOGIN),
+            Ok(None) => {
+                ctx.svc.hasher.verify_nothing(&password);
+                Err(BAD_LOGIN)
+            }
+        };
+        if let Err(failure) = outcome {
+            finish_failed_login(ctx, failure);
+        }
+    });
+}
+
+/// Phase 1's end: inserts `LoggingIn` and queues phase 2, both under the
+/// user's online-map lock.
+fn claim(ctx: &Ctx, user: UserRecord) -> Result<(), Failure> {
+    let mut state = ctx.session.state();
+    if state.closed {
+        return Ok(()); // the connection is gone; nothing to answer
+    }
+    let mut shard = ctx.svc.online.lock(user.id);
+    if shard.contains_key(&user.id) {
+        return Err((errno::ALREADY_ONLINE, "this account is logged in already"));
+    }
+    shard.insert(
+        user.id,
+        Presence::LoggingIn {
+            conn_id: ctx.conn.id(),
+            buffered: Vec::new(),
+        },
+    );
+    state.login = Login::Claimed {
+        uid: user.id,
+        name: user.name.clone(),
+    };
+    let ctx = ctx.clone();
+    ctx.clone().on_worker(user_key(user.id), move |_, store| {
+        load_account(ctx, store, user)
+    });
+    Ok(())
+}
+
+/// Phase 2, on the user's worker: everything the login ack carries.
+fn load_account(ctx: Ctx, store: &dyn Store, user: UserRecord) {
+    let loaded = (|| -> Result<_, StoreError> {
+        let offline = store.offline_messages(user.id)?;
+        let friends = store.friends(user.id)?;
+        let groups = store.user_groups(user.id)?;
+        Ok((offline, friends, groups))
+    })();
+    let (offline, mut friends, mut groups) = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("{}: login of {}: {e}", ctx.conn.name(), user.id);
+            unclaim(&ctx.svc, user.id, ctx.conn.id());
+            return finish_failed_login(ctx, STORE_FAILED);
+        }
+    };
+    mark_online(&ctx.svc, &mut friends, &mut groups);
+    let (ids, texts): (Vec<i64>, Vec<String>) = offline.into_iter().unzip();
+    let ack = encode(&reply::login_ok(
+        user.id, &user.name, texts, &friends, &groups,
+    ));
+    let conn = ctx.conn.clone();
+    conn.get_loop()
+        .queue_in_loop(move |_| deliver_login(ctx, user, ack, ids));
+}
+
+/// Phase 3, on the connection's I/O thread: go `Online`, send the ack and
+/// the buffered messages, then delete what was delivered.
+fn deliver_login(ctx: Ctx, user: UserRecord, ack: Vec<u8>, delivered: Vec<i64>) {
+    let held = {
+        let mut state = ctx.session.state();
+        let claimed = matches!(&state.login, Login::Claimed { uid, .. } if *uid == user.id);
+        if state.closed || !claimed || !ctx.conn.connected() {
+            return; // closing: `disconnected` cleans up and keeps the rows
+        }
+        let buffered = {
+            let mut shard = ctx.svc.online.lock(user.id);
+            match shard.get_mut(&user.id) {
+                Some(entry @ Presence::LoggingIn { .. }) if entry.conn_id() == ctx.conn.id() => {
+                    let Presence::LoggingIn { buffered, .. } =
+                        std::mem::replace(entry, Presence::Online(ctx.conn.clone()))
+                    else {
+                        return;
+                    };
+                    buffered
+                }
+                _ => return,
+            }
+        };
+        // On the connection's own loop these sends write at once; anything
+        // another thread sends from now on is queued behind them.
+        ctx.conn.send_vec(ack);
+        for message in buffered {
+            ctx.conn.send_vec(message);
+        }
+        state.login = Login::Active {
+            uid: user.id,
+            name: user.name,
+        };
+        std::mem::take(&mut state.held)
+    };
+    let uid = user.id;
+    ctx.clone().on_worker(user_key(uid), move |ctx, store| {
+        if !delivered.is_empty() {
+            if let Err(e) = store.delete_offline(uid, &delivered) {
+                log::error!(
+                    "{}: deleting delivered offline messages of {uid}: {e}",
+                    ctx.conn.name()
+                );
+            }
+        }
+        if let Err(e) = store.set_online(uid, true) {
+            log::error!("{}: marking {uid} online: {e}", ctx.conn.name());
+        }
+    });
+    replay(&ctx, held);
+}
+
+/// A login failed: answer on the connection's I/O thread, then replay what
+/// was held meanwhile.
+fn finish_failed_login(ctx: Ctx, (errno, errmsg): Failure) {
+    let conn = ctx.conn.clone();
+    conn.get_loop().queue_in_loop(move |_| {
+        let held = {
+            let mut state = ctx.session.state();
+            if state.closed {
+                return;
+            }
+            state.login = Login::Anonymous;
+            std::mem::take(&mut state.held)
+        };
+        ctx.fail(errno, errmsg);
+        replay(&ctx, held);
+    });
+}
+
+fn replay(ctx: &Ctx, held: VecDeque<Map<String, Value>>) {
+    for obj in held {
+        ctx.svc.handle(&ctx.conn, &ctx.session, obj);
+    }
+}
+
+/// Removes a `LoggingIn` entry of `conn_id` and stores what it buffered as
+/// offline messages, in order, on the user's worker (under the lock, so
+/// later messages queue behind them).
+fn unclaim(svc: &Arc<Service>, uid: i64, conn_id: u64) -> bool {
+    let mut shard = svc.online.lock(uid);
+    let removed = match shard.get(&uid) {
+        Some(p) if p.conn_id() == conn_id => shard.remove(&uid),
+        _ => None,
+    };
+    match removed {
+        Some(Presence::LoggingIn { buffered, .. }) => {
+            if !buffered.is_empty() {
+                let rows: Vec<(i64, String)> = buffered
+                    .iter()
+                    .map(|b| (uid, super::chat::stored_text(b)))
+                    .collect();
+                let store = svc.store.clone();
+                svc.workers.submit(user_key(uid), move || {
+                    if let Err(e) = store.push_offline_many(&rows) {
+                        log::error!("storing {} buffered messages of {uid}: {e}", rows.len());
+                    }
+                });
+            }
+            true
+        }
+        Some(Presence::Online(_)) => true,
+        None => false,
+    }
+}
+
+/// Fills in the `online` flags from the online map (the database's `state`
+/// lags behind it by one worker job).
+fn mark_online(svc: &Service, friends: &mut [UserInfo], groups: &mut [GroupInfo]) {
+    for f in friends {
+        f.online = svc.online.contains(f.id);
+    }
+    for g in groups {
+        for m in &mut g.members {
+            m.online = svc.online.contains(m.id);
+        }
+    }
+}
+
+/// LOGOUT_MSG (3): the connection stays open, anonymous; answers 4.
+pub fn logout(ctx: Ctx, me: Me) {
+    ctx.session.state().login = Login::Anonymous;
+    if unclaim(&ctx.svc, me.uid, ctx.conn.id()) {
+        set_offline(&ctx.svc, me.uid);
+    }
+    ctx.send(&reply::logout_ok());
+}
+
+/// ACOUNT_FRESH_MSG (7): the current friends and groups; answers 8.
+pub fn refresh(ctx: Ctx, me: Me) {
+    ctx.on_worker(user_key(me.uid), move |ctx, store| {
+        let loaded = store
+            .friends(me.uid)
+            .and_then(|f| Ok((f, store.user_groups(me.uid)?)));
+        match loaded {
+            Ok((mut friends, mut groups)) => {
+                mark_online(&ctx.svc, &mut friends, &mut groups);
+                ctx.send(&reply::refresh_ok(me.uid, &me.name, &friends, &groups));
+            }
+            Err(e) => ctx.store_failed(&e),
+        }
+    });
+}
+
+/// The connection closed: drop its online entry (storing any messages
+/// buffered during a login) and mark the account offline. I/O thread.
+pub fn disconnected(svc: &Arc<Service>, conn: &TcpConnectionPtr, session: &Arc<Session>) {
+    let mut state = session.state();
+    state.closed = true;
+    state.held.clear();
+    let login = std::mem::replace(&mut state.login, Login::Anonymous);
+    if let Login::Claimed { uid, .. } | Login::Active { uid, .. } = login {
+        // Still under the session lock: a login's phase 1 cannot slip in.
+        if unclaim(svc, uid, conn.id()) {
+            set_offline(svc, uid);
+        }
+    }
+}
+
+fn set_offline(svc: &Arc<Service>, uid: i64) {
+    let store = svc.store.clone();
+    svc.workers.submit(user_key(uid), move || {
+        if let Err(e) = store.set_online(uid, false) {
+            log::error!("marking {uid} offline: {e}");
+        }
+    });
+}

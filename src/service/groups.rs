@@ -1,0 +1,122 @@
+//! Groups: create (11 → 17), join (12 → 18), quit (19 → 20), dismiss
+//! (21 → 22) and list members (23 → 24).
+//!
+//! Every handler runs on the requesting user's worker. Those that change
+//! membership update the [`GroupCache`](super::GroupCache) right after the
+//! database commit and before the ack, so a member's next post (after the
+//! ack) is checked against the new list.
+
+use crate::protocol::{errno, reply};
+use crate::storage::JoinOutcome;
+
+use super::{user_key, Ctx, Me};
+
+/// CREATE_GROUP_MSG (11): a new group with the sender as its creator.
+pub fn create(ctx: Ctx, me: Me, name: String, desc: String) {
+    ctx.on_worker(user_key(me.uid), move |ctx, store| {
+        match store.create_group(me.uid, &name, &desc) {
+            Ok(Some(gid)) => {
+                ctx.svc.groups.created(gid, me.uid);
+                ctx.send(&reply::create_group_ok(gid, &name));
+            }
+            Ok(None) => ctx.fail(errno::CONFLICT, "that group name is taken"),
+            Err(e) => ctx.store_failed(&e),
+        }
+    });
+}
+
+/// ADD_GROUP_MSG (12): join `gid` as a normal member.
+pub fn join(ctx: Ctx, me: Me, gid: i64) {
+    ctx.on_worker(user_key(me.uid), move |ctx, store| {
+        match store.join_group(gid, me.uid) {
+            Ok(JoinOutcome::Joined) => {
+                ctx.svc.groups.joined(gid, me.uid);
+                ctx.send(&reply::join_group_ok(gid));
+            }
+            Ok(JoinOutcome::AlreadyMember) => {
+                ctx.fail(
+                    errno::CONFLICT,
+                    &format!("you are a member of group {gid} already"),
+                );
+            }
+            Ok(JoinOutcome::NoSuchGroup) => ctx.fail(errno::NOT_FOUND, &format!("no group {gid}")),
+            Err(e) => ctx.store_failed(&e),
+        }
+    });
+}
+
+/// QUIT_GROUP_MSG (19): leave `gid`. The creator must dismiss it instead.
+pub fn quit(ctx: Ctx, me: Me, gid: i64) {
+    ctx.on_worker(user_key(me.uid), move |ctx, store| {
+        let creator = match store.group(gid) {
+            Ok(Some((_, creator))) => creator,
+            Ok(None) => return ctx.fail(errno::NOT_FOUND, &format!("no group {gid}")),
+            Err(e) => return ctx.store_failed(&e),
+        };
+        if creator == Some(me.uid) {
+            return ctx.fail(
+                errno::FORBIDDEN,
+                "the creator cannot quit a group; dismiss it instead",
+            );
+        }
+        match store.quit_group(gid, me.uid) {
+            Ok(true) => {
+                ctx.svc.groups.left(gid, me.uid);
+                ctx.send(&reply::quit_group_ok(gid));
+            }
+            Ok(false) => ctx.fail(
+                errno::NOT_FOUND,
+                &format!("you are not a member of group {gid}"),
+            ),
+            Err(e) => ctx.store_failed(&e),
+        }
+    });
+}
+
+/// DISMISS_GROUP_MSG (21): delete `gid` and its memberships; creator only.
+pub fn dismiss(ctx: Ctx, me: Me, gid: i64) {
+    ctx.on_worker(user_key(me.uid), move |ctx, store| {
+        match store.group(gid) {
+            Ok(Some((_, creator))) if creator == Some(me.uid) => {}
+            Ok(Some(_)) => {
+                return ctx.fail(errno::FORBIDDEN, "only the group's creator may dismiss it");
+            }
+            Ok(None) => return ctx.fail(errno::NOT_FOUND, &format!("no group {gid}")),
+            Err(e) => return ctx.store_failed(&e),
+        }
+        match store.dismiss_group(gid) {
+            Ok(_) => {
+                ctx.svc.groups.dismissed(gid);
+                ctx.send(&reply::dismiss_group_ok(gid));
+            }
+            Err(e) => ctx.store_failed(&e),
+        }
+    });
+}
+
+/// GROUP_MEMBERS_MSG (23): the members of `gid`, with their online state;
+/// members only.
+pub fn members(ctx: Ctx, me: Me, gid: i64) {
+    ctx.on_worker(user_key(me.uid), move |ctx, store| {
+        match store.group(gid) {
+            Ok(Some(_)) => {}
+            Ok(None) => return ctx.fail(errno::NOT_FOUND, &format!("no group {gid}")),
+            Err(e) => return ctx.store_failed(&e),
+        }
+        match store.group_members(gid) {
+            Ok(mut members) => {
+                if !members.iter().any(|m| m.id == me.uid) {
+                    return ctx.fail(
+                        errno::FORBIDDEN,
+                        &format!("you are not a member of group {gid}"),
+                    );
+                }
+                for m in &mut members {
+                    m.online = ctx.svc.online.contains(m.id);
+                }
+                ctx.send(&reply::group_members_ok(gid, &members));
+            }
+            Err(e) => ctx.store_failed(&e),
+        }
+    });
+}

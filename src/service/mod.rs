@@ -1,0 +1,275 @@
+//! The service: one handler per msgId, as the original's `ChatService`
+//! handler map, plus the shared state those handlers use.
+//!
+//! The server hands every decoded JSON object to [`Service::handle`] on the
+//! connection's I/O thread. `handle` parses it into a
+//! [`Request`], checks the connection's identity, and calls the handler of
+//! that msgId:
+//!
+//! | msgId | request | handler | runs on |
+//! |---|---|---|---|
+//! | 1 | login | [`account::login`] | worker (argon2, database) |
+//! | 3 | logout | [`account::logout`] | I/O thread |
+//! | 5 | register | [`account::register`] | worker |
+//! | 7 | refresh | [`account::refresh`] | worker |
+//! | 9 | one-to-one chat | [`chat::one_chat`] | I/O thread; worker only to store offline |
+//! | 10, 14 | add / delete friend | [`friends::add`], [`friends::delete`] | worker |
+//! | 11, 12, 19, 21, 23 | create / join / quit / dismiss group, members | [`groups`] | worker |
+//! | 13 | group chat | [`chat::group_chat`] | I/O thread; worker on a cache miss |
+//! | 25 | ping | inline | I/O thread |
+//!
+//! # Threads
+//!
+//! Handlers start on the I/O thread, which must never block: anything that
+//! touches the [`Store`] or hashes a password goes to the [`WorkerPool`]
+//! with [`Ctx::on_worker`], keyed by the user id (or the connection id
+//! before login) so that jobs of one user run in order. Replies go back with
+//! `TcpConnection::send_vec`, which is safe from any thread.
+//!
+//! The state shared by all threads: the [`OnlineMap`] (who is connected
+//! where), the [`GroupCache`] (who is in which group) and the store.
+
+pub mod account;
+pub mod chat;
+pub mod friends;
+pub mod group_cache;
+pub mod groups;
+pub mod online;
+pub mod password;
+pub mod session;
+pub mod workers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use net::TcpConnectionPtr;
+use serde_json::{Map, Value};
+
+use crate::protocol::{encode, errno, msg_id, parse, reply, Request};
+use crate::storage::{Store, StoreError};
+pub use group_cache::GroupCache;
+pub use online::{OnlineMap, Presence};
+pub use password::PasswordHasher;
+pub use session::{Login, Session};
+pub use workers::WorkerPool;
+
+/// How much lower the workers' priority is than the I/O threads' (see
+/// [`WorkerPool`]).
+const WORKER_NICE: i32 = 5;
+
+/// The chat service: the store, the worker pool and the shared maps.
+pub struct Service {
+    store: Arc<dyn Store>,
+    workers: WorkerPool,
+    online: OnlineMap,
+    groups: GroupCache,
+    hasher: PasswordHasher,
+}
+
+/// The logged-in account a request acts as.
+#[derive(Debug, Clone)]
+pub struct Me {
+    /// Its id.
+    pub uid: i64,
+    /// Its name.
+    pub name: String,
+}
+
+/// Everything a handler needs to answer: the service, the connection, its
+/// session, and the msgId being handled (to pick the ack). Cheap to clone
+/// (three `Arc`s), and `Send`, so it moves into worker jobs.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The service.
+    pub svc: Arc<Service>,
+    /// The connection the request came from.
+    pub conn: TcpConnectionPtr,
+    /// Its session.
+    pub session: Arc<Session>,
+    /// The request's msgId.
+    pub req: i64,
+}
+
+impl Ctx {
+    /// Sends `v` to the requesting connection; any thread.
+    pub fn send(&self, v: &Value) {
+        self.conn.send_vec(encode(v));
+    }
+
+    /// Sends the failure reply of this request: its ack with `errno` and
+    /// `errmsg`, or an error message (msgId 27) when it has no ack.
+    pub fn fail(&self, errno: i64, errmsg: &str) {
+        self.send(&reply::failure(Some(self.req), errno, errmsg));
+    }
+
+    /// Logs a storage failure and answers with [`errno::SERVER_ERROR`]. The
+    /// client learns nothing about the database.
+    pub fn store_failed(&self, e: &StoreError) {
+        log::error!("{}: request {} failed: {e}", self.conn.name(), self.req);
+        self.fail(
+            errno::SERVER_ERROR,
+            "the server could not complete the request",
+        );
+    }
+
+    /// Runs `job` on the worker for `key` (see [`WorkerPool`]), giving it
+    /// this context and the store.
+    pub fn on_worker<F>(self, key: u64, job: F)
+    where
+        F: FnOnce(Ctx, &dyn Store) + Send + 'static,
+    {
+        let svc = self.svc.clone();
+        svc.workers.submit(key, move || {
+            let store = self.svc.store.clone();
+            job(self, &*store);
+        });
+    }
+}
+
+/// The worker shard key of a user.
+pub fn user_key(uid: i64) -> u64 {
+    uid.unsigned_abs()
+}
+
+impl Service {
+    /// A service over `store` with `workers` worker threads.
+    ///
+    /// # Errors
+    /// If the worker threads cannot be started.
+    pub fn new(
+        store: Arc<dyn Store>,
+        workers: usize,
+        hasher: PasswordHasher,
+    ) -> std::io::Result<Arc<Service>> {
+        Ok(Arc::new(Service {
+            store,
+            workers: WorkerPool::new(workers, "chat-worker", WORKER_NICE)?,
+            online: OnlineMap::default(),
+            groups: GroupCache::default(),
+            hasher,
+        }))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Who is online on this node.
+    pub fn online(&self) -> &OnlineMap {
+        &self.online
+    }
+
+    /// The worker pool.
+    pub fn workers(&self) -> &WorkerPool {
+        &self.workers
+    }
+
+    /// Handles one decoded object from `conn`. I/O thread.
+    ///
+    /// While a login of the connection is under way the object is held and
+    /// handled when the login ends, so requests keep their order.
+    pub fn handle(
+        self: &Arc<Self>,
+        conn: &TcpConnectionPtr,
+        session: &Arc<Session>,
+        obj: Map<String, Value>,
+    ) {
+        {
+            let mut state = session.state();
+            if matches!(state.login, Login::Verifying | Login::Claimed { .. }) {
+                if state.held.len() < session::MAX_HELD {
+                    state.held.push_back(obj);
+                } else {
+                    drop(state);
+                    let req = obj.get("msgId").and_then(Value::as_i64);
+                    let v = reply::failure(
+                        req,
+                        errno::BAD_REQUEST,
+                        "too many requests while logging in",
+                    );
+                    conn.send_vec(encode(&v));
+                }
+                return;
+            }
+        }
+        let request = match parse(&obj) {
+            Ok(r) => r,
+            Err(e) => {
+                log::debug!("{}: {e}", conn.name());
+                conn.send_vec(encode(&e.reply()));
+                return;
+            }
+        };
+        let ctx = Ctx {
+            svc: self.clone(),
+            conn: conn.clone(),
+            session: session.clone(),
+            req: request.msg_id(),
+        };
+        match request {
+            Request::Login {
+                uid,
+                username,
+                password,
+            } => account::login(ctx, uid, username, password),
+            Request::Register { username, password } => account::register(ctx, username, password),
+            Request::Ping => ctx.send(&reply::pong()),
+            other => Self::handle_authenticated(ctx, other, obj),
+        }
+    }
+
+    /// The requests that need a logged-in connection: the identity check,
+    /// then the handler map.
+    fn handle_authenticated(ctx: Ctx, request: Request, obj: Map<String, Value>) {
+        let Some((uid, name)) = ctx.session.user() else {
+            return ctx.fail(errno::NOT_LOGGED_IN, "log in first");
+        };
+        if let Some(claimed) = request.claimed_uid() {
+            if claimed != uid {
+                let field = if ctx.req == msg_id::ONE_CHAT_MSG {
+                    "from"
+                } else {
+                    "uid"
+                };
+                let why =
+                    format!("`{field}` {claimed} is not the account logged in on this connection");
+                return ctx.fail(errno::FORBIDDEN, &why);
+            }
+        }
+        let me = Me { uid, name };
+        match request {
+            Request::Logout { .. } => account::logout(ctx, me),
+            Request::Refresh { .. } => account::refresh(ctx, me),
+            Request::OneChat { to, .. } => chat::one_chat(ctx, me, to, obj),
+            Request::AddFriend { fid, .. } => friends::add(ctx, me, fid),
+            Request::DelFriend { fid, .. } => friends::delete(ctx, me, fid),
+            Request::CreateGroup { name, desc, .. } => groups::create(ctx, me, name, desc),
+            Request::JoinGroup { gid, .. } => groups::join(ctx, me, gid),
+            Request::QuitGroup { gid, .. } => groups::quit(ctx, me, gid),
+            Request::DismissGroup { gid, .. } => groups::dismiss(ctx, me, gid),
+            Request::GroupMembers { gid, .. } => groups::members(ctx, me, gid),
+            Request::GroupChat { gid, .. } => chat::group_chat(ctx, me, gid, obj),
+            // Handled before the identity check.
+            Request::Login { .. } | Request::Register { .. } | Request::Ping => {}
+        }
+    }
+
+    /// The connection went down: forget its login. I/O thread.
+    pub fn disconnected(self: &Arc<Self>, conn: &TcpConnectionPtr, session: &Arc<Session>) {
+        account::disconnected(self, conn, session);
+    }
+
+    /// Graceful stop, after the I/O threads have stopped: runs every queued
+    /// database write, then marks the users still online here as offline.
+    pub fn shutdown(&self, timeout: Duration) {
+        if !self.workers.shutdown(timeout) {
+            log::error!("shutdown: some database writes did not finish in {timeout:?}");
+        }
+        let uids = self.online.uids();
+        match self.store.set_offline_many(&uids) {
+            Ok(n) => log::info!("shutdown: {n} users marked offline"),
+            Err(e) => log::error!("shutdown: marking {} users offline failed: {e}", uids.len()),
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! `WorkerPool`: the threads that run every blocking call (database, password
+//! hashing), so that I/O threads never wait.
+//!
+//! # Sharding gives order
+//!
+//! The pool is N threads, each with its own FIFO queue (a crossbeam
+//! channel). A job is submitted with a *shard key* and always runs on worker
+//! `key % N`. The service uses the user id as the key for every job that
+//! concerns a logged-in user — including storing an offline message *for*
+//! that user — and the connection id before login. Two jobs with the same
+//! key therefore run one after the other, in the order they were submitted:
+//!
+//! ```text
+//!   submit(uid=7, store "m1" for 7) ─┐
+//!   submit(uid=7, store "m2" for 7) ─┼─► worker 7 % N: m1, m2, login phase 2 of 7
+//!   submit(uid=7, login phase 2)    ─┘   (phase 2 sees m1 and m2, in order)
+//! ```
+//!
+//! That is the whole ordering argument for offline messages (see
+//! `ARCHITECTURE.md`). A global queue with many consumers could not give it.
+//!
+//! # Priority
+//!
+//! Workers run at a lower scheduling priority (a higher nice value) than
+//! the I/O threads: on a busy machine a storm of logins, each an argon2
+//! hash of tens of milliseconds, then waits for the CPU rather than the
+//! chat traffic of users already logged in.
+//!
+//! # Shutdown
+//!
+//! [`WorkerPool::shutdown`] waits until no job is queued or running (jobs may
+//! submit further jobs; those are waited for too), then stops and joins the
+//! threads. A job that panics is logged and does not take its worker down.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use parking_lot::Mutex;
+
+/// A unit of work.
+type Job = Box<dyn FnOnce() + Send>;
+
+enum Message {
+    Run(Job),
+    Stop,
+}
+
+/// N worker threads with one FIFO queue each. See the [module docs](self).
+pub struct WorkerPool {
+    queues: Vec<Sender<Message>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Jobs submitted and not yet finished, over all queues.
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl WorkerPool {
+    /// Starts `n` threads (at least one) named `<name><i>`, each at nice
+    /// value `nice` above the process's (0 keeps it).
+    ///
+    /// # Errors
+    /// If a thread cannot be spawned.
+    pub fn new(n: usize, name: &str, nice: i32) -> std::io::Result<WorkerPool> {
+        let n = n.max(1);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let mut queues = Vec::with_capacity(n);
+        let mut threads = Vec::with_capacity(n);
+        for i in 0..n {
+            let (tx, rx) = unbounded();
+            let in_flight = in_flight.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("{name}{i}"))
+                .spawn(move || {
+                    lower_priority(nice);
+                    run_worker(&rx, &in_flight);
+                })?;
+            queues.push(tx);
+            threads.push(t);
+        }
+        Ok(WorkerPool {
+            queues,
+            threads: Mutex::new(threads),
+            in_flight,
+        })
+    }
+
+    /// Number of workers (shards).
+    pub fn len(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// Always `false`: a pool has at least one worker.
+    pub fn is_empty(&self) -> bool {
+        self.queues.is_empty()
+    }
+
+    /// The worker that runs jobs submitted with `key`.
+    pub fn shard_of(&self, key: u64) -> usize {
+        (key % self.queues.len() as u64) as usize
+    }
+
+    /// Queues `job` on worker `key % N`; any thread, never blocks. Jobs with
+    /// the same key run in submission order. After [`shutdown`](Self::shutdown)
+    /// the job is dropped (and logged).
+    pub fn submit<F: FnOnce() + Send + 'static>(&self, key: u64, job: F) {
+        let queue = &self.queues[self.shard_of(key)];
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if queue.send(Message::Run(Box::new(job))).is_err() {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            log::warn!("worker pool stopped; job for shard key {key} dropped");
+        }
+    }
+
+    /// Jobs queued or running.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Waits (at most `timeout`) until every queued job, and every job those
+    /// submit, has run; then stops and joins the workers. Returns `false` if
+    /// the timeout expired with jobs left (they are abandoned).
+    pub fn shutdown(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut drained = true;
+        while self.in_flight() > 0 {
+            if Instant::now() >= deadline {
+                log::error!("worker pool: {} jobs left at shutdown", self.in_flight());
+                drained = false;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        for q in &self.queues {
+            let _ = q.send(Message::Stop);
+        }
+        let threads = std::mem::take(&mut *self.threads.lock());
+        if drained {
+            for t in threads {
+                if t.join().is_err() {
+                    log::error!("a worker thread panicked");
+                }
+            }
+        }
+        drained
+    }
+}
+
+/// Adds `nice` to the calling thread's nice value. On Linux the nice value
+/// belongs to the thread, so this leaves the I/O threads alone.
+fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    // SAFETY: plain system calls on the calling thread; no memory is passed.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        let current = libc::getpriority(libc::PRIO_PROCESS, tid);
+        if libc::setpriority(libc::PRIO_PROCESS, tid, current + nice) != 0 {
+            log::debug!("worker priority: {}", std::io::Error::last_os_error());
+        }
+    }
+}
+
+fn run_worker(rx: &Receiver<Message>, in_flight: &AtomicUsize) {
+    while let Ok(Message::Run(job)) = rx.recv() {
+        if catch_unwind(AssertUnwindSafe(job)).is_err() {
+            log::error!("a worker job panicked; the worker goes on");
+        }
+        in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_key_runs_in_order_and_shutdown_drains() {
+        let pool = Arc::new(WorkerPool::new(3, "test-worker", 0).unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        for i in 0..1000u64 {
+            let seen = seen.clone();
+            let pool2 = pool.clone();
+            pool.submit(7, move || {
+                seen.lock().push(i);
+                if i == 999 {
+                    // A job that submits another: shutdown waits for it too.
+                    let seen = seen.clone();
+                    pool2.submit(7, move || seen.lock().push(1000));
+                }
+            });
+        }
+        assert!(pool.shutdown(Duration::from_secs(10)));
+        let seen = seen.lock();
+        assert_eq!(*seen, (0..=1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_panicking_job_does_not_kill_its_worker() {
+        let pool = WorkerPool::new(1, "test-worker", 5).unwrap();
+        pool.submit(0, || panic!("boom"));
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        pool.submit(0, move || tx.send(42).unwrap());
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(42));
+        assert!(pool.shutdown(Duration::from_secs(5)));
+    }
+}

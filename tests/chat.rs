@@ -1,0 +1,147 @@
+//! One-to-one chat, offline messages and their order, over real TCP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::client::nested;
+use common::{Client, Server, TestDb};
+use serde_json::json;
+
+both_stores!(
+    one_to_one,
+    offline_messages_are_stored_and_delivered_once,
+    order_across_login
+);
+
+fn one_to_one(db: TestDb) {
+    let server = Server::start(&db, &[]);
+    let mut alice = server.user("alice");
+    let mut bob = server.user("bob");
+    let (a, b) = (alice.uid, bob.uid);
+
+    // Forwarded as received (the original client's fields intact).
+    let sent = json!({"msgId": 9, "from": a, "username": "alice", "to": b,
+                      "msg": "héllo 你好 👋", "time": "2024-05-06 07:08:09"});
+    alice.send(&sent);
+    assert_eq!(bob.expect(9), sent);
+    bob.chat(a, "back");
+    assert_eq!(alice.recv_chat(), (b, "back".to_owned()));
+
+    // To nobody: an error (27, req 9, errno 7), connection open.
+    alice.chat(777_777, "void");
+    assert_eq!(alice.expect_errno(27, 7)["req"], 9);
+    // Online delivery never touches the offline table.
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM offlinemessage"), 0);
+    // To oneself works like to anyone.
+    alice.chat(a, "note to self");
+    assert_eq!(alice.recv_chat(), (a, "note to self".to_owned()));
+}
+
+fn offline_messages_are_stored_and_delivered_once(db: TestDb) {
+    let server = Server::start(&db, &[]);
+    let mut alice = server.user("alice");
+    let mut bob = server.connect();
+    let b = bob.register("bob", "secret");
+    // 2 KiB of multi-byte text (crashed the original) and ordinary messages.
+    let big: String = "ß漢".repeat(2048 / 5);
+    alice.chat(b, "first");
+    alice.chat(b, &big);
+    for i in 0..30 {
+        alice.chat(b, &format!("m{i}"));
+    }
+    alice.send(&json!({"msgId": 25}));
+    alice.expect(26); // all read and queued
+    let mut stored = 0;
+    for _ in 0..200 {
+        stored = db.query_i64("SELECT COUNT(*) FROM offlinemessage");
+        if stored == 32 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(stored, 32);
+
+    let ack = bob.login_ok("secret");
+    let msgs = nested(&ack, "offlinemsgs");
+    let texts: Vec<&str> = msgs.iter().map(|m| m["msg"].as_str().unwrap()).collect();
+    let mut want = vec!["first".to_owned(), big.clone()];
+    want.extend((0..30).map(|i| format!("m{i}")));
+    assert_eq!(texts, want);
+    assert!(msgs
+        .iter()
+        .all(|m| m["msgId"] == 9 && m["from"] == alice.uid && m["to"] == b));
+
+    // Removed once delivered: the next login has none.
+    let mut gone = false;
+    for _ in 0..200 {
+        if db.query_i64("SELECT COUNT(*) FROM offlinemessage") == 0 {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(gone, "delivered rows deleted");
+    bob.send(&json!({"msgId": 3}));
+    bob.expect_errno(4, 0);
+    let ack = bob.login_ok("secret");
+    assert!(ack.get("offlinemsgs").is_none(), "{ack}");
+}
+
+/// A sender keeps writing while the recipient logs in: every message
+/// arrives exactly once, in order, part in the login ack and part live.
+fn order_across_login(db: TestDb) {
+    let server = Server::start(&db, &[]);
+    let mut bob = server.connect();
+    let b = bob.register("bob", "secret");
+    let mut senders: Vec<Client> = (0..3).map(|i| server.user(&format!("sender{i}"))).collect();
+    let uids: Vec<i64> = senders.iter().map(|c| c.uid).collect();
+    const N: usize = 300;
+    // Paced below what a database can store, so that the login lands in
+    // the middle of the stream: some messages offline, the rest buffered
+    // during the login or delivered live.
+    let writer = std::thread::spawn(move || {
+        for i in 0..N {
+            for s in senders.iter_mut() {
+                s.chat(b, &i.to_string());
+            }
+            std::thread::sleep(Duration::from_millis(4));
+        }
+        for s in senders.iter_mut() {
+            s.send(&json!({"msgId": 25}));
+            s.expect(26);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    bob.send(&json!({"msgId": 1, "uid": b, "password": "secret"}));
+    let ack = bob.expect_errno(2, 0);
+    let mut got: Vec<(i64, usize)> = nested(&ack, "offlinemsgs")
+        .iter()
+        .map(|m| {
+            (
+                m["from"].as_i64().unwrap(),
+                m["msg"].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    let offline = got.len();
+    eprintln!("{offline} of {} messages came in the login ack", 3 * N);
+    while got.len() < 3 * N {
+        let (from, text) = bob.recv_chat();
+        got.push((from, text.parse().unwrap()));
+    }
+    writer.join().unwrap();
+    bob.expect_silence(Duration::from_millis(100));
+    for uid in uids {
+        let seq: Vec<usize> = got
+            .iter()
+            .filter(|(f, _)| *f == uid)
+            .map(|(_, n)| *n)
+            .collect();
+        assert_eq!(
+            seq,
+            (0..N).collect::<Vec<_>>(),
+            "from {uid} ({offline} came offline)"
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! A blocking test client: writes JSON, reads newline-delimited replies,
+//! and never waits longer than a deadline.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// How long a reply may take before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Why [`Client::try_recv`] returned no message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RecvError {
+    /// Nothing within the time given.
+    Timeout,
+    /// The server closed the connection (EOF or reset).
+    Closed,
+}
+
+/// One connection to the server.
+pub struct Client {
+    stream: TcpStream,
+    pending: Vec<u8>,
+    /// The account registered or logged in on this connection (0: none).
+    pub uid: i64,
+    /// Its name.
+    pub name: String,
+}
+
+impl Client {
+    /// Connects to `addr`.
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Client {
+            stream,
+            pending: Vec::new(),
+            uid: 0,
+            name: String::new(),
+        }
+    }
+
+    /// Sends one JSON value (no delimiter, as the original client does).
+    pub fn send(&mut self, v: &Value) {
+        self.send_raw(v.to_string().as_bytes());
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Sends raw bytes; `false` if the server has closed the connection.
+    pub fn try_send_raw(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
+    /// The next message, or why there is none within `timeout`.
+    pub fn try_recv(&mut self, timeout: Duration) -> Result<Value, RecvError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(pos) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=pos).collect();
+                return Ok(serde_json::from_slice(&line).unwrap_or_else(|e| {
+                    panic!(
+                        "reply is not JSON ({e}): {:?}",
+                        String::from_utf8_lossy(&line)
+                    )
+                }));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(RecvError::Timeout);
+            }
+            self.stream.set_read_timeout(Some(left)).expect("timeout");
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(RecvError::Closed),
+                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return Err(RecvError::Timeout)
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Err(RecvError::Closed),
+            }
+        }
+    }
+
+    /// The next message; fails the test after [`TIMEOUT`] or on EOF.
+    pub fn recv(&mut self) -> Value {
+        match self.try_recv(TIMEOUT) {
+            Ok(v) => v,
+            Err(e) => panic!("{} (uid {}): no message: {e:?}", self.name, self.uid),
+        }
+    }
+
+    /// The next message, which must have this msgId.
+    pub fn expect(&mut self, msg_id: i64) -> Value {
+        let v = self.recv();
+        assert_eq!(
+            v["msgId"], msg_id,
+            "{} expected msgId {msg_id}, got {v}",
+            self.name
+        );
+        v
+    }
+
+    /// The next message, which must have this msgId and errno.
+    pub fn expect_errno(&mut self, msg_id: i64, errno: i64) -> Value {
+        let v = self.expect(msg_id);
+        assert_eq!(
+            v["errno"], errno,
+            "{} expected errno {errno}: {v}",
+            self.name
+        );
+        if errno != 0 {
+            assert!(
+                v["errmsg"].as_str().is_some_and(|s| !s.is_empty()),
+                "errmsg missing: {v}"
+            );
+        }
+        v
+    }
+
+    /// Sends `v` and returns the next message.
+    pub fn request(&mut self, v: Value) -> Value {
+        self.send(&v);
+        self.recv()
+    }
+
+    /// Asserts that nothing arrives for `d`.
+    pub fn expect_silence(&mut self, d: Duration) {
+        match self.try_recv(d) {
+            Err(RecvError::Timeout) => {}
+            other => panic!("{}: expected silence, got {other:?}", self.name),
+        }
+    }
+
+    /// Asserts that the server closes the connection within `timeout`.
+    pub fn expect_closed(&mut self, timeout: Duration) {
+        match self.try_recv(timeout) {
+            Err(RecvError::Closed) => {}
+            Err(RecvError::Timeout) => panic!("{}: connection not closed", self.name),
+            Ok(v) => panic!("{}: expected the connection to close, got {v}", self.name),
+        }
+    }
+
+    /// Registers `name`; remembers the new uid.
+    pub fn register(&mut self, name: &str, password: &str) -> i64 {
+        let v = self.request(json!({"msgId": 5, "username": name, "password": password}));
+        assert_eq!(v["msgId"], 6, "{v}");
+        assert_eq!(v["errno"], 0, "register {name}: {v}");
+        self.uid = v["uid"].as_i64().expect("uid");
+        self.name = name.to_owned();
+        self.uid
+    }
+
+    /// Logs in as the remembered uid and returns the ack, which must be a success.
+    pub fn login_ok(&mut self, password: &str) -> Value {
+        let v = self.request(json!({"msgId": 1, "uid": self.uid, "password": password}));
+        assert_eq!(v["msgId"], 2, "{v}");
+        assert_eq!(v["errno"], 0, "login {}: {v}", self.uid);
+        v
+    }
+
+    /// Sends a one-to-one message with the original client's fields.
+    pub fn chat(&mut self, to: i64, msg: &str) {
+        let v = json!({"msgId": 9, "from": self.uid, "username": self.name, "to": to,
+                       "msg": msg, "time": "2024-01-01 00:00:00"});
+        self.send(&v);
+    }
+
+    /// Receives a one-to-one message and returns its text.
+    pub fn recv_chat(&mut self) -> (i64, String) {
+        let v = self.expect(9);
+        (
+            v["from"].as_i64().expect("from"),
+            v["msg"].as_str().expect("msg").to_owned(),
+        )
+    }
+
+    /// Raw access to the socket.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+/// The strings of a nested-string array (`friends`, `groups`,
+/// `offlinemsgs`), each parsed as JSON.
+pub fn nested(v: &Value, field: &str) -> Vec<Value> {
+    v[field]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    serde_json::from_str(s.as_str().expect("nested string")).expect("nested JSON")
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
