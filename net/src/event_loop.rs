@@ -85,6 +85,9 @@ pub struct EventLoop {
     timers: TimerQueue,
     shared: Arc<Shared>,
     active: Vec<ActiveEvent>,
+    /// Events handlers asked to have dispatched again next iteration
+    /// (see [`EventLoop::defer_event`]).
+    deferred: Vec<ActiveEvent>,
     iteration: u64,
     poll_return_time: Instant,
     /// Neither `Send` nor `Sync`: a loop stays on the thread that made it.
@@ -122,6 +125,7 @@ impl EventLoop {
                 quit: AtomicBool::new(false),
             }),
             active: Vec::with_capacity(64),
+            deferred: Vec::new(),
             iteration: 0,
             poll_return_time: Instant::now(),
             _not_send: PhantomData,
@@ -148,7 +152,12 @@ impl EventLoop {
         log::trace!("EventLoop {} start looping", self.shared.id);
         self.do_pending_functors();
         while !self.shared.quit.load(Ordering::Acquire) {
-            let timeout = self.timers.next_timeout(Instant::now());
+            // Deferred work means "poll, but do not sleep".
+            let timeout = if self.deferred.is_empty() {
+                self.timers.next_timeout(Instant::now())
+            } else {
+                Some(Duration::ZERO)
+            };
             let mut active = std::mem::take(&mut self.active);
             active.clear();
             match self.poller.poll(timeout, &mut active) {
@@ -156,7 +165,8 @@ impl EventLoop {
                 Err(e) => log::error!("EventLoop {} poll: {}", self.shared.id, e),
             }
             self.iteration += 1;
-            for ev in &active {
+            let deferred = std::mem::take(&mut self.deferred);
+            for ev in active.iter().chain(deferred.iter()) {
                 self.dispatch(ev.token, ev.ready);
             }
             self.active = active;
@@ -164,6 +174,9 @@ impl EventLoop {
             expired.run(self);
             self.do_pending_functors();
         }
+        // Closures queued before the quit (a server closing its connections
+        // as it stops, say) still run, so their callbacks are not lost.
+        self.do_pending_functors();
         self.shared.quit.store(false, Ordering::Release);
         log::trace!("EventLoop {} stop looping", self.shared.id);
     }
@@ -284,6 +297,17 @@ impl EventLoop {
     /// report again (the acceptor after `EMFILE`).
     pub fn fire_channel(&mut self, token: Token, ready: Ready) {
         self.dispatch(token, ready);
+    }
+
+    /// Asks for `ready` to be dispatched to the channel under `token` again
+    /// in the next iteration, after that iteration's (non-blocking) poll.
+    ///
+    /// An edge-triggered poller reports a socket once per edge, so a handler
+    /// that stops before draining it — to give other channels their turn —
+    /// must ask to be called again. `TcpConnection` does so after reading
+    /// a bounded amount from one busy peer.
+    pub fn defer_event(&mut self, token: Token, ready: Ready) {
+        self.deferred.push(ActiveEvent { token, ready });
     }
 
     /// How many times the loop has polled.

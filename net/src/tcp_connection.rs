@@ -50,11 +50,15 @@ use parking_lot::Mutex;
 
 use crate::buffer::{Buffer, INITIAL_SIZE};
 use crate::callbacks::{CloseCallback, ConnectionCallbacks, HighWaterMarkCallback};
-use crate::channel::ChannelHandler;
+use crate::channel::{ChannelHandler, Ready};
 use crate::event_loop::{EventLoop, EventLoopHandle};
 
 /// How connections are shared (muduo's `TcpConnectionPtr`).
 pub type TcpConnectionPtr = Arc<TcpConnection>;
+
+/// How many reads one readable event may do before the connection yields
+/// to the other channels of its loop (and asks to be called again).
+const READS_PER_EVENT: usize = 8;
 
 /// An output buffer larger than this is shrunk back once it drains.
 const SHRINK_OUTPUT_ABOVE: usize = 1 << 20;
@@ -464,10 +468,12 @@ struct ConnectionChannel {
 
 impl ChannelHandler for ConnectionChannel {
     /// Reads until the socket is drained, handing each chunk to the message
-    /// callback; 0 bytes means the peer closed.
-    fn handle_read(&mut self, lp: &mut EventLoop, _token: Token, receive_time: Instant) {
+    /// callback; 0 bytes means the peer closed. A peer that keeps the socket
+    /// full gets [`READS_PER_EVENT`] reads, then the loop serves the others
+    /// and comes back (fairness: one flooding client cannot starve its loop).
+    fn handle_read(&mut self, lp: &mut EventLoop, token: Token, receive_time: Instant) {
         let conn = &self.conn;
-        loop {
+        for _ in 0..READS_PER_EVENT {
             if conn.disconnected() {
                 return; // a callback closed it
             }
@@ -488,6 +494,7 @@ impl ChannelHandler for ConnectionChannel {
                 }
             }
         }
+        lp.defer_event(token, Ready::READABLE);
     }
 
     fn handle_write(&mut self, _lp: &mut EventLoop, _token: Token) {

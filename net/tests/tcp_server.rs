@@ -225,3 +225,45 @@ fn force_close_from_another_thread() {
     let mut rest = Vec::new();
     assert_eq!(c.read_to_end(&mut rest).unwrap(), 0, "closed by the server");
 }
+
+#[test]
+fn a_flooding_peer_does_not_starve_the_others_on_its_loop() {
+    use std::sync::atomic::AtomicBool;
+    // One loop for everyone. Flood bytes cost the server 1 ms per read, and
+    // its input buffer is kept small, so each read takes at most 64 KiB and
+    // the flooder can keep its socket full for as long as it writes.
+    let server = start_server(0, |s| {
+        s.set_message_callback(|conn, buf, _| {
+            if buf.peek().starts_with(b"ping") {
+                conn.send_buffer(buf);
+            } else {
+                std::thread::sleep(Duration::from_millis(1));
+                buf.retrieve_all();
+                buf.shrink(0);
+            }
+        });
+    });
+    let flooding = Arc::new(AtomicBool::new(true));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut flooder = connect(server.addr);
+    let (f, st) = (flooding.clone(), stop.clone());
+    let flood = std::thread::spawn(move || {
+        let chunk = vec![b'x'; 64 * 1024];
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !st.load(Ordering::SeqCst)
+            && std::time::Instant::now() < deadline
+            && flooder.write_all(&chunk).is_ok()
+        {}
+        f.store(false, Ordering::SeqCst);
+    });
+    std::thread::sleep(Duration::from_millis(300)); // the flood is under way
+    let mut c = connect(server.addr);
+    write_all(&mut c, b"ping");
+    assert_eq!(read_n(&mut c, 4), b"ping");
+    assert!(
+        flooding.load(Ordering::SeqCst),
+        "the echo had to wait for the flood to end"
+    );
+    stop.store(true, Ordering::SeqCst);
+    flood.join().unwrap();
+}
