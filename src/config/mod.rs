@@ -112,13 +112,25 @@ pub const OPTIONS: &[Opt] = &[
         key: "redis",
         value: "URL",
         default: "",
-        help: "reserved for clustering (not used by a single node yet)",
+        help: "cluster mode: the Redis all nodes share (redis://host:port); needs a MySQL --db",
     },
     Opt {
         key: "node-id",
         value: "ID",
-        default: "",
-        help: "reserved for clustering: this node's name",
+        default: "HOST-PORT",
+        help: "cluster mode: this node's name, unique and stable across restarts",
+    },
+    Opt {
+        key: "liveness",
+        value: "DURATION",
+        default: "10s",
+        help: "cluster mode: a node silent this long is dead to the others (min 300ms)",
+    },
+    Opt {
+        key: "redis-prefix",
+        value: "PREFIX",
+        default: "chat",
+        help: "cluster mode: first part of every Redis key and channel",
     },
     Opt {
         key: "config",
@@ -150,10 +162,15 @@ pub struct Config {
     pub argon2_memory_kib: u32,
     /// argon2id passes for new hashes (`--argon2-passes`).
     pub argon2_passes: u32,
-    /// Redis URL for a later cluster mode; unused on a single node.
+    /// The shared Redis (`--redis`); `Some` turns cluster mode on.
     pub redis: Option<String>,
-    /// This node's name in a later cluster mode; unused on a single node.
+    /// This node's name (`--node-id`); `None`: `cluster::default_node_id`
+    /// of the port actually bound.
     pub node_id: Option<String>,
+    /// How long a node's heartbeat outlives it (`--liveness`).
+    pub liveness: Duration,
+    /// First part of every Redis key and channel (`--redis-prefix`).
+    pub redis_prefix: String,
 }
 
 /// What the command line asks for.
@@ -270,7 +287,11 @@ impl Config {
             None => Duration::from_secs(300),
         };
         let argon2_memory = size("argon2-memory", 19 * 1024 * 1024, 8 * 1024)?;
-        Ok(Config {
+        let liveness = match get("liveness") {
+            Some((v, from)) => parse_duration(&v).map_err(|why| bad("liveness", from, &v, why))?,
+            None => Duration::from_secs(10),
+        };
+        let config = Config {
             listen,
             threads: count("threads", cores, 0)?,
             workers: count("workers", 4, 1)?,
@@ -282,7 +303,23 @@ impl Config {
             argon2_passes: u32::try_from(count("argon2-passes", 2, 1)?).unwrap_or(u32::MAX),
             redis: get("redis").map(|(v, _)| v).filter(|v| !v.is_empty()),
             node_id: get("node-id").map(|(v, _)| v).filter(|v| !v.is_empty()),
-        })
+            liveness,
+            redis_prefix: get("redis-prefix").map_or_else(|| "chat".to_owned(), |(v, _)| v),
+        };
+        config.check_cluster()?;
+        Ok(config)
+    }
+
+    /// Cluster mode shares one store between nodes: only MySQL can be shared.
+    fn check_cluster(&self) -> Result<(), ConfigError> {
+        if self.redis.is_some() && !self.db.starts_with("mysql://") {
+            return Err(ConfigError(format!(
+                "cluster mode (--redis) needs a MySQL store (--db mysql://user:pass@host:port/db): \
+                 the embedded store {:?} cannot be shared between nodes",
+                self.db
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -101,3 +101,31 @@ fn help_lists_every_option() {
         Ok(Command::Help)
     ));
 }
+
+#[test]
+fn cluster_mode_needs_mysql() {
+    for db in ["sqlite:data/chat.db", "sqlite::memory:"] {
+        let e = run(&["--redis", "redis://127.0.0.1:6379", "--db", db], &[]).unwrap_err();
+        assert!(e.0.contains("needs a MySQL store"), "{e}");
+        assert!(e.0.contains("cannot be shared"), "{e}");
+    }
+    let c = run(
+        &[
+            "--redis=redis://127.0.0.1:6379",
+            "--db=mysql://root@127.0.0.1:3306/chat",
+            "--liveness=2s",
+            "--redis-prefix=test:1",
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.liveness, Duration::from_secs(2));
+    assert_eq!(c.redis_prefix, "test:1");
+    assert!(
+        c.node_id.is_none(),
+        "the default is made from the bound port"
+    );
+    let c = run(&[], &[("CHAT_LIVENESS", "500ms")]).unwrap();
+    assert_eq!(c.liveness, Duration::from_millis(500));
+    assert_eq!(c.redis_prefix, "chat");
+}

@@ -10,9 +10,11 @@
 //! ```
 //!
 //! [`run`] is the whole life of a server process: open the store, reset
-//! users a crash left online, listen, serve until SIGINT or SIGTERM, then
-//! shut down gracefully (see [`shutdown`]).
+//! users a crash left online, listen, join the cluster (with `--redis`),
+//! serve until SIGINT or SIGTERM, then shut down gracefully (see
+//! [`shutdown`]).
 
+mod cluster;
 mod idle;
 pub mod shutdown;
 
@@ -22,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use net::{Buffer, EventLoop, ServerOption, TcpConnectionPtr, TcpServer};
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::protocol::{decode, encode};
 use crate::service::{PasswordHasher, Service, Session};
@@ -43,19 +46,24 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// cannot be started.
 pub fn run(config: &Config) -> Result<(), Error> {
     let store = storage::open(&config.db)?;
-    let reset = store.reset_all_online()?;
-    if reset > 0 {
-        log::warn!("{reset} users were left online by an unclean stop; reset to offline");
+    // In cluster mode the other nodes' users are in the same table: Redis's
+    // claims, not the `state` column, say who is online.
+    if config.redis.is_none() {
+        let reset = store.reset_all_online()?;
+        if reset > 0 {
+            log::warn!("{reset} users were left online by an unclean stop; reset to offline");
+        }
     }
     let hasher = PasswordHasher::new(config.argon2_memory_kib, config.argon2_passes)?;
     let service = Service::new(store, config.workers, hasher)?;
     let mut lp = EventLoop::new()?;
     let mut server = TcpServer::new(&lp, config.listen, "ChatServer", ServerOption::NoReusePort)?;
     server.set_thread_num(config.threads);
+    let cluster = cluster::join(config, &service, server.listen_addr())?;
     install_callbacks(&mut server, &service, config);
     server.start(&mut lp)?;
     let stop = shutdown::on_signals(lp.handle())?;
-    announce(server.listen_addr(), &config.db);
+    announce(server.listen_addr(), &config.db, cluster.as_deref());
 
     lp.run();
 
@@ -64,6 +72,10 @@ pub fn run(config: &Config) -> Result<(), Error> {
     lp.queue_in_loop(|lp| lp.quit());
     lp.run(); // runs the queued stop_accepting, then returns
     drop(server); // closes every connection and joins the I/O threads
+    if let Some(cluster) = cluster {
+        // Routes what is queued (or stores it), releases this node's claims.
+        cluster.shutdown();
+    }
     service.shutdown(DRAIN_TIMEOUT);
     stop.close();
     log::info!("stopped");
@@ -71,9 +83,10 @@ pub fn run(config: &Config) -> Result<(), Error> {
 }
 
 /// The readiness line tests and operators wait for.
-fn announce(addr: SocketAddr, db: &str) {
+fn announce(addr: SocketAddr, db: &str, cluster: Option<&Cluster>) {
+    let node = cluster.map_or_else(String::new, |c| format!(", cluster node: {}", c.node_id()));
     let line = format!(
-        "chat-server listening on {addr} (store: {})",
+        "chat-server listening on {addr} (store: {}{node})",
         describe_store(db)
     );
     log::info!("{line}");

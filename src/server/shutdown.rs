@@ -8,10 +8,13 @@
 //! 1. stop accepting (the listening socket closes);
 //! 2. close every connection and join the I/O threads: nothing new reaches
 //!    the workers after this;
-//! 3. let the workers finish every queued job, including the jobs those
+//! 3. in cluster mode, leave the cluster: the publisher routes what is
+//!    queued (or stores it offline through the workers), releases this
+//!    node's claims and deletes its alive key;
+//! 4. let the workers finish every queued job, including the jobs those
 //!    jobs submit (offline messages, "mark offline" after each disconnect);
-//! 4. mark the users still in the online map offline;
-//! 5. return, and the process exits with status 0.
+//! 5. mark the users still in the online map offline;
+//! 6. return, and the process exits with status 0.
 //!
 //! A second signal during this exits at once with status 130.
 

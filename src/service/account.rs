@@ -21,6 +21,16 @@
 //!    `Online`, send the ack (with the offline messages), then the buffered
 //!    messages. Only then are the delivered offline rows deleted and the
 //!    account marked online, on the user's worker.
+//!
+//! # Cluster mode
+//!
+//! Step 1 also asks Redis ([`Cluster::claim`](crate::cluster::Cluster::claim),
+//! on the worker, holding no lock): a user held by another live node is
+//! refused with errno 2, as a duplicate login on this node is. Every path
+//! that removes the user's entry from the online map (logout, disconnect, a
+//! failed phase 2) releases the claim. The `state` column is information
+//! only: a killed node leaves it `online`, and Redis's claims, which expire
+//! with the node's liveness, are what decide.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -30,6 +40,7 @@ use serde_json::{Map, Value};
 
 use super::session::Login;
 use super::{user_key, Ctx, Me, Presence, Service, Session};
+use crate::cluster::Claim;
 use crate::protocol::types::{GroupInfo, UserInfo};
 use crate::protocol::{encode, errno, reply};
 use crate::storage::{Store, StoreError, UserRecord};
@@ -58,7 +69,10 @@ pub fn register(ctx: Ctx, username: String, password: String) {
             }
         };
         match store.create_user(&username, &hash) {
-            Ok(Some(uid)) => ctx.send(&reply::register_ok(uid, &username)),
+            Ok(Some(uid)) => {
+                ctx.svc.known.insert(uid);
+                ctx.send(&reply::register_ok(uid, &username));
+            }
             Ok(None) => ctx.fail(errno::FAILED, "that username is taken"),
             Err(e) => ctx.store_failed(&e),
         }
@@ -105,16 +119,34 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
     });
 }
 
-/// Phase 1's end: inserts `LoggingIn` and queues phase 2, both under the
-/// user's online-map lock.
+const ALREADY_ONLINE: Failure = (errno::ALREADY_ONLINE, "this account is logged in already");
+
+/// Phase 1's end: claims the user cluster-wide (cluster mode), then inserts
+/// `LoggingIn` and queues phase 2, both under the user's online-map lock.
 fn claim(ctx: &Ctx, user: UserRecord) -> Result<(), Failure> {
-    let mut state = ctx.session.state();
-    if state.closed {
-        return Ok(()); // the connection is gone; nothing to answer
+    ctx.svc.known.insert(user.id);
+    if let Some(cluster) = ctx.svc.cluster() {
+        if ctx.svc.online.contains(user.id) {
+            return Err(ALREADY_ONLINE);
+        }
+        // Blocks on Redis (bounded): no lock is held here.
+        if let Claim::OnlineElsewhere(node) = cluster.claim(user.id) {
+            log::debug!("{}: {} is online on {node}", ctx.conn.name(), user.id);
+            return Err(ALREADY_ONLINE);
+        }
     }
+    let mut state = ctx.session.state();
     let mut shard = ctx.svc.online.lock(user.id);
+    if state.closed {
+        // The connection is gone; nothing to answer. Give the claim back
+        // unless another connection here holds the user.
+        if let (Some(cluster), false) = (ctx.svc.cluster(), shard.contains_key(&user.id)) {
+            cluster.release(user.id);
+        }
+        return Ok(());
+    }
     if shard.contains_key(&user.id) {
-        return Err((errno::ALREADY_ONLINE, "this account is logged in already"));
+        return Err(ALREADY_ONLINE);
     }
     shard.insert(
         user.id,
@@ -245,6 +277,10 @@ fn unclaim(svc: &Arc<Service>, uid: i64, conn_id: u64) -> bool {
         Some(p) if p.conn_id() == conn_id => shard.remove(&uid),
         _ => None,
     };
+    if let (Some(cluster), Some(_)) = (svc.cluster(), &removed) {
+        // Queued under the lock: a later login here claims after it.
+        cluster.release(uid);
+    }
     match removed {
         Some(Presence::LoggingIn { buffered, .. }) => {
             if !buffered.is_empty() {
@@ -266,15 +302,24 @@ fn unclaim(svc: &Arc<Service>, uid: i64, conn_id: u64) -> bool {
     }
 }
 
-/// Fills in the `online` flags from the online map (the database's `state`
-/// lags behind it by one worker job).
+/// Fills in the `online` flags from the online map and, in cluster mode,
+/// Redis (the database's `state` lags behind them, and a killed node leaves
+/// it wrong). Worker only: it may wait for Redis.
 fn mark_online(svc: &Service, friends: &mut [UserInfo], groups: &mut [GroupInfo]) {
+    let mut uids: Vec<i64> = friends.iter().map(|f| f.id).collect();
+    for g in groups.iter() {
+        uids.extend(g.members.iter().map(|m| m.id));
+    }
+    uids.sort_unstable();
+    uids.dedup();
+    let flags = svc.are_online(&uids);
+    let online = |id: i64| uids.binary_search(&id).is_ok_and(|i| flags[i]);
     for f in friends {
-        f.online = svc.online.contains(f.id);
+        f.online = online(f.id);
     }
     for g in groups {
         for m in &mut g.members {
-            m.online = svc.online.contains(m.id);
+            m.online = online(m.id);
         }
     }
 }

@@ -10,6 +10,22 @@
 //! lock. Only a recipient who is not online costs a worker job, which stores
 //! the message on the *recipient's* worker shard (see `account` for why).
 //!
+//! # Cluster mode
+//!
+//! A recipient not in this node's online map may be on another node: the
+//! bytes go to [`Cluster::send_to_user`](crate::cluster::Cluster::send_to_user),
+//! which only queues (the publisher thread routes them through Redis, or
+//! stores them offline when no node holds the user). A group post does this
+//! for each absent member. One check moves off the I/O thread: whether a
+//! one-to-one recipient exists at all. A recipient not yet in the
+//! [`KnownUsers`](super::KnownUsers) set sends the message through the slow
+//! lane, where the sender's worker reads the account once. And the group
+//! cache is not used: a node sees only its own joins and quits, so each
+//! group post reads its member list from the shared store in the slow lane.
+//!
+//! [`deliver_here`] and [`deliver_or_store_here`] are the cluster's way
+//! in (see [`super::cluster_node`]).
+//!
 //! # Order
 //!
 //! All messages of one sender are handed on by the sender's I/O thread, one
@@ -42,15 +58,25 @@ enum ReportTo {
 /// Failures come back as error messages (27) with `req: 9`.
 pub fn one_chat(ctx: Ctx, me: Me, to: i64, obj: Map<String, Value>) {
     let bytes = stamp(obj, "from", &me);
-    if ctx.session.slow_lane() > 0 {
-        // Behind a group post of this session that waits for its members.
+    let svc = &ctx.svc;
+    let unknown = svc.cluster().is_some() && !svc.known.contains(to) && !svc.online.contains(to);
+    if ctx.session.slow_lane() > 0 || unknown {
+        // Behind a group post of this session that waits for its members,
+        // or (cluster mode) the recipient's existence must be read first.
         ctx.session.enter_slow_lane();
-        return ctx.on_worker(user_key(me.uid), move |ctx, _| {
+        return ctx.on_worker(user_key(me.uid), move |ctx, store| {
+            let exists = recipient_exists(&ctx.svc, store, to);
             let conn = ctx.conn.clone();
             conn.get_loop().queue_in_loop(move |_| {
                 ctx.session.leave_slow_lane();
-                let svc = ctx.svc.clone();
-                deliver(&svc, to, bytes, ReportTo::Sender(ctx));
+                match exists {
+                    Ok(true) => {
+                        let svc = ctx.svc.clone();
+                        deliver(&svc, to, bytes, ReportTo::Sender(ctx));
+                    }
+                    Ok(false) => ctx.fail(errno::NOT_FOUND, &format!("no user {to}")),
+                    Err(e) => ctx.store_failed(&e),
+                }
             });
         });
     }
@@ -63,7 +89,7 @@ pub fn one_chat(ctx: Ctx, me: Me, to: i64, obj: Map<String, Value>) {
 pub fn group_chat(ctx: Ctx, me: Me, gid: i64, obj: Map<String, Value>) {
     let bytes = stamp(obj, "uid", &me);
     if ctx.session.slow_lane() == 0 {
-        if let Some(members) = ctx.svc.groups.get(gid) {
+        if let Some(members) = cached_members(&ctx.svc, gid) {
             return fan_out(&ctx, me.uid, gid, &members, bytes);
         }
     }
@@ -71,7 +97,7 @@ pub fn group_chat(ctx: Ctx, me: Me, gid: i64, obj: Map<String, Value>) {
     // back on the sender's I/O thread.
     ctx.session.enter_slow_lane();
     ctx.on_worker(user_key(me.uid), move |ctx, store| {
-        let members = match ctx.svc.groups.get(gid) {
+        let members = match cached_members(&ctx.svc, gid) {
             Some(m) => Ok(Some(m)),
             None => load_members(&ctx.svc, store, gid),
         };
@@ -85,6 +111,30 @@ pub fn group_chat(ctx: Ctx, me: Me, gid: i64, obj: Map<String, Value>) {
             }
         });
     });
+}
+
+/// Worker: whether a one-to-one recipient exists, as far as routing needs
+/// to know. On a single node the offline store job checks it, so this is
+/// `true`; in cluster mode it reads the account unless it is known.
+fn recipient_exists(svc: &Service, store: &dyn Store, to: i64) -> Result<bool, StoreError> {
+    if svc.cluster().is_none() || svc.known.contains(to) {
+        return Ok(true);
+    }
+    let exists = store.user_by_id(to)?.is_some();
+    if exists {
+        svc.known.insert(to);
+    }
+    Ok(exists)
+}
+
+/// The cached member list of `gid`. Never in cluster mode: members join
+/// and quit on every node, and each node's cache sees only its own changes,
+/// so every post reads the list from the shared store (in the slow lane).
+fn cached_members(svc: &Service, gid: i64) -> Option<Members> {
+    if svc.cluster().is_some() {
+        return None;
+    }
+    svc.groups.get(gid)
 }
 
 /// Reads a group's members into the cache. `None`: no such group.
@@ -129,9 +179,10 @@ pub fn stored_text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(text).into_owned()
 }
 
-/// Hands `bytes` to `to`'s connection, its login buffer, or the offline
-/// table. The offline job is submitted while the recipient's map shard is
-/// locked (the rule in [`super::online`]).
+/// Hands `bytes` to `to`'s connection, its login buffer, another node (in
+/// cluster mode, when `to` is not here), or the offline table. The offline
+/// job is submitted while the recipient's map shard is locked (the rule in
+/// [`super::online`]).
 fn deliver(svc: &Arc<Service>, to: i64, bytes: Vec<u8>, report: ReportTo) {
     let mut shard = svc.online.lock(to);
     match shard.get_mut(&to) {
@@ -141,14 +192,60 @@ fn deliver(svc: &Arc<Service>, to: i64, bytes: Vec<u8>, report: ReportTo) {
             conn.send_vec(bytes);
         }
         Some(Presence::LoggingIn { buffered, .. }) => buffered.push(bytes),
-        // Absent, or online on a connection that is closing.
-        _ => {
-            let store = svc.store.clone();
-            svc.workers.submit(user_key(to), move || {
-                store_offline(&*store, to, &bytes, &report)
-            });
-        }
+        // Online on a connection that is closing: the user is (was) here.
+        Some(Presence::Online(_)) => submit_store(svc, to, bytes, report),
+        None => match svc.cluster() {
+            Some(cluster) => {
+                drop(shard);
+                cluster.send_to_user(to, bytes);
+            }
+            None => submit_store(svc, to, bytes, report),
+        },
     }
+}
+
+/// Cluster → here (subscriber thread): hands `bytes` to `to`'s connection
+/// or login buffer. `false` when `to` is not (or no longer) on this node.
+pub fn deliver_here(svc: &Service, to: i64, bytes: &[u8]) -> bool {
+    let mut shard = svc.online.lock(to);
+    match shard.get_mut(&to) {
+        Some(Presence::Online(conn)) if conn.connected() => {
+            let conn = conn.clone();
+            drop(shard);
+            conn.send_vec(bytes.to_vec());
+            true
+        }
+        Some(Presence::LoggingIn { buffered, .. }) => {
+            buffered.push(bytes.to_vec());
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Cluster → here (publisher or subscriber thread): no node took `bytes`
+/// for `to`. Delivers them if `to` arrived here meanwhile, otherwise stores
+/// them on `to`'s worker, under the shard lock like every offline write.
+pub fn deliver_or_store_here(svc: &Arc<Service>, to: i64, bytes: Vec<u8>) {
+    let mut shard = svc.online.lock(to);
+    match shard.get_mut(&to) {
+        Some(Presence::Online(conn)) if conn.connected() => {
+            let conn = conn.clone();
+            drop(shard);
+            conn.send_vec(bytes);
+        }
+        Some(Presence::LoggingIn { buffered, .. }) => buffered.push(bytes),
+        _ => submit_store(svc, to, bytes, ReportTo::Log),
+    }
+}
+
+/// Queues the offline write of `bytes` for `to` on `to`'s worker. The
+/// caller holds `to`'s shard lock.
+fn submit_store(svc: &Service, to: i64, bytes: Vec<u8>, report: ReportTo) {
+    let store = svc.store.clone();
+    svc.workers.submit(user_key(to), move || {
+        store_offline(&*store, to, &bytes, &report)
+    });
 }
 
 /// The worker job that stores a message for an offline user.

@@ -94,8 +94,8 @@ pub fn dismiss(ctx: Ctx, me: Me, gid: i64) {
     });
 }
 
-/// GROUP_MEMBERS_MSG (23): the members of `gid`, with their online state;
-/// members only.
+/// GROUP_MEMBERS_MSG (23): the members of `gid`, with their online state
+/// (cluster-wide in cluster mode); members only.
 pub fn members(ctx: Ctx, me: Me, gid: i64) {
     ctx.on_worker(user_key(me.uid), move |ctx, store| {
         match store.group(gid) {
@@ -111,8 +111,10 @@ pub fn members(ctx: Ctx, me: Me, gid: i64) {
                         &format!("you are not a member of group {gid}"),
                     );
                 }
-                for m in &mut members {
-                    m.online = ctx.svc.online.contains(m.id);
+                let ids: Vec<i64> = members.iter().map(|m| m.id).collect();
+                let online = ctx.svc.are_online(&ids);
+                for (m, on) in members.iter_mut().zip(online) {
+                    m.online = on;
                 }
                 ctx.send(&reply::group_members_ok(gid, &members));
             }

@@ -28,26 +28,40 @@
 //!
 //! The state shared by all threads: the [`OnlineMap`] (who is connected
 //! where), the [`GroupCache`] (who is in which group) and the store.
+//!
+//! # Cluster mode
+//!
+//! With a [`Cluster`] attached ([`Service::attach_cluster`]) the handlers
+//! look past this node: a message for a user not in the online map goes to
+//! [`Cluster::send_to_user`] instead of the offline table, a login claims
+//! the user cluster-wide, and friend and member lists ask which remote
+//! users are online ([`Service::are_online`]). [`ClusterNode`] is the way
+//! back in: the cluster's threads deliver through it.
 
 pub mod account;
 pub mod chat;
+pub mod cluster_node;
 pub mod friends;
 pub mod group_cache;
 pub mod groups;
+pub mod known;
 pub mod online;
 pub mod password;
 pub mod session;
 pub mod workers;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use net::TcpConnectionPtr;
 use serde_json::{Map, Value};
 
+use crate::cluster::Cluster;
 use crate::protocol::{encode, errno, msg_id, parse, reply, Request};
 use crate::storage::{Store, StoreError};
+pub use cluster_node::ClusterNode;
 pub use group_cache::GroupCache;
+pub use known::KnownUsers;
 pub use online::{OnlineMap, Presence};
 pub use password::PasswordHasher;
 pub use session::{Login, Session};
@@ -64,6 +78,12 @@ pub struct Service {
     online: OnlineMap,
     groups: GroupCache,
     hasher: PasswordHasher,
+    /// Cluster mode's handle; empty on a single node. Set once, before the
+    /// server accepts connections.
+    cluster: OnceLock<Arc<Cluster>>,
+    /// Users known to exist (cluster mode routes messages to them without
+    /// asking the store).
+    known: KnownUsers,
 }
 
 /// The logged-in account a request acts as.
@@ -147,7 +167,27 @@ impl Service {
             online: OnlineMap::default(),
             groups: GroupCache::default(),
             hasher,
+            cluster: OnceLock::new(),
+            known: KnownUsers::default(),
         }))
+    }
+
+    /// Turns cluster mode on. Call it once, before any connection is
+    /// accepted; a second call is ignored (and logged).
+    pub fn attach_cluster(&self, cluster: Arc<Cluster>) {
+        if self.cluster.set(cluster).is_err() {
+            log::error!("a cluster is attached already; ignoring the second");
+        }
+    }
+
+    /// The cluster handle, in cluster mode.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.get()
+    }
+
+    /// The users known to exist.
+    pub fn known(&self) -> &KnownUsers {
+        &self.known
     }
 
     /// The store.
@@ -260,8 +300,10 @@ impl Service {
         account::disconnected(self, conn, session);
     }
 
-    /// Graceful stop, after the I/O threads have stopped: runs every queued
-    /// database write, then marks the users still online here as offline.
+    /// Graceful stop, after the I/O threads have stopped (and, in cluster
+    /// mode, after [`Cluster::shutdown`], whose last messages may still
+    /// queue offline writes): runs every queued database write, then marks
+    /// the users still online here as offline.
     pub fn shutdown(&self, timeout: Duration) {
         if !self.workers.shutdown(timeout) {
             log::error!("shutdown: some database writes did not finish in {timeout:?}");

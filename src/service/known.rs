@@ -1,0 +1,71 @@
+//! `KnownUsers`: user ids this node knows to exist, so that a cluster node
+//! can route a one-to-one message on the I/O thread.
+//!
+//! On a single node a message for an absent user goes to that user's
+//! worker, whose store job checks that the user exists (or tells the
+//! sender NOT_FOUND). In cluster mode an absent user is usually on another
+//! node, and the message is handed to [`Cluster::send_to_user`]
+//! (crate::cluster::Cluster::send_to_user) at once — but only for a user
+//! known to exist. An unknown recipient costs one trip through the sender's
+//! slow lane (a worker reads the account), after which the id is known.
+//!
+//! Accounts are never deleted, so an id, once known, stays valid: the set
+//! only grows. It stops growing at [`MAX_KNOWN`] ids (tens of MiB); beyond
+//! that, unknown recipients simply keep taking the slow lane.
+
+use std::collections::HashSet;
+
+use parking_lot::Mutex;
+
+/// Number of independent locks.
+const SHARDS: usize = 16;
+
+/// Most ids remembered, in all shards together (approximately).
+pub const MAX_KNOWN: usize = 4 << 20;
+
+/// The set of ids. Every method is safe on any thread and holds a lock
+/// only for a hash lookup.
+pub struct KnownUsers {
+    shards: Vec<Mutex<HashSet<i64>>>,
+}
+
+impl Default for KnownUsers {
+    fn default() -> Self {
+        KnownUsers {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashSet::new())).collect(),
+        }
+    }
+}
+
+impl KnownUsers {
+    fn shard(&self, uid: i64) -> &Mutex<HashSet<i64>> {
+        &self.shards[(uid.unsigned_abs() % SHARDS as u64) as usize]
+    }
+
+    /// `true` when `uid` is known to exist.
+    pub fn contains(&self, uid: i64) -> bool {
+        self.shard(uid).lock().contains(&uid)
+    }
+
+    /// Remembers that `uid` exists (unless the set is full).
+    pub fn insert(&self, uid: i64) {
+        let mut s = self.shard(uid).lock();
+        if s.len() < MAX_KNOWN / SHARDS {
+            s.insert(uid);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KnownUsers;
+
+    #[test]
+    fn remembers() {
+        let k = KnownUsers::default();
+        assert!(!k.contains(7));
+        k.insert(7);
+        k.insert(-3);
+        assert!(k.contains(7) && k.contains(-3) && !k.contains(8));
+    }
+}
