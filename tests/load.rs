@@ -239,3 +239,22 @@ fn slow_reader(db: TestDb) {
     let rss = server.rss_kib();
     assert!(rss < 128 * 1024, "server RSS {rss} KiB");
 }
+
+/// Password hashing at the default memory cost (19 MiB per argon2 hash) must
+/// not make the server's memory grow with every login: 200 hashes would
+/// otherwise leave several GB behind (glibc keeping each aligned block).
+#[test]
+fn memory_stays_bounded_across_logins() {
+    let _serial = serial();
+    let db = TestDb::sqlite();
+    let server = Server::start(&db, &["--argon2-memory", "19MiB", "--argon2-passes", "1"]);
+    let uids = register_many(&server, "mem", 100);
+    let clients = login_all(&server, &uids);
+    drop(clients);
+    let rss_mib = server.rss_kib() / 1024;
+    // Four workers hash at once: 4 × 19 MiB plus the server itself.
+    assert!(
+        rss_mib < 400,
+        "server holds {rss_mib} MiB after 200 password hashes"
+    );
+}

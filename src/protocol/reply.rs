@@ -87,6 +87,8 @@ pub fn login_ok(
     groups: &[GroupInfo],
 ) -> Value {
     let mut v = account(msg_id::LOGIN_MSG_ACK, uid, username, friends, groups);
+    // The original client prints `sysmsg` on success.
+    v["sysmsg"] = "login success".into();
     if !offline_msgs.is_empty() {
         v["offlinemsgs"] = offline_msgs.into();
     }
@@ -147,8 +149,17 @@ fn member(m: &MemberInfo) -> Value {
 }
 
 /// The successful register ack (msgId 6), with the new account's `uid`.
+///
+/// Carries `sysmsg`: the original client reads it as a string on success and
+/// aborts when it is missing.
 pub fn register_ok(uid: i64, username: &str) -> Value {
-    json!({ "msgId": msg_id::REG_MSG_ACK, "errno": errno::OK, "uid": uid, "username": username })
+    json!({
+        "msgId": msg_id::REG_MSG_ACK,
+        "errno": errno::OK,
+        "uid": uid,
+        "username": username,
+        "sysmsg": format!("{username} registered"),
+    })
 }
 
 /// The successful logout ack (msgId 4).

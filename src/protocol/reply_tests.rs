@@ -70,6 +70,7 @@ fn login_ack_with_nested_strings() {
             "groups",
             "msgId",
             "offlinemsgs",
+            "sysmsg",
             "uid",
             "username"
         ]
@@ -115,7 +116,7 @@ fn login_ack_leaves_out_empty_lists() {
     let v = reply::login_ok(5, "new", Vec::new(), &[], &[]);
     assert_eq!(
         v,
-        json!({"msgId": 2, "errno": 0, "uid": 5, "username": "new"})
+        json!({"msgId": 2, "errno": 0, "uid": 5, "username": "new", "sysmsg": "login success"})
     );
 }
 
@@ -139,7 +140,7 @@ fn refresh_ack() {
 fn simple_acks() {
     assert_eq!(
         reply::register_ok(4, "dave"),
-        json!({"msgId": 6, "errno": 0, "uid": 4, "username": "dave"})
+        json!({"msgId": 6, "errno": 0, "uid": 4, "username": "dave", "sysmsg": "dave registered"})
     );
     assert_eq!(reply::logout_ok(), json!({"msgId": 4, "errno": 0}));
     assert_eq!(

@@ -144,6 +144,14 @@ impl Runner<'_> {
             self.report.connected = Some(held.ok);
             self.report.closed += held.closed;
             self.merge_errors(&held);
+            // Lenient about some failures, but a run that ends holding no
+            // connection at all (the server died) has failed.
+            if held.ok == 0 && self.config.users > 0 {
+                self.report.failed = Some(format!(
+                    "hold: no connection left open ({} closed by the server)",
+                    held.closed
+                ));
+            }
         }
         self.report.server_rss_kib_after = pid.and_then(sys::rss_kib);
         Ok(())
