@@ -69,7 +69,7 @@ pub use workers::WorkerPool;
 
 /// How much lower the workers' priority is than the I/O threads' (see
 /// [`WorkerPool`]).
-const WORKER_NICE: i32 = 5;
+const WORKER_NICE: i32 = 19;
 
 /// The chat service: the store, the worker pool and the shared maps.
 pub struct Service {
