@@ -70,7 +70,13 @@ pub const OPTIONS: &[Opt] = &[
         key: "workers",
         value: "N",
         default: "4",
-        help: "worker threads for database calls and password hashing",
+        help: "worker threads for database calls",
+    },
+    Opt {
+        key: "hash-threads",
+        value: "N",
+        default: "1",
+        help: "threads for argon2 password hashing (register, login), at the lowest CPU priority",
     },
     Opt {
         key: "db",
@@ -149,6 +155,8 @@ pub struct Config {
     pub threads: usize,
     /// Number of worker threads (`--workers`), at least 1.
     pub workers: usize,
+    /// Number of password-hashing threads (`--hash-threads`), at least 1.
+    pub hash_threads: usize,
     /// Store URL (`--db`).
     pub db: String,
     /// Largest message in bytes (`--max-message`).
@@ -175,6 +183,8 @@ pub struct Config {
 
 /// What the command line asks for.
 #[derive(Debug)]
+// Built once per process: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the server with this configuration.
     Run(Config),
@@ -295,6 +305,7 @@ impl Config {
             listen,
             threads: count("threads", cores, 0)?,
             workers: count("workers", 4, 1)?,
+            hash_threads: count("hash-threads", 1, 1)?,
             db: get("db").map_or_else(|| "sqlite:data/chat.db".to_owned(), |(v, _)| v),
             max_message: size("max-message", 64 * 1024, 64)?,
             idle_timeout: (!idle.is_zero()).then_some(idle),

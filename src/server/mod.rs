@@ -56,7 +56,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
         }
     }
     let hasher = PasswordHasher::new(config.argon2_memory_kib, config.argon2_passes)?;
-    let service = Service::new(store, config.workers, hasher)?;
+    let service = Service::new(store, config.workers, config.hash_threads, hasher)?;
     let mut lp = EventLoop::new()?;
     let mut server = TcpServer::new(&lp, config.listen, "ChatServer", ServerOption::NoReusePort)?;
     server.set_thread_num(config.threads);

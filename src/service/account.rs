@@ -1,14 +1,16 @@
 //! Accounts: register (5), login (1), logout (3), refresh (7), and what a
 //! closing connection leaves behind.
 //!
-//! # Login, in two phases
+//! # Login, in three steps
 //!
 //! Login must hand the user their offline messages *in order* and then
 //! every message sent to them later, with nothing lost in between and
 //! nothing overtaking. It runs in three steps:
 //!
-//! 1. **Verify**, on the worker of the *connection* (the user is not known
-//!    yet): load the account, check the argon2 hash. Then, under the
+//! 1. **Verify**, on the hashing thread of the *connection* (the user is
+//!    not known yet; register uses the same thread, so a connection's
+//!    register and login keep their order): load the account, check the
+//!    argon2 hash. Then, under the
 //!    user's online-map lock: if the user is online → errno 2; otherwise
 //!    insert `LoggingIn` and submit phase 2 to the *user's* worker, still
 //!    under the lock.
@@ -25,7 +27,7 @@
 //! # Cluster mode
 //!
 //! Step 1 also asks Redis ([`Cluster::claim`](crate::cluster::Cluster::claim),
-//! on the worker, holding no lock): a user held by another live node is
+//! on the hashing thread, holding no lock): a user held by another live node is
 //! refused with errno 2, as a duplicate login on this node is. Every path
 //! that removes the user's entry from the online map (logout, disconnect, a
 //! failed phase 2) releases the claim. The `state` column is information
@@ -57,7 +59,7 @@ const STORE_FAILED: Failure = (
 /// REG_MSG (5): hash the password and create the account; answers 6.
 pub fn register(ctx: Ctx, username: String, password: String) {
     let key = ctx.session.conn_id();
-    ctx.on_worker(key, move |ctx, store| {
+    ctx.on_hasher(key, move |ctx, store| {
         let hash = match ctx.svc.hasher.hash(&password) {
             Ok(h) => h,
             Err(e) => {
@@ -93,7 +95,7 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
         state.login = Login::Verifying;
     }
     let key = ctx.session.conn_id();
-    ctx.on_worker(key, move |ctx, store| {
+    ctx.on_hasher(key, move |ctx, store| {
         let account = match (uid, &username) {
             (Some(uid), _) => store.user_by_id(uid),
             (None, Some(name)) => store.user_by_name(name),

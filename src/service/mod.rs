@@ -67,14 +67,23 @@ pub use password::PasswordHasher;
 pub use session::{Login, Session};
 pub use workers::WorkerPool;
 
-/// How much lower the workers' priority is than the I/O threads' (see
-/// [`WorkerPool`]).
-const WORKER_NICE: i32 = 19;
+/// How much lower the database workers' priority is than the I/O threads'
+/// (see [`WorkerPool`]).
+const WORKER_NICE: i32 = 5;
+
+/// The hashing threads' nice value: the lowest priority there is. A storm of
+/// logins (tens of milliseconds of argon2 each) then takes CPU only when
+/// the I/O threads and database workers leave it, and the chat of users
+/// already logged in keeps its latency (docs/benchmarks.md §2.5).
+const HASH_NICE: i32 = 19;
 
 /// The chat service: the store, the worker pool and the shared maps.
 pub struct Service {
     store: Arc<dyn Store>,
     workers: WorkerPool,
+    /// Password hashing (register, login phase 1), apart from the database
+    /// workers so a login's later phases never queue behind other hashes.
+    hashers: WorkerPool,
     online: OnlineMap,
     groups: GroupCache,
     hasher: PasswordHasher,
@@ -144,6 +153,20 @@ impl Ctx {
             job(self, &*store);
         });
     }
+
+    /// Runs `job` on the hashing pool, on thread `key % hash threads`: for
+    /// the requests that hash a password. A connection's register and login
+    /// all use this pool with its connection id, so they keep their order.
+    pub fn on_hasher<F>(self, key: u64, job: F)
+    where
+        F: FnOnce(Ctx, &dyn Store) + Send + 'static,
+    {
+        let svc = self.svc.clone();
+        svc.hashers.submit(key, move || {
+            let store = self.svc.store.clone();
+            job(self, &*store);
+        });
+    }
 }
 
 /// The worker shard key of a user.
@@ -159,11 +182,13 @@ impl Service {
     pub fn new(
         store: Arc<dyn Store>,
         workers: usize,
+        hash_threads: usize,
         hasher: PasswordHasher,
     ) -> std::io::Result<Arc<Service>> {
         Ok(Arc::new(Service {
             store,
             workers: WorkerPool::new(workers, "chat-worker", WORKER_NICE)?,
+            hashers: WorkerPool::new(hash_threads, "chat-hash", HASH_NICE)?,
             online: OnlineMap::default(),
             groups: GroupCache::default(),
             hasher,
@@ -305,6 +330,9 @@ impl Service {
     /// queue offline writes): runs every queued database write, then marks
     /// the users still online here as offline.
     pub fn shutdown(&self, timeout: Duration) {
+        if !self.hashers.shutdown(timeout) {
+            log::error!("shutdown: some logins did not finish in {timeout:?}");
+        }
         if !self.workers.shutdown(timeout) {
             log::error!("shutdown: some database writes did not finish in {timeout:?}");
         }

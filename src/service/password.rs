@@ -1,4 +1,4 @@
-//! Password hashing with argon2id, run on the worker pool.
+//! Password hashing with argon2id, run on the hashing threads (never on an I/O thread).
 //!
 //! The original stored and compared passwords in plain text. Here the store
 //! holds PHC strings (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`): the

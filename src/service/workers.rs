@@ -21,10 +21,12 @@
 //!
 //! # Priority
 //!
-//! Workers run at a lower scheduling priority (a higher nice value) than
-//! the I/O threads: on a busy machine a storm of logins, each an argon2
-//! hash of tens of milliseconds, then waits for the CPU rather than the
-//! chat traffic of users already logged in.
+//! A pool's threads can run at a lower scheduling priority (a higher nice
+//! value) than the I/O threads. The service keeps two pools: the database
+//! workers (nice 5) and the password hashers (nice 19), so that on a busy
+//! machine a storm of logins, each an argon2 hash of tens of milliseconds,
+//! waits for the CPU rather than the chat traffic of users already logged
+//! in.
 //!
 //! # Shutdown
 //!
