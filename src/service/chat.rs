@@ -38,9 +38,11 @@
 
 use std::sync::Arc;
 
+use parking_lot::MutexGuard;
 use serde_json::{Map, Value};
 
 use super::group_cache::{is_member, Members};
+use super::online::Shard;
 use super::{user_key, Ctx, Me, Presence, Service};
 use crate::protocol::{encode, errno};
 use crate::storage::{Store, StoreError};
@@ -184,58 +186,67 @@ pub fn stored_text(bytes: &[u8]) -> String {
 /// job is submitted while the recipient's map shard is locked (the rule in
 /// [`super::online`]).
 fn deliver(svc: &Arc<Service>, to: i64, bytes: Vec<u8>, report: ReportTo) {
-    let mut shard = svc.online.lock(to);
-    match shard.get_mut(&to) {
-        Some(Presence::Online(conn)) if conn.connected() => {
-            let conn = conn.clone();
-            drop(shard);
-            conn.send_vec(bytes);
+    let Err(missed) = hand_over(svc.online.lock(to), to, bytes) else {
+        return;
+    };
+    match svc.cluster() {
+        // Not on this node at all: perhaps on another.
+        Some(cluster) if !missed.closing => {
+            drop(missed.shard);
+            cluster.send_to_user(to, missed.bytes);
         }
-        Some(Presence::LoggingIn { buffered, .. }) => buffered.push(bytes),
-        // Online on a connection that is closing: the user is (was) here.
-        Some(Presence::Online(_)) => submit_store(svc, to, bytes, report),
-        None => match svc.cluster() {
-            Some(cluster) => {
-                drop(shard);
-                cluster.send_to_user(to, bytes);
-            }
-            None => submit_store(svc, to, bytes, report),
-        },
+        // Still under the shard lock.
+        _ => submit_store(svc, to, missed.bytes, report),
     }
 }
 
 /// Cluster → here (subscriber thread): hands `bytes` to `to`'s connection
 /// or login buffer. `false` when `to` is not (or no longer) on this node.
 pub fn deliver_here(svc: &Service, to: i64, bytes: &[u8]) -> bool {
-    let mut shard = svc.online.lock(to);
-    match shard.get_mut(&to) {
-        Some(Presence::Online(conn)) if conn.connected() => {
-            let conn = conn.clone();
-            drop(shard);
-            conn.send_vec(bytes.to_vec());
-            true
-        }
-        Some(Presence::LoggingIn { buffered, .. }) => {
-            buffered.push(bytes.to_vec());
-            true
-        }
-        _ => false,
-    }
+    hand_over(svc.online.lock(to), to, bytes.to_vec()).is_ok()
 }
 
 /// Cluster → here (publisher or subscriber thread): no node took `bytes`
 /// for `to`. Delivers them if `to` arrived here meanwhile, otherwise stores
 /// them on `to`'s worker, under the shard lock like every offline write.
 pub fn deliver_or_store_here(svc: &Arc<Service>, to: i64, bytes: Vec<u8>) {
-    let mut shard = svc.online.lock(to);
+    if let Err(missed) = hand_over(svc.online.lock(to), to, bytes) {
+        submit_store(svc, to, missed.bytes, ReportTo::Log);
+    }
+}
+
+/// A delivery [`hand_over`] could not make: the bytes, and the recipient's
+/// shard, still locked, for the caller's fallback.
+struct Missed<'a> {
+    shard: MutexGuard<'a, Shard>,
+    bytes: Vec<u8>,
+    /// `to` is in the map, on a connection that is closing.
+    closing: bool,
+}
+
+/// The one place a message meets the online map: sends `bytes` to `to`'s
+/// live connection (after releasing the shard lock) or appends them to its
+/// login buffer. Otherwise returns them with the lock still held.
+fn hand_over(mut shard: MutexGuard<'_, Shard>, to: i64, bytes: Vec<u8>) -> Result<(), Missed<'_>> {
     match shard.get_mut(&to) {
         Some(Presence::Online(conn)) if conn.connected() => {
             let conn = conn.clone();
             drop(shard);
             conn.send_vec(bytes);
+            Ok(())
         }
-        Some(Presence::LoggingIn { buffered, .. }) => buffered.push(bytes),
-        _ => submit_store(svc, to, bytes, ReportTo::Log),
+        Some(Presence::LoggingIn { buffered, .. }) => {
+            buffered.push(bytes);
+            Ok(())
+        }
+        entry => {
+            let closing = entry.is_some();
+            Err(Missed {
+                shard,
+                bytes,
+                closing,
+            })
+        }
     }
 }
 
