@@ -7,6 +7,7 @@
 
 mod cluster_common;
 mod common;
+mod redis_support;
 
 use std::time::{Duration, Instant};
 

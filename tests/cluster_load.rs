@@ -8,6 +8,7 @@
 
 mod cluster_common;
 mod common;
+mod redis_support;
 
 use std::collections::HashMap;
 use std::thread;

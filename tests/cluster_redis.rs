@@ -8,6 +8,8 @@
 //! it was skipped and passes — except under CI, where that fails. Every
 //! wait is bounded.
 
+mod redis_support;
+
 use std::collections::HashSet;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chat::cluster::{Claim, Cluster, ClusterConfig, LocalNode};
 use parking_lot::Mutex;
+use redis_support::{delete_prefix, redis_con};
 
 const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
 /// Liveness in the tests: short, so that deaths are noticed quickly.
@@ -110,26 +113,8 @@ impl Prefix {
 
 impl Drop for Prefix {
     fn drop(&mut self) {
-        let Some(mut con) = redis_con(&self.url) else {
-            return;
-        };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}:*", self.name))
-            .query(&mut con)
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _ = redis::cmd("DEL").arg(keys).query::<i64>(&mut con);
-        }
+        delete_prefix(&self.url, &self.name);
     }
-}
-
-fn redis_con(url: &str) -> Option<redis::Connection> {
-    let client = redis::Client::open(url).ok()?;
-    let con = client
-        .get_connection_with_timeout(Duration::from_secs(1))
-        .ok()?;
-    con.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    Some(con)
 }
 
 /// Runs one command behind the cluster's back.

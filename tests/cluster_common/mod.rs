@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 
 use crate::common::client::nested;
 use crate::common::{unique, Client, Server, TestDb};
+pub use crate::redis_support::{delete_prefix, redis_con};
 
 /// The Redis most tests share, each under its own key prefix.
 pub const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
@@ -53,17 +54,6 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
-}
-
-/// A Redis connection with timeouts, or `None`.
-pub fn redis_con(url: &str) -> Option<redis::Connection> {
-    let client = redis::Client::open(url).ok()?;
-    let mut con = client
-        .get_connection_with_timeout(Duration::from_secs(1))
-        .ok()?;
-    con.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    redis::cmd("PING").query::<String>(&mut con).ok()?;
-    Some(con)
 }
 
 /// What a cluster test needs: a fresh MySQL database and a Redis with a
@@ -125,16 +115,7 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let Some(mut con) = redis_con(&self.redis) else {
-            return;
-        };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}:*", self.prefix))
-            .query(&mut con)
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _ = redis::cmd("DEL").arg(keys).query::<i64>(&mut con);
-        }
+        delete_prefix(&self.redis, &self.prefix);
     }
 }
 
