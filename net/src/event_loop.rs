@@ -34,6 +34,15 @@
 //! last took the queue, or while the loop is running its queue (the new one
 //! would otherwise wait for the next event).
 //!
+//! # Busy time
+//!
+//! Not in muduo: each loop adds up the time it spends between a poll's
+//! return and the next poll (handling events, timers and queued closures),
+//! readable from any thread with [`EventLoopHandle::busy_time`]. Sampled
+//! twice, it says what fraction of the interval the loop was working,
+//! which lets background work (password hashing, say) stay out of the way
+//! of a busy server.
+//!
 //! [`quit`]: EventLoopHandle::quit
 
 use std::cell::Cell;
@@ -69,6 +78,8 @@ struct Shared {
     pending: Mutex<Vec<Functor>>,
     calling_pending: AtomicBool,
     quit: AtomicBool,
+    /// Nanoseconds spent handling iterations (see "Busy time").
+    busy_nanos: AtomicU64,
 }
 
 /// A thread-safe reference to an [`EventLoop`].
@@ -123,6 +134,7 @@ impl EventLoop {
                 pending: Mutex::new(Vec::new()),
                 calling_pending: AtomicBool::new(false),
                 quit: AtomicBool::new(false),
+                busy_nanos: AtomicU64::new(0),
             }),
             active: Vec::with_capacity(64),
             deferred: Vec::new(),
@@ -160,10 +172,16 @@ impl EventLoop {
             };
             let mut active = std::mem::take(&mut self.active);
             active.clear();
-            match self.poller.poll(timeout, &mut active) {
-                Ok(now) => self.poll_return_time = now,
-                Err(e) => log::error!("EventLoop {} poll: {}", self.shared.id, e),
-            }
+            let woke = match self.poller.poll(timeout, &mut active) {
+                Ok(now) => {
+                    self.poll_return_time = now;
+                    now
+                }
+                Err(e) => {
+                    log::error!("EventLoop {} poll: {}", self.shared.id, e);
+                    Instant::now()
+                }
+            };
             self.iteration += 1;
             let deferred = std::mem::take(&mut self.deferred);
             for ev in active.iter().chain(deferred.iter()) {
@@ -173,12 +191,18 @@ impl EventLoop {
             let expired = self.timers.take_expired(Instant::now());
             expired.run(self);
             self.do_pending_functors();
+            self.add_busy(woke.elapsed());
         }
         // Closures queued before the quit (a server closing its connections
         // as it stops, say) still run, so their callbacks are not lost.
         self.do_pending_functors();
         self.shared.quit.store(false, Ordering::Release);
         log::trace!("EventLoop {} stop looping", self.shared.id);
+    }
+
+    fn add_busy(&self, spent: Duration) {
+        let nanos = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
+        self.shared.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
     /// Asks the loop to return from [`EventLoop::run`] after this iteration.
@@ -407,6 +431,12 @@ impl EventLoopHandle {
         if !self.is_in_loop_thread() {
             self.wakeup();
         }
+    }
+
+    /// Total time this loop has spent handling events, timers and queued
+    /// closures, as opposed to waiting in poll. See the module's "Busy time".
+    pub fn busy_time(&self) -> Duration {
+        Duration::from_nanos(self.shared.busy_nanos.load(Ordering::Relaxed))
     }
 
     /// Interrupts the loop's poll.

@@ -21,12 +21,23 @@
 //!
 //! [`send`](TcpConnection::send), [`shutdown`](TcpConnection::shutdown),
 //! [`force_close`](TcpConnection::force_close), the context and the
-//! accessors may be called from any thread. `send` writes directly when
-//! called on the connection's loop thread with nothing queued, as muduo's
-//! `sendInLoop`; from another thread it copies the bytes and queues the
-//! write into the loop, so bytes sent from one thread keep their order.
-//! Everything that touches the socket runs on the loop thread; the socket's
-//! mutex is therefore never contended, it only makes the type `Sync`.
+//! accessors may be called from any thread. Registration, reading and
+//! closing run on the loop thread only.
+//!
+//! `send` is where this port parts from muduo. muduo's `send` from a
+//! foreign thread copies the bytes into a closure for the owning loop
+//! (`runInLoop(sendInLoop)`), which costs an eventfd wake-up and a context
+//! switch per burst. Here the socket and its output buffer sit behind one
+//! mutex, so `send` does muduo's `sendInLoop` on the calling thread: with
+//! the lock held, write directly when nothing is queued, otherwise append
+//! to the output buffer, which the loop flushes on the next writable edge.
+//! The lock makes the order the order of the calls: bytes sent from one
+//! thread arrive in the order sent, and a caller that sends several times
+//! while holding a lock of its own knows that no sender who must take that
+//! lock first can come in between (the chat server's login relies on
+//! this). The write is non-blocking, so the lock is held for one short
+//! syscall.
+//! Callbacks (write complete, high-water mark) still run on the loop.
 //!
 //! # Edge-triggered I/O
 //!
@@ -93,6 +104,8 @@ struct Io {
     stream: TcpStream,
     output: Buffer,
     token: Option<Token>,
+    /// Our writing half is shut down: later sends are dropped.
+    write_shut: bool,
 }
 
 /// A TCP connection. See the [module documentation](self).
@@ -134,8 +147,11 @@ impl TcpConnection {
             state: AtomicU8::new(State::Connecting as u8),
             io: Mutex::new(Io {
                 stream,
-                output: Buffer::new(),
+                // Empty until a write is partial: most sends go straight
+                // to the socket, and an idle connection should cost little.
+                output: Buffer::with_capacity(0),
                 token: None,
+                write_shut: false,
             }),
             high_water_mark: Mutex::new(callbacks.high_water_mark.clone()),
             callbacks,
@@ -189,39 +205,26 @@ impl TcpConnection {
     }
 
     /// Sends `data`; any thread. Does nothing unless connected.
+    ///
+    /// Writes on the calling thread under the socket lock (see the
+    /// [module documentation](self)); whatever the kernel does not take
+    /// now is written by the loop when the socket turns writable.
     pub fn send(self: &Arc<Self>, data: &[u8]) {
-        if !self.connected() {
-            return;
-        }
-        if self.owner.is_in_loop_thread() {
-            self.send_in_loop(data);
-        } else {
-            self.send_vec(data.to_vec());
+        if self.connected() {
+            self.send_locked(data);
         }
     }
 
-    /// Sends an owned vector; any thread. Avoids a copy when called from
-    /// another thread.
+    /// Sends an owned vector; any thread. The same as [`send`](Self::send),
+    /// kept so callers that build a `Vec` need not think about borrowing.
     pub fn send_vec(self: &Arc<Self>, data: Vec<u8>) {
-        if !self.connected() {
-            return;
-        }
-        if self.owner.is_in_loop_thread() {
-            self.send_in_loop(&data);
-        } else {
-            let conn = self.clone();
-            self.owner.queue_in_loop(move |_| conn.send_in_loop(&data));
-        }
+        self.send(&data);
     }
 
     /// Sends the readable bytes of `buf` and empties it; any thread.
     pub fn send_buffer(self: &Arc<Self>, buf: &mut Buffer) {
-        if self.owner.is_in_loop_thread() {
-            self.send(buf.peek());
-            buf.retrieve_all();
-        } else {
-            self.send_vec(buf.retrieve_all_as_vec());
-        }
+        self.send(buf.peek());
+        buf.retrieve_all();
     }
 
     /// Closes our writing half once everything queued has been written;
@@ -327,13 +330,16 @@ impl TcpConnection {
         }
     }
 
-    fn send_in_loop(self: &Arc<Self>, data: &[u8]) {
-        if self.disconnected() {
-            log::warn!("TcpConnection {} disconnected, give up writing", self.name);
-            return;
-        }
+    /// muduo's `sendInLoop`, on the calling thread: the socket lock
+    /// orders this write against every other `send` and against the
+    /// loop's flush in `handle_write`.
+    fn send_locked(self: &Arc<Self>, data: &[u8]) {
         let mut guard = self.io.lock();
         let io = &mut *guard;
+        if self.disconnected() || io.write_shut {
+            log::debug!("TcpConnection {} closing, give up writing", self.name);
+            return;
+        }
         let mut written = 0;
         if io.output.is_empty() {
             match write_until_blocked(&mut io.stream, data) {
@@ -373,11 +379,17 @@ impl TcpConnection {
     }
 
     fn shutdown_in_loop(&self) {
-        let io = self.io.lock();
+        let mut io = self.io.lock();
         if io.output.is_empty() {
-            if let Err(e) = io.stream.shutdown(Shutdown::Write) {
-                log::debug!("TcpConnection {} shutdown: {}", self.name, e);
-            }
+            self.shutdown_write(&mut io);
+        }
+    }
+
+    /// Sends our FIN; the socket lock is held.
+    fn shutdown_write(&self, io: &mut Io) {
+        io.write_shut = true;
+        if let Err(e) = io.stream.shutdown(Shutdown::Write) {
+            log::debug!("TcpConnection {} shutdown: {}", self.name, e);
         }
     }
 
@@ -403,9 +415,7 @@ impl TcpConnection {
         }
         self.queue_write_complete();
         if self.state() == State::Disconnecting {
-            if let Err(e) = io.stream.shutdown(Shutdown::Write) {
-                log::debug!("TcpConnection {} shutdown: {}", self.name, e);
-            }
+            self.shutdown_write(io);
         }
     }
 

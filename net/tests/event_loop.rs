@@ -114,3 +114,33 @@ fn timers_added_from_another_thread_fire_on_the_loop() {
     );
     assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
 }
+
+/// `busy_time` counts the time a loop works, not the time it waits: an
+/// idle loop stays near zero, a closure that works for 300 ms adds at
+/// least 300 ms.
+#[test]
+fn busy_time_counts_work_not_waiting() {
+    let mut thread = EventLoopThread::new("busy-test", None);
+    let handle = thread.start_loop().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let idle = handle.busy_time();
+    assert!(
+        idle < Duration::from_millis(100),
+        "idle loop busy for {idle:?}"
+    );
+    let (tx, rx) = mpsc::channel();
+    handle.queue_in_loop(move |_| {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(300) {
+            std::hint::spin_loop();
+        }
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    // The iteration's time is added once it ends, just after the closure.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while handle.busy_time() < idle + Duration::from_millis(300) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(handle.busy_time() >= idle + Duration::from_millis(300));
+}

@@ -76,7 +76,13 @@ pub const OPTIONS: &[Opt] = &[
         key: "hash-threads",
         value: "N",
         default: "1",
-        help: "threads for argon2 password hashing (register, login), at the lowest CPU priority",
+        help: "threads for argon2 password hashing (register, login), in the idle CPU class (SCHED_IDLE)",
+    },
+    Opt {
+        key: "hash-max-wait",
+        value: "DURATION",
+        default: "1s",
+        help: "how long a password hash waits while the I/O threads are over 25% busy (0: never waits)",
     },
     Opt {
         key: "db",
@@ -157,6 +163,9 @@ pub struct Config {
     pub workers: usize,
     /// Number of password-hashing threads (`--hash-threads`), at least 1.
     pub hash_threads: usize,
+    /// Longest a hash waits for the I/O threads to calm down
+    /// (`--hash-max-wait`).
+    pub hash_max_wait: Duration,
     /// Store URL (`--db`).
     pub db: String,
     /// Largest message in bytes (`--max-message`).
@@ -297,6 +306,12 @@ impl Config {
             None => Duration::from_secs(300),
         };
         let argon2_memory = size("argon2-memory", 19 * 1024 * 1024, 8 * 1024)?;
+        let hash_max_wait = match get("hash-max-wait") {
+            Some((v, from)) => {
+                parse_duration(&v).map_err(|why| bad("hash-max-wait", from, &v, why))?
+            }
+            None => Duration::from_secs(1),
+        };
         let liveness = match get("liveness") {
             Some((v, from)) => parse_duration(&v).map_err(|why| bad("liveness", from, &v, why))?,
             None => Duration::from_secs(10),
@@ -306,6 +321,7 @@ impl Config {
             threads: count("threads", cores, 0)?,
             workers: count("workers", 4, 1)?,
             hash_threads: count("hash-threads", 1, 1)?,
+            hash_max_wait,
             db: get("db").map_or_else(|| "sqlite:data/chat.db".to_owned(), |(v, _)| v),
             max_message: size("max-message", 64 * 1024, 64)?,
             idle_timeout: (!idle.is_zero()).then_some(idle),

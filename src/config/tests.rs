@@ -27,6 +27,13 @@ fn defaults() {
     assert_eq!(c.idle_timeout, Some(Duration::from_secs(300)));
     assert_eq!(c.high_water_mark, 4 << 20);
     assert_eq!(c.argon2_memory_kib, 19 * 1024);
+    assert_eq!(c.hash_max_wait, Duration::from_secs(1));
+    assert_eq!(
+        run(&["--hash-max-wait", "200ms"], &[])
+            .unwrap()
+            .hash_max_wait,
+        Duration::from_millis(200)
+    );
     assert!(c.redis.is_none() && c.node_id.is_none());
 }
 

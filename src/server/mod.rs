@@ -56,13 +56,20 @@ pub fn run(config: &Config) -> Result<(), Error> {
         }
     }
     let hasher = PasswordHasher::new(config.argon2_memory_kib, config.argon2_passes)?;
-    let service = Service::new(store, config.workers, config.hash_threads, hasher)?;
+    let service = Service::new(
+        store,
+        config.workers,
+        config.hash_threads,
+        hasher,
+        config.hash_max_wait,
+    )?;
     let mut lp = EventLoop::new()?;
     let mut server = TcpServer::new(&lp, config.listen, "ChatServer", ServerOption::NoReusePort)?;
     server.set_thread_num(config.threads);
     let cluster = cluster::join(config, &service, server.listen_addr())?;
     install_callbacks(&mut server, &service, config);
     server.start(&mut lp)?;
+    service.watch_io_loops(server.io_loops());
     let stop = shutdown::on_signals(lp.handle())?;
     announce(server.listen_addr(), &config.db, cluster.as_deref());
 

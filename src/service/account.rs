@@ -10,10 +10,11 @@
 //! 1. **Verify**, on the hashing thread of the *connection* (the user is
 //!    not known yet; register uses the same thread, so a connection's
 //!    register and login keep their order): load the account, check the
-//!    argon2 hash. Then, under the
-//!    user's online-map lock: if the user is online → errno 2; otherwise
-//!    insert `LoggingIn` and submit phase 2 to the *user's* worker, still
-//!    under the lock.
+//!    argon2 hash. Then, on the *user's* worker (the hashing thread is in
+//!    the idle scheduling class and must hold no lock an I/O thread
+//!    wants), under the user's online-map lock: if the user is online →
+//!    errno 2; otherwise insert `LoggingIn` and submit phase 2 to the
+//!    user's worker, still under the lock.
 //! 2. **Load**, on the user's worker: offline messages, friends, groups.
 //!    Every "store offline for this user" job was submitted to this same
 //!    worker by someone who found the user absent under that lock, so all
@@ -27,7 +28,7 @@
 //! # Cluster mode
 //!
 //! Step 1 also asks Redis ([`Cluster::claim`](crate::cluster::Cluster::claim),
-//! on the hashing thread, holding no lock): a user held by another live node is
+//! on the user's worker, holding no lock): a user held by another live node is
 //! refused with errno 2, as a duplicate login on this node is. Every path
 //! that removes the user's entry from the online map (logout, disconnect, a
 //! failed phase 2) releases the claim. The `state` column is information
@@ -101,30 +102,38 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
             (None, Some(name)) => store.user_by_name(name),
             (None, None) => Ok(None),
         };
-        let outcome = match account {
+        let failure = match account {
             Err(e) => {
                 log::error!("{}: login: {e}", ctx.conn.name());
-                Err(STORE_FAILED)
+                STORE_FAILED
             }
             Ok(Some(user)) if ctx.svc.hasher.verify(&password, &user.password_hash) => {
-                claim(&ctx, user)
+                // The claim takes the session and online-map locks, which
+                // I/O threads take too: it runs on the user's worker, not
+                // on this idle-class thread, which could be preempted while
+                // holding them for as long as the machine stays busy.
+                let uid = user.id;
+                return ctx.clone().on_worker(user_key(uid), move |ctx, _| {
+                    if let Err(failure) = claim(&ctx, user) {
+                        finish_failed_login(ctx, failure);
+                    }
+                });
             }
-            Ok(Some(_)) => Err(BAD_LOGIN),
+            Ok(Some(_)) => BAD_LOGIN,
             Ok(None) => {
                 ctx.svc.hasher.verify_nothing(&password);
-                Err(BAD_LOGIN)
+                BAD_LOGIN
             }
         };
-        if let Err(failure) = outcome {
-            finish_failed_login(ctx, failure);
-        }
+        finish_failed_login(ctx, failure);
     });
 }
 
 const ALREADY_ONLINE: Failure = (errno::ALREADY_ONLINE, "this account is logged in already");
 
-/// Phase 1's end: claims the user cluster-wide (cluster mode), then inserts
-/// `LoggingIn` and queues phase 2, both under the user's online-map lock.
+/// Phase 1's end, on the user's worker: claims the user cluster-wide
+/// (cluster mode), then inserts `LoggingIn` and queues phase 2, both under
+/// the user's online-map lock.
 fn claim(ctx: &Ctx, user: UserRecord) -> Result<(), Failure> {
     ctx.svc.known.insert(user.id);
     if let Some(cluster) = ctx.svc.cluster() {
@@ -203,7 +212,7 @@ fn deliver_login(ctx: Ctx, user: UserRecord, ack: Vec<u8>, delivered: Vec<i64>) 
         if state.closed || !claimed || !ctx.conn.connected() {
             return; // closing: `disconnected` cleans up and keeps the rows
         }
-        let buffered = {
+        {
             let mut shard = ctx.svc.online.lock(user.id);
             match shard.get_mut(&user.id) {
                 Some(entry @ Presence::LoggingIn { .. }) if entry.conn_id() == ctx.conn.id() => {
@@ -212,16 +221,16 @@ fn deliver_login(ctx: Ctx, user: UserRecord, ack: Vec<u8>, delivered: Vec<i64>) 
                     else {
                         return;
                     };
-                    buffered
+                    // Still under the shard lock: a sender on any thread
+                    // must take it to find `Online`, so whatever it sends
+                    // is written after the ack and the buffered messages.
+                    ctx.conn.send_vec(ack);
+                    for message in buffered {
+                        ctx.conn.send_vec(message);
+                    }
                 }
                 _ => return,
             }
-        };
-        // On the connection's own loop these sends write at once; anything
-        // another thread sends from now on is queued behind them.
-        ctx.conn.send_vec(ack);
-        for message in buffered {
-            ctx.conn.send_vec(message);
         }
         state.login = Login::Active {
             uid: user.id,

@@ -44,6 +44,7 @@ pub mod cluster_node;
 pub mod friends;
 pub mod group_cache;
 pub mod groups;
+pub mod hash_gate;
 pub mod known;
 pub mod online;
 pub mod password;
@@ -61,21 +62,22 @@ use crate::protocol::{encode, errno, msg_id, parse, reply, Request};
 use crate::storage::{Store, StoreError};
 pub use cluster_node::ClusterNode;
 pub use group_cache::GroupCache;
+pub use hash_gate::HashGate;
 pub use known::KnownUsers;
 pub use online::{OnlineMap, Presence};
 pub use password::PasswordHasher;
 pub use session::{Login, Session};
-pub use workers::WorkerPool;
+pub use workers::{Priority, WorkerPool};
 
 /// How much lower the database workers' priority is than the I/O threads'
 /// (see [`WorkerPool`]).
-const WORKER_NICE: i32 = 5;
+const WORKER_PRIORITY: Priority = Priority::Nice(5);
 
-/// The hashing threads' nice value: the lowest priority there is. A storm of
-/// logins (tens of milliseconds of argon2 each) then takes CPU only when
-/// the I/O threads and database workers leave it, and the chat of users
-/// already logged in keeps its latency (docs/benchmarks.md §2.5).
-const HASH_NICE: i32 = 19;
+/// The hashing threads run in the idle class: a storm of logins (tens of
+/// milliseconds of argon2 each) takes only CPU that the I/O threads and
+/// database workers leave, and the chat of users already logged in keeps
+/// its latency (docs/benchmarks.md §2.5).
+const HASH_PRIORITY: Priority = Priority::Idle;
 
 /// The chat service: the store, the worker pool and the shared maps.
 pub struct Service {
@@ -84,6 +86,8 @@ pub struct Service {
     /// Password hashing (register, login phase 1), apart from the database
     /// workers so a login's later phases never queue behind other hashes.
     hashers: WorkerPool,
+    /// Holds each hash back while the I/O threads are busy.
+    hash_gate: HashGate,
     online: OnlineMap,
     groups: GroupCache,
     hasher: PasswordHasher,
@@ -163,6 +167,7 @@ impl Ctx {
     {
         let svc = self.svc.clone();
         svc.hashers.submit(key, move || {
+            self.svc.hash_gate.wait();
             let store = self.svc.store.clone();
             job(self, &*store);
         });
@@ -175,7 +180,9 @@ pub fn user_key(uid: i64) -> u64 {
 }
 
 impl Service {
-    /// A service over `store` with `workers` worker threads.
+    /// A service over `store` with `workers` worker threads and
+    /// `hash_threads` hashing threads, each hash waiting at most
+    /// `hash_max_wait` for the I/O threads to calm down ([`HashGate`]).
     ///
     /// # Errors
     /// If the worker threads cannot be started.
@@ -184,17 +191,25 @@ impl Service {
         workers: usize,
         hash_threads: usize,
         hasher: PasswordHasher,
+        hash_max_wait: Duration,
     ) -> std::io::Result<Arc<Service>> {
         Ok(Arc::new(Service {
             store,
-            workers: WorkerPool::new(workers, "chat-worker", WORKER_NICE)?,
-            hashers: WorkerPool::new(hash_threads, "chat-hash", HASH_NICE)?,
+            workers: WorkerPool::new(workers, "chat-worker", WORKER_PRIORITY)?,
+            hashers: WorkerPool::new(hash_threads, "chat-hash", HASH_PRIORITY)?,
+            hash_gate: HashGate::new(hash_max_wait),
             online: OnlineMap::default(),
             groups: GroupCache::default(),
             hasher,
             cluster: OnceLock::new(),
             known: KnownUsers::default(),
         }))
+    }
+
+    /// Lets password hashing watch how busy the server's I/O loops are
+    /// (see [`HashGate`]). Call it once, after the server has started them.
+    pub fn watch_io_loops(&self, loops: Vec<net::EventLoopHandle>) {
+        self.hash_gate.watch(loops);
     }
 
     /// Turns cluster mode on. Call it once, before any connection is

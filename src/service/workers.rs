@@ -21,12 +21,13 @@
 //!
 //! # Priority
 //!
-//! A pool's threads can run at a lower scheduling priority (a higher nice
-//! value) than the I/O threads. The service keeps two pools: the database
-//! workers (nice 5) and the password hashers (nice 19), so that on a busy
+//! A pool's threads can run at a lower scheduling [`Priority`] than the I/O
+//! threads. The service keeps two pools: the database workers (nice 5) and
+//! the password hashers (Linux's `SCHED_IDLE` class), so that on a busy
 //! machine a storm of logins, each an argon2 hash of tens of milliseconds,
 //! waits for the CPU rather than the chat traffic of users already logged
-//! in.
+//! in. (The hashers are also held back while the I/O threads are busy; see
+//! [`HashGate`](super::HashGate).)
 //!
 //! # Shutdown
 //!
@@ -60,12 +61,12 @@ pub struct WorkerPool {
 }
 
 impl WorkerPool {
-    /// Starts `n` threads (at least one) named `<name><i>`, each at nice
-    /// value `nice` above the process's (0 keeps it).
+    /// Starts `n` threads (at least one) named `<name><i>`, each at
+    /// `priority`.
     ///
     /// # Errors
     /// If a thread cannot be spawned.
-    pub fn new(n: usize, name: &str, nice: i32) -> std::io::Result<WorkerPool> {
+    pub fn new(n: usize, name: &str, priority: Priority) -> std::io::Result<WorkerPool> {
         let n = n.max(1);
         let in_flight = Arc::new(AtomicUsize::new(0));
         let mut queues = Vec::with_capacity(n);
@@ -76,7 +77,7 @@ impl WorkerPool {
             let t = std::thread::Builder::new()
                 .name(format!("{name}{i}"))
                 .spawn(move || {
-                    lower_priority(nice);
+                    priority.apply();
                     run_worker(&rx, &in_flight);
                 })?;
             queues.push(tx);
@@ -150,18 +151,47 @@ impl WorkerPool {
     }
 }
 
-/// Adds `nice` to the calling thread's nice value. On Linux the nice value
-/// belongs to the thread, so this leaves the I/O threads alone.
-fn lower_priority(nice: i32) {
-    if nice == 0 {
-        return;
-    }
-    // SAFETY: plain system calls on the calling thread; no memory is passed.
-    unsafe {
-        let tid = libc::gettid() as libc::id_t;
-        let current = libc::getpriority(libc::PRIO_PROCESS, tid);
-        if libc::setpriority(libc::PRIO_PROCESS, tid, current + nice) != 0 {
-            log::debug!("worker priority: {}", std::io::Error::last_os_error());
+/// How a pool's threads compete with the I/O threads for the CPU. Both
+/// settings belong to the thread on Linux, so they leave the I/O threads
+/// alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// The process's nice value plus this much (0 keeps it). Under the
+    /// fair scheduler nice 5 weighs a third of nice 0, nice 19 a
+    /// seventieth: the thread still gets that share of a busy core.
+    Nice(i32),
+    /// `SCHED_IDLE`: the thread runs only on a core that nothing else
+    /// wants, and gives it up the moment another thread wakes there. Its
+    /// work waits as long as the machine is saturated.
+    Idle,
+}
+
+impl Priority {
+    /// Applies the priority to the calling thread. A failure is logged:
+    /// the thread then runs at the normal priority, which is slower for
+    /// other threads but not wrong.
+    fn apply(self) {
+        // SAFETY: plain system calls on the calling thread (id 0 or its own
+        // tid); the only memory passed is a local `sched_param`.
+        let failed = unsafe {
+            match self {
+                Priority::Nice(0) => false,
+                Priority::Nice(nice) => {
+                    let tid = libc::gettid() as libc::id_t;
+                    let current = libc::getpriority(libc::PRIO_PROCESS, tid);
+                    libc::setpriority(libc::PRIO_PROCESS, tid, current + nice) != 0
+                }
+                Priority::Idle => {
+                    let param = libc::sched_param { sched_priority: 0 };
+                    libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0
+                }
+            }
+        };
+        if failed {
+            log::warn!(
+                "worker priority {self:?}: {}",
+                std::io::Error::last_os_error()
+            );
         }
     }
 }
@@ -181,7 +211,7 @@ mod tests {
 
     #[test]
     fn same_key_runs_in_order_and_shutdown_drains() {
-        let pool = Arc::new(WorkerPool::new(3, "test-worker", 0).unwrap());
+        let pool = Arc::new(WorkerPool::new(3, "test-worker", Priority::Nice(0)).unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
         for i in 0..1000u64 {
             let seen = seen.clone();
@@ -202,11 +232,45 @@ mod tests {
 
     #[test]
     fn a_panicking_job_does_not_kill_its_worker() {
-        let pool = WorkerPool::new(1, "test-worker", 5).unwrap();
+        let pool = WorkerPool::new(1, "test-worker", Priority::Nice(5)).unwrap();
         pool.submit(0, || panic!("boom"));
         let (tx, rx) = crossbeam_channel::bounded(1);
         pool.submit(0, move || tx.send(42).unwrap());
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(42));
         assert!(pool.shutdown(Duration::from_secs(5)));
+    }
+
+    /// What each thread of a pool reports about its own scheduling.
+    fn policy_and_nice_of(priority: Priority) -> (i32, i32) {
+        let pool = WorkerPool::new(1, "test-worker", priority).unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        pool.submit(0, move || {
+            // SAFETY: queries about the calling thread only.
+            let seen = unsafe {
+                let tid = libc::gettid() as libc::id_t;
+                (
+                    libc::sched_getscheduler(0),
+                    libc::getpriority(libc::PRIO_PROCESS, tid),
+                )
+            };
+            tx.send(seen).unwrap();
+        });
+        let seen = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(pool.shutdown(Duration::from_secs(5)));
+        seen
+    }
+
+    #[test]
+    fn priorities_reach_the_worker_threads_only() {
+        // SAFETY: a query about the calling thread.
+        let own_nice =
+            unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+        let (policy, _) = policy_and_nice_of(Priority::Idle);
+        assert_eq!(policy, libc::SCHED_IDLE);
+        let (policy, nice) = policy_and_nice_of(Priority::Nice(5));
+        assert_eq!(policy, libc::SCHED_OTHER);
+        assert_eq!(nice, (own_nice + 5).min(19));
+        // The test's own thread kept its class.
+        assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_OTHER);
     }
 }
