@@ -23,6 +23,13 @@ fn framing(db: TestDb) {
     assert_eq!(c.expect_errno(6, 0)["username"], "alice");
     assert_eq!(c.expect_errno(6, 0)["username"], "bob");
 
+    // Register and log in to the new account in one write: the login finds
+    // the account, and the answers come in the order asked.
+    let mut dave = server.connect();
+    dave.send_raw(br#"{"msgId":5,"username":"dave","password":"pw"}{"msgId":1,"username":"dave","password":"pw"}"#);
+    assert_eq!(dave.expect_errno(6, 0)["username"], "dave");
+    dave.expect_errno(2, 0);
+
     // Login and a first message in one write: the message waits for the login.
     let mut bob = server.connect();
     bob.send_raw(br#"{"msgId":1,"username":"bob","password":"pw"}"#);

@@ -58,27 +58,37 @@ const STORE_FAILED: Failure = (
 );
 
 /// REG_MSG (5): hash the password and create the account; answers 6.
+///
+/// The account is created on the hashing thread, so a login pipelined
+/// behind the register on the same connection finds it. The answer goes
+/// out from the connection's I/O thread: the hashing thread, in the idle
+/// scheduling class, takes no lock (here: the socket's) that an I/O thread
+/// may be waiting for.
 pub fn register(ctx: Ctx, username: String, password: String) {
     let key = ctx.session.conn_id();
     ctx.on_hasher(key, move |ctx, store| {
-        let hash = match ctx.svc.hasher.hash(&password) {
-            Ok(h) => h,
+        let answer = match ctx.svc.hasher.hash(&password) {
             Err(e) => {
                 log::error!("password hashing failed: {e}");
-                return ctx.fail(
-                    errno::SERVER_ERROR,
-                    "the server could not complete the request",
-                );
+                Err(STORE_FAILED)
             }
+            Ok(hash) => match store.create_user(&username, &hash) {
+                Ok(Some(uid)) => {
+                    ctx.svc.known.insert(uid);
+                    Ok(reply::register_ok(uid, &username))
+                }
+                Ok(None) => Err((errno::FAILED, "that username is taken")),
+                Err(e) => {
+                    log::error!("{}: register: {e}", ctx.conn.name());
+                    Err(STORE_FAILED)
+                }
+            },
         };
-        match store.create_user(&username, &hash) {
-            Ok(Some(uid)) => {
-                ctx.svc.known.insert(uid);
-                ctx.send(&reply::register_ok(uid, &username));
-            }
-            Ok(None) => ctx.fail(errno::FAILED, "that username is taken"),
-            Err(e) => ctx.store_failed(&e),
-        }
+        let conn = ctx.conn.clone();
+        conn.get_loop().queue_in_loop(move |_| match answer {
+            Ok(v) => ctx.send(&v),
+            Err((errno, errmsg)) => ctx.fail(errno, errmsg),
+        });
     });
 }
 
