@@ -12,10 +12,11 @@ mod redis_support;
 use std::time::{Duration, Instant};
 
 use cluster_common::{
-    offline_texts, refresh_friends, wait_friend_state, wait_until, Cluster, Env, PrivateRedis,
+    offline_texts, refresh_friends, skip, wait_friend_state, wait_until, Cluster, Env,
 };
 use common::client::RecvError;
 use common::Client;
+use redis_support::PrivateRedis;
 use serde_json::json;
 
 fn befriend(a: &mut Client, fid: i64) {
@@ -83,6 +84,7 @@ fn a_killed_node_s_users_go_offline() {
 #[test]
 fn a_redis_outage_degrades_to_offline_storage() {
     let Some(mut redis) = PrivateRedis::start() else {
+        skip("cannot start redis-server");
         return;
     };
     let Some(env) = Env::on("outage", &redis.url()) else {

@@ -11,14 +11,12 @@
 mod redis_support;
 
 use std::collections::HashSet;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chat::cluster::{Claim, Cluster, ClusterConfig, LocalNode};
 use parking_lot::Mutex;
-use redis_support::{delete_prefix, redis_con};
+use redis_support::{delete_prefix, redis_con, PrivateRedis};
 
 const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
 /// Liveness in the tests: short, so that deaths are noticed quickly.
@@ -375,64 +373,6 @@ fn a_restart_within_liveness_clears_the_old_claims() {
         "the restarted node cleared its stale claim"
     );
     assert_eq!(a.claim(50), Claim::Claimed);
-}
-
-/// A `redis-server` of the test's own, on a free port, that it can kill.
-struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    fn start() -> Option<PrivateRedis> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let mut r = PrivateRedis { port, child: None };
-        r.restart().then_some(r)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the server (again) on the same port; `false` if it cannot.
-    fn restart(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let Ok(child) = child else { return false };
-        self.child = Some(child);
-        let end = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < end {
-            if let Some(mut con) = redis_con(&self.url()) {
-                if redis::cmd("PING").query::<String>(&mut con).is_ok() {
-                    return true;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    /// SIGKILL, and wait for the process to be gone.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 #[test]

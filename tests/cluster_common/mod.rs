@@ -7,8 +7,8 @@
 //!   passes, except under CI (`CI` set), where it fails.
 //! * [`Cluster::start`]: N nodes `node1`.. with `--liveness`, then nginx,
 //!   then waits until every node is subscribed to its channel.
-//! * [`PrivateRedis`]: a `redis-server` of the test's own, to kill and
-//!   restart.
+//! * `redis_support::PrivateRedis` (tests/redis_support): a `redis-server`
+//!   of the test's own, to kill and restart.
 //!
 //! Every wait is bounded ([`PATIENCE`]).
 
@@ -331,65 +331,4 @@ pub fn offline_texts(ack: &Value) -> Vec<String> {
         .iter()
         .map(|m| m["msg"].as_str().unwrap_or("").to_owned())
         .collect()
-}
-
-/// A `redis-server` of the test's own, on a free port, that it can kill.
-pub struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    /// Starts one; `None` (skipped) if `redis-server` cannot run.
-    pub fn start() -> Option<PrivateRedis> {
-        let mut r = PrivateRedis {
-            port: free_port(),
-            child: None,
-        };
-        if r.restart() {
-            Some(r)
-        } else {
-            skip("cannot start redis-server");
-            None
-        }
-    }
-
-    /// Its URL.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the server (again) on the same port; `false` if it cannot.
-    pub fn restart(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let Ok(child) = child else { return false };
-        self.child = Some(child);
-        let end = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < end {
-            if redis_con(&self.url()).is_some() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    /// SIGKILL, and wait for the process to be gone.
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
