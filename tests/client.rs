@@ -36,6 +36,16 @@ fn friends(server: &Server) -> Pair {
     }
 }
 
+/// `creator` creates a group (`spec` is `name:description`) and `member`
+/// joins it; returns the gid.
+fn group_of_two(creator: &mut Client, member: &mut Client, spec: &str) -> i64 {
+    creator.send(&format!("createGroup:{spec}"));
+    let gid = id_after(&creator.expect_ok("created group "), "created group ");
+    member.send(&format!("joinGroup:{gid}"));
+    member.expect_ok(&format!("joined group {gid}"));
+    gid
+}
+
 #[test]
 fn two_users_register_befriend_and_chat() {
     let server = Server::start();
@@ -79,10 +89,7 @@ fn group_create_join_chat_and_leave() {
         bob_id,
     } = friends(&server);
 
-    alice.send("createGroup:team:the team: everyone");
-    let gid = id_after(&alice.expect_ok("created group "), "created group ");
-    bob.send(&format!("joinGroup:{gid}"));
-    bob.expect_ok(&format!("joined group {gid}"));
+    let gid = group_of_two(&mut alice, &mut bob, "team:the team: everyone");
 
     alice.send(&format!("groupMembers:{gid}"));
     alice.expect_ok(&format!("group {gid} members: 2"));
@@ -123,10 +130,7 @@ fn offline_messages_arrive_at_the_next_login() {
         alice_id,
         bob_id,
     } = friends(&server);
-    alice.send("createGroup:night-shift:");
-    let gid = id_after(&alice.expect_ok("created group "), "created group ");
-    bob.send(&format!("joinGroup:{gid}"));
-    bob.expect_ok(&format!("joined group {gid}"));
+    let gid = group_of_two(&mut alice, &mut bob, "night-shift:");
 
     // `quit` logs out before closing, so bob is offline once it has exited.
     bob.send("quit");

@@ -86,11 +86,9 @@ fn groups_across_nodes() {
     off.register("olaf", "secret");
     off.login_ok("secret"); // to join; logged out before the posts
 
-    a.send(&json!({"msgId": 11, "groupname": "g", "groupdesc": ""}));
-    let gid = a.expect_errno(17, 0)["gid"].as_i64().unwrap_or(0);
+    let gid = a.create_group("g", "");
     for m in [&mut b, &mut c, &mut a2, &mut off] {
-        m.send(&json!({"msgId": 12, "gid": gid}));
-        m.expect_errno(18, 0);
+        m.join_group(gid);
     }
     off.send(&json!({"msgId": 3}));
     off.expect_errno(4, 0);

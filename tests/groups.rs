@@ -79,8 +79,7 @@ fn group_life(db: TestDb) {
     alice.expect_silence(Duration::from_millis(150));
 
     // Joining is seen by the very next post.
-    carol.send(&json!({"msgId": 12, "gid": gid}));
-    carol.expect_errno(18, 0);
+    carol.join_group(gid);
     bob.send(&json!({"msgId": 13, "gid": gid, "msg": "welcome"}));
     assert_eq!(alice.expect(13)["msg"], "welcome");
     assert_eq!(carol.expect(13)["msg"], "welcome");
@@ -114,10 +113,8 @@ fn offline_members_get_group_messages(db: TestDb) {
     let server = Server::start(&db, &[]);
     let mut alice = server.user("alice");
     let mut bob = server.user("bob");
-    alice.send(&json!({"msgId": 11, "groupname": "g", "groupdesc": ""}));
-    let gid = alice.expect_errno(17, 0)["gid"].as_i64().unwrap();
-    bob.send(&json!({"msgId": 12, "gid": gid}));
-    bob.expect_errno(18, 0);
+    let gid = alice.create_group("g", "");
+    bob.join_group(gid);
     bob.send(&json!({"msgId": 3}));
     bob.expect_errno(4, 0);
 
@@ -169,10 +166,8 @@ fn order_when_the_member_list_loads(db: TestDb) {
         let server = Server::start(&db, &[]);
         let mut alice = server.user("alice");
         let mut bob = server.user("bob");
-        alice.send(&json!({"msgId": 11, "groupname": "g", "groupdesc": ""}));
-        let gid = alice.expect_errno(17, 0)["gid"].as_i64().unwrap();
-        bob.send(&json!({"msgId": 12, "gid": gid}));
-        bob.expect_errno(18, 0);
+        let gid = alice.create_group("g", "");
+        bob.join_group(gid);
         (alice.uid, bob.uid, gid)
     };
     let server = Server::start(&db, &[]);

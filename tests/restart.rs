@@ -32,10 +32,8 @@ fn kill9_then_restart(db: TestDb) {
     let (a, b) = (alice.uid, bob.uid);
     alice.send(&json!({"msgId": 10, "fid": b}));
     alice.expect_errno(16, 0);
-    alice.send(&json!({"msgId": 11, "groupname": "survivors", "groupdesc": "after the crash"}));
-    let gid = alice.expect_errno(17, 0)["gid"].as_i64().unwrap();
-    bob.send(&json!({"msgId": 12, "gid": gid}));
-    bob.expect_errno(18, 0);
+    let gid = alice.create_group("survivors", "after the crash");
+    bob.join_group(gid);
     for i in 0..5 {
         alice.chat(c, &format!("for carol {i}"));
     }

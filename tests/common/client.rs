@@ -165,6 +165,18 @@ impl Client {
         v
     }
 
+    /// Creates group `name`, which must succeed; returns its gid.
+    pub fn create_group(&mut self, name: &str, desc: &str) -> i64 {
+        self.send(&json!({"msgId": 11, "groupname": name, "groupdesc": desc}));
+        self.expect_errno(17, 0)["gid"].as_i64().expect("gid")
+    }
+
+    /// Joins group `gid`, which must succeed.
+    pub fn join_group(&mut self, gid: i64) {
+        self.send(&json!({"msgId": 12, "gid": gid}));
+        self.expect_errno(18, 0);
+    }
+
     /// Sends a one-to-one message with the original client's fields.
     pub fn chat(&mut self, to: i64, msg: &str) {
         let v = json!({"msgId": 9, "from": self.uid, "username": self.name, "to": to,
