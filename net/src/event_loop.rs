@@ -172,11 +172,8 @@ impl EventLoop {
             };
             let mut active = std::mem::take(&mut self.active);
             active.clear();
-            let woke = match self.poller.poll(timeout, &mut active) {
-                Ok(now) => {
-                    self.poll_return_time = now;
-                    now
-                }
+            self.poll_return_time = match self.poller.poll(timeout, &mut active) {
+                Ok(now) => now,
                 Err(e) => {
                     log::error!("EventLoop {} poll: {}", self.shared.id, e);
                     Instant::now()
@@ -191,7 +188,7 @@ impl EventLoop {
             let expired = self.timers.take_expired(Instant::now());
             expired.run(self);
             self.do_pending_functors();
-            self.add_busy(woke.elapsed());
+            self.add_busy(self.poll_return_time.elapsed());
         }
         // Closures queued before the quit (a server closing its connections
         // as it stops, say) still run, so their callbacks are not lost.

@@ -104,8 +104,6 @@ struct Io {
     stream: TcpStream,
     output: Buffer,
     token: Option<Token>,
-    /// Our writing half is shut down: later sends are dropped.
-    write_shut: bool,
 }
 
 /// A TCP connection. See the [module documentation](self).
@@ -151,7 +149,6 @@ impl TcpConnection {
                 // to the socket, and an idle connection should cost little.
                 output: Buffer::with_capacity(0),
                 token: None,
-                write_shut: false,
             }),
             high_water_mark: Mutex::new(callbacks.high_water_mark.clone()),
             callbacks,
@@ -336,8 +333,8 @@ impl TcpConnection {
     fn send_locked(self: &Arc<Self>, data: &[u8]) {
         let mut guard = self.io.lock();
         let io = &mut *guard;
-        if self.disconnected() || io.write_shut {
-            log::debug!("TcpConnection {} closing, give up writing", self.name);
+        if self.disconnected() {
+            log::debug!("TcpConnection {} closed, give up writing", self.name);
             return;
         }
         let mut written = 0;
@@ -379,15 +376,15 @@ impl TcpConnection {
     }
 
     fn shutdown_in_loop(&self) {
-        let mut io = self.io.lock();
+        let io = self.io.lock();
         if io.output.is_empty() {
-            self.shutdown_write(&mut io);
+            self.shutdown_write(&io);
         }
     }
 
-    /// Sends our FIN; the socket lock is held.
-    fn shutdown_write(&self, io: &mut Io) {
-        io.write_shut = true;
+    /// Sends our FIN; the socket lock is held. A send that raced with
+    /// `shutdown` and comes after this fails with `EPIPE` and is dropped.
+    fn shutdown_write(&self, io: &Io) {
         if let Err(e) = io.stream.shutdown(Shutdown::Write) {
             log::debug!("TcpConnection {} shutdown: {}", self.name, e);
         }

@@ -298,30 +298,21 @@ impl Config {
                 None => Ok(default),
             }
         };
+        let duration = |key: &str, default: Duration| -> Result<Duration, ConfigError> {
+            match get(key) {
+                Some((v, from)) => parse_duration(&v).map_err(|why| bad(key, from, &v, why)),
+                None => Ok(default),
+            }
+        };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let idle = match get("idle-timeout") {
-            Some((v, from)) => {
-                parse_duration(&v).map_err(|why| bad("idle-timeout", from, &v, why))?
-            }
-            None => Duration::from_secs(300),
-        };
+        let idle = duration("idle-timeout", Duration::from_secs(300))?;
         let argon2_memory = size("argon2-memory", 19 * 1024 * 1024, 8 * 1024)?;
-        let hash_max_wait = match get("hash-max-wait") {
-            Some((v, from)) => {
-                parse_duration(&v).map_err(|why| bad("hash-max-wait", from, &v, why))?
-            }
-            None => Duration::from_secs(1),
-        };
-        let liveness = match get("liveness") {
-            Some((v, from)) => parse_duration(&v).map_err(|why| bad("liveness", from, &v, why))?,
-            None => Duration::from_secs(10),
-        };
         let config = Config {
             listen,
             threads: count("threads", cores, 0)?,
             workers: count("workers", 4, 1)?,
             hash_threads: count("hash-threads", 1, 1)?,
-            hash_max_wait,
+            hash_max_wait: duration("hash-max-wait", Duration::from_secs(1))?,
             db: get("db").map_or_else(|| "sqlite:data/chat.db".to_owned(), |(v, _)| v),
             max_message: size("max-message", 64 * 1024, 64)?,
             idle_timeout: (!idle.is_zero()).then_some(idle),
@@ -330,7 +321,7 @@ impl Config {
             argon2_passes: u32::try_from(count("argon2-passes", 2, 1)?).unwrap_or(u32::MAX),
             redis: get("redis").map(|(v, _)| v).filter(|v| !v.is_empty()),
             node_id: get("node-id").map(|(v, _)| v).filter(|v| !v.is_empty()),
-            liveness,
+            liveness: duration("liveness", Duration::from_secs(10))?,
             redis_prefix: get("redis-prefix").map_or_else(|| "chat".to_owned(), |(v, _)| v),
         };
         config.check_cluster()?;

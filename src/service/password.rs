@@ -21,7 +21,7 @@
 //! no clearing between hashes: argon2 writes every block before it reads
 //! it.
 
-use argon2::password_hash::{Output, PasswordHash, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
@@ -65,16 +65,14 @@ impl PasswordHasher {
         let params = self.argon2.params();
         let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
         let output = compute(&self.argon2, password, salt_bytes, len)?;
-        Ok(format!(
-            "${}$v={}$m={},t={},p={}${}${}",
-            Algorithm::Argon2id.ident(),
-            Version::V0x13 as u32,
-            params.m_cost(),
-            params.t_cost(),
-            params.p_cost(),
-            salt.as_str(),
-            output
-        ))
+        let phc = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(params).map_err(|e| e.to_string())?,
+            salt: Some(salt.as_salt()),
+            hash: Some(output),
+        };
+        Ok(phc.to_string())
     }
 
     /// `true` when `password` matches the stored `hash`. A malformed stored
