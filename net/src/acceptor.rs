@@ -11,10 +11,21 @@
 //! and the connection stays in the kernel's queue. muduo keeps a spare
 //! descriptor (`idleFd_`, open on `/dev/null`) for this moment: close it,
 //! accept the connection, close that at once (the client sees a clean close
-//! rather than a hang), and reopen the spare. The same is done here. If
-//! even the spare cannot be had, an edge-triggered poller will not report
-//! the queued connections again, so the acceptor retries from a timer
-//! (every [`EMFILE_RETRY`]) instead of spinning.
+//! rather than a hang), and reopen the spare. The same is done here, with
+//! two changes that an edge-triggered accept loop needs:
+//!
+//! - `accept` reports `EMFILE` before it looks at the queue, so a full
+//!   table says nothing about whether a connection is waiting. When the
+//!   spare's slot turns up an empty queue, the loop stops there; looping on
+//!   would spin for as long as the table stays full.
+//! - Descriptors may have been freed by another thread between the
+//!   `EMFILE` and the accept through the spare's slot. If the spare can be
+//!   reopened with the accepted connection still open, there was room after
+//!   all, and the connection is served instead of shed.
+//!
+//! If even the spare cannot be had, an edge-triggered poller will not
+//! report the queued connections again, so the acceptor retries from a
+//! timer (every [`EMFILE_RETRY`]) instead of spinning.
 //!
 //! Thread affinity: created anywhere, then owned by its loop's poller and
 //! used only on that thread.
@@ -96,12 +107,15 @@ impl Acceptor {
                 Ok((stream, peer)) => (self.new_connection)(lp, stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if is_transient(&e) => continue,
-                Err(e) if is_out_of_fds(&e) => {
-                    if !self.shed_one() {
+                Err(e) if is_out_of_fds(&e) => match self.accept_with_spare() {
+                    Spare::Served(stream, peer) => (self.new_connection)(lp, stream, peer),
+                    Spare::Shed => continue,
+                    Spare::QueueEmpty => return,
+                    Spare::Gone => {
                         self.schedule_retry(lp, token);
                         return;
                     }
-                }
+                },
                 Err(e) => {
                     log::error!("Acceptor accept: {}", e);
                     return;
@@ -110,20 +124,33 @@ impl Acceptor {
         }
     }
 
-    /// muduo's idle-fd trick: returns `false` when it could not free a slot.
-    fn shed_one(&mut self) -> bool {
+    /// muduo's idle-fd trick: gives the spare's slot to `accept`, then
+    /// takes the spare back.
+    fn accept_with_spare(&mut self) -> Spare {
         if self.idle_fd.take().is_none() {
-            return false;
+            return Spare::Gone;
         }
-        match self.listener.accept() {
+        let accepted = self.listener.accept();
+        self.idle_fd = File::open("/dev/null").ok();
+        match accepted {
+            Ok((stream, peer)) if self.idle_fd.is_some() => Spare::Served(stream, peer),
             Ok((stream, peer)) => {
                 log::warn!("Acceptor: out of file descriptors, closed {}", peer);
                 drop(stream);
+                self.idle_fd = File::open("/dev/null").ok();
+                if self.idle_fd.is_some() {
+                    Spare::Shed
+                } else {
+                    Spare::Gone
+                }
             }
-            Err(e) => log::warn!("Acceptor: out of file descriptors: {}", e),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Spare::QueueEmpty,
+            Err(e) if is_transient(&e) => Spare::Shed,
+            Err(e) => {
+                log::warn!("Acceptor: out of file descriptors: {}", e);
+                Spare::QueueEmpty
+            }
         }
-        self.idle_fd = File::open("/dev/null").ok();
-        self.idle_fd.is_some()
     }
 
     fn schedule_retry(&mut self, lp: &mut EventLoop, token: Token) {
@@ -149,6 +176,20 @@ impl ChannelHandler for Acceptor {
         }
         self.accept_all(lp, token);
     }
+}
+
+/// What accepting through the spare descriptor's slot came to.
+enum Spare {
+    /// The spare came back with the connection still open: descriptors
+    /// were freed meanwhile, so the connection is served.
+    Served(TcpStream, SocketAddr),
+    /// A connection was accepted and closed (or aborted before it could
+    /// be); more may be queued.
+    Shed,
+    /// Nothing was queued: the `EMFILE` came from the full table alone.
+    QueueEmpty,
+    /// No spare to give up: retry from a timer.
+    Gone,
 }
 
 /// Errors after which the next `accept` may well succeed.

@@ -57,6 +57,17 @@ fn acceptor_survives_emfile() {
         Ok(_) => false,
     };
     assert!(closed, "the shed connection is closed at once, got {:?}", n);
+
+    // The table is still full, so every `accept` now fails with EMFILE,
+    // queue or no queue. The loop must not keep trying: it answers a task.
+    let (tx, rx) = std::sync::mpsc::channel();
+    server.main_loop.run_in_loop(move |_| {
+        let _ = tx.send(());
+    });
+    assert!(
+        rx.recv_timeout(IO_TIMEOUT).is_ok(),
+        "the main loop is stuck in its accept loop while descriptors are exhausted"
+    );
     drop(shed);
 
     // Descriptors free again: the server accepts and serves as before.
