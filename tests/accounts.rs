@@ -185,3 +185,82 @@ fn friends(db: TestDb) {
     alice.send(&json!({"msgId": 7}));
     assert!(alice.expect_errno(8, 0).get("friends").is_none());
 }
+
+/// `--hash-priority` reaches the server's hashing threads, and only them:
+/// the scheduling class and nice value of each thread, read from `/proc`.
+#[test]
+fn hash_priority_reaches_the_hashing_threads() {
+    for flag in ["idle", "7"] {
+        let db = TestDb::sqlite();
+        let server = Server::start(&db, &["--hash-priority", flag, "--hash-threads", "2"]);
+        // Each pool thread sets its own priority when it starts, which may
+        // be a moment after the server listens: look again until it shows.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let threads = loop {
+            let threads = threads_of(server.pid());
+            if wrong_priorities(&threads, flag).is_empty() || std::time::Instant::now() > deadline {
+                break threads;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let hashers = threads.iter().filter(|t| t.name.starts_with("chat-hash"));
+        assert_eq!(hashers.count(), 2, "{flag}: {threads:?}");
+        let wrong = wrong_priorities(&threads, flag);
+        assert!(wrong.is_empty(), "{flag}: wrong priority: {wrong:?}");
+    }
+}
+
+/// The threads whose class or nice value is not what `--hash-priority
+/// flag` should give: hashing threads as the flag says, database workers
+/// nice +5, every other thread (the I/O threads among them) as the server's
+/// main thread, whose nice value is the base (the test may run niced).
+fn wrong_priorities<'a>(threads: &'a [ThreadInfo], flag: &str) -> Vec<&'a ThreadInfo> {
+    const SCHED_OTHER: u32 = 0;
+    const SCHED_IDLE: u32 = 5;
+    let base = threads[0].nice;
+    let lowered = |by: i64| (base + by).min(19);
+    let expected = |name: &str| match name {
+        n if n.starts_with("chat-hash") && flag == "idle" => (SCHED_IDLE, base),
+        n if n.starts_with("chat-hash") => (SCHED_OTHER, lowered(7)),
+        n if n.starts_with("chat-worker") => (SCHED_OTHER, lowered(5)),
+        _ => (SCHED_OTHER, base),
+    };
+    threads
+        .iter()
+        .filter(|t| (t.class, t.nice) != expected(&t.name))
+        .collect()
+}
+
+#[derive(Debug)]
+struct ThreadInfo {
+    name: String,
+    nice: i64,
+    class: u32,
+}
+
+/// Every thread of `pid`, the main thread first: its name, nice value and
+/// scheduling class, from `/proc/PID/task/TID/stat` (fields 19 and 41).
+fn threads_of(pid: u32) -> Vec<ThreadInfo> {
+    let dir = format!("/proc/{pid}/task");
+    let mut tids: Vec<u32> = std::fs::read_dir(&dir)
+        .expect("read /proc task list")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable_by_key(|&tid| tid != pid);
+    let mut out = Vec::new();
+    for tid in tids {
+        let Ok(stat) = std::fs::read_to_string(format!("{dir}/{tid}/stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        let (open, close) = (stat.find('(').unwrap(), stat.rfind(')').unwrap());
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        // The name may hold spaces, so count from the `)` after it:
+        // `fields[0]` is field 3 (state), field N is `fields[N - 3]`.
+        out.push(ThreadInfo {
+            name: stat[open + 1..close].to_string(),
+            nice: fields[19 - 3].parse().unwrap(),
+            class: fields[41 - 3].parse().unwrap(),
+        });
+    }
+    out
+}

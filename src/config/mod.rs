@@ -30,7 +30,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use values::{parse_duration, parse_size};
+use crate::service::Priority;
+
+pub use values::{parse_duration, parse_priority, parse_size};
 
 /// One setting: its flag/file key, its environment variable, and its help.
 #[derive(Debug)]
@@ -76,7 +78,13 @@ pub const OPTIONS: &[Opt] = &[
         key: "hash-threads",
         value: "N",
         default: "1",
-        help: "threads for argon2 password hashing (register, login), in the idle CPU class (SCHED_IDLE)",
+        help: "threads for argon2 password hashing (register, login), at --hash-priority",
+    },
+    Opt {
+        key: "hash-priority",
+        value: "idle|NICE",
+        default: "idle",
+        help: "CPU priority of the hashing threads: idle (SCHED_IDLE, only CPU nothing else wants) or a nice increment 0-19 (a small share of a busy CPU: for hosts kept busy by other programs)",
     },
     Opt {
         key: "hash-max-wait",
@@ -166,6 +174,8 @@ pub struct Config {
     /// Longest a hash waits for the I/O threads to calm down
     /// (`--hash-max-wait`).
     pub hash_max_wait: Duration,
+    /// CPU priority of the hashing threads (`--hash-priority`).
+    pub hash_priority: Priority,
     /// Store URL (`--db`).
     pub db: String,
     /// Largest message in bytes (`--max-message`).
@@ -313,6 +323,12 @@ impl Config {
             workers: count("workers", 4, 1)?,
             hash_threads: count("hash-threads", 1, 1)?,
             hash_max_wait: duration("hash-max-wait", Duration::from_secs(1))?,
+            hash_priority: match get("hash-priority") {
+                Some((v, from)) => {
+                    parse_priority(&v).map_err(|why| bad("hash-priority", from, &v, why))?
+                }
+                None => Priority::Idle,
+            },
             db: get("db").map_or_else(|| "sqlite:data/chat.db".to_owned(), |(v, _)| v),
             max_message: size("max-message", 64 * 1024, 64)?,
             idle_timeout: (!idle.is_zero()).then_some(idle),

@@ -35,6 +35,22 @@ fn defaults() {
         Duration::from_millis(200)
     );
     assert!(c.redis.is_none() && c.node_id.is_none());
+    assert_eq!(c.hash_priority, Priority::Idle);
+}
+
+#[test]
+fn hash_priority_is_idle_or_a_nice_increment() {
+    let priority = |v: &str| run(&["--hash-priority", v], &[]).map(|c| c.hash_priority);
+    assert_eq!(priority("idle").unwrap(), Priority::Idle);
+    assert_eq!(priority("IDLE").unwrap(), Priority::Idle);
+    assert_eq!(priority("0").unwrap(), Priority::Nice(0));
+    assert_eq!(priority("19").unwrap(), Priority::Nice(19));
+    let env = run(&[], &[("CHAT_HASH_PRIORITY", "10")]).unwrap();
+    assert_eq!(env.hash_priority, Priority::Nice(10));
+    for bad in ["20", "-1", "low", ""] {
+        let err = priority(bad).unwrap_err().to_string();
+        assert!(err.contains("hash-priority"), "{bad:?}: {err}");
+    }
 }
 
 #[test]

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::service::Priority;
+
 /// Parses a byte count: a plain number, or one with a unit `K`/`KB`/`KiB`,
 /// `M`/`MB`/`MiB` or `G`/`GB`/`GiB` (all binary: `1K` is 1024 bytes), any case.
 ///
@@ -45,4 +47,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         other => return Err(format!("unknown duration unit {other:?}")),
     };
     Ok(d)
+}
+
+/// Parses the hashing threads' CPU priority: `idle` (the `SCHED_IDLE`
+/// class) or a nice increment from 0 to 19 (`0` keeps the server's own
+/// priority).
+///
+/// # Errors
+/// Anything else.
+pub fn parse_priority(text: &str) -> Result<Priority, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("idle") {
+        return Ok(Priority::Idle);
+    }
+    match t.parse::<i32>() {
+        Ok(n) if (0..=19).contains(&n) => Ok(Priority::Nice(n)),
+        _ => Err(format!(
+            "{text:?} is not `idle` or a nice increment from 0 to 19"
+        )),
+    }
 }

@@ -62,6 +62,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
         config.hash_threads,
         hasher,
         config.hash_max_wait,
+        config.hash_priority,
     )?;
     let mut lp = EventLoop::new()?;
     let mut server = TcpServer::new(&lp, config.listen, "ChatServer", ServerOption::NoReusePort)?;

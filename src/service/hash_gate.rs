@@ -2,8 +2,8 @@
 //!
 //! # Why a gate on top of the idle scheduling class
 //!
-//! The hashing threads already run in Linux's `SCHED_IDLE` class
-//! ([`Priority::Idle`](super::Priority)): they get only CPU that nothing
+//! By default the hashing threads already run in Linux's `SCHED_IDLE`
+//! class ([`Priority::Idle`](super::Priority), `--hash-priority idle`): they get only CPU that nothing
 //! else wants, and yield it the moment an I/O thread wakes. That is not
 //! enough on a small machine. A server that answers chat traffic within
 //! milliseconds still leaves short idle gaps on its cores, the hashing

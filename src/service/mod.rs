@@ -73,12 +73,6 @@ pub use workers::{Priority, WorkerPool};
 /// (see [`WorkerPool`]).
 const WORKER_PRIORITY: Priority = Priority::Nice(5);
 
-/// The hashing threads run in the idle class: a storm of logins (tens of
-/// milliseconds of argon2 each) takes only CPU that the I/O threads and
-/// database workers leave, and the chat of users already logged in keeps
-/// its latency (docs/benchmarks.md §2.5).
-const HASH_PRIORITY: Priority = Priority::Idle;
-
 /// The chat service: the store, the worker pool and the shared maps.
 pub struct Service {
     store: Arc<dyn Store>,
@@ -181,8 +175,18 @@ pub fn user_key(uid: i64) -> u64 {
 
 impl Service {
     /// A service over `store` with `workers` worker threads and
-    /// `hash_threads` hashing threads, each hash waiting at most
-    /// `hash_max_wait` for the I/O threads to calm down ([`HashGate`]).
+    /// `hash_threads` hashing threads at `hash_priority`, each hash waiting
+    /// at most `hash_max_wait` for the I/O threads to calm down
+    /// ([`HashGate`]).
+    ///
+    /// By default (`--hash-priority idle`) the hashing threads run in the
+    /// idle class: a storm of logins (tens of milliseconds of argon2 each)
+    /// takes only CPU that the I/O threads and database workers leave, and
+    /// the chat of users already logged in keeps its latency
+    /// (docs/benchmarks.md §2.5, §2.8). The price is paid on a host that
+    /// other programs keep busy: there the idle class gets almost no CPU
+    /// and logins wait for seconds. A nice increment instead still gets a
+    /// small share of a busy CPU.
     ///
     /// # Errors
     /// If the worker threads cannot be started.
@@ -192,11 +196,12 @@ impl Service {
         hash_threads: usize,
         hasher: PasswordHasher,
         hash_max_wait: Duration,
+        hash_priority: Priority,
     ) -> std::io::Result<Arc<Service>> {
         Ok(Arc::new(Service {
             store,
             workers: WorkerPool::new(workers, "chat-worker", WORKER_PRIORITY)?,
-            hashers: WorkerPool::new(hash_threads, "chat-hash", HASH_PRIORITY)?,
+            hashers: WorkerPool::new(hash_threads, "chat-hash", hash_priority)?,
             hash_gate: HashGate::new(hash_max_wait),
             online: OnlineMap::default(),
             groups: GroupCache::default(),
