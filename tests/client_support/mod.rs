@@ -59,10 +59,11 @@ impl Server {
             let addr = format!("127.0.0.1:{}", free_port());
             let log = std::fs::File::create(dir.join("server.log")).expect("create the server log");
             let child = Command::new(SERVER)
-                // Cheap argon2 costs, as every other test server has: a
-                // loaded machine must not push a register past the
-                // client's reply timeout.
+                // Cheap argon2 costs at nice +10, as every other test
+                // server has (tests/common's `base_args`): a loaded machine
+                // must not push a register past the client's reply timeout.
                 .args(["--argon2-memory", "64KiB", "--argon2-passes", "1"])
+                .args(["--hash-priority", "10"])
                 .args(["--listen", &addr, "--db"])
                 .arg(format!("sqlite:{}", dir.join("chat.db").display()))
                 .stdin(Stdio::null())
