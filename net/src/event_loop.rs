@@ -41,7 +41,10 @@
 //! readable from any thread with [`EventLoopHandle::busy_time`]. Sampled
 //! twice, it says what fraction of the interval the loop was working,
 //! which lets background work (password hashing, say) stay out of the way
-//! of a busy server.
+//! of a busy server. The iteration under way counts too, up to the moment
+//! of reading, so a long iteration (or a loop thread the scheduler has
+//! preempted in the middle of one) shows as busy at once, not only when it
+//! ends.
 //!
 //! [`quit`]: EventLoopHandle::quit
 
@@ -78,8 +81,13 @@ struct Shared {
     pending: Mutex<Vec<Functor>>,
     calling_pending: AtomicBool,
     quit: AtomicBool,
-    /// Nanoseconds spent handling iterations (see "Busy time").
+    /// Nanoseconds spent handling finished iterations (see "Busy time").
     busy_nanos: AtomicU64,
+    /// When the iteration under way began, in nanoseconds after `clock`
+    /// plus one; 0 while the loop waits in poll.
+    busy_since: AtomicU64,
+    /// The origin of `busy_since`.
+    clock: Instant,
 }
 
 /// A thread-safe reference to an [`EventLoop`].
@@ -135,6 +143,8 @@ impl EventLoop {
                 calling_pending: AtomicBool::new(false),
                 quit: AtomicBool::new(false),
                 busy_nanos: AtomicU64::new(0),
+                busy_since: AtomicU64::new(0),
+                clock: Instant::now(),
             }),
             active: Vec::with_capacity(64),
             deferred: Vec::new(),
@@ -179,6 +189,7 @@ impl EventLoop {
                     Instant::now()
                 }
             };
+            self.begin_busy();
             self.iteration += 1;
             let deferred = std::mem::take(&mut self.deferred);
             for ev in active.iter().chain(deferred.iter()) {
@@ -197,9 +208,22 @@ impl EventLoop {
         log::trace!("EventLoop {} stop looping", self.shared.id);
     }
 
+    /// Marks the start of an iteration's work, for readers of the busy
+    /// time on other threads.
+    fn begin_busy(&self) {
+        let since = self
+            .poll_return_time
+            .saturating_duration_since(self.shared.clock);
+        let nanos = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX - 1);
+        self.shared.busy_since.store(nanos + 1, Ordering::Release);
+    }
+
+    /// Ends an iteration's work: its time moves from "under way" to the
+    /// total. A reader in between may see neither for a moment.
     fn add_busy(&self, spent: Duration) {
+        self.shared.busy_since.store(0, Ordering::Release);
         let nanos = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
-        self.shared.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.shared.busy_nanos.fetch_add(nanos, Ordering::Release);
     }
 
     /// Asks the loop to return from [`EventLoop::run`] after this iteration.
@@ -431,9 +455,23 @@ impl EventLoopHandle {
     }
 
     /// Total time this loop has spent handling events, timers and queued
-    /// closures, as opposed to waiting in poll. See the module's "Busy time".
+    /// closures, as opposed to waiting in poll, the iteration under way
+    /// included. See the module's "Busy time".
+    ///
+    /// Read while an iteration ends, it can come out short by that
+    /// iteration for a moment; the next read makes up for it.
     pub fn busy_time(&self) -> Duration {
-        Duration::from_nanos(self.shared.busy_nanos.load(Ordering::Relaxed))
+        let shared = &self.shared;
+        let done = shared.busy_nanos.load(Ordering::Acquire);
+        let since = shared.busy_since.load(Ordering::Acquire);
+        let under_way = match since {
+            0 => 0,
+            start => {
+                let now = shared.clock.elapsed().as_nanos();
+                u64::try_from(now.saturating_sub(u128::from(start - 1))).unwrap_or(u64::MAX)
+            }
+        };
+        Duration::from_nanos(done.saturating_add(under_way))
     }
 
     /// Interrupts the loop's poll.

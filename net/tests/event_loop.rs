@@ -128,16 +128,31 @@ fn busy_time_counts_work_not_waiting() {
         idle < Duration::from_millis(100),
         "idle loop busy for {idle:?}"
     );
+    let (started_tx, started) = mpsc::channel();
     let (tx, rx) = mpsc::channel();
     handle.queue_in_loop(move |_| {
+        let _ = started_tx.send(());
         let start = Instant::now();
         while start.elapsed() < Duration::from_millis(300) {
             std::hint::spin_loop();
         }
         let _ = tx.send(());
     });
-    rx.recv_timeout(Duration::from_secs(10)).unwrap();
-    // The iteration's time is added once it ends, just after the closure.
+    started.recv_timeout(Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    // The iteration under way counts before it ends.
+    let midway = handle.busy_time();
+    // (Unless a loaded machine kept this thread asleep past the end.)
+    let finished = rx.try_recv().is_ok();
+    assert!(
+        finished || midway >= idle + Duration::from_millis(150),
+        "busy {midway:?} half-way through a 300 ms iteration"
+    );
+    if !finished {
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    }
+    // The whole iteration is in the total once it ends, just after the
+    // closure.
     let deadline = Instant::now() + Duration::from_secs(10);
     while handle.busy_time() < idle + Duration::from_millis(300) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
