@@ -199,7 +199,7 @@ impl EventLoop {
             let expired = self.timers.take_expired(Instant::now());
             expired.run(self);
             self.do_pending_functors();
-            self.add_busy(self.poll_return_time.elapsed());
+            self.end_busy();
         }
         // Closures queued before the quit (a server closing its connections
         // as it stops, say) still run, so their callbacks are not lost.
@@ -218,10 +218,12 @@ impl EventLoop {
         self.shared.busy_since.store(nanos + 1, Ordering::Release);
     }
 
-    /// Ends an iteration's work: its time moves from "under way" to the
-    /// total. A reader in between may see neither for a moment.
-    fn add_busy(&self, spent: Duration) {
+    /// Ends an iteration's work: its time, since the poll returned, moves
+    /// from "under way" to the total. A reader in between may see neither
+    /// for a moment.
+    fn end_busy(&self) {
         self.shared.busy_since.store(0, Ordering::Release);
+        let spent = self.poll_return_time.elapsed();
         let nanos = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
         self.shared.busy_nanos.fetch_add(nanos, Ordering::Release);
     }

@@ -6,8 +6,9 @@
 //! stamp the sender's identity into the object, encode it once, look the
 //! recipient up in the [`OnlineMap`](super::OnlineMap) and hand the bytes to
 //! their connection (`send_vec`: a direct write under that connection's
-//! socket lock, whichever loop it lives on). No database, no global lock. Only a recipient who is not online costs a worker job, which stores
-//! the message on the *recipient's* worker shard (see `account` for why).
+//! socket lock, whichever loop it lives on). No database, no global lock.
+//! Only a recipient who is not online costs a worker job, which stores the
+//! message on the *recipient's* worker shard (see `account` for why).
 //!
 //! # Cluster mode
 //!

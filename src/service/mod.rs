@@ -181,12 +181,10 @@ impl Service {
     ///
     /// By default (`--hash-priority idle`) the hashing threads run in the
     /// idle class: a storm of logins (tens of milliseconds of argon2 each)
-    /// takes only CPU that the I/O threads and database workers leave, and
-    /// the chat of users already logged in keeps its latency
-    /// (docs/benchmarks.md §2.5, §2.8). The price is paid on a host that
-    /// other programs keep busy: there the idle class gets almost no CPU
-    /// and logins wait for seconds. A nice increment instead still gets a
-    /// small share of a busy CPU.
+    /// takes only CPU that the I/O threads and database workers leave
+    /// (docs/benchmarks.md §2.8). On a host that other programs keep busy
+    /// the idle class gets almost no CPU; a nice increment still gets a
+    /// share (§2.10).
     ///
     /// # Errors
     /// If the worker threads cannot be started.

@@ -54,17 +54,13 @@ impl PasswordHasher {
     /// # Errors
     /// If the system's random source fails.
     pub fn hash(&self, password: &str) -> Result<String, String> {
-        let mut salt = [0u8; 16];
-        fill_random(&mut salt)?;
-        let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-        let mut salt_bytes = [0u8; 64];
-        let salt_bytes = salt
-            .as_salt()
-            .decode_b64(&mut salt_bytes)
-            .map_err(|e| e.to_string())?;
+        let mut salt_bytes = [0u8; 16];
+        fill_random(&mut salt_bytes)?;
+        // Base64 for the PHC string only; argon2 takes the raw bytes.
+        let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| e.to_string())?;
         let params = self.argon2.params();
         let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
-        let output = compute(&self.argon2, password, salt_bytes, len)?;
+        let output = compute(&self.argon2, password, &salt_bytes, len)?;
         let phc = PasswordHash {
             algorithm: Algorithm::Argon2id.ident(),
             version: Some(Version::V0x13.into()),
