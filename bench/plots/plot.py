@@ -2,6 +2,7 @@
 """Draws the plots of docs/benchmarks.md from the figures in docs/data/.
 
     python3 bench/plots/plot.py          # writes docs/img/*.svg
+    python3 bench/plots/plot.py --check  # exit 1 if docs/img/ is not what the data draws
 
 Only Python's standard library is used: each chart is a grouped bar chart
 written as SVG text by hand, so regenerating needs no package and no
@@ -17,6 +18,7 @@ Lines starting with '#' are comments; an empty field means "not measured".
 
 import csv
 import math
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -288,16 +290,31 @@ def group_fanout():
     return svg
 
 
-def main():
+PLOTS = [
+    ("pingpong.svg", pingpong),
+    ("chat-vs-original.svg", chat_vs_original),
+    ("group-fanout.svg", group_fanout),
+]
+
+
+def main(args):
+    check = "--check" in args
+    stale = []
     IMG.mkdir(parents=True, exist_ok=True)
-    for name, draw in [
-        ("pingpong.svg", pingpong),
-        ("chat-vs-original.svg", chat_vs_original),
-        ("group-fanout.svg", group_fanout),
-    ]:
-        (IMG / name).write_text(draw().text(), encoding="utf-8")
-        print(f"wrote docs/img/{name}")
+    for name, draw in PLOTS:
+        path = IMG / name
+        text = draw().text()
+        if check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(name)
+        else:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote docs/img/{name}")
+    if stale:
+        print("out of date (run python3 bench/plots/plot.py):", " ".join(stale))
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))
