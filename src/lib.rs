@@ -4,6 +4,7 @@
 //!
 //! | module | what it does |
 //! |---|---|
+//! | [`model`] | the domain model: users, groups, members, roles |
 //! | [`protocol`] | message ids, the JSON stream codec, request parsing and reply building |
 //! | [`storage`] | the `Store` trait with its SQLite and MySQL implementations |
 //! | [`service`] | one handler per msgId, run on the worker pool or the I/O thread |
@@ -17,6 +18,7 @@
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod model;
 pub mod protocol;
 pub mod server;
 pub mod service;

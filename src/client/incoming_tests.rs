@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 use super::incoming::{parse, Incoming};
 use super::render::render;
 use super::style::Style;
-use crate::protocol::{errno, reply, GroupInfo, MemberInfo, Role, UserInfo};
+use crate::model::{GroupInfo, MemberInfo, Role, UserInfo};
+use crate::protocol::{errno, reply};
 
 fn lines(v: Value) -> Vec<String> {
     let Value::Object(obj) = v else {
