@@ -19,10 +19,13 @@
 //! each other; `config` on `runtime`; `service` on all of those; `server`,
 //! which builds and wires everything, on all of them.
 //!
+//! The command-line client is not part of this library: it is the
+//! `chat-client` binary (`src/bin/chat-client/`), which uses [`protocol`]
+//! and [`model`] and nothing else of this crate.
+//!
 //! `ARCHITECTURE.md` at the top of the repository follows one chat message
 //! through these layers.
 
-pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod model;
