@@ -19,7 +19,7 @@
 //! costs about 4,900 page faults (each a zeroed 4 KiB page) and, on
 //! `munmap`, a TLB flush that interrupts every core running one of the
 //! server's threads, the I/O threads included. Here each hashing thread
-//! keeps one working area and reuses it ([`with_blocks`]), so after the
+//! keeps one working area and reuses it (`with_blocks`), so after the
 //! first hash no memory is mapped or unmapped at all. The contents need
 //! no clearing between hashes: argon2 writes every block before it reads
 //! it.

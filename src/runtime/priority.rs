@@ -4,7 +4,7 @@
 //! Linux schedules threads, not processes: a thread's nice value and its
 //! scheduling class belong to that thread alone. So a pool can set its own
 //! threads' priority when they start ([`WorkerPool`](super::WorkerPool)
-//! does, through [`Priority::apply`]) and leave the I/O threads at the
+//! does, through `Priority::apply`) and leave the I/O threads at the
 //! process's normal priority. `chat-server` runs its database workers at
 //! nice +5 and its password hashers at `--hash-priority` (`idle` by
 //! default).

@@ -187,7 +187,8 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..1000u64 {
                         *map.lock(&(i % 16)).entry(i % 16).or_insert(0) += 1;
-                        map.lock(&(1000 + t * 1000 + i)).insert(1000 + t * 1000 + i, t);
+                        let own = 1000 + t * 1000 + i;
+                        map.lock(&own).insert(own, t);
                     }
                 })
             })

@@ -4,10 +4,11 @@
 //! On a single node a message for an absent user goes to that user's
 //! worker, whose store job checks that the user exists (or tells the
 //! sender NOT_FOUND). In cluster mode an absent user is usually on another
-//! node, and the message is handed to [`Cluster::send_to_user`]
-//! (crate::cluster::Cluster::send_to_user) at once — but only for a user
-//! known to exist. An unknown recipient costs one trip through the sender's
-//! slow lane (a worker reads the account), after which the id is known.
+//! node, and the message is handed to
+//! [`Cluster::send_to_user`](crate::cluster::Cluster::send_to_user) at once
+//! — but only for a user known to exist. An unknown recipient costs one
+//! trip through the sender's slow lane (a worker reads the account), after
+//! which the id is known.
 //!
 //! Accounts are never deleted, so an id, once known, stays valid: the set
 //! only grows. It stops growing at [`MAX_KNOWN`] ids (tens of MiB); beyond
