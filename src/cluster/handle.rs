@@ -13,7 +13,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::keys::Keys;
 use super::publisher::{Call, Op, Publisher};
-use super::shared::{Counters, Shared};
+use super::shared::{self, Counters, Shared};
 use super::{heartbeat, subscriber};
 use super::{Claim, ClusterConfig, ClusterError, ClusterStats, LocalNode};
 
@@ -57,7 +57,7 @@ impl Cluster {
             cfg,
             client,
             node,
-            token: heartbeat::process_token(),
+            token: shared::process_token(),
             stop: AtomicBool::new(false),
             abort: AtomicBool::new(false),
             connected: AtomicBool::new(false),

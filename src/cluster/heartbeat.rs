@@ -16,14 +16,12 @@
 //! processes share a node id; that is logged once.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use redis::{Cmd, Connection, RedisResult};
+use redis::{Connection, RedisResult};
 
 use super::link::{self, Health};
 use super::publisher::Op;
-use super::scripts::BEAT;
 use super::shared::Shared;
 
 /// The thread's body: beats until `stop` is dropped (or the cluster aborts).
@@ -81,30 +79,5 @@ fn beat(shared: &Shared, con: &mut Option<Connection>) -> RedisResult<i64> {
         Some(c) => c,
         None => con.insert(link::connect(&shared.client, shared.cfg.io_timeout, None)?),
     };
-    beat_command(shared).query(c)
-}
-
-/// The beat: the publisher sends it too when it connects, so that a node is
-/// alive again as soon as it can publish (not one beat interval later).
-pub(crate) fn beat_command(shared: &Shared) -> Cmd {
-    let mut c = redis::cmd("EVAL");
-    c.arg(BEAT)
-        .arg(1)
-        .arg(shared.keys.alive())
-        .arg(&shared.token)
-        .arg(millis(shared.cfg.liveness));
-    c
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// A value no other `Cluster` writes: pid and start time.
-pub(crate) fn process_token() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{}-{nanos}", std::process::id())
+    shared.beat_command().query(c)
 }

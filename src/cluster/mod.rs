@@ -119,7 +119,13 @@
 //! | `keys.rs` | key and channel names |
 //! | `envelope.rs` | the message format on a channel |
 //! | `link.rs` | connections with timeouts, back-off, health logging |
-//! | `shared.rs` | state shared by the threads |
+//! | `shared.rs` | state shared by the threads; the beat command the heartbeat and the publisher both send |
+//!
+//! Imports point one way: `handle.rs` starts the threads; of the threads'
+//! modules only `heartbeat.rs` imports another (`publisher.rs`, for the
+//! queue it asks for a re-sync on); everything they share is in
+//! `shared.rs`, `link.rs`, `scripts.rs`, `keys.rs` and `envelope.rs`,
+//! which import no thread's module.
 
 mod config;
 mod envelope;

@@ -47,7 +47,7 @@ use super::link::{self, Backoff, Health};
 use super::presence;
 use super::scripts::Scripts;
 use super::shared::{Counters, Shared};
-use super::{envelope, heartbeat, Claim};
+use super::{envelope, Claim};
 
 /// At most one log line per this interval about commands Redis refuses.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -345,7 +345,7 @@ impl Publisher {
         let mut con = link::connect(&self.shared.client, cfg.io_timeout, None)?;
         let scripts = Scripts::load(&mut con)?;
         if sync {
-            heartbeat::beat_command(&self.shared).query::<i64>(&mut con)?;
+            self.shared.beat_command().query::<i64>(&mut con)?;
             self.sync(&mut con, &scripts)?;
         }
         Ok(Session {

@@ -1,9 +1,20 @@
 //! `Shared`: what the cluster's three threads and its handle all read.
+//!
+//! This module sits below the threads' modules: the publisher, subscriber
+//! and heartbeat all import it, it imports none of them. What two threads
+//! both need (the beat command, which the heartbeat sends on its timer and
+//! the publisher on each connect) lives here, so that no thread's module
+//! imports another's except for the queue they talk through (the heartbeat
+//! sends the publisher's `Op`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::Cmd;
 
 use super::keys::Keys;
+use super::scripts::BEAT;
 use super::{ClusterConfig, ClusterStats, LocalNode};
 
 /// State shared by the handle and the publisher, subscriber and heartbeat
@@ -45,6 +56,35 @@ impl Shared {
         Counters::bump(&self.counters.stored_by_sender);
         self.node.store_offline(uid, payload);
     }
+
+    /// The beat: sets this node's alive key to its token with a TTL of
+    /// `liveness`, and answers 1 (refreshed), 0 (the key had vanished) or
+    /// 2 (it held another token). The heartbeat thread sends it every beat;
+    /// the publisher sends it too when it connects, so that a node is alive
+    /// again as soon as it can publish (not one beat interval later).
+    pub(crate) fn beat_command(&self) -> Cmd {
+        let mut c = redis::cmd("EVAL");
+        c.arg(BEAT)
+            .arg(1)
+            .arg(self.keys.alive())
+            .arg(&self.token)
+            .arg(millis(self.cfg.liveness));
+        c
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A value no other `Cluster` writes: pid and start time. It becomes
+/// [`Shared::token`].
+pub(crate) fn process_token() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos}", std::process::id())
 }
 
 /// Event counters behind [`ClusterStats`].

@@ -30,7 +30,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::service::Priority;
+use crate::runtime::Priority;
 
 pub use values::{parse_duration, parse_priority, parse_size};
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::service::Priority;
+use crate::runtime::Priority;
 
 /// Parses a byte count: a plain number, or one with a unit `K`/`KB`/`KiB`,
 /// `M`/`MB`/`MiB` or `G`/`GB`/`GiB` (all binary: `1K` is 1024 bytes), any case.

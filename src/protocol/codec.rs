@@ -213,3 +213,6 @@ pub fn encode_into(v: &Value, out: &mut Vec<u8>) {
     }
     out.push(b'\n');
 }
+
+#[cfg(test)]
+mod tests;

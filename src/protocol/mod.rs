@@ -15,7 +15,9 @@
 //! | [`codec`] | framing: a stream of concatenated JSON objects in, one object per line out |
 //! | [`request`] | [`Request`], the typed form of a client message, and its validation |
 //! | [`reply`] | builders for every ack, in the exact shapes the original's client expects |
-//! | [`types`] | plain user and group data shared with the storage layer |
+//!
+//! The users and groups that replies carry are the [model](crate::model)'s
+//! types; this module only gives them their wire forms.
 //!
 //! `docs/protocol.md` describes every message from a client's point of view;
 //! `../shared/reference/legacy-protocol.md` records the original's.
@@ -24,16 +26,7 @@ pub mod codec;
 pub mod msg_id;
 pub mod reply;
 pub mod request;
-pub mod types;
 
 pub use codec::{decode, encode, encode_into, DecodeError, Decoded};
 pub use msg_id::errno;
 pub use request::{parse, ProtocolError, Request};
-pub use types::{state_str, GroupInfo, MemberInfo, Role, UserInfo};
-
-#[cfg(test)]
-mod codec_tests;
-#[cfg(test)]
-mod reply_tests;
-#[cfg(test)]
-mod request_tests;

@@ -23,7 +23,7 @@
 use serde_json::{json, Value};
 
 use super::msg_id::{self, errno};
-use super::types::{state_str, GroupInfo, MemberInfo, UserInfo};
+use crate::model::{state_str, GroupInfo, MemberInfo, UserInfo};
 
 /// The ack of a request msgId, or `None` when the request has none (chat and
 /// group chat, whose failures are reported with [`msg_id::ERROR_MSG`]) or the
@@ -222,3 +222,6 @@ pub fn group_members_ok(gid: i64, members: &[MemberInfo]) -> Value {
 pub fn pong() -> Value {
     ok(msg_id::PONG_MSG)
 }
+
+#[cfg(test)]
+mod tests;

@@ -364,3 +364,6 @@ impl Fields<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

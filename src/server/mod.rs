@@ -22,12 +22,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use net::{Buffer, EventLoop, ServerOption, TcpConnectionPtr, TcpServer};
+use net::{Buffer, EventLoop, EventLoopHandle, ServerOption, TcpConnectionPtr, TcpServer};
 
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::protocol::{decode, encode};
-use crate::service::{PasswordHasher, Service, Session};
+use crate::runtime::{self, BusyTime, PasswordHasher};
+use crate::service::{Service, Session};
 use crate::storage;
 
 /// How long shutdown waits for queued database writes.
@@ -45,7 +46,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// If the store cannot be opened, the address cannot be bound, or a thread
 /// cannot be started.
 pub fn run(config: &Config) -> Result<(), Error> {
-    return_large_allocations_to_the_os();
+    runtime::return_large_allocations_to_the_os();
     let store = storage::open(&config.db)?;
     // In cluster mode the other nodes' users are in the same table: Redis's
     // claims, not the `state` column, say who is online.
@@ -70,7 +71,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
     let cluster = cluster::join(config, &service, server.listen_addr())?;
     install_callbacks(&mut server, &service, config);
     server.start(&mut lp)?;
-    service.watch_io_loops(server.io_loops());
+    service.watch_io_loops(busy_time_sources(&server));
     let stop = shutdown::on_signals(lp.handle())?;
     announce(server.listen_addr(), &config.db, cluster.as_deref());
 
@@ -91,28 +92,14 @@ pub fn run(config: &Config) -> Result<(), Error> {
     Ok(())
 }
 
-/// The readiness line tests and operators wait for.
-/// Makes glibc's `malloc` serve every allocation of 1 MiB or more with its
-/// own `mmap`, returned to the system when freed.
-///
-/// Each argon2 hash allocates its whole memory cost (19 MiB by default) as
-/// one 64-byte-aligned block. glibc raises its mmap threshold after the first
-/// such block is freed and from then on carves them out of the worker
-/// threads' heaps, where aligned chunks are poorly reused: measured here,
-/// the server's memory grew by about 19 MiB per login (5.8 GB after 600
-/// hashes). A fixed threshold keeps it at the workers' concurrent hashes.
-fn return_large_allocations_to_the_os() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: mallopt only changes the allocator's tuning parameter; it
-        // is called once at start-up, before any worker thread exists.
-        let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20) };
-        if ok != 1 {
-            log::warn!("mallopt(M_MMAP_THRESHOLD) failed; memory may grow with logins");
-        }
-    }
+/// One busy-time source per I/O loop, for the hash gate
+/// ([`runtime::HashGate`]), which does not know about event loops.
+fn busy_time_sources(server: &TcpServer) -> Vec<BusyTime> {
+    let busy = |lp: EventLoopHandle| -> BusyTime { Box::new(move || lp.busy_time()) };
+    server.io_loops().into_iter().map(busy).collect()
 }
 
+/// The readiness line tests and operators wait for.
 fn announce(addr: SocketAddr, db: &str, cluster: Option<&Cluster>) {
     let node = cluster.map_or_else(String::new, |c| format!(", cluster node: {}", c.node_id()));
     let line = format!(

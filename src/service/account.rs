@@ -44,7 +44,7 @@ use serde_json::{Map, Value};
 use super::session::Login;
 use super::{user_key, Ctx, Me, Presence, Service, Session};
 use crate::cluster::Claim;
-use crate::protocol::types::{GroupInfo, UserInfo};
+use crate::model::{GroupInfo, UserInfo};
 use crate::protocol::{encode, errno, reply};
 use crate::storage::{Store, StoreError, UserRecord};
 

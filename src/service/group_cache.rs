@@ -11,54 +11,46 @@
 //! Join, quit and dismiss update the cache right after their database commit
 //! (and before their ack). A *load* (after a miss) reads the database without
 //! a lock, so it could race with such a change and store a stale list. Each
-//! shard therefore has a generation number that every change bumps; a load
-//! remembers the generation before its query and stores its result only if
-//! the generation is unchanged. A refused load is simply loaded again on the
+//! shard of the cache's [`ShardedMap`] therefore carries a generation
+//! number (the shard's `meta`) that every change bumps; a load remembers
+//! the generation before its query and stores its result only if the
+//! generation is unchanged. A refused load is simply loaded again on the
 //! next miss.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use crate::runtime::ShardedMap;
 
 const SHARDS: usize = 16;
 
 /// Sorted member ids of one group.
 pub type Members = Arc<Vec<i64>>;
 
-#[derive(Default)]
-struct Shard {
-    generation: u64,
-    groups: HashMap<i64, Members>,
-}
-
-/// The cache. See the [module docs](self).
+/// The cache. See the [module docs](self). Every method may be called from
+/// any thread and holds one shard's lock for a lookup or a small update.
 pub struct GroupCache {
-    shards: Vec<Mutex<Shard>>,
+    /// gid → members; each shard's `meta` is its generation.
+    groups: ShardedMap<i64, Members, u64>,
 }
 
 impl Default for GroupCache {
     fn default() -> Self {
         GroupCache {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            groups: ShardedMap::new(SHARDS),
         }
     }
 }
 
 impl GroupCache {
-    fn shard(&self, gid: i64) -> &Mutex<Shard> {
-        &self.shards[(gid.unsigned_abs() % SHARDS as u64) as usize]
-    }
-
     /// The members of `gid`, if cached.
     pub fn get(&self, gid: i64) -> Option<Members> {
-        self.shard(gid).lock().groups.get(&gid).cloned()
+        self.groups.lock(&gid).get(&gid).cloned()
     }
 
     /// The generation to pass to [`GroupCache::insert_loaded`]; read it
     /// *before* querying the database.
     pub fn generation(&self, gid: i64) -> u64 {
-        self.shard(gid).lock().generation
+        self.groups.lock(&gid).meta
     }
 
     /// Stores a list read from the database, unless a change happened since
@@ -66,19 +58,19 @@ impl GroupCache {
     pub fn insert_loaded(&self, gid: i64, generation: u64, mut members: Vec<i64>) -> bool {
         members.sort_unstable();
         members.dedup();
-        let mut shard = self.shard(gid).lock();
-        if shard.generation != generation {
+        let mut shard = self.groups.lock(&gid);
+        if shard.meta != generation {
             return false;
         }
-        shard.groups.insert(gid, Arc::new(members));
+        shard.insert(gid, Arc::new(members));
         true
     }
 
     /// A new group with its creator (after the create commit).
     pub fn created(&self, gid: i64, creator: i64) {
-        let mut shard = self.shard(gid).lock();
-        shard.generation += 1;
-        shard.groups.insert(gid, Arc::new(vec![creator]));
+        let mut shard = self.groups.lock(&gid);
+        shard.meta += 1;
+        shard.insert(gid, Arc::new(vec![creator]));
     }
 
     /// `uid` joined `gid` (after the commit).
@@ -101,15 +93,17 @@ impl GroupCache {
 
     /// `gid` was dismissed (after the commit).
     pub fn dismissed(&self, gid: i64) {
-        let mut shard = self.shard(gid).lock();
-        shard.generation += 1;
-        shard.groups.remove(&gid);
+        let mut shard = self.groups.lock(&gid);
+        shard.meta += 1;
+        shard.remove(&gid);
     }
 
+    /// Bumps the generation of `gid`'s shard and edits its list in place
+    /// (a copy when a reader still holds the old one), if it is cached.
     fn change(&self, gid: i64, f: impl FnOnce(&mut Vec<i64>)) {
-        let mut shard = self.shard(gid).lock();
-        shard.generation += 1;
-        if let Some(members) = shard.groups.get_mut(&gid) {
+        let mut shard = self.groups.lock(&gid);
+        shard.meta += 1;
+        if let Some(members) = shard.get_mut(&gid) {
             f(Arc::make_mut(members));
         }
     }

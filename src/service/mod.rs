@@ -44,12 +44,9 @@ pub mod cluster_node;
 pub mod friends;
 pub mod group_cache;
 pub mod groups;
-pub mod hash_gate;
 pub mod known;
 pub mod online;
-pub mod password;
 pub mod session;
-pub mod workers;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -59,15 +56,13 @@ use serde_json::{Map, Value};
 
 use crate::cluster::Cluster;
 use crate::protocol::{encode, errno, msg_id, parse, reply, Request};
+use crate::runtime::{BusyTime, HashGate, PasswordHasher, Priority, WorkerPool};
 use crate::storage::{Store, StoreError};
 pub use cluster_node::ClusterNode;
 pub use group_cache::GroupCache;
-pub use hash_gate::HashGate;
 pub use known::KnownUsers;
 pub use online::{OnlineMap, Presence};
-pub use password::PasswordHasher;
 pub use session::{Login, Session};
-pub use workers::{Priority, WorkerPool};
 
 /// How much lower the database workers' priority is than the I/O threads'
 /// (see [`WorkerPool`]).
@@ -209,9 +204,10 @@ impl Service {
         }))
     }
 
-    /// Lets password hashing watch how busy the server's I/O loops are
-    /// (see [`HashGate`]). Call it once, after the server has started them.
-    pub fn watch_io_loops(&self, loops: Vec<net::EventLoopHandle>) {
+    /// Lets password hashing watch how busy the server's I/O loops are,
+    /// given one busy-time source per loop (see [`HashGate`]). Call it
+    /// once, after the server has started them.
+    pub fn watch_io_loops(&self, loops: Vec<BusyTime>) {
         self.hash_gate.watch(loops);
     }
 

@@ -1,9 +1,10 @@
 //! `OnlineMap`: who is logged in on this node, and where their connection is.
 //!
-//! The map is read on every chat message, by every I/O thread, so it is cut
-//! into [`SHARDS`] independent `parking_lot` mutexes by user id: two messages
-//! for different users almost never meet on a lock, and no lock is held for
-//! more than a hash lookup (the send itself happens after unlocking).
+//! The map is read on every chat message, by every I/O thread, so it is a
+//! [`ShardedMap`] of [`SHARDS`] independent `parking_lot` mutexes by user
+//! id: two messages for different users almost never meet on a lock, and
+//! no lock is held for more than a hash lookup (the send itself happens
+//! after unlocking).
 //!
 //! An entry is either [`Presence::Online`] with the user's connection, or
 //! [`Presence::LoggingIn`] while the login's second phase runs on a worker:
@@ -20,10 +21,10 @@
 //! reads the offline table. Lock order: a session's mutex, then a shard
 //! here; never two shards at once.
 
-use std::collections::HashMap;
-
 use net::TcpConnectionPtr;
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::MutexGuard;
+
+use crate::runtime::{self, ShardedMap};
 
 /// Number of independent locks.
 pub const SHARDS: usize = 64;
@@ -52,49 +53,39 @@ impl Presence {
     }
 }
 
-/// One shard: user id → presence.
-pub type Shard = HashMap<i64, Presence>;
+/// One shard: user id → presence (a [`runtime::Shard`], used as a
+/// `HashMap`).
+pub type Shard = runtime::Shard<i64, Presence>;
 
-/// The sharded map. See the [module docs](self).
+/// The sharded map. See the [module docs](self). Every method may be
+/// called from any thread; none holds a lock when it returns, except
+/// [`lock`](Self::lock)'s guard.
 pub struct OnlineMap {
-    shards: Vec<Mutex<Shard>>,
+    shards: ShardedMap<i64, Presence>,
 }
 
 impl Default for OnlineMap {
     fn default() -> Self {
         OnlineMap {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: ShardedMap::new(SHARDS),
         }
     }
 }
 
 impl OnlineMap {
-    /// Locks the shard that holds `uid`. Keep the guard briefly.
+    /// Locks the shard that holds `uid`. Keep the guard briefly, and lock
+    /// no other shard while holding it (see the lock rule above).
     pub fn lock(&self, uid: i64) -> MutexGuard<'_, Shard> {
-        self.shards[(uid.unsigned_abs() % SHARDS as u64) as usize].lock()
+        self.shards.lock(&uid)
     }
 
     /// `true` when `uid` is logged in (or logging in) on this node.
     pub fn contains(&self, uid: i64) -> bool {
-        self.lock(uid).contains_key(&uid)
+        self.shards.contains_key(&uid)
     }
 
     /// Every user id in the map (a snapshot, shard by shard).
     pub fn uids(&self) -> Vec<i64> {
-        let mut out = Vec::new();
-        for s in &self.shards {
-            out.extend(s.lock().keys().copied());
-        }
-        out
-    }
-
-    /// Number of entries (a snapshot).
-    pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len()).sum()
-    }
-
-    /// `true` when nobody is online.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.shards.keys()
     }
 }

@@ -42,7 +42,7 @@ use std::sync::Arc;
 pub use self::error::StoreError;
 pub use self::mysql_store::MysqlStore;
 pub use self::sqlite_store::SqliteStore;
-use crate::protocol::{GroupInfo, MemberInfo, UserInfo};
+use crate::model::{GroupInfo, MemberInfo, UserInfo};
 
 /// An account as stored, including what only the service may see.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use mysql::{Params, Pool, TxOpts, Value};
 
 use super::sql::{self, CHUNK};
 use super::{JoinOutcome, Store, StoreError, UserRecord};
-use crate::protocol::{state_str, GroupInfo, MemberInfo, UserInfo};
+use crate::model::{state_str, GroupInfo, MemberInfo, UserInfo};
 
 /// The MySQL schema: `chat.sql` at the top of the repository.
 const SCHEMA: &str = include_str!("../../chat.sql");

@@ -1,4 +1,5 @@
-//! The SQL both stores share, and turning its rows into protocol types.
+//! The SQL both stores share, and turning its rows into [model](crate::model)
+//! types.
 //!
 //! SQLite and MySQL agree on plain `SELECT`, `UPDATE` and `DELETE` with `?`
 //! placeholders, so those statements live here once. Inserts differ (how
@@ -7,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::StoreError;
-use crate::protocol::{state_str, GroupInfo, MemberInfo, Role, UserInfo};
+use crate::model::{state_str, GroupInfo, MemberInfo, Role, UserInfo};
 
 /// Most values bound in one statement built by [`placeholders`]; well below
 /// SQLite's and MySQL's limits, and large enough to make round trips rare.

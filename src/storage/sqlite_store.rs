@@ -21,7 +21,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Tra
 
 use super::sql::{self, CHUNK};
 use super::{JoinOutcome, Store, StoreError, UserRecord};
-use crate::protocol::{state_str, GroupInfo, MemberInfo, UserInfo};
+use crate::model::{state_str, GroupInfo, MemberInfo, UserInfo};
 
 /// The schema, run at every open (it only creates what is missing).
 const SCHEMA: &str = include_str!("sqlite_schema.sql");

@@ -1,6 +1,6 @@
 //! The store-independent tests. Each takes a fresh, empty store.
 
-use crate::protocol::{GroupInfo, MemberInfo, Role, UserInfo};
+use crate::model::{GroupInfo, MemberInfo, Role, UserInfo};
 use crate::storage::{JoinOutcome, Store};
 
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";

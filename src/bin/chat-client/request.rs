@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::clock;
 use super::command::{Account, Command};
-use crate::protocol::msg_id;
+use chat::protocol::msg_id;
 
 /// The account logged in on this connection, as the login ack named it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,11 +24,11 @@
 //! A pool's threads can run at a lower scheduling [`Priority`] than the I/O
 //! threads. The service keeps two pools: the database workers (nice 5) and
 //! the password hashers (`--hash-priority`: by default Linux's `SCHED_IDLE`
-//! class), so that on a busy
-//! machine a storm of logins, each an argon2 hash of tens of milliseconds,
-//! waits for the CPU rather than the chat traffic of users already logged
-//! in. (The hashers are also held back while the I/O threads are busy; see
-//! [`HashGate`](super::HashGate).)
+//! class), so that on a busy machine a storm of logins, each an argon2 hash
+//! of tens of milliseconds, waits for the CPU rather than the chat traffic
+//! of users already logged in. (The hashers are also held back while the
+//! I/O threads are busy; see [`HashGate`](super::HashGate), and the
+//! [runtime docs](super) for the whole picture.)
 //!
 //! # Shutdown
 //!
@@ -44,6 +44,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use parking_lot::Mutex;
+
+use super::Priority;
 
 /// A unit of work.
 type Job = Box<dyn FnOnce() + Send>;
@@ -63,7 +65,7 @@ pub struct WorkerPool {
 
 impl WorkerPool {
     /// Starts `n` threads (at least one) named `<name><i>`, each at
-    /// `priority`.
+    /// `priority`. Any thread; the server builds its pools once, at start.
     ///
     /// # Errors
     /// If a thread cannot be spawned.
@@ -91,17 +93,7 @@ impl WorkerPool {
         })
     }
 
-    /// Number of workers (shards).
-    pub fn len(&self) -> usize {
-        self.queues.len()
-    }
-
-    /// Always `false`: a pool has at least one worker.
-    pub fn is_empty(&self) -> bool {
-        self.queues.is_empty()
-    }
-
-    /// The worker that runs jobs submitted with `key`.
+    /// The worker that runs jobs submitted with `key`; any thread.
     pub fn shard_of(&self, key: u64) -> usize {
         (key % self.queues.len() as u64) as usize
     }
@@ -118,14 +110,15 @@ impl WorkerPool {
         }
     }
 
-    /// Jobs queued or running.
+    /// Jobs queued or running; any thread.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
     }
 
     /// Waits (at most `timeout`) until every queued job, and every job those
     /// submit, has run; then stops and joins the workers. Returns `false` if
-    /// the timeout expired with jobs left (they are abandoned).
+    /// the timeout expired with jobs left (they are abandoned). Any thread
+    /// but the pool's own workers (a worker would wait for itself).
     pub fn shutdown(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut drained = true;
@@ -149,51 +142,6 @@ impl WorkerPool {
             }
         }
         drained
-    }
-}
-
-/// How a pool's threads compete with the I/O threads for the CPU. Both
-/// settings belong to the thread on Linux, so they leave the I/O threads
-/// alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Priority {
-    /// The process's nice value plus this much (0 keeps it). Under the
-    /// fair scheduler nice 5 weighs a third of nice 0, nice 19 a
-    /// seventieth: the thread still gets that share of a busy core.
-    Nice(i32),
-    /// `SCHED_IDLE`: the thread runs only on a core that nothing else
-    /// wants, and gives it up the moment another thread wakes there. Its
-    /// work waits as long as the machine is saturated.
-    Idle,
-}
-
-impl Priority {
-    /// Applies the priority to the calling thread. A failure is logged:
-    /// the thread then runs at the normal priority, which is slower for
-    /// other threads but not wrong.
-    fn apply(self) {
-        // SAFETY: plain system calls on the calling thread (id 0 or its own
-        // tid); the only memory passed is a local `sched_param`.
-        let failed = unsafe {
-            match self {
-                Priority::Nice(0) => false,
-                Priority::Nice(nice) => {
-                    let tid = libc::gettid() as libc::id_t;
-                    let current = libc::getpriority(libc::PRIO_PROCESS, tid);
-                    libc::setpriority(libc::PRIO_PROCESS, tid, current + nice) != 0
-                }
-                Priority::Idle => {
-                    let param = libc::sched_param { sched_priority: 0 };
-                    libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0
-                }
-            }
-        };
-        if failed {
-            log::warn!(
-                "worker priority {self:?}: {}",
-                std::io::Error::last_os_error()
-            );
-        }
     }
 }
 

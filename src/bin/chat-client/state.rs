@@ -1,8 +1,10 @@
-//! The state shared by the two threads of a client: who is logged in, which
-//! reply the input thread is waiting for, and whether the connection is open.
+//! `ClientState`: what the two threads of a client share: who is logged
+//! in, which reply the input thread is waiting for, and whether the
+//! connection is open. (The server's per-connection login state is its
+//! own `Session`; this is the client's side and a different thing.)
 //!
-//! The reader thread calls [`Session::on_message`] for every message and
-//! [`Session::on_closed`] once; the input thread asks and waits. A
+//! The reader thread calls [`ClientState::on_message`] for every message
+//! and [`ClientState::on_closed`] once; the input thread asks and waits. A
 //! `Mutex` and a `Condvar` are all it takes: there is one waiter.
 
 use parking_lot::{Condvar, Mutex};
@@ -24,13 +26,13 @@ pub enum Wait {
 
 /// Shared state; see the module docs. Safe to use from any thread.
 #[derive(Debug, Default)]
-pub struct Session {
-    state: Mutex<State>,
+pub struct ClientState {
+    state: Mutex<Inner>,
     changed: Condvar,
 }
 
 #[derive(Debug, Default)]
-struct State {
+struct Inner {
     /// The logged-in account, from the last login or refresh ack.
     user: Option<User>,
     /// The msgId of the request whose reply the input thread waits for.
@@ -41,10 +43,10 @@ struct State {
     leaving: bool,
 }
 
-impl Session {
-    /// A session with nobody logged in and the connection open.
-    pub fn new() -> Session {
-        Session::default()
+impl ClientState {
+    /// A state with nobody logged in and the connection open.
+    pub fn new() -> ClientState {
+        ClientState::default()
     }
 
     /// The logged-in account, if any.
@@ -89,11 +91,6 @@ impl Session {
             }
         }
         state.closed
-    }
-
-    /// Whether the connection has closed.
-    pub fn is_closed(&self) -> bool {
-        self.state.lock().closed
     }
 
     /// Reader thread: records what `message` changes (login, logout) and

@@ -1,4 +1,8 @@
-//! `chat-client`: the command-line client, as a library the binary calls.
+//! `chat-client [HOST:PORT]`: the command-line chat client.
+//!
+//! It is a program of its own, not part of the server's library: these
+//! modules use the library's [`chat::protocol`] (and the
+//! [`chat::model`] types its replies carry) and nothing else of it.
 //!
 //! The client is two threads around one blocking `TcpStream`: the input
 //! thread reads commands (from rustyline on a terminal, from standard input
@@ -14,33 +18,28 @@
 //! | [`connection`] | the socket and the reader thread, framing with `protocol::codec` |
 //! | [`incoming`] | a server message → [`Incoming`](incoming::Incoming) |
 //! | [`render`] | an incoming message → lines of text; errno in plain words |
-//! | [`session`] | state shared by the threads: who is logged in, the awaited reply |
+//! | [`state`] | [`ClientState`](state::ClientState), shared by the threads: who is logged in, the awaited reply |
 //! | [`chat_client`] | runs commands, waits for acks, wires the reader to the output |
 //! | [`interactive`] | the terminal mode: menu, prompt, hidden passwords |
 //! | [`batch`] | the non-interactive mode for scripts and tests |
 //! | [`output`], [`style`], [`help`], [`line_helper`], [`terminal`], [`clock`] | printing, colours, help text, completion, termios, local time |
 
-pub mod batch;
-pub mod chat_client;
-pub mod clock;
-pub mod command;
-pub mod connection;
-pub mod help;
-pub mod incoming;
-pub mod interactive;
-pub mod line_helper;
-pub mod options;
-pub mod output;
-pub mod render;
-pub mod request;
-pub mod session;
-pub mod style;
-pub mod terminal;
-
-#[cfg(test)]
-mod command_tests;
-#[cfg(test)]
-mod incoming_tests;
+mod batch;
+mod chat_client;
+mod clock;
+mod command;
+mod connection;
+mod help;
+mod incoming;
+mod interactive;
+mod line_helper;
+mod options;
+mod output;
+mod render;
+mod request;
+mod state;
+mod style;
+mod terminal;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -48,12 +47,16 @@ use std::process::ExitCode;
 use connection::Connection;
 use options::{Invocation, USAGE};
 
+fn main() -> ExitCode {
+    run(std::env::args().skip(1))
+}
+
 /// The whole program: parses `args` (without the program name), connects,
 /// and runs the mode that suits standard input.
 ///
 /// Exit status: 0 after `quit` or end of input, 1 when the server cannot be
 /// reached or the connection is lost, 2 for a bad command line.
-pub fn main(args: impl IntoIterator<Item = String>) -> ExitCode {
+fn run(args: impl IntoIterator<Item = String>) -> ExitCode {
     let options = match options::parse(args) {
         Ok(Invocation::Run(options)) => options,
         Ok(Invocation::Help) => {

@@ -1,10 +1,10 @@
-//! Tests of [`command::parse`](super::command::parse) and
-//! [`request::build`](super::request::build).
+//! Tests of [`command::parse`](super::parse) and
+//! [`request::build`](crate::request::build).
 
 use serde_json::json;
 
-use super::command::{parse, Account, Command, CommandError};
-use super::request::{build, User};
+use super::{parse, Account, Command, CommandError};
+use crate::request::{build, User};
 
 fn ok(line: &str) -> Command {
     match parse(line) {

@@ -1,9 +1,9 @@
-//! Tests of [`codec`](super::codec): framing of concatenated JSON values.
+//! Tests of [`codec`](super): framing of concatenated JSON values.
 
 use serde_json::{json, Map, Value};
 
-use super::codec::{decode, encode, encode_into, DecodeError};
-use super::msg_id::{errno, ERROR_MSG};
+use super::{decode, encode, encode_into, DecodeError};
+use crate::protocol::msg_id::{errno, ERROR_MSG};
 
 const MAX: usize = 64 * 1024;
 

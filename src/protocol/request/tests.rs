@@ -1,9 +1,9 @@
-//! Tests of [`request`](super::request): every request kind, and the errors.
+//! Tests of [`request`](super): every request kind, and the errors.
 
 use serde_json::{json, Value};
 
-use super::msg_id::{self, errno};
-use super::request::{parse, ProtocolError, Request};
+use super::{parse, ProtocolError, Request};
+use crate::protocol::msg_id::{self, errno};
 
 fn p(v: Value) -> Result<Request, ProtocolError> {
     match v {

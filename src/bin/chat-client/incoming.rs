@@ -11,7 +11,7 @@
 use serde_json::{Map, Value};
 
 use super::request::User;
-use crate::protocol::{errno, msg_id, reply};
+use chat::protocol::{errno, msg_id, reply};
 
 /// One message from the server.
 #[derive(Debug, Clone, PartialEq)]
@@ -351,3 +351,6 @@ fn list<'a>(
         _ => None,
     })
 }
+
+#[cfg(test)]
+mod tests;

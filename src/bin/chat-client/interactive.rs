@@ -93,7 +93,7 @@ fn session(conn: Connection, options: &Options) -> io::Result<ExitCode> {
 
 /// `alice(5)> ` once logged in, `chat> ` before.
 fn prompt(client: &ChatClient) -> String {
-    match client.session().user() {
+    match client.state().user() {
         Some(u) => format!(
             "{}> ",
             client.style().bold(&format!("{}({})", u.name, u.uid))
@@ -106,7 +106,7 @@ fn prompt(client: &ChatClient) -> String {
 fn handle(editor: &mut LineEditor, client: &ChatClient, line: &str) -> io::Result<Flow> {
     let out = client.output();
     let style = client.style();
-    let logged_in = client.session().user().is_some();
+    let logged_in = client.state().user().is_some();
     let command = match (logged_in, line.trim()) {
         (false, "1") => menu_login(editor)?,
         (false, "2") => menu_register(editor)?,
@@ -127,7 +127,7 @@ fn handle(editor: &mut LineEditor, client: &ChatClient, line: &str) -> io::Resul
         return Ok(Flow::Continue);
     };
     let flow = client.run(&command);
-    if command == Command::Logout && client.session().user().is_none() {
+    if command == Command::Logout && client.state().user().is_none() {
         out.lines(&help::menu(style));
     }
     Ok(flow)

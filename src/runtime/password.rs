@@ -1,4 +1,5 @@
-//! Password hashing with argon2id, run on the hashing threads (never on an I/O thread).
+//! `PasswordHasher`: argon2id, run on the hashing threads (never on an I/O
+//! thread), in working memory each thread keeps.
 //!
 //! The original stored and compared passwords in plain text. Here the store
 //! holds PHC strings (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`): the
@@ -6,7 +7,9 @@
 //! older configuration, or the small costs the tests use) still verify.
 //!
 //! Hashing is deliberately slow (tens of milliseconds at the default cost),
-//! which is why it never runs on an I/O thread.
+//! which is why it never runs on an I/O thread. Where it runs instead, and
+//! how that is kept from slowing the chat, is the [runtime](super)'s
+//! subject; this module's share is the working memory.
 //!
 //! # Working memory
 //!
@@ -16,7 +19,7 @@
 //! costs about 4,900 page faults (each a zeroed 4 KiB page) and, on
 //! `munmap`, a TLB flush that interrupts every core running one of the
 //! server's threads, the I/O threads included. Here each hashing thread
-//! keeps one working area and reuses it ([`with_blocks`]), so after the
+//! keeps one working area and reuses it (`with_blocks`), so after the
 //! first hash no memory is mapped or unmapped at all. The contents need
 //! no clearing between hashes: argon2 writes every block before it reads
 //! it.
@@ -26,7 +29,9 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
-/// Hashes new passwords with fixed argon2id costs and verifies any argon2 hash.
+/// Hashes new passwords with fixed argon2id costs and verifies any argon2
+/// hash. Cheap to clone and `Send + Sync`: the service keeps one and every
+/// hashing thread uses it.
 #[derive(Clone)]
 pub struct PasswordHasher {
     argon2: Argon2<'static>,
@@ -37,7 +42,7 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     /// A hasher with `memory_kib` KiB of memory and `passes` passes per hash,
-    /// one lane.
+    /// one lane. Any thread: it only checks the costs.
     ///
     /// # Errors
     /// Costs argon2 does not accept (memory below 8 KiB, zero passes).
@@ -49,7 +54,8 @@ impl PasswordHasher {
         })
     }
 
-    /// The PHC string of `password` with a fresh random salt.
+    /// The PHC string of `password` with a fresh random salt. Hashing
+    /// threads only: it takes the full cost of a hash.
     ///
     /// # Errors
     /// If the system's random source fails.
@@ -72,7 +78,7 @@ impl PasswordHasher {
     }
 
     /// `true` when `password` matches the stored `hash`. A malformed stored
-    /// hash never matches.
+    /// hash never matches. Hashing threads only, like [`hash`](Self::hash).
     pub fn verify(&self, password: &str, hash: &str) -> bool {
         match verify_phc(password, hash) {
             Ok(matches) => matches,
@@ -148,7 +154,7 @@ impl PasswordHasher {
     /// Spends the time of a verification when there is no account to
     /// verify against, so that "no such account" and "wrong password" take
     /// as long as each other and response times do not reveal which
-    /// account names exist.
+    /// account names exist. Hashing threads only.
     pub fn verify_nothing(&self, password: &str) {
         let dummy = self.dummy.get_or_init(|| {
             self.hash("no account has this password")

@@ -20,7 +20,7 @@ use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crate::protocol::codec;
+use chat::protocol::codec;
 
 /// The largest single message the client accepts. Far above the server's
 /// request limit: a login ack carries every offline message at once.

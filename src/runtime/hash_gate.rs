@@ -3,8 +3,9 @@
 //! # Why a gate on top of the idle scheduling class
 //!
 //! By default the hashing threads already run in Linux's `SCHED_IDLE`
-//! class ([`Priority::Idle`](super::Priority), `--hash-priority idle`): they get only CPU that nothing
-//! else wants, and yield it the moment an I/O thread wakes. That is not
+//! class ([`Priority::Idle`](super::Priority), `--hash-priority idle`):
+//! they get only CPU that nothing else wants, and yield it the moment an
+//! I/O thread wakes. That is not
 //! enough on a small machine. A server that answers chat traffic within
 //! milliseconds still leaves short idle gaps on its cores, the hashing
 //! thread fills them, and each argon2 hash (19 MiB written and read back at
@@ -14,18 +15,31 @@
 //! by about 13 %.
 //!
 //! So before each hash the hashing thread looks at how busy the I/O loops
-//! have been ([`EventLoopHandle::busy_time`], summed over the loops): while
-//! they worked more than [`BUSY_ABOVE`] of the time, it waits, re-checking
+//! have been (their [`BusyTime`], summed over the loops): while they
+//! worked more than [`BUSY_ABOVE`] of the time, it waits, re-checking
 //! every [`RECHECK`], for at most `max_wait` (`--hash-max-wait`). The bound
 //! keeps logins moving when the server is busy for a long time: at least
 //! one hash per `max_wait` per hashing thread. On a quiet server the check
 //! costs two clock reads and nothing else.
+//!
+//! # Where the busy time comes from
+//!
+//! The gate knows nothing about event loops. The server hands it one
+//! [`BusyTime`] source per I/O loop ([`HashGate::watch`]): a function that
+//! returns how long that loop has worked in total since it started
+//! (`chat-server` builds them from `net`'s loop handles). Anything that
+//! only grows with the work done fits, which also lets the tests drive the
+//! gate with plain counters.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use net::EventLoopHandle;
 use parking_lot::Mutex;
+
+/// One I/O loop's total busy time so far: how long it has spent handling
+/// events, timers and queued work, as opposed to waiting in its poller.
+/// Called from the hashing threads, so it must be cheap and never block.
+pub type BusyTime = Box<dyn Fn() -> Duration + Send + Sync>;
 
 /// The share of the time the I/O loops may be busy for a hash to start at
 /// once.
@@ -37,7 +51,8 @@ pub const RECHECK: Duration = Duration::from_millis(10);
 
 /// See the [module documentation](self).
 pub struct HashGate {
-    loops: OnceLock<Vec<EventLoopHandle>>,
+    /// One busy-time source per I/O loop; set once by [`HashGate::watch`].
+    loops: OnceLock<Vec<BusyTime>>,
     max_wait: Duration,
     last: Mutex<Sample>,
 }
@@ -53,6 +68,7 @@ struct Sample {
 impl HashGate {
     /// A gate that lets a hash wait at most `max_wait`; zero never waits.
     /// It lets everything through until [`watch`](Self::watch) is called.
+    /// Any thread.
     pub fn new(max_wait: Duration) -> HashGate {
         HashGate {
             loops: OnceLock::new(),
@@ -65,9 +81,10 @@ impl HashGate {
         }
     }
 
-    /// Starts watching the server's I/O loops; once, after the server has
-    /// started them. Later calls are ignored.
-    pub fn watch(&self, loops: Vec<EventLoopHandle>) {
+    /// Starts watching the server's I/O loops, given as one busy-time
+    /// source each; once, after the server has started them. Later calls
+    /// are ignored. Any thread (the server calls it on its main thread).
+    pub fn watch(&self, loops: Vec<BusyTime>) {
         let busy = total_busy(&loops);
         *self.last.lock() = Sample {
             at: Instant::now(),
@@ -80,7 +97,7 @@ impl HashGate {
     /// Hashing thread, before a hash: returns once the I/O loops were less
     /// than [`BUSY_ABOVE`] busy since the last look, or after `max_wait`.
     /// Returns how long it waited: zero when it let the hash through at
-    /// once.
+    /// once. Hashing threads only: it sleeps.
     pub fn wait(&self) -> Duration {
         let Some(loops) = self.loops.get().filter(|l| !l.is_empty()) else {
             return Duration::ZERO;
@@ -108,7 +125,7 @@ impl HashGate {
     /// look less than [`RECHECK`] after the previous one repeats its answer:
     /// a shorter interval says too little (cheap hashes, in tests, come
     /// hundreds per second).
-    fn busy_share(&self, loops: &[EventLoopHandle]) -> f64 {
+    fn busy_share(&self, loops: &[BusyTime]) -> f64 {
         let mut last = self.last.lock();
         let now = Instant::now();
         let since = now.duration_since(last.at);
@@ -128,38 +145,36 @@ impl HashGate {
     }
 }
 
-fn total_busy(loops: &[EventLoopHandle]) -> Duration {
-    loops.iter().map(EventLoopHandle::busy_time).sum()
+fn total_busy(loops: &[BusyTime]) -> Duration {
+    loops.iter().map(|busy| busy()).sum()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use net::EventLoopThread;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
-    /// Keeps `handle`'s loop working until `stop` is set: a closure that
-    /// spins for 5 ms and queues itself again.
-    fn keep_busy(handle: EventLoopHandle, stop: Arc<AtomicBool>) {
-        let again = handle.clone();
-        handle.queue_in_loop(move |_| {
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_millis(5) {
-                std::hint::spin_loop();
+    /// A loop that is idle until `busy` is set, then busy all the time:
+    /// its busy time grows like the clock while the flag is up.
+    fn fake_loop(busy: Arc<AtomicBool>) -> BusyTime {
+        let total = Mutex::new((Instant::now(), Duration::ZERO));
+        Box::new(move || {
+            let (at, worked) = &mut *total.lock();
+            let now = Instant::now();
+            if busy.load(Ordering::Relaxed) {
+                *worked += now.duration_since(*at);
             }
-            if !stop.load(Ordering::Relaxed) {
-                keep_busy(again, stop);
-            }
-        });
+            *at = now;
+            *worked
+        })
     }
 
     #[test]
     fn waits_for_a_busy_loop_but_not_longer_than_max_wait() {
-        let mut thread = EventLoopThread::new("gate-test", None);
-        let handle = thread.start_loop().unwrap();
+        let busy = Arc::new(AtomicBool::new(false));
         let gate = HashGate::new(Duration::from_millis(400));
-        gate.watch(vec![handle.clone()]);
+        gate.watch(vec![fake_loop(busy.clone())]);
 
         // Idle loop: no wait at all, however often it is asked.
         std::thread::sleep(Duration::from_millis(50));
@@ -167,11 +182,9 @@ mod tests {
             assert_eq!(gate.wait(), Duration::ZERO);
         }
 
-        let stop = Arc::new(AtomicBool::new(false));
-        keep_busy(handle.clone(), stop.clone());
+        busy.store(true, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(50));
         let waited = gate.wait();
-        stop.store(true, Ordering::Relaxed);
         assert!(
             waited >= Duration::from_millis(400),
             "waited only {waited:?}"
@@ -180,16 +193,27 @@ mod tests {
     }
 
     #[test]
+    fn a_hash_goes_as_soon_as_the_loops_calm_down() {
+        let busy = Arc::new(AtomicBool::new(true));
+        let gate = HashGate::new(Duration::from_secs(30));
+        gate.watch(vec![fake_loop(busy.clone()), fake_loop(busy.clone())]);
+        std::thread::sleep(Duration::from_millis(50));
+        let calm = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            busy.store(false, Ordering::Relaxed);
+        });
+        let waited = gate.wait();
+        calm.join().unwrap();
+        assert!(waited >= Duration::from_millis(50), "waited {waited:?}");
+        assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+    }
+
+    #[test]
     fn an_unwatched_or_disabled_gate_never_waits() {
         assert_eq!(HashGate::new(Duration::from_secs(5)).wait(), Duration::ZERO);
-        let mut thread = EventLoopThread::new("gate-test", None);
-        let handle = thread.start_loop().unwrap();
         let gate = HashGate::new(Duration::ZERO);
-        gate.watch(vec![handle.clone()]);
-        let stop = Arc::new(AtomicBool::new(false));
-        keep_busy(handle, stop.clone());
+        gate.watch(vec![fake_loop(Arc::new(AtomicBool::new(true)))]);
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(gate.wait(), Duration::ZERO);
-        stop.store(true, Ordering::Relaxed);
     }
 }

@@ -1,9 +1,20 @@
-//! Plain data about users and groups, shared by the storage layer (which
-//! loads it) and the reply builders (which put it on the wire).
+//! The domain model: users, groups and their members, as the service
+//! thinks of them.
 //!
-//! These structs carry no behaviour and no database or JSON types, so any
-//! layer can build or read them. Their wire forms are written by
-//! [`reply`](super::reply).
+//! These structs carry no behaviour and no database, JSON or socket types,
+//! so every layer can build or read them: [`storage`](crate::storage)
+//! loads them from its tables, the service fills in who is online, and
+//! [`protocol::reply`](crate::protocol::reply) writes their wire forms.
+//! The model depends on nothing in this crate; storage and protocol both
+//! depend on it, and not on each other.
+//!
+//! | item | what it is | on the wire | in the database |
+//! |---|---|---|---|
+//! | [`UserInfo`] | an account as others see it | `uid`, `username`, `state` | `user` |
+//! | [`GroupInfo`] | a group, with its members when asked | `gid`, `groupname`, `groupdesc`, `groupusers` | `allgroup` |
+//! | [`MemberInfo`] | one member of a group | a user plus `grouprole` | `groupuser` |
+//! | [`Role`] | creator or normal member | `grouprole` | `groupuser.grouprole` |
+//! | [`state_str`] | the online flag as text | `state` | `user.state` |
 
 use std::fmt;
 
@@ -87,5 +98,20 @@ pub fn state_str(online: bool) -> &'static str {
         "online"
     } else {
         "offline"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{state_str, Role};
+
+    #[test]
+    fn roles_and_states() {
+        assert_eq!(Role::parse("creator"), Some(Role::Creator));
+        assert_eq!(Role::parse(Role::Normal.as_str()), Some(Role::Normal));
+        assert_eq!(Role::parse("admin"), None);
+        assert_eq!(Role::Creator.to_string(), "creator");
+        assert_eq!(state_str(true), "online");
+        assert_eq!(state_str(false), "offline");
     }
 }

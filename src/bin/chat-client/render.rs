@@ -28,7 +28,7 @@ use super::incoming::{
 };
 use super::request::command_name;
 use super::style::{clean, Style};
-use crate::protocol::{errno, msg_id};
+use chat::protocol::{errno, msg_id};
 
 /// The lines that show `message`.
 pub fn render(message: &Incoming, style: &Style) -> Vec<String> {

@@ -26,7 +26,9 @@ impl Style {
         }
     }
 
-    /// No colours at all.
+    /// No colours at all (the tests' style; the program picks with
+    /// [`for_stdout`](Self::for_stdout)).
+    #[cfg(test)]
     pub fn plain() -> Style {
         Style { color: false }
     }

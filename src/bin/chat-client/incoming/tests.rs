@@ -1,13 +1,14 @@
-//! Tests of [`incoming::parse`](super::incoming::parse) and
-//! [`render`](super::render::render), fed with replies built by the server's
+//! Tests of [`incoming::parse`](super::parse) and
+//! [`render`](crate::render::render), fed with replies built by the server's
 //! own `protocol::reply` builders so the two sides cannot drift apart.
 
 use serde_json::{json, Value};
 
-use super::incoming::{parse, Incoming};
-use super::render::render;
-use super::style::Style;
-use crate::protocol::{errno, reply, GroupInfo, MemberInfo, Role, UserInfo};
+use super::{parse, Incoming};
+use crate::render::render;
+use crate::style::Style;
+use chat::model::{GroupInfo, MemberInfo, Role, UserInfo};
+use chat::protocol::{errno, reply};
 
 fn lines(v: Value) -> Vec<String> {
     let Value::Object(obj) = v else {

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //!  input thread:  Command ─▶ request::build ─▶ Connection::send ─▶ wait for the ack
-//!  reader thread: object ─▶ incoming::parse ─▶ Session::on_message ─▶ render ─▶ Output
+//!  reader thread: object ─▶ incoming::parse ─▶ ClientState::on_message ─▶ render ─▶ Output
 //! ```
 //!
 //! Waiting for each ack (bounded by the reply timeout) keeps the output in
@@ -26,9 +26,9 @@ use super::incoming;
 use super::output::Output;
 use super::render::render;
 use super::request;
-use super::session::{Session, Wait};
+use super::state::{ClientState, Wait};
 use super::style::Style;
-use crate::protocol::reply;
+use chat::protocol::reply;
 
 /// What the caller should do after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub enum Flow {
 /// the reader thread is internal. The accessors are safe from any thread.
 pub struct ChatClient {
     conn: Arc<Connection>,
-    session: Arc<Session>,
+    state: Arc<ClientState>,
     out: Arc<dyn Output>,
     style: Style,
     /// How long to wait for an ack before giving up on it.
@@ -72,24 +72,24 @@ impl ChatClient {
         on_lost: impl FnOnce(Closed) + Send + 'static,
     ) -> io::Result<ChatClient> {
         let conn = Arc::new(conn);
-        let session = Arc::new(Session::new());
-        let (reader_session, reader_out) = (session.clone(), out.clone());
-        let closing_session = session.clone();
+        let state = Arc::new(ClientState::new());
+        let (reader_state, reader_out) = (state.clone(), out.clone());
+        let closing_state = state.clone();
         conn.spawn_reader(
             move |object| {
                 let message = incoming::parse(object);
-                reader_session.on_message(&message);
+                reader_state.on_message(&message);
                 reader_out.lines(&render(&message, &style));
             },
             move |closed| {
-                if closing_session.on_closed() {
+                if closing_state.on_closed() {
                     on_lost(closed);
                 }
             },
         )?;
         Ok(ChatClient {
             conn,
-            session,
+            state,
             out,
             style,
             reply_timeout,
@@ -97,8 +97,8 @@ impl ChatClient {
     }
 
     /// The shared state: who is logged in, whether the connection is open.
-    pub fn session(&self) -> &Session {
-        &self.session
+    pub fn state(&self) -> &ClientState {
+        &self.state
     }
 
     /// The output replies go to.
@@ -115,7 +115,7 @@ impl ChatClient {
     /// `help` and `quit` are answered here; everything else goes to the
     /// server, which has the last word.
     pub fn run(&self, command: &Command) -> Flow {
-        let user = self.session.user();
+        let user = self.state.user();
         match (command, &user) {
             (Command::Quit, _) => return Flow::Quit,
             (Command::Help, _) => {
@@ -147,7 +147,7 @@ impl ChatClient {
         let id = message["msgId"].as_i64().unwrap_or_default();
         let acked = reply::ack_id(id).is_some();
         if acked {
-            self.session.expect(id);
+            self.state.expect(id);
         }
         if let Err(e) = self.conn.send(message) {
             self.note(&format!("error: cannot send to the server: {e}"));
@@ -156,7 +156,7 @@ impl ChatClient {
         if !acked {
             return Flow::Continue;
         }
-        match self.session.wait_reply(self.reply_timeout) {
+        match self.state.wait_reply(self.reply_timeout) {
             Wait::Answered => Flow::Continue,
             Wait::Closed => Flow::Lost,
             Wait::TimedOut => {
@@ -175,16 +175,16 @@ impl ChatClient {
     /// the connection. Returns [`Flow::Lost`] when the server went away
     /// meanwhile.
     pub fn leave(&self, linger: Duration) -> Flow {
-        if !linger.is_zero() && self.session.wait_closed(linger) {
+        if !linger.is_zero() && self.state.wait_closed(linger) {
             return Flow::Lost;
         }
-        let user = self.session.user();
+        let user = self.state.user();
         if let Some(logout) = user.and_then(|u| request::build(&Command::Logout, Some(&u))) {
             if self.request(&logout) == Flow::Lost {
                 return Flow::Lost;
             }
         }
-        self.session.leave();
+        self.state.leave();
         self.conn.close();
         Flow::Quit
     }
