@@ -35,7 +35,7 @@ impl ClusterNode {
 }
 
 impl LocalNode for ClusterNode {
-    /// Subscriber thread: hand the message to the user's connection (or
+    /// Subscriber thread: hand the message to the user's peer (or
     /// login buffer); `false` when the user is not here (any more).
     fn deliver(&self, uid: i64, payload: &[u8]) -> bool {
         match self.svc.upgrade() {
