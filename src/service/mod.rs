@@ -42,6 +42,11 @@
 //! the user cluster-wide, and friend and member lists ask which remote
 //! users are online ([`Service::are_online`]). [`ClusterNode`] is the way
 //! back in: the cluster's threads deliver through it.
+//!
+//! # Tests
+//!
+//! The unit tests (src/service/tests/) drive the service through fake
+//! peers over an in-memory SQLite store; see that module's docs.
 
 pub mod account;
 pub mod chat;
@@ -56,6 +61,9 @@ pub mod password;
 pub mod peer;
 pub mod session;
 pub mod workers;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -258,7 +266,12 @@ impl Service {
     ///
     /// While a login of the session is under way the object is held and
     /// handled when the login ends, so requests keep their order.
-    pub fn handle(self: &Arc<Self>, peer: &PeerRef, session: &Arc<Session>, obj: Map<String, Value>) {
+    pub fn handle(
+        self: &Arc<Self>,
+        peer: &PeerRef,
+        session: &Arc<Session>,
+        obj: Map<String, Value>,
+    ) {
         // Behind a login: hold it (bounded) for the login's end to replay.
         {
             let mut state = session.state();
