@@ -12,8 +12,8 @@
 //!
 //! This folder is the only part of the chat server that imports net: the
 //! service sees each connection as a [`Peer`](crate::service::Peer),
-//! implemented here by [`peer::TcpPeer`], and the server keeps the peer
-//! and the service's session in the connection's [`Context`].
+//! implemented here by `TcpPeer` (peer.rs), and the server keeps the peer
+//! and the service's session in the connection's `Context` (context.rs).
 //!
 //! [`run`] is the whole life of a server process: open the store, reset
 //! users a crash left online, listen, join the cluster (with `--redis`),

@@ -3,8 +3,9 @@
 //! questions the handlers ask.
 //!
 //! The cluster's threads hold a [`ClusterNode`], which holds the service
-//! only weakly: the service owns the [`Cluster`] handle, so a strong
-//! reference back would be a cycle that keeps both alive forever.
+//! only weakly: the service owns the [`Cluster`](crate::cluster::Cluster)
+//! handle, so a strong reference back would be a cycle that keeps both
+//! alive forever.
 //!
 //! ```text
 //!  Service ──owns──► Arc<Cluster> ──owns──► Arc<ClusterNode> ──Weak──► Service
