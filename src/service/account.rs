@@ -63,6 +63,9 @@ const STORE_FAILED: Failure = (
 /// from the peer's own thread: the hashing thread, in the idle scheduling
 /// class, takes no lock (here: the socket's) that an I/O thread may be
 /// waiting for.
+///
+/// Called on the peer's own thread (by `Service::handle`), like every
+/// handler here.
 pub fn register(ctx: Ctx, username: String, password: String) {
     let key = ctx.session.peer_id();
     ctx.on_hasher(key, move |ctx, store| {
@@ -91,6 +94,7 @@ pub fn register(ctx: Ctx, username: String, password: String) {
 }
 
 /// LOGIN_MSG (1), by `uid` or by `username`; answers 2. See the module docs.
+/// The peer's own thread.
 pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: String) {
     {
         let mut state = ctx.session.state();
@@ -352,7 +356,8 @@ fn mark_online(svc: &Service, friends: &mut [UserInfo], groups: &mut [GroupInfo]
     }
 }
 
-/// LOGOUT_MSG (3): the connection stays open, anonymous; answers 4.
+/// LOGOUT_MSG (3): the connection stays open, anonymous; answers 4. The
+/// peer's own thread.
 pub fn logout(ctx: Ctx, me: Me) {
     ctx.session.state().login = Login::Anonymous;
     if unclaim(&ctx.svc, me.uid, ctx.peer.id()) {
@@ -361,7 +366,8 @@ pub fn logout(ctx: Ctx, me: Me) {
     ctx.send(&reply::logout_ok());
 }
 
-/// ACOUNT_FRESH_MSG (7): the current friends and groups; answers 8.
+/// ACOUNT_FRESH_MSG (7): the current friends and groups; answers 8. The
+/// peer's own thread; the lists are read on the user's worker.
 pub fn refresh(ctx: Ctx, me: Me) {
     ctx.on_worker(user_key(me.uid), move |ctx, store| {
         let loaded = store

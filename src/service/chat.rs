@@ -58,7 +58,8 @@ enum ReportTo {
 }
 
 /// ONE_CHAT_MSG (9): forward the object to `to`, or store it for them.
-/// Failures come back as error messages (27) with `req: 9`.
+/// Failures come back as error messages (27) with `req: 9`. The sender's
+/// own thread.
 pub fn one_chat(ctx: Ctx, me: Me, to: i64, obj: Map<String, Value>) {
     let bytes = stamp(obj, "from", &me);
     let svc = &ctx.svc;
@@ -87,7 +88,7 @@ pub fn one_chat(ctx: Ctx, me: Me, to: i64, obj: Map<String, Value>) {
 }
 
 /// GROUP_CHAT_MSG (13): forward the object to every other member of `gid`;
-/// only members may post.
+/// only members may post. The sender's own thread.
 pub fn group_chat(ctx: Ctx, me: Me, gid: i64, obj: Map<String, Value>) {
     let bytes = stamp(obj, "uid", &me);
     if ctx.session.slow_lane() == 0 {
@@ -174,7 +175,7 @@ fn stamp(mut obj: Map<String, Value>, id_field: &str, me: &Me) -> Vec<u8> {
 }
 
 /// The text stored in the offline table: the encoded object without its
-/// trailing newline.
+/// trailing newline. Any thread.
 pub fn stored_text(bytes: &[u8]) -> String {
     let text = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     String::from_utf8_lossy(text).into_owned()

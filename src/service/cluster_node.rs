@@ -27,7 +27,7 @@ pub struct ClusterNode {
 }
 
 impl ClusterNode {
-    /// A node delivering into `svc`.
+    /// A node delivering into `svc`; any thread.
     pub fn new(svc: &Arc<Service>) -> ClusterNode {
         ClusterNode {
             svc: Arc::downgrade(svc),

@@ -6,7 +6,7 @@
 //! more than a hash lookup (the send itself happens after unlocking).
 //!
 //! An entry is either [`Presence::Online`] with the user's peer, or
-//! [`Presence::LoggingIn`] while the login's second phase runs on a worker:
+//! [`Presence::LoggingIn`] from a login's claim until its last step:
 //! messages for the user are then *buffered* in the entry, and the login
 //! flushes them right after the offline messages, so nothing overtakes.
 //!
