@@ -258,9 +258,7 @@ impl Harness {
         loop {
             let peers = self.peers.lock().clone();
             let ran: usize = peers.iter().map(|p| p.run_tasks()).sum();
-            // A job queues its task before it stops counting as in flight.
-            let idle = self.svc.workers.in_flight() == 0 && self.svc.hashers.in_flight() == 0;
-            if ran == 0 && idle && peers.iter().all(|p| p.pending() == 0) {
+            if ran == 0 && self.idle(&peers) {
                 return;
             }
             assert!(Instant::now() < deadline, "the service did not settle");
@@ -270,10 +268,21 @@ impl Harness {
         }
     }
 
+    /// Nothing queued or running anywhere. The order of the reads matters:
+    /// a hashing job submits its worker job, and a worker job queues its
+    /// peer task, before it stops counting as in flight, so reading the
+    /// hashers, then the workers, then the peers misses nothing. (Worker
+    /// jobs never submit hashing jobs.)
+    fn idle(&self, peers: &[Arc<FakePeer>]) -> bool {
+        self.svc.hashers.in_flight() == 0
+            && self.svc.workers.in_flight() == 0
+            && peers.iter().all(|p| p.pending() == 0)
+    }
+
     /// Waits until the pools are idle, running no peer's tasks.
     pub fn settle_workers(&self) {
         self.wait_for("the pools to be idle", || {
-            self.svc.workers.in_flight() == 0 && self.svc.hashers.in_flight() == 0
+            self.svc.hashers.in_flight() == 0 && self.svc.workers.in_flight() == 0
         });
     }
 
