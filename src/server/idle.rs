@@ -3,7 +3,7 @@
 //! Each loop keeps the connections it serves in a thread-local table (a
 //! connection's callbacks always run on its own loop, so no lock is needed).
 //! A timer on the loop walks the table every `interval` and closes the
-//! connections whose session has been silent longer than the timeout. Any
+//! connections whose [`Context`] has been silent longer than the timeout. Any
 //! bytes received reset the clock; a client with nothing to say sends
 //! `{"msgId":25}` (ping).
 
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use net::{EventLoop, TcpConnectionPtr};
 
-use crate::service::Session;
+use super::context::Context;
 
 thread_local! {
     /// The connections of this thread's loop, by id.
@@ -46,8 +46,8 @@ fn sweep(timeout: Duration) {
         c.borrow()
             .values()
             .filter(|conn| {
-                conn.context::<Session>()
-                    .is_some_and(|s| s.idle_for() > timeout)
+                conn.context::<Context>()
+                    .is_some_and(|cx| cx.idle_for() > timeout)
             })
             .cloned()
             .collect()

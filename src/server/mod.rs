@@ -1,13 +1,19 @@
 //! The server: `net::TcpServer` callbacks → codec → [`Service`].
 //!
 //! ```text
-//!  main thread          I/O threads (--threads)                 workers (--workers)
-//!  ───────────          ─────────────────────────               ───────────────────
-//!  EventLoop + accept → connection callback: Session, idle table
-//!                       message callback: decode → Service::handle ─► Store calls
-//!                       high-water mark: drop slow readers          ◄─ conn.send_vec
-//!                       idle sweep timer (one per loop)
+//!  main thread          I/O threads (--threads)                      workers, hashers
+//!  ───────────          ─────────────────────────                    ────────────────
+//!  EventLoop + accept → connection callback: Context (peer, session),
+//!                         idle table
+//!                       message callback: decode → Service::handle ──► Store calls, argon2
+//!                       high-water mark: drop slow readers        ◄── Peer::send (send_vec)
+//!                       idle sweep timer (one per loop)           ◄── Peer::run_on_own_loop
 //! ```
+//!
+//! This folder is the only part of the chat server that imports net: the
+//! service sees each connection as a [`Peer`](crate::service::Peer),
+//! implemented here by `TcpPeer` (peer.rs), and the server keeps the peer
+//! and the service's session in the connection's `Context` (context.rs).
 //!
 //! [`run`] is the whole life of a server process: open the store, reset
 //! users a crash left online, listen, join the cluster (with `--redis`),
@@ -15,7 +21,9 @@
 //! [`shutdown`]).
 
 mod cluster;
+mod context;
 mod idle;
+mod peer;
 pub mod shutdown;
 
 use std::net::SocketAddr;
@@ -28,8 +36,10 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::protocol::{decode, encode};
 use crate::runtime::{self, BusyTime, PasswordHasher};
-use crate::service::{Service, Session};
+use crate::service::Service;
 use crate::storage;
+use context::Context;
+use peer::TcpPeer;
 
 /// How long shutdown waits for queued database writes.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -142,14 +152,15 @@ fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Co
             if let Err(e) = conn.set_tcp_no_delay(true) {
                 log::debug!("{}: TCP_NODELAY: {e}", conn.name());
             }
-            conn.set_context(Arc::new(Session::new(conn.id())));
+            conn.set_context(Arc::new(Context::new(TcpPeer::new_ref(conn))));
             idle::track(conn);
         } else {
             log::debug!("{} down", conn.name());
             idle::untrack(conn);
-            if let Some(session) = conn.context::<Session>() {
-                svc.disconnected(conn, &session);
+            if let Some(cx) = conn.context::<Context>() {
+                svc.disconnected(&cx.peer, &cx.session);
             }
+            // Breaks the cycle connection → context → peer → connection.
             conn.clear_context();
         }
     });
@@ -178,26 +189,27 @@ fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Co
 /// Bytes that can never be a message get an error reply; then the
 /// connection is shut down and the rest of its input ignored.
 fn on_message(svc: &Arc<Service>, conn: &TcpConnectionPtr, buf: &mut Buffer, max_message: usize) {
-    let Some(session) = conn.context::<Session>() else {
+    let Some(cx) = conn.context::<Context>() else {
         buf.retrieve_all();
         return;
     };
-    if session.discarding() {
+    if cx.discarding() {
         buf.retrieve_all();
         return;
     }
-    session.touch();
+    cx.touch();
+    // Every complete object, in order; a partial one waits for more bytes.
     loop {
         match decode(buf.peek(), max_message) {
             Ok(Some((obj, consumed))) => {
                 buf.retrieve(consumed);
-                svc.handle(conn, &session, obj);
+                svc.handle(&cx.peer, &cx.session, obj);
             }
             Ok(None) => return,
             Err(e) => {
                 log::info!("{}: {e}; closing", conn.name());
                 conn.send_vec(encode(&e.reply()));
-                session.start_discarding();
+                cx.start_discarding();
                 buf.retrieve_all();
                 conn.shutdown();
                 return;

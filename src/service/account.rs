@@ -7,8 +7,8 @@
 //! every message sent to them later, with nothing lost in between and
 //! nothing overtaking. It runs in three steps:
 //!
-//! 1. **Verify**, on the hashing thread of the *connection* (the user is
-//!    not known yet; register uses the same thread, so a connection's
+//! 1. **Verify**, on the hashing thread of the *peer* (the user is
+//!    not known yet; register uses the same thread, so a peer's
 //!    register and login keep their order): load the account, check the
 //!    argon2 hash. Then, on the *user's* worker (the hashing thread is in
 //!    the idle scheduling class and must hold no lock an I/O thread
@@ -20,7 +20,7 @@
 //!    worker by someone who found the user absent under that lock, so all
 //!    of them ran before this job: the offline table is complete. Messages
 //!    that arrive from now on find `LoggingIn` and wait in its buffer.
-//! 3. **Deliver**, on the connection's I/O thread: switch the entry to
+//! 3. **Deliver**, on the peer's own thread: switch the entry to
 //!    `Online`, send the ack (with the offline messages), then the buffered
 //!    messages. Only then are the delivered offline rows deleted and the
 //!    account marked online, on the user's worker.
@@ -38,11 +38,10 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use net::TcpConnectionPtr;
 use serde_json::{Map, Value};
 
 use super::session::Login;
-use super::{user_key, Ctx, Me, Presence, Service, Session};
+use super::{user_key, Ctx, Me, PeerRef, Presence, Service, Session};
 use crate::cluster::Claim;
 use crate::model::{GroupInfo, UserInfo};
 use crate::protocol::{encode, errno, reply};
@@ -60,12 +59,15 @@ const STORE_FAILED: Failure = (
 /// REG_MSG (5): hash the password and create the account; answers 6.
 ///
 /// The account is created on the hashing thread, so a login pipelined
-/// behind the register on the same connection finds it. The answer goes
-/// out from the connection's I/O thread: the hashing thread, in the idle
-/// scheduling class, takes no lock (here: the socket's) that an I/O thread
-/// may be waiting for.
+/// behind the register on the same peer finds it. The answer goes out
+/// from the peer's own thread: the hashing thread, in the idle scheduling
+/// class, takes no lock (here: the socket's) that an I/O thread may be
+/// waiting for.
+///
+/// Called on the peer's own thread (by `Service::handle`), like every
+/// handler here.
 pub fn register(ctx: Ctx, username: String, password: String) {
-    let key = ctx.session.conn_id();
+    let key = ctx.session.peer_id();
     ctx.on_hasher(key, move |ctx, store| {
         let answer = match ctx.svc.hasher.hash(&password) {
             Err(e) => {
@@ -79,13 +81,12 @@ pub fn register(ctx: Ctx, username: String, password: String) {
                 }
                 Ok(None) => Err((errno::FAILED, "that username is taken")),
                 Err(e) => {
-                    log::error!("{}: register: {e}", ctx.conn.name());
+                    log::error!("{}: register: {e}", ctx.peer.name());
                     Err(STORE_FAILED)
                 }
             },
         };
-        let conn = ctx.conn.clone();
-        conn.get_loop().queue_in_loop(move |_| match answer {
+        ctx.on_own_loop(move |ctx| match answer {
             Ok(v) => ctx.send(&v),
             Err((errno, errmsg)) => ctx.fail(errno, errmsg),
         });
@@ -93,6 +94,7 @@ pub fn register(ctx: Ctx, username: String, password: String) {
 }
 
 /// LOGIN_MSG (1), by `uid` or by `username`; answers 2. See the module docs.
+/// The peer's own thread.
 pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: String) {
     {
         let mut state = ctx.session.state();
@@ -105,7 +107,7 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
         }
         state.login = Login::Verifying;
     }
-    let key = ctx.session.conn_id();
+    let key = ctx.session.peer_id();
     ctx.on_hasher(key, move |ctx, store| {
         let account = match (uid, &username) {
             (Some(uid), _) => store.user_by_id(uid),
@@ -114,7 +116,7 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
         };
         let failure = match account {
             Err(e) => {
-                log::error!("{}: login: {e}", ctx.conn.name());
+                log::error!("{}: login: {e}", ctx.peer.name());
                 STORE_FAILED
             }
             Ok(Some(user)) if ctx.svc.hasher.verify(&password, &user.password_hash) => {
@@ -152,10 +154,13 @@ fn claim(ctx: &Ctx, user: UserRecord) -> Result<(), Failure> {
         }
         // Blocks on Redis (bounded): no lock is held here.
         if let Claim::OnlineElsewhere(node) = cluster.claim(user.id) {
-            log::debug!("{}: {} is online on {node}", ctx.conn.name(), user.id);
+            log::debug!("{}: {} is online on {node}", ctx.peer.name(), user.id);
             return Err(ALREADY_ONLINE);
         }
     }
+    // Session, then shard: `disconnected` marks the session closed under
+    // the same lock before it looks at the map, so either it sees our
+    // entry and removes it, or we see `closed` and insert none.
     let mut state = ctx.session.state();
     let mut shard = ctx.svc.online.lock(user.id);
     if state.closed {
@@ -166,13 +171,15 @@ fn claim(ctx: &Ctx, user: UserRecord) -> Result<(), Failure> {
         }
         return Ok(());
     }
+    // The duplicate check and the insert under one lock: of two logins
+    // racing for one user, exactly one finds the slot empty.
     if shard.contains_key(&user.id) {
         return Err(ALREADY_ONLINE);
     }
     shard.insert(
         user.id,
         Presence::LoggingIn {
-            conn_id: ctx.conn.id(),
+            peer_id: ctx.peer.id(),
             buffered: Vec::new(),
         },
     );
@@ -180,6 +187,9 @@ fn claim(ctx: &Ctx, user: UserRecord) -> Result<(), Failure> {
         uid: user.id,
         name: user.name.clone(),
     };
+    // Queued before the lock is released: every offline write that found
+    // the user absent was queued on this worker earlier, so phase 2 reads
+    // them all.
     let ctx = ctx.clone();
     ctx.clone().on_worker(user_key(user.id), move |_, store| {
         load_account(ctx, store, user)
@@ -198,8 +208,8 @@ fn load_account(ctx: Ctx, store: &dyn Store, user: UserRecord) {
     let (offline, mut friends, mut groups) = match loaded {
         Ok(l) => l,
         Err(e) => {
-            log::error!("{}: login of {}: {e}", ctx.conn.name(), user.id);
-            unclaim(&ctx.svc, user.id, ctx.conn.id());
+            log::error!("{}: login of {}: {e}", ctx.peer.name(), user.id);
+            unclaim(&ctx.svc, user.id, ctx.peer.id());
             return finish_failed_login(ctx, STORE_FAILED);
         }
     };
@@ -208,35 +218,33 @@ fn load_account(ctx: Ctx, store: &dyn Store, user: UserRecord) {
     let ack = encode(&reply::login_ok(
         user.id, &user.name, texts, &friends, &groups,
     ));
-    let conn = ctx.conn.clone();
-    conn.get_loop()
-        .queue_in_loop(move |_| deliver_login(ctx, user, ack, ids));
+    ctx.on_own_loop(move |ctx| deliver_login(ctx, user, ack, ids));
 }
 
-/// Phase 3, on the connection's I/O thread: go `Online`, send the ack and
-/// the buffered messages, then delete what was delivered.
+/// Phase 3, on the peer's own thread: go `Online`, send the ack and the
+/// buffered messages, then delete what was delivered.
 fn deliver_login(ctx: Ctx, user: UserRecord, ack: Vec<u8>, delivered: Vec<i64>) {
     let held = {
         let mut state = ctx.session.state();
         let claimed = matches!(&state.login, Login::Claimed { uid, .. } if *uid == user.id);
-        if state.closed || !claimed || !ctx.conn.connected() {
+        if state.closed || !claimed || !ctx.peer.connected() {
             return; // closing: `disconnected` cleans up and keeps the rows
         }
         {
             let mut shard = ctx.svc.online.lock(user.id);
             match shard.get_mut(&user.id) {
-                Some(entry @ Presence::LoggingIn { .. }) if entry.conn_id() == ctx.conn.id() => {
+                Some(entry @ Presence::LoggingIn { .. }) if entry.peer_id() == ctx.peer.id() => {
                     let Presence::LoggingIn { buffered, .. } =
-                        std::mem::replace(entry, Presence::Online(ctx.conn.clone()))
+                        std::mem::replace(entry, Presence::Online(ctx.peer.clone()))
                     else {
                         return;
                     };
                     // Still under the shard lock: a sender on any thread
                     // must take it to find `Online`, so whatever it sends
                     // is written after the ack and the buffered messages.
-                    ctx.conn.send_vec(ack);
+                    ctx.peer.send(ack);
                     for message in buffered {
-                        ctx.conn.send_vec(message);
+                        ctx.peer.send(message);
                     }
                 }
                 _ => return,
@@ -248,28 +256,28 @@ fn deliver_login(ctx: Ctx, user: UserRecord, ack: Vec<u8>, delivered: Vec<i64>) 
         };
         std::mem::take(&mut state.held)
     };
+    // The ack is handed over: only now may the rows it carried go.
     let uid = user.id;
     ctx.clone().on_worker(user_key(uid), move |ctx, store| {
         if !delivered.is_empty() {
             if let Err(e) = store.delete_offline(uid, &delivered) {
                 log::error!(
                     "{}: deleting delivered offline messages of {uid}: {e}",
-                    ctx.conn.name()
+                    ctx.peer.name()
                 );
             }
         }
         if let Err(e) = store.set_online(uid, true) {
-            log::error!("{}: marking {uid} online: {e}", ctx.conn.name());
+            log::error!("{}: marking {uid} online: {e}", ctx.peer.name());
         }
     });
     replay(&ctx, held);
 }
 
-/// A login failed: answer on the connection's I/O thread, then replay what
-/// was held meanwhile.
+/// A login failed: answer on the peer's own thread, then replay what was
+/// held meanwhile.
 fn finish_failed_login(ctx: Ctx, (errno, errmsg): Failure) {
-    let conn = ctx.conn.clone();
-    conn.get_loop().queue_in_loop(move |_| {
+    ctx.on_own_loop(move |ctx| {
         let held = {
             let mut state = ctx.session.state();
             if state.closed {
@@ -283,19 +291,22 @@ fn finish_failed_login(ctx: Ctx, (errno, errmsg): Failure) {
     });
 }
 
+/// The peer's own thread, after a login ended: handles what was held
+/// during it, in order.
 fn replay(ctx: &Ctx, held: VecDeque<Map<String, Value>>) {
     for obj in held {
-        ctx.svc.handle(&ctx.conn, &ctx.session, obj);
+        ctx.svc.handle(&ctx.peer, &ctx.session, obj);
     }
 }
 
-/// Removes a `LoggingIn` entry of `conn_id` and stores what it buffered as
-/// offline messages, in order, on the user's worker (under the lock, so
-/// later messages queue behind them).
-fn unclaim(svc: &Arc<Service>, uid: i64, conn_id: u64) -> bool {
+/// Removes `uid`'s entry if it belongs to the peer `peer_id`, and returns
+/// whether it did. A `LoggingIn` entry's buffered messages are stored as
+/// offline messages, in order, with one job on the user's worker queued
+/// under the lock, so later messages for the user queue behind them.
+fn unclaim(svc: &Arc<Service>, uid: i64, peer_id: u64) -> bool {
     let mut shard = svc.online.lock(uid);
     let removed = match shard.get(&uid) {
-        Some(p) if p.conn_id() == conn_id => shard.remove(&uid),
+        Some(p) if p.peer_id() == peer_id => shard.remove(&uid),
         _ => None,
     };
     if let (Some(cluster), Some(_)) = (svc.cluster(), &removed) {
@@ -345,16 +356,18 @@ fn mark_online(svc: &Service, friends: &mut [UserInfo], groups: &mut [GroupInfo]
     }
 }
 
-/// LOGOUT_MSG (3): the connection stays open, anonymous; answers 4.
+/// LOGOUT_MSG (3): the connection stays open, anonymous; answers 4. The
+/// peer's own thread.
 pub fn logout(ctx: Ctx, me: Me) {
     ctx.session.state().login = Login::Anonymous;
-    if unclaim(&ctx.svc, me.uid, ctx.conn.id()) {
+    if unclaim(&ctx.svc, me.uid, ctx.peer.id()) {
         set_offline(&ctx.svc, me.uid);
     }
     ctx.send(&reply::logout_ok());
 }
 
-/// ACOUNT_FRESH_MSG (7): the current friends and groups; answers 8.
+/// ACOUNT_FRESH_MSG (7): the current friends and groups; answers 8. The
+/// peer's own thread; the lists are read on the user's worker.
 pub fn refresh(ctx: Ctx, me: Me) {
     ctx.on_worker(user_key(me.uid), move |ctx, store| {
         let loaded = store
@@ -370,16 +383,16 @@ pub fn refresh(ctx: Ctx, me: Me) {
     });
 }
 
-/// The connection closed: drop its online entry (storing any messages
-/// buffered during a login) and mark the account offline. I/O thread.
-pub fn disconnected(svc: &Arc<Service>, conn: &TcpConnectionPtr, session: &Arc<Session>) {
+/// The peer closed: drop its online entry (storing any messages buffered
+/// during a login) and mark the account offline. The peer's own thread.
+pub fn disconnected(svc: &Arc<Service>, peer: &PeerRef, session: &Arc<Session>) {
     let mut state = session.state();
     state.closed = true;
     state.held.clear();
     let login = std::mem::replace(&mut state.login, Login::Anonymous);
     if let Login::Claimed { uid, .. } | Login::Active { uid, .. } = login {
         // Still under the session lock: a login's phase 1 cannot slip in.
-        if unclaim(svc, uid, conn.id()) {
+        if unclaim(svc, uid, peer.id()) {
             set_offline(svc, uid);
         }
     }

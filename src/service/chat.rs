@@ -5,8 +5,9 @@
 //! A one-to-one message is handled entirely on the sender's I/O thread:
 //! stamp the sender's identity into the object, encode it once, look the
 //! recipient up in the [`OnlineMap`](super::OnlineMap) and hand the bytes to
-//! their connection (`send_vec`: a direct write under that connection's
-//! socket lock, whichever loop it lives on). No database, no global lock.
+//! their peer ([`Peer::send`](super::Peer::send): in the server a direct
+//! write under that connection's socket lock, whichever loop it lives on).
+//! No database, no global lock.
 //! Only a recipient who is not online costs a worker job, which stores the
 //! message on the *recipient's* worker shard (see `account` for why).
 //!
@@ -57,7 +58,8 @@ enum ReportTo {
 }
 
 /// ONE_CHAT_MSG (9): forward the object to `to`, or store it for them.
-/// Failures come back as error messages (27) with `req: 9`.
+/// Failures come back as error messages (27) with `req: 9`. The sender's
+/// own thread.
 pub fn one_chat(ctx: Ctx, me: Me, to: i64, obj: Map<String, Value>) {
     let bytes = stamp(obj, "from", &me);
     let svc = &ctx.svc;
@@ -68,8 +70,7 @@ pub fn one_chat(ctx: Ctx, me: Me, to: i64, obj: Map<String, Value>) {
         ctx.session.enter_slow_lane();
         return ctx.on_worker(user_key(me.uid), move |ctx, store| {
             let exists = recipient_exists(&ctx.svc, store, to);
-            let conn = ctx.conn.clone();
-            conn.get_loop().queue_in_loop(move |_| {
+            ctx.on_own_loop(move |ctx| {
                 ctx.session.leave_slow_lane();
                 match exists {
                     Ok(true) => {
@@ -87,7 +88,7 @@ pub fn one_chat(ctx: Ctx, me: Me, to: i64, obj: Map<String, Value>) {
 }
 
 /// GROUP_CHAT_MSG (13): forward the object to every other member of `gid`;
-/// only members may post.
+/// only members may post. The sender's own thread.
 pub fn group_chat(ctx: Ctx, me: Me, gid: i64, obj: Map<String, Value>) {
     let bytes = stamp(obj, "uid", &me);
     if ctx.session.slow_lane() == 0 {
@@ -103,8 +104,7 @@ pub fn group_chat(ctx: Ctx, me: Me, gid: i64, obj: Map<String, Value>) {
             Some(m) => Ok(Some(m)),
             None => load_members(&ctx.svc, store, gid),
         };
-        let conn = ctx.conn.clone();
-        conn.get_loop().queue_in_loop(move |_| {
+        ctx.on_own_loop(move |ctx| {
             ctx.session.leave_slow_lane();
             match members {
                 Ok(Some(members)) => fan_out(&ctx, me.uid, gid, &members, bytes),
@@ -175,13 +175,13 @@ fn stamp(mut obj: Map<String, Value>, id_field: &str, me: &Me) -> Vec<u8> {
 }
 
 /// The text stored in the offline table: the encoded object without its
-/// trailing newline.
+/// trailing newline. Any thread.
 pub fn stored_text(bytes: &[u8]) -> String {
     let text = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     String::from_utf8_lossy(text).into_owned()
 }
 
-/// Hands `bytes` to `to`'s connection, its login buffer, another node (in
+/// Hands `bytes` to `to`'s peer, its login buffer, another node (in
 /// cluster mode, when `to` is not here), or the offline table. The offline
 /// job is submitted while the recipient's map shard is locked (the rule in
 /// [`super::online`]).
@@ -200,8 +200,8 @@ fn deliver(svc: &Arc<Service>, to: i64, bytes: Vec<u8>, report: ReportTo) {
     }
 }
 
-/// Cluster → here (subscriber thread): hands `bytes` to `to`'s connection
-/// or login buffer. `false` when `to` is not (or no longer) on this node.
+/// Cluster → here (subscriber thread): hands `bytes` to `to`'s peer or
+/// login buffer. `false` when `to` is not (or no longer) on this node.
 pub fn deliver_here(svc: &Service, to: i64, bytes: &[u8]) -> bool {
     hand_over(svc.online.lock(to), to, bytes.to_vec()).is_ok()
 }
@@ -220,19 +220,19 @@ pub fn deliver_or_store_here(svc: &Arc<Service>, to: i64, bytes: Vec<u8>) {
 struct Missed<'a> {
     shard: MutexGuard<'a, Shard>,
     bytes: Vec<u8>,
-    /// `to` is in the map, on a connection that is closing.
+    /// `to` is in the map, on a peer that is closing.
     closing: bool,
 }
 
 /// The one place a message meets the online map: sends `bytes` to `to`'s
-/// live connection (after releasing the shard lock) or appends them to its
+/// live peer (after releasing the shard lock) or appends them to its
 /// login buffer. Otherwise returns them with the lock still held.
 fn hand_over(mut shard: MutexGuard<'_, Shard>, to: i64, bytes: Vec<u8>) -> Result<(), Missed<'_>> {
     match shard.get_mut(&to) {
-        Some(Presence::Online(conn)) if conn.connected() => {
-            let conn = conn.clone();
+        Some(Presence::Online(peer)) if peer.connected() => {
+            let peer = peer.clone();
             drop(shard);
-            conn.send_vec(bytes);
+            peer.send(bytes);
             Ok(())
         }
         Some(Presence::LoggingIn { buffered, .. }) => {

@@ -3,8 +3,9 @@
 //! questions the handlers ask.
 //!
 //! The cluster's threads hold a [`ClusterNode`], which holds the service
-//! only weakly: the service owns the [`Cluster`] handle, so a strong
-//! reference back would be a cycle that keeps both alive forever.
+//! only weakly: the service owns the [`Cluster`](crate::cluster::Cluster)
+//! handle, so a strong reference back would be a cycle that keeps both
+//! alive forever.
 //!
 //! ```text
 //!  Service ──owns──► Arc<Cluster> ──owns──► Arc<ClusterNode> ──Weak──► Service
@@ -26,7 +27,7 @@ pub struct ClusterNode {
 }
 
 impl ClusterNode {
-    /// A node delivering into `svc`.
+    /// A node delivering into `svc`; any thread.
     pub fn new(svc: &Arc<Service>) -> ClusterNode {
         ClusterNode {
             svc: Arc::downgrade(svc),
@@ -35,7 +36,7 @@ impl ClusterNode {
 }
 
 impl LocalNode for ClusterNode {
-    /// Subscriber thread: hand the message to the user's connection (or
+    /// Subscriber thread: hand the message to the user's peer (or
     /// login buffer); `false` when the user is not here (any more).
     fn deliver(&self, uid: i64, payload: &[u8]) -> bool {
         match self.svc.upgrade() {

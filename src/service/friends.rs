@@ -2,7 +2,8 @@
 //!
 //! A friendship goes both ways and exists at most once (the original
 //! inserted duplicates and only one direction per request). Both handlers
-//! run on the requesting user's worker.
+//! are called on the peer's own thread (by `Service::handle`) and move at
+//! once to the requesting user's worker.
 
 use super::{user_key, Ctx, Me};
 use crate::protocol::{errno, reply};

@@ -1,7 +1,8 @@
 //! Groups: create (11 → 17), join (12 → 18), quit (19 → 20), dismiss
 //! (21 → 22) and list members (23 → 24).
 //!
-//! Every handler runs on the requesting user's worker. Those that change
+//! Every handler is called on the peer's own thread (by `Service::handle`)
+//! and moves at once to the requesting user's worker. Those that change
 //! membership update the [`GroupCache`](super::GroupCache) right after the
 //! database commit and before the ack, so a member's next post (after the
 //! ack) is checked against the new list.

@@ -1,33 +1,38 @@
 //! The service: one handler per msgId, as the original's `ChatService`
 //! handler map, plus the shared state those handlers use.
 //!
-//! The server hands every decoded JSON object to [`Service::handle`] on the
-//! connection's I/O thread. `handle` parses it into a
-//! [`Request`], checks the connection's identity, and calls the handler of
-//! that msgId:
+//! The service knows nothing of sockets or event loops: a client is a
+//! [`Peer`] (src/service/peer.rs), which the server implements for its
+//! connections. The server hands every decoded JSON object to
+//! [`Service::handle`] on the peer's own thread (its I/O thread). `handle`
+//! parses it into a [`Request`], checks the session's identity, and calls
+//! the handler of that msgId:
 //!
 //! | msgId | request | handler | runs on |
 //! |---|---|---|---|
-//! | 1 | login | [`account::login`] | worker (argon2, database) |
-//! | 3 | logout | [`account::logout`] | I/O thread |
-//! | 5 | register | [`account::register`] | worker |
+//! | 1 | login | [`account::login`] | hashing pool (argon2), the user's worker (claim, load), the I/O thread (ack) |
+//! | 3 | logout | [`account::logout`] | I/O thread; a worker marks the account offline |
+//! | 5 | register | [`account::register`] | hashing pool (argon2, the new account); the ack from the I/O thread |
 //! | 7 | refresh | [`account::refresh`] | worker |
-//! | 9 | one-to-one chat | [`chat::one_chat`] | I/O thread; worker only to store offline |
+//! | 9 | one-to-one chat | [`chat::one_chat`] | I/O thread; a worker only to store offline, or for the slow lane |
 //! | 10, 14 | add / delete friend | [`friends::add`], [`friends::delete`] | worker |
 //! | 11, 12, 19, 21, 23 | create / join / quit / dismiss group, members | [`groups`] | worker |
-//! | 13 | group chat | [`chat::group_chat`] | I/O thread; worker on a cache miss |
+//! | 13 | group chat | [`chat::group_chat`] | I/O thread; the slow lane (a worker, then the I/O thread) when the members are not cached |
 //! | 25 | ping | inline | I/O thread |
 //!
 //! # Threads
 //!
-//! Handlers start on the I/O thread, which must never block: anything that
-//! touches the [`Store`] or hashes a password goes to the [`WorkerPool`]
-//! with [`Ctx::on_worker`], keyed by the user id (or the connection id
-//! before login) so that jobs of one user run in order. Replies go back with
-//! `TcpConnection::send_vec`, which is safe from any thread.
+//! Handlers start on the peer's own thread, which must never block:
+//! anything that touches the [`Store`] goes to the [`WorkerPool`] with
+//! [`Ctx::on_worker`], keyed by the user id (or the peer id before login)
+//! so that jobs of one user run in order; password hashing goes to a pool
+//! of its own with [`Ctx::on_hasher`]. Replies go out with [`Ctx::send`]
+//! ([`Peer::send`], safe from any thread); work that must run in order with
+//! the peer's requests comes back with [`Ctx::on_own_loop`].
 //!
 //! The state shared by all threads: the [`OnlineMap`] (who is connected
-//! where), the [`GroupCache`] (who is in which group) and the store.
+//! to which peer), the [`GroupCache`] (who is in which group), the
+//! [`KnownUsers`] and the store.
 //!
 //! # Cluster mode
 //!
@@ -37,6 +42,11 @@
 //! the user cluster-wide, and friend and member lists ask which remote
 //! users are online ([`Service::are_online`]). [`ClusterNode`] is the way
 //! back in: the cluster's threads deliver through it.
+//!
+//! # Tests
+//!
+//! The unit tests (src/service/tests/) drive the service through fake
+//! peers over an in-memory SQLite store; see that module's docs.
 
 pub mod account;
 pub mod chat;
@@ -46,12 +56,15 @@ pub mod group_cache;
 pub mod groups;
 pub mod known;
 pub mod online;
+pub mod peer;
 pub mod session;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use net::TcpConnectionPtr;
 use serde_json::{Map, Value};
 
 use crate::cluster::Cluster;
@@ -62,6 +75,7 @@ pub use cluster_node::ClusterNode;
 pub use group_cache::GroupCache;
 pub use known::KnownUsers;
 pub use online::{OnlineMap, Presence};
+pub use peer::{Peer, PeerRef, Task};
 pub use session::{Login, Session};
 
 /// How much lower the database workers' priority is than the I/O threads'
@@ -97,15 +111,16 @@ pub struct Me {
     pub name: String,
 }
 
-/// Everything a handler needs to answer: the service, the connection, its
+/// Everything a handler needs to answer: the service, the peer, its
 /// session, and the msgId being handled (to pick the ack). Cheap to clone
-/// (three `Arc`s), and `Send`, so it moves into worker jobs.
+/// (three `Arc`s), and `Send`, so it moves into worker jobs and back onto
+/// the peer's own thread.
 #[derive(Clone)]
 pub struct Ctx {
     /// The service.
     pub svc: Arc<Service>,
-    /// The connection the request came from.
-    pub conn: TcpConnectionPtr,
+    /// The peer the request came from.
+    pub peer: PeerRef,
     /// Its session.
     pub session: Arc<Session>,
     /// The request's msgId.
@@ -113,21 +128,22 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Sends `v` to the requesting connection; any thread.
+    /// Sends `v` to the requesting peer; any thread.
     pub fn send(&self, v: &Value) {
-        self.conn.send_vec(encode(v));
+        self.peer.send(encode(v));
     }
 
     /// Sends the failure reply of this request: its ack with `errno` and
-    /// `errmsg`, or an error message (msgId 27) when it has no ack.
+    /// `errmsg`, or an error message (msgId 27) when it has no ack; any
+    /// thread.
     pub fn fail(&self, errno: i64, errmsg: &str) {
         self.send(&reply::failure(Some(self.req), errno, errmsg));
     }
 
-    /// Logs a storage failure and answers with [`errno::SERVER_ERROR`]. The
-    /// client learns nothing about the database.
+    /// Logs a storage failure and answers with [`errno::SERVER_ERROR`]; any
+    /// thread. The client learns nothing about the database.
     pub fn store_failed(&self, e: &StoreError) {
-        log::error!("{}: request {} failed: {e}", self.conn.name(), self.req);
+        log::error!("{}: request {} failed: {e}", self.peer.name(), self.req);
         self.fail(
             errno::SERVER_ERROR,
             "the server could not complete the request",
@@ -135,7 +151,7 @@ impl Ctx {
     }
 
     /// Runs `job` on the worker for `key` (see [`WorkerPool`]), giving it
-    /// this context and the store.
+    /// this context and the store; any thread.
     pub fn on_worker<F>(self, key: u64, job: F)
     where
         F: FnOnce(Ctx, &dyn Store) + Send + 'static,
@@ -149,7 +165,8 @@ impl Ctx {
 
     /// Runs `job` on the hashing pool, on thread `key % hash threads`: for
     /// the requests that hash a password. A connection's register and login
-    /// all use this pool with its connection id, so they keep their order.
+    /// all use this pool with its peer id, so they keep their order. Any
+    /// thread.
     pub fn on_hasher<F>(self, key: u64, job: F)
     where
         F: FnOnce(Ctx, &dyn Store) + Send + 'static,
@@ -161,9 +178,21 @@ impl Ctx {
             job(self, &*store);
         });
     }
+
+    /// Runs `task` on the peer's own thread, after what is queued there
+    /// already ([`Peer::run_on_own_loop`]); any thread. The way back from a
+    /// worker for whatever must stay in order with the peer's requests.
+    pub fn on_own_loop<F>(self, task: F)
+    where
+        F: FnOnce(Ctx) + Send + 'static,
+    {
+        let peer = self.peer.clone();
+        peer.run_on_own_loop(Box::new(move || task(self)));
+    }
 }
 
-/// The worker shard key of a user.
+/// The worker shard key of a user; the same on every thread, which is the
+/// point: every job about one user runs on one worker, in order.
 pub fn user_key(uid: i64) -> u64 {
     uid.unsigned_abs()
 }
@@ -180,6 +209,8 @@ impl Service {
     /// (docs/benchmarks.md §2.8). On a host that other programs keep busy
     /// the idle class gets almost no CPU; a nice increment still gets a
     /// share (§2.10).
+    ///
+    /// Any thread.
     ///
     /// # Errors
     /// If the worker threads cannot be started.
@@ -211,49 +242,32 @@ impl Service {
         self.hash_gate.watch(loops);
     }
 
-    /// Turns cluster mode on. Call it once, before any connection is
-    /// accepted; a second call is ignored (and logged).
+    /// Turns cluster mode on; any thread. Call it once, before any peer is
+    /// handled; a second call is ignored (and logged).
     pub fn attach_cluster(&self, cluster: Arc<Cluster>) {
         if self.cluster.set(cluster).is_err() {
             log::error!("a cluster is attached already; ignoring the second");
         }
     }
 
-    /// The cluster handle, in cluster mode.
+    /// The cluster handle, in cluster mode; any thread.
     pub fn cluster(&self) -> Option<&Arc<Cluster>> {
         self.cluster.get()
     }
 
-    /// The users known to exist.
-    pub fn known(&self) -> &KnownUsers {
-        &self.known
-    }
-
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
-    /// Who is online on this node.
-    pub fn online(&self) -> &OnlineMap {
-        &self.online
-    }
-
-    /// The worker pool.
-    pub fn workers(&self) -> &WorkerPool {
-        &self.workers
-    }
-
-    /// Handles one decoded object from `conn`. I/O thread.
+    /// Handles one decoded object from `peer`, whose session is `session`.
+    /// The peer's own thread only: requests of one peer must come in the
+    /// order they were sent, from one thread.
     ///
-    /// While a login of the connection is under way the object is held and
+    /// While a login of the session is under way the object is held and
     /// handled when the login ends, so requests keep their order.
     pub fn handle(
         self: &Arc<Self>,
-        conn: &TcpConnectionPtr,
+        peer: &PeerRef,
         session: &Arc<Session>,
         obj: Map<String, Value>,
     ) {
+        // Behind a login: hold it (bounded) for the login's end to replay.
         {
             let mut state = session.state();
             if matches!(state.login, Login::Verifying | Login::Claimed { .. }) {
@@ -267,25 +281,27 @@ impl Service {
                         errno::BAD_REQUEST,
                         "too many requests while logging in",
                     );
-                    conn.send_vec(encode(&v));
+                    peer.send(encode(&v));
                 }
                 return;
             }
         }
+        // Malformed: answered, and the peer stays open.
         let request = match parse(&obj) {
             Ok(r) => r,
             Err(e) => {
-                log::debug!("{}: {e}", conn.name());
-                conn.send_vec(encode(&e.reply()));
+                log::debug!("{}: {e}", peer.name());
+                peer.send(encode(&e.reply()));
                 return;
             }
         };
         let ctx = Ctx {
             svc: self.clone(),
-            conn: conn.clone(),
+            peer: peer.clone(),
             session: session.clone(),
             req: request.msg_id(),
         };
+        // The requests an anonymous session may make; the rest need a login.
         match request {
             Request::Login {
                 uid,
@@ -334,15 +350,18 @@ impl Service {
         }
     }
 
-    /// The connection went down: forget its login. I/O thread.
-    pub fn disconnected(self: &Arc<Self>, conn: &TcpConnectionPtr, session: &Arc<Session>) {
-        account::disconnected(self, conn, session);
+    /// `peer` went down: forget its login, storing what was buffered for
+    /// it. The peer's own thread, once, after its last
+    /// [`handle`](Self::handle).
+    pub fn disconnected(self: &Arc<Self>, peer: &PeerRef, session: &Arc<Session>) {
+        account::disconnected(self, peer, session);
     }
 
     /// Graceful stop, after the I/O threads have stopped (and, in cluster
     /// mode, after [`Cluster::shutdown`], whose last messages may still
     /// queue offline writes): runs every queued database write, then marks
-    /// the users still online here as offline.
+    /// the users still online here as offline. Any thread but a worker's or
+    /// a hasher's (it joins them); blocks for up to about twice `timeout`.
     pub fn shutdown(&self, timeout: Duration) {
         if !self.hashers.shutdown(timeout) {
             log::error!("shutdown: some logins did not finish in {timeout:?}");

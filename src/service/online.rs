@@ -1,4 +1,4 @@
-//! `OnlineMap`: who is logged in on this node, and where their connection is.
+//! `OnlineMap`: who is logged in on this node, and which peer they are on.
 //!
 //! The map is read on every chat message, by every I/O thread, so it is a
 //! [`ShardedMap`] of [`SHARDS`] independent `parking_lot` mutexes by user
@@ -6,8 +6,8 @@
 //! no lock is held for more than a hash lookup (the send itself happens
 //! after unlocking).
 //!
-//! An entry is either [`Presence::Online`] with the user's connection, or
-//! [`Presence::LoggingIn`] while the login's second phase runs on a worker:
+//! An entry is either [`Presence::Online`] with the user's peer, or
+//! [`Presence::LoggingIn`] from a login's claim until its last step:
 //! messages for the user are then *buffered* in the entry, and the login
 //! flushes them right after the offline messages, so nothing overtakes.
 //!
@@ -21,34 +21,36 @@
 //! reads the offline table. Lock order: a session's mutex, then a shard
 //! here; never two shards at once.
 
-use net::TcpConnectionPtr;
 use parking_lot::MutexGuard;
 
 use crate::runtime::{self, ShardedMap};
+
+use super::peer::PeerRef;
 
 /// Number of independent locks.
 pub const SHARDS: usize = 64;
 
 /// Where a logged-in (or logging-in) user is.
 pub enum Presence {
-    /// Logged in: deliver to this connection.
-    Online(TcpConnectionPtr),
-    /// Login phase 2 is running for the connection `conn_id`. Messages that
-    /// arrive meanwhile wait in `buffered` (encoded, ready to send).
+    /// Logged in: deliver to this peer.
+    Online(PeerRef),
+    /// A login of the peer `peer_id` is between its claim and its last
+    /// step. Messages that arrive meanwhile wait in `buffered` (encoded,
+    /// ready to send) and go out right after the login ack.
     LoggingIn {
-        /// The connection logging in.
-        conn_id: u64,
+        /// The peer logging in.
+        peer_id: u64,
         /// Messages for the user, in arrival order.
         buffered: Vec<Vec<u8>>,
     },
 }
 
 impl Presence {
-    /// The id of the connection this entry belongs to.
-    pub fn conn_id(&self) -> u64 {
+    /// The id of the peer this entry belongs to; any thread.
+    pub fn peer_id(&self) -> u64 {
         match self {
-            Presence::Online(c) => c.id(),
-            Presence::LoggingIn { conn_id, .. } => *conn_id,
+            Presence::Online(peer) => peer.id(),
+            Presence::LoggingIn { peer_id, .. } => *peer_id,
         }
     }
 }

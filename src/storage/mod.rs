@@ -144,8 +144,12 @@ pub trait Store: Send + Sync {
     /// Stores a message (the JSON text to deliver) for offline user `uid`.
     fn push_offline(&self, uid: i64, message: &str) -> Result<(), StoreError>;
 
-    /// Stores many `(uid, message)` pairs in one transaction: a group
-    /// message for all its offline members.
+    /// Stores many `(uid, message)` pairs in one transaction, in the order
+    /// given (so [`offline_messages`](Store::offline_messages) returns one
+    /// user's in that order). The service uses it for the messages buffered
+    /// during a login that did not complete; a group post stores each
+    /// offline member's copy with [`push_offline`](Store::push_offline),
+    /// on that member's worker.
     fn push_offline_many(&self, messages: &[(i64, String)]) -> Result<(), StoreError>;
 
     /// The stored messages of `uid` as `(id, message)`, oldest first.

@@ -1,0 +1,78 @@
+//! [`Context`]: what the server keeps on each connection (net's
+//! per-connection context, muduo's `boost::any`).
+//!
+//! It pairs the connection's [`Peer`](crate::service::Peer) and its
+//! service [`Session`], which every message callback hands to
+//! [`Service::handle`](crate::service::Service::handle), with the two
+//! things only the server cares about: when bytes last arrived (for the
+//! idle sweep, src/server/idle.rs) and whether the rest of the input is to
+//! be ignored after a fatal decode error.
+//!
+//! The context holds the peer, and the peer holds the connection: a cycle
+//! that the connection callback breaks when the connection goes down
+//! (`clear_context`), after [`Service::disconnected`](crate::service::Service::disconnected).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::service::{PeerRef, Session};
+
+/// The server's per-connection state. See the [module docs](self).
+pub struct Context {
+    /// The connection, as the service sees it.
+    pub peer: PeerRef,
+    /// The service's state for it.
+    pub session: Arc<Session>,
+    /// Milliseconds since [`epoch`] of the last bytes received.
+    last_active_ms: AtomicU64,
+    /// Set after a fatal decode error: the connection is closing and the
+    /// rest of its input is ignored.
+    discarding: AtomicBool,
+}
+
+/// The instant the activity clocks count from.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Context {
+    /// A context for `peer`, with a fresh anonymous session, active now;
+    /// any thread.
+    pub fn new(peer: PeerRef) -> Context {
+        let session = Arc::new(Session::new(peer.id()));
+        Context {
+            peer,
+            session,
+            last_active_ms: AtomicU64::new(now_ms()),
+            discarding: AtomicBool::new(false),
+        }
+    }
+
+    /// Records activity now (any bytes received); any thread.
+    pub fn touch(&self) {
+        self.last_active_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// How long the connection has been silent; any thread.
+    pub fn idle_for(&self) -> Duration {
+        let last = self.last_active_ms.load(Ordering::Relaxed);
+        Duration::from_millis(now_ms().saturating_sub(last))
+    }
+
+    /// Marks the connection as closing after a fatal input error; any
+    /// thread.
+    pub fn start_discarding(&self) {
+        self.discarding.store(true, Ordering::Release);
+    }
+
+    /// `true` once [`Context::start_discarding`] was called; any thread.
+    pub fn discarding(&self) -> bool {
+        self.discarding.load(Ordering::Acquire)
+    }
+}

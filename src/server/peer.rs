@@ -1,0 +1,51 @@
+//! The seam between net and the service: [`TcpPeer`], the service's
+//! [`Peer`] for one of net's `TcpConnection`s.
+//!
+//! Everything the service does to a client goes through these five methods,
+//! so this file is the whole of what the service asks of net: a send that
+//! is safe from any thread (`TcpConnection::send_vec`, a write under the
+//! socket's lock) and a hop back onto the connection's own loop
+//! (`EventLoopHandle::queue_in_loop`, muduo's `queueInLoop`).
+
+use std::sync::Arc;
+
+use net::TcpConnectionPtr;
+
+use crate::service::{Peer, PeerRef, Task};
+
+/// A [`Peer`] backed by a TCP connection of the server.
+pub struct TcpPeer {
+    conn: TcpConnectionPtr,
+}
+
+impl TcpPeer {
+    /// The peer of `conn`, as the service holds it; any thread (the server
+    /// makes one in the connection callback, on the connection's loop).
+    pub fn new_ref(conn: &TcpConnectionPtr) -> PeerRef {
+        Arc::new(TcpPeer { conn: conn.clone() })
+    }
+}
+
+impl Peer for TcpPeer {
+    fn id(&self) -> u64 {
+        self.conn.id()
+    }
+
+    fn name(&self) -> &str {
+        self.conn.name()
+    }
+
+    fn connected(&self) -> bool {
+        self.conn.connected()
+    }
+
+    fn send(&self, frame: Vec<u8>) {
+        self.conn.send_vec(frame);
+    }
+
+    fn run_on_own_loop(&self, task: Task) {
+        // The loop outlives its connections, so the task runs even when
+        // the connection closes first, as the trait promises.
+        self.conn.get_loop().queue_in_loop(move |_| task());
+    }
+}

@@ -1,0 +1,201 @@
+//! [`GatedStore`]: a [`Store`] that can hold chosen calls until the test
+//! lets them go, to pin a login (or any job) in the middle of a phase.
+//!
+//! `hold("offline_messages")` arms a gate: from then on every call of that
+//! method blocks on entry, on whichever worker made it, until
+//! `release("offline_messages")`. [`GatedStore::wait_arrived`] waits until
+//! a number of calls are blocked there, so the test knows the job got that
+//! far. Every other method goes straight through to the inner store.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::model::{GroupInfo, MemberInfo, UserInfo};
+use crate::storage::{JoinOutcome, SqliteStore, Store, StoreError, UserRecord};
+
+/// How long a test waits for a call to reach a gate.
+const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Gates {
+    /// Methods whose calls block on entry.
+    held: HashSet<&'static str>,
+    /// Calls blocked now, by method.
+    waiting: HashMap<&'static str, usize>,
+}
+
+/// An in-memory SQLite store behind gates. See the [module docs](self).
+pub struct GatedStore {
+    inner: SqliteStore,
+    gates: Mutex<Gates>,
+    changed: Condvar,
+}
+
+impl GatedStore {
+    /// A fresh in-memory database with every gate open.
+    pub fn new() -> GatedStore {
+        GatedStore {
+            inner: SqliteStore::open_in_memory().expect("in-memory SQLite"),
+            gates: Mutex::new(Gates::default()),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// Makes every later call of `method` block until [`release`](Self::release).
+    pub fn hold(&self, method: &'static str) {
+        self.gates.lock().held.insert(method);
+    }
+
+    /// Lets the calls blocked at `method` (and later ones) through.
+    pub fn release(&self, method: &'static str) {
+        self.gates.lock().held.remove(method);
+        self.changed.notify_all();
+    }
+
+    /// Opens every gate.
+    pub fn release_all(&self) {
+        self.gates.lock().held.clear();
+        self.changed.notify_all();
+    }
+
+    /// Waits until `n` calls are blocked at `method`'s gate; panics after
+    /// [`ARRIVAL_TIMEOUT`].
+    pub fn wait_arrived(&self, method: &'static str, n: usize) {
+        let deadline = Instant::now() + ARRIVAL_TIMEOUT;
+        let mut gates = self.gates.lock();
+        while gates.waiting.get(method).copied().unwrap_or(0) < n {
+            assert!(
+                !self.changed.wait_until(&mut gates, deadline).timed_out(),
+                "{n} calls of {method} never arrived at its gate"
+            );
+        }
+    }
+
+    /// The entry of every method: blocks while `method` is held.
+    fn enter(&self, method: &'static str) {
+        let mut gates = self.gates.lock();
+        if !gates.held.contains(method) {
+            return;
+        }
+        *gates.waiting.entry(method).or_default() += 1;
+        self.changed.notify_all();
+        while gates.held.contains(method) {
+            self.changed.wait(&mut gates);
+        }
+        *gates.waiting.entry(method).or_default() -= 1;
+    }
+}
+
+impl Store for GatedStore {
+    fn create_user(&self, name: &str, password_hash: &str) -> Result<Option<i64>, StoreError> {
+        self.enter("create_user");
+        self.inner.create_user(name, password_hash)
+    }
+
+    fn user_by_id(&self, uid: i64) -> Result<Option<UserRecord>, StoreError> {
+        self.enter("user_by_id");
+        self.inner.user_by_id(uid)
+    }
+
+    fn user_by_name(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.enter("user_by_name");
+        self.inner.user_by_name(name)
+    }
+
+    fn set_online(&self, uid: i64, online: bool) -> Result<bool, StoreError> {
+        self.enter("set_online");
+        self.inner.set_online(uid, online)
+    }
+
+    fn reset_all_online(&self) -> Result<u64, StoreError> {
+        self.enter("reset_all_online");
+        self.inner.reset_all_online()
+    }
+
+    fn set_offline_many(&self, uids: &[i64]) -> Result<u64, StoreError> {
+        self.enter("set_offline_many");
+        self.inner.set_offline_many(uids)
+    }
+
+    fn add_friend(&self, a: i64, b: i64) -> Result<bool, StoreError> {
+        self.enter("add_friend");
+        self.inner.add_friend(a, b)
+    }
+
+    fn delete_friend(&self, a: i64, b: i64) -> Result<bool, StoreError> {
+        self.enter("delete_friend");
+        self.inner.delete_friend(a, b)
+    }
+
+    fn friends(&self, uid: i64) -> Result<Vec<UserInfo>, StoreError> {
+        self.enter("friends");
+        self.inner.friends(uid)
+    }
+
+    fn create_group(
+        &self,
+        creator: i64,
+        name: &str,
+        desc: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        self.enter("create_group");
+        self.inner.create_group(creator, name, desc)
+    }
+
+    fn join_group(&self, gid: i64, uid: i64) -> Result<JoinOutcome, StoreError> {
+        self.enter("join_group");
+        self.inner.join_group(gid, uid)
+    }
+
+    fn quit_group(&self, gid: i64, uid: i64) -> Result<bool, StoreError> {
+        self.enter("quit_group");
+        self.inner.quit_group(gid, uid)
+    }
+
+    fn dismiss_group(&self, gid: i64) -> Result<bool, StoreError> {
+        self.enter("dismiss_group");
+        self.inner.dismiss_group(gid)
+    }
+
+    fn group(&self, gid: i64) -> Result<Option<(GroupInfo, Option<i64>)>, StoreError> {
+        self.enter("group");
+        self.inner.group(gid)
+    }
+
+    fn group_members(&self, gid: i64) -> Result<Vec<MemberInfo>, StoreError> {
+        self.enter("group_members");
+        self.inner.group_members(gid)
+    }
+
+    fn group_member_ids(&self, gid: i64) -> Result<Vec<i64>, StoreError> {
+        self.enter("group_member_ids");
+        self.inner.group_member_ids(gid)
+    }
+
+    fn user_groups(&self, uid: i64) -> Result<Vec<GroupInfo>, StoreError> {
+        self.enter("user_groups");
+        self.inner.user_groups(uid)
+    }
+
+    fn push_offline(&self, uid: i64, message: &str) -> Result<(), StoreError> {
+        self.enter("push_offline");
+        self.inner.push_offline(uid, message)
+    }
+
+    fn push_offline_many(&self, messages: &[(i64, String)]) -> Result<(), StoreError> {
+        self.enter("push_offline_many");
+        self.inner.push_offline_many(messages)
+    }
+
+    fn offline_messages(&self, uid: i64) -> Result<Vec<(i64, String)>, StoreError> {
+        self.enter("offline_messages");
+        self.inner.offline_messages(uid)
+    }
+
+    fn delete_offline(&self, uid: i64, ids: &[i64]) -> Result<u64, StoreError> {
+        self.enter("delete_offline");
+        self.inner.delete_offline(uid, ids)
+    }
+}

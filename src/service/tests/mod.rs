@@ -1,0 +1,28 @@
+//! The service's unit tests: its ordering logic, in milliseconds, without
+//! sockets.
+//!
+//! Each test builds a real [`Service`](super::Service) (real worker and
+//! hashing threads, cheap argon2 costs) over an in-memory SQLite store,
+//! and talks to it through [`FakePeer`](fake::FakePeer)s instead of TCP
+//! connections. A fake peer records every frame the service sends it, and
+//! keeps the tasks the service queues on its "own thread" until the test
+//! runs them: the test thread plays every peer's I/O thread, so it decides
+//! exactly when a login's last step or a slow-lane post comes back. A
+//! [`GatedStore`](gated_store::GatedStore) in front of SQLite can hold
+//! chosen calls (say, the offline-message read of a login's phase 2) until
+//! the test releases them, which pins a login in the phase under test.
+//!
+//! | file | what it covers |
+//! |---|---|
+//! | `login.rs` | messages sent during each login phase; requests held behind a login; errno 2 races |
+//! | `disconnect.rs` | a disconnect during each login phase |
+//! | `offline.rs` | offline storage, delivery in the login ack, deletion only after the ack |
+//! | `groups.rs` | group fan-out to online and offline members; the slow lane's order |
+
+mod fake;
+mod gated_store;
+
+mod disconnect;
+mod groups;
+mod login;
+mod offline;
