@@ -10,7 +10,7 @@
 //! milliseconds still leaves short idle gaps on its cores, the hashing
 //! thread fills them, and each argon2 hash (19 MiB written and read back at
 //! the default cost) pushes the I/O threads' data out of the CPU caches.
-//! Measured on 2 cores (docs/benchmarks.md §2.8): with the idle class alone
+//! Measured on 2 cores (docs/benchmarks.md, section 7): with the idle class alone
 //! a storm of 250 new accounts still raised the p99 of 1,000 chatting users
 //! by about 13 %.
 //!

@@ -23,8 +23,8 @@
 //! but hashing on other threads still competes with the I/O threads for
 //! the cores, the caches and the allocator. Four measures keep a storm of
 //! logins from slowing the chat of the users already logged in, or from
-//! growing the process (docs/benchmarks.md: §2.5, §2.8 and §2.10 for the
-//! chat's latency, §3 for the memory):
+//! growing the process (docs/benchmarks.md: sections 7 and 10 for the
+//! chat's latency, section 8 for the memory):
 //!
 //! 1. **Own threads, low priority** ([`workers`], [`priority`]). Hashes run
 //!    on a pool of their own (`--hash-threads`), apart from the database

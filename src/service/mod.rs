@@ -206,9 +206,9 @@ impl Service {
     /// By default (`--hash-priority idle`) the hashing threads run in the
     /// idle class: a storm of logins (tens of milliseconds of argon2 each)
     /// takes only CPU that the I/O threads and database workers leave
-    /// (docs/benchmarks.md §2.8). On a host that other programs keep busy
+    /// (docs/benchmarks.md, section 7). On a host that other programs keep busy
     /// the idle class gets almost no CPU; a nice increment still gets a
-    /// share (§2.10).
+    /// share (section 10).
     ///
     /// Any thread.
     ///

@@ -157,7 +157,7 @@ pub struct Server {
 /// (hashing stays argon2id, only cheaper), two I/O threads, four workers,
 /// and hashing at nice +10 instead of the idle class. On a machine that
 /// other work keeps saturated (a busy CI box), the idle class gets almost no
-/// CPU and registrations would time out (docs/benchmarks.md §2.10); the
+/// CPU and registrations would time out (docs/benchmarks.md, section 10); the
 /// idle class itself is tested in accounts.rs.
 pub fn base_args(db: &TestDb) -> Vec<String> {
     [
