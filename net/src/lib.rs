@@ -50,7 +50,7 @@ pub use callbacks::{
 pub use channel::{Channel, ChannelHandler, Ready};
 pub use connector::Connector;
 
-pub use event_loop::{EventLoop, EventLoopHandle, Functor};
+pub use event_loop::{EventLoop, EventLoopHandle, Functor, LoopStats};
 pub use event_loop_thread::{EventLoopThread, ThreadInitCallback};
 pub use event_loop_thread_pool::EventLoopThreadPool;
 pub use length_header_codec::LengthHeaderCodec;
@@ -58,6 +58,6 @@ pub use length_header_codec::LengthHeaderCodec;
 pub use poller::{ActiveEvent, Poller};
 pub use tcp_client::TcpClient;
 
-pub use tcp_connection::{State, TcpConnection, TcpConnectionPtr};
+pub use tcp_connection::{CrossThreadSend, State, TcpConnection, TcpConnectionPtr};
 pub use tcp_server::{ServerOption, TcpServer};
 pub use timer_queue::TimerId;

@@ -77,9 +77,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
     lp.run();
 
     log::info!("shutting down: no new connections, finishing queued writes");
-    server.stop_accepting();
-    lp.queue_in_loop(|lp| lp.quit());
-    lp.run(); // runs the queued stop_accepting, then returns
+    server.stop_accepting(&mut lp);
     drop(server); // closes every connection and joins the I/O threads
     if let Some(cluster) = cluster {
         // Routes what is queued (or stores it), releases this node's claims.

@@ -14,8 +14,8 @@
 //! by about 13 %.
 //!
 //! So before each hash the hashing thread looks at how busy the I/O loops
-//! have been ([`EventLoopHandle::busy_time`], summed over the loops): while
-//! they worked more than [`BUSY_ABOVE`] of the time, it waits, re-checking
+//! have been (the busy time of [`EventLoopHandle::stats`], summed over the
+//! loops): while they worked more than [`BUSY_ABOVE`] of the time, it waits, re-checking
 //! every [`RECHECK`], for at most `max_wait` (`--hash-max-wait`). The bound
 //! keeps logins moving when the server is busy for a long time: at least
 //! one hash per `max_wait` per hashing thread. On a quiet server the check
@@ -129,7 +129,7 @@ impl HashGate {
 }
 
 fn total_busy(loops: &[EventLoopHandle]) -> Duration {
-    loops.iter().map(EventLoopHandle::busy_time).sum()
+    loops.iter().map(|l| l.stats().busy_time).sum()
 }
 
 #[cfg(test)]
