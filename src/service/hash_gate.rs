@@ -15,8 +15,8 @@
 //!
 //! So before each hash the hashing thread looks at how busy the I/O loops
 //! have been (the busy time of [`EventLoopHandle::stats`], summed over the
-//! loops): while they worked more than [`BUSY_ABOVE`] of the time, it waits, re-checking
-//! every [`RECHECK`], for at most `max_wait` (`--hash-max-wait`). The bound
+//! loops): while they worked more than [`BUSY_ABOVE`] of the time, it
+//! waits, re-checking every [`RECHECK`], for at most `max_wait` (`--hash-max-wait`). The bound
 //! keeps logins moving when the server is busy for a long time: at least
 //! one hash per `max_wait` per hashing thread. On a quiet server the check
 //! costs two clock reads and nothing else.
