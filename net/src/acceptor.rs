@@ -137,15 +137,24 @@ impl Acceptor {
 
     /// Accepts until the queue is empty.
     fn accept_all(&mut self, lp: &mut EventLoop, token: Token) {
+        // Edge-triggered: one event may stand for many queued connections,
+        // and none of them will be reported again, so take them all.
         loop {
             match self.listener.accept() {
                 Ok((stream, peer)) => self.deliver(lp, stream, peer),
+                // The queue is empty: the next connection raises a new edge.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // The client gave up before we got to it, or a signal: next.
                 Err(e) if is_transient(&e) => continue,
+                // No descriptor for the connection: muduo's spare-fd trick.
                 Err(e) if is_out_of_fds(&e) => match self.accept_with_spare() {
+                    // Descriptors were freed meanwhile: serve it after all.
                     Spare::Served(stream, peer) => self.deliver(lp, stream, peer),
+                    // One connection shed; others may be queued behind it.
                     Spare::Shed => continue,
+                    // The table is full but nothing waits: stop, or we spin.
                     Spare::QueueEmpty => return,
+                    // Not even the spare: try again from a timer.
                     Spare::Gone => {
                         self.schedule_retry(lp, token);
                         return;
@@ -162,13 +171,19 @@ impl Acceptor {
     /// muduo's idle-fd trick: gives the spare's slot to `accept`, then
     /// takes the spare back.
     fn accept_with_spare(&mut self) -> Spare {
+        // Closing the spare frees exactly one slot in the table...
         if self.idle_fd.take().is_none() {
             return Spare::Gone;
         }
+        // ...which the queued connection takes...
         let accepted = self.listener.accept();
+        // ...and the spare is reopened at once, if a slot is still free.
         self.idle_fd = File::open("/dev/null").ok();
         match accepted {
+            // Both fit: another thread closed descriptors in between.
             Ok((stream, peer)) if self.idle_fd.is_some() => Spare::Served(stream, peer),
+            // Only one fits: close the connection (the client sees a clean
+            // close, not a hang) and take its slot back for the spare.
             Ok((stream, peer)) => {
                 log::warn!("Acceptor: out of file descriptors, closed {}", peer);
                 drop(stream);
