@@ -379,3 +379,22 @@ fn a_client_that_writes_and_closes_at_once_is_seen_to_close() {
         );
     }
 }
+
+/// `stop_accepting` closes the listener at once, without the loop running
+/// again: a new client is refused.
+#[test]
+fn stop_accepting_closes_the_listener_at_once() {
+    let mut lp = net::EventLoop::new().unwrap();
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let mut server =
+        net::TcpServer::new(&lp, addr, "stop", net::ServerOption::NoReusePort).unwrap();
+    server.start(&mut lp).unwrap();
+    let addr = server.listen_addr();
+    assert!(TcpStream::connect(addr).is_ok(), "listening after start");
+    server.stop_accepting(&mut lp);
+    let refused = TcpStream::connect(addr);
+    assert!(
+        matches!(&refused, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+        "got {refused:?}"
+    );
+}
