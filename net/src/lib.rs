@@ -8,7 +8,7 @@
 //!
 //! | muduo class | Rust type | module |
 //! |---|---|---|
-//! | `EventLoop` | [`EventLoop`], [`EventLoopHandle`] | [`event_loop`] |
+//! | `EventLoop` | [`EventLoop`], [`EventLoopHandle`], [`LoopStats`] | [`event_loop`] |
 //! | `Channel` | [`Channel`], [`ChannelHandler`] | [`channel`] |
 //! | `Poller` / `EPollPoller` | [`Poller`] | [`poller`] |
 //! | `TimerQueue`, `TimerId` | `TimerQueue`, [`TimerId`] | [`timer_queue`] |

@@ -20,10 +20,19 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// A snapshot of one loop's counters; see the [module documentation](self).
+/// A snapshot of one loop's counters, from
+/// [`EventLoopHandle::stats`](crate::EventLoopHandle::stats).
 ///
-/// The fields are read one by one, not as one atomic whole: a snapshot
-/// taken while the loop works may mix two consecutive moments.
+/// The loop writes them with relaxed atomic stores that cost it next to
+/// nothing; a reader copies them without a lock. They are read one by one,
+/// not as one atomic whole: a snapshot taken while the loop works may mix
+/// two consecutive moments.
+///
+/// `busy_time` is what a load-aware scheduler wants: sampled twice, it
+/// says what share of the interval the loop was working
+/// ([`busy_share_since`](Self::busy_share_since)). Because the iteration
+/// under way counts up to the moment of reading, a loop stuck in a long
+/// iteration, or preempted in one, reads as busy at once.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoopStats {
     /// Total time spent handling events, timers and queued closures, as
