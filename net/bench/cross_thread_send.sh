@@ -26,7 +26,7 @@ clients=${2:-1000}
 messages=${3:-500}
 secs=${4:-5}
 threads=2
-port=34611
+port=23611
 
 cargo build --release -q -p net --example asio_chat_server_threaded_efficient \
   --example asio_chat_loadtest --example pingpong_server --example pingpong_client

@@ -14,11 +14,15 @@ mod codec;
 
 use std::io::BufRead;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use codec::LengthHeaderCodec;
 use net::{EventLoopThread, TcpClient};
+use parking_lot::Mutex;
+
+/// How long to wait for the server before giving up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn main() -> std::io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -34,13 +38,18 @@ fn main() -> std::io::Result<()> {
     let mut thread = EventLoopThread::new("chat-client", None);
     let lp = thread.start_loop()?;
     let client = TcpClient::new(&lp, SocketAddr::new(host, port), "ChatClient");
-    client.set_connection_callback(|conn| {
+    let (up_tx, up) = mpsc::channel();
+    let up_tx = Mutex::new(up_tx);
+    client.set_connection_callback(move |conn| {
         log::info!(
             "{} -> {} is UP={}",
             conn.local_addr(),
             conn.peer_addr(),
             conn.connected()
         );
+        if conn.connected() {
+            let _ = up_tx.lock().send(());
+        }
     });
     // Runs on the client's loop thread.
     let codec = LengthHeaderCodec::new(Arc::new(|_conn, message: String, _| {
@@ -48,6 +57,11 @@ fn main() -> std::io::Result<()> {
     }));
     client.set_message_callback(move |conn, buf, t| codec.on_message(conn, buf, t));
     client.connect();
+    // Wait for the connection before reading input.
+    if up.recv_timeout(CONNECT_TIMEOUT).is_err() {
+        eprintln!("could not connect to {host}:{port}");
+        std::process::exit(1);
+    }
 
     // The main thread: one message per line until end of input.
     for line in std::io::stdin().lock().lines() {
