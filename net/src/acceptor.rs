@@ -27,8 +27,8 @@
 //! report the queued connections again, so the acceptor retries from a
 //! timer (every [`EMFILE_RETRY`]) instead of spinning.
 //!
-//! Thread affinity: created anywhere; once [`Acceptor::listen`] has run it
-//! is owned by its loop's poller and used only on that thread.
+//! Thread affinity: created on its loop's thread (it is not `Send`); once
+//! [`Acceptor::listen`] has run it is owned by that loop's poller.
 
 use std::fs::File;
 use std::io;
@@ -71,7 +71,9 @@ pub struct Acceptor {
 
 impl Acceptor {
     /// Binds and listens on `addr` with `SO_REUSEADDR` (and `SO_REUSEPORT`
-    /// when `reuse_port`), non-blocking and close-on-exec; any thread.
+    /// when `reuse_port`), non-blocking and close-on-exec. An `Acceptor` is
+    /// not `Send` (its callback need not be): create it on the thread of
+    /// the loop that will run it.
     ///
     /// # Errors
     /// Socket creation, bind or listen errors (address in use, permission).
@@ -93,8 +95,7 @@ impl Acceptor {
         })
     }
 
-    /// The address actually bound (the real port when `addr` had port 0);
-    /// any thread.
+    /// The address actually bound (the real port when `addr` had port 0).
     ///
     /// # Errors
     /// The `getsockname` error.
@@ -122,7 +123,7 @@ impl Acceptor {
         lp.add_channel(&mut SourceFd(&fd), Interest::READABLE, Box::new(self))
     }
 
-    /// The listening socket's descriptor; any thread.
+    /// The listening socket's descriptor.
     pub fn fd(&self) -> RawFd {
         self.listener.as_raw_fd()
     }
