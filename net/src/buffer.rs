@@ -42,8 +42,9 @@ const EXTRA_BUF: usize = 65536;
 
 /// A growable byte buffer with cheap prepend, as muduo's `net::Buffer`.
 ///
-/// Not thread-safe by itself: a connection's buffers are used only on the
-/// connection's own loop thread.
+/// Not thread-safe by itself. A connection's input buffer is used only on
+/// its loop thread; its output buffer sits behind the connection's output
+/// lock, which sending threads take too (see `TcpConnection`).
 #[derive(Debug, Clone)]
 pub struct Buffer {
     buf: Vec<u8>,

@@ -80,6 +80,15 @@ pub trait ChannelHandler: 'static {
     /// The source is readable. `receive_time` is when the poll returned.
     fn handle_read(&mut self, lp: &mut EventLoop, token: Token, receive_time: Instant);
 
+    /// The source is readable and the peer has closed its writing half
+    /// (`EPOLLRDHUP`): data and the EOF behind it may both be waiting, and
+    /// an edge-triggered poller reports them no more, so a handler that
+    /// stops reading at a short read must read on to the EOF here. By
+    /// default the same as [`handle_read`](Self::handle_read).
+    fn handle_read_closed(&mut self, lp: &mut EventLoop, token: Token, receive_time: Instant) {
+        self.handle_read(lp, token, receive_time);
+    }
+
     /// The source is writable.
     fn handle_write(&mut self, _lp: &mut EventLoop, _token: Token) {}
 
@@ -122,7 +131,9 @@ impl Channel {
     }
 
     /// Dispatches `revents` to the handler in muduo's order: a hang-up with
-    /// nothing to read closes; an error is reported; then read, then write.
+    /// nothing to read closes; an error is reported; then read (told apart
+    /// when the peer has closed its side, see
+    /// [`ChannelHandler::handle_read_closed`]), then write.
     ///
     /// A handler may remove its own channel from inside a callback; the
     /// loop then drops the channel after this returns, and later callbacks
@@ -139,7 +150,10 @@ impl Channel {
         if revents.contains(Ready::ERROR) {
             self.handler.handle_error(lp, self.token);
         }
-        if readable || revents.contains(Ready::READ_CLOSED) {
+        if revents.contains(Ready::READ_CLOSED) {
+            self.handler
+                .handle_read_closed(lp, self.token, receive_time);
+        } else if readable {
             self.handler.handle_read(lp, self.token, receive_time);
         }
         if revents.contains(Ready::WRITABLE) {

@@ -34,17 +34,21 @@
 //! last took the queue, or while the loop is running its queue (the new one
 //! would otherwise wait for the next event).
 //!
-//! # Busy time
+//! # `run_in_loop` and `queue_in_loop`
 //!
-//! Not in muduo: each loop adds up the time it spends between a poll's
-//! return and the next poll (handling events, timers and queued closures),
-//! readable from any thread with [`EventLoopHandle::busy_time`]. Sampled
-//! twice, it says what fraction of the interval the loop was working,
-//! which lets background work (password hashing, say) stay out of the way
-//! of a busy server. The iteration under way counts too, up to the moment
-//! of reading, so a long iteration (or a loop thread the scheduler has
-//! preempted in the middle of one) shows as busy at once, not only when it
-//! ends.
+//! As in muduo, [`EventLoopHandle::run_in_loop`] runs its closure at once
+//! when called on the loop's own thread and queues it otherwise;
+//! [`EventLoopHandle::queue_in_loop`] always queues, and its closure gets
+//! `&mut EventLoop`. Code that already holds the loop calls
+//! [`EventLoop::run_in_loop`], which runs at once with the loop.
+//!
+//! # Statistics
+//!
+//! Not in muduo: [`EventLoopHandle::stats`] tells, from any thread and
+//! without a lock, how busy the loop has been, how many iterations,
+//! wake-ups and closures it has had, and how many channels and timers it
+//! holds (see [`LoopStats`]). The chat server samples the busy time to
+//! hold password hashing back while its I/O loops work.
 //!
 //! [`quit`]: EventLoopHandle::quit
 
@@ -61,6 +65,13 @@ use parking_lot::Mutex;
 use crate::channel::{ChannelHandler, Ready};
 use crate::poller::{ActiveEvent, Poller, WAKER_TOKEN};
 use crate::timer_queue::{TimerId, TimerQueue};
+
+mod handle;
+mod stats;
+
+pub use handle::EventLoopHandle;
+use stats::Counters;
+pub use stats::LoopStats;
 
 /// A closure queued for a loop; it runs on the loop's thread.
 pub type Functor = Box<dyn FnOnce(&mut EventLoop) + Send>;
@@ -81,21 +92,8 @@ struct Shared {
     pending: Mutex<Vec<Functor>>,
     calling_pending: AtomicBool,
     quit: AtomicBool,
-    /// Nanoseconds spent handling finished iterations (see "Busy time").
-    busy_nanos: AtomicU64,
-    /// When the iteration under way began, in nanoseconds after `clock`
-    /// plus one; 0 while the loop waits in poll.
-    busy_since: AtomicU64,
-    /// The origin of `busy_since`.
-    clock: Instant,
-}
-
-/// A thread-safe reference to an [`EventLoop`].
-///
-/// Every method may be called from any thread.
-#[derive(Clone)]
-pub struct EventLoopHandle {
-    shared: Arc<Shared>,
+    /// What [`EventLoopHandle::stats`] reports.
+    counters: Counters,
 }
 
 /// The reactor. See the [module documentation](self).
@@ -107,7 +105,6 @@ pub struct EventLoop {
     /// Events handlers asked to have dispatched again next iteration
     /// (see [`EventLoop::defer_event`]).
     deferred: Vec<ActiveEvent>,
-    iteration: u64,
     poll_return_time: Instant,
     /// Neither `Send` nor `Sync`: a loop stays on the thread that made it.
     _not_send: PhantomData<*const ()>,
@@ -142,13 +139,10 @@ impl EventLoop {
                 pending: Mutex::new(Vec::new()),
                 calling_pending: AtomicBool::new(false),
                 quit: AtomicBool::new(false),
-                busy_nanos: AtomicU64::new(0),
-                busy_since: AtomicU64::new(0),
-                clock: Instant::now(),
+                counters: Counters::new(),
             }),
             active: Vec::with_capacity(64),
             deferred: Vec::new(),
-            iteration: 0,
             poll_return_time: Instant::now(),
             _not_send: PhantomData,
         })
@@ -174,12 +168,14 @@ impl EventLoop {
         log::trace!("EventLoop {} start looping", self.shared.id);
         self.do_pending_functors();
         while !self.shared.quit.load(Ordering::Acquire) {
-            // Deferred work means "poll, but do not sleep".
+            // Sleep until the earliest timer is due, or until an event or a
+            // wake-up comes. Deferred work means "poll, but do not sleep".
             let timeout = if self.deferred.is_empty() {
                 self.timers.next_timeout(Instant::now())
             } else {
                 Some(Duration::ZERO)
             };
+            // The event list is reused across iterations: no allocation.
             let mut active = std::mem::take(&mut self.active);
             active.clear();
             self.poll_return_time = match self.poller.poll(timeout, &mut active) {
@@ -189,17 +185,25 @@ impl EventLoop {
                     Instant::now()
                 }
             };
-            self.begin_busy();
-            self.iteration += 1;
+            // From here to the end of the iteration the loop counts as busy.
+            self.shared.counters.begin_iteration(self.poll_return_time);
+            // muduo's `activeChannels_`: hand each ready source to its
+            // channel, then the events handlers deferred last time (a
+            // connection that stopped reading to let the others have a turn).
             let deferred = std::mem::take(&mut self.deferred);
             for ev in active.iter().chain(deferred.iter()) {
                 self.dispatch(ev.token, ev.ready);
             }
             self.active = active;
+            // Timers that came due while we slept or worked.
             let expired = self.timers.take_expired(Instant::now());
             expired.run(self);
+            // Last, what other threads (or this iteration's handlers) queued.
             self.do_pending_functors();
-            self.end_busy();
+            let timers = self.timers.len();
+            self.shared
+                .counters
+                .end_iteration(self.poll_return_time, timers);
         }
         // Closures queued before the quit (a server closing its connections
         // as it stops, say) still run, so their callbacks are not lost.
@@ -208,33 +212,13 @@ impl EventLoop {
         log::trace!("EventLoop {} stop looping", self.shared.id);
     }
 
-    /// Marks the start of an iteration's work, for readers of the busy
-    /// time on other threads.
-    fn begin_busy(&self) {
-        let since = self
-            .poll_return_time
-            .saturating_duration_since(self.shared.clock);
-        let nanos = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX - 1);
-        self.shared.busy_since.store(nanos + 1, Ordering::Release);
-    }
-
-    /// Ends an iteration's work: its time, since the poll returned, moves
-    /// from "under way" to the total. A reader in between may see neither
-    /// for a moment.
-    fn end_busy(&self) {
-        self.shared.busy_since.store(0, Ordering::Release);
-        let spent = self.poll_return_time.elapsed();
-        let nanos = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
-        self.shared.busy_nanos.fetch_add(nanos, Ordering::Release);
-    }
-
     /// Asks the loop to return from [`EventLoop::run`] after this iteration.
     pub fn quit(&self) {
         self.shared.quit.store(true, Ordering::Release);
     }
 
-    /// Runs `f` now: the caller is on the loop thread by construction.
-    /// (muduo's `runInLoop` from inside the loop.)
+    /// Runs `f` now, with the loop: the caller is on the loop thread by
+    /// construction (muduo's `runInLoop` from inside the loop).
     pub fn run_in_loop<F: FnOnce(&mut EventLoop)>(&mut self, f: F) {
         f(self)
     }
@@ -307,7 +291,9 @@ impl EventLoop {
         interest: Interest,
         handler: Box<dyn ChannelHandler>,
     ) -> io::Result<Token> {
-        self.poller.add_channel(source, interest, handler)
+        let token = self.poller.add_channel(source, interest, handler)?;
+        self.count_channels();
+        Ok(token)
     }
 
     /// Changes the interest of a registered source.
@@ -326,7 +312,14 @@ impl EventLoop {
     /// Deregisters `source` and drops its channel (after the current dispatch
     /// if the channel is the one running).
     pub fn remove_channel<S: Source + ?Sized>(&mut self, source: &mut S, token: Token) {
-        self.poller.remove_channel(source, token)
+        self.poller.remove_channel(source, token);
+        self.count_channels();
+    }
+
+    /// Publishes the channel count for [`EventLoopHandle::stats`].
+    fn count_channels(&self) {
+        let n = self.poller.channel_count();
+        self.shared.counters.channels.store(n, Ordering::Relaxed);
     }
 
     /// `true` while a channel is registered under `token`.
@@ -359,7 +352,7 @@ impl EventLoop {
 
     /// How many times the loop has polled.
     pub fn iteration(&self) -> u64 {
-        self.iteration
+        self.shared.counters.iterations()
     }
 
     /// When the last poll returned (muduo's `pollReturnTime`).
@@ -384,12 +377,25 @@ impl EventLoop {
         self.poller.restore_channel(taken);
     }
 
+    /// Runs the queued closures, as muduo's `doPendingFunctors`: the queue
+    /// is swapped out under the lock and run with the lock released, so a
+    /// closure may queue more (they run in the next iteration) and other
+    /// threads are never held up by a slow closure.
     fn do_pending_functors(&mut self) {
+        // While this flag is up, queueing wakes the loop: what is queued
+        // now would otherwise wait for the next event.
         self.shared.calling_pending.store(true, Ordering::Release);
-        let functors = std::mem::take(&mut *self.shared.pending.lock());
+        let functors = {
+            let mut pending = self.shared.pending.lock();
+            self.shared.counters.pending.store(0, Ordering::Relaxed);
+            std::mem::take(&mut *pending)
+        };
+        let n = functors.len() as u64;
         for f in functors {
             f(self);
         }
+        let counters = &self.shared.counters;
+        counters.functors_run.fetch_add(n, Ordering::Relaxed);
         self.shared.calling_pending.store(false, Ordering::Release);
     }
 }
@@ -402,132 +408,4 @@ impl Drop for EventLoop {
 
 fn new_timer_id() -> TimerId {
     TimerId(NEXT_TIMER_ID.fetch_add(1, Ordering::Relaxed))
-}
-
-impl EventLoopHandle {
-    /// A number unique to this loop in the process.
-    pub fn id(&self) -> u64 {
-        self.shared.id
-    }
-
-    /// `true` on the thread that runs this loop.
-    pub fn is_in_loop_thread(&self) -> bool {
-        LOOP_IN_THIS_THREAD.with(Cell::get) == self.shared.id
-    }
-
-    /// Panics off the loop thread (muduo's `assertInLoopThread`).
-    pub fn assert_in_loop_thread(&self) {
-        assert!(
-            self.is_in_loop_thread(),
-            "EventLoop {} used from another thread",
-            self.shared.id
-        );
-    }
-
-    /// Queues `f` to run on the loop thread, waking the loop if needed.
-    ///
-    /// Closures run in the order they were queued. Unlike muduo's
-    /// `runInLoop`, this never runs `f` before returning, even on the loop
-    /// thread (it has no `&mut EventLoop` to give it); code that holds the
-    /// loop calls [`EventLoop::run_in_loop`] instead.
-    pub fn queue_in_loop<F: FnOnce(&mut EventLoop) + Send + 'static>(&self, f: F) {
-        let was_empty = {
-            let mut pending = self.shared.pending.lock();
-            pending.push(Box::new(f));
-            pending.len() == 1
-        };
-        let from_outside = !self.is_in_loop_thread();
-        if (was_empty && from_outside) || self.shared.calling_pending.load(Ordering::Acquire) {
-            self.wakeup();
-        }
-    }
-
-    /// Same as [`EventLoopHandle::queue_in_loop`]; named after muduo's
-    /// `runInLoop` for readers following the C++.
-    pub fn run_in_loop<F: FnOnce(&mut EventLoop) + Send + 'static>(&self, f: F) {
-        self.queue_in_loop(f)
-    }
-
-    /// Makes the loop return from `run` after its current iteration.
-    pub fn quit(&self) {
-        self.shared.quit.store(true, Ordering::Release);
-        if !self.is_in_loop_thread() {
-            self.wakeup();
-        }
-    }
-
-    /// Total time this loop has spent handling events, timers and queued
-    /// closures, as opposed to waiting in poll, the iteration under way
-    /// included. See the module's "Busy time".
-    ///
-    /// Read while an iteration ends, it can come out short by that
-    /// iteration for a moment; the next read makes up for it.
-    pub fn busy_time(&self) -> Duration {
-        let shared = &self.shared;
-        let done = shared.busy_nanos.load(Ordering::Acquire);
-        let since = shared.busy_since.load(Ordering::Acquire);
-        let under_way = match since {
-            0 => 0,
-            start => {
-                let now = shared.clock.elapsed().as_nanos();
-                u64::try_from(now.saturating_sub(u128::from(start - 1))).unwrap_or(u64::MAX)
-            }
-        };
-        Duration::from_nanos(done.saturating_add(under_way))
-    }
-
-    /// Interrupts the loop's poll.
-    pub fn wakeup(&self) {
-        if let Err(e) = self.shared.waker.wake() {
-            log::error!("EventLoop {} wakeup: {}", self.shared.id, e);
-        }
-    }
-
-    /// Closures queued and not yet run.
-    pub fn queue_size(&self) -> usize {
-        self.shared.pending.lock().len()
-    }
-
-    /// Runs `cb` once at `when`, on the loop thread.
-    pub fn run_at<F: FnMut(&mut EventLoop) + Send + 'static>(
-        &self,
-        when: Instant,
-        cb: F,
-    ) -> TimerId {
-        let id = new_timer_id();
-        self.queue_in_loop(move |lp| lp.timers.add(id, when, None, Box::new(cb)));
-        id
-    }
-
-    /// Runs `cb` once after `delay`, on the loop thread.
-    pub fn run_after<F: FnMut(&mut EventLoop) + Send + 'static>(
-        &self,
-        delay: Duration,
-        cb: F,
-    ) -> TimerId {
-        self.run_at(Instant::now() + delay, cb)
-    }
-
-    /// Runs `cb` every `interval`, on the loop thread.
-    pub fn run_every<F: FnMut(&mut EventLoop) + Send + 'static>(
-        &self,
-        interval: Duration,
-        cb: F,
-    ) -> TimerId {
-        let id = new_timer_id();
-        let first = Instant::now() + interval;
-        self.queue_in_loop(move |lp| lp.timers.add(id, first, Some(interval), Box::new(cb)));
-        id
-    }
-
-    /// Cancels a timer from any thread.
-    pub fn cancel(&self, id: TimerId) {
-        self.queue_in_loop(move |lp| lp.cancel(id));
-    }
-}
-
-impl std::fmt::Debug for EventLoopHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "EventLoopHandle({})", self.shared.id)
-    }
 }

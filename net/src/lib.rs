@@ -8,7 +8,7 @@
 //!
 //! | muduo class | Rust type | module |
 //! |---|---|---|
-//! | `EventLoop` | [`EventLoop`], [`EventLoopHandle`] | [`event_loop`] |
+//! | `EventLoop` | [`EventLoop`], [`EventLoopHandle`], [`LoopStats`] | [`event_loop`] |
 //! | `Channel` | [`Channel`], [`ChannelHandler`] | [`channel`] |
 //! | `Poller` / `EPollPoller` | [`Poller`] | [`poller`] |
 //! | `TimerQueue`, `TimerId` | `TimerQueue`, [`TimerId`] | [`timer_queue`] |
@@ -21,11 +21,13 @@
 //! | `Connector` | [`Connector`] | [`connector`] |
 //! | `TcpClient` | [`TcpClient`] | [`tcp_client`] |
 //! | `Callbacks.h` | [`ConnectionCallback`], [`MessageCallback`], … | [`callbacks`] |
-//! | `examples/asio/chat/codec.h` | [`LengthHeaderCodec`] | [`length_header_codec`] |
 //!
 //! `net/README.md` explains the thread rules, the life of a connection,
 //! and how muduo's C++ idioms were carried over. The examples in
-//! `net/examples/` follow muduo's: echo, pingpong, and the asio chat.
+//! `net/examples/` follow muduo's course: echo; pingpong (server, client,
+//! and the dispatch benchmark); the asio chat with its `LengthHeaderCodec`
+//! (framing is the application's business, not the library's), four
+//! servers from one thread to thread-local lists, a client and a load test.
 
 pub mod acceptor;
 pub mod buffer;
@@ -35,7 +37,6 @@ pub mod connector;
 pub mod event_loop;
 pub mod event_loop_thread;
 pub mod event_loop_thread_pool;
-pub mod length_header_codec;
 pub mod poller;
 pub mod tcp_client;
 pub mod tcp_connection;
@@ -50,14 +51,13 @@ pub use callbacks::{
 pub use channel::{Channel, ChannelHandler, Ready};
 pub use connector::Connector;
 
-pub use event_loop::{EventLoop, EventLoopHandle, Functor};
+pub use event_loop::{EventLoop, EventLoopHandle, Functor, LoopStats};
 pub use event_loop_thread::{EventLoopThread, ThreadInitCallback};
 pub use event_loop_thread_pool::EventLoopThreadPool;
-pub use length_header_codec::LengthHeaderCodec;
 
 pub use poller::{ActiveEvent, Poller};
 pub use tcp_client::TcpClient;
 
-pub use tcp_connection::{State, TcpConnection, TcpConnectionPtr};
+pub use tcp_connection::{CrossThreadSend, State, TcpConnection, TcpConnectionPtr};
 pub use tcp_server::{ServerOption, TcpServer};
 pub use timer_queue::TimerId;

@@ -25,7 +25,7 @@ use crate::buffer::Buffer;
 use crate::callbacks::{CloseCallback, ConnectionCallbacks};
 use crate::connector::Connector;
 use crate::event_loop::{EventLoop, EventLoopHandle};
-use crate::tcp_connection::{TcpConnection, TcpConnectionPtr};
+use crate::tcp_connection::{CrossThreadSend, TcpConnection, TcpConnectionPtr};
 use crate::tcp_server::NEXT_CONN_ID;
 
 struct ClientInner {
@@ -158,6 +158,7 @@ fn new_connection(inner: &Arc<ClientInner>, lp: &mut EventLoop, stream: TcpStrea
         stream,
         peer,
         inner.callbacks.lock().clone(),
+        CrossThreadSend::Direct,
         remove_connection_callback(Arc::downgrade(inner)),
     );
     *inner.connection.lock() = Some(conn.clone());

@@ -6,7 +6,7 @@
 //! the channel to it so the object outlives a callback that closes it. Here:
 //!
 //! * users hold a [`TcpConnectionPtr`] (`Arc<TcpConnection>`): the name,
-//!   addresses, state, the socket with its *output* buffer, and the context;
+//!   addresses, state, the socket, the *output* buffer, and the context;
 //! * the connection's loop owns a `ConnectionChannel` in its poller's slab,
 //!   which holds another `Arc` plus the *input* buffer (only that loop reads);
 //! * closing removes the channel from the slab. The loop stops delivering
@@ -17,27 +17,37 @@
 //! `Connecting → Connected → Disconnecting → Disconnected`, as in muduo.
 //! `Disconnecting` means "shut down (or close) once the output has drained".
 //!
-//! # Threads
+//! # Threads, and who touches the socket
 //!
 //! [`send`](TcpConnection::send), [`shutdown`](TcpConnection::shutdown),
 //! [`force_close`](TcpConnection::force_close), the context and the
 //! accessors may be called from any thread. Registration, reading and
 //! closing run on the loop thread only.
 //!
-//! `send` is where this port parts from muduo. muduo's `send` from a
-//! foreign thread copies the bytes into a closure for the owning loop
-//! (`runInLoop(sendInLoop)`), which costs an eventfd wake-up and a context
-//! switch per burst. Here the socket and its output buffer sit behind one
-//! mutex, so `send` does muduo's `sendInLoop` on the calling thread: with
-//! the lock held, write directly when nothing is queued, otherwise append
-//! to the output buffer, which the loop flushes on the next writable edge.
-//! The lock makes the order the order of the calls: bytes sent from one
-//! thread arrive in the order sent, and a caller that sends several times
-//! while holding a lock of its own knows that no sender who must take that
-//! lock first can come in between (the chat server's login relies on
-//! this). The write is non-blocking, so the lock is held for one short
-//! syscall.
-//! Callbacks (write complete, high-water mark) still run on the loop.
+//! The socket itself is behind no lock: a TCP socket may be read and
+//! written at the same time (the kernel keeps the two directions apart),
+//! and every operation here goes through `&TcpStream`. What needs a lock is
+//! the *order of the bytes written*: the output buffer sits in a mutex, and
+//! every write to the socket (a sender's, or the loop's flush) and the
+//! final `shutdown(Write)` happen while holding it. Reads take no lock;
+//! only the loop reads.
+//!
+//! # Sending from another thread: two ways
+//!
+//! muduo's `send` from a foreign thread copies the bytes into a closure for
+//! the owning loop (`runInLoop(sendInLoop)`), which costs an eventfd
+//! wake-up and a context switch per burst. This port does that only when
+//! asked ([`CrossThreadSend::Queue`]). By default
+//! ([`CrossThreadSend::Direct`]) `send` does muduo's `sendInLoop` on the
+//! calling thread: with the output lock held, write directly when nothing
+//! is queued, otherwise append to the output buffer, which the loop flushes
+//! on the next writable edge. The lock makes the order the order of the
+//! calls: bytes sent from one thread arrive in the order sent, and a caller
+//! that sends several times while holding a lock of its own knows that no
+//! sender who must take that lock first can come in between (the chat
+//! server's login relies on this). The write is non-blocking, so the lock
+//! is held for one short syscall. Callbacks (write complete, high-water
+//! mark) run on the loop either way.
 //!
 //! # Edge-triggered I/O
 //!
@@ -51,18 +61,20 @@
 use std::any::Any;
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::os::unix::io::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::os::unix::io::AsRawFd;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
-use mio::{net::TcpStream, Interest, Token};
+use mio::{net::TcpStream, unix::SourceFd, Interest, Token};
 use parking_lot::Mutex;
 
 use crate::buffer::{Buffer, INITIAL_SIZE};
-use crate::callbacks::{CloseCallback, ConnectionCallbacks, HighWaterMarkCallback};
-use crate::channel::{ChannelHandler, Ready};
+use crate::callbacks::{CloseCallback, ConnectionCallbacks};
 use crate::event_loop::{EventLoop, EventLoopHandle};
+
+mod channel;
+
+use channel::ConnectionChannel;
 
 /// How connections are shared (muduo's `TcpConnectionPtr`).
 pub type TcpConnectionPtr = Arc<TcpConnection>;
@@ -73,6 +85,9 @@ const READS_PER_EVENT: usize = 8;
 
 /// An output buffer larger than this is shrunk back once it drains.
 const SHRINK_OUTPUT_ABOVE: usize = 1 << 20;
+
+/// The value of [`TcpConnection::token`] while no channel is registered.
+const NO_TOKEN: usize = usize::MAX;
 
 /// The life of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,11 +114,22 @@ impl State {
     }
 }
 
-/// The socket side, touched only on the loop thread.
-struct Io {
-    stream: TcpStream,
-    output: Buffer,
-    token: Option<Token>,
+/// How a [`TcpConnection::send`] made off the connection's loop thread
+/// reaches the socket. A send on the loop thread writes at once either way.
+///
+/// Set for a whole server with
+/// [`TcpServer::set_cross_thread_send`](crate::TcpServer::set_cross_thread_send).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CrossThreadSend {
+    /// Write on the calling thread, under the output buffer's lock (this
+    /// port's default; see the [module documentation](self)).
+    #[default]
+    Direct,
+    /// muduo's way: copy the bytes into a closure queued for the
+    /// connection's loop (`queueInLoop(sendInLoop)`), which writes them.
+    /// The sending thread never touches the socket; each burst costs a
+    /// wake-up of the loop and, for `send`, a copy.
+    Queue,
 }
 
 /// A TCP connection. See the [module documentation](self).
@@ -113,16 +139,27 @@ pub struct TcpConnection {
     name: String,
     local_addr: SocketAddr,
     peer_addr: SocketAddr,
-    fd: RawFd,
+    /// The socket, behind no lock (see "Threads, and who touches the
+    /// socket"). It closes when the connection is dropped.
+    stream: TcpStream,
     state: AtomicU8,
-    io: Mutex<Io>,
+    /// Bytes sent but not yet taken by the kernel. Its lock is held for
+    /// every write to `stream` and for the final `shutdown(Write)`, so that
+    /// bytes leave in the order they were sent.
+    output: Mutex<Buffer>,
+    /// The channel's poller token, [`NO_TOKEN`] while unregistered. Written
+    /// and read on the loop thread only; atomic because the connection is
+    /// shared.
+    token: AtomicUsize,
+    /// The server's (or client's) callbacks, high-water mark included.
     callbacks: ConnectionCallbacks,
-    high_water_mark: Mutex<Option<(HighWaterMarkCallback, usize)>>,
+    cross_thread_send: CrossThreadSend,
     close_callback: CloseCallback,
     context: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
 }
 
 impl TcpConnection {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         owner: EventLoopHandle,
         id: u64,
@@ -130,69 +167,72 @@ impl TcpConnection {
         stream: TcpStream,
         peer_addr: SocketAddr,
         callbacks: ConnectionCallbacks,
+        cross_thread_send: CrossThreadSend,
         close_callback: CloseCallback,
     ) -> TcpConnectionPtr {
         let local_addr = stream.local_addr().unwrap_or(peer_addr);
-        let fd = stream.as_raw_fd();
-        log::debug!("TcpConnection {} fd={} created", name, fd);
+        log::debug!("TcpConnection {} fd={} created", name, stream.as_raw_fd());
         Arc::new(TcpConnection {
             owner,
             id,
             name,
             local_addr,
             peer_addr,
-            fd,
+            stream,
             state: AtomicU8::new(State::Connecting as u8),
-            io: Mutex::new(Io {
-                stream,
-                // Empty until a write is partial: most sends go straight
-                // to the socket, and an idle connection should cost little.
-                output: Buffer::with_capacity(0),
-                token: None,
-            }),
-            high_water_mark: Mutex::new(callbacks.high_water_mark.clone()),
+            // Empty until a write is partial: most sends go straight to the
+            // socket, and an idle connection should cost little.
+            output: Mutex::new(Buffer::with_capacity(0)),
+            token: AtomicUsize::new(NO_TOKEN),
             callbacks,
+            cross_thread_send,
             close_callback,
             context: Mutex::new(None),
         })
     }
 
-    /// A number unique among this process's connections.
+    /// A number unique among this process's connections; any thread.
     pub fn id(&self) -> u64 {
         self.id
     }
 
-    /// `"<server name>-<listen address>#<id>"`, as muduo names connections.
+    /// `"<server name>-<listen address>#<id>"`, as muduo names connections;
+    /// any thread.
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// Our end's address.
+    /// Our end's address; any thread.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
-    /// The peer's address.
+    /// The peer's address; any thread.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer_addr
     }
 
-    /// The loop that owns this connection's I/O.
+    /// The loop that owns this connection's I/O; any thread.
     pub fn get_loop(&self) -> &EventLoopHandle {
         &self.owner
     }
 
-    /// The current state.
+    /// How sends from other threads reach the socket; any thread.
+    pub fn cross_thread_send(&self) -> CrossThreadSend {
+        self.cross_thread_send
+    }
+
+    /// The current state; any thread.
     pub fn state(&self) -> State {
         State::from_u8(self.state.load(Ordering::Acquire))
     }
 
-    /// `true` while the connection is open and not shutting down.
+    /// `true` while the connection is open and not shutting down; any thread.
     pub fn connected(&self) -> bool {
         self.state() == State::Connected
     }
 
-    /// `true` once the connection is closed.
+    /// `true` once the connection is closed; any thread.
     pub fn disconnected(&self) -> bool {
         self.state() == State::Disconnected
     }
@@ -203,25 +243,53 @@ impl TcpConnection {
 
     /// Sends `data`; any thread. Does nothing unless connected.
     ///
-    /// Writes on the calling thread under the socket lock (see the
-    /// [module documentation](self)); whatever the kernel does not take
-    /// now is written by the loop when the socket turns writable.
+    /// On the loop thread, and from any thread with
+    /// [`CrossThreadSend::Direct`], this writes at once under the output
+    /// lock; whatever the kernel does not take now is written by the loop
+    /// when the socket turns writable. With [`CrossThreadSend::Queue`] a
+    /// foreign thread copies `data` into a closure for the loop instead.
     pub fn send(self: &Arc<Self>, data: &[u8]) {
-        if self.connected() {
-            self.send_locked(data);
+        if !self.connected() {
+            return;
+        }
+        if self.queues_sends_from_here() {
+            self.queue_send(data.to_vec());
+        } else {
+            self.send_in_loop(data);
         }
     }
 
     /// Sends an owned vector; any thread. The same as [`send`](Self::send),
-    /// kept so callers that build a `Vec` need not think about borrowing.
+    /// but where `send` would copy the bytes into the loop's closure
+    /// ([`CrossThreadSend::Queue`] from another thread), the vector itself
+    /// moves there.
     pub fn send_vec(self: &Arc<Self>, data: Vec<u8>) {
-        self.send(&data);
+        if !self.connected() {
+            return;
+        }
+        if self.queues_sends_from_here() {
+            self.queue_send(data);
+        } else {
+            self.send_in_loop(&data);
+        }
     }
 
     /// Sends the readable bytes of `buf` and empties it; any thread.
     pub fn send_buffer(self: &Arc<Self>, buf: &mut Buffer) {
         self.send(buf.peek());
         buf.retrieve_all();
+    }
+
+    /// `true` when a send from the calling thread goes through the loop's
+    /// queue (muduo's `runInLoop`: queue unless on the loop thread).
+    fn queues_sends_from_here(&self) -> bool {
+        self.cross_thread_send == CrossThreadSend::Queue && !self.owner.is_in_loop_thread()
+    }
+
+    /// muduo's `queueInLoop(std::bind(&TcpConnection::sendInLoop, ...))`.
+    fn queue_send(self: &Arc<Self>, data: Vec<u8>) {
+        let conn = self.clone();
+        self.owner.queue_in_loop(move |_| conn.send_in_loop(&data));
     }
 
     /// Closes our writing half once everything queued has been written;
@@ -261,18 +329,12 @@ impl TcpConnection {
     /// # Errors
     /// The `setsockopt` error.
     pub fn set_tcp_no_delay(&self, on: bool) -> io::Result<()> {
-        self.io.lock().stream.set_nodelay(on)
-    }
-
-    /// Calls `cb` whenever the output buffer grows past `mark` bytes; any
-    /// thread. Replaces the server-wide setting for this connection.
-    pub fn set_high_water_mark_callback(&self, cb: HighWaterMarkCallback, mark: usize) {
-        *self.high_water_mark.lock() = Some((cb, mark));
+        self.stream.set_nodelay(on)
     }
 
     /// Bytes sent but not yet taken by the kernel; any thread.
     pub fn output_len(&self) -> usize {
-        self.io.lock().output.readable_bytes()
+        self.output.lock().readable_bytes()
     }
 
     /// Stores the application's per-connection state (muduo's `boost::any`
@@ -302,20 +364,12 @@ impl TcpConnection {
             conn: self.clone(),
             input: Buffer::new(),
         });
-        let registered = {
-            let mut io = self.io.lock();
-            let r = lp.add_channel(
-                &mut io.stream,
-                Interest::READABLE | Interest::WRITABLE,
-                handler,
-            );
-            if let Ok(token) = r {
-                io.token = Some(token);
-            }
-            r
-        };
-        match registered {
-            Ok(_) => {
+        // mio needs only the descriptor; the connection keeps the socket.
+        let fd = self.stream.as_raw_fd();
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        match lp.add_channel(&mut SourceFd(&fd), interest, handler) {
+            Ok(token) => {
+                self.token.store(token.0, Ordering::Relaxed);
                 self.set_state(State::Connected);
                 (self.callbacks.connection)(self);
             }
@@ -327,19 +381,21 @@ impl TcpConnection {
         }
     }
 
-    /// muduo's `sendInLoop`, on the calling thread: the socket lock
-    /// orders this write against every other `send` and against the
+    /// muduo's `sendInLoop`. It runs on the loop thread, or, with
+    /// [`CrossThreadSend::Direct`], on whichever thread sends: the output
+    /// lock orders this write against every other send and against the
     /// loop's flush in `handle_write`.
-    fn send_locked(self: &Arc<Self>, data: &[u8]) {
-        let mut guard = self.io.lock();
-        let io = &mut *guard;
+    fn send_in_loop(self: &Arc<Self>, data: &[u8]) {
+        let mut output = self.output.lock();
+        // Checked under the lock: `handle_close` sets the state first.
         if self.disconnected() {
             log::debug!("TcpConnection {} closed, give up writing", self.name);
             return;
         }
         let mut written = 0;
-        if io.output.is_empty() {
-            match write_until_blocked(&mut io.stream, data) {
+        // Bytes already waiting must leave first: then we may only append.
+        if output.is_empty() {
+            match write_until_blocked(&self.stream, data) {
                 Ok(n) => written = n,
                 Err(e) => {
                     // The peer is gone; the read side will see it and close.
@@ -352,17 +408,17 @@ impl TcpConnection {
                 return;
             }
         }
-        let remaining = &data[written..];
-        let old_len = io.output.readable_bytes();
-        io.output.append(remaining);
-        self.check_high_water_mark(old_len, io.output.readable_bytes());
+        // The kernel's buffer is full: keep the rest for the writable edge.
+        let old_len = output.readable_bytes();
+        output.append(&data[written..]);
+        self.check_high_water_mark(old_len, output.readable_bytes());
     }
 
+    /// Tells the user, on the loop, when the output buffer crosses the mark.
     fn check_high_water_mark(self: &Arc<Self>, old_len: usize, new_len: usize) {
-        let hwm = self.high_water_mark.lock().clone();
-        if let Some((cb, mark)) = hwm {
-            if old_len < mark && new_len >= mark {
-                let conn = self.clone();
+        if let Some((cb, mark)) = &self.callbacks.high_water_mark {
+            if old_len < *mark && new_len >= *mark {
+                let (cb, conn) = (cb.clone(), self.clone());
                 self.owner.queue_in_loop(move |_| cb(&conn, new_len));
             }
         }
@@ -376,43 +432,46 @@ impl TcpConnection {
     }
 
     fn shutdown_in_loop(&self) {
-        let io = self.io.lock();
-        if io.output.is_empty() {
-            self.shutdown_write(&io);
+        let output = self.output.lock();
+        if output.is_empty() {
+            self.shutdown_write();
         }
+        // Otherwise `handle_write` shuts down once the output drains.
     }
 
-    /// Sends our FIN; the socket lock is held. A send that raced with
-    /// `shutdown` and comes after this fails with `EPIPE` and is dropped.
-    fn shutdown_write(&self, io: &Io) {
-        if let Err(e) = io.stream.shutdown(Shutdown::Write) {
+    /// Sends our FIN; the caller holds the output lock. A send that raced
+    /// with `shutdown` and comes after this fails with `EPIPE` and is
+    /// dropped.
+    fn shutdown_write(&self) {
+        if let Err(e) = self.stream.shutdown(Shutdown::Write) {
             log::debug!("TcpConnection {} shutdown: {}", self.name, e);
         }
     }
 
-    /// The socket is writable: flush the output buffer.
+    /// The socket is writable: flush the output buffer. Loop thread only.
     fn handle_write(self: &Arc<Self>) {
-        let mut guard = self.io.lock();
-        let io = &mut *guard;
-        if io.output.is_empty() || self.disconnected() {
+        let mut output = self.output.lock();
+        if output.is_empty() || self.disconnected() {
             return; // a writable edge with nothing queued
         }
-        match write_until_blocked(&mut io.stream, io.output.peek()) {
-            Ok(n) => io.output.retrieve(n),
+        match write_until_blocked(&self.stream, output.peek()) {
+            Ok(n) => output.retrieve(n),
             Err(e) => {
                 log::debug!("TcpConnection {} write: {}", self.name, e);
                 return;
             }
         }
-        if !io.output.is_empty() {
+        if !output.is_empty() {
             return; // the next writable edge continues
         }
-        if io.output.internal_capacity() > SHRINK_OUTPUT_ABOVE {
-            io.output.shrink(INITIAL_SIZE);
+        // Drained: give a burst's memory back, tell the user, and finish a
+        // shutdown that was waiting for the output.
+        if output.internal_capacity() > SHRINK_OUTPUT_ABOVE {
+            output.shrink(INITIAL_SIZE);
         }
         self.queue_write_complete();
         if self.state() == State::Disconnecting {
-            self.shutdown_write(io);
+            self.shutdown_write();
         }
     }
 
@@ -425,11 +484,10 @@ impl TcpConnection {
         }
         log::trace!("TcpConnection {} closing", self.name);
         self.set_state(State::Disconnected);
-        {
-            let mut io = self.io.lock();
-            if let Some(token) = io.token.take() {
-                lp.remove_channel(&mut io.stream, token);
-            }
+        let token = self.token.swap(NO_TOKEN, Ordering::Relaxed);
+        if token != NO_TOKEN {
+            let fd = self.stream.as_raw_fd();
+            lp.remove_channel(&mut SourceFd(&fd), Token(token));
         }
         (self.callbacks.connection)(self);
         (self.close_callback)(self);
@@ -438,7 +496,8 @@ impl TcpConnection {
 
 impl Drop for TcpConnection {
     fn drop(&mut self) {
-        log::debug!("TcpConnection {} fd={} dropped", self.name, self.fd);
+        let fd = self.stream.as_raw_fd();
+        log::debug!("TcpConnection {} fd={} dropped", self.name, fd);
     }
 }
 
@@ -453,7 +512,7 @@ impl std::fmt::Debug for TcpConnection {
 
 /// Writes as much of `data` as the socket takes. `WouldBlock` ends the
 /// attempt with the count so far; other errors are returned.
-fn write_until_blocked(stream: &mut TcpStream, data: &[u8]) -> io::Result<usize> {
+fn write_until_blocked(mut stream: &TcpStream, data: &[u8]) -> io::Result<usize> {
     let mut written = 0;
     while written < data.len() {
         match stream.write(&data[written..]) {
@@ -465,55 +524,4 @@ fn write_until_blocked(stream: &mut TcpStream, data: &[u8]) -> io::Result<usize>
         }
     }
     Ok(written)
-}
-
-/// The loop-side half of a connection: its channel handler and input buffer.
-struct ConnectionChannel {
-    conn: TcpConnectionPtr,
-    input: Buffer,
-}
-
-impl ChannelHandler for ConnectionChannel {
-    /// Reads until the socket is drained, handing each chunk to the message
-    /// callback; 0 bytes means the peer closed. A peer that keeps the socket
-    /// full gets [`READS_PER_EVENT`] reads, then the loop serves the others
-    /// and comes back (fairness: one flooding client cannot starve its loop).
-    fn handle_read(&mut self, lp: &mut EventLoop, token: Token, receive_time: Instant) {
-        let conn = &self.conn;
-        for _ in 0..READS_PER_EVENT {
-            if conn.disconnected() {
-                return; // a callback closed it
-            }
-            let offered = self.input.read_fd_capacity();
-            match self.input.read_fd(conn.fd) {
-                Ok(0) => return conn.handle_close(lp),
-                Ok(n) => {
-                    (conn.callbacks.message)(conn, &mut self.input, receive_time);
-                    if n < offered {
-                        return; // drained: the next arrival raises a new edge
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    log::debug!("TcpConnection {} read: {}", conn.name, e);
-                    return conn.handle_close(lp);
-                }
-            }
-        }
-        lp.defer_event(token, Ready::READABLE);
-    }
-
-    fn handle_write(&mut self, _lp: &mut EventLoop, _token: Token) {
-        self.conn.handle_write();
-    }
-
-    fn handle_close(&mut self, lp: &mut EventLoop, _token: Token) {
-        self.conn.handle_close(lp);
-    }
-
-    fn handle_error(&mut self, _lp: &mut EventLoop, _token: Token) {
-        let err = self.conn.io.lock().stream.take_error();
-        log::debug!("TcpConnection {} error: {:?}", self.conn.name, err);
-    }
 }

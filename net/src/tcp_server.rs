@@ -29,13 +29,13 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::os::unix::io::{AsRawFd, RawFd};
+use std::os::unix::io::RawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use mio::{net::TcpListener, unix::SourceFd, Token};
+use mio::{unix::SourceFd, Token};
 use parking_lot::Mutex;
 
 use crate::acceptor::{Acceptor, NewConnectionCallback};
@@ -44,7 +44,7 @@ use crate::callbacks::{CloseCallback, ConnectionCallbacks};
 use crate::event_loop::{EventLoop, EventLoopHandle};
 use crate::event_loop_thread::ThreadInitCallback;
 use crate::event_loop_thread_pool::EventLoopThreadPool;
-use crate::tcp_connection::{TcpConnection, TcpConnectionPtr};
+use crate::tcp_connection::{CrossThreadSend, TcpConnection, TcpConnectionPtr};
 
 /// Process-wide connection ids (servers and clients).
 pub(crate) static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
@@ -66,12 +66,16 @@ pub struct TcpServer {
     base: EventLoopHandle,
     name: String,
     listen_addr: SocketAddr,
-    listener: Option<TcpListener>,
+    /// Bound and listening, not yet accepting: until [`TcpServer::start`].
+    acceptor: Option<Acceptor>,
     pool: Rc<RefCell<EventLoopThreadPool>>,
     callbacks: ConnectionCallbacks,
+    cross_thread_send: CrossThreadSend,
     thread_init: Option<ThreadInitCallback>,
     connections: ConnectionMap,
-    acceptor: Option<(Token, RawFd)>,
+    /// The acceptor's channel on the main loop, from `start` until
+    /// `stop_accepting`.
+    accepting: Option<(Token, RawFd)>,
 }
 
 impl TcpServer {
@@ -87,8 +91,8 @@ impl TcpServer {
         option: ServerOption,
     ) -> io::Result<TcpServer> {
         let name = name.into();
-        let listener = Acceptor::bind(addr, option == ServerOption::ReusePort)?;
-        let listen_addr = listener.local_addr()?;
+        let acceptor = Acceptor::new(addr, option == ServerOption::ReusePort)?;
+        let listen_addr = acceptor.listen_addr()?;
         Ok(TcpServer {
             base: lp.handle(),
             pool: Rc::new(RefCell::new(EventLoopThreadPool::new(
@@ -97,11 +101,12 @@ impl TcpServer {
             ))),
             name,
             listen_addr,
-            listener: Some(listener),
+            acceptor: Some(acceptor),
             callbacks: ConnectionCallbacks::default(),
+            cross_thread_send: CrossThreadSend::default(),
             thread_init: None,
             connections: Arc::new(Mutex::new(HashMap::new())),
-            acceptor: None,
+            accepting: None,
         })
     }
 
@@ -166,13 +171,20 @@ impl TcpServer {
         self.callbacks.high_water_mark = Some((Arc::new(cb), mark));
     }
 
+    /// How `send` from a thread other than the connection's loop reaches
+    /// the socket, for every connection of this server (default
+    /// [`CrossThreadSend::Direct`]). Before `start`.
+    pub fn set_cross_thread_send(&mut self, mode: CrossThreadSend) {
+        self.cross_thread_send = mode;
+    }
+
     /// Starts the I/O threads and begins accepting on `lp`, the main loop.
     /// Calling it again does nothing.
     ///
     /// # Errors
     /// If a thread cannot start or the listener cannot be registered.
     pub fn start(&mut self, lp: &mut EventLoop) -> io::Result<()> {
-        let Some(listener) = self.listener.take() else {
+        let Some(mut acceptor) = self.acceptor.take() else {
             return Ok(());
         };
         self.pool.borrow_mut().start(self.thread_init.clone())?;
@@ -181,19 +193,27 @@ impl TcpServer {
                 init(lp);
             }
         }
-        let fd = listener.as_raw_fd();
-        let token = Acceptor::listen(lp, listener, self.new_connection_callback())?;
-        self.acceptor = Some((token, fd));
+        acceptor.set_new_connection_callback(self.new_connection_callback());
+        let fd = acceptor.fd();
+        let token = acceptor.listen(lp)?;
+        self.accepting = Some((token, fd));
         log::info!("TcpServer {} listening on {}", self.name, self.listen_addr);
         Ok(())
     }
 
-    /// Stops accepting: closes the listening socket; existing connections
-    /// go on. Any thread may call it through the server's owner.
-    pub fn stop_accepting(&mut self) {
-        if let Some((token, fd)) = self.acceptor.take() {
-            self.base
-                .queue_in_loop(move |lp| lp.remove_channel(&mut SourceFd(&fd), token));
+    /// Stops accepting, now: deregisters and closes the listening socket;
+    /// existing connections go on. `lp` is the main loop, so this runs on
+    /// its thread. Connections still in the kernel's backlog are reset.
+    ///
+    /// # Panics
+    /// If `lp` is not the loop the server was created on.
+    pub fn stop_accepting(&mut self, lp: &mut EventLoop) {
+        assert_eq!(lp.id(), self.base.id(), "stop_accepting on another loop");
+        // Never started: dropping the acceptor closes the socket.
+        self.acceptor = None;
+        if let Some((token, fd)) = self.accepting.take() {
+            // The channel owns the acceptor: removing it closes the socket.
+            lp.remove_channel(&mut SourceFd(&fd), token);
         }
     }
 
@@ -212,6 +232,7 @@ impl TcpServer {
         let pool = self.pool.clone();
         let callbacks = self.callbacks.clone();
         let connections = self.connections.clone();
+        let cross_thread_send = self.cross_thread_send;
         let close_callback = self.remove_connection_callback();
         let prefix = format!("{}-{}#", self.name, self.listen_addr);
         Box::new(move |lp, stream, peer| {
@@ -225,6 +246,7 @@ impl TcpServer {
                 stream,
                 peer,
                 callbacks.clone(),
+                cross_thread_send,
                 close_callback.clone(),
             );
             connections.lock().insert(id, conn.clone());
@@ -253,8 +275,15 @@ impl TcpServer {
 
 impl Drop for TcpServer {
     /// Stops accepting, closes every connection and joins the I/O threads.
+    ///
+    /// Without the loop at hand, a server dropped while still accepting
+    /// queues the listener's removal for the main loop's next run (or its
+    /// drop); call [`TcpServer::stop_accepting`] first to close it now.
     fn drop(&mut self) {
-        self.stop_accepting();
+        if let Some((token, fd)) = self.accepting.take() {
+            self.base
+                .queue_in_loop(move |lp| lp.remove_channel(&mut SourceFd(&fd), token));
+        }
         let conns: Vec<TcpConnectionPtr> = self.connections.lock().values().cloned().collect();
         for conn in conns {
             conn.force_close();

@@ -4,7 +4,7 @@
 //! one `timerfd` with the earliest expiration. Here the ordered set is a
 //! `BTreeMap` keyed by `(deadline, sequence)` and there is no timerfd: the
 //! earliest deadline becomes the timeout of the next `poll` call
-//! ([`TimerQueue::next_timeout`]), and the loop runs whatever has expired
+//! (`TimerQueue::next_timeout`), and the loop runs whatever has expired
 //! after each poll.
 //!
 //! Thread affinity: a `TimerQueue` belongs to one `EventLoop` and is used

@@ -61,7 +61,7 @@ fn acceptor_survives_emfile() {
     // The table is still full, so every `accept` now fails with EMFILE,
     // queue or no queue. The loop must not keep trying: it answers a task.
     let (tx, rx) = std::sync::mpsc::channel();
-    server.main_loop.run_in_loop(move |_| {
+    server.main_loop.run_in_loop(move || {
         let _ = tx.send(());
     });
     assert!(

@@ -115,7 +115,7 @@ fn timers_added_from_another_thread_fire_on_the_loop() {
     assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
 }
 
-/// `busy_time` counts the time a loop works, not the time it waits: an
+/// `stats().busy_time` counts the time a loop works, not the time it waits: an
 /// idle loop stays near zero, a closure that works for 300 ms adds at
 /// least 300 ms.
 #[test]
@@ -123,7 +123,7 @@ fn busy_time_counts_work_not_waiting() {
     let mut thread = EventLoopThread::new("busy-test", None);
     let handle = thread.start_loop().unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let idle = handle.busy_time();
+    let idle = handle.stats().busy_time;
     assert!(
         idle < Duration::from_millis(100),
         "idle loop busy for {idle:?}"
@@ -141,7 +141,7 @@ fn busy_time_counts_work_not_waiting() {
     started.recv_timeout(Duration::from_secs(10)).unwrap();
     std::thread::sleep(Duration::from_millis(150));
     // The iteration under way counts before it ends.
-    let midway = handle.busy_time();
+    let midway = handle.stats().busy_time;
     // (Unless a loaded machine kept this thread asleep past the end.)
     let finished = rx.try_recv().is_ok();
     assert!(
@@ -154,8 +154,70 @@ fn busy_time_counts_work_not_waiting() {
     // The whole iteration is in the total once it ends, just after the
     // closure.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while handle.busy_time() < idle + Duration::from_millis(300) && Instant::now() < deadline {
+    while handle.stats().busy_time < idle + Duration::from_millis(300) && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(handle.busy_time() >= idle + Duration::from_millis(300));
+    assert!(handle.stats().busy_time >= idle + Duration::from_millis(300));
+}
+
+/// `run_in_loop` is muduo's `runInLoop`: at once on the loop's own thread,
+/// queued from any other.
+#[test]
+fn run_in_loop_runs_at_once_on_the_loop_thread_and_queues_elsewhere() {
+    let mut lp = EventLoop::new().unwrap();
+    let handle = lp.handle();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    handle.run_in_loop(move || {
+        r.fetch_add(1, Ordering::SeqCst);
+    });
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "ran before returning");
+
+    let (h, r) = (handle.clone(), ran.clone());
+    std::thread::spawn(move || {
+        h.run_in_loop(move || {
+            r.fetch_add(1, Ordering::SeqCst);
+        })
+    })
+    .join()
+    .unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "queued, not run");
+    assert_eq!(handle.queue_size(), 1);
+    handle.queue_in_loop(|lp| lp.quit());
+    lp.run();
+    assert_eq!(ran.load(Ordering::SeqCst), 2);
+}
+
+/// `stats` counts iterations, closures, wake-ups, channels and timers.
+#[test]
+fn stats_count_what_the_loop_did() {
+    let mut thread = EventLoopThread::new("stats-test", None);
+    let handle = thread.start_loop().unwrap();
+    let before = handle.stats();
+    let (tx, rx) = mpsc::channel();
+    for _ in 0..10 {
+        let tx = tx.clone();
+        handle.queue_in_loop(move |_| {
+            let _ = tx.send(());
+        });
+    }
+    let timer = handle.run_after(Duration::from_secs(3600), |_| {});
+    for _ in 0..10 {
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after = handle.stats();
+    while (after.functors_run < before.functors_run + 11 || after.timers < 1)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+        after = handle.stats();
+    }
+    assert!(after.functors_run >= before.functors_run + 11, "{after:?}");
+    assert!(after.iterations > before.iterations, "{after:?}");
+    assert!(after.wakeups > before.wakeups, "{after:?}");
+    assert_eq!(after.timers, 1, "{after:?}");
+    assert_eq!(after.pending_functors, 0, "{after:?}");
+    handle.cancel(timer);
 }

@@ -338,3 +338,63 @@ fn a_flooding_peer_does_not_starve_the_others_on_its_loop() {
     stop.store(true, Ordering::SeqCst);
     flood.join().unwrap();
 }
+
+/// Data and FIN that arrive together (a client that writes and closes in
+/// one go) come as one edge: the server must read past the data to the
+/// EOF and see the close, not wait for an edge that never comes.
+#[test]
+fn a_client_that_writes_and_closes_at_once_is_seen_to_close() {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let downs = Arc::new(AtomicUsize::new(0));
+    let (r, d) = (received.clone(), downs.clone());
+    let server = start_server(1, move |s| {
+        s.set_connection_callback(move |conn| {
+            if !conn.connected() {
+                d.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        s.set_message_callback(move |_conn, buf, _| {
+            r.lock().extend_from_slice(buf.peek());
+            buf.retrieve_all();
+        });
+    });
+    const CLIENTS: usize = 20;
+    for i in 0..CLIENTS {
+        let mut c = connect(server.addr);
+        // One write and the FIN right behind it, before the server looks.
+        write_all(&mut c, format!("m{i:02};").as_bytes());
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        drop(c);
+    }
+    assert!(
+        wait_until(|| downs.load(Ordering::SeqCst) == CLIENTS),
+        "{} of {CLIENTS} closes seen",
+        downs.load(Ordering::SeqCst)
+    );
+    let text = String::from_utf8(received.lock().clone()).unwrap();
+    for i in 0..CLIENTS {
+        assert!(
+            text.contains(&format!("m{i:02};")),
+            "message {i} lost: {text}"
+        );
+    }
+}
+
+/// `stop_accepting` closes the listener at once, without the loop running
+/// again: a new client is refused.
+#[test]
+fn stop_accepting_closes_the_listener_at_once() {
+    let mut lp = net::EventLoop::new().unwrap();
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let mut server =
+        net::TcpServer::new(&lp, addr, "stop", net::ServerOption::NoReusePort).unwrap();
+    server.start(&mut lp).unwrap();
+    let addr = server.listen_addr();
+    assert!(TcpStream::connect(addr).is_ok(), "listening after start");
+    server.stop_accepting(&mut lp);
+    let refused = TcpStream::connect(addr);
+    assert!(
+        matches!(&refused, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+        "got {refused:?}"
+    );
+}

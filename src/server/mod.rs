@@ -88,9 +88,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
     lp.run();
 
     log::info!("shutting down: no new connections, finishing queued writes");
-    server.stop_accepting();
-    lp.queue_in_loop(|lp| lp.quit());
-    lp.run(); // runs the queued stop_accepting, then returns
+    server.stop_accepting(&mut lp);
     drop(server); // closes every connection and joins the I/O threads
     if let Some(cluster) = cluster {
         // Routes what is queued (or stores it), releases this node's claims.
@@ -105,7 +103,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
 /// One busy-time source per I/O loop, for the hash gate
 /// ([`runtime::HashGate`]), which does not know about event loops.
 fn busy_time_sources(server: &TcpServer) -> Vec<BusyTime> {
-    let busy = |lp: EventLoopHandle| -> BusyTime { Box::new(move || lp.busy_time()) };
+    let busy = |lp: EventLoopHandle| -> BusyTime { Box::new(move || lp.stats().busy_time) };
     server.io_loops().into_iter().map(busy).collect()
 }
 

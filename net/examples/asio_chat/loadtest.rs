@@ -1,12 +1,19 @@
-//! A load test for `asio_chat_server`, after muduo's asio chat `loadtest`:
-//! CLIENTS connections spread over THREADS loops; once all are connected,
-//! the first client sends MESSAGES messages, each carrying its send time,
-//! and every client records how long each broadcast took to reach it.
-//! Prints the fan-out latency percentiles.
+//! A load test for the asio chat servers, after muduo's
+//! `examples/asio/chat/loadtest.cc`: CLIENTS connections spread over
+//! THREADS loops; once all are connected, the first client sends MESSAGES
+//! messages, each carrying its send time, and every client records how
+//! long each broadcast took to reach it. Prints the fan-out latency
+//! percentiles.
+//!
+//! What it teaches: many `TcpClient`s on an `EventLoopThreadPool`, the
+//! client-side twin of a server's I/O threads; and measuring latency
+//! against one clock shared by the process.
 //!
 //! ```text
 //! asio_chat_loadtest HOST PORT THREADS CLIENTS [MESSAGES]
 //! ```
+
+mod codec;
 
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -14,7 +21,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use net::{EventLoop, EventLoopHandle, EventLoopThreadPool, LengthHeaderCodec, TcpClient};
+use codec::LengthHeaderCodec;
+use net::{EventLoop, EventLoopHandle, EventLoopThreadPool, TcpClient};
 use parking_lot::Mutex;
 
 /// The clock all latencies are measured against.
