@@ -16,18 +16,12 @@ use serde_json::json;
 
 /// The tests of this module.
 pub fn tests() -> Vec<Test> {
-    vec![
-        Test::new(
-            "cluster_failures::a_killed_node_s_users_go_offline",
-            a_killed_node_s_users_go_offline,
-        )
-        .needs(CLUSTER),
-        Test::new(
-            "cluster_failures::a_redis_outage_degrades_to_offline_storage",
-            a_redis_outage_degrades_to_offline_storage,
-        )
-        .needs(&[Need::Mysql, Need::RedisServer, Need::Nginx]),
-    ]
+    let killed = tests![a_killed_node_s_users_go_offline];
+    let outage = tests![a_redis_outage_degrades_to_offline_storage];
+    let outage_needs = [Need::Mysql, Need::RedisServer, Need::Nginx];
+    (killed.into_iter().map(|t| t.needs(CLUSTER)))
+        .chain(outage.into_iter().map(|t| t.needs(&outage_needs)))
+        .collect()
 }
 
 fn befriend(a: &mut Client, fid: i64) {

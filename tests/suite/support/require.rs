@@ -145,15 +145,13 @@ pub fn announce<'a>(selected: impl Iterator<Item = &'a [Need]>) {
             Ok(()) => println!("{:>12}: ok, {}", need.name(), need.place()),
             Err(why) => {
                 missing += 1;
-                let verdict = if under_ci() {
-                    "fail (CI)"
-                } else {
-                    "are ignored"
+                let verdict = match (users, under_ci()) {
+                    (1, false) => "the test that needs it is ignored",
+                    (1, true) => "the test that needs it fails (CI)",
+                    (_, false) => "the tests that need it are ignored",
+                    (_, true) => "the tests that need it fail (CI)",
                 };
-                println!(
-                    "{:>12}: MISSING, {why}; the {users} tests that need it {verdict}",
-                    need.name()
-                );
+                println!("{:>12}: MISSING, {why}; {verdict} ({users})", need.name());
             }
         }
     }
