@@ -38,7 +38,16 @@ use std::process::ExitCode;
 use libtest_mimic::Arguments;
 
 fn main() -> ExitCode {
-    let args = Arguments::from_args();
+    let mut args = Arguments::from_args();
+    // libtest reads RUST_TEST_THREADS when --test-threads is not given;
+    // libtest_mimic does not, so do it here.
+    if args.test_threads.is_none() {
+        args.test_threads = std::env::var("RUST_TEST_THREADS")
+            .ok()
+            .and_then(|n| n.parse().ok());
+    }
+    // Every area's tests, in the order they start; the ones that run alone
+    // (load, cluster_load) wait for their turn.
     let tests: Vec<support::Test> = [
         accounts::tests(),
         chat::tests(),

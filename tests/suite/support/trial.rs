@@ -25,10 +25,15 @@ static TURN: RwLock<()> = RwLock::new(());
 
 /// One test of the suite.
 pub struct Test {
+    /// `area::function` (and `::sqlite` / `::mysql`): what filters match.
     name: String,
+    /// Checked before the body runs; shown as the trial's kind.
     needs: Vec<Need>,
+    /// Takes [`TURN`] exclusively instead of shared.
     alone: bool,
+    /// Runs only with `--ignored` / `--include-ignored` (a measurement).
     ignored: bool,
+    /// The test itself: it fails by panicking, as a `#[test]` does.
     body: Box<dyn FnOnce() + Send>,
 }
 
