@@ -21,7 +21,7 @@ block=16384
 port=33333
 
 cargo build --release -q -p net --example pingpong_server --example pingpong_client
-case " $impls " in *" tokio "*) cargo build --release -q -p chat-bench --bin pingpong_tokio ;; esac
+case " $impls " in *" tokio "*) cargo build --release -q -p chat-bench --features tokio-comparator --bin pingpong_tokio ;; esac
 bin=target/release
 
 server_cmd() { # impl threads

@@ -1,19 +1,20 @@
 //! The wire protocol's edges over real TCP: framing, malformed input, ping
 //! and the idle timeout.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Server, TestDb};
+use crate::support::{Server, Test, TestDb};
 use serde_json::json;
 
-both_stores!(
-    framing,
-    malformed_input_closes,
-    wrong_requests_keep_the_connection,
-    idle_timeout_and_ping
-);
+/// The tests of this module.
+pub fn tests() -> Vec<Test> {
+    both_stores![
+        framing,
+        malformed_input_closes,
+        wrong_requests_keep_the_connection,
+        idle_timeout_and_ping
+    ]
+}
 
 fn framing(db: TestDb) {
     let server = Server::start(&db, &[]);

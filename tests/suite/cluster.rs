@@ -2,21 +2,32 @@
 //! database and one Redis, nginx in front. Chat and presence across nodes,
 //! and a duplicate login across nodes.
 //!
-//! Needs `CHAT_TEST_MYSQL` and a Redis on 127.0.0.1:6379 (skipped without
-//! them, failed under CI); see `cluster_common`.
-
-mod cluster_common;
-mod common;
-mod redis_support;
+//! Needs MySQL, the shared Redis and nginx ([`CLUSTER`]): without them
+//! the tests are reported ignored, and fail under CI.
 
 use std::time::Duration;
 
-use cluster_common::{offline_texts, refresh_friends, wait_friend_state, Cluster, Env};
+use crate::support::cluster::{friend_states, offline_texts, refresh_friends, wait_friend_state};
+use crate::support::{wait_until, Cluster, Env, Need, Test};
 use serde_json::json;
 
-#[test]
+/// The tests of this module.
+pub fn tests() -> Vec<Test> {
+    tests![
+        one_to_one_across_nodes,
+        groups_across_nodes,
+        presence_and_duplicate_login_across_nodes
+    ]
+    .into_iter()
+    .map(|t| t.needs(CLUSTER))
+    .collect()
+}
+
+/// What a cluster on the shared Redis needs.
+pub const CLUSTER: &[Need] = &[Need::Mysql, Need::Redis, Need::Nginx];
+
 fn one_to_one_across_nodes() {
-    let Some(env) = Env::get("one") else { return };
+    let env = Env::get("one");
     let cluster = Cluster::start(&env, 3, "2s");
     let mut a = cluster.user_on(1, "alice");
     let mut b = cluster.user_on(2, "bob");
@@ -51,7 +62,7 @@ fn one_to_one_across_nodes() {
     a.chat(e.uid, "while away 1");
     c.chat(e.uid, "while away 2");
     // Stored by a worker of the sender's node: wait for both rows.
-    cluster_common::wait_until("both messages are stored", || {
+    wait_until("both messages are stored", || {
         env.db.query_i64(&format!(
             "SELECT COUNT(*) FROM offlinemessage WHERE userid = {}",
             e.uid
@@ -74,9 +85,8 @@ fn one_to_one_across_nodes() {
     b.expect_silence(Duration::from_millis(200));
 }
 
-#[test]
 fn groups_across_nodes() {
-    let Some(env) = Env::get("group") else { return };
+    let env = Env::get("group");
     let cluster = Cluster::start(&env, 3, "2s");
     let mut a = cluster.user_on(1, "alice");
     let mut b = cluster.user_on(2, "bob");
@@ -92,7 +102,7 @@ fn groups_across_nodes() {
     }
     off.send(&json!({"msgId": 3}));
     off.expect_errno(4, 0);
-    cluster_common::wait_until("olaf's claim is released", || env.holder(off.uid).is_none());
+    wait_until("olaf's claim is released", || env.holder(off.uid).is_none());
     for i in 0..3 {
         a.send(&json!({"msgId": 13, "uid": a.uid, "gid": gid, "msg": format!("p{i}")}));
     }
@@ -146,7 +156,7 @@ fn groups_across_nodes() {
     let mut o = cluster.node(2).connect();
     o.uid = off.uid;
     o.name = "olaf".into();
-    cluster_common::wait_until("olaf's posts are stored", || {
+    wait_until("olaf's posts are stored", || {
         env.db.query_i64(&format!(
             "SELECT COUNT(*) FROM offlinemessage WHERE userid = {}",
             off.uid
@@ -156,11 +166,8 @@ fn groups_across_nodes() {
     assert_eq!(offline_texts(&ack), ["p0", "p1", "p2", "from c"]);
 }
 
-#[test]
 fn presence_and_duplicate_login_across_nodes() {
-    let Some(env) = Env::get("presence") else {
-        return;
-    };
+    let env = Env::get("presence");
     let cluster = Cluster::start(&env, 3, "2s");
     let mut a = cluster.user_on(1, "alice");
     let mut b = cluster.user_on(2, "bob");
@@ -214,12 +221,12 @@ fn presence_and_duplicate_login_across_nodes() {
     b3.name = "bob".into();
     let ack = b3.login_ok("secret");
     assert_eq!(
-        cluster_common::friend_states(&ack),
+        friend_states(&ack),
         [(a.uid, "online".to_owned()), (c.uid, "online".to_owned())]
     );
     assert_eq!(env.holder(b.uid).as_deref(), Some("node3"));
     // Disconnecting (no logout) frees the claim too.
     drop(b3);
     wait_friend_state(&mut a, b.uid, "offline");
-    cluster_common::wait_until("bob's claim is released", || env.holder(b.uid).is_none());
+    wait_until("bob's claim is released", || env.holder(b.uid).is_none());
 }

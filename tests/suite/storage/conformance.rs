@@ -1,7 +1,8 @@
-//! The store-independent tests. Each takes a fresh, empty store.
+//! The store-independent tests: what every `Store` must do, whatever the
+//! database. Each takes a fresh, empty store.
 
-use crate::model::{GroupInfo, MemberInfo, Role, UserInfo};
-use crate::storage::{JoinOutcome, Store};
+use chat::model::{GroupInfo, MemberInfo, Role, UserInfo};
+use chat::storage::{JoinOutcome, Store};
 
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
 

@@ -192,11 +192,6 @@ impl Client {
             v["msg"].as_str().expect("msg").to_owned(),
         )
     }
-
-    /// Raw access to the socket.
-    pub fn stream(&self) -> &TcpStream {
-        &self.stream
-    }
 }
 
 /// The strings of a nested-string array (`friends`, `groups`,

@@ -3,18 +3,22 @@
 //! its own node at once. Every message must arrive, and each sender's
 //! numbers must arrive in order.
 //!
-//! Needs `CHAT_TEST_MYSQL` and Redis (skipped without them, failed under
-//! CI); see `cluster_common`.
-
-mod cluster_common;
-mod common;
-mod redis_support;
+//! Needs MySQL, the shared Redis and nginx: without them the test is
+//! reported ignored, and fails under CI. It runs alone ([`Test::alone`]).
 
 use std::collections::HashMap;
 use std::thread;
 
-use cluster_common::{Cluster, Env};
-use common::Client;
+use crate::cluster::CLUSTER;
+use crate::support::{raise_fd_limit, Client, Cluster, Env, Test};
+
+/// The tests of this module.
+pub fn tests() -> Vec<Test> {
+    tests![order_under_load_across_three_nodes]
+        .into_iter()
+        .map(|t| t.needs(CLUSTER).alone())
+        .collect()
+}
 
 const USERS: usize = 300;
 const NODES: usize = 3;
@@ -29,10 +33,9 @@ fn peers(i: usize) -> [usize; 2] {
     [(i + USERS / NODES) % USERS, (i + 1) % USERS]
 }
 
-#[test]
 fn order_under_load_across_three_nodes() {
-    common::raise_fd_limit();
-    let Some(env) = Env::get("load") else { return };
+    raise_fd_limit();
+    let env = Env::get("load");
     let cluster = Cluster::start(&env, NODES, "2s");
     let per_thread = USERS / THREADS;
 

@@ -1,19 +1,20 @@
 //! Groups over real TCP: create, join, quit, dismiss, members, group chat
 //! (members only, offline members included).
 
-mod common;
-
 use std::time::Duration;
 
-use common::client::nested;
-use common::{Server, TestDb};
+use crate::support::client::nested;
+use crate::support::{Server, Test, TestDb};
 use serde_json::json;
 
-both_stores!(
-    group_life,
-    offline_members_get_group_messages,
-    order_when_the_member_list_loads
-);
+/// The tests of this module.
+pub fn tests() -> Vec<Test> {
+    both_stores![
+        group_life,
+        offline_members_get_group_messages,
+        order_when_the_member_list_loads
+    ]
+}
 
 fn group_life(db: TestDb) {
     let server = Server::start(&db, &[]);

@@ -1,28 +1,41 @@
 //! The cluster layer against a real Redis: two (or three) `Cluster`s in one
 //! process, each with a [`TestNode`] that records what reaches it.
 //!
-//! The shared Redis on 127.0.0.1:6379 serves every test under its own key
-//! prefix, deleted afterwards; the outage test starts a private
+//! The shared Redis ([`require::redis_url`]) serves every test under its
+//! own key prefix, deleted afterwards; the outage test starts a private
 //! `redis-server` on a free port so that it can kill it. Without a Redis
-//! (or without the `redis-server` binary, for the outage test) a test says
-//! it was skipped and passes — except under CI, where that fails. Every
-//! wait is bounded.
-
-mod redis_support;
+//! (or without the `redis-server` program, for the outage test) a test is
+//! reported ignored, and fails under CI. Every wait is bounded.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use crate::support::redis::{redis_con, KeyPrefix, PrivateRedis};
+use crate::support::{require, wait_until, Need, Test};
 use chat::cluster::{Claim, Cluster, ClusterConfig, LocalNode};
 use parking_lot::Mutex;
-use redis_support::{delete_prefix, redis_con, PrivateRedis};
 
-const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
+/// The tests of this module.
+pub fn tests() -> Vec<Test> {
+    let shared = tests![
+        claim_refuses_a_second_node_until_released,
+        concurrent_claims_have_one_winner,
+        messages_cross_nodes_in_order,
+        messages_for_absent_users_are_stored,
+        a_killed_node_is_dead_after_liveness_and_clean_after_restart,
+        a_restart_within_liveness_clears_the_old_claims,
+    ];
+    let private = tests![a_redis_outage_degrades_then_recovers_without_restart];
+    let measurement = tests![publisher_throughput];
+    (shared.into_iter().map(|t| t.needs(&[Need::Redis])))
+        .chain(private.into_iter().map(|t| t.needs(&[Need::RedisServer])))
+        .chain((measurement.into_iter()).map(|t| t.needs(&[Need::Redis]).ignored()))
+        .collect()
+}
+
 /// Liveness in the tests: short, so that deaths are noticed quickly.
 const LIVENESS: Duration = Duration::from_secs(1);
-/// Upper bound of every wait.
-const PATIENCE: Duration = Duration::from_secs(20);
 
 /// A real `LocalNode`: a set of connected users and logs of what arrived.
 #[derive(Default)]
@@ -72,46 +85,12 @@ impl TestNode {
     }
 }
 
-/// A key prefix no other test uses, and the deletion of its keys at the end
-/// (also when the test fails).
-struct Prefix {
-    url: String,
-    name: String,
-}
-
-impl Prefix {
-    fn new(url: &str, test: &str) -> Prefix {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        Prefix {
-            url: url.to_owned(),
-            name: format!("chat-test:{test}:{}:{nanos}", std::process::id()),
-        }
-    }
-
-    fn config(&self, node: &str, liveness: Duration) -> ClusterConfig {
-        ClusterConfig {
-            key_prefix: self.name.clone(),
-            liveness,
-            ..ClusterConfig::new(self.url.clone(), node)
-        }
-    }
-
-    /// `GET {prefix}:user:{uid}`.
-    fn holder(&self, uid: i64) -> Option<String> {
-        let mut con = redis_con(&self.url)?;
-        redis::cmd("GET")
-            .arg(format!("{}:user:{uid}", self.name))
-            .query(&mut con)
-            .ok()?
-    }
-}
-
-impl Drop for Prefix {
-    fn drop(&mut self) {
-        delete_prefix(&self.url, &self.name);
+/// The configuration of node `node` under `prefix`.
+fn config(prefix: &KeyPrefix, node: &str, liveness: Duration) -> ClusterConfig {
+    ClusterConfig {
+        key_prefix: prefix.name.clone(),
+        liveness,
+        ..ClusterConfig::new(prefix.url.clone(), node)
     }
 }
 
@@ -125,44 +104,20 @@ fn admin(url: &str, words: &[&str]) {
     }
 }
 
-/// The shared Redis, or a note that the test is skipped.
-fn shared_redis(test: &str) -> Option<Prefix> {
-    let mut con = redis_con(SHARED_REDIS)?;
-    match redis::cmd("PING").query::<String>(&mut con) {
-        Ok(_) => Some(Prefix::new(SHARED_REDIS, test)),
-        Err(_) => None,
-    }
-    .or_else(|| {
-        skip(&format!("{test}: no Redis at {SHARED_REDIS}"));
-        None
-    })
-}
-
-/// Notes a skipped test; under CI (`CI` set) a skip is a failure, since
-/// `.ci/run` provides Redis and `redis-server`.
-fn skip(what: &str) {
-    assert!(std::env::var_os("CI").is_none(), "CI cannot skip {what}");
-    eprintln!("skipped {what}");
-}
-
-/// Waits until `cond` holds, at most [`PATIENCE`].
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// A key prefix of the test's own on the shared Redis.
+fn shared_redis(test: &str) -> KeyPrefix {
+    KeyPrefix::new(&require::redis_url(), test)
 }
 
 /// A node: its cluster handle and its recording `LocalNode`.
-fn node(prefix: &Prefix, id: &str) -> (Arc<Cluster>, Arc<TestNode>) {
+fn node(prefix: &KeyPrefix, id: &str) -> (Arc<Cluster>, Arc<TestNode>) {
     node_with(prefix, id, LIVENESS)
 }
 
-fn node_with(prefix: &Prefix, id: &str, liveness: Duration) -> (Arc<Cluster>, Arc<TestNode>) {
+fn node_with(prefix: &KeyPrefix, id: &str, liveness: Duration) -> (Arc<Cluster>, Arc<TestNode>) {
     let _ = env_logger::builder().is_test(true).try_init();
     let local = Arc::new(TestNode::default());
-    let cluster = match Cluster::start(prefix.config(id, liveness), local.clone()) {
+    let cluster = match Cluster::start(config(prefix, id, liveness), local.clone()) {
         Ok(c) => c,
         Err(e) => panic!("start {id}: {e}"),
     };
@@ -178,11 +133,8 @@ fn login(cluster: &Cluster, local: &TestNode, uid: i64) {
     local.connect(uid);
 }
 
-#[test]
 fn claim_refuses_a_second_node_until_released() {
-    let Some(p) = shared_redis("claim") else {
-        return;
-    };
+    let p = shared_redis("claim");
     let (a, la) = node(&p, "a");
     let (b, _lb) = node(&p, "b");
     login(&a, &la, 1);
@@ -213,11 +165,8 @@ fn claim_refuses_a_second_node_until_released() {
     assert_eq!(p.holder(1), None, "shutdown releases the node's users");
 }
 
-#[test]
 fn concurrent_claims_have_one_winner() {
-    let Some(p) = shared_redis("race") else {
-        return;
-    };
+    let p = shared_redis("race");
     let (a, _la) = node(&p, "a");
     let (b, _lb) = node(&p, "b");
     let uids: Vec<i64> = (100..200).collect();
@@ -239,11 +188,8 @@ fn concurrent_claims_have_one_winner() {
     }
 }
 
-#[test]
 fn messages_cross_nodes_in_order() {
-    let Some(p) = shared_redis("order") else {
-        return;
-    };
+    let p = shared_redis("order");
     let (a, _la) = node(&p, "a");
     let (b, lb) = node(&p, "b");
     login(&b, &lb, 20);
@@ -282,11 +228,8 @@ fn messages_cross_nodes_in_order() {
     });
 }
 
-#[test]
 fn messages_for_absent_users_are_stored() {
-    let Some(p) = shared_redis("offline") else {
-        return;
-    };
+    let p = shared_redis("offline");
     let (a, la) = node(&p, "a");
     let (b, lb) = node(&p, "b");
 
@@ -315,11 +258,8 @@ fn messages_for_absent_users_are_stored() {
     assert_eq!(b.claim(32), Claim::Unavailable);
 }
 
-#[test]
 fn a_killed_node_is_dead_after_liveness_and_clean_after_restart() {
-    let Some(p) = shared_redis("kill") else {
-        return;
-    };
+    let p = shared_redis("kill");
     // Long enough that the checks made before the expiry have time to run.
     let liveness = Duration::from_secs(3);
     let (a, la) = node_with(&p, "a", liveness);
@@ -357,11 +297,8 @@ fn a_killed_node_is_dead_after_liveness_and_clean_after_restart() {
     wait_until("b2 got m3", || lb2.delivered_to(41) == [b"m3\n"]);
 }
 
-#[test]
 fn a_restart_within_liveness_clears_the_old_claims() {
-    let Some(p) = shared_redis("restart") else {
-        return;
-    };
+    let p = shared_redis("restart");
     let (a, _la) = node(&p, "a");
     let (b, lb) = node(&p, "b");
     login(&b, &lb, 50);
@@ -375,13 +312,9 @@ fn a_restart_within_liveness_clears_the_old_claims() {
     assert_eq!(a.claim(50), Claim::Claimed);
 }
 
-#[test]
 fn a_redis_outage_degrades_then_recovers_without_restart() {
-    let Some(mut redis) = PrivateRedis::start() else {
-        skip("the outage test: cannot start redis-server");
-        return;
-    };
-    let p = Prefix::new(&redis.url(), "outage");
+    let mut redis = PrivateRedis::start();
+    let p = KeyPrefix::new(&redis.url(), "outage");
     let (a, la) = node(&p, "a");
     let (b, lb) = node(&p, "b");
     login(&a, &la, 60);
@@ -440,13 +373,9 @@ fn a_redis_outage_degrades_then_recovers_without_restart() {
 
 /// Not a check, a measurement: how fast one node's publisher routes
 /// messages to another node. Run with
-/// `cargo test --release --test cluster_redis -- --ignored --nocapture`.
-#[test]
-#[ignore]
+/// `cargo test --release --test suite -- --ignored publisher_throughput`.
 fn publisher_throughput() {
-    let Some(p) = shared_redis("throughput") else {
-        return;
-    };
+    let p = shared_redis("throughput");
     let (a, _la) = node(&p, "a");
     let (b, lb) = node(&p, "b");
     const USERS: i64 = 100;

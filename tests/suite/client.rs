@@ -1,24 +1,35 @@
 //! `chat-client` in non-interactive mode against a real `chat-server`:
 //! commands in on standard input, one line per reply or message out.
 
-#[path = "client_support/mod.rs"]
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::{id_after, register, Client, Server};
+use crate::support::cli::{id_after, register};
+use crate::support::{free_port, CliClient, Server, Test};
+
+/// The tests of this module.
+pub fn tests() -> Vec<Test> {
+    tests![
+        two_users_register_befriend_and_chat,
+        group_create_join_chat_and_leave,
+        offline_messages_arrive_at_the_next_login,
+        errors_are_shown_in_plain_words,
+        end_of_input_logs_out_and_exits_zero,
+        lost_connection_is_reported_and_exits_nonzero,
+        unreachable_server_exits_nonzero
+    ]
+}
 
 /// Two logged-in clients, alice and bob, who are friends.
 struct Pair {
-    alice: Client,
-    bob: Client,
+    alice: CliClient,
+    bob: CliClient,
     alice_id: i64,
     bob_id: i64,
 }
 
 fn friends(server: &Server) -> Pair {
-    let mut alice = Client::start(&server.addr);
-    let mut bob = Client::start(&server.addr);
+    let mut alice = CliClient::start(server.addr);
+    let mut bob = CliClient::start(server.addr);
     let alice_id = register(&mut alice, "alice", "pw-alice");
     let bob_id = register(&mut bob, "bob", "pw:bob");
     alice.send(&format!("login:{alice_id}:pw-alice"));
@@ -38,7 +49,7 @@ fn friends(server: &Server) -> Pair {
 
 /// `creator` creates a group (`spec` is `name:description`) and `member`
 /// joins it; returns the gid.
-fn group_of_two(creator: &mut Client, member: &mut Client, spec: &str) -> i64 {
+fn group_of_two(creator: &mut CliClient, member: &mut CliClient, spec: &str) -> i64 {
     creator.send(&format!("createGroup:{spec}"));
     let gid = id_after(&creator.expect_ok("created group "), "created group ");
     member.send(&format!("joinGroup:{gid}"));
@@ -46,9 +57,8 @@ fn group_of_two(creator: &mut Client, member: &mut Client, spec: &str) -> i64 {
     gid
 }
 
-#[test]
 fn two_users_register_befriend_and_chat() {
-    let server = Server::start();
+    let server = Server::fresh();
     let Pair {
         mut alice,
         mut bob,
@@ -79,9 +89,8 @@ fn two_users_register_befriend_and_chat() {
     assert!(bob.finish().success());
 }
 
-#[test]
 fn group_create_join_chat_and_leave() {
-    let server = Server::start();
+    let server = Server::fresh();
     let Pair {
         mut alice,
         mut bob,
@@ -121,9 +130,8 @@ fn group_create_join_chat_and_leave() {
     assert!(bob.finish().success());
 }
 
-#[test]
 fn offline_messages_arrive_at_the_next_login() {
-    let server = Server::start();
+    let server = Server::fresh();
     let Pair {
         mut alice,
         mut bob,
@@ -144,7 +152,7 @@ fn offline_messages_arrive_at_the_next_login() {
     alice.send("ping"); // a round trip: the chats have reached the server
     alice.expect_ok("pong");
 
-    let mut bob = Client::start(&server.addr);
+    let mut bob = CliClient::start(server.addr);
     bob.send(&format!("login:{bob_id}:pw:bob"));
     bob.expect_ok(&format!("logged in uid={bob_id} name=bob"));
     let mut offline = Vec::new();
@@ -188,10 +196,9 @@ fn offline_messages_arrive_at_the_next_login() {
     assert!(bob.finish().success());
 }
 
-#[test]
 fn errors_are_shown_in_plain_words() {
-    let server = Server::start();
-    let mut c = Client::start(&server.addr);
+    let server = Server::fresh();
+    let mut c = CliClient::start(server.addr);
     let id = register(&mut c, "carol", "right");
 
     c.send("register:carol:again");
@@ -229,14 +236,13 @@ fn errors_are_shown_in_plain_words() {
     assert!(c.finish().success());
 }
 
-#[test]
 fn end_of_input_logs_out_and_exits_zero() {
-    let server = Server::start();
-    let mut dave = Client::start(&server.addr);
+    let server = Server::fresh();
+    let mut dave = CliClient::start(server.addr);
     let dave_id = register(&mut dave, "dave", "pw");
     dave.send("login:dave:pw");
     dave.expect_ok("logged in");
-    let mut erin = Client::start(&server.addr);
+    let mut erin = CliClient::start(server.addr);
     register(&mut erin, "erin", "pw");
     erin.send("login:erin:pw");
     erin.expect_ok("logged in");
@@ -257,24 +263,22 @@ fn end_of_input_logs_out_and_exits_zero() {
     assert!(erin.finish().success());
 }
 
-#[test]
 fn lost_connection_is_reported_and_exits_nonzero() {
-    let mut server = Server::start();
-    let mut c = Client::start(&server.addr);
+    let mut server = Server::fresh();
+    let mut c = CliClient::start(server.addr);
     register(&mut c, "frank", "pw");
     c.send("login:frank:pw");
     c.expect_ok("logged in");
-    server.kill();
+    server.kill9();
     // Standard input stays open: the client must notice by itself.
     let status = c.wait_exit();
     assert_eq!(status.code(), Some(1), "{}", c.stderr());
     assert!(c.stderr().contains("connection lost"), "{}", c.stderr());
 }
 
-#[test]
 fn unreachable_server_exits_nonzero() {
-    let addr = format!("127.0.0.1:{}", support::free_port());
-    let mut c = Client::start(&addr);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut c = CliClient::start(&addr);
     let status = c.wait_exit();
     assert_eq!(status.code(), Some(1));
     assert!(

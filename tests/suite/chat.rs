@@ -1,18 +1,19 @@
 //! One-to-one chat, offline messages and their order, over real TCP.
 
-mod common;
-
 use std::time::Duration;
 
-use common::client::nested;
-use common::{Client, Server, TestDb};
+use crate::support::client::nested;
+use crate::support::{Client, Server, Test, TestDb};
 use serde_json::json;
 
-both_stores!(
-    one_to_one,
-    offline_messages_are_stored_and_delivered_once,
-    order_across_login
-);
+/// The tests of this module.
+pub fn tests() -> Vec<Test> {
+    both_stores![
+        one_to_one,
+        offline_messages_are_stored_and_delivered_once,
+        order_across_login
+    ]
+}
 
 fn one_to_one(db: TestDb) {
     let server = Server::start(&db, &[]);

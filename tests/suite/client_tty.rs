@@ -4,17 +4,24 @@
 //! the hidden password, the prompt naming the account, and an incoming
 //! message printed without breaking the line being typed.
 //!
-//! Needs `tmux`. Without it the test is skipped with a message, except
-//! under CI (`CI` set), where a missing tmux fails it.
+//! Needs `tmux` ([`Need::Tmux`]): without it the test is reported ignored,
+//! and fails under CI.
 
-#[path = "client_support/mod.rs"]
-mod support;
-
+use std::fmt::Display;
 use std::process::{Command, Output};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{id_after, register, Client, Server, CLIENT, WAIT};
+use crate::support::cli::{id_after, register, CLIENT, WAIT};
+use crate::support::{CliClient, Need, Server, Test};
+
+/// The tests of this module.
+pub fn tests() -> Vec<Test> {
+    tests![interactive_session_in_a_terminal]
+        .into_iter()
+        .map(|t| t.needs(&[Need::Tmux]))
+        .collect()
+}
 
 /// A tmux server of our own (`-L`), with one session running the client;
 /// killed on drop.
@@ -25,7 +32,7 @@ struct Tmux {
 impl Tmux {
     /// Starts `chat-client ADDR` in a 120×40 pane. When the client exits,
     /// the pane shows `[exited N]` and stays, so the exit status can be read.
-    fn start(addr: &str) -> Tmux {
+    fn start(addr: impl Display) -> Tmux {
         let socket = format!("chat-client-test-{}", std::process::id());
         let tmux = Tmux { socket };
         let script = format!("'{CLIENT}' {addr}; echo \"[exited $?]\"; sleep 60");
@@ -114,25 +121,9 @@ impl Drop for Tmux {
     }
 }
 
-fn have_tmux() -> bool {
-    Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-#[test]
 fn interactive_session_in_a_terminal() {
-    if !have_tmux() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tmux is required under CI (apt-get install tmux)"
-        );
-        eprintln!("skipped: tmux is not installed");
-        return;
-    }
-    let server = Server::start();
-    let tmux = Tmux::start(&server.addr);
+    let server = Server::fresh();
+    let tmux = Tmux::start(server.addr);
     tmux.wait_text("1. login");
     tmux.wait_text("chat> ");
 
@@ -173,7 +164,7 @@ fn interactive_session_in_a_terminal() {
     );
 
     // A message arrives while carol is half-way through a line.
-    let mut dave = Client::start(&server.addr);
+    let mut dave = CliClient::start(server.addr);
     register(&mut dave, "dave", "pw");
     dave.send("login:dave:pw");
     dave.expect_ok("logged in");

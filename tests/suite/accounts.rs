@@ -1,20 +1,23 @@
 //! Accounts over real TCP: register, login, logout, refresh, friends, and
 //! every way of acting as someone else.
 
-mod common;
-
 use std::time::Duration;
 
-use common::client::nested;
-use common::{Server, TestDb};
+use crate::support::client::nested;
+use crate::support::{Server, Test, TestDb};
 use serde_json::json;
 
-both_stores!(
-    register_login_logout,
-    passwords_are_hashed,
-    impersonation_is_refused,
-    friends
-);
+/// The tests of this module.
+pub fn tests() -> Vec<Test> {
+    let mut tests = both_stores![
+        register_login_logout,
+        passwords_are_hashed,
+        impersonation_is_refused,
+        friends
+    ];
+    tests.extend(tests![hash_priority_reaches_the_hashing_threads]);
+    tests
+}
 
 fn register_login_logout(db: TestDb) {
     let server = Server::start(&db, &[]);
@@ -188,7 +191,6 @@ fn friends(db: TestDb) {
 
 /// `--hash-priority` reaches the server's hashing threads, and only them:
 /// the scheduling class and nice value of each thread, read from `/proc`.
-#[test]
 fn hash_priority_reaches_the_hashing_threads() {
     for flag in ["idle", "7"] {
         let db = TestDb::sqlite();

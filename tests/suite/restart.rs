@@ -1,15 +1,16 @@
 //! Stopping the server: kill -9 then restart loses no stored data and
 //! leaves nobody online; SIGTERM finishes queued writes and exits 0.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::client::nested;
-use common::{Server, TestDb};
+use crate::support::client::nested;
+use crate::support::{Server, Test, TestDb};
 use serde_json::json;
 
-both_stores!(kill9_then_restart, sigterm_is_graceful);
+/// The tests of this module.
+pub fn tests() -> Vec<Test> {
+    both_stores![kill9_then_restart, sigterm_is_graceful]
+}
 
 /// Polls `f` until it returns `want` (at most 10 s); returns the last value.
 fn wait_for(want: i64, f: impl Fn() -> i64) -> i64 {

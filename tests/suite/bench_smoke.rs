@@ -2,12 +2,18 @@
 //! with small numbers. They check correctness — nothing lost, duplicated or
 //! reordered, no failed phase — never speed.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::support::{Server, Test, TestDb};
 use chat_bench::{Config, Report, Scenario};
-use common::{Server, TestDb};
+
+/// The tests of this module.
+pub fn tests() -> Vec<Test> {
+    tests![
+        every_scenario_runs_cleanly_against_the_real_server,
+        legacy_mode_drives_the_real_server_too
+    ]
+}
 
 fn run(server: &Server, scenario: Scenario, tweak: impl FnOnce(&mut Config)) -> Report {
     let mut cfg = Config {
@@ -48,7 +54,6 @@ fn run(server: &Server, scenario: Scenario, tweak: impl FnOnce(&mut Config)) -> 
     report
 }
 
-#[test]
 fn every_scenario_runs_cleanly_against_the_real_server() {
     let db = TestDb::sqlite();
     let server = Server::start(&db, &[]);
@@ -82,7 +87,6 @@ fn every_scenario_runs_cleanly_against_the_real_server() {
     });
 }
 
-#[test]
 fn legacy_mode_drives_the_real_server_too() {
     let db = TestDb::sqlite();
     let server = Server::start(&db, &[]);

@@ -1,15 +1,11 @@
-//! Harness for the `chat-client` tests: a real `chat-server` on a free port
-//! with its own SQLite file, and `chat-client` processes driven through
-//! their standard input and output. Every wait has a deadline, so a broken
-//! server or client fails a test instead of hanging it.
+//! [`CliClient`]: a `chat-client` process in non-interactive mode, driven
+//! through its standard input and output. Every wait has a deadline
+//! ([`WAIT`]), so a broken server or client fails a test instead of hanging
+//! it. The server side is [`Server`](super::Server), as everywhere.
 
-#![allow(dead_code)] // each test binary uses a different part of the harness
-
+use std::fmt::Display;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -18,112 +14,12 @@ use std::time::{Duration, Instant};
 /// How long any single expectation may take.
 pub const WAIT: Duration = Duration::from_secs(15);
 
+/// The `chat-client` binary that cargo built for this test.
 pub const CLIENT: &str = env!("CARGO_BIN_EXE_chat-client");
-pub const SERVER: &str = env!("CARGO_BIN_EXE_chat-server");
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh temporary folder, removed by its owner's `Drop`.
-pub fn temp_dir(prefix: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create a temporary folder");
-    dir
-}
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
-}
-
-/// A `chat-server` process with its own database, killed on drop.
-pub struct Server {
-    child: Child,
-    /// `127.0.0.1:PORT`, to give to the client.
-    pub addr: String,
-    dir: PathBuf,
-}
-
-impl Server {
-    /// Starts a server on a free port and waits until it accepts
-    /// connections. Retries on another port if the chosen one was taken in
-    /// the meantime.
-    pub fn start() -> Server {
-        let dir = temp_dir("chat-client-test");
-        for _ in 0..3 {
-            let addr = format!("127.0.0.1:{}", free_port());
-            let log = std::fs::File::create(dir.join("server.log")).expect("create the server log");
-            let child = Command::new(SERVER)
-                // Cheap argon2 costs at nice +10, as every other test
-                // server has (tests/common's `base_args`): a loaded machine
-                // must not push a register past the client's reply timeout.
-                .args(["--argon2-memory", "64KiB", "--argon2-passes", "1"])
-                .args(["--hash-priority", "10"])
-                .args(["--listen", &addr, "--db"])
-                .arg(format!("sqlite:{}", dir.join("chat.db").display()))
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("clone the log file"))
-                .stderr(log)
-                .spawn()
-                .expect("start chat-server");
-            let mut server = Server {
-                child,
-                addr,
-                dir: dir.clone(),
-            };
-            if server.wait_until_accepting() {
-                return server;
-            }
-        }
-        panic!("chat-server would not start; its log:\n{}", read_log(&dir));
-    }
-
-    /// `true` once the port accepts, `false` if the process died first.
-    fn wait_until_accepting(&mut self) -> bool {
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if TcpStream::connect(&self.addr).is_ok() {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    /// Kills the server at once (SIGKILL), as a crash would.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// The server's output so far, for failure messages.
-    pub fn log(&self) -> String {
-        read_log(&self.dir)
-    }
-}
-
-fn read_log(dir: &std::path::Path) -> String {
-    std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// A `chat-client` in non-interactive mode: commands in on standard input,
 /// lines out on standard output.
-pub struct Client {
+pub struct CliClient {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
@@ -134,14 +30,14 @@ pub struct Client {
     stderr_reader: thread::JoinHandle<()>,
 }
 
-impl Client {
+impl CliClient {
     /// Starts `chat-client ADDR --linger-ms 200`.
-    pub fn start(addr: &str) -> Client {
-        Client::start_with(&[addr, "--linger-ms", "200"])
+    pub fn start(addr: impl Display) -> CliClient {
+        CliClient::start_with(&[&addr.to_string(), "--linger-ms", "200"])
     }
 
     /// Starts `chat-client ARGS…` with piped standard streams.
-    pub fn start_with(args: &[&str]) -> Client {
+    pub fn start_with(args: &[&str]) -> CliClient {
         let mut child = Command::new(CLIENT)
             .args(args)
             .env("NO_COLOR", "1")
@@ -173,7 +69,7 @@ impl Client {
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
-        Client {
+        CliClient {
             stdin: child.stdin.take(),
             child,
             lines,
@@ -207,7 +103,7 @@ impl Client {
         line
     }
 
-    /// Like [`Client::expect`] with a predicate; `what` describes it.
+    /// Like [`CliClient::expect`] with a predicate; `what` describes it.
     pub fn expect_where(&mut self, what: &str, matches: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
@@ -295,7 +191,7 @@ impl Client {
     }
 }
 
-impl Drop for Client {
+impl Drop for CliClient {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -313,7 +209,7 @@ pub fn id_after(line: &str, key: &str) -> i64 {
 }
 
 /// Registers `name` with `password` on `client` and returns the new id.
-pub fn register(client: &mut Client, name: &str, password: &str) -> i64 {
+pub fn register(client: &mut CliClient, name: &str, password: &str) -> i64 {
     client.send(&format!("register:{name}:{password}"));
     let line = client.expect_ok("registered uid=");
     assert!(line.ends_with(&format!("name={name}")), "{line}");

@@ -1,29 +1,25 @@
 //! Many clients at once, over real TCP: 1,000 users chatting, 200 logins,
 //! 10,000 connections closing together, and a slow reader.
 //!
-//! The scenarios of this file run one at a time (they share a lock): each
-//! already loads the two cores of a small machine on its own.
-
-mod common;
+//! The scenarios of this file run alone ([`Test::alone`]): each already
+//! loads the two cores of a small machine on its own.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{raise_fd_limit, Client, Server, TestDb};
+use crate::support::{raise_fd_limit, Client, Server, Test, TestDb};
 use serde_json::json;
 
-both_stores!(
-    thousand_users_chat,
-    two_hundred_logins_at_once,
-    ten_thousand_connections_close,
-    slow_reader
-);
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+/// The tests of this module.
+pub fn tests() -> Vec<Test> {
+    let mut tests = both_stores![
+        thousand_users_chat,
+        two_hundred_logins_at_once,
+        ten_thousand_connections_close,
+        slow_reader
+    ];
+    tests.extend(tests![memory_stays_bounded_across_logins]);
+    tests.into_iter().map(Test::alone).collect()
 }
 
 /// Registers `n` accounts named `<prefix><i>` (password "pw"), pipelined
@@ -64,7 +60,6 @@ fn login_all(server: &Server, uids: &[i64]) -> Vec<Client> {
 }
 
 fn thousand_users_chat(db: TestDb) {
-    let _serial = serial();
     raise_fd_limit();
     const USERS: usize = 1000;
     const ROUNDS: usize = 10;
@@ -118,7 +113,6 @@ fn thousand_users_chat(db: TestDb) {
 }
 
 fn two_hundred_logins_at_once(db: TestDb) {
-    let _serial = serial();
     raise_fd_limit();
     let server = Server::start(&db, &[]);
     let uids = register_many(&server, "u", 200);
@@ -142,7 +136,6 @@ fn two_hundred_logins_at_once(db: TestDb) {
 }
 
 fn ten_thousand_connections_close(db: TestDb) {
-    let _serial = serial();
     let limit = raise_fd_limit();
     let n = 10_000.min((limit as usize).saturating_sub(200) / 2);
     let server = Server::start(&db, &[]);
@@ -189,7 +182,6 @@ fn ten_thousand_connections_close(db: TestDb) {
 }
 
 fn slow_reader(db: TestDb) {
-    let _serial = serial();
     let server = Server::start(&db, &["--high-water-mark", "1MiB"]);
     let mut slow = server.user("slow");
     let mut flooder = server.user("flooder");
@@ -243,9 +235,7 @@ fn slow_reader(db: TestDb) {
 /// Password hashing at the default memory cost (19 MiB per argon2 hash) must
 /// not make the server's memory grow with every login: 200 hashes would
 /// otherwise leave several GB behind (glibc keeping each aligned block).
-#[test]
 fn memory_stays_bounded_across_logins() {
-    let _serial = serial();
     let db = TestDb::sqlite();
     let server = Server::start(&db, &["--argon2-memory", "19MiB", "--argon2-passes", "1"]);
     let uids = register_many(&server, "mem", 100);

@@ -1,0 +1,105 @@
+//! [`TestDb`]: a private store per test, removed on drop: a SQLite file in
+//! a fresh temporary folder, or a freshly created database on the MySQL
+//! server of [`require::mysql_url`].
+
+use std::path::PathBuf;
+
+use super::require;
+use super::unique;
+
+/// A store of one test, removed on drop.
+pub struct TestDb {
+    /// What to pass to `--db`.
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Dir(PathBuf),
+    Mysql { admin: String, name: String },
+}
+
+impl TestDb {
+    /// A SQLite file in a new temporary folder.
+    pub fn sqlite() -> TestDb {
+        let dir = std::env::temp_dir().join(unique("chat-test"));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TestDb {
+            url: format!("sqlite:{}", dir.join("chat.db").display()),
+            cleanup: Cleanup::Dir(dir),
+        }
+    }
+
+    /// A new database on the MySQL server. Only tests that [need](require::Need::Mysql)
+    /// MySQL call it, so the server answered the probe: failing here fails
+    /// the test.
+    pub fn mysql() -> TestDb {
+        let admin = require::mysql_url();
+        let name = unique("chat_test");
+        mysql_exec(
+            &admin,
+            &format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"),
+        );
+        TestDb {
+            url: format!("{admin}/{name}"),
+            cleanup: Cleanup::Mysql { admin, name },
+        }
+    }
+
+    /// `true` for the MySQL store.
+    pub fn is_mysql(&self) -> bool {
+        matches!(self.cleanup, Cleanup::Mysql { .. })
+    }
+
+    /// Runs a query returning one integer, straight on the database.
+    pub fn query_i64(&self, sql: &str) -> i64 {
+        match &self.cleanup {
+            Cleanup::Dir(dir) => {
+                let conn = rusqlite::Connection::open(dir.join("chat.db")).expect("open sqlite");
+                conn.query_row(sql, [], |r| r.get(0)).expect("query")
+            }
+            Cleanup::Mysql { .. } => {
+                use mysql::prelude::Queryable;
+                let pool = mysql::Pool::new(self.url.as_str()).expect("mysql pool");
+                let mut conn = pool.get_conn().expect("mysql conn");
+                conn.query_first::<i64, _>(sql).expect("query").unwrap_or(0)
+            }
+        }
+    }
+
+    /// Users whose `state` column says online.
+    pub fn online_users(&self) -> i64 {
+        self.query_i64("SELECT COUNT(*) FROM user WHERE state = 'online'")
+    }
+}
+
+/// Runs one statement on the MySQL server `admin`, outside any database;
+/// fails the test if it cannot.
+fn mysql_exec(admin: &str, sql: &str) {
+    if let Err(e) = try_mysql_exec(admin, sql) {
+        panic!("{sql}: {e}");
+    }
+}
+
+fn try_mysql_exec(admin: &str, sql: &str) -> Result<(), mysql::Error> {
+    use mysql::prelude::Queryable;
+    let mut conn = mysql::Conn::new(mysql::Opts::from_url(admin)?)?;
+    conn.query_drop(sql)
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Dir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Mysql { admin, name } => {
+                // Not a panic: this may run while a failed test unwinds.
+                let drop = format!("DROP DATABASE IF EXISTS `{name}`");
+                if let Err(e) = try_mysql_exec(admin, &drop) {
+                    eprintln!("could not drop the test database {name}: {e}");
+                }
+            }
+        }
+    }
+}
