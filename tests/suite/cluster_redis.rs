@@ -25,12 +25,11 @@ pub fn tests() -> Vec<Test> {
         messages_for_absent_users_are_stored,
         a_killed_node_is_dead_after_liveness_and_clean_after_restart,
         a_restart_within_liveness_clears_the_old_claims,
+        publisher_throughput,
     ];
     let private = tests![a_redis_outage_degrades_then_recovers_without_restart];
-    let measurement = tests![publisher_throughput];
     (shared.into_iter().map(|t| t.needs(&[Need::Redis])))
         .chain(private.into_iter().map(|t| t.needs(&[Need::RedisServer])))
-        .chain((measurement.into_iter()).map(|t| t.needs(&[Need::Redis]).ignored()))
         .collect()
 }
 
@@ -371,34 +370,39 @@ fn a_redis_outage_degrades_then_recovers_without_restart() {
     b.shutdown();
 }
 
-/// Not a check, a measurement: how fast one node's publisher routes
-/// messages to another node. Run with
-/// `cargo test --release --test suite -- --ignored publisher_throughput`.
+/// Every message one node's publisher routes reaches the other node, and
+/// none is stored instead; it prints the rate. A check with 5,000 messages
+/// in the suite, and a measurement by hand with more:
+/// `CHAT_PUBLISHER_MESSAGES=200000 cargo test --release --test suite -- publisher_throughput`
+/// (the rate is printed, never asserted).
 fn publisher_throughput() {
     let p = shared_redis("throughput");
     let (a, _la) = node(&p, "a");
     let (b, lb) = node(&p, "b");
     const USERS: i64 = 100;
-    const N: usize = 200_000;
+    let n: usize = std::env::var("CHAT_PUBLISHER_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
     for uid in 0..USERS {
         login(&b, &lb, uid);
     }
     let payload = br#"{"msgId":9,"from":1,"username":"alice","to":2,"msg":"hello there","time":"2026-01-01 12:00:00"}"#;
     let start = Instant::now();
-    for i in 0..N {
+    for i in 0..n {
         let mut m = payload.to_vec();
         m.push(b'\n');
         a.send_to_user(i as i64 % USERS, m);
     }
     let queued = start.elapsed();
-    wait_until("all delivered", || b.stats().delivered == N as u64);
+    wait_until("all delivered", || b.stats().delivered == n as u64);
     let took = start.elapsed();
     println!(
-        "{N} messages of {} bytes, node a -> node b: queued in {:.0} ms, delivered in {:.0} ms: {:.0} msg/s",
+        "{n} messages of {} bytes, node a -> node b: queued in {:.0} ms, delivered in {:.0} ms: {:.0} msg/s",
         payload.len() + 1,
         queued.as_secs_f64() * 1e3,
         took.as_secs_f64() * 1e3,
-        N as f64 / took.as_secs_f64()
+        n as f64 / took.as_secs_f64()
     );
     assert_eq!(a.stats().stored_by_sender, 0);
 }

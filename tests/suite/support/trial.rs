@@ -31,8 +31,6 @@ pub struct Test {
     needs: Vec<Need>,
     /// Takes [`TURN`] exclusively instead of shared.
     alone: bool,
-    /// Runs only with `--ignored` / `--include-ignored` (a measurement).
-    ignored: bool,
     /// The test itself: it fails by panicking, as a `#[test]` does.
     body: Box<dyn FnOnce() + Send>,
 }
@@ -67,7 +65,6 @@ impl Test {
             name: name.into(),
             needs: Vec::new(),
             alone: false,
-            ignored: false,
             body: Box::new(body),
         }
     }
@@ -84,13 +81,6 @@ impl Test {
         self
     }
 
-    /// Marks a measurement that runs only when asked (`-- --ignored`), as
-    /// `#[ignore]` does.
-    pub fn ignored(mut self) -> Test {
-        self.ignored = true;
-        self
-    }
-
     /// What the test needs.
     pub fn needs_of(&self) -> &[Need] {
         &self.needs
@@ -104,7 +94,6 @@ impl Test {
             name,
             needs,
             alone,
-            ignored,
             body,
         } = self;
         let kind: Vec<&str> = needs.iter().map(|n| n.name()).collect();
@@ -128,7 +117,6 @@ impl Test {
             Ok(Completion::Completed)
         })
         .with_kind(kind.join(","))
-        .with_ignored_flag(ignored)
     }
 }
 
