@@ -34,7 +34,7 @@ use net::{Buffer, EventLoop, EventLoopHandle, ServerOption, TcpConnectionPtr, Tc
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::protocol::{decode, encode};
+use crate::protocol::encode;
 use crate::runtime::{self, BusyTime, PasswordHasher};
 use crate::service::Service;
 use crate::storage;
@@ -200,7 +200,9 @@ fn on_message(svc: &Arc<Service>, conn: &TcpConnectionPtr, buf: &mut Buffer, max
     cx.touch();
     // Every complete object, in order; a partial one waits for more bytes.
     loop {
-        match decode(buf.peek(), max_message) {
+        // The lock is the connection's own and held for one decode only.
+        let decoded = cx.decoder.lock().decode(buf.peek(), max_message);
+        match decoded {
             Ok(Some((obj, consumed))) => {
                 buf.retrieve(consumed);
                 svc.handle(&cx.peer, &cx.session, obj);

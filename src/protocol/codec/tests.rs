@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{decode, encode, encode_into, DecodeError};
+use super::{decode, encode, encode_into, DecodeError, Decoder};
 use crate::protocol::msg_id::{errno, ERROR_MSG};
 
 const MAX: usize = 64 * 1024;
@@ -201,4 +201,86 @@ fn decode_errors_reply_and_close() {
     assert!(r.get("req").is_none());
     let r = DecodeError::Invalid("x".into()).reply();
     assert_eq!(r["errno"], errno::INVALID_JSON);
+}
+
+/// Feeds `pieces` one after the other into one buffer and one decoder, as
+/// the server does with a connection, and returns every object, or the
+/// first error.
+fn feed(pieces: &[&[u8]], max: usize) -> (Result<Vec<Map<String, Value>>, DecodeError>, Decoder) {
+    let mut decoder = Decoder::new();
+    let mut pending = Vec::new();
+    let mut out = Vec::new();
+    for piece in pieces {
+        pending.extend_from_slice(piece);
+        loop {
+            match decoder.decode(&pending, max) {
+                Ok(Some((obj, consumed))) => {
+                    out.push(obj);
+                    pending.drain(..consumed);
+                }
+                Ok(None) => break,
+                Err(e) => return (Err(e), decoder),
+            }
+        }
+    }
+    (Ok(out), decoder)
+}
+
+/// Inputs good and bad: whatever one read of them gives, any split into
+/// two reads gives too, through one resumed decoder.
+#[test]
+fn a_resumed_decoder_gives_the_same_result_at_every_split() {
+    let (sample, _) = sample();
+    let mut deep = "{\"a\":".repeat(130);
+    deep.push('1');
+    deep.push_str(&"}".repeat(130));
+    let inputs: Vec<Vec<u8>> = vec![
+        sample,
+        b"{\"a\":1,,}{}".to_vec(),
+        b"{\"a\" 1}".to_vec(),
+        b"{\"a\":[1,{\"b\":\"]}\\\"\"}]}  {".to_vec(),
+        b"{\"a\":\"\xff\xfe\"}".to_vec(),
+        b"{\"a\":\"\\ud800\"}".to_vec(),
+        b"{\"a\":tru }".to_vec(),
+        b"{\"a\":\"x\ny\"}".to_vec(),
+        b"{]".to_vec(),
+        b"  [1]".to_vec(),
+        b"{\"a\":\"0123456789012345678901234567890\"}".to_vec(), // too large
+        deep.into_bytes(),
+    ];
+    for input in &inputs {
+        let whole = feed(&[input], 40).0;
+        for cut in 0..=input.len() {
+            let (head, tail) = input.split_at(cut);
+            assert_eq!(
+                feed(&[head, tail], 40).0,
+                whole,
+                "{:?} split at {cut}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+}
+
+/// The work is linear in the bytes received, however they are split: a
+/// 1 MiB message fed one byte per read is scanned once, then parsed once.
+#[test]
+fn one_byte_per_read_costs_linear_work() {
+    let text = "x\\\"{}[] ".repeat(120_000);
+    let message = json!({"msgId": 9, "to": 2, "msg": text, "deep": [[{"a": [1, 2]}]]});
+    let mut bytes = message.to_string().into_bytes();
+    bytes.push(b'\n');
+    assert!(bytes.len() > 1 << 20);
+    let pieces: Vec<&[u8]> = bytes.chunks(1).collect();
+    let (got, decoder) = feed(&pieces, 2 << 20);
+    assert_eq!(got.unwrap(), vec![obj(message)]);
+    let n = bytes.len() as u64;
+    assert!(
+        decoder.work() <= 2 * n,
+        "{} bytes of work for {n} bytes",
+        decoder.work()
+    );
+    // One read does the same work.
+    let (_, once) = feed(&[&bytes], 2 << 20);
+    assert_eq!(once.work(), decoder.work());
 }
