@@ -64,6 +64,24 @@
 //! with it. So an object that is broken in a subtler way (`{"a" 1`) is
 //! reported invalid when it is complete, or too large when it never is.
 //!
+//! # One rule for whitespace and numbers
+//!
+//! The same bytes get the same verdict however the reads fall, and the
+//! same as the request parser gives to the same kind of value:
+//!
+//! - **Whitespace** between messages is JSON's own (space, tab, CR, LF);
+//!   anything else where a message should start (a BOM, a form feed, a
+//!   no-break space) is invalid. At most `max_message` bytes of it may
+//!   precede a message, whether the message arrives in the same read or a
+//!   later one, and error texts name no buffer offset (which would depend
+//!   on the split).
+//! - **Numbers** are read as serde_json reads them: integers that fit
+//!   `i64`/`u64` exactly, anything else as a double (rounded, underflow to
+//!   0). A number beyond a double's range (`1e309`) cannot be held at all;
+//!   like any other unusable field value it costs only its message, errno
+//!   4 ([`DecodeError::NumberOutOfRange`]), and the connection stays open,
+//!   as it does for `"to": 1e308`. Only bytes that are not JSON close it.
+//!
 //! # Cost
 //!
 //! Every byte is scanned once and, when its object is complete, parsed
@@ -80,8 +98,9 @@ use scanner::{Scan, Scanner};
 use super::msg_id::{errno, ERROR_MSG};
 use super::reply;
 
-/// Why the bytes at the front of a buffer can never be decoded. Either way the
-/// server answers with [`DecodeError::reply`] and closes the connection, since
+/// Why the bytes at the front of a buffer cannot be decoded. The server
+/// answers with [`DecodeError::reply`]; then, unless [`DecodeError::skip`]
+/// says how to step over one bad message, it closes the connection, since
 /// it cannot find where the next message would start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
@@ -91,14 +110,35 @@ pub enum DecodeError {
     /// The bytes are not JSON, or the top-level value is not an object. The
     /// text says what is wrong and where.
     Invalid(String),
+    /// A complete object, JSON by the grammar, with a number too large
+    /// for a double (`1e309`), which serde_json cannot hold. As for any
+    /// other unusable field value, only this message is refused (errno 4):
+    /// remove `consumed` bytes and go on.
+    NumberOutOfRange {
+        /// The bytes the message took, counted as for a decoded one.
+        consumed: usize,
+    },
 }
 
 impl DecodeError {
-    /// The `errno` for this error: [`errno::TOO_LARGE`] or [`errno::INVALID_JSON`].
+    /// The `errno` for this error: [`errno::TOO_LARGE`],
+    /// [`errno::INVALID_JSON`], or [`errno::BAD_REQUEST`] for a number out
+    /// of range; any thread.
     pub fn errno(&self) -> i64 {
         match self {
             DecodeError::TooLarge => errno::TOO_LARGE,
             DecodeError::Invalid(_) => errno::INVALID_JSON,
+            DecodeError::NumberOutOfRange { .. } => errno::BAD_REQUEST,
+        }
+    }
+
+    /// How many bytes to remove to go on with the next message, when the
+    /// error concerns one message only ([`DecodeError::NumberOutOfRange`]);
+    /// `None` when the connection cannot go on. Any thread.
+    pub fn skip(&self) -> Option<usize> {
+        match self {
+            DecodeError::NumberOutOfRange { consumed } => Some(*consumed),
+            DecodeError::TooLarge | DecodeError::Invalid(_) => None,
         }
     }
 
@@ -114,6 +154,9 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::TooLarge => f.write_str("message exceeds the maximum message size"),
             DecodeError::Invalid(why) => write!(f, "invalid JSON: {why}"),
+            DecodeError::NumberOutOfRange { .. } => {
+                f.write_str("a number in the message is out of range (beyond ±1.8e308)")
+            }
         }
     }
 }
@@ -194,17 +237,22 @@ impl Decoder {
     ///   the bytes and call again when more arrive. Whitespace is consumed
     ///   together with the next object.
     ///
-    /// `max_message` limits the size of one object (its whitespace not
-    /// counted).
+    /// `max_message` limits the size of one object, and separately the
+    /// whitespace before it (see the module docs' one rule for
+    /// whitespace).
     ///
     /// # Errors
     ///
     /// - [`DecodeError::TooLarge`] when the object is longer than
     ///   `max_message` bytes, when an incomplete object already is, or when
-    ///   more than `max_message` bytes of whitespace are pending (so
-    ///   whitespace cannot grow a buffer without bound).
+    ///   more than `max_message` bytes of whitespace precede it, whether or
+    ///   not it has started to arrive (so whitespace cannot grow a buffer
+    ///   without bound).
     /// - [`DecodeError::Invalid`] when the bytes are not JSON, or the
     ///   top-level value is not an object.
+    /// - [`DecodeError::NumberOutOfRange`] for a complete object that is
+    ///   JSON but holds a number a double cannot hold; the only error after
+    ///   which the stream goes on ([`DecodeError::skip`]).
     pub fn decode(
         &mut self,
         buf: &[u8],
@@ -232,20 +280,23 @@ impl Decoder {
             let ws = rest.iter().take_while(|&&b| is_json_whitespace(b)).count();
             self.work += ws as u64;
             self.skipped += ws;
+            // One rule, however the bytes were split into reads: more than
+            // `max_message` bytes of whitespace before a message are too
+            // much, whether or not the message has started arriving.
+            if self.skipped > max_message {
+                return Err(DecodeError::TooLarge);
+            }
             let Some(&first) = rest.get(ws) else {
-                return if self.skipped > max_message {
-                    Err(DecodeError::TooLarge)
-                } else {
-                    Ok(None)
-                };
+                return Ok(None);
             };
             // Checking the first byte rejects `[…]`, `"…"`, numbers and
-            // garbage at once, without waiting for the whole value.
+            // garbage at once, without waiting for the whole value. (No
+            // offset in the text: how much whitespace is still in the
+            // buffer depends on how the reads fell.)
             if first != b'{' {
                 return Err(DecodeError::Invalid(format!(
-                    "expected a JSON object, found {} at byte {}",
+                    "expected a JSON object, found {}",
                     describe_byte(first),
-                    self.skipped
                 )));
             }
             self.object = Some(Scanner::default());
@@ -264,14 +315,21 @@ impl Decoder {
             Scan::Complete(len) => {
                 // 3. Parse the whole object, once.
                 self.work += len as u64;
-                let object = parse_object(&window[..len])?;
+                let parsed = parse_object(&window[..len]);
                 let end = start + len;
                 let trailing = buf[end..]
                     .iter()
                     .take_while(|&&b| is_json_whitespace(b))
                     .count();
                 self.work += trailing as u64;
-                Ok(Some((object, end + trailing)))
+                let consumed = end + trailing;
+                match parsed {
+                    Ok(object) => Ok(Some((object, consumed))),
+                    Err(_) if only_huge_numbers(&window[..len]) => {
+                        Err(DecodeError::NumberOutOfRange { consumed })
+                    }
+                    Err(e) => Err(e),
+                }
             }
             Scan::Incomplete if object.len() > max_message => Err(DecodeError::TooLarge),
             Scan::Incomplete => Ok(None),
@@ -283,6 +341,12 @@ impl Decoder {
             }),
         }
     }
+}
+
+/// Whether a complete object that serde_json refused would be fine but for
+/// numbers out of a double's range. Runs only on that error path.
+fn only_huge_numbers(object: &[u8]) -> bool {
+    scanner::without_huge_numbers(object).is_some_and(|fixed| parse_object(&fixed).is_ok())
 }
 
 /// Parses the bytes of exactly one object with serde_json.

@@ -186,8 +186,9 @@ fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Co
 }
 
 /// Decodes every complete message in `buf` and hands it to the service.
-/// Bytes that can never be a message get an error reply; then the
-/// connection is shut down and the rest of its input ignored.
+/// A message with a number out of range gets an error reply and is
+/// skipped. Bytes that can never be a message get an error reply; then
+/// the connection is shut down and the rest of its input ignored.
 fn on_message(svc: &Arc<Service>, conn: &TcpConnectionPtr, buf: &mut Buffer, max_message: usize) {
     let Some(cx) = conn.context::<Context>() else {
         buf.retrieve_all();
@@ -209,6 +210,13 @@ fn on_message(svc: &Arc<Service>, conn: &TcpConnectionPtr, buf: &mut Buffer, max
             }
             Ok(None) => return,
             Err(e) => {
+                // One bad message (a number out of range): refuse it, go on.
+                if let Some(consumed) = e.skip() {
+                    log::debug!("{}: {e}", conn.name());
+                    buf.retrieve(consumed);
+                    conn.send_vec(encode(&e.reply()));
+                    continue;
+                }
                 log::info!("{}: {e}; closing", conn.name());
                 conn.send_vec(encode(&e.reply()));
                 cx.start_discarding();

@@ -132,9 +132,60 @@ impl Scanner {
     }
 }
 
+/// `object` (the bytes of one complete object) with every number too
+/// large for a double (`1e309`, `-2e400`) replaced by `0`, or `None` when
+/// there is none. Run only after serde_json refused the object, to tell a
+/// number out of range from bytes that are not JSON.
+pub fn without_huge_numbers(object: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(object.len());
+    let mut found = false;
+    let (mut in_string, mut escaped) = (false, false);
+    let mut i = 0;
+    while let Some(&b) = object.get(i) {
+        if in_string {
+            in_string = escaped || b != b'"';
+            escaped = !escaped && b == b'\\';
+        } else if b == b'-' || b.is_ascii_digit() {
+            let len = object[i..]
+                .iter()
+                .take_while(|c| matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                .count();
+            let token = &object[i..i + len];
+            let huge = std::str::from_utf8(token)
+                .ok()
+                .and_then(|t| t.parse::<f64>().ok())
+                .is_some_and(f64::is_infinite);
+            if huge {
+                found = true;
+                out.push(b'0');
+            } else {
+                out.extend_from_slice(token);
+            }
+            i += len;
+            continue;
+        } else {
+            in_string = b == b'"';
+        }
+        out.push(b);
+        i += 1;
+    }
+    found.then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Scan, Scanner};
+    use super::{without_huge_numbers, Scan, Scanner};
+
+    #[test]
+    fn huge_numbers_are_found_outside_strings_only() {
+        let text = br#"{"a":1e309,"b":[-2E+400,1.5e308],"c":"1e309","d":"\"1e999"}"#;
+        let fixed = without_huge_numbers(text).unwrap();
+        assert_eq!(
+            fixed,
+            br#"{"a":0,"b":[0,1.5e308],"c":"1e309","d":"\"1e999"}"#.to_vec()
+        );
+        assert_eq!(without_huge_numbers(br#"{"a":1e308,"b":1e-400}"#), None);
+    }
 
     fn scan(bytes: &[u8]) -> Scan {
         Scanner::default().scan(bytes)

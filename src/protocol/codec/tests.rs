@@ -243,6 +243,7 @@ fn a_resumed_decoder_gives_the_same_result_at_every_split() {
         b"{\"a\":\"\\ud800\"}".to_vec(),
         b"{\"a\":tru }".to_vec(),
         b"{\"a\":\"x\ny\"}".to_vec(),
+        b"{\"a\":-1e309}{\"b\":1}".to_vec(),
         b"{]".to_vec(),
         b"  [1]".to_vec(),
         b"{\"a\":\"0123456789012345678901234567890\"}".to_vec(), // too large
@@ -283,4 +284,72 @@ fn one_byte_per_read_costs_linear_work() {
     // One read does the same work.
     let (_, once) = feed(&[&bytes], 2 << 20);
     assert_eq!(once.work(), decoder.work());
+}
+
+/// Leading whitespace has one rule however the reads fall: more than
+/// `max_message` bytes of it are too large whether or not the object after
+/// it has arrived, and an error's text does not depend on how much
+/// whitespace the previous message took with it.
+#[test]
+fn leading_whitespace_one_rule_for_every_split() {
+    let mut buf = vec![b' '; 17];
+    buf.extend_from_slice(b"{}");
+    assert_eq!(decode(&buf, 16), Err(DecodeError::TooLarge));
+    assert_eq!(decode(&buf[..17], 16), Err(DecodeError::TooLarge));
+    assert_eq!(decode(&buf[1..], 16).unwrap().unwrap().1, 18);
+    for input in [&b"{}  x"[..], b"{} \n\t[1]", &buf] {
+        let whole = feed(&[input], 16).0;
+        assert!(whole.is_err(), "{whole:?}");
+        for cut in 0..=input.len() {
+            let (head, tail) = input.split_at(cut);
+            assert_eq!(feed(&[head, tail], 16).0, whole, "{input:?} split at {cut}");
+        }
+    }
+}
+
+/// The request's path (codec, then parser) gives a number a double cannot
+/// hold the same verdict as any other unusable number: errno 4, for this
+/// request only. Before, `1e309` was "invalid JSON" (errno 11) and closed
+/// the connection while `1e308` or `1e30` in the same field was errno 4.
+#[test]
+fn a_number_out_of_range_is_a_bad_field_wherever_it_is() {
+    let errno_of = |to: &str| -> i64 {
+        let text = format!(r#"{{"msgId":9,"to":{to},"msg":"hi"}}"#);
+        match decode(text.as_bytes(), MAX) {
+            Ok(Some((m, _))) => match crate::protocol::parse(&m) {
+                Ok(_) => 0,
+                Err(e) => e.errno,
+            },
+            Ok(None) => panic!("{text}: incomplete"),
+            Err(e) => e.errno(),
+        }
+    };
+    for to in [
+        "1e308",
+        "1e309",
+        "-1e309",
+        "123456789012345678901234567890",
+        "1e-400",
+        "2.5",
+    ] {
+        assert_eq!(errno_of(to), errno::BAD_REQUEST, "to: {to}");
+    }
+    assert_eq!(errno_of("2"), 0);
+}
+
+/// The message with the huge number is stepped over; the stream goes on
+/// (through a split, too), and a real syntax error is still fatal.
+#[test]
+fn a_number_out_of_range_skips_one_message() {
+    let input = b"{\"msgId\":25,\"x\":[1e309]} \n{\"msgId\":25}\n";
+    let e = decode(input, MAX).unwrap_err();
+    assert_eq!(e.skip(), Some(26));
+    assert_eq!(e.reply()["errno"], errno::BAD_REQUEST);
+    assert_eq!(e.reply()["msgId"], ERROR_MSG);
+    let (next, consumed) = decode(&input[26..], MAX).unwrap().unwrap();
+    assert_eq!((next, consumed), (obj(json!({"msgId": 25})), 13));
+    // Not just a huge number: still invalid, still fatal.
+    let e = decode(b"{\"x\":1e309,,}", MAX).unwrap_err();
+    assert_eq!((e.errno(), e.skip()), (errno::INVALID_JSON, None));
+    assert!(decode(b"{\"x\":\"1e309\"}", MAX).unwrap().is_some());
 }
