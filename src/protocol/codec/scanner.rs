@@ -19,9 +19,10 @@
 //! serde_json accepts. Everything else (the grammar, the UTF-8, the
 //! numbers) serde_json checks once the object is complete.
 
-/// How deep serde_json lets values nest before it gives up; deeper is
-/// refused as soon as it is seen.
-const MAX_DEPTH: u32 = 128;
+/// How deep serde_json lets values nest (its recursion limit of 128 is
+/// reached by the 128th open bracket); deeper is refused as soon as it is
+/// seen. The codec's tests check that the two agree.
+const MAX_DEPTH: u32 = 127;
 
 /// The state of a scan through one object. See the [module docs](self).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

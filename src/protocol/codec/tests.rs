@@ -353,3 +353,23 @@ fn a_number_out_of_range_skips_one_message() {
     assert_eq!((e.errno(), e.skip()), (errno::INVALID_JSON, None));
     assert!(decode(b"{\"x\":\"1e309\"}", MAX).unwrap().is_some());
 }
+
+/// The scanner's nesting limit is serde_json's: the same depths pass.
+#[test]
+fn nesting_limit_is_serde_jsons() {
+    for n in 120..=132 {
+        let text = format!("{}1{}", r#"{"a":"#.repeat(n), "}".repeat(n));
+        let serde = serde_json::from_str::<Map<String, Value>>(&text).is_ok();
+        let mut d = Decoder::new();
+        let ours = d.decode(text.as_bytes(), MAX);
+        assert_eq!(ours.is_ok(), serde, "depth {n}: {ours:?}");
+        // Refused as soon as the bracket too many arrives.
+        if !serde {
+            let open = r#"{"a":"#.repeat(n);
+            assert!(
+                Decoder::new().decode(open.as_bytes(), MAX).is_err(),
+                "depth {n}"
+            );
+        }
+    }
+}
