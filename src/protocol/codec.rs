@@ -20,17 +20,20 @@
 //!
 //! # How the server uses it
 //!
-//! The codec works on plain byte slices and keeps no state, so it can sit
-//! between `net::Buffer` and the business code the way muduo's
-//! `LengthHeaderCodec` does in its chat example:
+//! The codec works on plain byte slices and sits between `net::Buffer` and
+//! the business code the way muduo's `LengthHeaderCodec` does in its chat
+//! example. Each connection keeps one [`Decoder`], which remembers how far
+//! it has scanned an incomplete message, so the next read goes on from
+//! there:
 //!
 //! ```
-//! use chat::protocol::codec::{decode, DecodeError};
+//! use chat::protocol::codec::{DecodeError, Decoder};
 //!
+//! let mut decoder = Decoder::new(); // one per connection
 //! let mut input: Vec<u8> = br#"{"msgId":25} {"msgId":7"#.to_vec(); // stands in for Buffer
 //! let mut requests = Vec::new();
 //! loop {
-//!     match decode(&input, 64 * 1024) {
+//!     match decoder.decode(&input, 64 * 1024) {
 //!         Ok(Some((object, consumed))) => {
 //!             requests.push(object);
 //!             input.drain(..consumed); // Buffer::retrieve(consumed)
@@ -41,32 +44,63 @@
 //! }
 //! assert_eq!(requests.len(), 1);
 //! assert_eq!(input, br#"{"msgId":7"#); // kept for the next read
+//! input.extend_from_slice(b"}\n"); // the next read; scanning resumes at `}`
+//! let (object, consumed) = decoder.decode(&input, 64 * 1024).unwrap().unwrap();
+//! assert_eq!((object["msgId"].as_i64(), consumed), (Some(7), input.len()));
 //! ```
+//!
+//! [`decode`] is the same without the memory, for a caller that has a
+//! whole buffer at once.
 //!
 //! # Incomplete versus invalid
 //!
 //! As in mini-redis's `Connection`, "not enough bytes yet" (`Ok(None)`) is
 //! kept apart from "these bytes can never become a message" ([`DecodeError`]).
-//! serde_json reports the first kind as an error whose
-//! [`is_eof`](serde_json::Error::is_eof) is true: every prefix of a valid JSON
-//! text fails with an end-of-input error, and anything else is a syntax error.
+//! Finding where an object ends is the scanner's job (`codec/scanner.rs`:
+//! bracket depth, in-string and escape state); it also refuses at once the
+//! bytes that can never be JSON (a bracket of the wrong kind, a control
+//! character in a string, a byte no JSON token contains). serde_json then
+//! parses the complete object, once, and reports whatever else is wrong
+//! with it. So an object that is broken in a subtler way (`{"a" 1`) is
+//! reported invalid when it is complete, or too large when it never is.
+//!
+//! # One rule for whitespace and numbers
+//!
+//! The same bytes get the same verdict however the reads fall, and the
+//! same as the request parser gives to the same kind of value:
+//!
+//! - **Whitespace** between messages is JSON's own (space, tab, CR, LF);
+//!   anything else where a message should start (a BOM, a form feed, a
+//!   no-break space) is invalid. At most `max_message` bytes of it may
+//!   precede a message, whether the message arrives in the same read or a
+//!   later one, and error texts name no buffer offset (which would depend
+//!   on the split).
+//! - **Numbers** are read as serde_json reads them: integers that fit
+//!   `i64`/`u64` exactly, anything else as a double (rounded, underflow to
+//!   0). A number beyond a double's range (`1e309`) cannot be held at all;
+//!   like any other unusable field value it costs only its message, errno
+//!   4 ([`DecodeError::NumberOutOfRange`]), and the connection stays open,
+//!   as it does for `"to": 1e308`. Only bytes that are not JSON close it.
 //!
 //! # Cost
 //!
-//! The common case, a whole message in the buffer, is parsed exactly once.
-//! A message split across reads is parsed again from its start on each read
-//! until it completes; the parse is limited to `max_message` bytes, so a peer
-//! that trickles bytes costs at most `max_message` bytes of parsing per read
-//! (and the idle timeout bounds how long it can keep that up).
+//! Every byte is scanned once and, when its object is complete, parsed
+//! once, however the message was split across reads: a 1 MiB message that
+//! trickles in one byte per read costs about 2 MiB of work in total, not
+//! half a million parses. The scan stops at `max_message` bytes, so an
+//! object that never ends costs at most that much before it is refused.
 
-use serde_json::{Deserializer, Map, Value};
+use serde_json::{Map, Value};
 use std::fmt;
+
+use scanner::{Scan, Scanner};
 
 use super::msg_id::{errno, ERROR_MSG};
 use super::reply;
 
-/// Why the bytes at the front of a buffer can never be decoded. Either way the
-/// server answers with [`DecodeError::reply`] and closes the connection, since
+/// Why the bytes at the front of a buffer cannot be decoded. The server
+/// answers with [`DecodeError::reply`]; then, unless [`DecodeError::skip`]
+/// says how to step over one bad message, it closes the connection, since
 /// it cannot find where the next message would start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
@@ -76,14 +110,35 @@ pub enum DecodeError {
     /// The bytes are not JSON, or the top-level value is not an object. The
     /// text says what is wrong and where.
     Invalid(String),
+    /// A complete object, JSON by the grammar, with a number too large
+    /// for a double (`1e309`), which serde_json cannot hold. As for any
+    /// other unusable field value, only this message is refused (errno 4):
+    /// remove `consumed` bytes and go on.
+    NumberOutOfRange {
+        /// The bytes the message took, counted as for a decoded one.
+        consumed: usize,
+    },
 }
 
 impl DecodeError {
-    /// The `errno` for this error: [`errno::TOO_LARGE`] or [`errno::INVALID_JSON`].
+    /// The `errno` for this error: [`errno::TOO_LARGE`],
+    /// [`errno::INVALID_JSON`], or [`errno::BAD_REQUEST`] for a number out
+    /// of range; any thread.
     pub fn errno(&self) -> i64 {
         match self {
             DecodeError::TooLarge => errno::TOO_LARGE,
             DecodeError::Invalid(_) => errno::INVALID_JSON,
+            DecodeError::NumberOutOfRange { .. } => errno::BAD_REQUEST,
+        }
+    }
+
+    /// How many bytes to remove to go on with the next message, when the
+    /// error concerns one message only ([`DecodeError::NumberOutOfRange`]);
+    /// `None` when the connection cannot go on. Any thread.
+    pub fn skip(&self) -> Option<usize> {
+        match self {
+            DecodeError::NumberOutOfRange { consumed } => Some(*consumed),
+            DecodeError::TooLarge | DecodeError::Invalid(_) => None,
         }
     }
 
@@ -99,6 +154,9 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::TooLarge => f.write_str("message exceeds the maximum message size"),
             DecodeError::Invalid(why) => write!(f, "invalid JSON: {why}"),
+            DecodeError::NumberOutOfRange { .. } => {
+                f.write_str("a number in the message is out of range (beyond ±1.8e308)")
+            }
         }
     }
 }
@@ -114,68 +172,186 @@ fn is_json_whitespace(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
-/// Decodes the first JSON object at the front of `buf`.
-///
-/// Returns:
-/// - `Ok(Some((object, consumed)))`: a complete object. `consumed` counts the
-///   whitespace before it, the object itself and the whitespace after it that
-///   is already in `buf`, so a newline-terminated message leaves nothing
-///   behind. Remove `consumed` bytes and call again: more may follow.
-/// - `Ok(None)`: incomplete (including empty or whitespace only); keep the
-///   bytes and call again when more arrive. Whitespace is consumed together
-///   with the next object.
-///
-/// `max_message` limits the size of one object (its whitespace not counted).
+/// Decodes the first JSON object at the front of `buf`, from scratch: a
+/// [`Decoder`] used once. For a connection, keep a [`Decoder`] instead, so
+/// that a message split across reads is not scanned again from its start.
 ///
 /// # Errors
 ///
-/// - [`DecodeError::TooLarge`] when the object is longer than `max_message`
-///   bytes, when an incomplete object already is, or when more than
-///   `max_message` bytes of whitespace are pending (so whitespace cannot
-///   grow a buffer without bound).
-/// - [`DecodeError::Invalid`] when the bytes are not JSON, or the top-level
-///   value is not an object.
+/// As [`Decoder::decode`].
 pub fn decode(buf: &[u8], max_message: usize) -> Result<Option<Decoded>, DecodeError> {
-    let Some(start) = buf.iter().position(|&b| !is_json_whitespace(b)) else {
-        return if buf.len() > max_message {
-            Err(DecodeError::TooLarge)
-        } else {
-            Ok(None)
-        };
-    };
-    let rest = &buf[start..];
-    // Checking the first byte rejects `[…]`, `"…"`, numbers and garbage at
-    // once, without waiting for (or parsing) the whole value.
-    if rest[0] != b'{' {
-        return Err(DecodeError::Invalid(format!(
-            "expected a JSON object, found {} at byte {start}",
-            describe_byte(rest[0])
-        )));
+    Decoder::new().decode(buf, max_message)
+}
+
+/// A resumable decoder: what one connection's input has shown so far of
+/// the object at the front of its buffer. See the [module docs](self).
+///
+/// It holds offsets into the caller's buffer, so the caller must keep to
+/// one rule: between calls, only *append* to the buffer, except that after
+/// `Ok(Some((_, consumed)))` it removes exactly `consumed` bytes from the
+/// front (the decoder starts afresh then). After an error it may do
+/// anything: the decoder starts afresh too. [`Decoder::reset`] starts
+/// afresh on demand (a buffer that was cleared).
+#[derive(Debug, Clone, Default)]
+pub struct Decoder {
+    /// Whitespace bytes skipped at the front of the buffer, before the
+    /// object's `{` (or before whatever comes next).
+    skipped: usize,
+    /// The scan through the object, once its `{` was found at `skipped`.
+    object: Option<Scanner>,
+    /// Bytes looked at over the decoder's life, so that tests can check
+    /// that a split message costs the same as a whole one.
+    work: u64,
+}
+
+impl Decoder {
+    /// A decoder at the start of a stream; any thread.
+    pub fn new() -> Decoder {
+        Decoder::default()
     }
-    // Parse at most `max_message` bytes: a value that does not end inside
-    // this window is too large, however long the peer keeps sending.
-    let window = &rest[..rest.len().min(max_message)];
-    let mut values = Deserializer::from_slice(window).into_iter::<Map<String, Value>>();
-    match values.next() {
-        Some(Ok(object)) => {
-            let end = start + values.byte_offset();
-            let trailing = buf[end..]
-                .iter()
-                .take_while(|&&b| is_json_whitespace(b))
-                .count();
-            Ok(Some((object, end + trailing)))
+
+    /// Forgets any partial scan, for a buffer that was emptied or changed
+    /// otherwise than by appending; the thread that owns the decoder.
+    pub fn reset(&mut self) {
+        self.skipped = 0;
+        self.object = None;
+    }
+
+    /// Bytes looked at by every call so far (scanning, then parsing a
+    /// complete object once); the thread that owns the decoder.
+    pub fn work(&self) -> u64 {
+        self.work
+    }
+
+    /// Decodes the first JSON object at the front of `buf`, going on from
+    /// where the previous call on the same buffer stopped; the thread that
+    /// owns the decoder (the connection's I/O thread in the server).
+    ///
+    /// Returns:
+    /// - `Ok(Some((object, consumed)))`: a complete object. `consumed`
+    ///   counts the whitespace before it, the object itself and the
+    ///   whitespace after it that is already in `buf`, so a
+    ///   newline-terminated message leaves nothing behind. Remove `consumed`
+    ///   bytes and call again: more may follow.
+    /// - `Ok(None)`: incomplete (including empty or whitespace only); keep
+    ///   the bytes and call again when more arrive. Whitespace is consumed
+    ///   together with the next object.
+    ///
+    /// `max_message` limits the size of one object, and separately the
+    /// whitespace before it (see the module docs' one rule for
+    /// whitespace).
+    ///
+    /// # Errors
+    ///
+    /// - [`DecodeError::TooLarge`] when the object is longer than
+    ///   `max_message` bytes, when an incomplete object already is, or when
+    ///   more than `max_message` bytes of whitespace precede it, whether or
+    ///   not it has started to arrive (so whitespace cannot grow a buffer
+    ///   without bound).
+    /// - [`DecodeError::Invalid`] when the bytes are not JSON, or the
+    ///   top-level value is not an object.
+    /// - [`DecodeError::NumberOutOfRange`] for a complete object that is
+    ///   JSON but holds a number a double cannot hold; the only error after
+    ///   which the stream goes on ([`DecodeError::skip`]).
+    pub fn decode(
+        &mut self,
+        buf: &[u8],
+        max_message: usize,
+    ) -> Result<Option<Decoded>, DecodeError> {
+        let result = self.step(buf, max_message);
+        // Whatever was found, the next call starts afresh unless this one
+        // is waiting for more bytes.
+        if !matches!(result, Ok(None)) {
+            self.reset();
         }
-        Some(Err(e)) if e.is_eof() => {
-            if rest.len() > max_message {
-                Err(DecodeError::TooLarge)
-            } else {
-                Ok(None)
+        result
+    }
+
+    /// One call of [`Decoder::decode`], leaving the state to it.
+    fn step(&mut self, buf: &[u8], max_message: usize) -> Result<Option<Decoded>, DecodeError> {
+        let resume = self.skipped + self.object.as_ref().map_or(0, Scanner::scanned);
+        if buf.len() < resume {
+            // The caller broke the rule (the buffer shrank): start again.
+            self.reset();
+        }
+        // 1. Skip whitespace, from where the last call stopped.
+        if self.object.is_none() {
+            let rest = buf.get(self.skipped..).unwrap_or_default();
+            let ws = rest.iter().take_while(|&&b| is_json_whitespace(b)).count();
+            self.work += ws as u64;
+            self.skipped += ws;
+            // One rule, however the bytes were split into reads: more than
+            // `max_message` bytes of whitespace before a message are too
+            // much, whether or not the message has started arriving.
+            if self.skipped > max_message {
+                return Err(DecodeError::TooLarge);
             }
+            let Some(&first) = rest.get(ws) else {
+                return Ok(None);
+            };
+            // Checking the first byte rejects `[…]`, `"…"`, numbers and
+            // garbage at once, without waiting for the whole value. (No
+            // offset in the text: how much whitespace is still in the
+            // buffer depends on how the reads fell.)
+            if first != b'{' {
+                return Err(DecodeError::Invalid(format!(
+                    "expected a JSON object, found {}",
+                    describe_byte(first),
+                )));
+            }
+            self.object = Some(Scanner::default());
         }
-        Some(Err(e)) => Err(DecodeError::Invalid(e.to_string())),
-        // Unreachable: the window starts with `{`. Treat it as "need more".
-        None => Ok(None),
+        let start = self.skipped;
+        let object = buf.get(start..).unwrap_or_default();
+        // 2. Scan on to the object's end, within `max_message` bytes: an
+        // object that does not end inside this window is too large,
+        // however long the peer keeps sending.
+        let window = &object[..object.len().min(max_message)];
+        let scanner = self.object.get_or_insert_with(Scanner::default);
+        let before = scanner.scanned();
+        let scan = scanner.scan(window);
+        self.work += (scanner.scanned() - before) as u64;
+        match scan {
+            Scan::Complete(len) => {
+                // 3. Parse the whole object, once.
+                self.work += len as u64;
+                let parsed = parse_object(&window[..len]);
+                let end = start + len;
+                let trailing = buf[end..]
+                    .iter()
+                    .take_while(|&&b| is_json_whitespace(b))
+                    .count();
+                self.work += trailing as u64;
+                let consumed = end + trailing;
+                match parsed {
+                    Ok(object) => Ok(Some((object, consumed))),
+                    Err(_) if only_huge_numbers(&window[..len]) => {
+                        Err(DecodeError::NumberOutOfRange { consumed })
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Scan::Incomplete if object.len() > max_message => Err(DecodeError::TooLarge),
+            Scan::Incomplete => Ok(None),
+            // serde_json names what is wrong with the bytes up to the one
+            // the scanner refused.
+            Scan::Invalid(at) => Err(match parse_object(&window[..=at]) {
+                Err(e) => e,
+                Ok(_) => DecodeError::Invalid(format!("unexpected {}", describe_byte(window[at]))),
+            }),
+        }
     }
+}
+
+/// Whether a complete object that serde_json refused would be fine but for
+/// numbers out of a double's range. Runs only on that error path.
+fn only_huge_numbers(object: &[u8]) -> bool {
+    scanner::without_huge_numbers(object).is_some_and(|fixed| parse_object(&fixed).is_ok())
+}
+
+/// Parses the bytes of exactly one object with serde_json.
+fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, DecodeError> {
+    serde_json::from_slice(bytes).map_err(|e| DecodeError::Invalid(e.to_string()))
 }
 
 /// A byte as a reader would want to see it in an error message.
@@ -213,6 +389,8 @@ pub fn encode_into(v: &Value, out: &mut Vec<u8>) {
     }
     out.push(b'\n');
 }
+
+mod scanner;
 
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@
 //! One message travels through this module like this:
 //!
 //! ```text
-//!  bytes ─▶ codec::decode ─▶ JSON object ─▶ request::parse ─▶ Request ─▶ service
+//!  bytes ─▶ codec::Decoder ▶ JSON object ─▶ request::parse ─▶ Request ─▶ service
 //!                                                                         │
 //!  bytes ◀─ codec::encode ◀─ JSON Value  ◀─ reply::*  ◀───────────────────┘
 //! ```
@@ -27,6 +27,6 @@ pub mod msg_id;
 pub mod reply;
 pub mod request;
 
-pub use codec::{decode, encode, encode_into, DecodeError, Decoded};
+pub use codec::{decode, encode, encode_into, DecodeError, Decoded, Decoder};
 pub use msg_id::errno;
 pub use request::{parse, ProtocolError, Request};

@@ -14,6 +14,13 @@
 //! it names another account. The original's client always sends them, and
 //! always truthfully.
 //!
+//! # Names
+//!
+//! A name being created (register's `username`, a group's name) may not
+//! contain invisible or bidirectional control characters (the `invisible`
+//! submodule lists them), so that it cannot be made to look like another
+//! name. Login accepts them: it only looks a name up.
+//!
 //! # Errors
 //!
 //! A [`ProtocolError`] carries the `errno` ([`errno::BAD_REQUEST`] for a
@@ -27,6 +34,8 @@ use std::fmt;
 
 use super::msg_id::{self, errno};
 use super::reply;
+
+mod invisible;
 
 /// Longest user name, in characters (the `user.name` column is `VARCHAR(50)`).
 pub const MAX_USERNAME_CHARS: usize = 50;
@@ -193,7 +202,7 @@ pub fn parse(obj: &Map<String, Value>) -> Result<Request, ProtocolError> {
             uid: f.opt_id("uid")?,
         },
         msg_id::REG_MSG => Request::Register {
-            username: f.name("username", MAX_USERNAME_CHARS)?,
+            username: f.new_name("username", MAX_USERNAME_CHARS)?,
             password: f.password()?,
         },
         msg_id::ACOUNT_FRESH_MSG => Request::Refresh {
@@ -213,7 +222,7 @@ pub fn parse(obj: &Map<String, Value>) -> Result<Request, ProtocolError> {
         },
         msg_id::CREATE_GROUP_MSG => Request::CreateGroup {
             uid: f.opt_id("uid")?,
-            name: f.name("groupname", MAX_GROUP_NAME_CHARS)?,
+            name: f.new_name("groupname", MAX_GROUP_NAME_CHARS)?,
             desc: f.desc()?,
         },
         msg_id::ADD_GROUP_MSG => Request::JoinGroup {
@@ -342,6 +351,22 @@ impl Fields<'_> {
             )));
         }
         Ok(s.to_owned())
+    }
+
+    /// A name being created (register's `username`, a group's name): a
+    /// [`name`](Fields::name) that also has no invisible or bidirectional
+    /// control characters (see [`invisible`]), so that it cannot pass for
+    /// another. Login only looks names up, so it uses `name`.
+    fn new_name(&self, key: &str, max: usize) -> Result<String, ProtocolError> {
+        let s = self.name(key, max)?;
+        if let Some(c) = invisible::first_refused(&s) {
+            return Err(self.error(format!(
+                "field `{key}` must not contain invisible or bidirectional \
+                 control characters (found U+{:04X})",
+                c as u32
+            )));
+        }
+        Ok(s)
     }
 
     fn password(&self) -> Result<String, ProtocolError> {

@@ -5,7 +5,8 @@
 //! service [`Session`], which every message callback hands to
 //! [`Service::handle`](crate::service::Service::handle), with the two
 //! things only the server cares about: when bytes last arrived (for the
-//! idle sweep, src/server/idle.rs) and whether the rest of the input is to
+//! idle sweep, src/server/idle.rs), the codec's [`Decoder`] (how far a
+//! split message has been scanned) and whether the rest of the input is to
 //! be ignored after a fatal decode error.
 //!
 //! The context holds the peer, and the peer holds the connection: a cycle
@@ -16,6 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
+
+use crate::protocol::Decoder;
 use crate::service::{PeerRef, Session};
 
 /// The server's per-connection state. See the [module docs](self).
@@ -26,6 +30,10 @@ pub struct Context {
     pub session: Arc<Session>,
     /// Milliseconds since [`epoch`] of the last bytes received.
     last_active_ms: AtomicU64,
+    /// The connection's decoder, so that a message split across reads is
+    /// scanned once, not once per read. Only the connection's I/O thread
+    /// locks it (uncontended), in the message callback.
+    pub decoder: Mutex<Decoder>,
     /// Set after a fatal decode error: the connection is closing and the
     /// rest of its input is ignored.
     discarding: AtomicBool,
@@ -50,6 +58,7 @@ impl Context {
             peer,
             session,
             last_active_ms: AtomicU64::new(now_ms()),
+            decoder: Mutex::new(Decoder::new()),
             discarding: AtomicBool::new(false),
         }
     }

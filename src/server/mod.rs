@@ -34,7 +34,7 @@ use net::{Buffer, EventLoop, EventLoopHandle, ServerOption, TcpConnectionPtr, Tc
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::protocol::{decode, encode};
+use crate::protocol::encode;
 use crate::runtime::{self, BusyTime, PasswordHasher};
 use crate::service::Service;
 use crate::storage;
@@ -184,8 +184,9 @@ fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Co
 }
 
 /// Decodes every complete message in `buf` and hands it to the service.
-/// Bytes that can never be a message get an error reply; then the
-/// connection is shut down and the rest of its input ignored.
+/// A message with a number out of range gets an error reply and is
+/// skipped. Bytes that can never be a message get an error reply; then
+/// the connection is shut down and the rest of its input ignored.
 fn on_message(svc: &Arc<Service>, conn: &TcpConnectionPtr, buf: &mut Buffer, max_message: usize) {
     let Some(cx) = conn.context::<Context>() else {
         buf.retrieve_all();
@@ -198,13 +199,22 @@ fn on_message(svc: &Arc<Service>, conn: &TcpConnectionPtr, buf: &mut Buffer, max
     cx.touch();
     // Every complete object, in order; a partial one waits for more bytes.
     loop {
-        match decode(buf.peek(), max_message) {
+        // The lock is the connection's own and held for one decode only.
+        let decoded = cx.decoder.lock().decode(buf.peek(), max_message);
+        match decoded {
             Ok(Some((obj, consumed))) => {
                 buf.retrieve(consumed);
                 svc.handle(&cx.peer, &cx.session, obj);
             }
             Ok(None) => return,
             Err(e) => {
+                // One bad message (a number out of range): refuse it, go on.
+                if let Some(consumed) = e.skip() {
+                    log::debug!("{}: {e}", conn.name());
+                    buf.retrieve(consumed);
+                    conn.send_vec(encode(&e.reply()));
+                    continue;
+                }
                 log::info!("{}: {e}; closing", conn.name());
                 conn.send_vec(encode(&e.reply()));
                 cx.start_discarding();

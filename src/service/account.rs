@@ -22,8 +22,11 @@
 //!    that arrive from now on find `LoggingIn` and wait in its buffer.
 //! 3. **Deliver**, on the peer's own thread: switch the entry to
 //!    `Online`, send the ack (with the offline messages), then the buffered
-//!    messages. Only then are the delivered offline rows deleted and the
-//!    account marked online, on the user's worker.
+//!    messages. Only then are the delivered offline rows deleted (exactly
+//!    those ids, so a repeat is harmless) and the account marked online,
+//!    on the user's worker. A delete that fails is repeated by the user's
+//!    next login, which meanwhile leaves those rows out of its ack (see
+//!    [`super::undeleted`]): no duplicates when the database comes back.
 //!
 //! # Cluster mode
 //!
@@ -200,7 +203,11 @@ fn claim(ctx: &Ctx, user: UserRecord) -> Result<(), Failure> {
 /// Phase 2, on the user's worker: everything the login ack carries.
 fn load_account(ctx: Ctx, store: &dyn Store, user: UserRecord) {
     let loaded = (|| -> Result<_, StoreError> {
-        let offline = store.offline_messages(user.id)?;
+        // Rows an earlier ack delivered but could not delete: delete them
+        // now, or at least do not deliver them again.
+        let undeleted = retry_delete(&ctx, store, user.id);
+        let mut offline = store.offline_messages(user.id)?;
+        offline.retain(|(id, _)| undeleted.binary_search(id).is_err());
         let friends = store.friends(user.id)?;
         let groups = store.user_groups(user.id)?;
         Ok((offline, friends, groups))
@@ -219,6 +226,27 @@ fn load_account(ctx: Ctx, store: &dyn Store, user: UserRecord) {
         user.id, &user.name, texts, &friends, &groups,
     ));
     ctx.on_own_loop(move |ctx| deliver_login(ctx, user, ack, ids));
+}
+
+/// The user's worker: repeats the delete of the rows of `uid` that an
+/// earlier login delivered and could not delete (see [`super::undeleted`]),
+/// and returns those still not deleted, ascending.
+fn retry_delete(ctx: &Ctx, store: &dyn Store, uid: i64) -> Vec<i64> {
+    let pending = ctx.svc.undeleted.take(uid);
+    if pending.is_empty() {
+        return pending;
+    }
+    match store.delete_offline(uid, &pending) {
+        Ok(_) => Vec::new(),
+        Err(e) => {
+            log::error!(
+                "{}: deleting offline messages of {uid} delivered before: {e}",
+                ctx.peer.name()
+            );
+            ctx.svc.undeleted.remember(uid, &pending);
+            pending
+        }
+    }
 }
 
 /// Phase 3, on the peer's own thread: go `Online`, send the ack and the
@@ -262,9 +290,11 @@ fn deliver_login(ctx: Ctx, user: UserRecord, ack: Vec<u8>, delivered: Vec<i64>) 
         if !delivered.is_empty() {
             if let Err(e) = store.delete_offline(uid, &delivered) {
                 log::error!(
-                    "{}: deleting delivered offline messages of {uid}: {e}",
+                    "{}: deleting delivered offline messages of {uid} \
+                     (the next login retries): {e}",
                     ctx.peer.name()
                 );
+                ctx.svc.undeleted.remember(uid, &delivered);
             }
         }
         if let Err(e) = store.set_online(uid, true) {

@@ -3,10 +3,11 @@
 //! # The hot path
 //!
 //! A one-to-one message is handled entirely on the sender's I/O thread:
-//! stamp the sender's identity into the object, encode it once, look the
-//! recipient up in the [`OnlineMap`](super::OnlineMap) and hand the bytes to
-//! their peer ([`Peer::send`](super::Peer::send): in the server a direct
-//! write under that connection's socket lock, whichever loop it lives on).
+//! stamp the sender's identity (id and name) into the object, encode it
+//! once, look the recipient up in the [`OnlineMap`](super::OnlineMap) and
+//! hand the bytes to their peer ([`Peer::send`](super::Peer::send): in the
+//! server a direct write under that connection's socket lock, whichever
+//! loop it lives on).
 //! No database, no global lock.
 //! Only a recipient who is not online costs a worker job, which stores the
 //! message on the *recipient's* worker shard (see `account` for why).
@@ -164,13 +165,13 @@ fn fan_out(ctx: &Ctx, uid: i64, gid: i64, members: &[i64], bytes: Vec<u8>) {
     }
 }
 
-/// Puts the sender's identity into a chat object (`from` or `uid`, and
-/// `username` when the client left it out) and encodes it for the wire.
+/// Puts the sender's identity into a chat object and encodes it for the
+/// wire: `from` (or `uid`) and `username` are the logged-in account's,
+/// replacing whatever the client wrote, so that nobody can post under
+/// another's name.
 fn stamp(mut obj: Map<String, Value>, id_field: &str, me: &Me) -> Vec<u8> {
     obj.insert(id_field.to_owned(), me.uid.into());
-    if !obj.contains_key("username") {
-        obj.insert("username".to_owned(), me.name.clone().into());
-    }
+    obj.insert("username".to_owned(), me.name.clone().into());
     encode(&Value::Object(obj))
 }
 

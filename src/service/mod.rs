@@ -58,6 +58,7 @@ pub mod known;
 pub mod online;
 pub mod peer;
 pub mod session;
+pub mod undeleted;
 
 #[cfg(test)]
 mod tests;
@@ -77,6 +78,7 @@ pub use known::KnownUsers;
 pub use online::{OnlineMap, Presence};
 pub use peer::{Peer, PeerRef, Task};
 pub use session::{Login, Session};
+pub use undeleted::Undeleted;
 
 /// How much lower the database workers' priority is than the I/O threads'
 /// (see [`WorkerPool`]).
@@ -100,6 +102,8 @@ pub struct Service {
     /// Users known to exist (cluster mode routes messages to them without
     /// asking the store).
     known: KnownUsers,
+    /// Offline rows delivered in a login ack whose delete failed.
+    undeleted: Undeleted,
 }
 
 /// The logged-in account a request acts as.
@@ -232,6 +236,7 @@ impl Service {
             hasher,
             cluster: OnceLock::new(),
             known: KnownUsers::default(),
+            undeleted: Undeleted::default(),
         }))
     }
 

@@ -158,6 +158,11 @@ pub trait Store: Send + Sync {
     /// Deletes the messages of `uid` with these ids (those it has been
     /// handed), and returns how many were deleted.
     ///
+    /// All or nothing (one transaction, however many ids), and safe to
+    /// repeat: ids already deleted are skipped, so a delete that failed, or
+    /// whose outcome is unknown, can simply be run again (the service does,
+    /// at the user's next login).
+    ///
     /// This takes ids rather than "everything up to id N": with MySQL two
     /// concurrent inserts can commit out of id order, so a message with a
     /// smaller id than the last one read may appear after the read, and

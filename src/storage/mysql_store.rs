@@ -82,20 +82,24 @@ impl MysqlStore {
     }
 
     /// Runs a statement once per chunk of `ids`, each bound after `first`,
-    /// and returns the total of affected rows.
+    /// all in one transaction, and returns the total of affected rows.
+    /// One transaction makes the change all or nothing: a crash between
+    /// two chunks of an offline delete must not leave half the delivered
+    /// rows behind, to be delivered again.
     fn exec_chunked(
         &self,
         query: fn(usize) -> String,
         first: Option<i64>,
         ids: &[i64],
     ) -> Result<u64, StoreError> {
-        let mut conn = self.pool.get_conn()?;
+        let mut tx = self.pool.start_transaction(TxOpts::default())?;
         let mut affected = 0;
         for chunk in ids.chunks(CHUNK) {
             let params: Vec<Value> = first.iter().chain(chunk).map(|&v| v.into()).collect();
-            conn.exec_drop(query(chunk.len()), params)?;
-            affected += conn.affected_rows();
+            tx.exec_drop(query(chunk.len()), params)?;
+            affected += tx.affected_rows();
         }
+        tx.commit()?;
         Ok(affected)
     }
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{decode, encode, encode_into, DecodeError};
+use super::{decode, encode, encode_into, DecodeError, Decoder};
 use crate::protocol::msg_id::{errno, ERROR_MSG};
 
 const MAX: usize = 64 * 1024;
@@ -201,4 +201,175 @@ fn decode_errors_reply_and_close() {
     assert!(r.get("req").is_none());
     let r = DecodeError::Invalid("x".into()).reply();
     assert_eq!(r["errno"], errno::INVALID_JSON);
+}
+
+/// Feeds `pieces` one after the other into one buffer and one decoder, as
+/// the server does with a connection, and returns every object, or the
+/// first error.
+fn feed(pieces: &[&[u8]], max: usize) -> (Result<Vec<Map<String, Value>>, DecodeError>, Decoder) {
+    let mut decoder = Decoder::new();
+    let mut pending = Vec::new();
+    let mut out = Vec::new();
+    for piece in pieces {
+        pending.extend_from_slice(piece);
+        loop {
+            match decoder.decode(&pending, max) {
+                Ok(Some((obj, consumed))) => {
+                    out.push(obj);
+                    pending.drain(..consumed);
+                }
+                Ok(None) => break,
+                Err(e) => return (Err(e), decoder),
+            }
+        }
+    }
+    (Ok(out), decoder)
+}
+
+/// Inputs good and bad: whatever one read of them gives, any split into
+/// two reads gives too, through one resumed decoder.
+#[test]
+fn a_resumed_decoder_gives_the_same_result_at_every_split() {
+    let (sample, _) = sample();
+    let mut deep = "{\"a\":".repeat(130);
+    deep.push('1');
+    deep.push_str(&"}".repeat(130));
+    let inputs: Vec<Vec<u8>> = vec![
+        sample,
+        b"{\"a\":1,,}{}".to_vec(),
+        b"{\"a\" 1}".to_vec(),
+        b"{\"a\":[1,{\"b\":\"]}\\\"\"}]}  {".to_vec(),
+        b"{\"a\":\"\xff\xfe\"}".to_vec(),
+        b"{\"a\":\"\\ud800\"}".to_vec(),
+        b"{\"a\":tru }".to_vec(),
+        b"{\"a\":\"x\ny\"}".to_vec(),
+        b"{\"a\":-1e309}{\"b\":1}".to_vec(),
+        b"{]".to_vec(),
+        b"  [1]".to_vec(),
+        b"{\"a\":\"0123456789012345678901234567890\"}".to_vec(), // too large
+        deep.into_bytes(),
+    ];
+    for input in &inputs {
+        let whole = feed(&[input], 40).0;
+        for cut in 0..=input.len() {
+            let (head, tail) = input.split_at(cut);
+            assert_eq!(
+                feed(&[head, tail], 40).0,
+                whole,
+                "{:?} split at {cut}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+}
+
+/// The work is linear in the bytes received, however they are split: a
+/// 1 MiB message fed one byte per read is scanned once, then parsed once.
+#[test]
+fn one_byte_per_read_costs_linear_work() {
+    let text = "x\\\"{}[] ".repeat(120_000);
+    let message = json!({"msgId": 9, "to": 2, "msg": text, "deep": [[{"a": [1, 2]}]]});
+    let mut bytes = message.to_string().into_bytes();
+    bytes.push(b'\n');
+    assert!(bytes.len() > 1 << 20);
+    let pieces: Vec<&[u8]> = bytes.chunks(1).collect();
+    let (got, decoder) = feed(&pieces, 2 << 20);
+    assert_eq!(got.unwrap(), vec![obj(message)]);
+    let n = bytes.len() as u64;
+    assert!(
+        decoder.work() <= 2 * n,
+        "{} bytes of work for {n} bytes",
+        decoder.work()
+    );
+    // One read does the same work.
+    let (_, once) = feed(&[&bytes], 2 << 20);
+    assert_eq!(once.work(), decoder.work());
+}
+
+/// Leading whitespace has one rule however the reads fall: more than
+/// `max_message` bytes of it are too large whether or not the object after
+/// it has arrived, and an error's text does not depend on how much
+/// whitespace the previous message took with it.
+#[test]
+fn leading_whitespace_one_rule_for_every_split() {
+    let mut buf = vec![b' '; 17];
+    buf.extend_from_slice(b"{}");
+    assert_eq!(decode(&buf, 16), Err(DecodeError::TooLarge));
+    assert_eq!(decode(&buf[..17], 16), Err(DecodeError::TooLarge));
+    assert_eq!(decode(&buf[1..], 16).unwrap().unwrap().1, 18);
+    for input in [&b"{}  x"[..], b"{} \n\t[1]", &buf] {
+        let whole = feed(&[input], 16).0;
+        assert!(whole.is_err(), "{whole:?}");
+        for cut in 0..=input.len() {
+            let (head, tail) = input.split_at(cut);
+            assert_eq!(feed(&[head, tail], 16).0, whole, "{input:?} split at {cut}");
+        }
+    }
+}
+
+/// The request's path (codec, then parser) gives a number a double cannot
+/// hold the same verdict as any other unusable number: errno 4, for this
+/// request only. Before, `1e309` was "invalid JSON" (errno 11) and closed
+/// the connection while `1e308` or `1e30` in the same field was errno 4.
+#[test]
+fn a_number_out_of_range_is_a_bad_field_wherever_it_is() {
+    let errno_of = |to: &str| -> i64 {
+        let text = format!(r#"{{"msgId":9,"to":{to},"msg":"hi"}}"#);
+        match decode(text.as_bytes(), MAX) {
+            Ok(Some((m, _))) => match crate::protocol::parse(&m) {
+                Ok(_) => 0,
+                Err(e) => e.errno,
+            },
+            Ok(None) => panic!("{text}: incomplete"),
+            Err(e) => e.errno(),
+        }
+    };
+    for to in [
+        "1e308",
+        "1e309",
+        "-1e309",
+        "123456789012345678901234567890",
+        "1e-400",
+        "2.5",
+    ] {
+        assert_eq!(errno_of(to), errno::BAD_REQUEST, "to: {to}");
+    }
+    assert_eq!(errno_of("2"), 0);
+}
+
+/// The message with the huge number is stepped over; the stream goes on
+/// (through a split, too), and a real syntax error is still fatal.
+#[test]
+fn a_number_out_of_range_skips_one_message() {
+    let input = b"{\"msgId\":25,\"x\":[1e309]} \n{\"msgId\":25}\n";
+    let e = decode(input, MAX).unwrap_err();
+    assert_eq!(e.skip(), Some(26));
+    assert_eq!(e.reply()["errno"], errno::BAD_REQUEST);
+    assert_eq!(e.reply()["msgId"], ERROR_MSG);
+    let (next, consumed) = decode(&input[26..], MAX).unwrap().unwrap();
+    assert_eq!((next, consumed), (obj(json!({"msgId": 25})), 13));
+    // Not just a huge number: still invalid, still fatal.
+    let e = decode(b"{\"x\":1e309,,}", MAX).unwrap_err();
+    assert_eq!((e.errno(), e.skip()), (errno::INVALID_JSON, None));
+    assert!(decode(b"{\"x\":\"1e309\"}", MAX).unwrap().is_some());
+}
+
+/// The scanner's nesting limit is serde_json's: the same depths pass.
+#[test]
+fn nesting_limit_is_serde_jsons() {
+    for n in 120..=132 {
+        let text = format!("{}1{}", r#"{"a":"#.repeat(n), "}".repeat(n));
+        let serde = serde_json::from_str::<Map<String, Value>>(&text).is_ok();
+        let mut d = Decoder::new();
+        let ours = d.decode(text.as_bytes(), MAX);
+        assert_eq!(ours.is_ok(), serde, "depth {n}: {ours:?}");
+        // Refused as soon as the bracket too many arrives.
+        if !serde {
+            let open = r#"{"a":"#.repeat(n);
+            assert!(
+                Decoder::new().decode(open.as_bytes(), MAX).is_err(),
+                "depth {n}"
+            );
+        }
+    }
 }

@@ -344,3 +344,62 @@ fn errors_become_the_requests_own_ack_or_an_error_message() {
     assert_eq!(r["msgId"], msg_id::ERROR_MSG);
     assert!(r.get("req").is_none());
 }
+
+/// New names may not hide text: Unicode format characters (category Cf:
+/// bidi overrides and isolates, zero-width characters, the BOM, ...) and
+/// line or paragraph separators are refused in register's `username` and
+/// create group's `groupname`, with the usual bad-field errno.
+#[test]
+fn new_names_reject_invisible_and_bidi_characters() {
+    for c in [
+        '\u{202A}',
+        '\u{202B}',
+        '\u{202C}',
+        '\u{202D}',
+        '\u{202E}', // embeddings, overrides
+        '\u{2066}',
+        '\u{2067}',
+        '\u{2068}',
+        '\u{2069}', // isolates
+        '\u{200E}',
+        '\u{200F}',
+        '\u{061C}', // marks
+        '\u{200B}',
+        '\u{200C}',
+        '\u{200D}',
+        '\u{2060}',
+        '\u{FEFF}', // zero width
+        '\u{00AD}',
+        '\u{2062}',
+        '\u{FFF9}',
+        '\u{E0041}',
+        '\u{1D173}', // other Cf
+        '\u{2028}',
+        '\u{2029}', // line and paragraph separators
+    ] {
+        let name = format!("al{c}ice");
+        bad(
+            json!({"msgId": 5, "username": name, "password": "p"}),
+            "username",
+        );
+        bad(json!({"msgId": 11, "groupname": name}), "groupname");
+        let Err(e) = p(json!({"msgId": 5, "username": name, "password": "p"})) else {
+            unreachable!("checked above");
+        };
+        assert!(
+            e.errmsg.contains(&format!("U+{:04X}", c as u32)),
+            "the errmsg names the character: {e}"
+        );
+    }
+    // Visible text around them is still fine, in any script.
+    for ok in ["alice", "李雷", "שלום", "مرحبا", "a.b-c_d e", "😀👍🏽"] {
+        assert!(
+            p(json!({"msgId": 5, "username": ok, "password": "p"})).is_ok(),
+            "{ok}"
+        );
+        assert!(p(json!({"msgId": 11, "groupname": ok})).is_ok(), "{ok}");
+    }
+    // Login looks a name up and creates nothing: an old account whose name
+    // has such a character can still log in by name.
+    assert!(p(json!({"msgId": 1, "username": "al\u{202E}ice", "password": "p"})).is_ok());
+}

@@ -5,7 +5,10 @@
 //! method blocks on entry, on whichever worker made it, until
 //! `release("offline_messages")`. [`GatedStore::wait_arrived`] waits until
 //! a number of calls are blocked there, so the test knows the job got that
-//! far. Every other method goes straight through to the inner store.
+//! far. `fail("delete_offline")` makes every later call of that method
+//! (only the methods that check, see [`GatedStore::injected`]) fail as a
+//! database that went away would, until `heal`. Every other method goes
+//! straight through to the inner store.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -24,6 +27,8 @@ struct Gates {
     held: HashSet<&'static str>,
     /// Calls blocked now, by method.
     waiting: HashMap<&'static str, usize>,
+    /// Methods whose calls fail.
+    failing: HashSet<&'static str>,
 }
 
 /// An in-memory SQLite store behind gates. See the [module docs](self).
@@ -52,6 +57,24 @@ impl GatedStore {
     pub fn release(&self, method: &'static str) {
         self.gates.lock().held.remove(method);
         self.changed.notify_all();
+    }
+
+    /// Makes every later call of `method` fail until [`heal`](Self::heal).
+    pub fn fail(&self, method: &'static str) {
+        self.gates.lock().failing.insert(method);
+    }
+
+    /// Lets calls of `method` succeed again.
+    pub fn heal(&self, method: &'static str) {
+        self.gates.lock().failing.remove(method);
+    }
+
+    /// The injected failure of `method`, when [`fail`](Self::fail) armed it.
+    fn injected(&self, method: &'static str) -> Result<(), StoreError> {
+        if self.gates.lock().failing.contains(method) {
+            return Err(StoreError::Data(format!("{method}: injected failure")));
+        }
+        Ok(())
     }
 
     /// Opens every gate.
@@ -191,11 +214,13 @@ impl Store for GatedStore {
 
     fn offline_messages(&self, uid: i64) -> Result<Vec<(i64, String)>, StoreError> {
         self.enter("offline_messages");
+        self.injected("offline_messages")?;
         self.inner.offline_messages(uid)
     }
 
     fn delete_offline(&self, uid: i64, ids: &[i64]) -> Result<u64, StoreError> {
         self.enter("delete_offline");
+        self.injected("delete_offline")?;
         self.inner.delete_offline(uid, ids)
     }
 }

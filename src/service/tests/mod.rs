@@ -16,13 +16,15 @@
 //! |---|---|
 //! | `login.rs` | messages sent during each login phase; requests held behind a login; errno 2 races |
 //! | `disconnect.rs` | a disconnect during each login phase |
-//! | `offline.rs` | offline storage, delivery in the login ack, deletion only after the ack |
+//! | `offline.rs` | offline storage, delivery in the login ack, deletion only after the ack, no second delivery when the delete failed |
 //! | `groups.rs` | group fan-out to online and offline members; the slow lane's order |
+//! | `identity.rs` | a chat's sender id and name are the logged-in account's |
 
 mod fake;
 mod gated_store;
 
 mod disconnect;
 mod groups;
+mod identity;
 mod login;
 mod offline;

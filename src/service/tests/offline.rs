@@ -1,7 +1,7 @@
 //! Offline messages: stored in the order sent, handed over inside the
 //! login ack in that order, and deleted only once the ack has gone out.
 
-use super::fake::{offline_in_ack, text, Harness};
+use super::fake::{offline_in_ack, text, Client, Harness};
 use crate::protocol::{errno, msg_id};
 
 #[test]
@@ -80,4 +80,49 @@ fn an_online_recipient_gets_the_message_at_once() {
     let frames = bob.take_frames();
     assert_eq!(frames.len(), 1, "{frames:?}");
     assert_eq!(text(&frames[0]), "now");
+}
+
+/// Logs `client` in as `name` and returns the texts of its login ack.
+fn login_offline(h: &Harness, name: &str) -> (Client, Vec<String>) {
+    let client = h.connect();
+    client.login(name);
+    h.settle();
+    let frames = client.take_frames();
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    (client, offline_in_ack(&frames[0]))
+}
+
+/// When the delete of delivered rows fails (the database went away after
+/// the ack was sent), the rows stay in the table, but the next login does
+/// not deliver them again; once the database is back, the delete is
+/// repeated and only new messages come.
+#[test]
+fn delivered_rows_are_not_delivered_twice_when_their_delete_failed() {
+    let h = Harness::new();
+    h.user("alice");
+    let bob_id = h.user("bob");
+    let alice = h.logged_in("alice");
+    for m in ["m1", "m2", "m3"] {
+        alice.chat(bob_id, m);
+    }
+    h.settle();
+
+    h.store.fail("delete_offline");
+    let (bob, got) = login_offline(&h, "bob");
+    assert_eq!(got, ["m1", "m2", "m3"]);
+    assert_eq!(h.stored(bob_id).len(), 3, "the delete failed");
+    bob.disconnect();
+    h.settle();
+
+    // Still failing: the rows are there, but they were delivered.
+    let (bob, got) = login_offline(&h, "bob");
+    assert!(got.is_empty(), "delivered again: {got:?}");
+    bob.disconnect();
+    alice.chat(bob_id, "m4");
+    h.settle();
+
+    h.store.heal("delete_offline");
+    let (_bob, got) = login_offline(&h, "bob");
+    assert_eq!(got, ["m4"]);
+    assert!(h.stored(bob_id).is_empty(), "{:?}", h.stored(bob_id));
 }
