@@ -387,7 +387,9 @@ impl TcpConnection {
     /// loop's flush in `handle_write`.
     fn send_in_loop(self: &Arc<Self>, data: &[u8]) {
         let mut output = self.output.lock();
-        // Checked under the lock: `handle_close` sets the state first.
+        // A send that races with the close may still write once: harmless,
+        // since the sender's `Arc` keeps the socket (and so its fd) open,
+        // and the peer has gone.
         if self.disconnected() {
             log::debug!("TcpConnection {} closed, give up writing", self.name);
             return;

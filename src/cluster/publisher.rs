@@ -115,7 +115,7 @@ pub(crate) enum Op {
 }
 
 /// A working connection with the scripts loaded on it.
-struct Session {
+struct ScriptedConnection {
     con: Connection,
     scripts: Scripts,
     last_used: Instant,
@@ -125,9 +125,9 @@ struct Session {
 pub(crate) struct Publisher {
     shared: Arc<Shared>,
     rx: Receiver<Op>,
-    session: Option<Session>,
+    redis: Option<ScriptedConnection>,
     backoff: Backoff,
-    /// When to try connecting again while there is no session.
+    /// When to try connecting again while there is no connection.
     next_attempt: Instant,
     health: Health,
     refused: Refusals,
@@ -169,7 +169,7 @@ impl Publisher {
         Publisher {
             shared,
             rx,
-            session: None,
+            redis: None,
             backoff,
             next_attempt: Instant::now(),
             health,
@@ -183,7 +183,7 @@ impl Publisher {
             if self.shared.aborted() {
                 return;
             }
-            if self.session.is_none() && Instant::now() >= self.next_attempt {
+            if self.redis.is_none() && Instant::now() >= self.next_attempt {
                 self.connect();
             }
             let first = match self.next_op() {
@@ -207,10 +207,10 @@ impl Publisher {
         }
     }
 
-    /// Waits for the next op; without a session, only until the next
+    /// Waits for the next op; without a connection, only until the next
     /// connection attempt is due.
     fn next_op(&self) -> Result<Op, RecvTimeoutError> {
-        if self.session.is_some() {
+        if self.redis.is_some() {
             return self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected);
         }
         let wait = self.next_attempt.saturating_duration_since(Instant::now());
@@ -247,7 +247,7 @@ impl Publisher {
             return;
         }
         let calls = std::mem::take(calls);
-        let Some(mut s) = self.ready_session() else {
+        let Some(mut s) = self.ready_redis() else {
             calls.into_iter().for_each(|c| c.degrade(&self.shared));
             return;
         };
@@ -279,7 +279,7 @@ impl Publisher {
             Ok(()) if noscript => self.lost(&"Redis forgot the scripts"),
             Ok(()) => {
                 s.last_used = Instant::now();
-                self.session = Some(s);
+                self.redis = Some(s);
             }
         }
     }
@@ -302,10 +302,10 @@ impl Publisher {
         }
     }
 
-    /// The session, checked with a `PING` when it sat idle, or a new one when
+    /// The connection, checked with a `PING` when it sat idle, or a new one when
     /// a connection attempt is due. `None`: degrade.
-    fn ready_session(&mut self) -> Option<Session> {
-        if let Some(mut s) = self.session.take() {
+    fn ready_redis(&mut self) -> Option<ScriptedConnection> {
+        if let Some(mut s) = self.redis.take() {
             if s.last_used.elapsed() < IDLE_CHECK {
                 return Some(s);
             }
@@ -317,14 +317,14 @@ impl Publisher {
         if Instant::now() >= self.next_attempt {
             self.connect();
         }
-        self.session.take()
+        self.redis.take()
     }
 
-    /// Tries to open a session; schedules the next attempt on failure.
+    /// Tries to open a connection; schedules the next attempt on failure.
     fn connect(&mut self) {
         match self.open(true) {
             Ok(s) => {
-                self.session = Some(s);
+                self.redis = Some(s);
                 self.backoff.reset();
                 if self.health.up() {
                     Counters::bump(&self.shared.counters.reconnects);
@@ -340,7 +340,7 @@ impl Publisher {
 
     /// Connects and loads the scripts; with `sync`, marks the node alive and
     /// syncs presence too.
-    fn open(&self, sync: bool) -> RedisResult<Session> {
+    fn open(&self, sync: bool) -> RedisResult<ScriptedConnection> {
         let cfg = &self.shared.cfg;
         let mut con = link::connect(&self.shared.client, cfg.io_timeout, None)?;
         let scripts = Scripts::load(&mut con)?;
@@ -348,7 +348,7 @@ impl Publisher {
             self.shared.beat_command().query::<i64>(&mut con)?;
             self.sync(&mut con, &scripts)?;
         }
-        Ok(Session {
+        Ok(ScriptedConnection {
             con,
             scripts,
             last_used: Instant::now(),
@@ -372,12 +372,12 @@ impl Publisher {
         Ok(())
     }
 
-    /// Runs a presence sync on the current session, if there is one (a new
-    /// session syncs anyway).
+    /// Runs a presence sync on the current connection, if there is one (a new
+    /// connection syncs anyway).
     fn resync(&mut self) {
-        if let Some(mut s) = self.session.take() {
+        if let Some(mut s) = self.redis.take() {
             match self.sync(&mut s.con, &s.scripts) {
-                Ok(()) => self.session = Some(s),
+                Ok(()) => self.redis = Some(s),
                 Err(e) => self.lost(&e),
             }
         }
@@ -386,7 +386,7 @@ impl Publisher {
     /// The connection failed: degrade until a new one works. The first new
     /// attempt is immediate; the back-off applies from the second.
     fn lost(&mut self, e: &dyn Display) {
-        self.session = None;
+        self.redis = None;
         self.shared.connected.store(false, Ordering::Release);
         self.health.down(e);
         self.next_attempt = Instant::now();
@@ -395,11 +395,11 @@ impl Publisher {
     /// Releases this node's claims and deletes its alive key.
     fn leave(&mut self) {
         self.shared.connected.store(false, Ordering::Release);
-        let session = match self.session.take() {
+        let redis = match self.redis.take() {
             Some(s) => Ok(s),
             None => self.open(false),
         };
-        let left = session.and_then(|mut s| presence::leave(&mut s.con, &s.scripts, &self.shared));
+        let left = redis.and_then(|mut s| presence::leave(&mut s.con, &s.scripts, &self.shared));
         match left {
             Ok(n) => log::info!(
                 "cluster: node {} left the cluster, {n} user claims released",

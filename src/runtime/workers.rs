@@ -94,7 +94,7 @@ impl WorkerPool {
     }
 
     /// The worker that runs jobs submitted with `key`; any thread.
-    pub fn shard_of(&self, key: u64) -> usize {
+    fn shard_of(&self, key: u64) -> usize {
         (key % self.queues.len() as u64) as usize
     }
 

@@ -4,12 +4,12 @@
 //! Everything the service does to a client goes through these five methods,
 //! so this file is the whole of what the service asks of net: a send that
 //! is safe from any thread (`TcpConnection::send_vec`, a write under the
-//! socket's lock) and a hop back onto the connection's own loop
+//! connection's output lock) and a hop back onto the connection's own loop
 //! (`EventLoopHandle::queue_in_loop`, muduo's `queueInLoop`).
 
 use std::sync::Arc;
 
-use net::TcpConnectionPtr;
+use net::{CrossThreadSend, TcpConnectionPtr};
 
 use crate::service::{Peer, PeerRef, Task};
 
@@ -22,6 +22,10 @@ impl TcpPeer {
     /// The peer of `conn`, as the service holds it; any thread (the server
     /// makes one in the connection callback, on the connection's loop).
     pub fn new_ref(conn: &TcpConnectionPtr) -> PeerRef {
+        // The service's ordering arguments need sends from any thread to
+        // leave in the order of the calls, which only the direct write
+        // gives (net/README.md, "Thread rules").
+        debug_assert_eq!(conn.cross_thread_send(), CrossThreadSend::Direct);
         Arc::new(TcpPeer { conn: conn.clone() })
     }
 }

@@ -6,7 +6,7 @@
 //! stamp the sender's identity (id and name) into the object, encode it
 //! once, look the recipient up in the [`OnlineMap`](super::OnlineMap) and
 //! hand the bytes to their peer ([`Peer::send`](super::Peer::send): in the
-//! server a direct write under that connection's socket lock, whichever
+//! server a direct write under that connection's output lock, whichever
 //! loop it lives on).
 //! No database, no global lock.
 //! Only a recipient who is not online costs a worker job, which stores the

@@ -3,8 +3,10 @@
 //! The map is read on every chat message, by every I/O thread, so it is a
 //! [`ShardedMap`] of [`SHARDS`] independent `parking_lot` mutexes by user
 //! id: two messages for different users almost never meet on a lock, and
-//! no lock is held for more than a hash lookup (the send itself happens
-//! after unlocking).
+//! a shard is held for a lookup or an update, the send itself happening
+//! after unlocking. The one exception is deliberate: a login's last step
+//! sends the ack and the buffered messages before it unlocks, so that
+//! nothing sent to the user afterwards can overtake them.
 //!
 //! An entry is either [`Presence::Online`] with the user's peer, or
 //! [`Presence::LoggingIn`] from a login's claim until its last step:

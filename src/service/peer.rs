@@ -56,7 +56,7 @@ pub trait Peer: Send + Sync {
     /// Queues `task` to run on the peer's own thread, after what that
     /// thread is doing now; any thread. Tasks queued by one thread run in
     /// the order queued. A task still runs when the peer has closed in the
-    /// meantime (it must check for itself); it is dropped unrun only when
-    /// the thread itself stops.
+    /// meantime (it must check for itself); once the thread itself has
+    /// stopped (at shutdown), a task queued to it never runs.
     fn run_on_own_loop(&self, task: Task);
 }

@@ -1,8 +1,9 @@
 //! `LoopStats`: what a loop has been doing, readable from any thread.
 //!
 //! Not in muduo's `EventLoop`, though its `inspect` pages show the same
-//! kind of figures. Each loop keeps a handful of counters in atomics that
-//! only it writes, with relaxed stores that cost the loop next to nothing;
+//! kind of figures. Each loop keeps a handful of counters in atomics, written
+//! by the loop itself except the queue and wake-up counts (which every
+//! thread that queues a closure bumps), with relaxed stores that cost the loop next to nothing;
 //! [`EventLoopHandle::stats`](crate::EventLoopHandle::stats) copies them
 //! into a [`LoopStats`] without taking a lock or disturbing the loop.
 //!
