@@ -114,7 +114,7 @@ pub const OPTIONS: &[Opt] = &[
         key: "keepalive",
         value: "IDLE[,INTERVAL[,PROBES]]|off",
         default: "30s,10s,3",
-        help: "TCP keepalive on every connection: first probe after IDLE without traffic, then every INTERVAL (default 10s), reset after PROBES unanswered (default 3); finds peers gone without a FIN",
+        help: "TCP keepalive on every connection: first probe after IDLE without traffic, then every INTERVAL (default 10s), reset after PROBES unanswered (default 3) or data unacknowledged as long; finds peers gone without a FIN",
     },
     Opt {
         key: "login-takeover-grace",
