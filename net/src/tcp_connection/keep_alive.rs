@@ -21,7 +21,10 @@
 //! that was *sent* data is left to the retransmission timer instead, which
 //! gives up only after about 15 minutes on Linux. So on Linux the same
 //! bound is also set as `TCP_USER_TIMEOUT`: data left unacknowledged that
-//! long resets the connection too.
+//! long resets the connection too. This includes a peer that is alive but
+//! has stopped reading: once its receive window has stayed closed that
+//! long, the kernel gives up on it as well (a reader that slow would
+//! reach a server's high-water mark soon anyway).
 
 use std::io;
 use std::time::Duration;
