@@ -212,6 +212,12 @@ fn on_message(svc: &Arc<Service>, conn: &TcpConnectionPtr, buf: &mut Buffer, max
     cx.touch();
     // Every complete object, in order; a partial one waits for more bytes.
     loop {
+        // Again before each object: a takeover may close the connection
+        // (from a worker) while this read is being handled.
+        if cx.discarding() {
+            buf.retrieve_all();
+            return;
+        }
         // The lock is the connection's own and held for one decode only.
         let decoded = cx.decoder.lock().decode(buf.peek(), max_message);
         match decoded {

@@ -63,6 +63,12 @@ fn a_silent_connection_is_replaced_after_the_grace(db: TestDb) {
     let errmsg = last["errmsg"].as_str().unwrap_or_default();
     assert!(errmsg.contains("logged in elsewhere"), "{last}");
     silent.expect_closed(Duration::from_secs(5));
+    // Half closed by the server, whose reading end ignores it now: the
+    // replaced session can no longer act as the account.
+    let forged = json!({"msgId": 9, "to": bob.uid, "msg": "from the replaced connection"});
+    if silent.try_send_raw(forged.to_string().as_bytes()) {
+        bob.expect_silence(Duration::from_millis(300));
+    }
 
     // The old connection's close left the new login alone.
     bob.chat(uid, "still there");
