@@ -58,6 +58,6 @@ pub use event_loop_thread_pool::EventLoopThreadPool;
 pub use poller::{ActiveEvent, Poller};
 pub use tcp_client::TcpClient;
 
-pub use tcp_connection::{CrossThreadSend, State, TcpConnection, TcpConnectionPtr};
+pub use tcp_connection::{CrossThreadSend, KeepAlive, State, TcpConnection, TcpConnectionPtr};
 pub use tcp_server::{ServerOption, TcpServer};
 pub use timer_queue::TimerId;

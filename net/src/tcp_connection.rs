@@ -73,8 +73,10 @@ use crate::callbacks::{CloseCallback, ConnectionCallbacks};
 use crate::event_loop::{EventLoop, EventLoopHandle};
 
 mod channel;
+mod keep_alive;
 
 use channel::ConnectionChannel;
+pub use keep_alive::KeepAlive;
 
 /// How connections are shared (muduo's `TcpConnectionPtr`).
 pub type TcpConnectionPtr = Arc<TcpConnection>;
@@ -330,6 +332,26 @@ impl TcpConnection {
     /// The `setsockopt` error.
     pub fn set_tcp_no_delay(&self, on: bool) -> io::Result<()> {
         self.stream.set_nodelay(on)
+    }
+
+    /// Turns TCP keepalive on with `keep_alive`'s timers, or off with
+    /// `None` (muduo's `setKeepAlive`); any thread. A server sets it on
+    /// every connection it accepts with
+    /// [`TcpServer::set_keep_alive`](crate::TcpServer::set_keep_alive).
+    ///
+    /// # Errors
+    /// The `setsockopt` error.
+    pub fn set_keep_alive(&self, keep_alive: Option<KeepAlive>) -> io::Result<()> {
+        keep_alive::apply(socket2::SockRef::from(&self.stream), keep_alive)
+    }
+
+    /// The socket's keepalive timers as the kernel has them (`None`: off);
+    /// any thread.
+    ///
+    /// # Errors
+    /// The `getsockopt` error.
+    pub fn keep_alive(&self) -> io::Result<Option<KeepAlive>> {
+        keep_alive::read(socket2::SockRef::from(&self.stream))
     }
 
     /// Bytes sent but not yet taken by the kernel; any thread.

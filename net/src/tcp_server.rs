@@ -44,7 +44,7 @@ use crate::callbacks::{CloseCallback, ConnectionCallbacks};
 use crate::event_loop::{EventLoop, EventLoopHandle};
 use crate::event_loop_thread::ThreadInitCallback;
 use crate::event_loop_thread_pool::EventLoopThreadPool;
-use crate::tcp_connection::{CrossThreadSend, TcpConnection, TcpConnectionPtr};
+use crate::tcp_connection::{CrossThreadSend, KeepAlive, TcpConnection, TcpConnectionPtr};
 
 /// Process-wide connection ids (servers and clients).
 pub(crate) static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
@@ -71,6 +71,8 @@ pub struct TcpServer {
     pool: Rc<RefCell<EventLoopThreadPool>>,
     callbacks: ConnectionCallbacks,
     cross_thread_send: CrossThreadSend,
+    /// Set on every accepted socket; `None` leaves the kernel's default.
+    keep_alive: Option<KeepAlive>,
     thread_init: Option<ThreadInitCallback>,
     connections: ConnectionMap,
     /// The acceptor's channel on the main loop, from `start` until
@@ -104,6 +106,7 @@ impl TcpServer {
             acceptor: Some(acceptor),
             callbacks: ConnectionCallbacks::default(),
             cross_thread_send: CrossThreadSend::default(),
+            keep_alive: None,
             thread_init: None,
             connections: Arc::new(Mutex::new(HashMap::new())),
             accepting: None,
@@ -178,6 +181,14 @@ impl TcpServer {
         self.cross_thread_send = mode;
     }
 
+    /// Turns TCP keepalive on, with these timers, for every connection
+    /// accepted from now on (see [`KeepAlive`]); by default the kernel's
+    /// own setting (off on Linux) is left alone. A connection whose socket
+    /// refuses it is kept, and the error logged. Before `start`.
+    pub fn set_keep_alive(&mut self, keep_alive: KeepAlive) {
+        self.keep_alive = Some(keep_alive);
+    }
+
     /// Starts the I/O threads and begins accepting on `lp`, the main loop.
     /// Calling it again does nothing.
     ///
@@ -233,6 +244,7 @@ impl TcpServer {
         let callbacks = self.callbacks.clone();
         let connections = self.connections.clone();
         let cross_thread_send = self.cross_thread_send;
+        let keep_alive = self.keep_alive;
         let close_callback = self.remove_connection_callback();
         let prefix = format!("{}-{}#", self.name, self.listen_addr);
         Box::new(move |lp, stream, peer| {
@@ -249,6 +261,12 @@ impl TcpServer {
                 cross_thread_send,
                 close_callback.clone(),
             );
+            if let Some(ka) = keep_alive {
+                // Before the connection callback, which may read it back.
+                if let Err(e) = conn.set_keep_alive(Some(ka)) {
+                    log::warn!("{}: SO_KEEPALIVE: {e}", conn.name());
+                }
+            }
             connections.lock().insert(id, conn.clone());
             if io_loop.id() == lp.id() {
                 conn.connect_established(lp);

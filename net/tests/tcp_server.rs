@@ -398,3 +398,45 @@ fn stop_accepting_closes_the_listener_at_once() {
         "got {refused:?}"
     );
 }
+
+#[test]
+fn keep_alive_is_set_on_every_accepted_socket() {
+    let ka = net::KeepAlive {
+        idle: Duration::from_secs(7),
+        interval: Duration::from_secs(2),
+        probes: 4,
+    };
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let server = start_server(1, move |s| {
+        s.set_keep_alive(ka);
+        s.set_connection_callback(move |conn| {
+            if conn.connected() {
+                // Read back from the kernel, on the server's side.
+                let _ = tx.lock().send(conn.keep_alive().ok());
+            }
+        });
+    });
+    let _a = connect(server.addr);
+    let _b = connect(server.addr);
+    for _ in 0..2 {
+        let seen = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(seen, Some(Some(ka)), "SO_KEEPALIVE on, TCP_KEEPIDLE 7 s");
+    }
+}
+
+#[test]
+fn keep_alive_stays_off_unless_asked_for() {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let server = start_server(1, move |s| {
+        s.set_connection_callback(move |conn| {
+            if conn.connected() {
+                let _ = tx.lock().send(conn.keep_alive().ok());
+            }
+        });
+    });
+    let _a = connect(server.addr);
+    let seen = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(seen, Some(None));
+}

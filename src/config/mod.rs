@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use crate::runtime::Priority;
 
-pub use values::{parse_duration, parse_priority, parse_size};
+pub use values::{parse_duration, parse_keepalive, parse_priority, parse_size, Keepalive};
 
 /// One setting: its flag/file key, its environment variable, and its help.
 #[derive(Debug)]
@@ -111,6 +111,18 @@ pub const OPTIONS: &[Opt] = &[
         help: "close connections silent this long (0: never); ping resets it",
     },
     Opt {
+        key: "keepalive",
+        value: "IDLE[,INTERVAL[,PROBES]]|off",
+        default: "30s,10s,3",
+        help: "TCP keepalive on every connection: first probe after IDLE without traffic, then every INTERVAL (default 10s), reset after PROBES unanswered (default 3) or data unacknowledged as long; finds peers gone without a FIN",
+    },
+    Opt {
+        key: "login-takeover-grace",
+        value: "DURATION|off",
+        default: "30s",
+        help: "a login of an account online on a connection silent longer than this replaces that connection (off: never, the login gets errno 2); single node only",
+    },
+    Opt {
         key: "high-water-mark",
         value: "SIZE",
         default: "4MiB",
@@ -182,6 +194,13 @@ pub struct Config {
     pub max_message: usize,
     /// Close connections idle this long; `None` never does (`--idle-timeout 0`).
     pub idle_timeout: Option<Duration>,
+    /// TCP keepalive for every accepted connection (`--keepalive`); `None`
+    /// leaves it off.
+    pub keepalive: Option<Keepalive>,
+    /// A login may replace the account's connection on this node once that
+    /// connection has received nothing for longer than this
+    /// (`--login-takeover-grace`); `None` never replaces (errno 2).
+    pub login_takeover_grace: Option<Duration>,
     /// Output bytes queued for one connection before it is dropped as a slow
     /// reader (`--high-water-mark`).
     pub high_water_mark: usize,
@@ -314,6 +333,19 @@ impl Config {
                 None => Ok(default),
             }
         };
+        let keepalive = match get("keepalive") {
+            Some((v, from)) => {
+                parse_keepalive(&v).map_err(|why| bad("keepalive", from, &v, why))?
+            }
+            None => Some(Keepalive::DEFAULT),
+        };
+        let grace = match get("login-takeover-grace") {
+            Some((v, _)) if v.trim().eq_ignore_ascii_case("off") => None,
+            Some((v, from)) => {
+                Some(parse_duration(&v).map_err(|why| bad("login-takeover-grace", from, &v, why))?)
+            }
+            None => Some(Duration::from_secs(30)),
+        };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let idle = duration("idle-timeout", Duration::from_secs(300))?;
         let argon2_memory = size("argon2-memory", 19 * 1024 * 1024, 8 * 1024)?;
@@ -332,6 +364,8 @@ impl Config {
             db: get("db").map_or_else(|| "sqlite:data/chat.db".to_owned(), |(v, _)| v),
             max_message: size("max-message", 64 * 1024, 64)?,
             idle_timeout: (!idle.is_zero()).then_some(idle),
+            keepalive,
+            login_takeover_grace: grace,
             high_water_mark: size("high-water-mark", 4 * 1024 * 1024, 1024)?,
             argon2_memory_kib: u32::try_from(argon2_memory / 1024).unwrap_or(u32::MAX),
             argon2_passes: u32::try_from(count("argon2-passes", 2, 1)?).unwrap_or(u32::MAX),

@@ -36,6 +36,51 @@ fn defaults() {
     );
     assert!(c.redis.is_none() && c.node_id.is_none());
     assert_eq!(c.hash_priority, Priority::Idle);
+    assert_eq!(c.keepalive, Some(Keepalive::DEFAULT));
+    assert_eq!(c.login_takeover_grace, Some(Duration::from_secs(30)));
+}
+
+#[test]
+fn keepalive_takes_one_to_three_parts_or_off() {
+    let ka = |v: &str| run(&["--keepalive", v], &[]).map(|c| c.keepalive);
+    let secs = Duration::from_secs;
+    let full = |idle, interval, probes| {
+        Some(Keepalive {
+            idle: secs(idle),
+            interval: secs(interval),
+            probes,
+        })
+    };
+    assert_eq!(ka("off").unwrap(), None);
+    assert_eq!(ka("0").unwrap(), None);
+    assert_eq!(ka("5s").unwrap(), full(5, 10, 3));
+    assert_eq!(ka("5s, 2s").unwrap(), full(5, 2, 3));
+    assert_eq!(ka("1m,1s,9").unwrap(), full(60, 1, 9));
+    let env = run(&[], &[("CHAT_KEEPALIVE", "7s,3s,2")]).unwrap();
+    assert_eq!(env.keepalive, full(7, 3, 2));
+    for bad in [
+        "",
+        "500ms",
+        "5s,0",
+        "5s,1s,0",
+        "5s,1s,128",
+        "5s,1s,3,4",
+        "on",
+    ] {
+        let err = ka(bad).unwrap_err().to_string();
+        assert!(err.contains("keepalive"), "{bad:?}: {err}");
+    }
+}
+
+#[test]
+fn login_takeover_grace_is_a_duration_or_off() {
+    let grace = |v: &str| run(&["--login-takeover-grace", v], &[]).map(|c| c.login_takeover_grace);
+    assert_eq!(grace("off").unwrap(), None);
+    assert_eq!(grace("OFF").unwrap(), None);
+    assert_eq!(grace("1s").unwrap(), Some(Duration::from_secs(1)));
+    assert_eq!(grace("0").unwrap(), Some(Duration::ZERO));
+    let err = grace("soon").unwrap_err().to_string();
+    assert!(err.contains("login-takeover-grace"), "{err}");
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! Parsing of sizes (`64KiB`) and durations (`300s`) in settings.
+//! Parsing of sizes (`64KiB`), durations (`300s`) and the other
+//! structured values of settings.
 
 use std::time::Duration;
 
@@ -66,4 +67,64 @@ pub fn parse_priority(text: &str) -> Result<Priority, String> {
             "{text:?} is not `idle` or a nice increment from 0 to 19"
         )),
     }
+}
+
+/// TCP keepalive timers, as `--keepalive` gives them (the server hands
+/// them to net's `KeepAlive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Silence before the first probe.
+    pub idle: Duration,
+    /// Time between unanswered probes.
+    pub interval: Duration,
+    /// Unanswered probes before the connection is reset.
+    pub probes: u32,
+}
+
+impl Keepalive {
+    /// `30s,10s,3`: a peer gone without a FIN is noticed within a minute.
+    pub const DEFAULT: Keepalive = Keepalive {
+        idle: Duration::from_secs(30),
+        interval: Duration::from_secs(10),
+        probes: 3,
+    };
+}
+
+/// Parses `--keepalive`: `off` (or `0`), or `IDLE[,INTERVAL[,PROBES]]`,
+/// the missing parts from [`Keepalive::DEFAULT`]. The kernel counts in
+/// whole seconds, so each duration must be at least one second, and
+/// `PROBES` from 1 to 127.
+///
+/// # Errors
+/// Anything else.
+pub fn parse_keepalive(text: &str) -> Result<Option<Keepalive>, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("off") || t == "0" {
+        return Ok(None);
+    }
+    let mut parts = t.split(',').map(str::trim);
+    let second = |d: Duration| {
+        if d >= Duration::from_secs(1) {
+            Ok(d)
+        } else {
+            Err(format!("{d:?} is below the kernel's one second"))
+        }
+    };
+    let mut ka = Keepalive::DEFAULT;
+    ka.idle = second(parse_duration(parts.next().unwrap_or_default())?)?;
+    if let Some(interval) = parts.next() {
+        ka.interval = second(parse_duration(interval)?)?;
+    }
+    if let Some(probes) = parts.next() {
+        ka.probes = match probes.parse::<u32>() {
+            Ok(n) if (1..=127).contains(&n) => n,
+            _ => return Err(format!("{probes:?} is not a probe count from 1 to 127")),
+        };
+    }
+    if parts.next().is_some() {
+        return Err(format!(
+            "{text:?} is not `off` or IDLE[,INTERVAL[,PROBES]] such as 30s,10s,3"
+        ));
+    }
+    Ok(Some(ka))
 }

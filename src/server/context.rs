@@ -5,7 +5,8 @@
 //! service [`Session`], which every message callback hands to
 //! [`Service::handle`](crate::service::Service::handle), with the two
 //! things only the server cares about: when bytes last arrived (for the
-//! idle sweep, src/server/idle.rs), the codec's [`Decoder`] (how far a
+//! idle sweep, src/server/idle.rs, and the service's login takeover, via
+//! `Peer::idle_for`), the codec's [`Decoder`] (how far a
 //! split message has been scanned) and whether the rest of the input is to
 //! be ignored after a fatal decode error.
 //!

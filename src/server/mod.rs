@@ -8,6 +8,7 @@
 //!                       message callback: decode → Service::handle ──► Store calls, argon2
 //!                       high-water mark: drop slow readers        ◄── Peer::send (send_vec)
 //!                       idle sweep timer (one per loop)           ◄── Peer::run_on_own_loop
+//!                       TCP keepalive on every accepted socket    ◄── Peer::close_with (takeover)
 //! ```
 //!
 //! This folder is the only part of the chat server that imports net: the
@@ -30,7 +31,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use net::{Buffer, EventLoop, EventLoopHandle, ServerOption, TcpConnectionPtr, TcpServer};
+use net::{
+    Buffer, EventLoop, EventLoopHandle, KeepAlive, ServerOption, TcpConnectionPtr, TcpServer,
+};
 
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -75,6 +78,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
         config.hash_max_wait,
         config.hash_priority,
     )?;
+    service.set_login_takeover_grace(config.login_takeover_grace);
     let mut lp = EventLoop::new()?;
     let mut server = TcpServer::new(&lp, config.listen, "ChatServer", ServerOption::NoReusePort)?;
     server.set_thread_num(config.threads);
@@ -139,6 +143,15 @@ fn describe_store(db: &str) -> String {
 }
 
 fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Config) {
+    // Peers gone without a FIN are reset by the kernel, then close as any
+    // connection does (and leave the online map).
+    if let Some(ka) = config.keepalive {
+        server.set_keep_alive(KeepAlive {
+            idle: ka.idle,
+            interval: ka.interval,
+            probes: ka.probes,
+        });
+    }
     if let Some(timeout) = config.idle_timeout {
         server.set_thread_init_callback(move |lp: &mut EventLoop| idle::install(lp, timeout));
     }
@@ -199,6 +212,12 @@ fn on_message(svc: &Arc<Service>, conn: &TcpConnectionPtr, buf: &mut Buffer, max
     cx.touch();
     // Every complete object, in order; a partial one waits for more bytes.
     loop {
+        // Again before each object: a takeover may close the connection
+        // (from a worker) while this read is being handled.
+        if cx.discarding() {
+            buf.retrieve_all();
+            return;
+        }
         // The lock is the connection's own and held for one decode only.
         let decoded = cx.decoder.lock().decode(buf.peek(), max_message);
         match decoded {

@@ -1,16 +1,20 @@
 //! The seam between net and the service: [`TcpPeer`], the service's
 //! [`Peer`] for one of net's `TcpConnection`s.
 //!
-//! Everything the service does to a client goes through these five methods,
-//! so this file is the whole of what the service asks of net: a send that
-//! is safe from any thread (`TcpConnection::send_vec`, a write under the
-//! connection's output lock) and a hop back onto the connection's own loop
-//! (`EventLoopHandle::queue_in_loop`, muduo's `queueInLoop`).
+//! Everything the service does to a client goes through these methods, so
+//! this file is the whole of what the service asks of net: a send that is
+//! safe from any thread (`TcpConnection::send_vec`, a write under the
+//! connection's output lock), a shutdown after the last send, and a hop
+//! back onto the connection's own loop (`EventLoopHandle::queue_in_loop`,
+//! muduo's `queueInLoop`). The silence clock is the server's own, in the
+//! connection's [`Context`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use net::{CrossThreadSend, TcpConnectionPtr};
 
+use super::context::Context;
 use crate::service::{Peer, PeerRef, Task};
 
 /// A [`Peer`] backed by a TCP connection of the server.
@@ -45,6 +49,25 @@ impl Peer for TcpPeer {
 
     fn send(&self, frame: Vec<u8>) {
         self.conn.send_vec(frame);
+    }
+
+    fn idle_for(&self) -> Duration {
+        // No context: the connection is going down, and its `disconnected`
+        // removes it from the online map anyway. Count it as active.
+        self.conn
+            .context::<Context>()
+            .map_or(Duration::ZERO, |cx| cx.idle_for())
+    }
+
+    fn close_with(&self, frame: Vec<u8>) {
+        self.conn.send_vec(frame);
+        if let Some(cx) = self.conn.context::<Context>() {
+            // As after a fatal decode error: the rest of the input is
+            // ignored, so the replaced session can no longer act.
+            cx.start_discarding();
+        }
+        // After the frame, which is queued or written already.
+        self.conn.shutdown();
     }
 
     fn run_on_own_loop(&self, task: Task) {

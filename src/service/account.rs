@@ -28,13 +28,35 @@
 //!    next login, which meanwhile leaves those rows out of its ack (see
 //!    [`super::undeleted`]): no duplicates when the database comes back.
 //!
+//! # Takeover
+//!
+//! A client that vanished without a FIN leaves its connection in the map
+//! until keepalive or the idle sweep closes it. So when step 1 finds the
+//! user `Online` on a connection that has received nothing for longer
+//! than `--login-takeover-grace` ([`Peer::idle_for`](super::Peer::idle_for)),
+//! it does not refuse: under the same two locks it replaces the entry with
+//! its own `LoggingIn` and goes on as if the user had been absent, and
+//! after unlocking it closes the old connection with a last error message
+//! (27, errno 2, "logged in elsewhere"; [`Peer::close_with`](super::Peer::close_with)),
+//! which also makes it ignore its further input. A connection with
+//! recent activity, or one whose login is still under way, wins: errno 2
+//! as before.
+//!
+//! The order holds across the swap: the entry is never absent, so no
+//! message for the user is stored offline because of it; a message routed
+//! before the swap went to the old connection (as to any connection that
+//! dies); one routed after finds `LoggingIn` and follows the new ack. The
+//! old connection's `disconnected` finds an entry that is not its own and
+//! leaves it (and the account's online flag) alone.
+//!
 //! # Cluster mode
 //!
 //! Step 1 also asks Redis ([`Cluster::claim`](crate::cluster::Cluster::claim),
 //! on the user's worker, holding no lock): a user held by another live node is
 //! refused with errno 2, as a duplicate login on this node is. Every path
 //! that removes the user's entry from the online map (logout, disconnect, a
-//! failed phase 2) releases the claim. The `state` column is information
+//! failed phase 2) releases the claim. There is no takeover in cluster
+//! mode: any connection already holding the user wins. The `state` column is information
 //! only: a killed node leaves it `online`, and Redis's claims, which expire
 //! with the node's liveness, are what decide.
 
@@ -146,6 +168,10 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
 
 const ALREADY_ONLINE: Failure = (errno::ALREADY_ONLINE, "this account is logged in already");
 
+/// What a connection replaced by a takeover reads last.
+pub const LOGGED_IN_ELSEWHERE: &str =
+    "logged in elsewhere: a new login replaced this silent connection";
+
 /// Phase 1's end, on the user's worker: claims the user cluster-wide
 /// (cluster mode), then inserts `LoggingIn` and queues phase 2, both under
 /// the user's online-map lock.
@@ -175,10 +201,12 @@ fn claim(ctx: &Ctx, user: UserRecord) -> Result<(), Failure> {
         return Ok(());
     }
     // The duplicate check and the insert under one lock: of two logins
-    // racing for one user, exactly one finds the slot empty.
-    if shard.contains_key(&user.id) {
-        return Err(ALREADY_ONLINE);
-    }
+    // racing for one user, exactly one finds the slot empty (or takes
+    // over a silent connection; see "Takeover" in the module docs).
+    let replaced = match shard.get(&user.id) {
+        None => None,
+        Some(entry) => Some(replaceable(ctx, entry).ok_or(ALREADY_ONLINE)?),
+    };
     shard.insert(
         user.id,
         Presence::LoggingIn {
@@ -193,11 +221,43 @@ fn claim(ctx: &Ctx, user: UserRecord) -> Result<(), Failure> {
     // Queued before the lock is released: every offline write that found
     // the user absent was queued on this worker earlier, so phase 2 reads
     // them all.
-    let ctx = ctx.clone();
-    ctx.clone().on_worker(user_key(user.id), move |_, store| {
-        load_account(ctx, store, user)
+    let uid = user.id;
+    let phase2 = ctx.clone();
+    ctx.clone().on_worker(user_key(uid), move |_, store| {
+        load_account(phase2, store, user)
     });
+    drop(shard);
+    drop(state);
+    if let Some(old) = replaced {
+        // The map points at the new login already: nothing more is routed
+        // to `old`, and its own disconnect will leave our entry alone.
+        log::info!(
+            "{}: {uid} logs in again; closing {}, silent for {:?}",
+            ctx.peer.name(),
+            old.name(),
+            old.idle_for()
+        );
+        let last = reply::error_msg(errno::ALREADY_ONLINE, LOGGED_IN_ELSEWHERE, None);
+        old.close_with(encode(&last));
+    }
     Ok(())
+}
+
+/// The peer of `entry` when a login of `ctx`'s peer may replace it: the
+/// entry is `Online` on another peer that has been silent longer than the
+/// takeover grace, and this is a single node. `None`: the login gets errno 2.
+fn replaceable(ctx: &Ctx, entry: &Presence) -> Option<PeerRef> {
+    let grace = ctx.svc.login_takeover_grace()?;
+    if ctx.svc.cluster().is_some() {
+        return None;
+    }
+    match entry {
+        Presence::Online(old) if old.id() != ctx.peer.id() && old.idle_for() > grace => {
+            Some(old.clone())
+        }
+        // Recent activity, or a login under way (which just sent bytes).
+        _ => None,
+    }
 }
 
 /// Phase 2, on the user's worker: everything the login ack carries.

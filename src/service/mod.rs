@@ -63,6 +63,7 @@ pub mod undeleted;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -104,7 +105,12 @@ pub struct Service {
     known: KnownUsers,
     /// Offline rows delivered in a login ack whose delete failed.
     undeleted: Undeleted,
+    /// `--login-takeover-grace` in milliseconds; [`NO_TAKEOVER`]: never.
+    takeover_grace_ms: AtomicU64,
 }
+
+/// The value of `Service::takeover_grace_ms` that turns takeovers off.
+const NO_TAKEOVER: u64 = u64::MAX;
 
 /// The logged-in account a request acts as.
 #[derive(Debug, Clone)]
@@ -237,7 +243,29 @@ impl Service {
             cluster: OnceLock::new(),
             known: KnownUsers::default(),
             undeleted: Undeleted::default(),
+            takeover_grace_ms: AtomicU64::new(NO_TAKEOVER),
         }))
+    }
+
+    /// Lets a login replace the account's connection on this node when
+    /// that connection has received nothing for longer than `grace`
+    /// (`--login-takeover-grace`; see [`account`]'s "Takeover"); `None`
+    /// (the default of a new service) never does, and the login gets
+    /// errno 2. Ignored in cluster mode. Any thread; logins that are
+    /// already past their claim keep the old setting.
+    pub fn set_login_takeover_grace(&self, grace: Option<Duration>) {
+        let ms = grace.map_or(NO_TAKEOVER, |g| {
+            u64::try_from(g.as_millis()).unwrap_or(NO_TAKEOVER - 1)
+        });
+        self.takeover_grace_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The grace set by [`Service::set_login_takeover_grace`]; any thread.
+    pub fn login_takeover_grace(&self) -> Option<Duration> {
+        match self.takeover_grace_ms.load(Ordering::Relaxed) {
+            NO_TAKEOVER => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
     }
 
     /// Lets password hashing watch how busy the server's I/O loops are,

@@ -3,7 +3,8 @@
 //! The service never touches a socket or an event loop. What it needs from
 //! a connection fits in this trait: a stable id (for the online map and the
 //! worker shard key before login), a name for logs, whether it is still
-//! open, a way to send it bytes, and a way to get back onto the thread that
+//! open, how long it has been silent, a way to send it bytes, a way to
+//! close it with a last word, and a way to get back onto the thread that
 //! serves it. The server implements it for net's `TcpConnection`
 //! (src/server/peer.rs); the service's unit tests implement it with a fake
 //! that records frames and lets the test decide when queued tasks run.
@@ -27,6 +28,7 @@
 //! rest on exactly this.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A closure queued to run on a peer's own thread.
 pub type Task = Box<dyn FnOnce() + Send>;
@@ -52,6 +54,19 @@ pub trait Peer: Send + Sync {
     /// Does nothing once the peer is no longer connected. Ordered calls
     /// give ordered frames (see the [module docs](self)).
     fn send(&self, frame: Vec<u8>);
+
+    /// How long since bytes last arrived from the peer (since it connected,
+    /// if none ever did); any thread. A login may replace a connection that
+    /// has been silent longer than `--login-takeover-grace` (see
+    /// [`super::account`]).
+    fn idle_for(&self) -> Duration;
+
+    /// Sends `frame` as the peer's last, then closes it: whatever the peer
+    /// sends from now on is ignored, and the connection is shut down once
+    /// the frame is written; any thread, never blocks. [`Peer::connected`]
+    /// is `false` from the call on, so later sends do nothing. Used when a
+    /// new login replaces this peer's.
+    fn close_with(&self, frame: Vec<u8>);
 
     /// Queues `task` to run on the peer's own thread, after what that
     /// thread is doing now; any thread. Tasks queued by one thread run in

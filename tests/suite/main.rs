@@ -28,6 +28,7 @@ mod cluster_failures;
 mod cluster_load;
 mod cluster_redis;
 mod groups;
+mod half_open;
 mod load;
 mod protocol;
 mod restart;
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         accounts::tests(),
         chat::tests(),
         groups::tests(),
+        half_open::tests(),
         protocol::tests(),
         restart::tests(),
         storage::tests(),

@@ -35,6 +35,10 @@ pub struct FakePeer {
     frames: Mutex<Vec<Vec<u8>>>,
     /// Tasks queued on this peer's "own thread", oldest first.
     tasks: Mutex<VecDeque<Task>>,
+    /// What [`Peer::idle_for`] answers; the test sets it.
+    idle: Mutex<Duration>,
+    /// Set by [`Peer::close_with`].
+    closed_by_server: AtomicBool,
 }
 
 impl Peer for FakePeer {
@@ -55,6 +59,18 @@ impl Peer for FakePeer {
         if self.connected() {
             self.frames.lock().push(frame);
         }
+    }
+
+    fn idle_for(&self) -> Duration {
+        *self.idle.lock()
+    }
+
+    fn close_with(&self, frame: Vec<u8>) {
+        // The frame is the last one; a shut-down connection is no longer
+        // `connected`. Its close callback comes later: `Client::disconnect`.
+        self.send(frame);
+        self.open.store(false, Ordering::Release);
+        self.closed_by_server.store(true, Ordering::Release);
     }
 
     fn run_on_own_loop(&self, task: Task) {
@@ -118,6 +134,17 @@ impl Client {
     /// Sends a group message.
     pub fn group_chat(&self, gid: i64, text: &str) {
         self.request(json!({"msgId": msg_id::GROUP_CHAT_MSG, "gid": gid, "msg": text}));
+    }
+
+    /// The peer has received nothing for `idle` (what `Peer::idle_for`
+    /// answers from now on).
+    pub fn set_idle_for(&self, idle: Duration) {
+        *self.peer.idle.lock() = idle;
+    }
+
+    /// `true` once the service closed this peer with `Peer::close_with`.
+    pub fn closed_by_server(&self) -> bool {
+        self.peer.closed_by_server.load(Ordering::Acquire)
     }
 
     /// Runs this peer's queued tasks; returns how many ran.
@@ -230,6 +257,8 @@ impl Harness {
             open: AtomicBool::new(true),
             frames: Mutex::new(Vec::new()),
             tasks: Mutex::new(VecDeque::new()),
+            idle: Mutex::new(Duration::ZERO),
+            closed_by_server: AtomicBool::new(false),
         });
         self.peers.lock().push(peer.clone());
         Client {

@@ -19,6 +19,7 @@
 //! | `offline.rs` | offline storage, delivery in the login ack, deletion only after the ack, no second delivery when the delete failed |
 //! | `groups.rs` | group fan-out to online and offline members; the slow lane's order |
 //! | `identity.rs` | a chat's sender id and name are the logged-in account's |
+//! | `takeover.rs` | a login replacing a silent connection: the order across the swap; recent activity, a login under way and `off` still get errno 2 |
 
 mod fake;
 mod gated_store;
@@ -28,3 +29,4 @@ mod groups;
 mod identity;
 mod login;
 mod offline;
+mod takeover;
