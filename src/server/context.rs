@@ -3,11 +3,13 @@
 //!
 //! It pairs the connection's [`Peer`](crate::service::Peer) and its
 //! service [`Session`], which every message callback hands to
-//! [`Service::handle`](crate::service::Service::handle), with the two
-//! things only the server cares about: when bytes last arrived (for the
-//! idle sweep, src/server/idle.rs), the codec's [`Decoder`] (how far a
-//! split message has been scanned) and whether the rest of the input is to
-//! be ignored after a fatal decode error.
+//! [`Service::handle`](crate::service::Service::handle), with the things
+//! only the server cares about: when bytes last arrived (for the idle
+//! sweep, src/server/idle.rs), the codec's [`Decoder`] (how far a split
+//! message has been scanned), whether the rest of the input is to be
+//! ignored after a fatal decode error, the connection's state before login
+//! ([`PreLogin`], src/server/prelogin.rs) and whether the next sweep is to
+//! close it.
 //!
 //! The context holds the peer, and the peer holds the connection: a cycle
 //! that the connection callback breaks when the connection goes down
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::prelogin::{PreLogin, Slot};
 use crate::protocol::Decoder;
 use crate::service::{PeerRef, Session};
 
@@ -37,6 +40,11 @@ pub struct Context {
     /// Set after a fatal decode error: the connection is closing and the
     /// rest of its input is ignored.
     discarding: AtomicBool,
+    /// Its address slot and login clock; only its loop's thread locks it.
+    pub prelogin: Mutex<PreLogin>,
+    /// Told why and shut down (refused, or not logged in in time): the
+    /// next sweep closes it, whether or not the peer closes first.
+    closing: AtomicBool,
 }
 
 /// The instant the activity clocks count from.
@@ -50,9 +58,10 @@ fn now_ms() -> u64 {
 }
 
 impl Context {
-    /// A context for `peer`, with a fresh anonymous session, active now;
-    /// any thread.
-    pub fn new(peer: PeerRef) -> Context {
+    /// A context for `peer`, with a fresh anonymous session, active now,
+    /// holding its address's `slot` (`None`: refused, see
+    /// [`Context::close_at_next_sweep`]); any thread.
+    pub fn new(peer: PeerRef, slot: Option<Slot>) -> Context {
         let session = Arc::new(Session::new(peer.id()));
         Context {
             peer,
@@ -60,6 +69,8 @@ impl Context {
             last_active_ms: AtomicU64::new(now_ms()),
             decoder: Mutex::new(Decoder::new()),
             discarding: AtomicBool::new(false),
+            prelogin: Mutex::new(PreLogin::new(slot)),
+            closing: AtomicBool::new(false),
         }
     }
 
@@ -83,5 +94,18 @@ impl Context {
     /// `true` once [`Context::start_discarding`] was called; any thread.
     pub fn discarding(&self) -> bool {
         self.discarding.load(Ordering::Acquire)
+    }
+
+    /// Ignores the rest of the input and marks the connection for the next
+    /// idle sweep to close (after the reply already sent has had time to
+    /// leave); any thread.
+    pub fn close_at_next_sweep(&self) {
+        self.start_discarding();
+        self.closing.store(true, Ordering::Release);
+    }
+
+    /// `true` once [`Context::close_at_next_sweep`] was called; any thread.
+    pub fn closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 }
