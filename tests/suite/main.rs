@@ -29,6 +29,7 @@ mod cluster_load;
 mod cluster_redis;
 mod groups;
 mod load;
+mod prelogin;
 mod protocol;
 mod restart;
 mod storage;
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
         chat::tests(),
         groups::tests(),
         protocol::tests(),
+        prelogin::tests(),
         restart::tests(),
         storage::tests(),
         client::tests(),
