@@ -74,7 +74,7 @@ fn held_requests_are_bounded_in_bytes(db: TestDb) {
         assert!(login_ack);
     }
     let grown_mib = peak_rss_kib(server.pid()).saturating_sub(before) / 1024;
-    let sent_mib = CONNECTIONS * payload.len() >> 20;
+    let sent_mib = (CONNECTIONS * payload.len()) >> 20;
     eprintln!("held requests: {sent_mib} MiB sent, peak RSS +{grown_mib} MiB, {refused} refused");
     assert!(
         refused >= CONNECTIONS * (REQUESTS - 4),

@@ -79,12 +79,15 @@ impl Default for HoldBudget {
     }
 }
 
+/// A held request and the bytes it is charged.
+type Entry = (Map<String, Value>, usize);
+
 /// The requests one session holds while its login is under way, oldest
 /// first, each with the bytes it is charged. Lives in the session's state,
 /// so every method runs under the session's mutex.
 #[derive(Debug, Default)]
 pub struct Held {
-    queue: VecDeque<(Map<String, Value>, usize)>,
+    queue: VecDeque<Entry>,
     /// The sum of the charges in `queue`.
     bytes: usize,
     /// The budget the charges were taken from (set by the first push).
@@ -154,17 +157,15 @@ impl Drop for Held {
 
 impl IntoIterator for Held {
     type Item = Map<String, Value>;
-    type IntoIter = std::iter::Map<
-        std::collections::vec_deque::IntoIter<(Map<String, Value>, usize)>,
-        fn((Map<String, Value>, usize)) -> Map<String, Value>,
-    >;
+    type IntoIter =
+        std::iter::Map<std::collections::vec_deque::IntoIter<Entry>, fn(Entry) -> Self::Item>;
 
     /// The held requests in order, for replay; their bytes are given back
     /// at once (a replayed request that is held again is charged again).
     fn into_iter(mut self) -> Self::IntoIter {
         let queue = std::mem::take(&mut self.queue);
         self.give_back();
-        let first: fn((Map<String, Value>, usize)) -> Map<String, Value> = |(obj, _)| obj;
+        let first: fn(Entry) -> Map<String, Value> = |(obj, _)| obj;
         queue.into_iter().map(first)
     }
 }
