@@ -121,7 +121,8 @@ pub struct PreLogin {
 }
 
 impl PreLogin {
-    /// A new connection, anonymous from now, holding `slot`.
+    /// A new connection, anonymous from now, holding `slot`; any thread
+    /// (the connection callback's).
     pub fn new(slot: Option<Slot>) -> PreLogin {
         PreLogin {
             slot,
@@ -131,7 +132,8 @@ impl PreLogin {
 
     /// One sweep's look at the connection, `logged_in` or not, at `now`:
     /// gives back or takes a slot from `slots` as the login changed, and
-    /// says whether it has been anonymous longer than `timeout`.
+    /// says whether it has been anonymous longer than `timeout`. The
+    /// connection's loop thread (the sweep).
     pub fn check(
         &mut self,
         logged_in: bool,

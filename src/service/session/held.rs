@@ -99,6 +99,9 @@ impl Held {
     /// back when it would take this session over the count or its bytes,
     /// or the process over its total.
     ///
+    /// Any thread, under the session's lock (the peer's own thread, from
+    /// `Service::handle`).
+    ///
     /// # Errors
     /// The request itself, not held, for the caller to refuse.
     pub fn push(
@@ -120,22 +123,24 @@ impl Held {
         Ok(())
     }
 
-    /// How many requests are held.
+    /// How many requests are held; any thread, under the session's lock.
     pub fn len(&self) -> usize {
         self.queue.len()
     }
 
-    /// `true` when nothing is held.
+    /// `true` when nothing is held; any thread, under the session's lock.
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
 
-    /// The bytes this session's held requests are charged.
+    /// The bytes this session's held requests are charged; any thread,
+    /// under the session's lock.
     pub fn bytes(&self) -> usize {
         self.bytes
     }
 
-    /// Drops every held request and gives their bytes back.
+    /// Drops every held request and gives their bytes back; any thread,
+    /// under the session's lock.
     pub fn clear(&mut self) {
         self.queue.clear();
         self.give_back();
@@ -173,7 +178,7 @@ impl IntoIterator for Held {
 /// An estimate of the heap bytes a parsed request occupies: every value's
 /// slot, every key and string's bytes, and each map entry's key slot. The
 /// request's nesting is bounded by the decoder (127), so the recursion is
-/// too. Cheap: one walk, no allocation.
+/// too. Cheap: one walk, no allocation. Any thread.
 pub fn footprint(obj: &Map<String, Value>) -> usize {
     size_of::<Map<String, Value>>() + map_footprint(obj)
 }
