@@ -8,14 +8,14 @@
 //! sweep, src/server/idle.rs), the codec's [`Decoder`] (how far a split
 //! message has been scanned), whether the rest of the input is to be
 //! ignored after a fatal decode error, the connection's state before login
-//! ([`PreLogin`], src/server/prelogin.rs) and whether the next sweep is to
-//! close it.
+//! ([`PreLogin`], src/server/prelogin.rs) and whether a sweep is to close
+//! it.
 //!
 //! The context holds the peer, and the peer holds the connection: a cycle
 //! that the connection callback breaks when the connection goes down
 //! (`clear_context`), after [`Service::disconnected`](crate::service::Service::disconnected).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -42,9 +42,10 @@ pub struct Context {
     discarding: AtomicBool,
     /// Its address slot and login clock; only its loop's thread locks it.
     pub prelogin: Mutex<PreLogin>,
-    /// Told why and shut down (refused, or not logged in in time): the
-    /// next sweep closes it, whether or not the peer closes first.
-    closing: AtomicBool,
+    /// Told why and shut down (refused, or not logged in in time): 1 when
+    /// marked, 2 once a sweep has seen it; the sweep after that closes it,
+    /// whether or not the peer closed first.
+    closing: AtomicU8,
 }
 
 /// The instant the activity clocks count from.
@@ -60,7 +61,7 @@ fn now_ms() -> u64 {
 impl Context {
     /// A context for `peer`, with a fresh anonymous session, active now,
     /// holding its address's `slot` (`None`: refused, see
-    /// [`Context::close_at_next_sweep`]); any thread.
+    /// [`Context::close_by_sweep`]); any thread.
     pub fn new(peer: PeerRef, slot: Option<Slot>) -> Context {
         let session = Arc::new(Session::new(peer.id()));
         Context {
@@ -70,7 +71,7 @@ impl Context {
             decoder: Mutex::new(Decoder::new()),
             discarding: AtomicBool::new(false),
             prelogin: Mutex::new(PreLogin::new(slot)),
-            closing: AtomicBool::new(false),
+            closing: AtomicU8::new(0),
         }
     }
 
@@ -96,16 +97,28 @@ impl Context {
         self.discarding.load(Ordering::Acquire)
     }
 
-    /// Ignores the rest of the input and marks the connection for the next
-    /// idle sweep to close (after the reply already sent has had time to
-    /// leave); any thread.
-    pub fn close_at_next_sweep(&self) {
+    /// Ignores the rest of the input and marks the connection for the
+    /// sweep to close, one sweep interval at least from now, so that the
+    /// reply already sent has time to leave before the close; any thread.
+    pub fn close_by_sweep(&self) {
         self.start_discarding();
-        self.closing.store(true, Ordering::Release);
+        let _ = self
+            .closing
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire);
     }
 
-    /// `true` once [`Context::close_at_next_sweep`] was called; any thread.
-    pub fn closing(&self) -> bool {
-        self.closing.load(Ordering::Acquire)
+    /// Asked by each sweep: `true` when the connection, marked by
+    /// [`Context::close_by_sweep`] before the previous sweep, is to be
+    /// closed now; the first sweep after the mark only notes it. The
+    /// connection's loop thread (the sweep).
+    pub fn due_for_close(&self) -> bool {
+        match self.closing.load(Ordering::Acquire) {
+            0 => false,
+            1 => {
+                self.closing.store(2, Ordering::Release);
+                false
+            }
+            _ => true,
+        }
     }
 }

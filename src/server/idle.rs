@@ -7,15 +7,15 @@
 //! A timer on the loop walks the table every interval and, for each
 //! connection:
 //!
-//! 1. closes it if it was marked at the previous sweep (refused at accept,
-//!    or told it did not log in in time: the reply had one interval to
-//!    leave);
+//! 1. closes it if it was marked before the previous sweep (refused at
+//!    accept, or told it did not log in in time: the reply has had one
+//!    interval at least to leave);
 //! 2. closes it if its [`Context`] has been silent longer than the idle
 //!    timeout (any bytes received reset the clock; a client with nothing to
 //!    say sends `{"msgId":25}`, ping);
 //! 3. gives back or takes its address slot as its login changed, and, when
 //!    it has been anonymous longer than the login timeout, sends it an
-//!    ERROR_MSG (errno 3), shuts it down and marks it for the next sweep.
+//!    ERROR_MSG (errno 3), shuts it down and marks it to be closed.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -80,7 +80,7 @@ fn sweep(rules: &Rules) {
         let Some(cx) = conn.context::<Context>() else {
             continue;
         };
-        if cx.closing() {
+        if cx.due_for_close() {
             conn.force_close();
             continue;
         }
@@ -106,7 +106,7 @@ fn check_login(rules: &Rules, conn: &TcpConnectionPtr, cx: &Context, now: Instan
         log::info!("{}: not logged in within {timeout:?}, closing", conn.name());
         let why = format!("not logged in within {timeout:?}; closing");
         conn.send_vec(encode(&reply::failure(None, errno::NOT_LOGGED_IN, &why)));
-        cx.close_at_next_sweep();
+        cx.close_by_sweep();
         conn.shutdown();
     }
 }

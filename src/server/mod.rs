@@ -191,8 +191,8 @@ fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Co
 }
 
 /// A new connection: its context, with a slot of its address; one over
-/// the address's limit is told (errno 12), shut down, and closed by the
-/// next sweep. Its loop thread.
+/// the address's limit is told (errno 12), shut down, and closed by a
+/// sweep. Its loop thread.
 fn connection_up(conn: &TcpConnectionPtr, slots: &Arc<AddressSlots>) {
     log::debug!("{} up from {}", conn.name(), conn.peer_addr());
     if let Err(e) = conn.set_tcp_no_delay(true) {
@@ -205,13 +205,13 @@ fn connection_up(conn: &TcpConnectionPtr, slots: &Arc<AddressSlots>) {
     idle::track(conn);
     if refused {
         let ip = conn.peer_addr().ip();
-        log::warn!(
+        log::info!(
             "{}: too many connections not logged in from {ip}, refusing",
             conn.name()
         );
         let why = "too many connections not logged in from your address; try again later";
         conn.send_vec(encode(&reply::failure(None, errno::TOO_MANY, why)));
-        cx.close_at_next_sweep();
+        cx.close_by_sweep();
         conn.shutdown();
     }
 }

@@ -4,7 +4,8 @@
 //! [`AddressSlots`] counts the anonymous connections of each address. The
 //! connection callback takes a [`Slot`] for a new connection; when the
 //! address has none left, the connection gets an ERROR_MSG (errno 12,
-//! `TOO_MANY`), is shut down, and is closed at the next sweep. The slot is
+//! `TOO_MANY`), is shut down, and is closed by the sweep (one interval at
+//! least later, so the reply can leave first). The slot is
 //! given back when the connection closes, or when it logs in.
 //!
 //! The server learns of a login from the session, so the idle sweep
@@ -12,7 +13,7 @@
 //! logged in, it gives its slot back; logged out again, it takes one
 //! (without a limit: it was counted once) and its login clock restarts;
 //! anonymous longer than the login timeout, it gets an ERROR_MSG (errno 3,
-//! `NOT_LOGGED_IN`), is shut down and closed at the next sweep. A login
+//! `NOT_LOGGED_IN`), is shut down and closed by a later sweep. A login
 //! therefore frees its slot within one sweep interval (at most 1 s).
 
 use std::collections::HashMap;
