@@ -27,6 +27,7 @@ use net::{EventLoop, TcpConnectionPtr};
 use super::context::Context;
 use super::prelogin::{AddressSlots, Verdict};
 use crate::protocol::{encode, errno, reply};
+use crate::service::Login;
 
 thread_local! {
     /// The connections of this thread's loop, by id.
@@ -95,7 +96,8 @@ fn sweep(rules: &Rules) {
 
 /// Step 3 of the sweep for one connection.
 fn check_login(rules: &Rules, conn: &TcpConnectionPtr, cx: &Context, now: Instant) {
-    let logged_in = cx.session.user().is_some();
+    // Under the session's lock for a moment, cloning nothing.
+    let logged_in = matches!(cx.session.state().login, Login::Active { .. });
     let ip = conn.peer_addr().ip();
     let verdict = cx
         .prelogin
