@@ -129,6 +129,30 @@ pub const OPTIONS: &[Opt] = &[
         help: "close a connection whose unsent output exceeds this (a slow reader)",
     },
     Opt {
+        key: "login-timeout",
+        value: "DURATION",
+        default: "30s",
+        help: "close connections not logged in this long after connecting or logging out (0: never)",
+    },
+    Opt {
+        key: "max-anonymous-per-address",
+        value: "N",
+        default: "64",
+        help: "connections not logged in from one source address; more are refused with errno 12 (0: no limit)",
+    },
+    Opt {
+        key: "login-hold-bytes",
+        value: "SIZE",
+        default: "64KiB",
+        help: "requests one connection may send behind its login, in bytes; more get errno 4",
+    },
+    Opt {
+        key: "login-hold-total",
+        value: "SIZE",
+        default: "16MiB",
+        help: "requests all connections together may send behind their logins, in bytes; more get errno 4",
+    },
+    Opt {
         key: "argon2-memory",
         value: "SIZE",
         default: "19MiB",
@@ -204,6 +228,18 @@ pub struct Config {
     /// Output bytes queued for one connection before it is dropped as a slow
     /// reader (`--high-water-mark`).
     pub high_water_mark: usize,
+    /// Close connections anonymous this long; `None` never does
+    /// (`--login-timeout 0`).
+    pub login_timeout: Option<Duration>,
+    /// Anonymous connections from one source address; 0: no limit
+    /// (`--max-anonymous-per-address`).
+    pub max_anonymous_per_address: usize,
+    /// Bytes of requests one connection may send behind its login
+    /// (`--login-hold-bytes`).
+    pub login_hold_bytes: usize,
+    /// Bytes of requests all connections together may send behind their
+    /// logins (`--login-hold-total`).
+    pub login_hold_total: usize,
     /// argon2id memory cost in KiB for new hashes (`--argon2-memory`).
     pub argon2_memory_kib: u32,
     /// argon2id passes for new hashes (`--argon2-passes`).
@@ -349,6 +385,7 @@ impl Config {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let idle = duration("idle-timeout", Duration::from_secs(300))?;
         let argon2_memory = size("argon2-memory", 19 * 1024 * 1024, 8 * 1024)?;
+        let login_timeout = duration("login-timeout", Duration::from_secs(30))?;
         let config = Config {
             listen,
             threads: count("threads", cores, 0)?,
@@ -367,6 +404,10 @@ impl Config {
             keepalive,
             login_takeover_grace: grace,
             high_water_mark: size("high-water-mark", 4 * 1024 * 1024, 1024)?,
+            login_timeout: (!login_timeout.is_zero()).then_some(login_timeout),
+            max_anonymous_per_address: count("max-anonymous-per-address", 64, 0)?,
+            login_hold_bytes: size("login-hold-bytes", 64 * 1024, 0)?,
+            login_hold_total: size("login-hold-total", 16 * 1024 * 1024, 0)?,
             argon2_memory_kib: u32::try_from(argon2_memory / 1024).unwrap_or(u32::MAX),
             argon2_passes: u32::try_from(count("argon2-passes", 2, 1)?).unwrap_or(u32::MAX),
             redis: get("redis").map(|(v, _)| v).filter(|v| !v.is_empty()),

@@ -84,6 +84,31 @@ fn login_takeover_grace_is_a_duration_or_off() {
 }
 
 #[test]
+fn limits_before_login() {
+    let c = run(&[], &[]).unwrap();
+    assert_eq!(c.login_timeout, Some(Duration::from_secs(30)));
+    assert_eq!(c.max_anonymous_per_address, 64);
+    assert_eq!(c.login_hold_bytes, 64 << 10);
+    assert_eq!(c.login_hold_total, 16 << 20);
+    let c = run(
+        &[
+            "--login-timeout",
+            "0",
+            "--max-anonymous-per-address=0",
+            "--login-hold-bytes",
+            "1KiB",
+        ],
+        &[("CHAT_LOGIN_HOLD_TOTAL", "1MiB")],
+    )
+    .unwrap();
+    assert_eq!(c.login_timeout, None, "0 turns it off");
+    assert_eq!(c.max_anonymous_per_address, 0);
+    assert_eq!(c.login_hold_bytes, 1024);
+    assert_eq!(c.login_hold_total, 1 << 20);
+    assert!(run(&["--max-anonymous-per-address", "-1"], &[]).is_err());
+}
+
+#[test]
 fn hash_priority_is_idle_or_a_nice_increment() {
     let priority = |v: &str| run(&["--hash-priority", v], &[]).map(|c| c.hash_priority);
     assert_eq!(priority("idle").unwrap(), Priority::Idle);

@@ -90,4 +90,7 @@ pub mod errno {
     pub const TOO_LARGE: i64 = 10;
     /// The bytes are not JSON (or not a JSON object); the connection is closed.
     pub const INVALID_JSON: i64 = 11;
+    /// A limit on one source address was reached (too many connections not
+    /// logged in); try again later. The connection is closed.
+    pub const TOO_MANY: i64 = 12;
 }

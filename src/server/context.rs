@@ -3,23 +3,25 @@
 //!
 //! It pairs the connection's [`Peer`](crate::service::Peer) and its
 //! service [`Session`], which every message callback hands to
-//! [`Service::handle`](crate::service::Service::handle), with the two
-//! things only the server cares about: when bytes last arrived (for the
-//! idle sweep, src/server/idle.rs, and the service's login takeover, via
-//! `Peer::idle_for`), the codec's [`Decoder`] (how far a
-//! split message has been scanned) and whether the rest of the input is to
-//! be ignored after a fatal decode error.
+//! [`Service::handle`](crate::service::Service::handle), with the things
+//! only the server cares about: when bytes last arrived (for the idle
+//! sweep, src/server/idle.rs, and the service's login takeover, via
+//! `Peer::idle_for`), the codec's [`Decoder`] (how far a split message has
+//! been scanned), whether the rest of the input is to be ignored after a
+//! fatal decode error, the connection's state before login ([`PreLogin`],
+//! src/server/prelogin.rs) and whether a sweep is to close it.
 //!
 //! The context holds the peer, and the peer holds the connection: a cycle
 //! that the connection callback breaks when the connection goes down
 //! (`clear_context`), after [`Service::disconnected`](crate::service::Service::disconnected).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::prelogin::{PreLogin, Slot};
 use crate::protocol::Decoder;
 use crate::service::{PeerRef, Session};
 
@@ -38,6 +40,12 @@ pub struct Context {
     /// Set after a fatal decode error: the connection is closing and the
     /// rest of its input is ignored.
     discarding: AtomicBool,
+    /// Its address slot and login clock; only its loop's thread locks it.
+    pub prelogin: Mutex<PreLogin>,
+    /// Told why and shut down (refused, or not logged in in time): 1 when
+    /// marked, 2 once a sweep has seen it; the sweep after that closes it,
+    /// whether or not the peer closed first.
+    closing: AtomicU8,
 }
 
 /// The instant the activity clocks count from.
@@ -51,9 +59,10 @@ fn now_ms() -> u64 {
 }
 
 impl Context {
-    /// A context for `peer`, with a fresh anonymous session, active now;
-    /// any thread.
-    pub fn new(peer: PeerRef) -> Context {
+    /// A context for `peer`, with a fresh anonymous session, active now,
+    /// holding its address's `slot` (`None`: refused, see
+    /// [`Context::close_by_sweep`]); any thread.
+    pub fn new(peer: PeerRef, slot: Option<Slot>) -> Context {
         let session = Arc::new(Session::new(peer.id()));
         Context {
             peer,
@@ -61,6 +70,8 @@ impl Context {
             last_active_ms: AtomicU64::new(now_ms()),
             decoder: Mutex::new(Decoder::new()),
             discarding: AtomicBool::new(false),
+            prelogin: Mutex::new(PreLogin::new(slot)),
+            closing: AtomicU8::new(0),
         }
     }
 
@@ -84,5 +95,30 @@ impl Context {
     /// `true` once [`Context::start_discarding`] was called; any thread.
     pub fn discarding(&self) -> bool {
         self.discarding.load(Ordering::Acquire)
+    }
+
+    /// Ignores the rest of the input and marks the connection for the
+    /// sweep to close, one sweep interval at least from now, so that the
+    /// reply already sent has time to leave before the close; any thread.
+    pub fn close_by_sweep(&self) {
+        self.start_discarding();
+        let _ = self
+            .closing
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Asked by each sweep: `true` when the connection, marked by
+    /// [`Context::close_by_sweep`] before the previous sweep, is to be
+    /// closed now; the first sweep after the mark only notes it. The
+    /// connection's loop thread (the sweep).
+    pub fn due_for_close(&self) -> bool {
+        match self.closing.load(Ordering::Acquire) {
+            0 => false,
+            1 => {
+                self.closing.store(2, Ordering::Release);
+                false
+            }
+            _ => true,
+        }
     }
 }

@@ -5,9 +5,11 @@
 //!  ───────────          ─────────────────────────                    ────────────────
 //!  EventLoop + accept → connection callback: Context (peer, session),
 //!                         idle table
+//!                         (refused over --max-anonymous-per-address)
 //!                       message callback: decode → Service::handle ──► Store calls, argon2
 //!                       high-water mark: drop slow readers        ◄── Peer::send (send_vec)
-//!                       idle sweep timer (one per loop)           ◄── Peer::run_on_own_loop
+//!                       sweep timer (one per loop): idle and      ◄── Peer::run_on_own_loop
+//!                         login timeouts, address slots
 //!                       TCP keepalive on every accepted socket    ◄── Peer::close_with (takeover)
 //! ```
 //!
@@ -25,6 +27,7 @@ mod cluster;
 mod context;
 mod idle;
 mod peer;
+mod prelogin;
 pub mod shutdown;
 
 use std::net::SocketAddr;
@@ -37,12 +40,13 @@ use net::{
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::protocol::encode;
+use crate::protocol::{encode, errno, reply};
 use crate::runtime::{self, BusyTime, PasswordHasher};
 use crate::service::Service;
 use crate::storage;
 use context::Context;
 use peer::TcpPeer;
+use prelogin::AddressSlots;
 
 /// How long shutdown waits for queued database writes.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -79,6 +83,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
         config.hash_priority,
     )?;
     service.set_login_takeover_grace(config.login_takeover_grace);
+    service.set_hold_limits(config.login_hold_bytes, config.login_hold_total);
     let mut lp = EventLoop::new()?;
     let mut server = TcpServer::new(&lp, config.listen, "ChatServer", ServerOption::NoReusePort)?;
     server.set_thread_num(config.threads);
@@ -152,26 +157,28 @@ fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Co
             probes: ka.probes,
         });
     }
-    if let Some(timeout) = config.idle_timeout {
-        server.set_thread_init_callback(move |lp: &mut EventLoop| idle::install(lp, timeout));
-    }
+    let rules = Arc::new(idle::Rules {
+        idle_timeout: config.idle_timeout,
+        login_timeout: config.login_timeout,
+        slots: AddressSlots::new(config.max_anonymous_per_address),
+    });
+    let sweep_rules = rules.clone();
+    server.set_thread_init_callback(move |lp: &mut EventLoop| {
+        idle::install(lp, sweep_rules.clone());
+    });
 
     let svc = service.clone();
     server.set_connection_callback(move |conn: &TcpConnectionPtr| {
         if conn.connected() {
-            log::debug!("{} up from {}", conn.name(), conn.peer_addr());
-            if let Err(e) = conn.set_tcp_no_delay(true) {
-                log::debug!("{}: TCP_NODELAY: {e}", conn.name());
-            }
-            conn.set_context(Arc::new(Context::new(TcpPeer::new_ref(conn))));
-            idle::track(conn);
+            connection_up(conn, &rules.slots);
         } else {
             log::debug!("{} down", conn.name());
             idle::untrack(conn);
             if let Some(cx) = conn.context::<Context>() {
                 svc.disconnected(&cx.peer, &cx.session);
             }
-            // Breaks the cycle connection → context → peer → connection.
+            // Breaks the cycle connection → context → peer → connection;
+            // gives back the address slot with the context.
             conn.clear_context();
         }
     });
@@ -194,6 +201,32 @@ fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Co
         },
         config.high_water_mark,
     );
+}
+
+/// A new connection: its context, with a slot of its address; one over
+/// the address's limit is told (errno 12), shut down, and closed by a
+/// sweep. Its loop thread.
+fn connection_up(conn: &TcpConnectionPtr, slots: &Arc<AddressSlots>) {
+    log::debug!("{} up from {}", conn.name(), conn.peer_addr());
+    if let Err(e) = conn.set_tcp_no_delay(true) {
+        log::debug!("{}: TCP_NODELAY: {e}", conn.name());
+    }
+    let slot = slots.try_take(conn.peer_addr().ip());
+    let refused = slot.is_none();
+    let cx = Arc::new(Context::new(TcpPeer::new_ref(conn), slot));
+    conn.set_context(cx.clone());
+    idle::track(conn);
+    if refused {
+        let ip = conn.peer_addr().ip();
+        log::info!(
+            "{}: too many connections not logged in from {ip}, refusing",
+            conn.name()
+        );
+        let why = "too many connections not logged in from your address; try again later";
+        conn.send_vec(encode(&reply::failure(None, errno::TOO_MANY, why)));
+        cx.close_by_sweep();
+        conn.shutdown();
+    }
 }
 
 /// Decodes every complete message in `buf` and hands it to the service.

@@ -60,12 +60,9 @@
 //! only: a killed node leaves it `online`, and Redis's claims, which expire
 //! with the node's liveness, are what decide.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-
-use super::session::Login;
+use super::session::{Held, Login};
 use super::{user_key, Ctx, Me, PeerRef, Presence, Service, Session};
 use crate::cluster::Claim;
 use crate::model::{GroupInfo, UserInfo};
@@ -383,7 +380,7 @@ fn finish_failed_login(ctx: Ctx, (errno, errmsg): Failure) {
 
 /// The peer's own thread, after a login ended: handles what was held
 /// during it, in order.
-fn replay(ctx: &Ctx, held: VecDeque<Map<String, Value>>) {
+fn replay(ctx: &Ctx, held: Held) {
     for obj in held {
         ctx.svc.handle(&ctx.peer, &ctx.session, obj);
     }

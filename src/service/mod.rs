@@ -78,7 +78,7 @@ pub use group_cache::GroupCache;
 pub use known::KnownUsers;
 pub use online::{OnlineMap, Presence};
 pub use peer::{Peer, PeerRef, Task};
-pub use session::{Login, Session};
+pub use session::{HoldBudget, Login, Session};
 pub use undeleted::Undeleted;
 
 /// How much lower the database workers' priority is than the I/O threads'
@@ -107,6 +107,8 @@ pub struct Service {
     undeleted: Undeleted,
     /// `--login-takeover-grace` in milliseconds; [`NO_TAKEOVER`]: never.
     takeover_grace_ms: AtomicU64,
+    /// The bytes of requests held behind logins, every session together.
+    hold: Arc<HoldBudget>,
 }
 
 /// The value of `Service::takeover_grace_ms` that turns takeovers off.
@@ -244,6 +246,7 @@ impl Service {
             known: KnownUsers::default(),
             undeleted: Undeleted::default(),
             takeover_grace_ms: AtomicU64::new(NO_TAKEOVER),
+            hold: Arc::new(HoldBudget::default()),
         }))
     }
 
@@ -275,6 +278,20 @@ impl Service {
         self.hash_gate.watch(loops);
     }
 
+    /// Sets how many bytes of requests may wait behind a login: `per_session`
+    /// for one connection, `total` for all of them (`--login-hold-bytes`,
+    /// `--login-hold-total`; by default 64 KiB and 16 MiB). Any thread; call
+    /// it before the server accepts connections.
+    pub fn set_hold_limits(&self, per_session: usize, total: usize) {
+        self.hold.set_limits(per_session, total);
+    }
+
+    /// The requests held behind logins now, every session together, in
+    /// bytes ([`session::footprint`]); any thread.
+    pub fn held_bytes(&self) -> usize {
+        self.hold.held_bytes()
+    }
+
     /// Turns cluster mode on; any thread. Call it once, before any peer is
     /// handled; a second call is ignored (and logged).
     pub fn attach_cluster(&self, cluster: Arc<Cluster>) {
@@ -293,20 +310,21 @@ impl Service {
     /// order they were sent, from one thread.
     ///
     /// While a login of the session is under way the object is held and
-    /// handled when the login ends, so requests keep their order.
+    /// handled when the login ends, so requests keep their order; one that
+    /// would go over the session's or the process's held bytes, or
+    /// [`session::MAX_HELD`] requests, is refused with errno 4.
     pub fn handle(
         self: &Arc<Self>,
         peer: &PeerRef,
         session: &Arc<Session>,
         obj: Map<String, Value>,
     ) {
-        // Behind a login: hold it (bounded) for the login's end to replay.
+        // Behind a login: hold it for the login's end to replay, within the
+        // count and the bytes (the session's and the process's).
         {
             let mut state = session.state();
             if matches!(state.login, Login::Verifying | Login::Claimed { .. }) {
-                if state.held.len() < session::MAX_HELD {
-                    state.held.push_back(obj);
-                } else {
+                if let Err(obj) = state.held.push(obj, &self.hold) {
                     drop(state);
                     let req = obj.get("msgId").and_then(Value::as_i64);
                     let v = reply::failure(

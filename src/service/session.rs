@@ -26,24 +26,25 @@
 //! closed stops without answering.
 //!
 //! While a login is under way (`Verifying`, `Claimed`) the peer's further
-//! requests are *held* here, at most [`MAX_HELD`], and replayed in order on
-//! the peer's own thread when the login ends, after its ack: a client may
-//! send `login` and its first chat message in one write.
+//! requests are *held* here ([`Held`]) and replayed in order on the peer's
+//! own thread when the login ends, after its ack: a client may send `login`
+//! and its first chat message in one write. What is held is bounded by
+//! bytes, per session and across the process ([`HoldBudget`]), and by a
+//! count ([`MAX_HELD`]); a request beyond a bound is refused with
+//! `BAD_REQUEST` (see `Service::handle`).
 //!
 //! # Lock order
 //!
 //! The session's mutex first, then an online-map shard; never the other
 //! way round.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
-use serde_json::{Map, Value};
 
-/// Requests held during a login, at most; more are refused with
-/// `BAD_REQUEST`.
-pub const MAX_HELD: usize = 256;
+mod held;
+
+pub use held::{footprint, Held, HoldBudget, MAX_HELD};
 
 /// The account side of a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,8 +79,9 @@ pub struct SessionState {
     pub login: Login,
     /// The peer went down; no login may claim the account any more.
     pub closed: bool,
-    /// Requests that arrived while a login was under way, oldest first.
-    pub held: VecDeque<Map<String, Value>>,
+    /// Requests that arrived while a login was under way, oldest first,
+    /// with the bytes they are charged against the [`HoldBudget`].
+    pub held: Held,
 }
 
 /// The service's state for one peer. See the [module docs](self).
@@ -104,7 +106,7 @@ impl Session {
             state: Mutex::new(SessionState {
                 login: Login::Anonymous,
                 closed: false,
-                held: VecDeque::new(),
+                held: Held::default(),
             }),
             slow_lane: AtomicU32::new(0),
         }

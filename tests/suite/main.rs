@@ -30,6 +30,7 @@ mod cluster_redis;
 mod groups;
 mod half_open;
 mod load;
+mod prelogin;
 mod protocol;
 mod restart;
 mod storage;
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
         groups::tests(),
         half_open::tests(),
         protocol::tests(),
+        prelogin::tests(),
         restart::tests(),
         storage::tests(),
         client::tests(),

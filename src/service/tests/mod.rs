@@ -15,6 +15,7 @@
 //! | file | what it covers |
 //! |---|---|
 //! | `login.rs` | messages sent during each login phase; requests held behind a login; errno 2 races |
+//! | `hold.rs` | requests held behind a login: bytes per session and in total, errno 4 beyond, given back on replay and disconnect |
 //! | `disconnect.rs` | a disconnect during each login phase |
 //! | `offline.rs` | offline storage, delivery in the login ack, deletion only after the ack, no second delivery when the delete failed |
 //! | `groups.rs` | group fan-out to online and offline members; the slow lane's order |
@@ -26,6 +27,7 @@ mod gated_store;
 
 mod disconnect;
 mod groups;
+mod hold;
 mod identity;
 mod login;
 mod offline;
