@@ -132,7 +132,7 @@ pub const OPTIONS: &[Opt] = &[
         key: "login-timeout",
         value: "DURATION",
         default: "30s",
-        help: "close connections not logged in this long after connecting or logging out (0: never)",
+        help: "close connections not logged in (nor logging in) this long after connecting or logging out (0: never)",
     },
     Opt {
         key: "max-anonymous-per-address",

@@ -14,8 +14,9 @@
 //!    timeout (any bytes received reset the clock; a client with nothing to
 //!    say sends `{"msgId":25}`, ping);
 //! 3. gives back or takes its address slot as its login changed, and, when
-//!    it has been anonymous longer than the login timeout, sends it an
-//!    ERROR_MSG (errno 3), shuts it down and marks it to be closed.
+//!    it has been anonymous longer than the login timeout with no login
+//!    under way, sends it an ERROR_MSG (errno 3), shuts it down and marks
+//!    it to be closed.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -96,8 +97,17 @@ fn sweep(rules: &Rules) {
 
 /// Step 3 of the sweep for one connection.
 fn check_login(rules: &Rules, conn: &TcpConnectionPtr, cx: &Context, now: Instant) {
-    // Under the session's lock for a moment, cloning nothing.
-    let logged_in = matches!(cx.session.state().login, Login::Active { .. });
+    // Under the session's lock for a moment, cloning nothing. A login under
+    // way (queued behind other hashes in a storm, say) is not closed: the
+    // timeout is for connections that never try.
+    let login = match cx.session.state().login {
+        Login::Active { .. } => Some(true),
+        Login::Verifying | Login::Claimed { .. } => None,
+        Login::Anonymous => Some(false),
+    };
+    let Some(logged_in) = login else {
+        return;
+    };
     let ip = conn.peer_addr().ip();
     let verdict = cx
         .prelogin

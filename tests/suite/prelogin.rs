@@ -13,7 +13,8 @@ pub fn tests() -> Vec<Test> {
     both_stores![
         held_requests_are_bounded_in_bytes,
         anonymous_connections_per_address_are_limited,
-        a_connection_that_never_logs_in_is_closed
+        a_connection_that_never_logs_in_is_closed,
+        a_login_under_way_outlives_the_login_timeout
     ]
 }
 
@@ -166,4 +167,50 @@ fn a_connection_that_never_logs_in_is_closed(db: TestDb) {
     // The logged-in user is well past the timeout and still served.
     alice.send(&json!({"msgId": 25}));
     alice.expect_errno(26, 0);
+}
+
+/// A login that waits longer than `--login-timeout` behind other logins'
+/// password checks (one hashing thread, a queue of wrong logins in front
+/// of it) is not closed for it: the timeout is for connections that never
+/// try. The queue is sized from the measured time of one login, so that
+/// the last login waits a few times the timeout.
+fn a_login_under_way_outlives_the_login_timeout(db: TestDb) {
+    let timeout = Duration::from_secs(1);
+    let server = Server::start(
+        &db,
+        &[
+            "--login-timeout",
+            "1s",
+            "--hash-threads",
+            "1",
+            "--argon2-passes",
+            "300",
+        ],
+    );
+    let mut bob = server.connect();
+    bob.register("bob", "secret");
+    let mut bob_again = server.connect();
+    bob_again.uid = bob.uid;
+    let start = Instant::now();
+    bob_again.login_ok("secret");
+    let one = start.elapsed().max(Duration::from_millis(1));
+    let ahead = ((3 * timeout).as_secs_f64() / one.as_secs_f64()).ceil() as usize;
+    let ahead = ahead.clamp(1, 600);
+
+    let mut alice = server.connect();
+    alice.register("alice", "secret");
+    let wrong = json!({"msgId": 1, "uid": bob.uid, "password": "wrong"});
+    let mut queue: Vec<Client> = (0..ahead).map(|_| server.connect()).collect();
+    for c in &mut queue {
+        c.send(&wrong);
+    }
+    let start = Instant::now();
+    alice.send(&json!({"msgId": 1, "uid": alice.uid, "password": "secret"}));
+    let v = alice
+        .try_recv(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("alice's login after {:?}: {e:?}", start.elapsed()));
+    let waited = start.elapsed();
+    assert_eq!(v["msgId"], 2, "after {waited:?}: {v}");
+    assert_eq!(v["errno"], 0, "after {waited:?}: {v}");
+    eprintln!("one login {one:?}, {ahead} ahead: the last waited {waited:?}");
 }
