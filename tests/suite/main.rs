@@ -30,6 +30,7 @@ mod cluster_redis;
 mod groups;
 mod load;
 mod protocol;
+mod reliability;
 mod restart;
 mod storage;
 
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
         chat::tests(),
         groups::tests(),
         protocol::tests(),
+        reliability::tests(),
         restart::tests(),
         storage::tests(),
         client::tests(),
