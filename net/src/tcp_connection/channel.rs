@@ -49,43 +49,50 @@ impl ConnectionChannel {
     ///
     /// Afterwards a large, spent input buffer is shrunk (see the module docs).
     fn read(&mut self, lp: &mut EventLoop, token: Token, at: Instant, peer_closed: bool) {
-        self.drain(lp, token, at, peer_closed);
-        // What the codec left is a partial message at most: give a large
-        // message's memory back (a closed connection drops the buffer anyway).
-        if !self.conn.disconnected() {
+        // Drained, the codec having taken its whole messages: what is left
+        // is a partial message at most, so a large message's memory can go
+        // back. (A closed connection drops its buffer; a deferred one comes
+        // back for more reads first.)
+        if self.drain(lp, token, at, peer_closed) {
             shrink_if_spent(&mut self.input);
         }
     }
 
     /// The reads of [`read`](Self::read): until the socket is drained, the
-    /// peer's EOF, an error, or the per-event budget.
-    fn drain(&mut self, lp: &mut EventLoop, token: Token, at: Instant, peer_closed: bool) {
+    /// peer's EOF, an error, or the per-event budget. `true` when the socket
+    /// is drained and the connection open, so the next arrival raises a new
+    /// edge; `false` when it closed or the rest was deferred.
+    fn drain(&mut self, lp: &mut EventLoop, token: Token, at: Instant, peer_closed: bool) -> bool {
         let conn = &self.conn;
         for _ in 0..READS_PER_EVENT {
             if conn.disconnected() {
-                return; // a callback closed it
+                return false; // a callback closed it
             }
             // One `readv` into the buffer's free space plus a 64 KiB stack
             // array: `offered` is the most it can take.
             let offered = self.input.read_fd_capacity();
             match self.input.read_fd(conn.stream.as_raw_fd()) {
                 // End of stream: the peer closed its side.
-                Ok(0) => return conn.handle_close(lp),
+                Ok(0) => {
+                    conn.handle_close(lp);
+                    return false;
+                }
                 Ok(n) => {
                     // The user takes whole messages and leaves the rest.
                     (conn.callbacks.message)(conn, &mut self.input, at);
                     if n < offered && !peer_closed {
-                        return; // drained: the next arrival raises a new edge
+                        return true; // drained: the next arrival raises a new edge
                     }
                     // A full read: more may wait. After a hang-up: read on
                     // until EOF, which no later event would report.
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // A reset, say: nothing more will come either way.
                 Err(e) => {
                     log::debug!("TcpConnection {} read: {}", conn.name, e);
-                    return conn.handle_close(lp);
+                    conn.handle_close(lp);
+                    return false;
                 }
             }
         }
@@ -97,6 +104,7 @@ impl ConnectionChannel {
             Ready::READABLE
         };
         lp.defer_event(token, again);
+        false
     }
 }
 
