@@ -177,7 +177,12 @@ impl Buffer {
         self.buf[self.reader_index..self.reader_index + data.len()].copy_from_slice(data);
     }
 
-    /// Releases memory beyond the content plus `reserve` writable bytes.
+    /// Releases memory beyond the content plus `reserve` writable bytes, as
+    /// muduo's `Buffer::shrink(reserve)`: the readable bytes move into a new
+    /// vector of exactly `CHEAP_PREPEND + readable + reserve` bytes and the
+    /// old one is freed. A connection calls it on its input buffer after a
+    /// large message has been consumed, and on its output buffer after a
+    /// large backlog has drained.
     pub fn shrink(&mut self, reserve: usize) {
         let content = self.readable_bytes();
         let mut fresh = Vec::with_capacity(CHEAP_PREPEND + content + reserve);

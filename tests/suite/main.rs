@@ -32,6 +32,7 @@ mod half_open;
 mod load;
 mod prelogin;
 mod protocol;
+mod reliability;
 mod restart;
 mod storage;
 
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         half_open::tests(),
         protocol::tests(),
         prelogin::tests(),
+        reliability::tests(),
         restart::tests(),
         storage::tests(),
         client::tests(),

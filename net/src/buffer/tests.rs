@@ -74,6 +74,22 @@ fn shrink() {
 }
 
 #[test]
+fn shrink_gives_a_large_message_back() {
+    let mut b = Buffer::new();
+    b.append(&vec![b'm'; 1 << 20]);
+    assert!(b.internal_capacity() >= CHEAP_PREPEND + (1 << 20));
+    b.retrieve((1 << 20) - 3);
+    regions(&b, 3, 0, CHEAP_PREPEND + (1 << 20) - 3);
+    b.shrink(INITIAL_SIZE);
+    regions(&b, 3, INITIAL_SIZE, CHEAP_PREPEND);
+    assert_eq!(b.internal_capacity(), CHEAP_PREPEND + 3 + INITIAL_SIZE);
+    assert_eq!(b.peek(), b"mmm");
+    // It grows again as before.
+    b.append(&[b'n'; 2 * INITIAL_SIZE]);
+    regions(&b, 3 + 2 * INITIAL_SIZE, 0, CHEAP_PREPEND);
+}
+
+#[test]
 fn prepend() {
     let mut b = Buffer::new();
     b.append(&[b'y'; 200]);
