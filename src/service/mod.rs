@@ -179,16 +179,42 @@ impl Ctx {
     /// the requests that hash a password. A connection's register and login
     /// all use this pool with its peer id, so they keep their order. Any
     /// thread.
+    ///
+    /// A job whose peer is no longer connected when its turn comes is
+    /// dropped unrun: no hash, no store call, no answer (nobody would read
+    /// it). So a connection that writes a thousand registrations and closes
+    /// costs the hashing threads almost nothing.
     pub fn on_hasher<F>(self, key: u64, job: F)
     where
         F: FnOnce(Ctx, &dyn Store) + Send + 'static,
     {
         let svc = self.svc.clone();
         svc.hashers.submit(key, move || {
+            // Checked before and after the gate: the wait may be long.
+            if self.peer_gone() {
+                return;
+            }
             self.svc.hash_gate.wait();
+            if self.peer_gone() {
+                return;
+            }
             let store = self.svc.store.clone();
             job(self, &*store);
         });
+    }
+
+    /// `true` (and logged) when the peer has closed: its hashing job is
+    /// dropped. Any thread.
+    fn peer_gone(&self) -> bool {
+        if self.peer.connected() {
+            return false;
+        }
+        log::debug!(
+            "{}: closed; request {} dropped before hashing",
+            self.peer.name(),
+            self.req
+        );
+        true
     }
 
     /// Runs `task` on the peer's own thread, after what is queued there

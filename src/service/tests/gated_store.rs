@@ -29,6 +29,8 @@ struct Gates {
     waiting: HashMap<&'static str, usize>,
     /// Methods whose calls fail.
     failing: HashSet<&'static str>,
+    /// Calls made so far, by method (held or not).
+    calls: HashMap<&'static str, usize>,
 }
 
 /// An in-memory SQLite store behind gates. See the [module docs](self).
@@ -96,9 +98,16 @@ impl GatedStore {
         }
     }
 
-    /// The entry of every method: blocks while `method` is held.
+    /// How many calls of `method` were made so far.
+    pub fn calls(&self, method: &'static str) -> usize {
+        self.gates.lock().calls.get(method).copied().unwrap_or(0)
+    }
+
+    /// The entry of every method: counts the call, then blocks while
+    /// `method` is held.
     fn enter(&self, method: &'static str) {
         let mut gates = self.gates.lock();
+        *gates.calls.entry(method).or_default() += 1;
         if !gates.held.contains(method) {
             return;
         }
