@@ -153,6 +153,12 @@ pub const OPTIONS: &[Opt] = &[
         help: "requests all connections together may send behind their logins, in bytes; more get errno 4",
     },
     Opt {
+        key: "max-pending-hashes",
+        value: "N",
+        default: "4",
+        help: "registers and logins one connection may have waiting for the password hasher; more get errno 12",
+    },
+    Opt {
         key: "argon2-memory",
         value: "SIZE",
         default: "19MiB",
@@ -240,6 +246,9 @@ pub struct Config {
     /// Bytes of requests all connections together may send behind their
     /// logins (`--login-hold-total`).
     pub login_hold_total: usize,
+    /// Registers and logins one connection may have queued or running on
+    /// the hashing threads (`--max-pending-hashes`), at least 1.
+    pub max_pending_hashes: u32,
     /// argon2id memory cost in KiB for new hashes (`--argon2-memory`).
     pub argon2_memory_kib: u32,
     /// argon2id passes for new hashes (`--argon2-passes`).
@@ -408,6 +417,8 @@ impl Config {
             max_anonymous_per_address: count("max-anonymous-per-address", 64, 0)?,
             login_hold_bytes: size("login-hold-bytes", 64 * 1024, 0)?,
             login_hold_total: size("login-hold-total", 16 * 1024 * 1024, 0)?,
+            max_pending_hashes: u32::try_from(count("max-pending-hashes", 4, 1)?)
+                .unwrap_or(u32::MAX),
             argon2_memory_kib: u32::try_from(argon2_memory / 1024).unwrap_or(u32::MAX),
             argon2_passes: u32::try_from(count("argon2-passes", 2, 1)?).unwrap_or(u32::MAX),
             redis: get("redis").map(|(v, _)| v).filter(|v| !v.is_empty()),

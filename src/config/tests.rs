@@ -109,6 +109,16 @@ fn limits_before_login() {
 }
 
 #[test]
+fn pending_hashes_per_connection() {
+    assert_eq!(run(&[], &[]).unwrap().max_pending_hashes, 4);
+    let c = run(&["--max-pending-hashes=1"], &[]).unwrap();
+    assert_eq!(c.max_pending_hashes, 1);
+    let c = run(&[], &[("CHAT_MAX_PENDING_HASHES", "16")]).unwrap();
+    assert_eq!(c.max_pending_hashes, 16);
+    assert!(run(&["--max-pending-hashes", "0"], &[]).is_err());
+}
+
+#[test]
 fn hash_priority_is_idle_or_a_nice_increment() {
     let priority = |v: &str| run(&["--hash-priority", v], &[]).map(|c| c.hash_priority);
     assert_eq!(priority("idle").unwrap(), Priority::Idle);

@@ -90,7 +90,9 @@ pub mod errno {
     pub const TOO_LARGE: i64 = 10;
     /// The bytes are not JSON (or not a JSON object); the connection is closed.
     pub const INVALID_JSON: i64 = 11;
-    /// A limit on one source address was reached (too many connections not
-    /// logged in); try again later. The connection is closed.
+    /// A limit was reached; try again later. On one source address (too
+    /// many connections not logged in): the connection is closed. On one
+    /// connection (too many registers and logins waiting for the password
+    /// hasher): the request's ack carries it and the connection stays open.
     pub const TOO_MANY: i64 = 12;
 }

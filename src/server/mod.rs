@@ -84,6 +84,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
     )?;
     service.set_login_takeover_grace(config.login_takeover_grace);
     service.set_hold_limits(config.login_hold_bytes, config.login_hold_total);
+    service.set_max_pending_hashes(config.max_pending_hashes);
     let mut lp = EventLoop::new()?;
     let mut server = TcpServer::new(&lp, config.listen, "ChatServer", ServerOption::NoReusePort)?;
     server.set_thread_num(config.threads);

@@ -80,6 +80,10 @@ const STORE_FAILED: Failure = (
 
 /// REG_MSG (5): hash the password and create the account; answers 6.
 ///
+/// A register (or login) from a connection that has
+/// `--max-pending-hashes` registers and logins queued or running already
+/// is answered at once with errno 12 ([`Ctx::hashes_full`]).
+///
 /// The account is created on the hashing thread, so a login pipelined
 /// behind the register on the same peer finds it. The answer goes out
 /// from the peer's own thread: the hashing thread, in the idle scheduling
@@ -89,6 +93,9 @@ const STORE_FAILED: Failure = (
 /// Called on the peer's own thread (by `Service::handle`), like every
 /// handler here.
 pub fn register(ctx: Ctx, username: String, password: String) {
+    if ctx.hashes_full() {
+        return;
+    }
     let key = ctx.session.peer_id();
     ctx.on_hasher(key, move |ctx, store| {
         let answer = match ctx.svc.hasher.hash(&password) {
@@ -118,6 +125,10 @@ pub fn register(ctx: Ctx, username: String, password: String) {
 /// LOGIN_MSG (1), by `uid` or by `username`; answers 2. See the module docs.
 /// The peer's own thread.
 pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: String) {
+    // Before the session lock: the answer is sent without holding it.
+    if ctx.hashes_full() {
+        return;
+    }
     {
         let mut state = ctx.session.state();
         if let Login::Active { .. } = state.login {

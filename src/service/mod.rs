@@ -63,7 +63,7 @@ pub mod undeleted;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -78,7 +78,7 @@ pub use group_cache::GroupCache;
 pub use known::KnownUsers;
 pub use online::{OnlineMap, Presence};
 pub use peer::{Peer, PeerRef, Task};
-pub use session::{HoldBudget, Login, Session};
+pub use session::{HoldBudget, Login, PendingHash, Session};
 pub use undeleted::Undeleted;
 
 /// How much lower the database workers' priority is than the I/O threads'
@@ -109,7 +109,13 @@ pub struct Service {
     takeover_grace_ms: AtomicU64,
     /// The bytes of requests held behind logins, every session together.
     hold: Arc<HoldBudget>,
+    /// `--max-pending-hashes`: hashing jobs one session may have queued or
+    /// running.
+    max_pending_hashes: AtomicU32,
 }
+
+/// The default of [`Service::set_max_pending_hashes`].
+pub const DEFAULT_MAX_PENDING_HASHES: u32 = 4;
 
 /// The value of `Service::takeover_grace_ms` that turns takeovers off.
 const NO_TAKEOVER: u64 = u64::MAX;
@@ -184,12 +190,18 @@ impl Ctx {
     /// dropped unrun: no hash, no store call, no answer (nobody would read
     /// it). So a connection that writes a thousand registrations and closes
     /// costs the hashing threads almost nothing.
+    ///
+    /// The job counts against the session's pending hashes until it ends
+    /// ([`Ctx::hashes_full`] checks them first).
     pub fn on_hasher<F>(self, key: u64, job: F)
     where
         F: FnOnce(Ctx, &dyn Store) + Send + 'static,
     {
         let svc = self.svc.clone();
+        let pending = PendingHash::new(&self.session);
         svc.hashers.submit(key, move || {
+            // Dropped with the closure, however the job ends.
+            let _pending = pending;
             // Checked before and after the gate: the wait may be long.
             if self.peer_gone() {
                 return;
@@ -201,6 +213,23 @@ impl Ctx {
             let store = self.svc.store.clone();
             job(self, &*store);
         });
+    }
+
+    /// `true`, and the request answered with errno 12, when the session
+    /// has `--max-pending-hashes` hashing jobs queued or running already:
+    /// the register or login must not hash. The peer's own thread (the
+    /// only one that adds pending hashes, so the answer holds until the
+    /// caller's `on_hasher`).
+    pub fn hashes_full(&self) -> bool {
+        let max = self.svc.max_pending_hashes.load(Ordering::Relaxed);
+        if self.session.pending_hashes() < max {
+            return false;
+        }
+        self.fail(
+            errno::TOO_MANY,
+            "too many password checks in flight on this connection; wait for their answers",
+        );
+        true
     }
 
     /// `true` (and logged) when the peer has closed: its hashing job is
@@ -273,6 +302,7 @@ impl Service {
             undeleted: Undeleted::default(),
             takeover_grace_ms: AtomicU64::new(NO_TAKEOVER),
             hold: Arc::new(HoldBudget::default()),
+            max_pending_hashes: AtomicU32::new(DEFAULT_MAX_PENDING_HASHES),
         }))
     }
 
@@ -316,6 +346,16 @@ impl Service {
     /// bytes ([`session::footprint`]); any thread.
     pub fn held_bytes(&self) -> usize {
         self.hold.held_bytes()
+    }
+
+    /// Sets how many hashing jobs (register, login phase 1) one connection
+    /// may have queued or running (`--max-pending-hashes`, by default
+    /// [`DEFAULT_MAX_PENDING_HASHES`]; at least 1). A register or login
+    /// beyond it is answered at once with its ack and errno 12: one
+    /// connection cannot fill the hashing queue ahead of everyone's logins.
+    /// Any thread; call it before the server accepts connections.
+    pub fn set_max_pending_hashes(&self, n: u32) {
+        self.max_pending_hashes.store(n.max(1), Ordering::Relaxed);
     }
 
     /// Turns cluster mode on; any thread. Call it once, before any peer is

@@ -39,6 +39,7 @@
 //! way round.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
 
@@ -96,6 +97,30 @@ pub struct Session {
     /// the lane too, to keep their order. Changed only on the peer's own
     /// thread.
     slow_lane: AtomicU32,
+    /// Hashing jobs (register, login phase 1) of this session queued or
+    /// running: one [`PendingHash`] each.
+    hashing: AtomicU32,
+}
+
+/// One hashing job of a session, queued or running: counted by
+/// [`Session::pending_hashes`] from [`PendingHash::new`] until it is
+/// dropped (when the job ends, is dropped unrun, or never runs because the
+/// pool stopped). Any thread.
+pub struct PendingHash(Arc<Session>);
+
+impl PendingHash {
+    /// Counts one more hashing job of `session`; any thread (the service
+    /// does it on the peer's own thread, right after checking the limit).
+    pub fn new(session: &Arc<Session>) -> PendingHash {
+        session.hashing.fetch_add(1, Ordering::AcqRel);
+        PendingHash(session.clone())
+    }
+}
+
+impl Drop for PendingHash {
+    fn drop(&mut self) {
+        self.0.hashing.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Session {
@@ -109,6 +134,7 @@ impl Session {
                 held: Held::default(),
             }),
             slow_lane: AtomicU32::new(0),
+            hashing: AtomicU32::new(0),
         }
     }
 
@@ -130,6 +156,12 @@ impl Session {
             Login::Active { uid, name } => Some((*uid, name.clone())),
             _ => None,
         }
+    }
+
+    /// The session's hashing jobs queued or running ([`PendingHash`]); any
+    /// thread. `--max-pending-hashes` bounds it.
+    pub fn pending_hashes(&self) -> u32 {
+        self.hashing.load(Ordering::Acquire)
     }
 
     /// Chat messages waiting in the slow lane; any thread (exact on the

@@ -18,7 +18,7 @@
 //! | `hold.rs` | requests held behind a login: bytes per session and in total, errno 4 beyond, given back on replay and disconnect |
 //! | `disconnect.rs` | a disconnect during each login phase |
 //! | `offline.rs` | offline storage, delivery in the login ack, deletion only after the ack, no second delivery when the delete failed |
-//! | `hashing.rs` | the hashing pool: a closed connection's jobs are dropped unrun |
+//! | `hashing.rs` | the hashing pool: a closed connection's jobs are dropped unrun; pending hashes per connection bounded (errno 12) |
 //! | `groups.rs` | group fan-out to online and offline members; the slow lane's order |
 //! | `identity.rs` | a chat's sender id and name are the logged-in account's |
 //! | `takeover.rs` | a login replacing a silent connection: the order across the swap; recent activity, a login under way and `off` still get errno 2 |
