@@ -29,6 +29,7 @@ mod cluster_load;
 mod cluster_redis;
 mod groups;
 mod half_open;
+mod hashing;
 mod load;
 mod prelogin;
 mod protocol;
@@ -56,6 +57,7 @@ fn main() -> ExitCode {
         chat::tests(),
         groups::tests(),
         half_open::tests(),
+        hashing::tests(),
         protocol::tests(),
         prelogin::tests(),
         reliability::tests(),
