@@ -23,27 +23,36 @@ pub fn tests() -> Vec<Test> {
 }
 
 /// Registers `n` accounts named `<prefix><i>` (password "pw"), pipelined
-/// over a few connections, and returns their uids in order.
+/// over a few connections, at most [`IN_FLIGHT`] at a time on each, and
+/// returns their uids in order.
 fn register_many(server: &Server, prefix: &str, n: usize) -> Vec<i64> {
     let mut conns: Vec<Client> = (0..8).map(|_| server.connect()).collect();
-    let mut batches: Vec<String> = vec![String::new(); conns.len()];
-    for i in 0..n {
-        let req = json!({"msgId": 5, "username": format!("{prefix}{i}"), "password": "pw"});
-        batches[i % conns.len()].push_str(&req.to_string());
-    }
-    for (c, batch) in conns.iter_mut().zip(&batches) {
-        c.send_raw(batch.as_bytes());
-    }
-    let mut uids = vec![0; n];
     let k = conns.len();
-    for i in 0..n {
-        // Connection i % 8 answers its requests in order.
-        let v = conns[i % k].expect_errno(6, 0);
-        assert_eq!(v["username"], format!("{prefix}{i}"));
-        uids[i] = v["uid"].as_i64().unwrap();
+    let mut uids = vec![0; n];
+    // Round r sends requests r*k*IN_FLIGHT.. on every connection, then
+    // reads their answers: connection i % k answers its requests in order.
+    for round in (0..n).step_by(k * IN_FLIGHT) {
+        let ids: Vec<usize> = (round..n.min(round + k * IN_FLIGHT)).collect();
+        let mut batches: Vec<String> = vec![String::new(); k];
+        for &i in &ids {
+            let req = json!({"msgId": 5, "username": format!("{prefix}{i}"), "password": "pw"});
+            batches[i % k].push_str(&req.to_string());
+        }
+        for (c, batch) in conns.iter_mut().zip(&batches) {
+            c.send_raw(batch.as_bytes());
+        }
+        for &i in &ids {
+            let v = conns[i % k].expect_errno(6, 0);
+            assert_eq!(v["username"], format!("{prefix}{i}"));
+            uids[i] = v["uid"].as_i64().unwrap();
+        }
     }
     uids
 }
+
+/// Registrations one connection may have in flight: the server's default
+/// `--max-pending-hashes`.
+const IN_FLIGHT: usize = 4;
 
 /// One logged-in connection per uid: all logins sent first, then all acks read.
 fn login_all(server: &Server, uids: &[i64]) -> Vec<Client> {
