@@ -15,8 +15,13 @@
 //! | [`MemberInfo`] | one member of a group | a user plus `grouprole` | `groupuser` |
 //! | [`Role`] | creator or normal member | `grouprole` | `groupuser.grouprole` |
 //! | [`state_str`] | the online flag as text | `state` | `user.state` |
+//! | [`Conv`] | a conversation of the message log | `conv` (`"d2-7"`, `"g5"`) | `conv` columns ([`Conv::key`]) |
 
 use std::fmt;
+
+mod conv;
+
+pub use conv::{Conv, MAX_ID};
 
 /// A user as others see them: in a friend list or a reply.
 #[derive(Debug, Clone, PartialEq, Eq)]

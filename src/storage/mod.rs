@@ -30,6 +30,7 @@
 //! counts only.)
 
 mod error;
+pub mod log;
 mod mysql_store;
 mod sql;
 mod sqlite_store;
@@ -40,9 +41,10 @@ mod tests;
 use std::sync::Arc;
 
 pub use self::error::StoreError;
+pub use self::log::{delivered, Appended, ConvState, Entry, NewEntry, Page, Stored};
 pub use self::mysql_store::MysqlStore;
 pub use self::sqlite_store::SqliteStore;
-use crate::model::{GroupInfo, MemberInfo, UserInfo};
+use crate::model::{Conv, GroupInfo, MemberInfo, UserInfo};
 
 /// An account as stored, including what only the service may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,20 +113,25 @@ pub trait Store: Send + Sync {
     /// The friends of `uid`, ordered by id.
     fn friends(&self, uid: i64) -> Result<Vec<UserInfo>, StoreError>;
 
-    /// Creates a group with `creator` as its first member (role `creator`),
-    /// in one transaction. Returns the new group id, or `None` when the name
+    /// Creates a group with `creator` as its first member (role `creator`)
+    /// and the creator's cursor row of the group's conversation, in one
+    /// transaction. Returns the new group id, or `None` when the name
     /// is taken.
     fn create_group(&self, creator: i64, name: &str, desc: &str)
         -> Result<Option<i64>, StoreError>;
 
-    /// Adds `uid` to group `gid` with role `normal`.
+    /// Adds `uid` to group `gid` with role `normal`, and their cursor row
+    /// with every position at the group's current `last_seq` (a new member
+    /// reads what is posted from now on), in one transaction.
     fn join_group(&self, gid: i64, uid: i64) -> Result<JoinOutcome, StoreError>;
 
     /// Removes `uid` from group `gid`. Returns `false` when it was not a
-    /// member. (Whether a creator may leave is the service's rule.)
+    /// member. Their cursor row goes with the membership. (Whether a
+    /// creator may leave is the service's rule.)
     fn quit_group(&self, gid: i64, uid: i64) -> Result<bool, StoreError>;
 
-    /// Deletes group `gid` and all its memberships, in one transaction.
+    /// Deletes group `gid`, all its memberships, and its conversation (log
+    /// entries, counter, cursors), in one transaction.
     /// Returns `false` when there was no such group.
     fn dismiss_group(&self, gid: i64) -> Result<bool, StoreError>;
 
@@ -168,6 +175,67 @@ pub trait Store: Send + Sync {
     /// smaller id than the last one read may appear after the read, and
     /// must survive until it is delivered.
     fn delete_offline(&self, uid: i64, ids: &[i64]) -> Result<u64, StoreError>;
+
+    // ----- The message log (see the [`log`] module for its tables) -----
+
+    /// Appends `entries` to the log in **one transaction**, in the order
+    /// given, and returns one [`Appended`] per entry, in the same order.
+    ///
+    /// Each new entry gets the next number of its conversation: numbers
+    /// are gapless and unique also when several processes append to one
+    /// conversation at once (the conversation's row is locked from its
+    /// increment to the commit). All entries of one conversation in one
+    /// call get the same `ts`: the current time, or the conversation's
+    /// previous `ts` if that is later. An entry whose `(sender, cid)` is
+    /// stored already (or appears earlier in `entries`) is not stored
+    /// again: [`Appended::Duplicate`] says where the first one is. The
+    /// first append to a one-to-one conversation creates both
+    /// participants' cursor rows (all positions 0).
+    ///
+    /// All or nothing: on an error nothing was stored, and the call may
+    /// simply be repeated. (MySQL deadlocks and `(sender, cid)` races with
+    /// another process are retried inside.)
+    fn append(&self, entries: &[NewEntry]) -> Result<Vec<Appended>, StoreError>;
+
+    /// One page of `conv`'s log, **ascending** by seq, with at most `limit`
+    /// entries, and whether more exist beyond it in that direction
+    /// ([`Page::After`]: newer; [`Page::Before`]: older). Only entries with
+    /// `seq > floor` are read (a group member's `joined_seq`; 0 for all).
+    fn log_page(
+        &self,
+        conv: Conv,
+        page: Page,
+        floor: i64,
+        limit: usize,
+    ) -> Result<(Vec<Entry>, bool), StoreError>;
+
+    /// `uid`'s cursor row of `conv` with the conversation's `last_seq`;
+    /// `None` when `uid` is no participant (no row).
+    fn conv_state(&self, uid: i64, conv: Conv) -> Result<Option<ConvState>, StoreError>;
+
+    /// Every conversation `uid` has a cursor row in, ordered by key.
+    fn conversations(&self, uid: i64) -> Result<Vec<ConvState>, StoreError>;
+
+    /// What `uid` has not been handed yet: the entries of their
+    /// conversations with `seq > max(delivered_seq, joined_seq)` that
+    /// others sent, ordered by `(ts, conv, seq)` (oldest first; each
+    /// conversation in seq order), at most `limit`.
+    fn pending(&self, uid: i64, limit: usize) -> Result<Vec<Entry>, StoreError>;
+
+    /// Moves `uid`'s `delivered_seq` of each listed conversation forward
+    /// to the seq given (never back), in one transaction. Conversations
+    /// without a cursor row for `uid` are skipped.
+    fn set_delivered(&self, uid: i64, positions: &[(Conv, i64)]) -> Result<(), StoreError>;
+
+    /// Moves `uid`'s `read_seq` of `conv` forward to `seq`, clamped to the
+    /// conversation's `last_seq`, and returns the new read position;
+    /// `None` when `uid` is no participant.
+    fn set_read(&self, uid: i64, conv: Conv, seq: i64) -> Result<Option<i64>, StoreError>;
+
+    /// Deletes up to `limit` log entries with `ts < cutoff_ms`, oldest
+    /// first, and returns how many went. Counters (`last_seq`) and cursors
+    /// stay as they are.
+    fn prune_log(&self, cutoff_ms: i64, limit: usize) -> Result<u64, StoreError>;
 }
 
 /// Opens the store a URL names (see the module docs), creating its tables

@@ -16,7 +16,10 @@ use mysql::prelude::{FromRow, Queryable};
 use mysql::{Params, Pool, TxOpts, Value};
 
 use super::sql::{self, CHUNK};
-use super::{JoinOutcome, Store, StoreError, UserRecord};
+use super::{
+    Appended, ConvState, Entry, JoinOutcome, NewEntry, Page, Store, StoreError, UserRecord,
+};
+use crate::model::Conv;
 use crate::model::{state_str, GroupInfo, MemberInfo, UserInfo};
 
 /// The MySQL schema: `chat.sql` at the top of the repository.
@@ -288,5 +291,47 @@ impl Store for MysqlStore {
 
     fn delete_offline(&self, uid: i64, ids: &[i64]) -> Result<u64, StoreError> {
         self.exec_chunked(sql::delete_offline_in, Some(uid), ids)
+    }
+
+    // Stubs until the log lands (issue 11).
+    fn append(&self, _: &[NewEntry]) -> Result<Vec<Appended>, StoreError> {
+        Err(StoreError::Data(
+            "the message log is not implemented yet".into(),
+        ))
+    }
+    fn log_page(
+        &self,
+        _: Conv,
+        _: Page,
+        _: i64,
+        _: usize,
+    ) -> Result<(Vec<Entry>, bool), StoreError> {
+        Err(StoreError::Data(
+            "the message log is not implemented yet".into(),
+        ))
+    }
+    fn conv_state(&self, _: i64, _: Conv) -> Result<Option<ConvState>, StoreError> {
+        Err(StoreError::Data(
+            "the message log is not implemented yet".into(),
+        ))
+    }
+    fn conversations(&self, _: i64) -> Result<Vec<ConvState>, StoreError> {
+        Err(StoreError::Data(
+            "the message log is not implemented yet".into(),
+        ))
+    }
+    fn pending(&self, _: i64, _: usize) -> Result<Vec<Entry>, StoreError> {
+        Ok(Vec::new())
+    }
+    fn set_delivered(&self, _: i64, _: &[(Conv, i64)]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn set_read(&self, _: i64, _: Conv, _: i64) -> Result<Option<i64>, StoreError> {
+        Err(StoreError::Data(
+            "the message log is not implemented yet".into(),
+        ))
+    }
+    fn prune_log(&self, _: i64, _: usize) -> Result<u64, StoreError> {
+        Ok(0)
     }
 }

@@ -15,8 +15,11 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::model::{GroupInfo, MemberInfo, UserInfo};
-use crate::storage::{JoinOutcome, SqliteStore, Store, StoreError, UserRecord};
+use crate::model::{Conv, GroupInfo, MemberInfo, UserInfo};
+use crate::storage::{
+    Appended, ConvState, Entry, JoinOutcome, NewEntry, Page, SqliteStore, Store, StoreError,
+    UserRecord,
+};
 
 /// How long a test waits for a call to reach a gate.
 const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -231,5 +234,53 @@ impl Store for GatedStore {
         self.enter("delete_offline");
         self.injected("delete_offline")?;
         self.inner.delete_offline(uid, ids)
+    }
+    fn append(&self, entries: &[NewEntry]) -> Result<Vec<Appended>, StoreError> {
+        self.enter("append");
+        self.injected("append")?;
+        self.inner.append(entries)
+    }
+
+    fn log_page(
+        &self,
+        conv: Conv,
+        page: Page,
+        floor: i64,
+        limit: usize,
+    ) -> Result<(Vec<Entry>, bool), StoreError> {
+        self.enter("log_page");
+        self.inner.log_page(conv, page, floor, limit)
+    }
+
+    fn conv_state(&self, uid: i64, conv: Conv) -> Result<Option<ConvState>, StoreError> {
+        self.enter("conv_state");
+        self.inner.conv_state(uid, conv)
+    }
+
+    fn conversations(&self, uid: i64) -> Result<Vec<ConvState>, StoreError> {
+        self.enter("conversations");
+        self.inner.conversations(uid)
+    }
+
+    fn pending(&self, uid: i64, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.enter("pending");
+        self.injected("pending")?;
+        self.inner.pending(uid, limit)
+    }
+
+    fn set_delivered(&self, uid: i64, positions: &[(Conv, i64)]) -> Result<(), StoreError> {
+        self.enter("set_delivered");
+        self.injected("set_delivered")?;
+        self.inner.set_delivered(uid, positions)
+    }
+
+    fn set_read(&self, uid: i64, conv: Conv, seq: i64) -> Result<Option<i64>, StoreError> {
+        self.enter("set_read");
+        self.inner.set_read(uid, conv, seq)
+    }
+
+    fn prune_log(&self, cutoff_ms: i64, limit: usize) -> Result<u64, StoreError> {
+        self.enter("prune_log");
+        self.inner.prune_log(cutoff_ms, limit)
     }
 }

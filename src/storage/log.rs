@@ -1,0 +1,174 @@
+//! The message log's types: what [`Store::append`](super::Store::append)
+//! takes and returns, and what the log's readers get back.
+//!
+//! # The tables
+//!
+//! | table | one row per | key | what it holds |
+//! |---|---|---|---|
+//! | `conversation` | conversation with at least one message | `id` ([`Conv::key`]) | `last_seq`, `last_ts`: the newest message's number and time |
+//! | `chatlog` | stored message | `(conv, seq)`; unique `(sender, cid)` | sender, server time, the sender's cid, the message |
+//! | `convcursor` | participant of a conversation | `(userid, conv)` | `delivered_seq`, `read_seq`, `joined_seq` |
+//!
+//! `conversation.last_seq` is the only counter: [`append`](super::Store::append)
+//! raises it and inserts the messages it numbered in one transaction, with
+//! the row locked, so numbers are gapless and unique whichever process
+//! appends, and never go back (pruning old messages leaves the row alone).
+//!
+//! A `convcursor` row exists for each participant: both users of a
+//! one-to-one conversation (created by its first append) and every member
+//! of a group (created by `create_group` and `join_group`, deleted by
+//! `quit_group` and `dismiss_group`). `joined_seq` is the group's
+//! `last_seq` when the member joined: a member reads only what came after
+//! (0 for one-to-one conversations and group creators).
+
+use crate::model::Conv;
+
+/// A message to append to the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    /// Its conversation.
+    pub conv: Conv,
+    /// The sender's user id.
+    pub sender: i64,
+    /// The sender's client id, when the client sent one: a retry with the
+    /// same `(sender, cid)` is not appended twice.
+    pub cid: Option<String>,
+    /// The message as delivered, a JSON object, *without* `conv`, `seq` and
+    /// `ts` (the reader adds them; see [`Entry::delivered`]).
+    pub body: String,
+}
+
+/// Where the log put an entry: its number and time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// The conversation.
+    pub conv: Conv,
+    /// Its number in the conversation, from 1.
+    pub seq: i64,
+    /// The server's time for it, in milliseconds since the Unix epoch.
+    /// Never less than the conversation's previous message's.
+    pub ts: i64,
+}
+
+/// The outcome of one [`NewEntry`] in [`Store::append`](super::Store::append).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now, under this number.
+    New(Stored),
+    /// Its `(sender, cid)` was stored before (by an earlier append, or by
+    /// an earlier entry of this one): nothing was stored, and this is where
+    /// the first one is.
+    Duplicate(Stored),
+}
+
+impl Appended {
+    /// Where the message is, new or not.
+    pub fn stored(&self) -> Stored {
+        match *self {
+            Appended::New(s) | Appended::Duplicate(s) => s,
+        }
+    }
+}
+
+/// A message read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its conversation.
+    pub conv: Conv,
+    /// Its number in the conversation.
+    pub seq: i64,
+    /// The sender's user id.
+    pub sender: i64,
+    /// The server's time, ms since the epoch.
+    pub ts: i64,
+    /// The sender's client id, if any.
+    pub cid: Option<String>,
+    /// The stored JSON object, without `conv`, `seq`, `ts`.
+    pub body: String,
+}
+
+impl Entry {
+    /// The message as a recipient receives it: the body with `conv`, `seq`
+    /// and `ts` added, and the wire's trailing newline.
+    pub fn delivered(&self) -> Vec<u8> {
+        delivered(
+            &self.body,
+            Stored {
+                conv: self.conv,
+                seq: self.seq,
+                ts: self.ts,
+            },
+        )
+    }
+}
+
+/// The body of a message with its place in the log added: `{…}` becomes
+/// `{…,"conv":"d2-7","seq":17,"ts":1733030000123}\n`. The body is a JSON
+/// object the server encoded itself (so it ends with `}`) and holds none of
+/// the three fields. Any thread.
+pub fn delivered(body: &str, at: Stored) -> Vec<u8> {
+    let body = body.trim_end();
+    let open = body.strip_suffix('}').unwrap_or(body);
+    // `{}` gets no separating comma.
+    let comma = if open.trim_end() == "{" { "" } else { "," };
+    let tail = format!(
+        "{comma}\"conv\":\"{}\",\"seq\":{},\"ts\":{}}}\n",
+        at.conv, at.seq, at.ts
+    );
+    let mut out = Vec::with_capacity(open.len() + tail.len());
+    out.extend_from_slice(open.as_bytes());
+    out.extend_from_slice(tail.as_bytes());
+    out
+}
+
+/// One conversation of a user, as CONVS (31) lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvState {
+    /// The conversation.
+    pub conv: Conv,
+    /// Its newest message's number (0: none yet).
+    pub last_seq: i64,
+    /// The user's read position.
+    pub read_seq: i64,
+    /// The last message the server handed to the user (or that the user
+    /// sent).
+    pub delivered_seq: i64,
+    /// The user reads messages after this one only (a group's `last_seq`
+    /// when they joined; 0 otherwise).
+    pub joined_seq: i64,
+}
+
+/// Which page [`Store::log_page`](super::Store::log_page) reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// The oldest `limit` messages with `seq > after`.
+    After(i64),
+    /// The newest `limit` messages with `seq < before`.
+    Before(i64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{delivered, Stored};
+    use crate::model::Conv;
+
+    #[test]
+    fn delivered_adds_the_place_in_the_log() {
+        let at = Stored {
+            conv: Conv::direct(2, 7).unwrap(),
+            seq: 17,
+            ts: 1733030000123,
+        };
+        let out = delivered(r#"{"msgId":9,"msg":"hi"}"#, at);
+        assert_eq!(
+            out,
+            b"{\"msgId\":9,\"msg\":\"hi\",\"conv\":\"d2-7\",\"seq\":17,\"ts\":1733030000123}\n"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["seq"], 17);
+        assert_eq!(
+            delivered("{}", at),
+            b"{\"conv\":\"d2-7\",\"seq\":17,\"ts\":1733030000123}\n"
+        );
+    }
+}
