@@ -128,6 +128,23 @@ impl fmt::Display for Conv {
     }
 }
 
+/// One conversation of a user, as CONVS (31) lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvState {
+    /// The conversation.
+    pub conv: Conv,
+    /// Its newest message's number (0: none yet).
+    pub last_seq: i64,
+    /// The user's read position.
+    pub read_seq: i64,
+    /// The last message the server handed to the user (or that the user
+    /// sent).
+    pub delivered_seq: i64,
+    /// The user reads messages after this one only (a group's `last_seq`
+    /// when they joined; 0 otherwise).
+    pub joined_seq: i64,
+}
+
 fn valid_id(id: i64) -> bool {
     (1..=MAX_ID).contains(&id)
 }

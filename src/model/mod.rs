@@ -21,7 +21,7 @@ use std::fmt;
 
 mod conv;
 
-pub use conv::{Conv, MAX_ID};
+pub use conv::{Conv, ConvState, MAX_ID};
 
 /// A user as others see them: in a friend list or a reply.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -41,9 +41,10 @@ mod tests;
 use std::sync::Arc;
 
 pub use self::error::StoreError;
-pub use self::log::{delivered, Appended, ConvState, Entry, NewEntry, Page, Stored};
+pub use self::log::{delivered, Appended, Entry, NewEntry, Page, Stored};
 pub use self::mysql_store::MysqlStore;
 pub use self::sqlite_store::SqliteStore;
+pub use crate::model::ConvState;
 use crate::model::{Conv, GroupInfo, MemberInfo, UserInfo};
 
 /// An account as stored, including what only the service may see.
