@@ -51,10 +51,13 @@
 pub mod account;
 pub mod chat;
 pub mod cluster_node;
+pub mod delivery;
 pub mod friends;
 pub mod group_cache;
 pub mod groups;
+pub mod history;
 pub mod known;
+pub mod msglog;
 pub mod online;
 pub mod peer;
 pub mod session;
@@ -67,6 +70,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use parking_lot::Mutex;
+
 use serde_json::{Map, Value};
 
 use crate::cluster::Cluster;
@@ -76,6 +81,7 @@ use crate::storage::{Store, StoreError};
 pub use cluster_node::ClusterNode;
 pub use group_cache::GroupCache;
 pub use known::KnownUsers;
+pub use msglog::LogWriter;
 pub use online::{OnlineMap, Presence};
 pub use peer::{Peer, PeerRef, Task};
 pub use session::{HoldBudget, Login, PendingHash, Session};
@@ -89,6 +95,10 @@ const WORKER_PRIORITY: Priority = Priority::Nice(5);
 pub struct Service {
     store: Arc<dyn Store>,
     workers: WorkerPool,
+    /// The message log's writers: every chat message goes through them.
+    log: LogWriter,
+    /// The background thread that writes cursors and prunes the log.
+    chores: Mutex<Option<Chores>>,
     /// Password hashing (register, login phase 1), apart from the database
     /// workers so a login's later phases never queue behind other hashes.
     hashers: WorkerPool,
@@ -112,6 +122,31 @@ pub struct Service {
     /// `--max-pending-hashes`: hashing jobs one session may have queued or
     /// running.
     max_pending_hashes: AtomicU32,
+}
+
+/// How the message log is written and kept (`--log-writers`,
+/// `--log-batch`, `--log-queue`, `--history-retention`).
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// Writer threads (each with its own transactions).
+    pub writers: usize,
+    /// The most posts one transaction commits.
+    pub batch: usize,
+    /// The most posts one writer may have queued.
+    pub queue: usize,
+    /// Entries older than this are pruned; `None` keeps everything.
+    pub retention: Option<Duration>,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            writers: 1,
+            batch: msglog::DEFAULT_BATCH,
+            queue: msglog::DEFAULT_QUEUE,
+            retention: None,
+        }
+    }
 }
 
 /// The default of [`Service::set_max_pending_hashes`].
@@ -288,10 +323,13 @@ impl Service {
         hasher: PasswordHasher,
         hash_max_wait: Duration,
         hash_priority: Priority,
+        log_options: LogOptions,
     ) -> std::io::Result<Arc<Service>> {
-        Ok(Arc::new(Service {
+        let svc = Arc::new(Service {
             store,
             workers: WorkerPool::new(workers, "chat-worker", WORKER_PRIORITY)?,
+            log: LogWriter::new(log_options.writers, log_options.batch, log_options.queue)?,
+            chores: Mutex::new(None),
             hashers: WorkerPool::new(hash_threads, "chat-hash", hash_priority)?,
             hash_gate: HashGate::new(hash_max_wait),
             online: OnlineMap::default(),
@@ -303,7 +341,9 @@ impl Service {
             takeover_grace_ms: AtomicU64::new(NO_TAKEOVER),
             hold: Arc::new(HoldBudget::default()),
             max_pending_hashes: AtomicU32::new(DEFAULT_MAX_PENDING_HASHES),
-        }))
+        });
+        *svc.chores.lock() = Some(Chores::start(&svc, log_options.retention)?);
+        Ok(svc)
     }
 
     /// Lets a login replace the account's connection on this node when
@@ -453,7 +493,10 @@ impl Service {
         match request {
             Request::Logout { .. } => account::logout(ctx, me),
             Request::Refresh { .. } => account::refresh(ctx, me),
-            Request::OneChat { to, .. } => chat::one_chat(ctx, me, to, obj),
+            Request::OneChat { to, .. } => {
+                let cid = cid_of(&obj);
+                chat::one_chat(ctx, me, to, cid, obj)
+            }
             Request::AddFriend { fid, .. } => friends::add(ctx, me, fid),
             Request::DelFriend { fid, .. } => friends::delete(ctx, me, fid),
             Request::CreateGroup { name, desc, .. } => groups::create(ctx, me, name, desc),
@@ -461,7 +504,10 @@ impl Service {
             Request::QuitGroup { gid, .. } => groups::quit(ctx, me, gid),
             Request::DismissGroup { gid, .. } => groups::dismiss(ctx, me, gid),
             Request::GroupMembers { gid, .. } => groups::members(ctx, me, gid),
-            Request::GroupChat { gid, .. } => chat::group_chat(ctx, me, gid, obj),
+            Request::GroupChat { gid, .. } => {
+                let cid = cid_of(&obj);
+                chat::group_chat(ctx, me, gid, cid, obj)
+            }
             // Handled before the identity check.
             Request::Login { .. } | Request::Register { .. } | Request::Ping => {}
         }
@@ -480,16 +526,78 @@ impl Service {
     /// the users still online here as offline. Any thread but a worker's or
     /// a hasher's (it joins them); blocks for up to about twice `timeout`.
     pub fn shutdown(&self, timeout: Duration) {
+        let abandoned = self.log.shutdown(timeout);
+        if abandoned > 0 {
+            log::error!("shutdown: {abandoned} chat messages were not stored in {timeout:?}");
+        }
+        if let Some(chores) = self.chores.lock().take() {
+            chores.stop();
+        }
         if !self.hashers.shutdown(timeout) {
             log::error!("shutdown: some logins did not finish in {timeout:?}");
         }
         if !self.workers.shutdown(timeout) {
             log::error!("shutdown: some database writes did not finish in {timeout:?}");
         }
+        delivery::flush_all(self, true);
         let uids = self.online.uids();
         match self.store.set_offline_many(&uids) {
             Ok(n) => log::info!("shutdown: {n} users marked offline"),
             Err(e) => log::error!("shutdown: marking {} users offline failed: {e}", uids.len()),
+        }
+    }
+}
+
+/// TEMPORARY until the protocol parses it: the `cid` of a chat object.
+fn cid_of(obj: &Map<String, Value>) -> Option<String> {
+    obj.get("cid").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The service's background thread: every [`delivery::CURSOR_FLUSH`] it
+/// queues the write of online users' cursors, and with a retention it
+/// queues the pruning of old log entries; both run on a database worker,
+/// never here.
+struct Chores {
+    stop: crossbeam_channel::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Chores {
+    fn start(svc: &Arc<Service>, retention: Option<Duration>) -> std::io::Result<Chores> {
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
+        let weak = Arc::downgrade(svc);
+        // Prune a few times per retention period, at most once a minute.
+        let tick = retention
+            .map_or(delivery::CURSOR_FLUSH, |r| {
+                (r / 4).min(delivery::CURSOR_FLUSH)
+            })
+            .max(Duration::from_millis(100));
+        let thread = std::thread::Builder::new()
+            .name("chat-chores".into())
+            .spawn(move || {
+                let mut last_flush = std::time::Instant::now();
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(tick)
+                {
+                    let Some(svc) = weak.upgrade() else {
+                        return;
+                    };
+                    if last_flush.elapsed() >= delivery::CURSOR_FLUSH {
+                        last_flush = std::time::Instant::now();
+                        delivery::flush_all(&svc, false);
+                    }
+                    if let Some(retention) = retention {
+                        history::schedule_prune(&svc, retention);
+                    }
+                }
+            })?;
+        Ok(Chores { stop, thread })
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        if self.thread.join().is_err() {
+            log::error!("the chores thread panicked");
         }
     }
 }

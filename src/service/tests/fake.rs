@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::gated_store::GatedStore;
 use crate::protocol::msg_id;
 use crate::runtime::{PasswordHasher, Priority};
-use crate::service::{Peer, PeerRef, Presence, Service, Session, Task};
+use crate::service::{LogOptions, Peer, PeerRef, Presence, Service, Session, Task};
 use crate::storage::{Store, UserRecord};
 
 /// Every account's password.
@@ -227,6 +227,7 @@ impl Harness {
             hasher.clone(),
             Duration::ZERO,
             Priority::Nice(0),
+            LogOptions::default(),
         )
         .expect("service threads");
         Harness {
@@ -299,12 +300,15 @@ impl Harness {
     }
 
     /// Nothing queued or running anywhere. The order of the reads matters:
-    /// a hashing job submits its worker job, and a worker job queues its
-    /// peer task, before it stops counting as in flight, so reading the
-    /// hashers, then the workers, then the peers misses nothing. (Worker
-    /// jobs never submit hashing jobs.)
+    /// a hashing job submits its worker job, a log batch its worker jobs
+    /// (gap fills, cursor writes), and a worker job queues its peer task,
+    /// before it stops counting as in flight, so reading the hashers, the
+    /// log writers, the workers, then the peers misses nothing. (Worker
+    /// jobs never submit hashing jobs or posts; peer tasks may, and then
+    /// they count as having run.)
     fn idle(&self, peers: &[Arc<FakePeer>]) -> bool {
         self.svc.hashers.in_flight() == 0
+            && self.svc.log.in_flight() == 0
             && self.svc.workers.in_flight() == 0
             && peers.iter().all(|p| p.pending() == 0)
     }
@@ -312,7 +316,9 @@ impl Harness {
     /// Waits until the pools are idle, running no peer's tasks.
     pub fn settle_workers(&self) {
         self.wait_for("the pools to be idle", || {
-            self.svc.hashers.in_flight() == 0 && self.svc.workers.in_flight() == 0
+            self.svc.hashers.in_flight() == 0
+                && self.svc.log.in_flight() == 0
+                && self.svc.workers.in_flight() == 0
         });
     }
 
@@ -341,7 +347,7 @@ impl Harness {
                 peer: *peer_id,
                 buffered: buffered.len(),
             },
-            Some(Presence::Online(peer)) => Seen::Online { peer: peer.id() },
+            Some(Presence::Online { peer, .. }) => Seen::Online { peer: peer.id() },
         }
     }
 
