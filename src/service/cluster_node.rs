@@ -30,7 +30,7 @@
 
 use std::sync::{Arc, Weak};
 
-use super::{chat, Service};
+use super::{chat, delivery, Service};
 use crate::cluster::LocalNode;
 use crate::model::Conv;
 
@@ -91,6 +91,15 @@ impl LocalNode for ClusterNode {
             return;
         };
         chat::deliver_if_here(&svc, uid, conv, seq, bytes.to_vec());
+    }
+
+    /// Subscriber thread: catch every local user up from the log (on their
+    /// workers), since messages published while the link was down reached
+    /// nobody here.
+    fn subscribed(&self) {
+        if let Some(svc) = self.svc.upgrade() {
+            delivery::schedule_reconcile_all(&svc);
+        }
     }
 
     /// Publisher thread: everyone in the online map.

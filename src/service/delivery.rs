@@ -252,6 +252,38 @@ pub fn fill(
     }
 }
 
+/// Queues, for every user online here, a [`reconcile`] on their worker.
+/// Any thread; cluster mode calls it when its Redis link is back.
+pub fn schedule_reconcile_all(svc: &Arc<Service>) {
+    let uids = svc.online.uids();
+    if !uids.is_empty() {
+        log::info!("catching {} connected users up from the log", uids.len());
+    }
+    for uid in uids {
+        let job_svc = svc.clone();
+        svc.workers.submit(user_key(uid), move || {
+            let store = job_svc.store.clone();
+            if let Err(e) = reconcile(&job_svc, &*store, uid) {
+                log::error!("catching {uid} up from the log: {e}");
+            }
+        });
+    }
+}
+
+/// Worker: sends `uid` whatever their conversations hold beyond their
+/// cursors here (messages routed to this node while its link was down).
+pub fn reconcile(svc: &Arc<Service>, store: &dyn Store, uid: i64) -> Result<(), StoreError> {
+    for state in store.conversations(uid)? {
+        let Some(cursor) = cursor_of(svc, uid, state.conv) else {
+            return Ok(()); // gone
+        };
+        if state.last_seq > cursor.max(state.joined_seq) {
+            fill(svc, store, uid, state.conv, state.last_seq)?;
+        }
+    }
+    Ok(())
+}
+
 /// `uid`'s cursor of `conv` on this node, if they are online here.
 fn cursor_of(svc: &Service, uid: i64, conv: Conv) -> Option<i64> {
     match svc.online.lock(uid).get(&uid) {

@@ -14,10 +14,11 @@
 //! | 3 | logout | [`account::logout`] | I/O thread; a worker marks the account offline |
 //! | 5 | register | [`account::register`] | hashing pool (argon2, the new account); the ack from the I/O thread |
 //! | 7 | refresh | [`account::refresh`] | worker |
-//! | 9 | one-to-one chat | [`chat::one_chat`] | I/O thread; a worker only to store offline, or for the slow lane |
+//! | 9 | one-to-one chat | [`chat::one_chat`] | I/O thread, then a log writer (commit, hand on, ack) |
 //! | 10, 14 | add / delete friend | [`friends::add`], [`friends::delete`] | worker |
 //! | 11, 12, 19, 21, 23 | create / join / quit / dismiss group, members | [`groups`] | worker |
-//! | 13 | group chat | [`chat::group_chat`] | I/O thread; the slow lane (a worker, then the I/O thread) when the members are not cached |
+//! | 13 | group chat | [`chat::group_chat`] | I/O thread, then a log writer (members, commit, fan-out, ack) |
+//! | 29, 31, 33 | sync, conversations, read | [`history`] | worker |
 //! | 25 | ping | inline | I/O thread |
 //!
 //! # Threads
