@@ -385,7 +385,9 @@ fn deliver_login(ctx: Ctx, user: UserRecord, ack: Vec<u8>, delivered: Vec<i64>, 
                     // (less those the ack carried already).
                     ctx.peer.send(ack);
                     delivery::replay_buffered(&ctx.svc, user.id, &ctx.peer, cursors, buffered);
-                    cursors.take_changed()
+                    // Written below and, should that fail, again at the
+                    // next flush or when the connection closes.
+                    cursors.changed()
                 }
                 _ => return,
             }

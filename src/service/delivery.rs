@@ -100,6 +100,17 @@ impl Cursors {
         entry.0 = entry.0.max(seq);
     }
 
+    /// The positions changed since the last [`take_changed`](Self::take_changed),
+    /// left marked: they are written again later (the store ignores a
+    /// position that is not ahead), so a write that failed is repeated.
+    pub fn changed(&self) -> Vec<(Conv, i64)> {
+        self.last
+            .iter()
+            .filter(|(_, (_, changed))| *changed)
+            .map(|(conv, (seq, _))| (*conv, *seq))
+            .collect()
+    }
+
     /// The positions changed since the last call, marking them written.
     pub fn take_changed(&mut self) -> Vec<(Conv, i64)> {
         let mut out = Vec::new();

@@ -126,14 +126,39 @@ impl Client {
         self.request(json!({"msgId": msg_id::LOGIN_MSG, "username": name, "password": PASSWORD}));
     }
 
-    /// Sends a one-to-one message.
+    /// Sends a one-to-one message and waits until the log writers have
+    /// handled it (committed and handed on, or refused).
     pub fn chat(&self, to: i64, text: &str) {
+        self.request(json!({"msgId": msg_id::ONE_CHAT_MSG, "to": to, "msg": text}));
+        self.wait_log();
+    }
+
+    /// Sends a one-to-one message with a client id, and waits as
+    /// [`chat`](Self::chat) does.
+    pub fn chat_cid(&self, to: i64, text: &str, cid: &str) {
+        self.request(json!({"msgId": msg_id::ONE_CHAT_MSG, "to": to, "msg": text, "cid": cid}));
+        self.wait_log();
+    }
+
+    /// Sends a one-to-one message without waiting for the log writers.
+    pub fn chat_nowait(&self, to: i64, text: &str) {
         self.request(json!({"msgId": msg_id::ONE_CHAT_MSG, "to": to, "msg": text}));
     }
 
-    /// Sends a group message.
+    /// Sends a group message and waits as [`chat`](Self::chat) does.
     pub fn group_chat(&self, gid: i64, text: &str) {
         self.request(json!({"msgId": msg_id::GROUP_CHAT_MSG, "gid": gid, "msg": text}));
+        self.wait_log();
+    }
+
+    /// Waits until no post is queued or being written; panics after a
+    /// timeout (an `append` left held).
+    pub fn wait_log(&self) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.svc.log.in_flight() > 0 {
+            assert!(Instant::now() < deadline, "the log writers did not finish");
+            std::thread::sleep(Duration::from_micros(100));
+        }
     }
 
     /// The peer has received nothing for `idle` (what `Peer::idle_for`
@@ -351,10 +376,14 @@ impl Harness {
         }
     }
 
-    /// The `msg` of each offline message stored for `uid`, oldest first.
+    /// The `msg` of each message `uid` has not been handed (legacy offline
+    /// rows, then pending log entries), oldest first.
     pub fn stored(&self, uid: i64) -> Vec<String> {
         let rows = self.store.offline_messages(uid).expect("store");
-        rows.iter().map(|(_, text)| text_of_stored(text)).collect()
+        let mut out: Vec<String> = rows.iter().map(|(_, text)| text_of_stored(text)).collect();
+        let pending = self.store.pending(uid, 100_000).expect("store");
+        out.extend(pending.iter().map(|e| text_of_stored(&e.body)));
+        out
     }
 }
 
