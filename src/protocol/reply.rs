@@ -276,8 +276,8 @@ pub fn send_failed(cid: &str, errno: i64, errmsg: &str) -> Value {
 }
 
 /// The sync ack (msgId 30), encoded and ending in `\n` like
-/// [`codec::encode`](super::codec::encode)'s output:
-/// `{"msgId":30,"errno":0,"conv":…,"msgs":[m1,m2,…],"more":false}`.
+/// [`codec::encode`](super::codec::encode)'s output, keys sorted as there:
+/// `{"conv":…,"errno":0,"more":false,"msgId":30,"msgs":[m1,m2,…]}`.
 ///
 /// Each of `msgs` is one stored message object exactly as it is delivered
 /// (compact JSON, possibly ending in whitespace such as the codec's
@@ -293,9 +293,9 @@ pub fn sync_ok(conv: Conv, msgs: &[Vec<u8>], more: bool) -> Vec<u8> {
     // escaping. Writing to a Vec cannot fail.
     let _ = write!(
         out,
-        r#"{{"msgId":{},"errno":{},"conv":"{conv}","msgs":["#,
-        msg_id::SYNC_ACK,
-        errno::OK
+        r#"{{"conv":"{conv}","errno":{},"more":{more},"msgId":{},"msgs":["#,
+        errno::OK,
+        msg_id::SYNC_ACK
     );
     let mut first = true;
     for m in msgs {
@@ -309,7 +309,7 @@ pub fn sync_ok(conv: Conv, msgs: &[Vec<u8>], more: bool) -> Vec<u8> {
         out.extend_from_slice(m);
         first = false;
     }
-    let _ = writeln!(out, r#"],"more":{more}}}"#);
+    out.extend_from_slice(b"]}\n");
     out
 }
 

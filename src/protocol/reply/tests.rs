@@ -287,6 +287,9 @@ fn sync_ack_splices_the_stored_bytes() {
         v,
         json!({"msgId": 30, "errno": 0, "conv": "d2-7", "msgs": objects, "more": true})
     );
+    // Byte for byte what encoding the whole reply would give.
+    let whole = json!({"msgId": 30, "errno": 0, "conv": "d2-7", "msgs": objects, "more": true});
+    assert_eq!(out, crate::protocol::encode(&whole));
     // The messages' bytes appear verbatim: spliced, not re-encoded.
     let text = std::str::from_utf8(&out).unwrap();
     for m in &msgs {
@@ -298,9 +301,10 @@ fn sync_ack_splices_the_stored_bytes() {
 #[test]
 fn sync_ack_edges() {
     let out = reply::sync_ok(conv("g5"), &[], false);
+    // The keys come sorted, as in every other reply.
     assert_eq!(
         out,
-        b"{\"msgId\":30,\"errno\":0,\"conv\":\"g5\",\"msgs\":[],\"more\":false}\n"
+        b"{\"conv\":\"g5\",\"errno\":0,\"more\":false,\"msgId\":30,\"msgs\":[]}\n"
     );
     let one = vec![b"{\"seq\":1}\r\n".to_vec()];
     let v: Value = serde_json::from_slice(&reply::sync_ok(conv("g5"), &one, false)).unwrap();
