@@ -36,7 +36,7 @@ use super::group_cache::Members;
 use super::msglog::Post;
 use super::{Ctx, Me, Service};
 use crate::model::Conv;
-use crate::protocol::errno;
+use crate::protocol::{errno, reply};
 use crate::storage::{Store, StoreError};
 
 /// ONE_CHAT_MSG (9): store the object in the log of the conversation with
@@ -91,12 +91,7 @@ fn submit(ctx: Ctx, me: Me, conv: Conv, to: Option<i64>, cid: Option<String>, bo
 /// Answers a chat message that was not accepted: 28 with its cid, or the
 /// error message 27 (`req` 9 or 13). Any thread.
 pub fn refuse(ctx: &Ctx, cid: Option<&str>, errno: i64, errmsg: &str) {
-    match cid {
-        Some(cid) => ctx.send(&serde_json::json!({
-            "msgId": 28, "errno": errno, "errmsg": errmsg, "cid": cid
-        })),
-        None => ctx.fail(errno, errmsg),
-    }
+    ctx.send(&reply::failure_for(Some(ctx.req), cid, errno, errmsg));
 }
 
 /// The members of `gid`, ascending; `None`: no such group. From the cache

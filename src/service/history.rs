@@ -15,13 +15,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
-
 use super::delivery::Cursors;
 use super::online::Presence;
 use super::{user_key, Ctx, Me, Service};
 use crate::model::{Conv, ConvState};
-use crate::protocol::errno;
+use crate::protocol::{errno, reply};
 use crate::storage::{Page, Store, StoreError};
 
 /// Entries one prune job deletes; a job that deletes this many queues the
@@ -38,7 +36,7 @@ pub fn sync(ctx: Ctx, me: Me, conv: Conv, page: Page, limit: usize) {
         match answer {
             Ok(Ok((entries, more))) => {
                 let msgs: Vec<Vec<u8>> = entries.iter().map(|e| e.delivered()).collect();
-                ctx.peer.send(sync_ok(conv, &msgs, more));
+                ctx.peer.send(reply::sync_ok(conv, &msgs, more));
             }
             Ok(Err((errno, errmsg))) => ctx.fail(errno, &errmsg),
             Err(e) => ctx.store_failed(&e),
@@ -51,7 +49,7 @@ pub fn sync(ctx: Ctx, me: Me, conv: Conv, page: Page, limit: usize) {
 pub fn convs(ctx: Ctx, me: Me) {
     ctx.on_worker(user_key(me.uid), move |ctx, store| {
         match store.conversations(me.uid) {
-            Ok(list) => ctx.send(&convs_ok(me.uid, &list)),
+            Ok(list) => ctx.send(&reply::convs_ok(me.uid, &list)),
             Err(e) => ctx.store_failed(&e),
         }
     });
@@ -62,7 +60,7 @@ pub fn convs(ctx: Ctx, me: Me) {
 pub fn read(ctx: Ctx, me: Me, conv: Conv, seq: i64) {
     ctx.on_worker(user_key(me.uid), move |ctx, store| {
         match store.set_read(me.uid, conv, seq) {
-            Ok(Some(read)) => ctx.send(&read_ok(conv, read)),
+            Ok(Some(read)) => ctx.send(&reply::read_ok(conv, read)),
             Ok(None) => match refusal(store, conv) {
                 Ok((errno, errmsg)) => ctx.fail(errno, &errmsg),
                 Err(e) => ctx.store_failed(&e),
@@ -161,33 +159,4 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-// TEMPORARY reply builders until src/protocol/reply.rs has them.
-fn sync_ok(conv: Conv, msgs: &[Vec<u8>], more: bool) -> Vec<u8> {
-    let list: Vec<Value> = msgs
-        .iter()
-        .filter_map(|m| serde_json::from_slice(m).ok())
-        .collect();
-    let mut out =
-        json!({"msgId": 30, "errno": 0, "conv": conv.to_string(), "msgs": list, "more": more})
-            .to_string()
-            .into_bytes();
-    out.push(b'\n');
-    out
-}
-
-fn convs_ok(me: i64, list: &[ConvState]) -> Value {
-    let convs: Vec<Value> = list
-        .iter()
-        .map(|c| match c.conv {
-            Conv::Group(gid) => json!({"conv": c.conv.to_string(), "kind": "group", "gid": gid, "last_seq": c.last_seq, "read_seq": c.read_seq}),
-            Conv::Direct { .. } => json!({"conv": c.conv.to_string(), "kind": "user", "peer": c.conv.other(me), "last_seq": c.last_seq, "read_seq": c.read_seq}),
-        })
-        .collect();
-    json!({"msgId": 32, "errno": 0, "convs": convs})
-}
-
-fn read_ok(conv: Conv, seq: i64) -> Value {
-    json!({"msgId": 34, "errno": 0, "conv": conv.to_string(), "seq": seq})
 }

@@ -76,9 +76,9 @@ use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
 use crate::cluster::Cluster;
-use crate::protocol::{encode, errno, msg_id, parse, reply, Request};
+use crate::protocol::{encode, errno, msg_id, parse, reply, Request, SyncFrom};
 use crate::runtime::{BusyTime, HashGate, PasswordHasher, Priority, WorkerPool};
-use crate::storage::{Store, StoreError};
+use crate::storage::{Page, Store, StoreError};
 pub use cluster_node::ClusterNode;
 pub use group_cache::GroupCache;
 pub use known::KnownUsers;
@@ -475,8 +475,17 @@ impl Service {
     /// The requests that need a logged-in connection: the identity check,
     /// then the handler map.
     fn handle_authenticated(ctx: Ctx, request: Request, obj: Map<String, Value>) {
+        // Errors about a chat message with a cid come as 28 with that cid.
+        let fail = |errno, errmsg: &str| {
+            ctx.send(&reply::failure_for(
+                Some(ctx.req),
+                request.cid(),
+                errno,
+                errmsg,
+            ));
+        };
         let Some((uid, name)) = ctx.session.user() else {
-            return ctx.fail(errno::NOT_LOGGED_IN, "log in first");
+            return fail(errno::NOT_LOGGED_IN, "log in first");
         };
         if let Some(claimed) = request.claimed_uid() {
             if claimed != uid {
@@ -487,17 +496,14 @@ impl Service {
                 };
                 let why =
                     format!("`{field}` {claimed} is not the account logged in on this connection");
-                return ctx.fail(errno::FORBIDDEN, &why);
+                return fail(errno::FORBIDDEN, &why);
             }
         }
         let me = Me { uid, name };
         match request {
             Request::Logout { .. } => account::logout(ctx, me),
             Request::Refresh { .. } => account::refresh(ctx, me),
-            Request::OneChat { to, .. } => {
-                let cid = cid_of(&obj);
-                chat::one_chat(ctx, me, to, cid, obj)
-            }
+            Request::OneChat { to, cid, .. } => chat::one_chat(ctx, me, to, cid, obj),
             Request::AddFriend { fid, .. } => friends::add(ctx, me, fid),
             Request::DelFriend { fid, .. } => friends::delete(ctx, me, fid),
             Request::CreateGroup { name, desc, .. } => groups::create(ctx, me, name, desc),
@@ -505,10 +511,16 @@ impl Service {
             Request::QuitGroup { gid, .. } => groups::quit(ctx, me, gid),
             Request::DismissGroup { gid, .. } => groups::dismiss(ctx, me, gid),
             Request::GroupMembers { gid, .. } => groups::members(ctx, me, gid),
-            Request::GroupChat { gid, .. } => {
-                let cid = cid_of(&obj);
-                chat::group_chat(ctx, me, gid, cid, obj)
+            Request::GroupChat { gid, cid, .. } => chat::group_chat(ctx, me, gid, cid, obj),
+            Request::Sync { conv, page, limit } => {
+                let page = match page {
+                    SyncFrom::After(n) => Page::After(n),
+                    SyncFrom::Before(n) => Page::Before(n),
+                };
+                history::sync(ctx, me, conv, page, limit)
             }
+            Request::Convs => history::convs(ctx, me),
+            Request::Read { conv, seq } => history::read(ctx, me, conv, seq),
             // Handled before the identity check.
             Request::Login { .. } | Request::Register { .. } | Request::Ping => {}
         }
@@ -547,11 +559,6 @@ impl Service {
             Err(e) => log::error!("shutdown: marking {} users offline failed: {e}", uids.len()),
         }
     }
-}
-
-/// TEMPORARY until the protocol parses it: the `cid` of a chat object.
-fn cid_of(obj: &Map<String, Value>) -> Option<String> {
-    obj.get("cid").and_then(Value::as_str).map(str::to_owned)
 }
 
 /// The service's background thread: every [`delivery::CURSOR_FLUSH`] it

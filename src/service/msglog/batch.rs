@@ -4,11 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{json, Value};
-
 use super::Post;
 use crate::model::Conv;
-use crate::protocol::errno;
+use crate::protocol::{errno, reply};
 use crate::service::delivery::{self, Delivery};
 use crate::service::group_cache::{is_member, Members};
 use crate::service::{chat, Service};
@@ -71,7 +69,7 @@ pub(super) fn write(posts: Vec<Post>) {
         }
         if let Some(cid) = &post.cid {
             let at = appended.stored();
-            post.ctx.send(&send_ack(cid, at));
+            post.ctx.send(&reply::send_ack(cid, at.conv, at.seq, at.ts));
         }
     }
 }
@@ -180,15 +178,7 @@ fn refuse_all(accepted: &[(Post, Recipients)]) {
 /// the error message 27 the original client knows.
 fn refuse(post: &Post, errno: i64, errmsg: &str) {
     match &post.cid {
-        Some(cid) => post.ctx.send(&send_failed(cid, errno, errmsg)),
+        Some(cid) => post.ctx.send(&reply::send_failed(cid, errno, errmsg)),
         None => post.ctx.fail(errno, errmsg),
     }
-}
-
-fn send_ack(cid: &str, at: Stored) -> Value {
-    json!({"msgId": 28, "errno": 0, "cid": cid, "conv": at.conv.to_string(), "seq": at.seq, "ts": at.ts})
-}
-
-fn send_failed(cid: &str, errno: i64, errmsg: &str) -> Value {
-    json!({"msgId": 28, "errno": errno, "errmsg": errmsg, "cid": cid})
 }

@@ -140,11 +140,6 @@ impl Client {
         self.wait_log();
     }
 
-    /// Sends a one-to-one message without waiting for the log writers.
-    pub fn chat_nowait(&self, to: i64, text: &str) {
-        self.request(json!({"msgId": msg_id::ONE_CHAT_MSG, "to": to, "msg": text}));
-    }
-
     /// Sends a group message and waits as [`chat`](Self::chat) does.
     pub fn group_chat(&self, gid: i64, text: &str) {
         self.request(json!({"msgId": msg_id::GROUP_CHAT_MSG, "gid": gid, "msg": text}));

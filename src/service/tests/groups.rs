@@ -91,9 +91,11 @@ fn a_non_member_may_not_post() {
 fn posts_behind_a_loading_member_list_wait_and_keep_their_order() {
     let g = group();
     g.h.store.hold("group_member_ids");
-    g.alice.request(json!({"msgId": msg_id::GROUP_CHAT_MSG, "gid": g.gid, "msg": "group 1"}));
+    g.alice
+        .request(json!({"msgId": msg_id::GROUP_CHAT_MSG, "gid": g.gid, "msg": "group 1"}));
     g.h.store.wait_arrived("group_member_ids", 1);
-    g.alice.request(json!({"msgId": msg_id::GROUP_CHAT_MSG, "gid": g.gid, "msg": "group 2"}));
+    g.alice
+        .request(json!({"msgId": msg_id::GROUP_CHAT_MSG, "gid": g.gid, "msg": "group 2"}));
     assert!(g.bob.take_frames().is_empty(), "nothing before the commit");
     g.h.store.release("group_member_ids");
     g.h.settle();

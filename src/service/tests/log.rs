@@ -26,7 +26,10 @@ fn the_ack_comes_after_the_commit_and_names_the_place() {
     alice.request(json!({"msgId": msg_id::ONE_CHAT_MSG, "to": bob_id, "msg": "hi", "cid": "c1"}));
     h.store.wait_arrived("append", 1);
     assert!(alice.take_frames().is_empty(), "no ack before the commit");
-    assert!(bob.take_frames().is_empty(), "no delivery before the commit");
+    assert!(
+        bob.take_frames().is_empty(),
+        "no delivery before the commit"
+    );
     h.store.release("append");
     alice.wait_log();
 
@@ -68,7 +71,11 @@ fn a_failed_append_is_refused_with_28_or_27_and_leaves_no_gap() {
 
     h.store.heal("append");
     alice.chat_cid(bob_id, "kept", "c1");
-    assert_eq!(alice.take_frames()[0]["seq"], 1, "the failure used no number");
+    assert_eq!(
+        alice.take_frames()[0]["seq"],
+        1,
+        "the failure used no number"
+    );
     assert_eq!(bob.take_frames()[0]["seq"], 1);
 }
 
@@ -137,14 +144,19 @@ fn a_gap_is_filled_from_the_log_in_order() {
         conv,
         sender: alice_id,
         cid: None,
-        body: json!({"msgId": 9, "from": alice_id, "to": bob_id, "msg": format!("m{n}")}).to_string(),
+        body: json!({"msgId": 9, "from": alice_id, "to": bob_id, "msg": format!("m{n}")})
+            .to_string(),
     };
     let placed = h.store.append(&[entry(1), entry(2), entry(3)]).unwrap();
     assert_eq!(placed.len(), 3);
     let third = crate::storage::delivered(&entry(3).body, placed[2].stored());
     assert!(chat::deliver_here(&h.svc, bob_id, conv.key(), 3, &third));
     h.settle();
-    let got: Vec<String> = bob.take_frames().iter().map(|f| text(f).to_owned()).collect();
+    let got: Vec<String> = bob
+        .take_frames()
+        .iter()
+        .map(|f| text(f).to_owned())
+        .collect();
     assert_eq!(got, ["m1", "m2", "m3"]);
     // The late copy of 2 is not handed again.
     let second = crate::storage::delivered(&entry(2).body, placed[1].stored());
@@ -173,7 +185,8 @@ fn live_messages_are_not_handed_again_at_the_next_login() {
     h.settle();
     let frames = bob.take_frames();
     assert_eq!(offline_in_ack(&frames[0]), ["while away"]);
-    let stored: Value = serde_json::from_str(frames[0]["offlinemsgs"][0].as_str().unwrap()).unwrap();
+    let stored: Value =
+        serde_json::from_str(frames[0]["offlinemsgs"][0].as_str().unwrap()).unwrap();
     assert_eq!(stored["seq"], 3);
     bob.disconnect();
     let bob = h.connect();

@@ -59,7 +59,10 @@ fn messages_sent_during_each_login_phase_follow_the_ack_in_order() {
     assert_eq!(offline_in_ack(&frames[0]), ["during verify", "during load"]);
     let live: Vec<&str> = frames[1..].iter().map(text).collect();
     assert_eq!(live, ["before delivery", "after"]);
-    let seqs: Vec<i64> = frames[1..].iter().map(|f| f["seq"].as_i64().unwrap()).collect();
+    let seqs: Vec<i64> = frames[1..]
+        .iter()
+        .map(|f| f["seq"].as_i64().unwrap())
+        .collect();
     assert_eq!(seqs, [3, 4]);
     assert!(h.stored(bob_id).is_empty(), "all counted as delivered");
     assert!(alice.take_frames().is_empty(), "no errors for Alice");

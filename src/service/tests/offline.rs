@@ -109,7 +109,9 @@ fn delivered_rows_are_not_delivered_twice_when_their_delete_failed() {
     let bob_id = h.user("bob");
     let legacy = |m: &str| {
         let text = json!({"msgId": msg_id::ONE_CHAT_MSG, "from": 1, "to": bob_id, "msg": m});
-        h.store.push_offline(bob_id, &text.to_string()).expect("store");
+        h.store
+            .push_offline(bob_id, &text.to_string())
+            .expect("store");
     };
     for m in ["m1", "m2", "m3"] {
         legacy(m);
