@@ -393,9 +393,28 @@ impl Store for MysqlStore {
     }
 
     fn pending(&self, uid: i64, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let n = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows: Vec<sql::EntryRow> = self.rows(sql::PENDING, (uid, uid, n))?;
-        rows.into_iter().map(sql::entry).collect()
+        // One snapshot (REPEATABLE READ) for both steps.
+        let mut tx = self.pool.start_transaction(TxOpts::default())?;
+        let convs: Vec<(i64, i64)> = tx
+            .exec_opt(sql::PENDING_CONVS, (uid,))?
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let mut all = Vec::new();
+        for chunk in convs.chunks(CHUNK / 4) {
+            let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
+            for &(key, from) in chunk {
+                params.extend([key.into(), from.into(), uid.into(), n.into()]);
+            }
+            for row in tx.exec_opt::<sql::EntryRow, _, _>(sql::pending_from(chunk.len()), params)? {
+                all.push(sql::entry(row?)?);
+            }
+        }
+        tx.commit()?;
+        Ok(sql::oldest_first(all, limit))
     }
 
     fn set_delivered(&self, uid: i64, positions: &[(Conv, i64)]) -> Result<(), StoreError> {

@@ -76,12 +76,39 @@ pub(super) fn conv_states() -> String {
     format!("{CONV_STATE_COLUMNS} WHERE c.userid = ? ORDER BY c.conv")
 }
 
-/// Binds: uid, uid, limit. For each cursor row of the user, one range of
-/// the log's primary key (`seq >` the larger of delivered and joined).
-pub(super) const PENDING: &str = "SELECT l.conv, l.seq, l.sender, l.ts, l.cid, l.body \
-     FROM convcursor c JOIN chatlog l ON l.conv = c.conv AND l.seq > \
-     (CASE WHEN c.delivered_seq > c.joined_seq THEN c.delivered_seq ELSE c.joined_seq END) \
-     WHERE c.userid = ? AND l.sender <> ? ORDER BY l.ts, l.conv, l.seq LIMIT ?";
+/// Binds: uid. The user's conversations with messages after their
+/// position (the larger of delivered and joined), and that position.
+/// [`pending_from`] then reads each one's range.
+pub(super) const PENDING_CONVS: &str = "SELECT c.conv, \
+     CASE WHEN c.delivered_seq > c.joined_seq THEN c.delivered_seq ELSE c.joined_seq END \
+     FROM convcursor c JOIN conversation v ON v.id = c.conv \
+     WHERE c.userid = ? AND v.last_seq > c.delivered_seq AND v.last_seq > c.joined_seq";
+
+/// Binds: conv, position, uid, limit. The first `limit` messages after the
+/// position that others sent: one range of the log's primary key. (A
+/// single join of cursors and log would not do: MariaDB reads the whole
+/// log of the conversation for it, and both databases read every pending
+/// message before sorting and cutting.)
+pub(super) const PENDING_IN: &str = "SELECT conv, seq, sender, ts, cid, body FROM chatlog \
+     WHERE conv = ? AND seq > ? AND sender <> ? ORDER BY seq LIMIT ?";
+
+/// [`PENDING_IN`] for `n` conversations in one statement (binds: its four
+/// values per conversation). Rows come in no particular order; see
+/// [`oldest_first`].
+pub(super) fn pending_from(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("SELECT * FROM ({PENDING_IN}) AS p{i}"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// The pending entries of several conversations merged: ordered by `(ts,
+/// conv, seq)`, at most `limit`.
+pub(super) fn oldest_first(mut entries: Vec<Entry>, limit: usize) -> Vec<Entry> {
+    entries.sort_unstable_by_key(|e| (e.ts, e.conv.key(), e.seq));
+    entries.truncate(limit);
+    entries
+}
 
 /// Binds: seq, uid, conv, seq. Forward only; a missing row matches nothing.
 pub(super) const SET_DELIVERED: &str =
@@ -126,7 +153,7 @@ pub(super) fn stored((key, seq, ts): (i64, i64, i64)) -> Result<Stored, StoreErr
 /// One row of the log: conv, seq, sender, ts, cid, body.
 pub(super) type EntryRow = (i64, i64, i64, i64, Option<String>, String);
 
-/// One row of [`PAGE_AFTER`], [`PAGE_BEFORE`] or [`PENDING`].
+/// One row of [`PAGE_AFTER`], [`PAGE_BEFORE`] or [`PENDING_IN`].
 pub(super) fn entry((key, seq, sender, ts, cid, body): EntryRow) -> Result<Entry, StoreError> {
     Ok(Entry {
         conv: conv(key)?,

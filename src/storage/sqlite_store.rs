@@ -439,10 +439,23 @@ impl Store for SqliteStore {
     }
 
     fn pending(&self, uid: i64, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let n = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with(|c| {
-            let mut stmt = c.prepare_cached(sql::PENDING)?;
-            query_entries(&mut stmt, params![uid, uid, n])
+            let tx = c.transaction()?; // one snapshot for both steps
+            let convs: Vec<(i64, i64)> = {
+                let mut stmt = tx.prepare_cached(sql::PENDING_CONVS)?;
+                let rows = stmt.query_map([uid], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let mut stmt = tx.prepare_cached(sql::PENDING_IN)?;
+            let mut all = Vec::new();
+            for (key, from) in convs {
+                all.extend(query_entries(&mut stmt, params![key, from, uid, n])?);
+            }
+            Ok(sql::oldest_first(all, limit))
         })
     }
 
