@@ -7,6 +7,10 @@
 //! while the server writes, and a busy timeout makes the server wait rather
 //! than fail when such a process holds a lock.
 //!
+//! The message log's [`append`](Store::append) is one `IMMEDIATE`
+//! transaction of cached statements: a lookup per cid, an upsert with
+//! `RETURNING` per conversation (its new `last_seq`), an insert per entry.
+//!
 //! Durability: `synchronous = NORMAL` in WAL mode keeps every committed
 //! transaction across a crash or `kill -9` of the server; only an operating
 //! system crash or power loss can lose the last few.
