@@ -98,7 +98,7 @@ pub fn register(ctx: Ctx, username: String, password: String) {
         return;
     }
     let key = ctx.session.peer_id();
-    ctx.on_hasher(key, move |ctx, store| {
+    ctx.on_hasher(key, move |ctx, store, pending| {
         let answer = match ctx.svc.hasher.hash(&password) {
             Err(e) => {
                 log::error!("password hashing failed: {e}");
@@ -116,6 +116,8 @@ pub fn register(ctx: Ctx, username: String, password: String) {
                 }
             },
         };
+        // The hash is done: no longer pending, before the client can know.
+        drop(pending);
         ctx.on_own_loop(move |ctx| match answer {
             Ok(v) => ctx.send(&v),
             Err((errno, errmsg)) => ctx.fail(errno, errmsg),
@@ -142,7 +144,7 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
         state.login = Login::Verifying;
     }
     let key = ctx.session.peer_id();
-    ctx.on_hasher(key, move |ctx, store| {
+    ctx.on_hasher(key, move |ctx, store, pending| {
         let account = match (uid, &username) {
             (Some(uid), _) => store.user_by_id(uid),
             (None, Some(name)) => store.user_by_name(name),
@@ -154,6 +156,7 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
                 STORE_FAILED
             }
             Ok(Some(user)) if ctx.svc.hasher.verify(&password, &user.password_hash) => {
+                drop(pending);
                 // The claim takes the session and online-map locks, which
                 // I/O threads take too: it runs on the user's worker, not
                 // on this idle-class thread, which could be preempted while
@@ -171,6 +174,7 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
                 BAD_LOGIN
             }
         };
+        drop(pending);
         finish_failed_login(ctx, failure);
     });
 }
