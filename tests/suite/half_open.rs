@@ -59,7 +59,10 @@ fn a_silent_connection_is_replaced_after_the_grace(db: TestDb) {
     // client: the takeover hands it again (at least once), as the first
     // message of the conversation.
     let again = nested(&ack, "offlinemsgs");
-    let texts: Vec<&str> = again.iter().map(|m| m["msg"].as_str().unwrap_or("")).collect();
+    let texts: Vec<&str> = again
+        .iter()
+        .map(|m| m["msg"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(texts, ["to the old connection"], "{ack}");
     let conv = assert_gapless(&again, 1);
     // The new connection is the account's now.

@@ -212,7 +212,9 @@ fn chats_carry_the_senders_own_name(db: TestDb) {
     alice.send(&spoof(c));
     alice.send(&json!({"msgId": 25}));
     alice.expect(26);
-    wait_until("the message is stored in the log", || db.chatlog_rows() == 2);
+    wait_until("the message is stored in the log", || {
+        db.chatlog_rows() == 2
+    });
     let ack = carol.login_ok("secret");
     let msgs = nested(&ack, "offlinemsgs");
     assert_eq!(msgs.len(), 1, "{ack}");
@@ -222,7 +224,11 @@ fn chats_carry_the_senders_own_name(db: TestDb) {
     );
     let offline = logged(&msgs[0]);
     assert_eq!(offline.seq, 1, "{ack}");
-    assert_ne!(offline.conv, logged(&got).conv, "alice-carol is not alice-bob");
+    assert_ne!(
+        offline.conv,
+        logged(&got).conv,
+        "alice-carol is not alice-bob"
+    );
 }
 
 /// Item 8: a name that would print right to left from the override on is

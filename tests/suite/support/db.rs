@@ -74,7 +74,9 @@ impl TestDb {
 
     /// Rows of the message log written by `sender`.
     pub fn chatlog_rows_from(&self, sender: i64) -> i64 {
-        self.query_i64(&format!("SELECT COUNT(*) FROM chatlog WHERE sender = {sender}"))
+        self.query_i64(&format!(
+            "SELECT COUNT(*) FROM chatlog WHERE sender = {sender}"
+        ))
     }
 
     /// Users whose `state` column says online.
