@@ -12,8 +12,17 @@
 //!
 //! Waiting for each ack (bounded by the reply timeout) keeps the output in
 //! the order the commands were given and lets the next command use the
-//! account the login just named. Chat messages have no ack, so they are not
-//! waited for; a refusal arrives later as an error line.
+//! account the login just named.
+//!
+//! With the message log (the default; `--no-log` talks as the original
+//! client) every chat and group chat carries a fresh cid and is waited for
+//! like any request: its 28 SEND_ACK says it is stored (`sent … #seq`) or
+//! why not. After every login the client catches up: CONVS, then for each
+//! conversation with messages it has not shown, SYNC after the last one it
+//! holds, page by page until `more` is false; the reader shows only what is
+//! new ([`LogBook`](super::book::LogBook)). Without the log, chat messages
+//! have no ack and are not waited for; a refusal arrives later as an error
+//! line.
 
 use std::io;
 use std::sync::Arc;
@@ -22,13 +31,17 @@ use std::time::Duration;
 use super::command::Command;
 use super::connection::{Closed, Connection};
 use super::help;
-use super::incoming;
+use super::incoming::{self, Sent, SyncPurpose};
 use super::output::Output;
 use super::render::render;
-use super::request;
+use super::request::{self, log_id, CidGen};
 use super::state::{ClientState, Wait};
 use super::style::Style;
-use chat::protocol::reply;
+use chat::protocol::{msg_id, reply};
+
+/// Most pages one conversation's catch-up fetches (500 messages each): a
+/// bound, so a server that keeps saying `more` cannot hold the client.
+const MAX_CATCH_UP_PAGES: usize = 200;
 
 /// What the caller should do after a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +66,8 @@ pub struct ChatClient {
     style: Style,
     /// How long to wait for an ack before giving up on it.
     reply_timeout: Duration,
+    /// Cids for chats, or `None` without the message log (`--no-log`).
+    cids: Option<CidGen>,
 }
 
 impl ChatClient {
@@ -64,11 +79,12 @@ impl ChatClient {
     /// # Errors
     ///
     /// When the reader thread cannot be started.
+    /// `log` turns the message log's features on: cids, acks, catch-up.
     pub fn start(
         conn: Connection,
         out: Arc<dyn Output>,
         style: Style,
-        reply_timeout: Duration,
+        (reply_timeout, log): (Duration, bool),
         on_lost: impl FnOnce(Closed) + Send + 'static,
     ) -> io::Result<ChatClient> {
         let conn = Arc::new(conn);
@@ -77,9 +93,10 @@ impl ChatClient {
         let closing_state = state.clone();
         conn.spawn_reader(
             move |object| {
-                let message = incoming::parse(object);
-                reader_state.on_message(&message);
-                reader_out.lines(&render(&message, &style));
+                let mut message = incoming::parse(object);
+                if reader_state.on_message(&mut message) {
+                    reader_out.lines(&render(&message, &style));
+                }
             },
             move |closed| {
                 if closing_state.on_closed() {
@@ -93,6 +110,7 @@ impl ChatClient {
             out,
             style,
             reply_timeout,
+            cids: log.then(CidGen::new),
         })
     }
 
@@ -135,39 +153,147 @@ impl ChatClient {
             }
             _ => {}
         }
-        let Some(message) = request::build(command, user.as_ref()) else {
+        if self.cids.is_none() && matches!(command, Command::History { .. } | Command::Convs) {
+            self.note("history and convs need the message log (started with --no-log)");
+            return Flow::Continue;
+        }
+        let cid = self
+            .cids
+            .as_ref()
+            .and_then(|g| chat_of(command).map(|_| g.next()));
+        let Some(message) = request::build(command, user.as_ref(), cid.as_deref()) else {
             self.note("the password is missing (usage: login:id:password, register:name:password)");
             return Flow::Continue;
         };
-        self.request(&message)
+        match (command, cid) {
+            (_, Some(cid)) => self.chat(&message, &cid, command),
+            (Command::History { .. }, _) => self.history(&message),
+            (Command::Login { .. }, _) => match self.request(&message) {
+                Flow::Continue if self.cids.is_some() && self.state.user().is_some() => {
+                    self.catch_up()
+                }
+                flow => flow,
+            },
+            _ => self.request(&message),
+        }
+    }
+
+    /// Sends a chat with `cid` and waits for its SEND_ACK.
+    fn chat(&self, message: &serde_json::Value, cid: &str, command: &Command) -> Flow {
+        if let Some(sent) = chat_of(command) {
+            self.state.expect_cid(cid, sent);
+        }
+        self.send_and_wait(message, "chat")
+    }
+
+    /// `history`: one SYNC page, shown whole; then READ up to its last
+    /// message, so a viewed conversation counts as read.
+    fn history(&self, message: &serde_json::Value) -> Flow {
+        self.state.expect_sync(SyncPurpose::History);
+        let flow = self.request(message);
+        if flow != Flow::Continue {
+            return flow;
+        }
+        match self.state.take_page_end() {
+            Some(end) => match end.last {
+                Some(last) => self.request(&request::read(&end.conv, last)),
+                None => Flow::Continue,
+            },
+            None => Flow::Continue,
+        }
+    }
+
+    /// The catch-up after a login: CONVS, then SYNC after the held seq of
+    /// every conversation that is ahead, until `more` is false. Ends with
+    /// `caught up: …` when any conversation was behind.
+    fn catch_up(&self) -> Flow {
+        let flow = self.request(&request::convs());
+        if flow != Flow::Continue {
+            return flow;
+        }
+        let behind = self.state.behind();
+        let mut shown = 0;
+        for (conv, after) in &behind {
+            match self.catch_up_conv(conv, *after) {
+                Ok(n) => shown += n,
+                Err(flow) => return flow,
+            }
+        }
+        if !behind.is_empty() {
+            self.out.line(&self.style.dim(&format!(
+                "caught up: {shown} new message{} in {} conversation{}",
+                plural(shown),
+                behind.len(),
+                plural(behind.len())
+            )));
+        }
+        Flow::Continue
+    }
+
+    /// Pages through `conv` after seq `after`; returns the messages shown.
+    fn catch_up_conv(&self, conv: &str, mut after: u64) -> Result<usize, Flow> {
+        let mut shown = 0;
+        for _ in 0..MAX_CATCH_UP_PAGES {
+            self.state.expect_sync(SyncPurpose::CatchUp);
+            match self.request(&request::sync_after(conv, after)) {
+                Flow::Continue => {}
+                flow => return Err(flow),
+            }
+            // No page: an error (shown already) or a timeout; stop here.
+            let Some(end) = self.state.take_page_end().filter(|e| e.conv == conv) else {
+                break;
+            };
+            shown += end.shown;
+            match end.last {
+                Some(last) if end.more && last > after => after = last,
+                last => {
+                    if !end.more {
+                        self.state.caught_up(conv, last.unwrap_or(after));
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(shown)
     }
 
     /// Sends `message` and, when its msgId has an ack, waits for it.
     fn request(&self, message: &serde_json::Value) -> Flow {
         let id = message["msgId"].as_i64().unwrap_or_default();
-        let acked = reply::ack_id(id).is_some();
-        if acked {
-            self.state.expect(id);
-        }
-        if let Err(e) = self.conn.send(message) {
-            self.note(&format!("error: cannot send to the server: {e}"));
-            return Flow::Lost;
-        }
+        let acked = reply::ack_id(id).is_some()
+            || matches!(id, log_id::SYNC | log_id::CONVS | log_id::READ);
         if !acked {
-            return Flow::Continue;
+            return match self.conn.send(message) {
+                Ok(()) => Flow::Continue,
+                Err(e) => self.cannot_send(&e),
+            };
+        }
+        self.state.expect(id);
+        self.send_and_wait(message, request::command_name(id))
+    }
+
+    /// Sends `message`, whose reply [`ClientState`] expects already, and
+    /// waits for it; `what` names it in the timeout warning.
+    fn send_and_wait(&self, message: &serde_json::Value, what: &str) -> Flow {
+        if let Err(e) = self.conn.send(message) {
+            return self.cannot_send(&e);
         }
         match self.state.wait_reply(self.reply_timeout) {
             Wait::Answered => Flow::Continue,
             Wait::Closed => Flow::Lost,
             Wait::TimedOut => {
                 self.note(&format!(
-                    "warning: no reply to {} within {} ms",
-                    request::command_name(id),
+                    "warning: no reply to {what} within {} ms",
                     self.reply_timeout.as_millis()
                 ));
                 Flow::Continue
             }
         }
+    }
+
+    fn cannot_send(&self, e: &io::Error) -> Flow {
+        self.note(&format!("error: cannot send to the server: {e}"));
+        Flow::Lost
     }
 
     /// Leaves: waits up to `linger` for late messages, logs out when logged
@@ -179,7 +305,7 @@ impl ChatClient {
             return Flow::Lost;
         }
         let user = self.state.user();
-        if let Some(logout) = user.and_then(|u| request::build(&Command::Logout, Some(&u))) {
+        if let Some(logout) = user.and_then(|u| request::build(&Command::Logout, Some(&u), None)) {
             if self.request(&logout) == Flow::Lost {
                 return Flow::Lost;
             }
@@ -191,5 +317,31 @@ impl ChatClient {
 
     fn note(&self, text: &str) {
         self.out.note(&self.style.error(text));
+    }
+}
+
+/// What a chat or group chat command sends, for its SEND_ACK; `None` for
+/// every other command.
+fn chat_of(command: &Command) -> Option<Sent> {
+    match command {
+        Command::Chat { to, text } => Some(Sent {
+            request: msg_id::ONE_CHAT_MSG,
+            to: *to,
+            text: text.clone(),
+        }),
+        Command::GroupChat { gid, text } => Some(Sent {
+            request: msg_id::GROUP_CHAT_MSG,
+            to: *gid,
+            text: text.clone(),
+        }),
+        _ => None,
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
     }
 }

@@ -7,10 +7,16 @@
 //! The login and refresh acks carry their lists as arrays of JSON-encoded
 //! strings (the original's shape, see `protocol::reply`); each element is
 //! parsed again here, and a plain object is accepted as well.
+//!
+//! The message log (issue 11) adds: a [`LogPos`] (`conv`, `seq`, `ts`) on
+//! every delivered chat and group message; 28 SEND_ACK, read into
+//! [`Incoming::SendAck`] (it answers a chat by its `cid`, not by msgId); and
+//! the acks of 29 SYNC, 31 CONVS and 33 READ, read into [`Reply`] like every
+//! other ack.
 
 use serde_json::{Map, Value};
 
-use super::request::User;
+use super::request::{log_id, User};
 use chat::protocol::{errno, msg_id, reply};
 
 /// One message from the server.
@@ -28,8 +34,40 @@ pub enum Incoming {
     Chat(ChatMessage),
     /// A message to a group we belong to.
     GroupChat(GroupMessage),
+    /// 28 SEND_ACK: the chat or group chat sent with `cid` is stored (its
+    /// place in the log), or was refused. `sent` is filled in by
+    /// [`ClientState`](super::state::ClientState) with what we sent under
+    /// that cid, when it still knows.
+    SendAck {
+        cid: String,
+        outcome: Result<LogPos, Failure>,
+        sent: Option<Sent>,
+    },
     /// Anything else, kept as it came.
     Unknown(Value),
+}
+
+/// A message's place in the message log: its conversation, its number in
+/// it (gapless, from 1) and the server's time (ms since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LogPos {
+    /// The conversation, an opaque string (`d2-7`, `g5`, …).
+    pub conv: String,
+    /// The message's number in the conversation.
+    pub seq: u64,
+    /// When the server stored it, when it said.
+    pub ts: Option<i64>,
+}
+
+/// A chat or group chat we sent with a cid and have no SEND_ACK for yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// The request's msgId: 9 (chat) or 13 (group chat).
+    pub request: i64,
+    /// The recipient's uid or the group's gid.
+    pub to: i64,
+    /// What we wrote.
+    pub text: String,
 }
 
 impl Incoming {
@@ -70,6 +108,68 @@ pub enum Reply {
     Members { gid: i64, members: Vec<Member> },
     /// msgId 26.
     Pong,
+    /// msgId 30: one page of a conversation's log, ascending.
+    Synced(SyncPage),
+    /// msgId 32: every conversation we have messages in or belong to.
+    Convs(Vec<ConvInfo>),
+    /// msgId 34: the conversation's read position is now `seq`.
+    Read { conv: String, seq: u64 },
+}
+
+/// A SYNC reply: messages of one conversation and whether more exist in the
+/// direction asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncPage {
+    /// The conversation.
+    pub conv: String,
+    /// The stored messages, ascending by seq.
+    pub msgs: Vec<Offline>,
+    /// Further messages exist in that direction.
+    pub more: bool,
+    /// How to show the page; set by the state from the request it answers
+    /// (the reply itself does not say).
+    pub purpose: SyncPurpose,
+}
+
+/// Why a SYNC was sent, which decides how its page is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncPurpose {
+    /// `history:conv`: shown whole, marked as history.
+    #[default]
+    History,
+    /// Catching up after a (re)login: only what was not shown yet.
+    CatchUp,
+}
+
+/// One entry of a CONVS reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvInfo {
+    /// The conversation.
+    pub conv: String,
+    /// `user` with the peer's uid, or `group` with the gid.
+    pub peer: ConvPeer,
+    /// The highest seq stored in it.
+    pub last_seq: u64,
+    /// How far we have read.
+    pub read_seq: u64,
+}
+
+impl ConvInfo {
+    /// Messages not read yet.
+    pub fn unread(&self) -> u64 {
+        self.last_seq.saturating_sub(self.read_seq)
+    }
+}
+
+/// Whom a conversation is with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvPeer {
+    /// A one-to-one conversation with this uid.
+    User(i64),
+    /// A group's conversation.
+    Group(i64),
+    /// A kind this client does not know.
+    Other,
 }
 
 /// A request the server refused, or an error it reported.
@@ -96,13 +196,24 @@ pub struct AccountView {
     pub groups: Vec<Group>,
 }
 
-/// One stored message delivered at login.
+/// One stored message: delivered at login, or in a SYNC page.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Offline {
     Chat(ChatMessage),
     Group(GroupMessage),
     /// A stored object of another kind, or text that is not JSON.
     Other(String),
+}
+
+impl Offline {
+    /// The message's place in the log, when the server gave one.
+    pub fn pos(&self) -> Option<&LogPos> {
+        match self {
+            Offline::Chat(m) => m.pos.as_ref(),
+            Offline::Group(m) => m.pos.as_ref(),
+            Offline::Other(_) => None,
+        }
+    }
 }
 
 /// A one-to-one chat message (msgId 9). Only the text is required; the
@@ -117,6 +228,8 @@ pub struct ChatMessage {
     pub text: String,
     /// When the sender's client sent it (`time`, its local time).
     pub time: Option<String>,
+    /// Its place in the message log, from a server that keeps one.
+    pub pos: Option<LogPos>,
 }
 
 /// A group chat message (msgId 13).
@@ -129,6 +242,7 @@ pub struct GroupMessage {
     pub name: Option<String>,
     pub text: String,
     pub time: Option<String>,
+    pub pos: Option<LogPos>,
 }
 
 /// A friend in the login or refresh ack.
@@ -165,6 +279,7 @@ pub fn parse(obj: Map<String, Value>) -> Incoming {
         Some(msg_id::ONE_CHAT_MSG) => chat(&obj).map(Incoming::Chat),
         Some(msg_id::GROUP_CHAT_MSG) => group_chat(&obj).map(Incoming::GroupChat),
         Some(msg_id::ERROR_MSG) => Some(Incoming::Error(failure(&obj, int(&obj, "req")))),
+        Some(log_id::SEND_ACK) => send_ack(&obj),
         Some(ack) => request_of(ack).and_then(|request| {
             let outcome = match int(&obj, "errno").unwrap_or(errno::OK) {
                 errno::OK => Ok(success(request, &obj)?),
@@ -177,8 +292,15 @@ pub fn parse(obj: Map<String, Value>) -> Incoming {
     read.unwrap_or(Incoming::Unknown(Value::Object(obj)))
 }
 
-/// The request msgId whose ack is `ack` (the inverse of `reply::ack_id`).
+/// The request msgId whose ack is `ack` (the inverse of `reply::ack_id`,
+/// plus the message log's requests).
 fn request_of(ack: i64) -> Option<i64> {
+    match ack {
+        log_id::SYNC_ACK => return Some(log_id::SYNC),
+        log_id::CONVS_ACK => return Some(log_id::CONVS),
+        log_id::READ_ACK => return Some(log_id::READ),
+        _ => {}
+    }
     const REQUESTS: [i64; 12] = [
         msg_id::LOGIN_MSG,
         msg_id::LOGOUT_MSG,
@@ -221,8 +343,61 @@ fn success(request: i64, obj: &Map<String, Value>) -> Option<Reply> {
             members: list(obj, "members").filter_map(|m| member(&m)).collect(),
         },
         msg_id::PING_MSG => Reply::Pong,
+        log_id::SYNC => Reply::Synced(SyncPage {
+            conv: text(obj, "conv")?,
+            msgs: list(obj, "msgs").map(offline).collect(),
+            more: obj.get("more").and_then(Value::as_bool).unwrap_or(false),
+            purpose: SyncPurpose::default(),
+        }),
+        log_id::CONVS => Reply::Convs(list(obj, "convs").filter_map(|c| conv_info(&c)).collect()),
+        log_id::READ => Reply::Read {
+            conv: text(obj, "conv")?,
+            seq: seq(obj, "seq")?,
+        },
         _ => return None,
     })
+}
+
+/// 28 SEND_ACK; `None` (shown as unrecognised) without a cid.
+fn send_ack(obj: &Map<String, Value>) -> Option<Incoming> {
+    let cid = text(obj, "cid")?;
+    let outcome = match int(obj, "errno").unwrap_or(errno::OK) {
+        errno::OK => Ok(log_pos(obj)?),
+        _ => Err(failure(obj, None)),
+    };
+    Some(Incoming::SendAck {
+        cid,
+        outcome,
+        sent: None,
+    })
+}
+
+/// `conv`, `seq` and `ts`, when the object has the first two.
+fn log_pos(obj: &Map<String, Value>) -> Option<LogPos> {
+    Some(LogPos {
+        conv: text(obj, "conv")?,
+        seq: seq(obj, "seq")?,
+        ts: int(obj, "ts"),
+    })
+}
+
+fn conv_info(c: &Map<String, Value>) -> Option<ConvInfo> {
+    let peer = match text(c, "kind").as_deref() {
+        Some("user") => int(c, "peer").map_or(ConvPeer::Other, ConvPeer::User),
+        Some("group") => int(c, "gid").map_or(ConvPeer::Other, ConvPeer::Group),
+        _ => ConvPeer::Other,
+    };
+    Some(ConvInfo {
+        conv: text(c, "conv")?,
+        peer,
+        last_seq: seq(c, "last_seq").unwrap_or(0),
+        read_seq: seq(c, "read_seq").unwrap_or(0),
+    })
+}
+
+/// A sequence number: a non-negative integer.
+fn seq(obj: &Map<String, Value>, key: &str) -> Option<u64> {
+    int(obj, key).and_then(|n| u64::try_from(n).ok())
 }
 
 fn failure(obj: &Map<String, Value>, request: Option<i64>) -> Failure {
@@ -267,6 +442,7 @@ fn chat(obj: &Map<String, Value>) -> Option<ChatMessage> {
         name: text(obj, "username"),
         text: text(obj, "msg")?,
         time: text(obj, "time"),
+        pos: log_pos(obj),
     })
 }
 
@@ -277,6 +453,7 @@ fn group_chat(obj: &Map<String, Value>) -> Option<GroupMessage> {
         name: text(obj, "username"),
         text: text(obj, "msg")?,
         time: text(obj, "time"),
+        pos: log_pos(obj),
     })
 }
 

@@ -18,6 +18,9 @@ options:
                    late messages before leaving (default 500)
   --timeout-ms N   wait at most N ms for the server's reply to a request
                    (default 5000)
+  --no-log         talk as the original client, for a server without the
+                   message log: no cid on chats, no SEND_ACK awaited, no
+                   catch-up after login, no history
   -h, --help       show this help
   -V, --version    show the version
 
@@ -42,6 +45,8 @@ pub struct Options {
     pub reply_timeout: Duration,
     /// How long to try to connect.
     pub connect_timeout: Duration,
+    /// Use the message log: cids, SEND_ACKs, catch-up, history.
+    pub log: bool,
 }
 
 impl Default for Options {
@@ -51,6 +56,7 @@ impl Default for Options {
             linger: Duration::from_millis(500),
             reply_timeout: Duration::from_millis(5000),
             connect_timeout: Duration::from_secs(5),
+            log: true,
         }
     }
 }
@@ -80,6 +86,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Invocation, Strin
         match flag.as_str() {
             "-h" | "--help" => return Ok(Invocation::Help),
             "-V" | "--version" => return Ok(Invocation::Version),
+            "--no-log" => options.log = false,
             "--linger-ms" => options.linger = millis("--linger-ms", &value("--linger-ms")?)?,
             "--timeout-ms" => {
                 options.reply_timeout = millis("--timeout-ms", &value("--timeout-ms")?)?;
@@ -124,6 +131,11 @@ mod tests {
         assert_eq!(o.addr, "chat.example:6000");
         assert_eq!(o.linger, Duration::from_millis(50));
         assert_eq!(o.reply_timeout, Duration::from_millis(9));
+        assert!(o.log);
+        let Ok(Invocation::Run(o)) = run(&["--no-log"]) else {
+            panic!("should parse");
+        };
+        assert!(!o.log);
         assert_eq!(run(&["-h"]), Ok(Invocation::Help));
         assert!(run(&["--linger-ms"]).is_err());
         assert!(run(&["--bogus"]).is_err());

@@ -6,12 +6,46 @@
 //! The reader thread calls [`ClientState::on_message`] for every message
 //! and [`ClientState::on_closed`] once; the input thread asks and waits. A
 //! `Mutex` and a `Condvar` are all it takes: there is one waiter.
+//!
+//! With the message log it also keeps the chats sent with a cid that await
+//! their SEND_ACK ([`MAX_PENDING`] at most), the [`LogBook`] that drops
+//! messages shown already, and what the last CONVS and SYNC replies said,
+//! for the catch-up the input thread runs after a login.
 
 use parking_lot::{Condvar, Mutex};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::incoming::{Incoming, Reply};
+use super::book::LogBook;
+use super::incoming::{Incoming, Offline, Reply, Sent, SyncPage, SyncPurpose};
 use super::request::User;
+
+/// Chats awaiting their SEND_ACK that are remembered; an older one is
+/// forgotten (its ack is then shown without the text).
+pub const MAX_PENDING: usize = 1024;
+
+/// What the input thread waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Awaiting {
+    /// The ack of the request with this msgId.
+    Reply(i64),
+    /// The SEND_ACK of the chat sent with this cid (or an error 27 about a
+    /// request with this msgId).
+    Cid(String, i64),
+}
+
+/// What the last SYNC reply said, for the catch-up loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageEnd {
+    /// The conversation.
+    pub conv: String,
+    /// The highest seq in the page, if it had any message.
+    pub last: Option<u64>,
+    /// Whether more messages follow.
+    pub more: bool,
+    /// How many of its messages were shown.
+    pub shown: usize,
+}
 
 /// How a wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,12 +69,109 @@ pub struct ClientState {
 struct Inner {
     /// The logged-in account, from the last login or refresh ack.
     user: Option<User>,
-    /// The msgId of the request whose reply the input thread waits for.
-    awaiting: Option<i64>,
+    /// The reply the input thread waits for.
+    awaiting: Option<Awaiting>,
+    /// Chats sent with a cid, by cid, and their order (oldest first).
+    pending: HashMap<String, Sent>,
+    pending_order: VecDeque<String>,
+    /// Messages shown per conversation.
+    book: LogBook,
+    /// How the reply to the SYNC in flight is to be shown.
+    sync_purpose: SyncPurpose,
+    /// The last SYNC reply's end, taken by the catch-up.
+    page_end: Option<PageEnd>,
     /// The connection is closed (by either side).
     closed: bool,
     /// We are closing it on purpose, so its end is no error.
     leaving: bool,
+}
+
+impl Inner {
+    /// The bookkeeping of [`ClientState::on_message`].
+    fn absorb(&mut self, message: &mut Incoming) -> bool {
+        match message {
+            Incoming::Ack {
+                outcome: Ok(reply), ..
+            } => self.absorb_reply(reply),
+            Incoming::Chat(m) => m
+                .pos
+                .as_ref()
+                .is_none_or(|p| self.book.note(&p.conv, p.seq)),
+            Incoming::GroupChat(m) => m
+                .pos
+                .as_ref()
+                .is_none_or(|p| self.book.note(&p.conv, p.seq)),
+            Incoming::SendAck { cid, outcome, sent } => {
+                *sent = self.pending.remove(cid.as_str());
+                if sent.is_some() {
+                    self.pending_order.retain(|c| c != cid);
+                }
+                if let Ok(pos) = outcome {
+                    // Our own message is held: a catch-up need not fetch it.
+                    self.book.note(&pos.conv, pos.seq);
+                }
+                true
+            }
+            Incoming::Ack { .. } | Incoming::Error(_) | Incoming::Unknown(_) => true,
+        }
+    }
+
+    fn absorb_reply(&mut self, reply: &mut Reply) -> bool {
+        match reply {
+            Reply::LoggedIn(view) => {
+                self.book.logged_in(view.user.uid);
+                self.user = Some(view.user.clone());
+                let book = &mut self.book;
+                view.offline.retain(|m| fresh(book, m));
+            }
+            Reply::Refreshed(view) => self.user = Some(view.user.clone()),
+            Reply::LoggedOut => {
+                self.user = None;
+                self.pending.clear();
+                self.pending_order.clear();
+            }
+            Reply::Convs(convs) => {
+                self.book
+                    .convs(convs.iter().map(|c| (c.conv.as_str(), c.last_seq)));
+            }
+            Reply::Synced(page) => self.absorb_page(page),
+            _ => {}
+        }
+        true
+    }
+
+    /// A SYNC page: how to show it, and for a catch-up only what is new.
+    fn absorb_page(&mut self, page: &mut SyncPage) {
+        page.purpose = self.sync_purpose;
+        self.page_end = Some(PageEnd {
+            conv: page.conv.clone(),
+            last: page
+                .msgs
+                .iter()
+                .filter_map(|m| m.pos().map(|p| p.seq))
+                .max(),
+            more: page.more,
+            shown: 0,
+        });
+        let book = &mut self.book;
+        if page.purpose == SyncPurpose::CatchUp {
+            page.msgs.retain(|m| fresh(book, m));
+        } else {
+            // History shows everything; what it showed is not shown again
+            // when it also arrives live.
+            for m in &page.msgs {
+                fresh(book, m);
+            }
+        }
+        if let Some(end) = self.page_end.as_mut() {
+            end.shown = page.msgs.len();
+        }
+    }
+}
+
+/// Whether a stored message is new to `book` (and notes it if so).
+fn fresh(book: &mut LogBook, m: &Offline) -> bool {
+    m.pos().is_none_or(|p| book.note(&p.conv, p.seq))
 }
 
 impl ClientState {
@@ -57,7 +188,49 @@ impl ClientState {
     /// Notes that the reply to request `msg_id` is awaited. Call before
     /// sending, so a quick reply cannot slip past.
     pub fn expect(&self, msg_id: i64) {
-        self.state.lock().awaiting = Some(msg_id);
+        self.state.lock().awaiting = Some(Awaiting::Reply(msg_id));
+    }
+
+    /// Notes that the chat `sent` goes out with `cid` and that its SEND_ACK
+    /// is awaited. Call before sending.
+    pub fn expect_cid(&self, cid: &str, sent: Sent) {
+        let mut state = self.state.lock();
+        state.awaiting = Some(Awaiting::Cid(cid.to_owned(), sent.request));
+        if state.pending.len() >= MAX_PENDING {
+            if let Some(oldest) = state.pending_order.pop_front() {
+                state.pending.remove(&oldest);
+            }
+        }
+        state.pending_order.push_back(cid.to_owned());
+        state.pending.insert(cid.to_owned(), sent);
+    }
+
+    /// Chats sent whose SEND_ACK has not come yet.
+    pub fn pending(&self) -> usize {
+        self.state.lock().pending.len()
+    }
+
+    /// Notes that the SYNC about to be sent is for `purpose`.
+    pub fn expect_sync(&self, purpose: SyncPurpose) {
+        let mut state = self.state.lock();
+        state.sync_purpose = purpose;
+        state.page_end = None;
+    }
+
+    /// The end of the last SYNC page, once (the catch-up reads it).
+    pub fn take_page_end(&self) -> Option<PageEnd> {
+        self.state.lock().page_end.take()
+    }
+
+    /// The conversations with messages not shown yet, and the seq to sync
+    /// after (see [`LogBook::behind`]).
+    pub fn behind(&self) -> Vec<(String, u64)> {
+        self.state.lock().book.behind()
+    }
+
+    /// A catch-up of `conv` is complete up to `up_to`.
+    pub fn caught_up(&self, conv: &str, up_to: u64) {
+        self.state.lock().book.caught_up(conv, up_to);
     }
 
     /// Waits until the awaited reply arrives, the connection closes, or
@@ -93,26 +266,24 @@ impl ClientState {
         state.closed
     }
 
-    /// Reader thread: records what `message` changes (login, logout) and
-    /// wakes the input thread when it is the awaited reply.
-    pub fn on_message(&self, message: &Incoming) {
+    /// Reader thread: records what `message` changes (login, logout, the
+    /// log's bookkeeping), drops from it what was shown already, and wakes
+    /// the input thread when it is the awaited reply. Returns whether the
+    /// message is to be shown at all (a duplicate chat message is not).
+    pub fn on_message(&self, message: &mut Incoming) -> bool {
         let mut state = self.state.lock();
-        if let Incoming::Ack {
-            outcome: Ok(reply), ..
-        } = message
-        {
-            match reply {
-                Reply::LoggedIn(view) | Reply::Refreshed(view) => {
-                    state.user = Some(view.user.clone())
-                }
-                Reply::LoggedOut => state.user = None,
-                _ => {}
-            }
-        }
-        if message.answers().is_some() && message.answers() == state.awaiting {
+        let show = state.absorb(message);
+        let answered = match (&state.awaiting, &*message) {
+            (Some(Awaiting::Cid(cid, _)), Incoming::SendAck { cid: got, .. }) => cid == got,
+            (Some(Awaiting::Cid(_, request)), m) => m.answers() == Some(*request),
+            (Some(Awaiting::Reply(request)), m) => m.answers() == Some(*request),
+            (None, _) => false,
+        };
+        if answered {
             state.awaiting = None;
             self.changed.notify_all();
         }
+        show
     }
 
     /// Marks that we are about to close the connection ourselves.
@@ -129,3 +300,6 @@ impl ClientState {
         !state.leaving
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -152,3 +152,96 @@ fn acks_answer_their_requests_and_the_unknown_is_kept() {
         [r#"unrecognised message: {"msgId":99,"x":1}"#]
     );
 }
+
+fn parsed(v: Value) -> Incoming {
+    let Value::Object(obj) = v else {
+        panic!("not an object: {v}")
+    };
+    parse(obj)
+}
+
+#[test]
+fn delivered_messages_carry_their_place_in_the_log() {
+    let Incoming::Chat(m) = parsed(
+        json!({"msgId": 9, "from": 6, "to": 5, "msg": "hi", "conv": "d5-6", "seq": 17, "ts": 1_733_030_000_123_i64}),
+    ) else {
+        panic!("a chat")
+    };
+    assert_eq!(
+        m.pos,
+        Some(super::LogPos {
+            conv: "d5-6".into(),
+            seq: 17,
+            ts: Some(1_733_030_000_123)
+        })
+    );
+    let Incoming::GroupChat(g) = parsed(json!({"msgId": 13, "uid": 6, "gid": 3, "msg": "yo"}))
+    else {
+        panic!("a group chat")
+    };
+    assert_eq!(g.pos, None, "a server without the log");
+}
+
+#[test]
+fn send_acks_show_the_message_stored_or_refused() {
+    let ok = json!({"msgId": 28, "errno": 0, "cid": "c1", "conv": "d5-6", "seq": 18, "ts": 1});
+    assert_eq!(lines(ok.clone()), ["sent message c1 (d5-6 #18)"]);
+    let Incoming::SendAck { outcome, .. } = parsed(ok) else {
+        panic!("a send ack")
+    };
+    assert_eq!(outcome.map(|p| p.seq), Ok(18));
+    let busy = json!({"msgId": 28, "errno": 12, "errmsg": "log queue full", "cid": "c2"});
+    let mut message = parsed(busy);
+    if let Incoming::SendAck { sent, .. } = &mut message {
+        *sent = Some(super::Sent {
+            request: 9,
+            to: 6,
+            text: "see you".into(),
+        });
+    }
+    assert_eq!(
+        render(&message, &Style::plain()),
+        ["error: chat: too many messages waiting to be stored; send it again in a moment (errno 12): log queue full [not sent: message to 6: see you]"]
+    );
+    assert!(matches!(
+        parsed(json!({"msgId": 28, "errno": 0})),
+        Incoming::Unknown(_)
+    ));
+}
+
+#[test]
+fn sync_convs_and_read_replies_have_lines() {
+    let page = json!({"msgId": 30, "errno": 0, "conv": "d5-6", "more": true, "msgs": [
+        {"msgId": 9, "from": 6, "username": "bob", "to": 5, "msg": "hello", "conv": "d5-6", "seq": 17},
+        {"msgId": 9, "from": 5, "to": 6, "msg": "hi", "conv": "d5-6", "seq": 18},
+    ]});
+    assert_eq!(parsed(page.clone()).answers(), Some(29));
+    assert_eq!(
+        lines(page),
+        [
+            "history d5-6: 2 messages (older: history:d5-6:17)",
+            "history d5-6 #17 message from 6 (bob): hello",
+            "history d5-6 #18 message from 5: hi",
+        ]
+    );
+    let convs = json!({"msgId": 32, "errno": 0, "convs": [
+        {"conv": "d5-6", "kind": "user", "peer": 6, "last_seq": 19, "read_seq": 17},
+        {"conv": "g3", "kind": "group", "gid": 3, "last_seq": 40, "read_seq": 40},
+    ]});
+    assert_eq!(
+        lines(convs),
+        [
+            "conversations: 2",
+            "conv d5-6 with user 6: last 19, read 17, unread 2",
+            "conv g3 of group 3: last 40, read 40, unread 0",
+        ]
+    );
+    assert_eq!(
+        lines(json!({"msgId": 34, "errno": 0, "conv": "g3", "seq": 40})),
+        ["read g3 up to #40"]
+    );
+    assert_eq!(
+        lines(json!({"msgId": 30, "errno": 6, "errmsg": "not a member"})),
+        ["error: history: you are not allowed to do that (errno 6): not a member"]
+    );
+}
