@@ -157,10 +157,8 @@ impl ChatClient {
             self.note("history and convs need the message log (started with --no-log)");
             return Flow::Continue;
         }
-        let cid = self
-            .cids
-            .as_ref()
-            .and_then(|g| chat_of(command).map(|_| g.next()));
+        let cids = self.cids.as_ref().filter(|_| !self.state.no_log());
+        let cid = cids.and_then(|g| chat_of(command).map(|_| g.next()));
         let Some(message) = request::build(command, user.as_ref(), cid.as_deref()) else {
             self.note("the password is missing (usage: login:id:password, register:name:password)");
             return Flow::Continue;
@@ -169,7 +167,11 @@ impl ChatClient {
             (_, Some(cid)) => self.chat(&message, &cid, command),
             (Command::History { .. }, _) => self.history(&message),
             (Command::Login { .. }, _) => match self.request(&message) {
-                Flow::Continue if self.cids.is_some() && self.state.user().is_some() => {
+                Flow::Continue
+                    if self.cids.is_some()
+                        && !self.state.no_log()
+                        && self.state.user().is_some() =>
+                {
                     self.catch_up()
                 }
                 flow => flow,
@@ -208,7 +210,7 @@ impl ChatClient {
     /// `caught up: …` when any conversation was behind.
     fn catch_up(&self) -> Flow {
         let flow = self.request(&request::convs());
-        if flow != Flow::Continue {
+        if flow != Flow::Continue || self.state.no_log() {
             return flow;
         }
         let behind = self.state.behind();

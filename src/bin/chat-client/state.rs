@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use super::book::LogBook;
 use super::incoming::{Incoming, Offline, Reply, Sent, SyncPage, SyncPurpose};
-use super::request::User;
+use super::request::{log_id, User};
+use chat::protocol::errno;
 
 /// Chats awaiting their SEND_ACK that are remembered; an older one is
 /// forgotten (its ack is then shown without the text).
@@ -80,6 +81,9 @@ struct Inner {
     sync_purpose: SyncPurpose,
     /// The last SYNC reply's end, taken by the catch-up.
     page_end: Option<PageEnd>,
+    /// The server answered CONVS with "unknown msgId": it keeps no message
+    /// log, so chats go without a cid.
+    no_log: bool,
     /// The connection is closed (by either side).
     closed: bool,
     /// We are closing it on purpose, so its end is no error.
@@ -111,6 +115,17 @@ impl Inner {
                     self.book.note(&pos.conv, pos.seq);
                 }
                 true
+            }
+            Incoming::Ack {
+                request: log_id::CONVS,
+                outcome: Err(f),
+            }
+            | Incoming::Error(f)
+                if f.errno == errno::UNKNOWN_MSG && f.request == Some(log_id::CONVS) =>
+            {
+                // A server from before the log: say nothing, fall back.
+                self.no_log = true;
+                false
             }
             Incoming::Ack { .. } | Incoming::Error(_) | Incoming::Unknown(_) => true,
         }
@@ -203,6 +218,11 @@ impl ClientState {
         }
         state.pending_order.push_back(cid.to_owned());
         state.pending.insert(cid.to_owned(), sent);
+    }
+
+    /// Whether the server turned out to have no message log.
+    pub fn no_log(&self) -> bool {
+        self.state.lock().no_log
     }
 
     /// Chats sent whose SEND_ACK has not come yet.

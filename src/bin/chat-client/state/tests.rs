@@ -80,6 +80,24 @@ fn a_send_ack_answers_its_cid_and_names_the_message() {
 }
 
 #[test]
+fn a_server_without_the_log_is_noticed_quietly() {
+    let state = ClientState::new();
+    assert!(!state.no_log());
+    state.expect(31);
+    // Today's server: an error 27 naming the request.
+    let mut unknown =
+        incoming(json!({"msgId": 27, "errno": 5, "errmsg": "unknown msgId", "req": 31}));
+    assert!(!state.on_message(&mut unknown), "not shown");
+    assert_eq!(state.wait_reply(Duration::ZERO), Wait::Answered);
+    assert!(state.no_log());
+    // Or a refusal in the ack's shape.
+    let state = ClientState::new();
+    let mut refused = incoming(json!({"msgId": 32, "errno": 5, "errmsg": "unknown msgId"}));
+    assert!(!state.on_message(&mut refused));
+    assert!(state.no_log());
+}
+
+#[test]
 fn pending_chats_are_bounded() {
     let state = ClientState::new();
     for i in 0..super::MAX_PENDING + 5 {
