@@ -31,6 +31,9 @@ SCENARIOS:
                --window in flight; deliveries/s and fan-out latency
     mixed      --users users acting --rate times a second: mostly chat, some
                group chat (groups of --members), friend changes, re-logins
+    sync       --users in pairs write --log-messages into their conversations
+               (with cids, each acked), then all read them back at once with
+               SYNC in pages of 500; fetched/s, pages/s, page latency
 
 COMMON OPTIONS:
     --addr HOST:PORT      server (repeatable: users go round-robin) [127.0.0.1:6000]
@@ -44,6 +47,9 @@ COMMON OPTIONS:
     --drain SECS          wait for messages in flight after sending stops;
                           also how long without deliveries is a stall [5]
     --server-pid PID      read the server's memory (VmRSS) and CPU time
+    --cid                 chat, group, mixed: a cid on every message; reports
+                          acked / ack_failed / unacked and the send->SEND_ACK
+                          latency (ack_latency_us)
 
 SCENARIO OPTIONS:
     --window W            messages in flight per sender [1]
@@ -53,6 +59,7 @@ SCENARIO OPTIONS:
     --hold SECS           connect: how long to hold [10]
     --login               connect: register and log the users in
     --rate R              mixed: actions per user per second [1]
+    --log-messages M      sync: messages written during setup [10000]
     --mix LIST            mixed: weights, e.g. chat=85,group=10,friend=3,relogin=2
     --offline-for SECS    mixed: time logged out in a re-login [0.5]
     --connect-concurrency N   connects in progress at once [512]
@@ -121,6 +128,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             "--login" => config.login = true,
             "--legacy" => config.legacy = true,
             "--setup-only" => config.setup_only = true,
+            "--cid" => config.cid = true,
+            "--log-messages" => config.log_messages = number(&flag, &value(&flag)?)?,
             "--addr" => addrs.push(resolve(&value(&flag)?)?),
             "--users" => config.users = number(&flag, &value(&flag)?)?,
             "--threads" => config.threads = number(&flag, &value(&flag)?)?,

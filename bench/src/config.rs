@@ -23,6 +23,9 @@ pub enum Scenario {
     Group,
     /// A paced mix of chat, group chat, friend changes and re-logins.
     Mixed,
+    /// Fill the message log with `log_messages`, then read it back with
+    /// SYNC in pages of 500: messages and pages per second.
+    Sync,
 }
 
 impl Scenario {
@@ -35,6 +38,7 @@ impl Scenario {
             Scenario::Chat => "chat",
             Scenario::Group => "group",
             Scenario::Mixed => "mixed",
+            Scenario::Sync => "sync",
         }
     }
 
@@ -47,6 +51,7 @@ impl Scenario {
             Scenario::Chat,
             Scenario::Group,
             Scenario::Mixed,
+            Scenario::Sync,
         ]
         .into_iter()
         .find(|s| s.name() == name)
@@ -116,6 +121,11 @@ pub struct Config {
     pub per_source: usize,
     /// Print a progress line on standard error every second.
     pub progress: bool,
+    /// Send a cid with every chat and time its SEND_ACK (`chat`, `group`,
+    /// `mixed`; always on in `sync` and `reconnect`).
+    pub cid: bool,
+    /// `sync`: messages written during setup, over all conversations.
+    pub log_messages: u64,
 }
 
 impl Default for Config {
@@ -149,6 +159,8 @@ impl Default for Config {
             connect_concurrency: 512,
             per_source: 25_000,
             progress: false,
+            cid: false,
+            log_messages: 10_000,
         }
     }
 }
@@ -175,7 +187,7 @@ impl Config {
     pub fn user_count(&self) -> usize {
         match self.scenario {
             Scenario::Group => self.members,
-            Scenario::Chat => self.users / 2 * 2,
+            Scenario::Chat | Scenario::Sync => self.users / 2 * 2,
             _ => self.users,
         }
     }
@@ -193,6 +205,8 @@ impl Config {
         }
         match self.scenario {
             Scenario::Chat if self.users < 2 => Err("chat needs at least 2 users".into()),
+            Scenario::Sync if self.users < 2 => Err("sync needs at least 2 users".into()),
+            Scenario::Sync if self.legacy => Err("the C++ original has no message log".into()),
             Scenario::Group if self.members < 2 => Err("group needs at least 2 members".into()),
             Scenario::Group if self.senders == 0 || self.senders > self.members => {
                 Err("--senders must be between 1 and --members".into())

@@ -14,12 +14,15 @@
 //! | hold | [`hold`] | stays idle, noting connections the server closes |
 //! | traffic | [`traffic`] | chat or group chat with a window of messages in flight |
 //! | mixed | [`mixed`] | a paced mix of chat, group chat, friends and re-login |
+//! | fill, sync | [`sync`] | writes the log with cids; reads it back with SYNC |
 
+pub(crate) mod acks;
 pub(crate) mod connect;
 pub(crate) mod delivery;
 pub(crate) mod hold;
 pub(crate) mod mixed;
 pub(crate) mod requests;
+pub(crate) mod sync;
 pub(crate) mod traffic;
 
 use crate::histogram::Histogram;
@@ -85,6 +88,18 @@ pub(crate) struct Outcome {
     pub last_arrival: Option<Instant>,
     /// Actions of the mixed scenario by name.
     pub actions: BTreeMap<&'static str, u64>,
+    /// `--cid`: SEND_ACKs that said stored.
+    pub acked: u64,
+    /// `--cid`: SEND_ACKs that said refused.
+    pub ack_failed: u64,
+    /// `--cid`: send→SEND_ACK latency in microseconds.
+    pub ack_latency: Histogram,
+    /// `sync`: pages fetched.
+    pub pages: u64,
+    /// `sync`: messages fetched.
+    pub fetched: u64,
+    /// Log seqs that did not grow within a conversation (sync pages).
+    pub seq_reordered: u64,
 }
 
 impl Outcome {
@@ -111,5 +126,11 @@ impl Outcome {
         for (name, n) in other.actions {
             *self.actions.entry(name).or_insert(0) += n;
         }
+        self.acked += other.acked;
+        self.ack_failed += other.ack_failed;
+        self.ack_latency.merge(&other.ack_latency);
+        self.pages += other.pages;
+        self.fetched += other.fetched;
+        self.seq_reordered += other.seq_reordered;
     }
 }
