@@ -34,6 +34,12 @@ SCENARIOS:
     sync       --users in pairs write --log-messages into their conversations
                (with cids, each acked), then all read them back at once with
                SYNC in pages of 500; fetched/s, pages/s, page latency
+    reconnect  --users in pairs chat with cids (--window awaiting acks) while
+               --drop-fraction of them drop their connection every
+               --drop-every seconds, stay away --offline-for, log in again
+               and catch up (CONVS, SYNC after the seq held); counts every
+               acked message lost, pushed twice or out of order (exit 1 if
+               any is lost or reordered)
 
 COMMON OPTIONS:
     --addr HOST:PORT      server (repeatable: users go round-robin) [127.0.0.1:6000]
@@ -61,7 +67,10 @@ SCENARIO OPTIONS:
     --rate R              mixed: actions per user per second [1]
     --log-messages M      sync: messages written during setup [10000]
     --mix LIST            mixed: weights, e.g. chat=85,group=10,friend=3,relogin=2
-    --offline-for SECS    mixed: time logged out in a re-login [0.5]
+    --offline-for SECS    mixed: time logged out in a re-login; reconnect:
+                          time away after a drop [0.5]
+    --drop-fraction F     reconnect: share of users that drop [0.2]
+    --drop-every SECS     reconnect: mean time between drops [3]
     --connect-concurrency N   connects in progress at once [512]
     --per-source N        connections per loopback source address before
                           moving to 127.0.0.2, 127.0.0.3, ... [25000]
@@ -130,6 +139,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             "--setup-only" => config.setup_only = true,
             "--cid" => config.cid = true,
             "--log-messages" => config.log_messages = number(&flag, &value(&flag)?)?,
+            "--drop-fraction" => config.drop_fraction = number(&flag, &value(&flag)?)?,
+            "--drop-every" => config.drop_every = seconds(&flag, &value(&flag)?)?,
             "--addr" => addrs.push(resolve(&value(&flag)?)?),
             "--users" => config.users = number(&flag, &value(&flag)?)?,
             "--threads" => config.threads = number(&flag, &value(&flag)?)?,

@@ -26,6 +26,9 @@ pub enum Scenario {
     /// Fill the message log with `log_messages`, then read it back with
     /// SYNC in pages of 500: messages and pages per second.
     Sync,
+    /// Pairs chat with cids while some users drop and come back: every
+    /// acked message lost, duplicated or reordered across the reconnects.
+    Reconnect,
 }
 
 impl Scenario {
@@ -39,6 +42,7 @@ impl Scenario {
             Scenario::Group => "group",
             Scenario::Mixed => "mixed",
             Scenario::Sync => "sync",
+            Scenario::Reconnect => "reconnect",
         }
     }
 
@@ -52,6 +56,7 @@ impl Scenario {
             Scenario::Group,
             Scenario::Mixed,
             Scenario::Sync,
+            Scenario::Reconnect,
         ]
         .into_iter()
         .find(|s| s.name() == name)
@@ -126,6 +131,10 @@ pub struct Config {
     pub cid: bool,
     /// `sync`: messages written during setup, over all conversations.
     pub log_messages: u64,
+    /// `reconnect`: share of the users that drop and come back.
+    pub drop_fraction: f64,
+    /// `reconnect`: mean time between one user's drops.
+    pub drop_every: Duration,
 }
 
 impl Default for Config {
@@ -161,6 +170,8 @@ impl Default for Config {
             progress: false,
             cid: false,
             log_messages: 10_000,
+            drop_fraction: 0.2,
+            drop_every: Duration::from_secs(3),
         }
     }
 }
@@ -187,7 +198,7 @@ impl Config {
     pub fn user_count(&self) -> usize {
         match self.scenario {
             Scenario::Group => self.members,
-            Scenario::Chat | Scenario::Sync => self.users / 2 * 2,
+            Scenario::Chat | Scenario::Sync | Scenario::Reconnect => self.users / 2 * 2,
             _ => self.users,
         }
     }
@@ -206,7 +217,13 @@ impl Config {
         match self.scenario {
             Scenario::Chat if self.users < 2 => Err("chat needs at least 2 users".into()),
             Scenario::Sync if self.users < 2 => Err("sync needs at least 2 users".into()),
-            Scenario::Sync if self.legacy => Err("the C++ original has no message log".into()),
+            Scenario::Sync | Scenario::Reconnect if self.legacy => {
+                Err("the C++ original has no message log".into())
+            }
+            Scenario::Reconnect if self.users < 2 => Err("reconnect needs at least 2 users".into()),
+            Scenario::Reconnect if !(0.0..=1.0).contains(&self.drop_fraction) => {
+                Err("--drop-fraction must be between 0 and 1".into())
+            }
             Scenario::Group if self.members < 2 => Err("group needs at least 2 members".into()),
             Scenario::Group if self.senders == 0 || self.senders > self.members => {
                 Err("--senders must be between 1 and --members".into())

@@ -73,6 +73,10 @@ pub struct Report {
     pub pages: Option<u64>,
     /// `sync`: messages fetched.
     pub fetched: Option<u64>,
+    /// `reconnect`: deliveries that came by a catch-up SYNC.
+    pub synced: Option<u64>,
+    /// `reconnect`: messages a catch-up fetched although already received.
+    pub refetched: Option<u64>,
     /// Errors by kind.
     pub errors: BTreeMap<String, u64>,
     /// Actions by name (`mixed`).
@@ -176,6 +180,8 @@ impl Report {
             "ack_latency_us",
             self.ack_latency_us.map_or(Value::Null, |s| s.to_json()),
         );
+        put("synced", json!(self.synced));
+        put("refetched", json!(self.refetched));
         put("pages", json!(self.pages));
         put("pages_per_sec", json!(self.pages_per_sec().map(round)));
         put("fetched", json!(self.fetched));

@@ -261,3 +261,66 @@ fn binary_prints_json_last() {
         .expect("run chat-bench");
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn cid_times_every_send_ack() {
+    let server = MockServer::start(false);
+    let report = run_ok(&Config {
+        users: 6,
+        messages: Some(40),
+        window: 4,
+        cid: true,
+        ..config(&server, Scenario::Chat)
+    });
+    assert_clean(&report);
+    assert_eq!((report.sent, report.acked), (Some(240), Some(240)));
+    assert_eq!((report.ack_failed, report.unacked), (Some(0), Some(0)));
+    assert_eq!(report.ack_latency_us.map(|l| l.count), Some(240));
+    let json = report.to_json();
+    assert!(json["ack_latency_us"]["p90"].is_u64(), "{json}");
+}
+
+#[test]
+fn sync_reads_back_everything_the_fill_stored() {
+    let server = MockServer::start(false);
+    let report = run_ok(&Config {
+        users: 4,
+        log_messages: 1_200,
+        ..config(&server, Scenario::Sync)
+    });
+    assert_eq!(report.acked, Some(1_200), "{}", report.table());
+    // Two conversations of 600, each read by both of its pair in pages of 500.
+    assert_eq!(report.fetched, Some(2_400));
+    assert_eq!(report.pages, Some(8));
+    assert_eq!(report.reordered, Some(0));
+    assert!(report.fetched_per_sec().is_some_and(|r| r > 0.0));
+    assert_eq!(report.latency_us.map(|l| l.count), Some(8));
+}
+
+#[test]
+fn reconnect_loses_nothing_acked() {
+    let server = MockServer::start(false);
+    let report = run_ok(&Config {
+        users: 8,
+        duration: Some(Duration::from_millis(2_500)),
+        window: 2,
+        drop_fraction: 0.5,
+        drop_every: Duration::from_millis(400),
+        offline_for: Duration::from_millis(100),
+        ..config(&server, Scenario::Reconnect)
+    });
+    assert_eq!(report.lost, Some(0), "{}", report.table());
+    assert_eq!(report.reordered, Some(0));
+    assert!(report.acked.is_some_and(|n| n > 0));
+    assert!(
+        report.actions.get("drop").is_some_and(|&n| n > 0),
+        "{}",
+        report.table()
+    );
+    assert!(report.actions.get("caught up").is_some_and(|&n| n > 0));
+    assert!(
+        report.offline_delivered.is_some_and(|n| n > 0),
+        "{}",
+        report.table()
+    );
+}

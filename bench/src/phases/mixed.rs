@@ -377,7 +377,9 @@ impl Phase for MixedPhase {
         let expected = io.counters.expected.load(Ordering::Relaxed);
         let delivered = io.counters.delivered.load(Ordering::Relaxed);
         let draining_since = plan.roster.clock + Duration::from_micros(idle);
-        delivered >= expected || io.now >= draining_since + plan.drain
+        // With cids the books also wait for this worker's SEND_ACKs.
+        let acked = self.acks.as_ref().is_none_or(|a| a.in_flight() == 0);
+        (delivered >= expected && acked) || io.now >= draining_since + plan.drain
     }
 
     fn finish(mut self: Box<Self>, io: &mut Io) -> Outcome {

@@ -268,7 +268,9 @@ impl Phase for TrafficPhase {
             return stalled;
         }
         let draining_since = plan.roster.clock + Duration::from_micros(all_sent);
-        delivered >= expected || stalled || io.now >= draining_since + plan.drain
+        // With cids the books also wait for this worker's SEND_ACKs.
+        let acked = self.acks.as_ref().is_none_or(|a| a.in_flight() == 0);
+        (delivered >= expected && acked) || stalled || io.now >= draining_since + plan.drain
     }
 
     fn finish(mut self: Box<Self>, io: &mut Io) -> Outcome {

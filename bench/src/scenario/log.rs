@@ -1,12 +1,14 @@
-//! The `sync` scenario's fill and measured sync, and their report; see
-//! [`crate::phases::sync`].
+//! The message log's scenarios, `sync` (fill, then the measured sync) and
+//! `reconnect`, and their reports; see [`crate::phases::sync`] and
+//! [`crate::phases::reconnect`].
 
 use super::Runner;
+use crate::phases::reconnect::{ReconnectPhase, ReconnectPlan};
 use crate::phases::sync::{FillPhase, FillPlan, SyncPhase, SyncPlan};
 use crate::phases::Phase;
 use crate::BenchError;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 impl Runner<'_> {
     /// Writes `--log-messages` into the pairs' conversations, every one
@@ -68,6 +70,79 @@ impl Runner<'_> {
             r.failed = Some(format!("sync: {} seqs out of order", outcome.seq_reordered));
         }
         self.check("sync", &outcome, false);
+        Ok(())
+    }
+
+    /// The `reconnect` scenario's measured phase and its books.
+    pub(super) fn reconnect(&mut self) -> Result<(), BenchError> {
+        let config = self.config;
+        let roster = Arc::new(self.roster()?);
+        let send_until = Instant::now() + config.send_time();
+        let plan = Arc::new(ReconnectPlan {
+            addrs: config.addrs.clone(),
+            window: config.window,
+            drop_fraction: config.drop_fraction,
+            drop_every: config.drop_every,
+            away_for: config.offline_for,
+            send_until,
+            drain: config.drain,
+            deadline: send_until + config.drain * 4 + Duration::from_secs(5),
+            roster: Arc::clone(&roster),
+        });
+        let parts = (0..self.threads)
+            .map(|w| {
+                let seed = roster.run ^ (w as u64).wrapping_mul(0x9E37_79B9);
+                Box::new(ReconnectPhase::new(Arc::clone(&plan), seed)) as Box<dyn Phase>
+            })
+            .collect();
+        let started = Instant::now();
+        let outcome = self.run_phase("reconnect", parts)?;
+        let books = outcome.reconnect;
+        let r = &mut self.report;
+        let end = outcome
+            .last_arrival
+            .unwrap_or_else(Instant::now)
+            .max(started);
+        r.elapsed_secs = (end - started).as_secs_f64();
+        r.sent = Some(outcome.ok);
+        r.acked = Some(outcome.acked);
+        r.ack_failed = Some(outcome.ack_failed);
+        r.unacked = Some(
+            outcome
+                .ok
+                .saturating_sub(outcome.acked + outcome.ack_failed),
+        );
+        r.ack_latency_us = outcome.ack_latency.summary();
+        r.latency_us = outcome.latency.summary();
+        r.expected = Some(books.owed);
+        r.delivered = Some(books.delivered);
+        r.offline_delivered = Some(outcome.offline_delivered);
+        r.synced = Some(books.synced);
+        r.refetched = Some(books.refetched);
+        r.lost = Some(books.lost);
+        r.duplicated = Some(books.duplicated);
+        r.reordered = Some(outcome.seq_reordered);
+        r.stale = Some(outcome.stale);
+        r.pages = Some(outcome.pages);
+        r.fetched = Some(outcome.fetched);
+        r.closed += outcome.closed;
+        r.actions = outcome
+            .actions
+            .iter()
+            .map(|(k, &n)| (k.to_string(), n))
+            .collect();
+        self.merge_errors(&outcome);
+        let r = &mut self.report;
+        if books.lost > 0 || outcome.seq_reordered > 0 {
+            r.failed = Some(format!(
+                "MESSAGES LOST OR REORDERED: {} acked messages lost, {} out of order",
+                books.lost, outcome.seq_reordered
+            ));
+        } else if outcome.failed > 0 {
+            r.failed = Some(format!("{} users could not come back", outcome.failed));
+        } else if outcome.ok == 0 {
+            r.failed = Some("no message was sent".into());
+        }
         Ok(())
     }
 }

@@ -129,7 +129,13 @@ impl Runner<'_> {
         if self.config.setup_only {
             return self.save_setup();
         }
-        if scenario == Scenario::Sync {
+        if scenario == Scenario::Reconnect {
+            self.report.setup_secs = self.started.elapsed().as_secs_f64();
+            let cpu_before = pid.and_then(sys::cpu_seconds);
+            self.reconnect()?;
+            let cpu_after = pid.and_then(sys::cpu_seconds);
+            self.report.server_cpu_secs = cpu_after.zip(cpu_before).map(|(a, b)| a - b);
+        } else if scenario == Scenario::Sync {
             self.report.setup_secs = self.started.elapsed().as_secs_f64();
             if !self.fill()? {
                 return Ok(());

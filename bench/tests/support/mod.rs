@@ -7,6 +7,11 @@
 //! replies, and it counts every read that held more than one request, which
 //! the original cannot survive. The smoke tests against the real
 //! `chat-server` live beside these once it exists.
+//!
+//! It keeps a message log for one-to-one chats, as our server does since
+//! issue 11: every chat gets `conv` (`dA-B`), a gapless `seq` and `ts`; a
+//! chat with a `cid` is answered with 28 SEND_ACK; 29 SYNC (after) and 31
+//! CONVS answer from the log.
 
 use chat_bench::json_stream::JsonReader;
 use serde_json::{json, Value};
@@ -23,6 +28,13 @@ struct State {
     groups: Vec<(String, Vec<i64>)>,
     friends: HashSet<(i64, i64)>,
     offline: HashMap<i64, Vec<String>>,
+    /// The one-to-one message log: conv → messages, seq = index + 1.
+    log: HashMap<String, Vec<Value>>,
+}
+
+/// A one-to-one conversation's name, the same for both participants.
+fn conv_of(a: i64, b: i64) -> String {
+    format!("d{}-{}", a.min(b), a.max(b))
 }
 
 /// A running mock server; it lives until the test process ends.
@@ -160,7 +172,45 @@ fn handle(
             }
         }
         7 => reply(json!({"msgId": 8, "errno": 0, "groups": groups_of(st, int("uid"))})),
-        9 => deliver(st, int("to"), req, legacy),
+        9 if legacy => deliver(st, int("to"), req, legacy),
+        9 => {
+            let conv = conv_of(int("from"), int("to"));
+            let log = st.log.entry(conv.clone()).or_default();
+            let mut msg = req.clone();
+            msg["conv"] = json!(conv);
+            msg["seq"] = json!(log.len() + 1);
+            msg["ts"] = json!(1_733_030_000_000_i64 + log.len() as i64);
+            if let Some(cid) = msg.as_object_mut().and_then(|m| m.remove("cid")) {
+                reply(
+                    json!({"msgId": 28, "errno": 0, "cid": cid, "conv": conv, "seq": msg["seq"], "ts": msg["ts"]}),
+                );
+            }
+            log.push(msg.clone());
+            deliver(st, int("to"), &msg, legacy);
+        }
+        29 => {
+            let conv = text("conv");
+            let after = int("after").max(0) as usize;
+            let limit = int("limit").clamp(1, 500) as usize;
+            let log = st.log.get(&conv).map(Vec::as_slice).unwrap_or(&[]);
+            let msgs: Vec<Value> = log.iter().skip(after).take(limit).cloned().collect();
+            let more = log.len() > after + msgs.len();
+            reply(json!({"msgId": 30, "errno": 0, "conv": conv, "msgs": msgs, "more": more}));
+        }
+        31 => {
+            let uid = me.unwrap_or(0);
+            let convs: Vec<Value> = st
+                .log
+                .iter()
+                .filter(|(_, msgs)| {
+                    msgs.first().is_some_and(|m| {
+                        m["from"].as_i64() == Some(uid) || m["to"].as_i64() == Some(uid)
+                    })
+                })
+                .map(|(conv, msgs)| json!({"conv": conv, "kind": "user", "last_seq": msgs.len(), "read_seq": 0}))
+                .collect();
+            reply(json!({"msgId": 32, "errno": 0, "convs": convs}));
+        }
         10 | 14 => {
             let pair = (int("uid").min(int("fid")), int("uid").max(int("fid")));
             let ok = if int("msgId") == 10 {
