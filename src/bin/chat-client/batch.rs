@@ -27,11 +27,14 @@ pub fn run(conn: Connection, options: &Options) -> ExitCode {
         out.clone(),
         style,
         (options.reply_timeout, options.log),
-        |closed| {
-            // Standard output is flushed after every line, so nothing is lost.
-            eprintln!("chat-client: connection lost: {closed}");
-            std::process::exit(1);
-        },
+        options.on_lost(
+            options.reconnect.unwrap_or(false),
+            Box::new(|closed| {
+                // Standard output is flushed after every line, so nothing is lost.
+                eprintln!("chat-client: connection lost: {closed}");
+                std::process::exit(1);
+            }),
+        ),
     );
     let client = match started {
         Ok(client) => client,

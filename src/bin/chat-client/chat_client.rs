@@ -24,8 +24,10 @@
 //! have no ack and are not waited for; a refusal arrives later as an error
 //! line.
 
+use parking_lot::Mutex;
+use serde_json::Value;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::command::Command;
@@ -54,64 +56,108 @@ pub enum Flow {
     Lost,
 }
 
+/// What the client does when the server goes away unexpectedly.
+pub enum OnLost {
+    /// Run this (it is expected to end the process).
+    Exit(Box<dyn FnOnce(Closed) + Send>),
+    /// Reconnect to `addr` with backoff (see [`reconnect`](super::reconnect)),
+    /// and run the function when giving up.
+    Reconnect {
+        addr: String,
+        connect_timeout: Duration,
+        give_up: Box<dyn FnOnce(Closed) + Send>,
+    },
+}
+
 /// A connected client. See the module docs.
 ///
 /// Thread rule: [`ChatClient::run`] and [`ChatClient::leave`] are called
-/// from one thread only, the input thread (one reply is awaited at a time);
-/// the reader thread is internal. The accessors are safe from any thread.
+/// from one thread only, the input thread; a reconnect runs on a thread of
+/// its own. Requests take turns (`turn`), so one reply is awaited at a
+/// time. The reader thread is internal. The accessors are safe from any
+/// thread.
 pub struct ChatClient {
-    conn: Arc<Connection>,
-    state: Arc<ClientState>,
-    out: Arc<dyn Output>,
-    style: Style,
+    /// The connection; replaced by a reconnect.
+    pub(super) conn: Mutex<Arc<Connection>>,
+    pub(super) state: Arc<ClientState>,
+    pub(super) out: Arc<dyn Output>,
+    pub(super) style: Style,
     /// How long to wait for an ack before giving up on it.
     reply_timeout: Duration,
     /// Cids for chats, or `None` without the message log (`--no-log`).
     cids: Option<CidGen>,
+    /// Held while a request waits for its reply (and for a whole reconnect).
+    pub(super) turn: Mutex<()>,
+    /// The last successful login request (password included, in memory
+    /// only), for logging in again after a reconnect; cleared by logout.
+    pub(super) login: Mutex<Option<Value>>,
+    /// What to do when the connection is lost; taken when it happens.
+    pub(super) on_lost: Mutex<Option<OnLost>>,
+    /// Whether a lost connection is reconnected (then a request whose
+    /// reply was cut off is no reason to stop).
+    pub(super) reconnects: bool,
 }
 
 impl ChatClient {
     /// Starts the reader thread on `conn`. Replies and incoming messages go
     /// to `out`; when the server closes the connection unexpectedly,
-    /// `on_lost` runs on the reader thread with the reason (it is expected
-    /// to end the process: the input thread may be blocked reading a line).
+    /// `on_lost` says what happens: the process ends, or the client
+    /// reconnects. `log` turns the message log's features on: cids, acks,
+    /// catch-up.
     ///
     /// # Errors
     ///
     /// When the reader thread cannot be started.
-    /// `log` turns the message log's features on: cids, acks, catch-up.
     pub fn start(
         conn: Connection,
         out: Arc<dyn Output>,
         style: Style,
         (reply_timeout, log): (Duration, bool),
-        on_lost: impl FnOnce(Closed) + Send + 'static,
-    ) -> io::Result<ChatClient> {
+        on_lost: OnLost,
+    ) -> io::Result<Arc<ChatClient>> {
         let conn = Arc::new(conn);
-        let state = Arc::new(ClientState::new());
-        let (reader_state, reader_out) = (state.clone(), out.clone());
-        let closing_state = state.clone();
-        conn.spawn_reader(
-            move |object| {
-                let mut message = incoming::parse(object);
-                if reader_state.on_message(&mut message) {
-                    reader_out.lines(&render(&message, &style));
-                }
-            },
-            move |closed| {
-                if closing_state.on_closed() {
-                    on_lost(closed);
-                }
-            },
-        )?;
-        Ok(ChatClient {
-            conn,
-            state,
+        let client = Arc::new(ChatClient {
+            conn: Mutex::new(conn.clone()),
+            state: Arc::new(ClientState::new()),
             out,
             style,
             reply_timeout,
             cids: log.then(CidGen::new),
-        })
+            turn: Mutex::new(()),
+            login: Mutex::new(None),
+            reconnects: matches!(on_lost, OnLost::Reconnect { .. }),
+            on_lost: Mutex::new(Some(on_lost)),
+        });
+        client.spawn_reader(&conn)?;
+        Ok(client)
+    }
+
+    /// Starts a reader thread on `conn`: it shows what arrives, and on an
+    /// unexpected end of the stream runs the [`OnLost`].
+    pub(super) fn spawn_reader(self: &Arc<Self>, conn: &Connection) -> io::Result<()> {
+        let (state, out, style) = (self.state.clone(), self.out.clone(), self.style);
+        let client: Weak<ChatClient> = Arc::downgrade(self);
+        conn.spawn_reader(
+            move |object| {
+                let mut message = incoming::parse(object);
+                if state.on_message(&mut message) {
+                    out.lines(&render(&message, &style));
+                }
+            },
+            move |closed| {
+                if let Some(client) = client.upgrade() {
+                    if client.state.on_closed() {
+                        client.lost(closed);
+                    }
+                }
+            },
+        )?;
+        Ok(())
+    }
+
+    /// The connection in use now.
+    pub(super) fn conn(&self) -> Arc<Connection> {
+        self.conn.lock().clone()
     }
 
     /// The shared state: who is logged in, whether the connection is open.
@@ -131,8 +177,13 @@ impl ChatClient {
 
     /// Runs one command: sends its request and waits for the ack, if any.
     /// `help` and `quit` are answered here; everything else goes to the
-    /// server, which has the last word.
+    /// server, which has the last word. While a reconnect is under way the
+    /// command waits for it.
     pub fn run(&self, command: &Command) -> Flow {
+        if self.reconnects {
+            self.state.wait_open();
+        }
+        let _turn = self.turn.lock();
         let user = self.state.user();
         match (command, &user) {
             (Command::Quit, _) => return Flow::Quit,
@@ -166,31 +217,57 @@ impl ChatClient {
         match (command, cid) {
             (_, Some(cid)) => self.chat(&message, &cid, command),
             (Command::History { .. }, _) => self.history(&message),
-            (Command::Login { .. }, _) => match self.request(&message) {
-                Flow::Continue
-                    if self.cids.is_some()
-                        && !self.state.no_log()
-                        && self.state.user().is_some() =>
-                {
-                    self.catch_up()
+            (Command::Login { .. }, _) => self.log_in(&message),
+            (Command::Logout, _) => {
+                let flow = self.request(&message);
+                if self.state.user().is_none() {
+                    *self.login.lock() = None;
                 }
-                flow => flow,
-            },
+                flow
+            }
             _ => self.request(&message),
         }
     }
 
+    /// Logs in with `login` and, once logged in, remembers it (for a
+    /// reconnect) and catches up.
+    pub(super) fn log_in(&self, login: &Value) -> Flow {
+        let flow = self.request(login);
+        if flow != Flow::Continue || self.state.user().is_none() {
+            return flow;
+        }
+        *self.login.lock() = Some(login.clone());
+        if self.cids.is_some() && !self.state.no_log() {
+            return self.catch_up();
+        }
+        Flow::Continue
+    }
+
     /// Sends a chat with `cid` and waits for its SEND_ACK.
-    fn chat(&self, message: &serde_json::Value, cid: &str, command: &Command) -> Flow {
+    fn chat(&self, message: &Value, cid: &str, command: &Command) -> Flow {
         if let Some(sent) = chat_of(command) {
-            self.state.expect_cid(cid, sent);
+            self.state.expect_cid(cid, sent, message.clone());
         }
         self.send_and_wait(message, "chat")
     }
 
+    /// After a reconnect: sends again, with their cids, the chats whose
+    /// SEND_ACK never came (the server stores a cid once, so a message that
+    /// did arrive is only acked again).
+    pub(super) fn resend_unacked(&self) -> Flow {
+        for (cid, sent, body) in self.state.take_unacked() {
+            self.state.expect_cid(&cid, sent, body.clone());
+            let flow = self.send_and_wait(&body, "chat");
+            if flow != Flow::Continue {
+                return flow;
+            }
+        }
+        Flow::Continue
+    }
+
     /// `history`: one SYNC page, shown whole; then READ up to its last
     /// message, so a viewed conversation counts as read.
-    fn history(&self, message: &serde_json::Value) -> Flow {
+    fn history(&self, message: &Value) -> Flow {
         self.state.expect_sync(SyncPurpose::History);
         let flow = self.request(message);
         if flow != Flow::Continue {
@@ -208,7 +285,7 @@ impl ChatClient {
     /// The catch-up after a login: CONVS, then SYNC after the held seq of
     /// every conversation that is ahead, until `more` is false. Ends with
     /// `caught up: …` when any conversation was behind.
-    fn catch_up(&self) -> Flow {
+    pub(super) fn catch_up(&self) -> Flow {
         let flow = self.request(&request::convs());
         if flow != Flow::Continue || self.state.no_log() {
             return flow;
@@ -260,12 +337,12 @@ impl ChatClient {
     }
 
     /// Sends `message` and, when its msgId has an ack, waits for it.
-    fn request(&self, message: &serde_json::Value) -> Flow {
+    pub(super) fn request(&self, message: &Value) -> Flow {
         let id = message["msgId"].as_i64().unwrap_or_default();
         let acked = reply::ack_id(id).is_some()
             || matches!(id, log_id::SYNC | log_id::CONVS | log_id::READ);
         if !acked {
-            return match self.conn.send(message) {
+            return match self.conn().send(message) {
                 Ok(()) => Flow::Continue,
                 Err(e) => self.cannot_send(&e),
             };
@@ -276,12 +353,15 @@ impl ChatClient {
 
     /// Sends `message`, whose reply [`ClientState`] expects already, and
     /// waits for it; `what` names it in the timeout warning.
-    fn send_and_wait(&self, message: &serde_json::Value, what: &str) -> Flow {
-        if let Err(e) = self.conn.send(message) {
+    fn send_and_wait(&self, message: &Value, what: &str) -> Flow {
+        if let Err(e) = self.conn().send(message) {
             return self.cannot_send(&e);
         }
         match self.state.wait_reply(self.reply_timeout) {
             Wait::Answered => Flow::Continue,
+            // The reconnect sends unacked chats again; other requests are
+            // for the user to repeat.
+            Wait::Closed if self.reconnects => Flow::Continue,
             Wait::Closed => Flow::Lost,
             Wait::TimedOut => {
                 self.note(&format!(
@@ -295,7 +375,11 @@ impl ChatClient {
 
     fn cannot_send(&self, e: &io::Error) -> Flow {
         self.note(&format!("error: cannot send to the server: {e}"));
-        Flow::Lost
+        if self.reconnects {
+            Flow::Continue
+        } else {
+            Flow::Lost
+        }
     }
 
     /// Leaves: waits up to `linger` for late messages, logs out when logged
@@ -303,9 +387,10 @@ impl ChatClient {
     /// the connection. Returns [`Flow::Lost`] when the server went away
     /// meanwhile.
     pub fn leave(&self, linger: Duration) -> Flow {
-        if !linger.is_zero() && self.state.wait_closed(linger) {
+        if !linger.is_zero() && self.state.wait_closed(linger) && !self.reconnects {
             return Flow::Lost;
         }
+        let _turn = self.turn.lock();
         let user = self.state.user();
         if let Some(logout) = user.and_then(|u| request::build(&Command::Logout, Some(&u), None)) {
             if self.request(&logout) == Flow::Lost {
@@ -313,11 +398,11 @@ impl ChatClient {
             }
         }
         self.state.leave();
-        self.conn.close();
+        self.conn().close();
         Flow::Quit
     }
 
-    fn note(&self, text: &str) {
+    pub(super) fn note(&self, text: &str) {
         self.out.note(&self.style.error(text));
     }
 }

@@ -58,16 +58,19 @@ fn session(conn: Connection, options: &Options) -> io::Result<ExitCode> {
         out,
         style,
         (options.reply_timeout, options.log),
-        move |closed| {
-            // The input thread is inside rustyline, in raw mode: undo that and
-            // bracketed paste before leaving, as rustyline's own cleanup would.
-            if let Some(saved) = saved {
-                saved.restore();
-            }
-            print!("\x1b[?2004l");
-            eprintln!("\r\nchat-client: connection lost: {closed}");
-            std::process::exit(1);
-        },
+        options.on_lost(
+            options.reconnect.unwrap_or(true),
+            Box::new(move |closed| {
+                // The input thread is inside rustyline, in raw mode: undo that and
+                // bracketed paste before leaving, as rustyline's own cleanup would.
+                if let Some(saved) = saved {
+                    saved.restore();
+                }
+                print!("\x1b[?2004l");
+                eprintln!("\r\nchat-client: connection lost: {closed}");
+                std::process::exit(1);
+            }),
+        ),
     )?;
     client
         .output()

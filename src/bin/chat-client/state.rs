@@ -13,13 +13,14 @@
 //! for the catch-up the input thread runs after a login.
 
 use parking_lot::{Condvar, Mutex};
+use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::book::LogBook;
 use super::incoming::{Incoming, Offline, Reply, Sent, SyncPage, SyncPurpose};
 use super::request::{log_id, User};
-use chat::protocol::errno;
+use chat::protocol::{errno, msg_id};
 
 /// Chats awaiting their SEND_ACK that are remembered; an older one is
 /// forgotten (its ack is then shown without the text).
@@ -72,8 +73,9 @@ struct Inner {
     user: Option<User>,
     /// The reply the input thread waits for.
     awaiting: Option<Awaiting>,
-    /// Chats sent with a cid, by cid, and their order (oldest first).
-    pending: HashMap<String, Sent>,
+    /// Chats sent with a cid, by cid (what was sent, and the request to
+    /// send again after a reconnect), and their order (oldest first).
+    pending: HashMap<String, (Sent, Value)>,
     pending_order: VecDeque<String>,
     /// Messages shown per conversation.
     book: LogBook,
@@ -84,6 +86,8 @@ struct Inner {
     /// The server answered CONVS with "unknown msgId": it keeps no message
     /// log, so chats go without a cid.
     no_log: bool,
+    /// The errno of the last login that failed (since the last success).
+    login_errno: Option<i64>,
     /// The connection is closed (by either side).
     closed: bool,
     /// We are closing it on purpose, so its end is no error.
@@ -106,7 +110,7 @@ impl Inner {
                 .as_ref()
                 .is_none_or(|p| self.book.note(&p.conv, p.seq)),
             Incoming::SendAck { cid, outcome, sent } => {
-                *sent = self.pending.remove(cid.as_str());
+                *sent = self.pending.remove(cid.as_str()).map(|(s, _)| s);
                 if sent.is_some() {
                     self.pending_order.retain(|c| c != cid);
                 }
@@ -127,6 +131,13 @@ impl Inner {
                 self.no_log = true;
                 false
             }
+            Incoming::Ack {
+                request: msg_id::LOGIN_MSG,
+                outcome: Err(f),
+            } => {
+                self.login_errno = Some(f.errno);
+                true
+            }
             Incoming::Ack { .. } | Incoming::Error(_) | Incoming::Unknown(_) => true,
         }
     }
@@ -134,6 +145,7 @@ impl Inner {
     fn absorb_reply(&mut self, reply: &mut Reply) -> bool {
         match reply {
             Reply::LoggedIn(view) => {
+                self.login_errno = None;
                 self.book.logged_in(view.user.uid);
                 self.user = Some(view.user.clone());
                 let book = &mut self.book;
@@ -206,9 +218,9 @@ impl ClientState {
         self.state.lock().awaiting = Some(Awaiting::Reply(msg_id));
     }
 
-    /// Notes that the chat `sent` goes out with `cid` and that its SEND_ACK
-    /// is awaited. Call before sending.
-    pub fn expect_cid(&self, cid: &str, sent: Sent) {
+    /// Notes that the chat `sent` goes out with `cid` as `body` and that its
+    /// SEND_ACK is awaited. Call before sending.
+    pub fn expect_cid(&self, cid: &str, sent: Sent, body: Value) {
         let mut state = self.state.lock();
         state.awaiting = Some(Awaiting::Cid(cid.to_owned(), sent.request));
         if state.pending.len() >= MAX_PENDING {
@@ -216,8 +228,49 @@ impl ClientState {
                 state.pending.remove(&oldest);
             }
         }
-        state.pending_order.push_back(cid.to_owned());
-        state.pending.insert(cid.to_owned(), sent);
+        if state.pending.insert(cid.to_owned(), (sent, body)).is_none() {
+            state.pending_order.push_back(cid.to_owned());
+        }
+    }
+
+    /// The chats still awaiting their SEND_ACK, oldest first, forgotten
+    /// here (a resend expects them again).
+    pub fn take_unacked(&self) -> Vec<(String, Sent, Value)> {
+        let mut state = self.state.lock();
+        let order = std::mem::take(&mut state.pending_order);
+        let mut pending = std::mem::take(&mut state.pending);
+        order
+            .into_iter()
+            .filter_map(|cid| {
+                let (sent, body) = pending.remove(&cid)?;
+                Some((cid, sent, body))
+            })
+            .collect()
+    }
+
+    /// Waits until the connection is open (at once when it is): a command
+    /// typed during a reconnect waits for it.
+    pub fn wait_open(&self) {
+        let mut state = self.state.lock();
+        while state.closed && !state.leaving {
+            self.changed.wait(&mut state);
+        }
+    }
+
+    /// A new connection replaces the lost one: open, nobody logged in yet,
+    /// nothing awaited. The log's books and the unacked chats stay.
+    pub fn reopen(&self) {
+        let mut state = self.state.lock();
+        state.closed = false;
+        state.user = None;
+        state.awaiting = None;
+        state.page_end = None;
+        self.changed.notify_all();
+    }
+
+    /// The errno of the last failed login, `None` after a success.
+    pub fn last_errno(&self) -> Option<i64> {
+        self.state.lock().login_errno
     }
 
     /// Whether the server turned out to have no message log.

@@ -54,7 +54,7 @@ fn a_send_ack_answers_its_cid_and_names_the_message() {
         to: 6,
         text: "hi".into(),
     };
-    state.expect_cid("c1", sent.clone());
+    state.expect_cid("c1", sent.clone(), json!({"msgId": 9}));
     assert_eq!(state.pending(), 1);
     let mut other =
         incoming(json!({"msgId": 28, "errno": 0, "cid": "c0", "conv": "d5-6", "seq": 3}));
@@ -64,7 +64,7 @@ fn a_send_ack_answers_its_cid_and_names_the_message() {
         Wait::TimedOut,
         "another cid answers nothing"
     );
-    state.expect_cid("c1", sent.clone());
+    state.expect_cid("c1", sent.clone(), json!({"msgId": 9}));
     let mut ack = incoming(json!({"msgId": 28, "errno": 0, "cid": "c1", "conv": "d5-6", "seq": 4}));
     state.on_message(&mut ack);
     assert_eq!(state.wait_reply(Duration::ZERO), Wait::Answered);
@@ -106,9 +106,35 @@ fn pending_chats_are_bounded() {
             to: 3,
             text: format!("{i}"),
         };
-        state.expect_cid(&format!("c{i}"), sent);
+        state.expect_cid(&format!("c{i}"), sent, json!({"msgId": 13, "cid": i}));
     }
     assert_eq!(state.pending(), super::MAX_PENDING);
+    let unacked = state.take_unacked();
+    assert_eq!(unacked.len(), super::MAX_PENDING);
+    assert_eq!(unacked[0].0, "c5", "the oldest were forgotten");
+    assert_eq!(unacked[0].2["cid"], 5, "with the request to send again");
+    assert_eq!(state.pending(), 0);
+}
+
+#[test]
+fn a_reopened_state_keeps_the_books_and_the_unacked() {
+    let state = ClientState::new();
+    state.on_message(&mut incoming(login(&[chat(1)])));
+    let sent = Sent {
+        request: 9,
+        to: 6,
+        text: "hi".into(),
+    };
+    state.expect_cid("c1", sent, json!({"msgId": 9}));
+    assert!(state.on_closed());
+    state.reopen();
+    state.wait_open();
+    assert_eq!(state.user(), None, "a new connection is not logged in");
+    assert_eq!(state.pending(), 1);
+    assert!(
+        !state.on_message(&mut incoming(chat(1))),
+        "still shown once"
+    );
 }
 
 #[test]
