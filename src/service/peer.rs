@@ -16,7 +16,7 @@
 //! [`Service::handle`](super::Service::handle). Handlers start there, go to a
 //! worker for anything that blocks, and come back with
 //! [`Peer::run_on_own_loop`] when the rest of their work must run in order
-//! with the peer's requests (a login's last step, the slow lane). Sending
+//! with the peer's requests (a login's last step, the replay of held requests). Sending
 //! needs no hop: [`Peer::send`] is safe from any thread.
 //!
 //! # Order
@@ -54,6 +54,18 @@ pub trait Peer: Send + Sync {
     /// Does nothing once the peer is no longer connected. Ordered calls
     /// give ordered frames (see the [module docs](self)).
     fn send(&self, frame: Vec<u8>);
+
+    /// Sends `frame` like [`send`](Self::send) and returns where it ends
+    /// in the peer's output stream (bytes ever accepted for it, these
+    /// included), or `None` when it was not accepted (the peer is closing)
+    /// or the position cannot be known. Compared with
+    /// [`written`](Self::written), it tells when the frame has reached the
+    /// kernel: what the delivery cursors count as delivered. Any thread.
+    fn send_counted(&self, frame: Vec<u8>) -> Option<u64>;
+
+    /// Bytes of the peer's output stream written to the kernel so far
+    /// (what a closed peer never wrote stays uncounted); any thread.
+    fn written(&self) -> u64;
 
     /// How long since bytes last arrived from the peer (since it connected,
     /// if none ever did); any thread. A login may replace a connection that

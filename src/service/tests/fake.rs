@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::gated_store::GatedStore;
 use crate::protocol::msg_id;
 use crate::runtime::{PasswordHasher, Priority};
-use crate::service::{Peer, PeerRef, Presence, Service, Session, Task};
+use crate::service::{LogOptions, Peer, PeerRef, Presence, Service, Session, Task};
 use crate::storage::{Store, UserRecord};
 
 /// Every account's password.
@@ -39,6 +39,11 @@ pub struct FakePeer {
     idle: Mutex<Duration>,
     /// Set by [`Peer::close_with`].
     closed_by_server: AtomicBool,
+    /// Bytes accepted by sends, and bytes "written to the kernel": equal
+    /// unless the test stalls the peer (a client that stopped reading).
+    accepted: AtomicU64,
+    written: AtomicU64,
+    stalled: AtomicBool,
 }
 
 impl Peer for FakePeer {
@@ -55,10 +60,28 @@ impl Peer for FakePeer {
     }
 
     fn send(&self, frame: Vec<u8>) {
+        let _ = self.send_counted(frame);
+    }
+
+    fn send_counted(&self, frame: Vec<u8>) -> Option<u64> {
         // As a closed TCP connection does: nothing.
-        if self.connected() {
-            self.frames.lock().push(frame);
+        if !self.connected() {
+            return None;
         }
+        let mut frames = self.frames.lock();
+        let end = self
+            .accepted
+            .fetch_add(frame.len() as u64, Ordering::AcqRel)
+            + frame.len() as u64;
+        if !self.stalled.load(Ordering::Acquire) {
+            self.written.store(end, Ordering::Release);
+        }
+        frames.push(frame);
+        Some(end)
+    }
+
+    fn written(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
     }
 
     fn idle_for(&self) -> Duration {
@@ -126,20 +149,53 @@ impl Client {
         self.request(json!({"msgId": msg_id::LOGIN_MSG, "username": name, "password": PASSWORD}));
     }
 
-    /// Sends a one-to-one message.
+    /// Sends a one-to-one message and waits until the log writers have
+    /// handled it (committed and handed on, or refused).
     pub fn chat(&self, to: i64, text: &str) {
         self.request(json!({"msgId": msg_id::ONE_CHAT_MSG, "to": to, "msg": text}));
+        self.wait_log();
     }
 
-    /// Sends a group message.
+    /// Sends a one-to-one message with a client id, and waits as
+    /// [`chat`](Self::chat) does.
+    pub fn chat_cid(&self, to: i64, text: &str, cid: &str) {
+        self.request(json!({"msgId": msg_id::ONE_CHAT_MSG, "to": to, "msg": text, "cid": cid}));
+        self.wait_log();
+    }
+
+    /// Sends a group message and waits as [`chat`](Self::chat) does.
     pub fn group_chat(&self, gid: i64, text: &str) {
         self.request(json!({"msgId": msg_id::GROUP_CHAT_MSG, "gid": gid, "msg": text}));
+        self.wait_log();
+    }
+
+    /// Waits until no post is queued or being written; panics after a
+    /// timeout (an `append` left held).
+    pub fn wait_log(&self) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.svc.log.in_flight() > 0 {
+            assert!(Instant::now() < deadline, "the log writers did not finish");
+            std::thread::sleep(Duration::from_micros(100));
+        }
     }
 
     /// The peer has received nothing for `idle` (what `Peer::idle_for`
     /// answers from now on).
     pub fn set_idle_for(&self, idle: Duration) {
         *self.peer.idle.lock() = idle;
+    }
+
+    /// Stops (or resumes) "writing to the kernel": while stalled, frames
+    /// are recorded but [`Peer::written`] stays where it was, as for a
+    /// client that does not read; resuming writes everything.
+    pub fn set_stalled(&self, stalled: bool) {
+        let frames = self.peer.frames.lock();
+        self.peer.stalled.store(stalled, Ordering::Release);
+        if !stalled {
+            let accepted = self.peer.accepted.load(Ordering::Acquire);
+            self.peer.written.store(accepted, Ordering::Release);
+        }
+        drop(frames);
     }
 
     /// `true` once the service closed this peer with `Peer::close_with`.
@@ -227,6 +283,7 @@ impl Harness {
             hasher.clone(),
             Duration::ZERO,
             Priority::Nice(0),
+            LogOptions::default(),
         )
         .expect("service threads");
         Harness {
@@ -259,6 +316,9 @@ impl Harness {
             tasks: Mutex::new(VecDeque::new()),
             idle: Mutex::new(Duration::ZERO),
             closed_by_server: AtomicBool::new(false),
+            accepted: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            stalled: AtomicBool::new(false),
         });
         self.peers.lock().push(peer.clone());
         Client {
@@ -299,12 +359,15 @@ impl Harness {
     }
 
     /// Nothing queued or running anywhere. The order of the reads matters:
-    /// a hashing job submits its worker job, and a worker job queues its
-    /// peer task, before it stops counting as in flight, so reading the
-    /// hashers, then the workers, then the peers misses nothing. (Worker
-    /// jobs never submit hashing jobs.)
+    /// a hashing job submits its worker job, a log batch its worker jobs
+    /// (gap fills, cursor writes), and a worker job queues its peer task,
+    /// before it stops counting as in flight, so reading the hashers, the
+    /// log writers, the workers, then the peers misses nothing. (Worker
+    /// jobs never submit hashing jobs or posts; peer tasks may, and then
+    /// they count as having run.)
     fn idle(&self, peers: &[Arc<FakePeer>]) -> bool {
         self.svc.hashers.in_flight() == 0
+            && self.svc.log.in_flight() == 0
             && self.svc.workers.in_flight() == 0
             && peers.iter().all(|p| p.pending() == 0)
     }
@@ -312,7 +375,9 @@ impl Harness {
     /// Waits until the pools are idle, running no peer's tasks.
     pub fn settle_workers(&self) {
         self.wait_for("the pools to be idle", || {
-            self.svc.hashers.in_flight() == 0 && self.svc.workers.in_flight() == 0
+            self.svc.hashers.in_flight() == 0
+                && self.svc.log.in_flight() == 0
+                && self.svc.workers.in_flight() == 0
         });
     }
 
@@ -341,14 +406,18 @@ impl Harness {
                 peer: *peer_id,
                 buffered: buffered.len(),
             },
-            Some(Presence::Online(peer)) => Seen::Online { peer: peer.id() },
+            Some(Presence::Online { peer, .. }) => Seen::Online { peer: peer.id() },
         }
     }
 
-    /// The `msg` of each offline message stored for `uid`, oldest first.
+    /// The `msg` of each message `uid` has not been handed (legacy offline
+    /// rows, then pending log entries), oldest first.
     pub fn stored(&self, uid: i64) -> Vec<String> {
         let rows = self.store.offline_messages(uid).expect("store");
-        rows.iter().map(|(_, text)| text_of_stored(text)).collect()
+        let mut out: Vec<String> = rows.iter().map(|(_, text)| text_of_stored(text)).collect();
+        let pending = self.store.pending(uid, 100_000).expect("store");
+        out.extend(pending.iter().map(|e| text_of_stored(&e.body)));
+        out
     }
 }
 

@@ -1,0 +1,468 @@
+//! Delivery: how a committed message of the log reaches a connection, in
+//! order, once.
+//!
+//! Every message has its place in the log, `(conv, seq)`, before anyone is
+//! handed it. A connection's [`Cursors`] remember, per conversation, the
+//! last seq it was handed (or sent itself), and [`push`] hands over only
+//! the next one:
+//!
+//! | the message's seq | what [`push`] does |
+//! |---|---|
+//! | `≤ cursor` | nothing: handed already (a retry, a message the login ack carried) |
+//! | `cursor + 1` | sends it, moves the cursor |
+//! | `> cursor + 1` | a **gap**: queues [`fill`] on the user's worker, which reads the missing ones (and this one) from the log and sends them in order |
+//!
+//! On a single node a conversation's messages are pushed by one log
+//! thread in seq order, so gaps are rare (a login buffer that overflowed).
+//! In cluster mode messages of one conversation committed on two nodes may
+//! cross on their way here; the gap check puts them back in order, and
+//! since seq is allocated under the conversation's row lock, every message
+//! below one that has committed has committed too: the fill finds them.
+//!
+//! Sends happen under the user's online-map shard lock, so that two
+//! threads pushing to one user (a log thread and a fill, or the subscriber)
+//! cannot reorder what they both checked against the cursor.
+//!
+//! # Persistence
+//!
+//! Cursors live in the online map's entry. A message counts as delivered
+//! once its bytes are in the kernel: [`Peer::send_counted`](super::Peer::send_counted)
+//! says where a frame ends in the connection's output stream and
+//! [`Peer::written`](super::Peer::written) how far the kernel has taken
+//! it, so a message still queued when the connection dies (a slow reader
+//! cut off at the high-water mark, a reset) stays pending. When the entry
+//! goes (logout, disconnect), its confirmed cursors are written to the
+//! store's `delivered_seq` on the user's worker, queued under the shard
+//! lock so that the user's next login reads them; and every
+//! [`CURSOR_FLUSH`] for users who stay online. After a crash a user may
+//! therefore be handed again, as offline messages, what was pushed since
+//! the last write: delivery is at least once, and (conv, seq) tells
+//! duplicates apart.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::online::{Presence, MAX_BUFFERED};
+use super::{user_key, PeerRef, Service};
+use crate::model::Conv;
+use crate::storage::{Page, Store, StoreError};
+
+/// How often the cursors of users who stay online are written.
+pub const CURSOR_FLUSH: Duration = Duration::from_secs(5);
+
+/// Messages one fill reads per query.
+const FILL_PAGE: usize = 500;
+
+/// A message on its way to one user.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Its conversation.
+    pub conv: Conv,
+    /// Its number there.
+    pub seq: i64,
+    /// The bytes to send; `None` for the user's own message, which only
+    /// moves their cursor.
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// The most handed-but-unconfirmed positions one connection remembers;
+/// beyond, the newest is coalesced into the last (confirming it later
+/// confirms all before it: the output stream is FIFO).
+const MAX_UNCONFIRMED: usize = 65_536;
+
+/// One conversation's cursor on one connection.
+#[derive(Debug, Default)]
+struct Position {
+    /// The last seq handed over (or sent by the user): what [`push`]
+    /// checks against.
+    handed: i64,
+    /// The last seq whose bytes are known to be in the kernel (or that the
+    /// store held at login): what is written to the store.
+    confirmed: i64,
+    /// Handed, not yet confirmed: `(seq, end of its bytes in the peer's
+    /// output stream)`, ascending.
+    unconfirmed: VecDeque<(i64, u64)>,
+    /// `confirmed` moved since the last [`Cursors::take_changed`].
+    changed: bool,
+}
+
+/// Per conversation, the last seq a connection was handed or sent itself,
+/// and the last one known to have reached the kernel. Lives in the user's
+/// [`Presence::Online`] entry, so every method runs under the user's shard
+/// lock.
+///
+/// Only confirmed positions are written to the store: a message still in
+/// the connection's output buffer when it closes (a slow reader cut off,
+/// a connection reset) stays pending for the next login.
+#[derive(Debug, Default)]
+pub struct Cursors {
+    convs: HashMap<Conv, Position>,
+    /// The end of the last frame sent through these cursors.
+    last_end: u64,
+    /// Entries in all `unconfirmed` queues.
+    unconfirmed: usize,
+}
+
+impl Cursors {
+    /// The cursors a login starts from: per conversation, the position it
+    /// will have handed once its ack is out, and the position the store
+    /// holds (confirmed already).
+    pub fn at_login(start: impl IntoIterator<Item = (Conv, i64, i64)>) -> Cursors {
+        let convs = start
+            .into_iter()
+            .map(|(conv, handed, stored)| {
+                let p = Position {
+                    handed: handed.max(stored),
+                    confirmed: stored,
+                    ..Position::default()
+                };
+                (conv, p)
+            })
+            .collect();
+        Cursors {
+            convs,
+            ..Cursors::default()
+        }
+    }
+
+    /// The login ack went out, ending at `end` in the output stream: every
+    /// position it moved is handed, and confirmed once `end` is written.
+    pub fn login_ack_sent(&mut self, end: Option<u64>, written: u64) {
+        let moved: Vec<(Conv, i64)> = self
+            .convs
+            .iter()
+            .filter(|(_, p)| p.handed > p.confirmed)
+            .map(|(c, p)| (*c, p.handed))
+            .collect();
+        for (conv, seq) in moved {
+            self.handed(conv, seq, end, written);
+        }
+    }
+
+    /// The handed cursor of `conv`; 0 for a conversation this connection
+    /// has not seen (one that began after the login, whose messages all
+    /// come live).
+    pub fn get(&self, conv: Conv) -> i64 {
+        self.convs.get(&conv).map_or(0, |p| p.handed)
+    }
+
+    /// Message `seq` of `conv` was sent, ending at `end` in the output
+    /// stream (`None`: not accepted; it will never count as delivered).
+    pub fn handed(&mut self, conv: Conv, seq: i64, end: Option<u64>, written: u64) {
+        let p = self.convs.entry(conv).or_default();
+        p.handed = p.handed.max(seq);
+        if let Some(end) = end {
+            self.last_end = self.last_end.max(end);
+            self.record(conv, seq, end, written);
+        }
+    }
+
+    /// The user sent message `seq` of `conv` themselves: nothing to hand
+    /// over, but it counts as theirs once what was sent before it is out.
+    pub fn own(&mut self, conv: Conv, seq: i64, written: u64) {
+        let p = self.convs.entry(conv).or_default();
+        p.handed = p.handed.max(seq);
+        let end = self.last_end;
+        self.record(conv, seq, end, written);
+    }
+
+    /// Raises the cursor of `conv` to at least `seq`, confirmed, not
+    /// marked changed (a group joined: the store wrote the position).
+    pub fn start_at(&mut self, conv: Conv, seq: i64) {
+        let p = self.convs.entry(conv).or_default();
+        p.handed = p.handed.max(seq);
+        p.confirmed = p.confirmed.max(seq);
+    }
+
+    fn record(&mut self, conv: Conv, seq: i64, end: u64, written: u64) {
+        let Some(p) = self.convs.get_mut(&conv) else {
+            return;
+        };
+        if end <= written && p.unconfirmed.is_empty() {
+            if seq > p.confirmed {
+                p.confirmed = seq;
+                p.changed = true;
+            }
+            return;
+        }
+        if self.unconfirmed >= MAX_UNCONFIRMED {
+            if let Some(last) = p.unconfirmed.back_mut() {
+                *last = (seq, end);
+                return;
+            }
+        }
+        p.unconfirmed.push_back((seq, end));
+        self.unconfirmed += 1;
+    }
+
+    /// Confirms every position whose bytes are within `written`.
+    fn settle(&mut self, written: u64) {
+        for p in self.convs.values_mut() {
+            while let Some(&(seq, end)) = p.unconfirmed.front() {
+                if end > written {
+                    break;
+                }
+                p.unconfirmed.pop_front();
+                self.unconfirmed -= 1;
+                if seq > p.confirmed {
+                    p.confirmed = seq;
+                    p.changed = true;
+                }
+            }
+        }
+    }
+
+    /// The confirmed positions changed since the last
+    /// [`take_changed`](Self::take_changed), left marked: they are written
+    /// again later (the store ignores a position that is not ahead), so a
+    /// write that failed is repeated.
+    pub fn changed(&mut self, written: u64) -> Vec<(Conv, i64)> {
+        self.settle(written);
+        self.convs
+            .iter()
+            .filter(|(_, p)| p.changed)
+            .map(|(conv, p)| (*conv, p.confirmed))
+            .collect()
+    }
+
+    /// The confirmed positions changed since the last call, marking them
+    /// written.
+    pub fn take_changed(&mut self, written: u64) -> Vec<(Conv, i64)> {
+        self.settle(written);
+        let mut out = Vec::new();
+        for (conv, p) in &mut self.convs {
+            if std::mem::take(&mut p.changed) {
+                out.push((*conv, p.confirmed));
+            }
+        }
+        out
+    }
+}
+
+/// What [`offer`] made of a delivery.
+enum Offered {
+    /// Sent (or, for the user's own message, counted), buffered, or not
+    /// needed: done.
+    Done,
+    /// Not on this node (no entry, or a closing one): given back.
+    Absent(Delivery),
+    /// A gap before it: fill from the log.
+    Gap,
+}
+
+/// Hands `d` to `uid` on this node: see the [module docs](self). Gives
+/// it back when `uid` is not here (the caller may route it elsewhere in
+/// cluster mode; otherwise the log keeps it for the next login). Any
+/// thread that holds no shard lock.
+pub fn push(svc: &Arc<Service>, uid: i64, d: Delivery) -> Option<Delivery> {
+    let conv = d.conv;
+    let seq = d.seq;
+    let offered = offer(&mut svc.online.lock(uid), uid, d);
+    match offered {
+        Offered::Done => None,
+        Offered::Absent(d) => Some(d),
+        Offered::Gap => {
+            schedule_fill(svc, uid, conv, seq);
+            None
+        }
+    }
+}
+
+/// The shard-locked part of [`push`]; also replays a login's buffer.
+fn offer(shard: &mut super::online::Shard, uid: i64, d: Delivery) -> Offered {
+    match shard.get_mut(&uid) {
+        Some(Presence::Online { peer, cursors }) if peer.connected() => {
+            offer_online(peer, cursors, d)
+        }
+        Some(Presence::LoggingIn { buffered, .. }) => {
+            // Beyond the bound the message is dropped here; after the login
+            // the next one finds a gap and the fill reads it.
+            if buffered.len() < MAX_BUFFERED {
+                buffered.push(d);
+            }
+            Offered::Done
+        }
+        _ => Offered::Absent(d),
+    }
+}
+
+/// The cursor check and the send, under the shard lock.
+fn offer_online(peer: &PeerRef, cursors: &mut Cursors, d: Delivery) -> Offered {
+    let last = cursors.get(d.conv);
+    if d.seq <= last {
+        return Offered::Done;
+    }
+    if d.seq > last + 1 {
+        return Offered::Gap;
+    }
+    match d.bytes {
+        Some(bytes) => {
+            let end = peer.send_counted(bytes);
+            cursors.handed(d.conv, d.seq, end, peer.written());
+        }
+        None => cursors.own(d.conv, d.seq, peer.written()),
+    }
+    Offered::Done
+}
+
+/// The login's last step, under the user's shard lock, right after the
+/// ack: offers what was buffered during the login to the new entry's
+/// cursors (which already count what the ack carried). Gaps are filled
+/// after the caller unlocks.
+pub fn replay_buffered(
+    svc: &Arc<Service>,
+    uid: i64,
+    peer: &PeerRef,
+    cursors: &mut Cursors,
+    buffered: Vec<Delivery>,
+) {
+    for d in buffered {
+        let (conv, seq) = (d.conv, d.seq);
+        if let Offered::Gap = offer_online(peer, cursors, d) {
+            schedule_fill(svc, uid, conv, seq);
+        }
+    }
+}
+
+/// Queues a [`fill`] of `conv` up to `upto` for `uid` on the user's worker.
+pub fn schedule_fill(svc: &Arc<Service>, uid: i64, conv: Conv, upto: i64) {
+    let job_svc = svc.clone();
+    svc.workers.submit(user_key(uid), move || {
+        let store = job_svc.store.clone();
+        if let Err(e) = fill(&job_svc, &*store, uid, conv, upto) {
+            log::error!("filling a gap in {conv} for {uid}: {e}");
+        }
+    });
+}
+
+/// Worker: sends `uid` the messages of `conv` after their cursor, up to at
+/// least `upto`, from the log, in order. Reads the user's floor (a group
+/// member reads only what came after their join) first.
+pub fn fill(
+    svc: &Arc<Service>,
+    store: &dyn Store,
+    uid: i64,
+    conv: Conv,
+    upto: i64,
+) -> Result<(), StoreError> {
+    let floor = match store.conv_state(uid, conv)? {
+        Some(state) => state.joined_seq,
+        None if conv.has_participant(uid) => 0,
+        None => return Ok(()), // no longer a member
+    };
+    loop {
+        let Some(from) = cursor_of(svc, uid, conv) else {
+            return Ok(()); // gone
+        };
+        if from >= upto {
+            return Ok(());
+        }
+        let (entries, more) =
+            store.log_page(conv, Page::After(from.max(floor)), floor, FILL_PAGE)?;
+        let last = entries.last().map(|e| e.seq);
+        {
+            let mut shard = svc.online.lock(uid);
+            let Some(Presence::Online { peer, cursors }) = shard.get_mut(&uid) else {
+                return Ok(());
+            };
+            for e in &entries {
+                if e.seq <= cursors.get(conv) {
+                    continue;
+                }
+                // The log is the authority: a seq missing from it was pruned.
+                if e.sender != uid || conv.other(uid) == Some(uid) {
+                    let end = peer.send_counted(e.delivered());
+                    cursors.handed(conv, e.seq, end, peer.written());
+                } else {
+                    cursors.own(conv, e.seq, peer.written());
+                }
+            }
+        }
+        if !more || last.is_none_or(|l| l >= upto) {
+            return Ok(());
+        }
+    }
+}
+
+/// Queues, for every user online here, a [`reconcile`] on their worker.
+/// Any thread; cluster mode calls it when its Redis link is back.
+pub fn schedule_reconcile_all(svc: &Arc<Service>) {
+    let uids = svc.online.uids();
+    if !uids.is_empty() {
+        log::info!("catching {} connected users up from the log", uids.len());
+    }
+    for uid in uids {
+        let job_svc = svc.clone();
+        svc.workers.submit(user_key(uid), move || {
+            let store = job_svc.store.clone();
+            if let Err(e) = reconcile(&job_svc, &*store, uid) {
+                log::error!("catching {uid} up from the log: {e}");
+            }
+        });
+    }
+}
+
+/// Worker: sends `uid` whatever their conversations hold beyond their
+/// cursors here (messages routed to this node while its link was down).
+pub fn reconcile(svc: &Arc<Service>, store: &dyn Store, uid: i64) -> Result<(), StoreError> {
+    for state in store.conversations(uid)? {
+        let Some(cursor) = cursor_of(svc, uid, state.conv) else {
+            return Ok(()); // gone
+        };
+        if state.last_seq > cursor.max(state.joined_seq) {
+            fill(svc, store, uid, state.conv, state.last_seq)?;
+        }
+    }
+    Ok(())
+}
+
+/// `uid`'s cursor of `conv` on this node, if they are online here.
+fn cursor_of(svc: &Service, uid: i64, conv: Conv) -> Option<i64> {
+    match svc.online.lock(uid).get(&uid) {
+        Some(Presence::Online { cursors, .. }) => Some(cursors.get(conv)),
+        _ => None,
+    }
+}
+
+/// Queues the write of `positions` as `uid`'s delivered cursors on the
+/// user's worker. Called under the user's shard lock when the positions
+/// must be stored before their next login reads them.
+pub fn submit_delivered(svc: &Service, uid: i64, positions: Vec<(Conv, i64)>) {
+    if positions.is_empty() {
+        return;
+    }
+    let store = svc.store.clone();
+    svc.workers.submit(user_key(uid), move || {
+        if let Err(e) = store.set_delivered(uid, &positions) {
+            log::error!(
+                "storing {} delivery positions of {uid} (they may be handed again): {e}",
+                positions.len()
+            );
+        }
+    });
+}
+
+/// Writes the changed cursors of every user online here; any thread. Run
+/// every [`CURSOR_FLUSH`] and at shutdown (then `now` is `true`: written
+/// on this thread, as the workers have stopped).
+pub fn flush_all(svc: &Service, now: bool) {
+    for uid in svc.online.uids() {
+        let mut shard = svc.online.lock(uid);
+        let Some(Presence::Online { peer, cursors }) = shard.get_mut(&uid) else {
+            continue;
+        };
+        let changed = cursors.take_changed(peer.written());
+        if changed.is_empty() {
+            continue;
+        }
+        if now {
+            drop(shard);
+            if let Err(e) = svc.store.set_delivered(uid, &changed) {
+                log::error!("shutdown: storing the delivery positions of {uid}: {e}");
+            }
+        } else {
+            submit_delivered(svc, uid, changed);
+        }
+    }
+}
