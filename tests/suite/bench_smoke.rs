@@ -11,7 +11,10 @@ use chat_bench::{Config, Report, Scenario};
 pub fn tests() -> Vec<Test> {
     tests![
         every_scenario_runs_cleanly_against_the_real_server,
-        legacy_mode_drives_the_real_server_too
+        legacy_mode_drives_the_real_server_too,
+        cid_acks_every_message_the_real_server_stores,
+        sync_reads_back_the_whole_log,
+        reconnect_loses_nothing_acked_against_the_real_server
     ]
 }
 
@@ -95,4 +98,60 @@ fn legacy_mode_drives_the_real_server_too() {
         c.users = 10;
     });
     assert_eq!(r.delivered, r.expected);
+}
+
+fn cid_acks_every_message_the_real_server_stores() {
+    let db = TestDb::sqlite();
+    let server = Server::start(&db, &[]);
+    let r = run(&server, Scenario::Chat, |c| {
+        c.window = 4;
+        c.cid = true;
+    });
+    assert_eq!(r.delivered, r.expected);
+    assert_eq!(r.acked, r.sent, "{}", r.table());
+    assert_eq!((r.ack_failed, r.unacked), (Some(0), Some(0)));
+    assert_eq!(r.ack_latency_us.map(|l| l.count), r.sent);
+    run(&server, Scenario::Mixed, |c| {
+        c.messages = None;
+        c.cid = true;
+        c.duration = Some(Duration::from_secs(2));
+    });
+}
+
+fn sync_reads_back_the_whole_log() {
+    let db = TestDb::sqlite();
+    let server = Server::start(&db, &[]);
+    let r = run(&server, Scenario::Sync, |c| {
+        c.users = 4;
+        c.log_messages = 1_200;
+    });
+    assert_eq!(r.acked, Some(1_200), "{}", r.table());
+    // Two conversations of 600, read by both of their pair: pages of 500.
+    assert_eq!(
+        (r.fetched, r.pages),
+        (Some(2_400), Some(8)),
+        "{}",
+        r.table()
+    );
+}
+
+fn reconnect_loses_nothing_acked_against_the_real_server() {
+    let db = TestDb::sqlite();
+    let server = Server::start(&db, &[]);
+    let r = run(&server, Scenario::Reconnect, |c| {
+        c.users = 10;
+        c.messages = None;
+        c.duration = Some(Duration::from_secs(4));
+        c.window = 2;
+        c.drop_fraction = 0.5;
+        c.drop_every = Duration::from_millis(800);
+        c.offline_for = Duration::from_millis(200);
+    });
+    assert!(r.acked.is_some_and(|n| n > 0), "{}", r.table());
+    assert!(
+        r.actions.get("drop").is_some_and(|&n| n > 0),
+        "{}",
+        r.table()
+    );
+    assert_eq!(r.lost, Some(0), "{}", r.table());
 }
