@@ -47,29 +47,6 @@ pub enum Incoming {
     Unknown(Value),
 }
 
-/// A message's place in the message log: its conversation, its number in
-/// it (gapless, from 1) and the server's time (ms since the epoch).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct LogPos {
-    /// The conversation, an opaque string (`d2-7`, `g5`, …).
-    pub conv: String,
-    /// The message's number in the conversation.
-    pub seq: u64,
-    /// When the server stored it, when it said.
-    pub ts: Option<i64>,
-}
-
-/// A chat or group chat we sent with a cid and have no SEND_ACK for yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sent {
-    /// The request's msgId: 9 (chat) or 13 (group chat).
-    pub request: i64,
-    /// The recipient's uid or the group's gid.
-    pub to: i64,
-    /// What we wrote.
-    pub text: String,
-}
-
 impl Incoming {
     /// The msgId of the request this message answers, if it answers one.
     pub fn answers(&self) -> Option<i64> {
@@ -114,62 +91,6 @@ pub enum Reply {
     Convs(Vec<ConvInfo>),
     /// msgId 34: the conversation's read position is now `seq`.
     Read { conv: String, seq: u64 },
-}
-
-/// A SYNC reply: messages of one conversation and whether more exist in the
-/// direction asked for.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SyncPage {
-    /// The conversation.
-    pub conv: String,
-    /// The stored messages, ascending by seq.
-    pub msgs: Vec<Offline>,
-    /// Further messages exist in that direction.
-    pub more: bool,
-    /// How to show the page; set by the state from the request it answers
-    /// (the reply itself does not say).
-    pub purpose: SyncPurpose,
-}
-
-/// Why a SYNC was sent, which decides how its page is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SyncPurpose {
-    /// `history:conv`: shown whole, marked as history.
-    #[default]
-    History,
-    /// Catching up after a (re)login: only what was not shown yet.
-    CatchUp,
-}
-
-/// One entry of a CONVS reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConvInfo {
-    /// The conversation.
-    pub conv: String,
-    /// `user` with the peer's uid, or `group` with the gid.
-    pub peer: ConvPeer,
-    /// The highest seq stored in it.
-    pub last_seq: u64,
-    /// How far we have read.
-    pub read_seq: u64,
-}
-
-impl ConvInfo {
-    /// Messages not read yet.
-    pub fn unread(&self) -> u64 {
-        self.last_seq.saturating_sub(self.read_seq)
-    }
-}
-
-/// Whom a conversation is with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConvPeer {
-    /// A one-to-one conversation with this uid.
-    User(i64),
-    /// A group's conversation.
-    Group(i64),
-    /// A kind this client does not know.
-    Other,
 }
 
 /// A request the server refused, or an error it reported.
@@ -358,48 +279,6 @@ fn success(request: i64, obj: &Map<String, Value>) -> Option<Reply> {
     })
 }
 
-/// 28 SEND_ACK; `None` (shown as unrecognised) without a cid.
-fn send_ack(obj: &Map<String, Value>) -> Option<Incoming> {
-    let cid = text(obj, "cid")?;
-    let outcome = match int(obj, "errno").unwrap_or(errno::OK) {
-        errno::OK => Ok(log_pos(obj)?),
-        _ => Err(failure(obj, None)),
-    };
-    Some(Incoming::SendAck {
-        cid,
-        outcome,
-        sent: None,
-    })
-}
-
-/// `conv`, `seq` and `ts`, when the object has the first two.
-fn log_pos(obj: &Map<String, Value>) -> Option<LogPos> {
-    Some(LogPos {
-        conv: text(obj, "conv")?,
-        seq: seq(obj, "seq")?,
-        ts: int(obj, "ts"),
-    })
-}
-
-fn conv_info(c: &Map<String, Value>) -> Option<ConvInfo> {
-    let peer = match text(c, "kind").as_deref() {
-        Some("user") => int(c, "peer").map_or(ConvPeer::Other, ConvPeer::User),
-        Some("group") => int(c, "gid").map_or(ConvPeer::Other, ConvPeer::Group),
-        _ => ConvPeer::Other,
-    };
-    Some(ConvInfo {
-        conv: text(c, "conv")?,
-        peer,
-        last_seq: seq(c, "last_seq").unwrap_or(0),
-        read_seq: seq(c, "read_seq").unwrap_or(0),
-    })
-}
-
-/// A sequence number: a non-negative integer.
-fn seq(obj: &Map<String, Value>, key: &str) -> Option<u64> {
-    int(obj, key).and_then(|n| u64::try_from(n).ok())
-}
-
 fn failure(obj: &Map<String, Value>, request: Option<i64>) -> Failure {
     Failure {
         request,
@@ -528,6 +407,10 @@ fn list<'a>(
         _ => None,
     })
 }
+
+mod log;
+use log::{conv_info, log_pos, send_ack, seq};
+pub use log::{ConvInfo, ConvPeer, LogPos, Sent, SyncPage, SyncPurpose};
 
 #[cfg(test)]
 mod tests;
