@@ -286,6 +286,7 @@ impl ChatClient {
     /// every conversation that is ahead, until `more` is false. Ends with
     /// `caught up: …` when any conversation was behind.
     pub(super) fn catch_up(&self) -> Flow {
+        self.state.expect_quiet_convs();
         let flow = self.request(&request::convs());
         if flow != Flow::Continue || self.state.no_log() {
             return flow;

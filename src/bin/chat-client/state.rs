@@ -86,6 +86,8 @@ struct Inner {
     /// The server answered CONVS with "unknown msgId": it keeps no message
     /// log, so chats go without a cid.
     no_log: bool,
+    /// The CONVS in flight is the catch-up's: its reply is not shown.
+    quiet_convs: bool,
     /// The errno of the last login that failed (since the last success).
     login_errno: Option<i64>,
     /// The connection is closed (by either side).
@@ -97,6 +99,16 @@ struct Inner {
 impl Inner {
     /// The bookkeeping of [`ClientState::on_message`].
     fn absorb(&mut self, message: &mut Incoming) -> bool {
+        let show = self.absorb_any(message);
+        if message.answers() == Some(log_id::CONVS) && std::mem::take(&mut self.quiet_convs) {
+            // The catch-up's own CONVS: only an error is shown.
+            let ok = matches!(message, Incoming::Ack { outcome: Ok(_), .. });
+            return show && !ok;
+        }
+        show
+    }
+
+    fn absorb_any(&mut self, message: &mut Incoming) -> bool {
         match message {
             Incoming::Ack {
                 outcome: Ok(reply), ..
@@ -288,6 +300,12 @@ impl ClientState {
         let mut state = self.state.lock();
         state.sync_purpose = purpose;
         state.page_end = None;
+    }
+
+    /// Notes that the reply to the CONVS about to be sent is for the
+    /// catch-up only, and not to be shown.
+    pub fn expect_quiet_convs(&self) {
+        self.state.lock().quiet_convs = true;
     }
 
     /// The end of the last SYNC page, once (the catch-up reads it).

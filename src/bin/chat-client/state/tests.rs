@@ -141,15 +141,20 @@ fn a_reopened_state_keeps_the_books_and_the_unacked() {
 fn a_catch_up_page_keeps_only_the_new_and_reports_its_end() {
     let state = ClientState::new();
     state.on_message(&mut incoming(login(&[])));
-    state.on_message(&mut incoming(json!({"msgId": 32, "errno": 0, "convs": [
+    state.expect_quiet_convs();
+    let shown = state.on_message(&mut incoming(json!({"msgId": 32, "errno": 0, "convs": [
         {"conv": "d5-6", "kind": "user", "peer": 6, "last_seq": 2, "read_seq": 0}]})));
+    assert!(!shown, "the catch-up's CONVS is not shown");
     assert!(
         state.behind().is_empty(),
         "the first login starts at last_seq"
     );
     state.on_message(&mut incoming(chat(4)));
-    state.on_message(&mut incoming(json!({"msgId": 32, "errno": 0, "convs": [
-        {"conv": "d5-6", "kind": "user", "peer": 6, "last_seq": 5, "read_seq": 0}]})));
+    assert!(
+        state.on_message(&mut incoming(json!({"msgId": 32, "errno": 0, "convs": [
+        {"conv": "d5-6", "kind": "user", "peer": 6, "last_seq": 5, "read_seq": 0}]}))),
+        "a typed convs is"
+    );
     assert_eq!(state.behind(), vec![("d5-6".to_owned(), 2)]);
     state.expect_sync(SyncPurpose::CatchUp);
     let mut page = incoming(
