@@ -40,9 +40,16 @@ fn run(server: &Server, scenario: Scenario, tweak: impl FnOnce(&mut Config)) -> 
         scenario,
         report.failed
     );
+    // Across reconnects delivery is at-least-once: a message pushed to a
+    // connection that is dropped may be pushed again (a client drops it by
+    // its (conv, seq)), so `reconnect` counts duplicates without failing.
+    let duplicated = match scenario {
+        Scenario::Reconnect => None,
+        _ => report.duplicated,
+    };
     for (what, n) in [
         ("lost", report.lost),
-        ("duplicated", report.duplicated),
+        ("duplicated", duplicated),
         ("reordered", report.reordered),
     ] {
         assert_eq!(
@@ -147,11 +154,13 @@ fn reconnect_loses_nothing_acked_against_the_real_server() {
         c.drop_every = Duration::from_millis(800);
         c.offline_for = Duration::from_millis(200);
     });
+    eprintln!("{}", r.table());
     assert!(r.acked.is_some_and(|n| n > 0), "{}", r.table());
-    assert!(
-        r.actions.get("drop").is_some_and(|&n| n > 0),
-        "{}",
-        r.table()
-    );
-    assert_eq!(r.lost, Some(0), "{}", r.table());
+    for action in ["drop", "login", "caught up"] {
+        let n = r.actions.get(action).copied().unwrap_or(0);
+        assert!(n > 0, "{action}: {}", r.table());
+    }
+    // Messages whose SEND_ACK was lost with a dropped connection are not
+    // owed, but were stored all the same and may arrive too.
+    assert!(r.delivered >= r.expected, "{}", r.table());
 }
