@@ -36,7 +36,7 @@ use super::help;
 use super::incoming::{self, Sent, SyncPurpose};
 use super::output::Output;
 use super::render::render;
-use super::request::{self, log_id, CidGen};
+use super::request::{self, CidGen};
 use super::state::{ClientState, Wait};
 use super::style::Style;
 use chat::protocol::{msg_id, reply};
@@ -340,8 +340,7 @@ impl ChatClient {
     /// Sends `message` and, when its msgId has an ack, waits for it.
     pub(super) fn request(&self, message: &Value) -> Flow {
         let id = message["msgId"].as_i64().unwrap_or_default();
-        let acked = reply::ack_id(id).is_some()
-            || matches!(id, log_id::SYNC | log_id::CONVS | log_id::READ);
+        let acked = reply::ack_id(id).is_some();
         if !acked {
             return match self.conn().send(message) {
                 Ok(()) => Flow::Continue,

@@ -16,7 +16,7 @@
 
 use serde_json::{Map, Value};
 
-use super::request::{log_id, User};
+use super::request::User;
 use chat::protocol::{errno, msg_id, reply};
 
 /// One message from the server.
@@ -200,7 +200,7 @@ pub fn parse(obj: Map<String, Value>) -> Incoming {
         Some(msg_id::ONE_CHAT_MSG) => chat(&obj).map(Incoming::Chat),
         Some(msg_id::GROUP_CHAT_MSG) => group_chat(&obj).map(Incoming::GroupChat),
         Some(msg_id::ERROR_MSG) => Some(Incoming::Error(failure(&obj, int(&obj, "req")))),
-        Some(log_id::SEND_ACK) => send_ack(&obj),
+        Some(msg_id::SEND_ACK) => send_ack(&obj),
         Some(ack) => request_of(ack).and_then(|request| {
             let outcome = match int(&obj, "errno").unwrap_or(errno::OK) {
                 errno::OK => Ok(success(request, &obj)?),
@@ -213,16 +213,9 @@ pub fn parse(obj: Map<String, Value>) -> Incoming {
     read.unwrap_or(Incoming::Unknown(Value::Object(obj)))
 }
 
-/// The request msgId whose ack is `ack` (the inverse of `reply::ack_id`,
-/// plus the message log's requests).
+/// The request msgId whose ack is `ack` (the inverse of `reply::ack_id`).
 fn request_of(ack: i64) -> Option<i64> {
-    match ack {
-        log_id::SYNC_ACK => return Some(log_id::SYNC),
-        log_id::CONVS_ACK => return Some(log_id::CONVS),
-        log_id::READ_ACK => return Some(log_id::READ),
-        _ => {}
-    }
-    const REQUESTS: [i64; 12] = [
+    const REQUESTS: [i64; 15] = [
         msg_id::LOGIN_MSG,
         msg_id::LOGOUT_MSG,
         msg_id::REG_MSG,
@@ -235,6 +228,9 @@ fn request_of(ack: i64) -> Option<i64> {
         msg_id::DISMISS_GROUP_MSG,
         msg_id::GROUP_MEMBERS_MSG,
         msg_id::PING_MSG,
+        msg_id::SYNC_MSG,
+        msg_id::CONVS_MSG,
+        msg_id::READ_MSG,
     ];
     REQUESTS
         .into_iter()
@@ -264,14 +260,16 @@ fn success(request: i64, obj: &Map<String, Value>) -> Option<Reply> {
             members: list(obj, "members").filter_map(|m| member(&m)).collect(),
         },
         msg_id::PING_MSG => Reply::Pong,
-        log_id::SYNC => Reply::Synced(SyncPage {
+        msg_id::SYNC_MSG => Reply::Synced(SyncPage {
             conv: text(obj, "conv")?,
             msgs: list(obj, "msgs").map(offline).collect(),
             more: obj.get("more").and_then(Value::as_bool).unwrap_or(false),
             purpose: SyncPurpose::default(),
         }),
-        log_id::CONVS => Reply::Convs(list(obj, "convs").filter_map(|c| conv_info(&c)).collect()),
-        log_id::READ => Reply::Read {
+        msg_id::CONVS_MSG => {
+            Reply::Convs(list(obj, "convs").filter_map(|c| conv_info(&c)).collect())
+        }
+        msg_id::READ_MSG => Reply::Read {
             conv: text(obj, "conv")?,
             seq: seq(obj, "seq")?,
         },

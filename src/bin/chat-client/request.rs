@@ -101,7 +101,7 @@ pub fn build(command: &Command, user: Option<&User>, cid: Option<&str>) -> Optio
             uid,
         ),
         Command::Ping => json!({ "msgId": msg_id::PING_MSG }),
-        Command::Convs => json!({ "msgId": log_id::CONVS }),
+        Command::Convs => json!({ "msgId": msg_id::CONVS_MSG }),
         Command::History { conv, before } => sync_before(conv, *before),
     };
     Some(with_cid(v, cid))
@@ -123,22 +123,22 @@ fn with_cid(mut v: Value, cid: Option<&str>) -> Value {
 pub fn sync_before(conv: &str, before: Option<u64>) -> Value {
     // "Before a seq no message can have" is the latest page.
     let before = before.unwrap_or(i64::MAX.unsigned_abs());
-    json!({ "msgId": log_id::SYNC, "conv": conv, "before": before, "limit": HISTORY_PAGE })
+    json!({ "msgId": msg_id::SYNC_MSG, "conv": conv, "before": before, "limit": HISTORY_PAGE })
 }
 
 /// SYNC: the messages of `conv` after seq `after`, a catch-up page.
 pub fn sync_after(conv: &str, after: u64) -> Value {
-    json!({ "msgId": log_id::SYNC, "conv": conv, "after": after, "limit": CATCH_UP_PAGE })
+    json!({ "msgId": msg_id::SYNC_MSG, "conv": conv, "after": after, "limit": CATCH_UP_PAGE })
 }
 
 /// READ: we have read `conv` up to `seq`.
 pub fn read(conv: &str, seq: u64) -> Value {
-    json!({ "msgId": log_id::READ, "conv": conv, "seq": seq })
+    json!({ "msgId": msg_id::READ_MSG, "conv": conv, "seq": seq })
 }
 
 /// CONVS: every conversation, with its last and read seq.
 pub fn convs() -> Value {
-    json!({ "msgId": log_id::CONVS })
+    json!({ "msgId": msg_id::CONVS_MSG })
 }
 
 /// Client ids for chats: a prefix unique to this process and moment, then a
@@ -195,29 +195,9 @@ pub fn command_name(request_msg_id: i64) -> &'static str {
         msg_id::DISMISS_GROUP_MSG => "dismissGroup",
         msg_id::GROUP_MEMBERS_MSG => "groupMembers",
         msg_id::PING_MSG => "ping",
-        log_id::SYNC => "history",
-        log_id::CONVS => "convs",
-        log_id::READ => "read",
+        msg_id::SYNC_MSG => "history",
+        msg_id::CONVS_MSG => "convs",
+        msg_id::READ_MSG => "read",
         _ => "request",
     }
-}
-
-/// The message log's msgIds (issue 11), spelled out here until the
-/// library's `protocol::msg_id` names them; the wire is the spec
-/// (docs/protocol.md).
-pub mod log_id {
-    /// Answers a chat or group chat that carried a `cid`.
-    pub const SEND_ACK: i64 = 28;
-    /// `{"msgId":29,"conv","after"|"before","limit"}`: a page of the log.
-    pub const SYNC: i64 = 29;
-    /// Reply to [`SYNC`].
-    pub const SYNC_ACK: i64 = 30;
-    /// `{"msgId":31}`: every conversation with its last and read seq.
-    pub const CONVS: i64 = 31;
-    /// Reply to [`CONVS`].
-    pub const CONVS_ACK: i64 = 32;
-    /// `{"msgId":33,"conv","seq"}`: moves the read position forward.
-    pub const READ: i64 = 33;
-    /// Reply to [`READ`].
-    pub const READ_ACK: i64 = 34;
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::book::LogBook;
 use super::incoming::{Incoming, Offline, Reply, Sent, SyncPage, SyncPurpose};
-use super::request::{log_id, User};
+use super::request::User;
 use chat::protocol::{errno, msg_id};
 
 /// Chats awaiting their SEND_ACK that are remembered; an older one is
@@ -100,7 +100,7 @@ impl Inner {
     /// The bookkeeping of [`ClientState::on_message`].
     fn absorb(&mut self, message: &mut Incoming) -> bool {
         let show = self.absorb_any(message);
-        if message.answers() == Some(log_id::CONVS) && std::mem::take(&mut self.quiet_convs) {
+        if message.answers() == Some(msg_id::CONVS_MSG) && std::mem::take(&mut self.quiet_convs) {
             // The catch-up's own CONVS: only an error is shown.
             let ok = matches!(message, Incoming::Ack { outcome: Ok(_), .. });
             return show && !ok;
@@ -133,11 +133,11 @@ impl Inner {
                 true
             }
             Incoming::Ack {
-                request: log_id::CONVS,
+                request: msg_id::CONVS_MSG,
                 outcome: Err(f),
             }
             | Incoming::Error(f)
-                if f.errno == errno::UNKNOWN_MSG && f.request == Some(log_id::CONVS) =>
+                if f.errno == errno::UNKNOWN_MSG && f.request == Some(msg_id::CONVS_MSG) =>
             {
                 // A server from before the log: say nothing, fall back.
                 self.no_log = true;

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::{parse, Incoming};
 use crate::render::render;
 use crate::style::Style;
-use chat::model::{GroupInfo, MemberInfo, Role, UserInfo};
+use chat::model::{Conv, ConvState, GroupInfo, MemberInfo, Role, UserInfo};
 use chat::protocol::{errno, reply};
 
 fn lines(v: Value) -> Vec<String> {
@@ -182,15 +182,19 @@ fn delivered_messages_carry_their_place_in_the_log() {
     assert_eq!(g.pos, None, "a server without the log");
 }
 
+fn d56() -> Conv {
+    Conv::direct(5, 6).expect("a conversation")
+}
+
 #[test]
 fn send_acks_show_the_message_stored_or_refused() {
-    let ok = json!({"msgId": 28, "errno": 0, "cid": "c1", "conv": "d5-6", "seq": 18, "ts": 1});
+    let ok = reply::send_ack("c1", d56(), 18, 1);
     assert_eq!(lines(ok.clone()), ["sent message c1 (d5-6 #18)"]);
     let Incoming::SendAck { outcome, .. } = parsed(ok) else {
         panic!("a send ack")
     };
     assert_eq!(outcome.map(|p| p.seq), Ok(18));
-    let busy = json!({"msgId": 28, "errno": 12, "errmsg": "log queue full", "cid": "c2"});
+    let busy = reply::send_failed("c2", errno::TOO_MANY, "log queue full");
     let mut message = parsed(busy);
     if let Incoming::SendAck { sent, .. } = &mut message {
         *sent = Some(super::Sent {
@@ -211,10 +215,13 @@ fn send_acks_show_the_message_stored_or_refused() {
 
 #[test]
 fn sync_convs_and_read_replies_have_lines() {
-    let page = json!({"msgId": 30, "errno": 0, "conv": "d5-6", "more": true, "msgs": [
-        {"msgId": 9, "from": 6, "username": "bob", "to": 5, "msg": "hello", "conv": "d5-6", "seq": 17},
-        {"msgId": 9, "from": 5, "to": 6, "msg": "hi", "conv": "d5-6", "seq": 18},
-    ]});
+    let msgs = [
+        json!({"msgId": 9, "from": 6, "username": "bob", "to": 5, "msg": "hello", "conv": "d5-6", "seq": 17}),
+        json!({"msgId": 9, "from": 5, "to": 6, "msg": "hi", "conv": "d5-6", "seq": 18}),
+    ]
+    .map(|m| m.to_string().into_bytes());
+    let page: Value =
+        serde_json::from_slice(&reply::sync_ok(d56(), &msgs, true)).expect("the server's JSON");
     assert_eq!(parsed(page.clone()).answers(), Some(29));
     assert_eq!(
         lines(page),
@@ -224,10 +231,15 @@ fn sync_convs_and_read_replies_have_lines() {
             "history d5-6 #18 message from 5: hi",
         ]
     );
-    let convs = json!({"msgId": 32, "errno": 0, "convs": [
-        {"conv": "d5-6", "kind": "user", "peer": 6, "last_seq": 19, "read_seq": 17},
-        {"conv": "g3", "kind": "group", "gid": 3, "last_seq": 40, "read_seq": 40},
-    ]});
+    let state = |conv, last_seq, read_seq| ConvState {
+        conv,
+        last_seq,
+        read_seq,
+        delivered_seq: last_seq,
+        joined_seq: 0,
+    };
+    let g3 = Conv::group(3).expect("a group");
+    let convs = reply::convs_ok(5, &[state(d56(), 19, 17), state(g3, 40, 40)]);
     assert_eq!(
         lines(convs),
         [
@@ -236,12 +248,9 @@ fn sync_convs_and_read_replies_have_lines() {
             "conv g3 of group 3: last 40, read 40, unread 0",
         ]
     );
+    assert_eq!(lines(reply::read_ok(g3, 40)), ["read g3 up to #40"]);
     assert_eq!(
-        lines(json!({"msgId": 34, "errno": 0, "conv": "g3", "seq": 40})),
-        ["read g3 up to #40"]
-    );
-    assert_eq!(
-        lines(json!({"msgId": 30, "errno": 6, "errmsg": "not a member"})),
+        lines(reply::failure(Some(29), errno::FORBIDDEN, "not a member")),
         ["error: history: you are not allowed to do that (errno 6): not a member"]
     );
 }
