@@ -276,6 +276,27 @@ mod tests {
     }
 
     #[test]
+    fn the_message_log_options() {
+        let (c, _) = run(&["chat", "--cid"]).expect("valid");
+        assert!(c.cid);
+        let (c, _) = run(&["sync", "--users", "10", "--log-messages=500"]).expect("valid");
+        assert_eq!(
+            (c.scenario, c.log_messages, c.user_count()),
+            (Scenario::Sync, 500, 10)
+        );
+        let (c, _) =
+            run(&["reconnect", "--drop-fraction", "0.5", "--drop-every", "1.5"]).expect("valid");
+        assert_eq!(c.scenario, Scenario::Reconnect);
+        assert_eq!(c.drop_fraction, 0.5);
+        assert_eq!(c.drop_every, Duration::from_millis(1500));
+        assert!(run(&["reconnect", "--drop-fraction", "2"]).is_err());
+        assert!(run(&["sync", "--legacy"])
+            .unwrap_err()
+            .contains("no message log"));
+        assert!(run(&["reconnect", "--users", "1"]).is_err());
+    }
+
+    #[test]
     fn help_and_mix() {
         assert!(matches!(parse(["--help".to_string()]), Ok(Command::Help)));
         let (c, _) = run(&["mixed", "--mix", "chat=1,relogin=1"]).expect("valid");
