@@ -18,12 +18,19 @@
 //! everything after `base`: what fills a hole is new, what is already in the
 //! set is a duplicate and dropped.
 //!
-//! Where `base` starts: on the first login of an account in this process
-//! the book knows nothing, and the conversations' earlier messages were
-//! shown (or not) by another session; `history` is there to look back. So
-//! the CONVS reply of that login sets `base` to each conversation's
-//! `last_seq`. After a later login of the same account (a reconnect) a
-//! conversation the book does not know yet starts at 0: all of it is new.
+//! Where a catch-up starts: on the first login of an account in this
+//! process the book knows nothing, and the conversations' earlier messages
+//! were shown (or not) by another session; `history` is there to look
+//! back. So the CONVS reply of that login sets each conversation's `floor`
+//! to its `last_seq`, and a catch-up asks for what comes after the floor
+//! (or after the base, when that is higher). The floor is no claim that
+//! anything was shown: a message at or below it that is pushed late (it
+//! was stored before the CONVS reply was written, and pushed after it) is
+//! still new. Once `floor + 1` has been shown, every earlier push of the
+//! conversation has arrived (a connection gets a conversation's pushes in
+//! seq order), and `base` jumps to the floor. After a later login of the
+//! same account (a reconnect) a conversation the book does not know yet
+//! has no floor: all of it is new.
 //!
 //! Bounds: at most [`MAX_ABOVE`] seqs per conversation wait above `base`
 //! (more means a hole that never filled; `base` then jumps over it, and
@@ -48,6 +55,9 @@ struct Conv {
     base: u64,
     /// Seqs above `base` that were shown.
     above: BTreeSet<u64>,
+    /// Where a catch-up may start at the earliest: the log's end when this
+    /// session first learnt of the conversation (see the module docs).
+    floor: u64,
     /// The highest seq known to exist (from CONVS or from a message).
     last_seq: u64,
 }
@@ -62,9 +72,16 @@ impl Conv {
         true
     }
 
-    /// Moves `base` over what is contiguous, and over holes when the set is
-    /// full.
+    fn is_shown(&self, seq: u64) -> bool {
+        seq <= self.base || self.above.contains(&seq)
+    }
+
+    /// Moves `base` to the floor once the message after it is shown, over
+    /// what is contiguous, and over holes when the set is full.
     fn compact(&mut self) {
+        if self.base < self.floor && self.above.contains(&(self.floor + 1)) {
+            self.raise_base(self.floor);
+        }
         while self.above.len() > MAX_ABOVE {
             if let Some(first) = self.above.pop_first() {
                 self.base = first;
@@ -83,6 +100,16 @@ impl Conv {
             self.compact();
         }
         self.last_seq = self.last_seq.max(to);
+    }
+
+    /// The seq a catch-up asks for messages after: the floor or the base,
+    /// whichever is higher, and then over what was shown after it.
+    fn resume_after(&self) -> u64 {
+        let mut from = self.base.max(self.floor);
+        while self.above.contains(&(from + 1)) {
+            from += 1;
+        }
+        from
     }
 }
 
@@ -123,13 +150,11 @@ impl LogBook {
     /// Whether `(conv, seq)` has been shown.
     #[cfg(test)]
     pub fn has(&self, conv: &str, seq: u64) -> bool {
-        self.convs
-            .get(conv)
-            .is_some_and(|c| seq <= c.base || c.above.contains(&seq))
+        self.convs.get(conv).is_some_and(|c| c.is_shown(seq))
     }
 
     /// A CONVS reply: `(conv, last_seq)` of each conversation. On the
-    /// account's first one, every conversation's base becomes its
+    /// account's first one, every conversation's floor becomes its
     /// `last_seq` (see the module docs); afterwards only `last_seq` is
     /// learnt.
     pub fn convs<'a>(&mut self, convs: impl IntoIterator<Item = (&'a str, u64)>) {
@@ -138,10 +163,10 @@ impl LogBook {
         for (conv, last_seq) in convs {
             if let Some(c) = self.conv(conv) {
                 if first {
-                    c.raise_base(last_seq);
-                } else {
-                    c.last_seq = c.last_seq.max(last_seq);
+                    c.floor = c.floor.max(last_seq);
                 }
+                c.last_seq = c.last_seq.max(last_seq);
+                c.compact();
             }
         }
     }
@@ -152,20 +177,28 @@ impl LogBook {
         let mut behind: Vec<(String, u64)> = self
             .convs
             .iter()
-            .filter(|(_, c)| c.last_seq > c.base)
-            .map(|(name, c)| (name.clone(), c.base))
+            .map(|(name, c)| (name, c, c.resume_after()))
+            .filter(|(_, c, from)| c.last_seq > *from)
+            .map(|(name, _, from)| (name.clone(), from))
             .collect();
         behind.sort();
         behind
     }
 
     /// A catch-up of `conv` ended (the last page said `more: false`) having
-    /// seen up to `up_to`: whatever is missing below it does not exist any
-    /// more (pruned) or is not ours to read, so the base moves there.
+    /// seen up to `up_to`: what it asked for is all there is (a missing seq
+    /// was pruned, or is not ours to read). When it started at the base,
+    /// the base moves there; when it started at the floor, the floor does
+    /// (what lies below the floor was never asked for).
     pub fn caught_up(&mut self, conv: &str, up_to: u64) {
         if let Some(c) = self.conv(conv) {
             let to = up_to.max(c.last_seq);
-            c.raise_base(to);
+            if c.base >= c.floor {
+                c.raise_base(to);
+            } else {
+                c.floor = c.floor.max(to);
+                c.compact();
+            }
         }
     }
 }

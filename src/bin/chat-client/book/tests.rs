@@ -37,15 +37,21 @@ fn a_hole_is_filled_late_and_the_base_follows() {
 }
 
 #[test]
-fn the_first_convs_sets_the_bases_later_ones_do_not() {
+fn the_first_convs_sets_the_floors_later_ones_do_not() {
     let mut b = book();
     b.convs([("d5-6", 17), ("g3", 40)]);
     assert!(
         b.behind().is_empty(),
         "a fresh session starts where the log is"
     );
-    assert!(!b.note("d5-6", 17), "up to last_seq counts as seen");
+    assert!(b.note("d5-6", 17), "pushed late, but never shown: new");
+    assert!(!b.note("d5-6", 17));
+    assert!(!b.has("d5-6", 3), "below the floor nothing was shown yet");
     assert!(b.note("d5-6", 18));
+    assert!(
+        b.has("d5-6", 3),
+        "past the floor every earlier push has come: the base is the floor"
+    );
     // A reconnect: the second CONVS shows what happened meanwhile.
     b.convs([("d5-6", 20), ("g3", 40), ("d5-9", 2)]);
     assert_eq!(
@@ -94,4 +100,20 @@ fn the_set_above_the_base_is_bounded() {
     // 1 never came: the base jumped over it rather than grow without end.
     assert!(b.has("g1", 1));
     assert!(b.behind().is_empty());
+}
+
+#[test]
+fn a_catch_up_from_the_floor_moves_the_floor() {
+    let mut b = book();
+    b.convs([("g3", 10)]);
+    b.convs([("g3", 15)]);
+    assert_eq!(b.behind(), vec![("g3".to_owned(), 10)]);
+    for seq in 11..=15 {
+        assert!(b.note("g3", seq));
+    }
+    b.caught_up("g3", 15);
+    assert!(b.behind().is_empty());
+    assert!(b.has("g3", 10), "past the floor: the base followed");
+    b.convs([("g3", 16)]);
+    assert_eq!(b.behind(), vec![("g3".to_owned(), 15)]);
 }
