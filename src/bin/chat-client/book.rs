@@ -65,9 +65,10 @@ struct Conv {
 impl Conv {
     fn note(&mut self, seq: u64) -> bool {
         self.last_seq = self.last_seq.max(seq);
-        if seq <= self.base || !self.above.insert(seq) {
+        if self.is_shown(seq) {
             return false;
         }
+        self.above.insert(seq);
         self.compact();
         true
     }
