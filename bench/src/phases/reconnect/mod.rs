@@ -6,8 +6,9 @@
 //! pair never cross threads). Each sends to its partner with up to
 //! `window` messages awaiting their SEND_ACK. A share of the users
 //! (`--drop-fraction`) are droppers: every `--drop-every` seconds or so
-//! (uniformly 0.5–1.5 times it) a dropper closes its socket without logging
-//! out, stays away `--offline-for`, connects again, logs in (retrying while
+//! (uniformly 0.5–1.5 times it) a dropper resets its socket (`SO_LINGER`
+//! 0: whatever the server had written and the client not read yet is
+//! discarded) without logging out, stays away `--offline-for`, connects again, logs in (retrying while
 //! the server still counts the old connection online, errno 2), asks CONVS
 //! and SYNCs every conversation after the seq it holds contiguously, page
 //! by page. While away it neither sends nor receives; what its partner sent
@@ -163,10 +164,11 @@ impl ReconnectPhase {
         }
     }
 
-    /// Closes `i`'s connection without a logout.
+    /// Resets `i`'s connection, without a logout: what the server had
+    /// written and the client not yet read is gone.
     fn drop_connection(&mut self, io: &mut Io, i: usize) {
         let p = &mut self.people[i];
-        io.close(p.slot);
+        io.reset(p.slot);
         self.by_slot.remove(&p.slot);
         p.state = State::Away;
         p.in_flight = 0;
