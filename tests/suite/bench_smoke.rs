@@ -118,6 +118,12 @@ fn cid_acks_every_message_the_real_server_stores() {
     assert_eq!(r.acked, r.sent, "{}", r.table());
     assert_eq!((r.ack_failed, r.unacked), (Some(0), Some(0)));
     assert_eq!(r.ack_latency_us.map(|l| l.count), r.sent);
+    let r = run(&server, Scenario::Group, |c| {
+        c.members = 6;
+        c.senders = 2;
+        c.cid = true;
+    });
+    assert_eq!(r.acked, r.sent, "{}", r.table());
     run(&server, Scenario::Mixed, |c| {
         c.messages = None;
         c.cid = true;
