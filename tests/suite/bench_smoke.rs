@@ -9,13 +9,16 @@ use chat_bench::{Config, Report, Scenario};
 
 /// The tests of this module.
 pub fn tests() -> Vec<Test> {
-    tests![
+    let mut tests = tests![
         every_scenario_runs_cleanly_against_the_real_server,
         legacy_mode_drives_the_real_server_too,
-        cid_acks_every_message_the_real_server_stores,
+        cid_acks_every_message_the_real_server_stores
+    ];
+    tests.extend(both_stores![
         sync_reads_back_the_whole_log,
         reconnect_loses_nothing_acked_against_the_real_server
-    ]
+    ]);
+    tests
 }
 
 fn run(server: &Server, scenario: Scenario, tweak: impl FnOnce(&mut Config)) -> Report {
@@ -131,8 +134,7 @@ fn cid_acks_every_message_the_real_server_stores() {
     });
 }
 
-fn sync_reads_back_the_whole_log() {
-    let db = TestDb::sqlite();
+fn sync_reads_back_the_whole_log(db: TestDb) {
     let server = Server::start(&db, &[]);
     let r = run(&server, Scenario::Sync, |c| {
         c.users = 4;
@@ -148,8 +150,7 @@ fn sync_reads_back_the_whole_log() {
     );
 }
 
-fn reconnect_loses_nothing_acked_against_the_real_server() {
-    let db = TestDb::sqlite();
+fn reconnect_loses_nothing_acked_against_the_real_server(db: TestDb) {
     let server = Server::start(&db, &[]);
     let r = run(&server, Scenario::Reconnect, |c| {
         c.users = 10;
