@@ -161,7 +161,6 @@ fn reconnect_loses_nothing_acked_against_the_real_server(db: TestDb) {
         c.drop_every = Duration::from_millis(800);
         c.offline_for = Duration::from_millis(200);
     });
-    eprintln!("{}", r.table());
     assert!(r.acked.is_some_and(|n| n > 0), "{}", r.table());
     for action in ["drop", "login", "caught up"] {
         let n = r.actions.get(action).copied().unwrap_or(0);
