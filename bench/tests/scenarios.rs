@@ -324,3 +324,40 @@ fn reconnect_loses_nothing_acked() {
         report.table()
     );
 }
+
+#[test]
+fn reconnect_fails_loudly_when_acked_messages_are_lost() {
+    let server = MockServer::lossy(25);
+    let report = run(&Config {
+        users: 4,
+        duration: Some(Duration::from_millis(800)),
+        drop_fraction: 0.0,
+        ..config(&server, Scenario::Reconnect)
+    })
+    .expect("run");
+    let lost = report.lost.unwrap_or(0);
+    assert!(lost > 0, "{}", report.table());
+    let failed = report.failed.clone().unwrap_or_default();
+    assert!(failed.contains("LOST"), "{}", report.table());
+    assert!(
+        report.table().contains("FAILED: MESSAGES LOST"),
+        "{}",
+        report.table()
+    );
+}
+
+#[test]
+fn a_catch_up_recovers_what_a_dropped_connection_never_got() {
+    // Every 10th message is never pushed; droppers get them back by SYNC.
+    let server = MockServer::lossy(10);
+    let report = run(&Config {
+        users: 4,
+        duration: Some(Duration::from_millis(1_500)),
+        drop_fraction: 1.0,
+        drop_every: Duration::from_millis(300),
+        offline_for: Duration::from_millis(50),
+        ..config(&server, Scenario::Reconnect)
+    })
+    .expect("run");
+    assert!(report.synced.is_some_and(|n| n > 0), "{}", report.table());
+}

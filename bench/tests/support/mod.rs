@@ -30,6 +30,10 @@ struct State {
     offline: HashMap<i64, Vec<String>>,
     /// The one-to-one message log: conv → messages, seq = index + 1.
     log: HashMap<String, Vec<Value>>,
+    /// Every this many logged chats one is stored and acked but never
+    /// handed to its recipient (0: none): a server that loses messages.
+    lose_every: u64,
+    logged: u64,
 }
 
 /// A one-to-one conversation's name, the same for both participants.
@@ -47,9 +51,22 @@ pub struct MockServer {
 impl MockServer {
     /// Starts a server on an ephemeral loopback port.
     pub fn start(legacy: bool) -> MockServer {
+        MockServer::start_with(legacy, 0)
+    }
+
+    /// A server that stores and acks every chat but never delivers one in
+    /// `lose_every`, for testing that the bench notices.
+    pub fn lossy(lose_every: u64) -> MockServer {
+        MockServer::start_with(false, lose_every)
+    }
+
+    fn start_with(legacy: bool, lose_every: u64) -> MockServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            lose_every,
+            ..State::default()
+        }));
         let coalesced = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&coalesced);
         std::thread::spawn(move || {
@@ -186,7 +203,10 @@ fn handle(
                 );
             }
             log.push(msg.clone());
-            deliver(st, int("to"), &msg, legacy);
+            st.logged += 1;
+            if st.lose_every == 0 || st.logged % st.lose_every != 0 {
+                deliver(st, int("to"), &msg, legacy);
+            }
         }
         29 => {
             let conv = text("conv");
