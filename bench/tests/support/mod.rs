@@ -204,7 +204,7 @@ fn handle(
             }
             log.push(msg.clone());
             st.logged += 1;
-            if st.lose_every == 0 || st.logged % st.lose_every != 0 {
+            if st.lose_every == 0 || !st.logged.is_multiple_of(st.lose_every) {
                 deliver(st, int("to"), &msg, legacy);
             }
         }
