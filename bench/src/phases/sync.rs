@@ -17,7 +17,7 @@ use super::acks::{AckEvent, Acks, InFlight};
 use super::delivery::{Roster, WallClock};
 use super::{Outcome, Phase};
 use crate::proto;
-use crate::worker::Io;
+use crate::worker::{Counters, Io};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -126,6 +126,7 @@ impl Phase for FillPhase {
             Some(AckEvent::Stored { sent, .. } | AckEvent::Refused { sent, .. }) => sent,
             None => return,
         };
+        Counters::add(&io.counters.ok, 1);
         if let Some(&i) = sender.and_then(|s| self.by_user.get(&s.user)) {
             self.fillers[i].answered += 1;
             self.pump(io, i);
@@ -250,6 +251,7 @@ impl SyncPhase {
         self.outcome.pages += 1;
         self.outcome.last_arrival = Some(io.now);
         let msgs = msg.get("msgs").and_then(Value::as_array);
+        Counters::add(&io.counters.ok, msgs.map_or(0, |m| m.len() as u64));
         let r = &mut self.readers[i];
         for m in msgs.into_iter().flatten() {
             self.outcome.fetched += 1;

@@ -27,7 +27,7 @@ impl ReconnectPhase {
         self.count("login");
         self.people[i].inbox.new_session();
         for m in offline_messages(msg) {
-            self.book(i, &m, Via::Offline);
+            self.book(io, i, &m, Via::Offline);
         }
         self.people[i].state = State::CatchingUp;
         io.send(self.people[i].slot, &proto::convs());
@@ -83,7 +83,7 @@ impl ReconnectPhase {
                 Some((_, seq)) if seq > last => last = seq,
                 _ => self.outcome.seq_reordered += 1,
             }
-            self.book(i, m, Via::Sync);
+            self.book(io, i, m, Via::Sync);
         }
         let more = msg.get("more").and_then(Value::as_bool).unwrap_or(false);
         let p = &mut self.people[i];

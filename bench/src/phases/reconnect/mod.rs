@@ -26,7 +26,7 @@ use super::inbox::{Booked, Inbox, Via};
 use super::{Outcome, Phase};
 use crate::proto::{self, Payload};
 use crate::rng::Rng;
-use crate::worker::Io;
+use crate::worker::{Counters, Io};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -161,6 +161,8 @@ impl ReconnectPhase {
             io.send(p.slot, &body);
             p.in_flight += 1;
             self.outcome.ok += 1;
+            Counters::add(&io.counters.sent, 1);
+            Counters::add(&io.counters.expected, 1);
         }
     }
 
@@ -204,7 +206,7 @@ impl ReconnectPhase {
     }
 
     /// Books a chat message that reached `i`.
-    pub(super) fn book(&mut self, i: usize, m: &Value, via: Via) {
+    pub(super) fn book(&mut self, io: &Io, i: usize, m: &Value, via: Via) {
         if proto::msg_id(m) != Some(proto::ONE_CHAT_MSG) {
             return;
         }
@@ -228,6 +230,9 @@ impl ReconnectPhase {
             return;
         };
         let booked = self.people[i].inbox.receive(conv, seq, payload.seq, via);
+        if matches!(booked, Booked::New | Booked::Reordered) {
+            Counters::add(&io.counters.delivered, 1);
+        }
         if via == Via::Live && booked != Booked::Duplicate {
             let latency = roster
                 .micros(Instant::now())
@@ -318,7 +323,7 @@ impl Phase for ReconnectPhase {
         let id = proto::msg_id(&msg);
         let state = self.people[i].state;
         match id {
-            Some(proto::ONE_CHAT_MSG) => self.book(i, &msg, Via::Live),
+            Some(proto::ONE_CHAT_MSG) => self.book(io, i, &msg, Via::Live),
             Some(proto::LOGIN_MSG_ACK) if state == State::LoggingIn => {
                 self.on_login_ack(io, i, &msg);
             }
