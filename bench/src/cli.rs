@@ -69,6 +69,8 @@ SCENARIO OPTIONS:
     --mix LIST            mixed: weights, e.g. chat=85,group=10,friend=3,relogin=2
     --offline-for SECS    mixed: time logged out in a re-login; reconnect:
                           time away after a drop [0.5]
+    --msg-rate R          reconnect: messages a second per sender at most
+                          (0: as fast as --window allows) [0]
     --drop-fraction F     reconnect: share of users that drop [0.2]
     --drop-every SECS     reconnect: mean time between drops [3]
     --connect-concurrency N   connects in progress at once [512]
@@ -139,6 +141,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             "--setup-only" => config.setup_only = true,
             "--cid" => config.cid = true,
             "--log-messages" => config.log_messages = number(&flag, &value(&flag)?)?,
+            "--msg-rate" => config.msg_rate = number(&flag, &value(&flag)?)?,
             "--drop-fraction" => config.drop_fraction = number(&flag, &value(&flag)?)?,
             "--drop-every" => config.drop_every = seconds(&flag, &value(&flag)?)?,
             "--addr" => addrs.push(resolve(&value(&flag)?)?),

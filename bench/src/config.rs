@@ -131,6 +131,9 @@ pub struct Config {
     pub cid: bool,
     /// `sync`: messages written during setup, over all conversations.
     pub log_messages: u64,
+    /// `reconnect`: messages per second per sender at most (0: as fast as
+    /// the window allows).
+    pub msg_rate: f64,
     /// `reconnect`: share of the users that drop and come back.
     pub drop_fraction: f64,
     /// `reconnect`: mean time between one user's drops.
@@ -170,6 +173,7 @@ impl Default for Config {
             progress: false,
             cid: false,
             log_messages: 10_000,
+            msg_rate: 0.0,
             drop_fraction: 0.2,
             drop_every: Duration::from_secs(3),
         }
@@ -223,6 +227,9 @@ impl Config {
             Scenario::Reconnect if self.users < 2 => Err("reconnect needs at least 2 users".into()),
             Scenario::Reconnect if !(0.0..=1.0).contains(&self.drop_fraction) => {
                 Err("--drop-fraction must be between 0 and 1".into())
+            }
+            Scenario::Reconnect if !(self.msg_rate >= 0.0 && self.msg_rate.is_finite()) => {
+                Err("--msg-rate must be a number of messages a second, 0 for no limit".into())
             }
             Scenario::Group if self.members < 2 => Err("group needs at least 2 members".into()),
             Scenario::Group if self.senders == 0 || self.senders > self.members => {

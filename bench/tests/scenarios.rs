@@ -151,6 +151,9 @@ fn mixed_run_keeps_its_books_through_relogins() {
             offline_for: Duration::from_millis(50),
             duration: Some(Duration::from_millis(1500)),
             legacy,
+            // The CLI's default pause: with 5 ms a mock thread starved of
+            // CPU by the tests beside it may read two requests at once.
+            legacy_gap: Duration::from_millis(20),
             ..config(&server, Scenario::Mixed)
         });
         assert_clean(&report);
@@ -304,6 +307,7 @@ fn reconnect_loses_nothing_acked() {
         users: 8,
         duration: Some(Duration::from_millis(2_500)),
         window: 2,
+        msg_rate: 200.0,
         drop_fraction: 0.5,
         drop_every: Duration::from_millis(400),
         offline_for: Duration::from_millis(100),
@@ -331,6 +335,7 @@ fn reconnect_fails_loudly_when_acked_messages_are_lost() {
     let report = run(&Config {
         users: 4,
         duration: Some(Duration::from_millis(800)),
+        msg_rate: 200.0,
         drop_fraction: 0.0,
         ..config(&server, Scenario::Reconnect)
     })
@@ -353,6 +358,7 @@ fn a_catch_up_recovers_what_a_dropped_connection_never_got() {
     let report = run(&Config {
         users: 4,
         duration: Some(Duration::from_millis(1_500)),
+        msg_rate: 200.0,
         drop_fraction: 1.0,
         drop_every: Duration::from_millis(300),
         offline_for: Duration::from_millis(50),

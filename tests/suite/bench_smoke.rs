@@ -157,6 +157,7 @@ fn reconnect_loses_nothing_acked_against_the_real_server(db: TestDb) {
         c.messages = None;
         c.duration = Some(Duration::from_secs(4));
         c.window = 2;
+        c.msg_rate = 500.0;
         c.drop_fraction = 0.5;
         c.drop_every = Duration::from_millis(800);
         c.offline_for = Duration::from_millis(200);

@@ -82,6 +82,11 @@ impl Runner<'_> {
         let plan = Arc::new(ReconnectPlan {
             addrs: config.addrs.clone(),
             window: config.window,
+            send_gap: if config.msg_rate > 0.0 {
+                Duration::from_secs_f64(1.0 / config.msg_rate)
+            } else {
+                Duration::ZERO
+            },
             drop_fraction: config.drop_fraction,
             drop_every: config.drop_every,
             away_for: config.offline_for,

@@ -4,7 +4,8 @@
 //!
 //! Users are in pairs as in `chat` (both on one worker, so the books of a
 //! pair never cross threads). Each sends to its partner with up to
-//! `window` messages awaiting their SEND_ACK. A share of the users
+//! `window` messages awaiting their SEND_ACK, and with `--msg-rate` at most
+//! that many a second. A share of the users
 //! (`--drop-fraction`) are droppers: every `--drop-every` seconds or so
 //! (uniformly 0.5–1.5 times it) a dropper resets its socket (`SO_LINGER`
 //! 0: whatever the server had written and the client not read yet is
@@ -49,6 +50,9 @@ pub(crate) struct ReconnectPlan {
     pub addrs: Vec<SocketAddr>,
     /// Messages awaiting their SEND_ACK per sender.
     pub window: u64,
+    /// Least time between two messages of one sender (zero: as fast as
+    /// the window allows).
+    pub send_gap: Duration,
     /// Share of the users that drop.
     pub drop_fraction: f64,
     /// Mean time between a dropper's drops.
@@ -88,6 +92,8 @@ struct Person {
     dropper: bool,
     login_tries: u32,
     in_flight: u64,
+    /// Not before this may the next message go (with a `send_gap`).
+    next_send: Instant,
     next_tag: u64,
     /// This user's messages its SEND_ACK said are stored.
     acked: HashSet<u64>,
@@ -146,7 +152,16 @@ impl ReconnectPhase {
         };
         let to = roster.uids[self.people[partner].user];
         let p = &mut self.people[i];
-        while p.state == State::Online && p.in_flight < plan.window && io.now < plan.send_until {
+        while p.state == State::Online
+            && p.in_flight < plan.window
+            && io.now < plan.send_until
+            && io.now >= p.next_send
+        {
+            if !plan.send_gap.is_zero() {
+                // At most one gap's worth of catching up after a pause.
+                let earliest = io.now.checked_sub(plan.send_gap).unwrap_or(io.now);
+                p.next_send = p.next_send.max(earliest) + plan.send_gap;
+            }
             let tag = p.next_tag;
             p.next_tag += 1;
             let cid = acks.cid(InFlight {
@@ -288,6 +303,7 @@ impl Phase for ReconnectPhase {
                 dropper,
                 login_tries: 0,
                 in_flight: 0,
+                next_send: io.now,
                 next_tag: 0,
                 acked: HashSet::new(),
                 inbox: Inbox::default(),
@@ -365,6 +381,13 @@ impl Phase for ReconnectPhase {
     fn tick(&mut self, io: &mut Io) -> Option<Instant> {
         let mut next = self.plan.deadline;
         for i in 0..self.people.len() {
+            if !self.plan.send_gap.is_zero() && io.now < self.plan.send_until {
+                self.pump(io, i);
+                let p = &self.people[i];
+                if p.state == State::Online && p.in_flight < self.plan.window {
+                    next = next.min(p.next_send);
+                }
+            }
             let Some(at) = self.people[i].wake else {
                 continue;
             };
