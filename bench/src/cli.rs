@@ -293,6 +293,9 @@ mod tests {
         assert_eq!(c.drop_fraction, 0.5);
         assert_eq!(c.drop_every, Duration::from_millis(1500));
         assert!(run(&["reconnect", "--drop-fraction", "2"]).is_err());
+        let (c, _) = run(&["reconnect", "--msg-rate", "50"]).expect("valid");
+        assert_eq!(c.msg_rate, 50.0);
+        assert!(run(&["reconnect", "--msg-rate", "-1"]).is_err());
         assert!(run(&["sync", "--legacy"])
             .unwrap_err()
             .contains("no message log"));
