@@ -88,19 +88,25 @@ impl ChatClient {
                     let conn = Arc::new(conn);
                     *self.conn.lock() = conn.clone();
                     self.state.reopen();
-                    if let Err(e) = self.spawn_reader(&conn) {
-                        last = Closed::Error(e);
-                        continue;
-                    }
-                    self.out
-                        .line(&self.style.dim(&format!("reconnected to {addr}")));
-                    // Put back for the next loss, before anything can fail.
+                    // Put back before the reader starts: a connection that
+                    // dies at once is reconnected again (by a new thread,
+                    // which waits for this one's turn).
                     *self.on_lost.lock() = Some(OnLost::Reconnect {
                         addr: addr.to_owned(),
                         connect_timeout,
                         give_up,
                     });
-                    self.log_in_again();
+                    match self.spawn_reader(&conn) {
+                        Ok(()) => {
+                            let line = format!("reconnected to {addr}");
+                            self.out.line(&self.style.dim(&line));
+                            self.log_in_again();
+                        }
+                        Err(e) => {
+                            self.state.on_closed();
+                            self.lost(Closed::Error(e));
+                        }
+                    }
                     drop(turn);
                     return;
                 }
