@@ -19,7 +19,8 @@ pub fn tests() -> Vec<Test> {
         chats_are_acked_with_their_place_in_the_log,
         history_and_convs_show_the_log_and_mark_it_read,
         a_login_catches_up_on_what_another_device_sent,
-        a_reconnect_logs_in_again_and_shows_nothing_twice
+        a_reconnect_logs_in_again_and_shows_nothing_twice,
+        a_chat_cut_off_by_a_crash_is_sent_again_after_the_reconnect
     ]
 }
 
@@ -452,4 +453,48 @@ fn a_reconnect_logs_in_again_and_shows_nothing_twice() {
     assert!(alice.finish().success());
     assert!(bob.finish().success());
     drop(server);
+}
+
+fn a_chat_cut_off_by_a_crash_is_sent_again_after_the_reconnect() {
+    let db = crate::support::TestDb::sqlite();
+    let mut server = Server::start(&db, &[]);
+    let addr = server.addr.to_string();
+    let mut bob = CliClient::start(&addr);
+    let bob_id = register(&mut bob, "bob", "pw-b");
+    drop(bob);
+    let reconnecting = [addr.as_str(), "--reconnect", "--timeout-ms", "30000"];
+    let mut alice = CliClient::start_with(&reconnecting);
+    let alice_id = register(&mut alice, "alice", "pw-a");
+    alice.send("login:alice:pw-a");
+    alice.expect_ok("logged in");
+
+    // The server freezes (SIGSTOP: it reads nothing more) and then dies:
+    // the chat never reached it, and its SEND_ACK never comes.
+    assert_eq!(
+        server.signal_and_wait(libc::SIGSTOP, Duration::from_millis(50)),
+        None
+    );
+    alice.send(&format!("chat:{bob_id}:across the crash"));
+    std::thread::sleep(Duration::from_millis(300));
+    server.kill9();
+    alice.expect_stderr("reconnecting");
+    let _server = Server::start(&db, &["--listen", &addr]);
+    alice.expect_ok("reconnected");
+    alice.expect_ok(&format!("logged in uid={alice_id}"));
+    let d = conv(alice_id, bob_id);
+    alice.expect_ok(&format!(
+        "sent message to {bob_id} ({d} #1): across the crash"
+    ));
+
+    let mut bob = CliClient::start(&addr);
+    bob.send("login:bob:pw-b");
+    bob.expect_ok("logged in");
+    let lines = bob.drain(Duration::from_millis(500));
+    let got = lines
+        .iter()
+        .filter(|l| l.ends_with(": across the crash"))
+        .count();
+    assert_eq!(got, 1, "{lines:#?}");
+    assert!(alice.finish().success());
+    assert!(bob.finish().success());
 }
