@@ -144,12 +144,12 @@ impl ChatClient {
                     out.lines(&render(&message, &style));
                 }
             },
-            move |closed| {
-                if let Some(client) = client.upgrade() {
-                    if client.state.on_closed() {
-                        client.lost(closed);
-                    }
+            move |closed| match client.upgrade() {
+                Some(client) if !client.state.is_leaving() => client.lost(closed),
+                Some(client) => {
+                    client.state.on_closed();
                 }
+                None => {}
             },
         )?;
         Ok(())

@@ -48,17 +48,27 @@ pub fn backoff(attempt: u32) -> Duration {
 impl ChatClient {
     /// The connection ended unexpectedly (reader thread): end the process,
     /// or start reconnecting on a thread of its own.
+    ///
+    /// The state learns that the connection is closed only after the exit
+    /// handler has had its say (it prints why and ends the process): an
+    /// input thread waiting for a reply would otherwise see the close first
+    /// and end the process without a word.
     pub(super) fn lost(self: &Arc<Self>, closed: Closed) {
         let Some(on_lost) = self.on_lost.lock().take() else {
+            self.state.on_closed();
             return;
         };
         match on_lost {
-            OnLost::Exit(exit) => exit(closed),
+            OnLost::Exit(exit) => {
+                exit(closed);
+                self.state.on_closed();
+            }
             OnLost::Reconnect {
                 addr,
                 connect_timeout,
                 give_up,
             } => {
+                self.state.on_closed();
                 self.note(&format!("connection lost: {closed}; reconnecting"));
                 let client = Arc::clone(self);
                 let spawned = thread::Builder::new()

@@ -382,6 +382,11 @@ impl ClientState {
         self.state.lock().leaving = true;
     }
 
+    /// Whether we are closing the connection ourselves.
+    pub fn is_leaving(&self) -> bool {
+        self.state.lock().leaving
+    }
+
     /// Reader thread: the connection has closed. Returns `true` when that was
     /// unexpected (the server went away), `false` when we were leaving.
     pub fn on_closed(&self) -> bool {
