@@ -140,9 +140,7 @@ impl ChatClient {
         conn.spawn_reader(
             move |object| {
                 let mut message = incoming::parse(object);
-                if state.on_message(&mut message) {
-                    out.lines(&render(&message, &style));
-                }
+                state.on_message_then(&mut message, |m| out.lines(&render(m, &style)));
             },
             move |closed| match client.upgrade() {
                 Some(client) if !client.state.is_leaving() => client.lost(closed),

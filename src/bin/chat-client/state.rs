@@ -358,23 +358,42 @@ impl ClientState {
     }
 
     /// Reader thread: records what `message` changes (login, logout, the
-    /// log's bookkeeping), drops from it what was shown already, and wakes
-    /// the input thread when it is the awaited reply. Returns whether the
-    /// message is to be shown at all (a duplicate chat message is not).
-    pub fn on_message(&self, message: &mut Incoming) -> bool {
-        let mut state = self.state.lock();
-        let show = state.absorb(message);
-        let answered = match (&state.awaiting, &*message) {
-            (Some(Awaiting::Cid(cid, _)), Incoming::SendAck { cid: got, .. }) => cid == got,
-            (Some(Awaiting::Cid(_, request)), m) => m.answers() == Some(*request),
-            (Some(Awaiting::Reply(request)), m) => m.answers() == Some(*request),
-            (None, _) => false,
+    /// log's bookkeeping), drops from it what was shown already, calls
+    /// `show` with it unless nothing of it is to be shown (a duplicate chat
+    /// message), and then, when it is the awaited reply, wakes the input
+    /// thread. Showing first keeps the output in order: what the input
+    /// thread prints after its reply comes after the reply's lines.
+    /// Returns whether the message was shown.
+    pub fn on_message_then(&self, message: &mut Incoming, show: impl FnOnce(&Incoming)) -> bool {
+        let (visible, answered) = {
+            let mut state = self.state.lock();
+            let visible = state.absorb(message);
+            let answered = match (&state.awaiting, &*message) {
+                (Some(Awaiting::Cid(cid, _)), Incoming::SendAck { cid: got, .. }) => cid == got,
+                (Some(Awaiting::Cid(_, request)), m) => m.answers() == Some(*request),
+                (Some(Awaiting::Reply(request)), m) => m.answers() == Some(*request),
+                (None, _) => false,
+            };
+            (visible, answered.then(|| state.awaiting.clone()).flatten())
         };
-        if answered {
-            state.awaiting = None;
-            self.changed.notify_all();
+        if visible {
+            show(message);
         }
-        show
+        if let Some(awaited) = answered {
+            let mut state = self.state.lock();
+            // Unless the input thread gave up on it meanwhile.
+            if state.awaiting.as_ref() == Some(&awaited) {
+                state.awaiting = None;
+                self.changed.notify_all();
+            }
+        }
+        visible
+    }
+
+    /// [`ClientState::on_message_then`] without showing anything.
+    #[cfg(test)]
+    pub fn on_message(&self, message: &mut Incoming) -> bool {
+        self.on_message_then(message, |_| {})
     }
 
     /// Marks that we are about to close the connection ourselves.

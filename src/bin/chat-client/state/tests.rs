@@ -176,3 +176,27 @@ fn a_catch_up_page_keeps_only_the_new_and_reports_its_end() {
     assert!(state.take_page_end().is_none(), "taken once");
     assert!(state.behind().is_empty());
 }
+
+#[test]
+fn a_reply_is_shown_before_its_waiter_wakes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let state = Arc::new(ClientState::new());
+    let shown = Arc::new(AtomicBool::new(false));
+    state.expect(25);
+    let waiter = {
+        let (state, shown) = (state.clone(), shown.clone());
+        std::thread::spawn(move || {
+            let wait = state.wait_reply(Duration::from_secs(5));
+            (wait, shown.load(Ordering::SeqCst))
+        })
+    };
+    let mut pong = incoming(json!({"msgId": 26, "errno": 0}));
+    state.on_message_then(&mut pong, |_| {
+        std::thread::sleep(Duration::from_millis(50));
+        shown.store(true, Ordering::SeqCst);
+    });
+    let (wait, was_shown) = waiter.join().expect("the waiter");
+    assert_eq!(wait, Wait::Answered);
+    assert!(was_shown, "the waiter woke before the reply was printed");
+}
