@@ -98,7 +98,10 @@ impl SqliteStore {
         let mut store = SqliteStore::init(conn)?;
         match Checkpointer::start(path, BUSY_TIMEOUT) {
             Ok(c) => store._checkpointer = Some(c),
-            Err(e) => warn!("{}: no checkpoint thread ({e}); commits checkpoint", path.display()),
+            Err(e) => warn!(
+                "{}: no checkpoint thread ({e}); commits checkpoint",
+                path.display()
+            ),
         }
         Ok(store)
     }
@@ -612,26 +615,38 @@ fn bump_counters(
     Ok(ranges)
 }
 
-/// Inserts the entries that `out` says are new, at their places.
+/// Inserts the entries that `out` says are new, at their places: one
+/// multi-row statement per [`sql::STATEMENT_ROWS`] piece.
 fn insert_entries(
     tx: &Connection,
     entries: &[NewEntry],
     out: &[Appended],
 ) -> Result<(), StoreError> {
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO chatlog (conv, seq, sender, ts, cid, body) VALUES (?, ?, ?, ?, ?, ?)",
-    )?;
-    for (e, appended) in entries.iter().zip(out) {
-        if let Appended::New(at) = appended {
-            insert.execute(params![
-                at.conv.key(),
-                at.seq,
-                e.sender,
-                at.ts,
-                e.cid,
-                e.body
-            ])?;
+    let new: Vec<(&NewEntry, Stored)> = entries
+        .iter()
+        .zip(out)
+        .filter_map(|(e, a)| match a {
+            Appended::New(at) => Some((e, *at)),
+            Appended::Duplicate(_) => None,
+        })
+        .collect();
+    for chunk in sql::fixed_chunks(&new) {
+        let rows = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT INTO chatlog (conv, seq, sender, ts, cid, body) VALUES {rows}"
+        ))?;
+        let mut params: Vec<rusqlite::types::Value> = Vec::with_capacity(chunk.len() * 6);
+        for (e, at) in chunk {
+            params.extend([
+                at.conv.key().into(),
+                at.seq.into(),
+                e.sender.into(),
+                at.ts.into(),
+                e.cid.clone().into(),
+                e.body.clone().into(),
+            ]);
         }
+        insert.execute(params_from_iter(params))?;
     }
     Ok(())
 }
