@@ -1,0 +1,254 @@
+//! The message log in cluster mode: real `chat-server` nodes on one MySQL
+//! database, Redis and nginx (see [`crate::support::cluster`]).
+//!
+//! * a cid sent on one node and retried on another gets the original ack
+//!   and is delivered once;
+//! * two nodes posting into one group at once number it gapless and
+//!   unique, and every member on either node sees the same order;
+//! * Redis killed and restarted (empty) mid-stream, users connected on
+//!   two nodes: every message reaches them live, in order, once, without a
+//!   new login, and SYNC agrees.
+//!
+//! Needs MySQL, nginx and the shared Redis (or, for the outage, the
+//! `redis-server` program): without them the tests are reported ignored,
+//! and fail under CI.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::order::{check_acks, check_poster_views, check_view, post_and_listen};
+use crate::cluster::CLUSTER;
+use crate::support::log::{chat_with_cid, group_with_cid, login_as, one_to, seqs, texts, Received};
+use crate::support::redis::PrivateRedis;
+use crate::support::{wait_until, Client, Cluster, Env, Need, Test};
+
+/// The tests of this module.
+pub fn tests() -> Vec<Test> {
+    let shared = tests![cid_retry_across_nodes, two_nodes_post_into_one_group];
+    let outage = tests![redis_restart_mid_stream_loses_nothing];
+    let outage_needs = [Need::Mysql, Need::RedisServer, Need::Nginx];
+    (shared.into_iter().map(|t| t.needs(CLUSTER)))
+        .chain(outage.into_iter().map(|t| t.needs(&outage_needs)))
+        .collect()
+}
+
+/// Logs `c` out and waits until Redis no longer names its node, so that
+/// another node may log the account in.
+fn logout_everywhere(env: &Env, c: &mut Client) {
+    c.send(&json!({"msgId": 3}));
+    c.expect_errno(4, 0);
+    let uid = c.uid;
+    wait_until("the claim is released", || env.holder(uid).is_none());
+}
+
+/// alice sends 20 chats and a group chat with cids on node 1; logged in on
+/// node 2 she retries every cid: the original acks, nothing delivered
+/// twice, each message once in SYNC. And back on node 1, once more.
+fn cid_retry_across_nodes() {
+    const N: usize = 20;
+    let env = Env::get("log-retry");
+    let cluster = Cluster::start(&env, 2, "2s");
+    let mut alice = cluster.user_on(1, "alice");
+    let mut bob = cluster.user_on(2, "bob");
+    let (a, b) = (alice.uid, bob.uid);
+    let gid = alice.create_group("retry", "");
+    bob.join_group(gid);
+    let mut msgs: Vec<Value> = (0..N)
+        .map(|i| chat_with_cid(b, &format!("once {i}"), &format!("x{i}")))
+        .collect();
+    msgs.push(group_with_cid(gid, "group once", "xg"));
+    let first = alice.post_acked(&msgs);
+    let conv = first[0].conv.clone();
+    let got: Vec<i64> = first[..N].iter().map(|a| a.seq).collect();
+    assert_eq!(got, one_to(N as i64));
+    assert_eq!(first[N].seq, 1);
+    let live = bob.recv_live(N + 1);
+    assert_eq!(texts(&live), texts(&msgs));
+
+    for node in [2, 1] {
+        logout_everywhere(&env, &mut alice);
+        let (again, _) = login_as(cluster.node(node).addr, a, "alice");
+        alice = again;
+        assert_eq!(alice.post_acked(&msgs), first, "retried on node {node}");
+        bob.expect_silence(Duration::from_millis(500));
+    }
+    let all = bob.sync_all(&conv);
+    assert_eq!(seqs(&all), one_to(N as i64));
+    assert_eq!(texts(&all), texts(&msgs[..N]));
+    assert_eq!(texts(&bob.sync_all(&first[N].conv)), ["group once"]);
+}
+
+/// alice on node 1 and bob on node 2 post 500 group messages each at once;
+/// carol (node 1) and dave (node 2) only read. Seq 1..1000 once each; each
+/// member's live view is in seq order; SYNC on either node agrees.
+fn two_nodes_post_into_one_group() {
+    const EACH: usize = 500;
+    const N: usize = 2 * EACH;
+    let env = Env::get("log-posters");
+    let cluster = Cluster::start(&env, 2, "2s");
+    let mut alice = cluster.user_on(1, "alice");
+    let mut bob = cluster.user_on(2, "bob");
+    let mut carol = cluster.user_on(1, "carol");
+    let mut dave = cluster.user_on(2, "dave");
+    let gid = alice.create_group("two nodes", "");
+    for c in [&mut bob, &mut carol, &mut dave] {
+        c.join_group(gid);
+    }
+    let readers: Vec<_> = [carol, dave]
+        .into_iter()
+        .map(|mut c| {
+            thread::spawn(move || {
+                let live = c.recv_live(N);
+                (c, live)
+            })
+        })
+        .collect();
+    let posters: Vec<_> = [alice, bob]
+        .into_iter()
+        .enumerate()
+        .map(|(k, c)| {
+            let msgs: Vec<Value> = (0..EACH)
+                .map(|i| group_with_cid(gid, &format!("n{k} {i}"), &format!("n{k}-{i}")))
+                .collect();
+            thread::spawn(move || {
+                let (_c, got) = post_and_listen(c, msgs.clone(), EACH);
+                (msgs, got)
+            })
+        })
+        .collect();
+    let results: Vec<(Vec<Value>, Received)> = posters
+        .into_iter()
+        .map(|h| h.join().expect("poster"))
+        .collect();
+    let conv = results[0].1.acks[0].conv.clone();
+    let by_seq = check_acks(&results, &conv, N);
+    check_poster_views(&results, &by_seq);
+    for (k, h) in readers.into_iter().enumerate() {
+        let (mut c, live) = h.join().expect("reader");
+        check_view(&format!("reader {k}"), &live, &by_seq);
+        assert_eq!(c.sync_all(&conv), live, "reader {k}: SYNC as delivered");
+    }
+}
+
+/// What the sender of the outage test does: one chat to bob and one group
+/// chat per step, every 10 ms, until told to stop and then 50 steps more.
+fn outage_sender(mut alice: Client, bob: i64, gid: i64, stop: Arc<AtomicBool>) -> Vec<Value> {
+    let mut sent = Vec::new();
+    let mut extra = 0;
+    let mut i = 0;
+    while extra < 50 {
+        if stop.load(Ordering::Acquire) {
+            extra += 1;
+        }
+        let pair = [
+            chat_with_cid(bob, &format!("d{i}"), &format!("d{i}")),
+            group_with_cid(gid, &format!("g{i}"), &format!("g{i}")),
+        ];
+        alice.post_acked(&pair);
+        sent.extend(pair);
+        i += 1;
+        assert!(i < 5_000, "the outage never ended");
+        thread::sleep(Duration::from_millis(10));
+    }
+    sent
+}
+
+/// Reads `c` until it holds `want` messages of each of `convs`, at most
+/// `within`; returns what came, in order.
+fn collect_live(c: &mut Client, want: usize, convs: &[&str], within: Duration) -> Vec<Value> {
+    let end = Instant::now() + within;
+    let mut live: Vec<Value> = Vec::new();
+    let done = |live: &[Value]| {
+        convs
+            .iter()
+            .all(|cv| live.iter().filter(|m| m["conv"] == *cv).count() >= want)
+    };
+    while !done(&live) {
+        assert!(
+            Instant::now() < end,
+            "{}: only {} messages",
+            c.name,
+            live.len()
+        );
+        match c.try_recv(Duration::from_millis(500)) {
+            Ok(v) if v["msgId"] == 9 || v["msgId"] == 13 => live.push(v),
+            Ok(v) => panic!("{}: unexpected {v}", c.name),
+            Err(_) => {} // a quiet spell (the outage); the deadline decides
+        }
+    }
+    live
+}
+
+/// The live view of `conv` in `live`: seqs 2..=n+1 in order, once each
+/// (seq 1 came before the stream).
+fn check_conv_view(who: &str, live: &[Value], conv: &str, n: usize) {
+    let got: Vec<Value> = live.iter().filter(|m| m["conv"] == conv).cloned().collect();
+    let want: Vec<i64> = (2..=n as i64 + 1).collect();
+    assert_eq!(seqs(&got), want, "{who}'s live view of {conv}");
+}
+
+/// Users on two nodes, a stream of chats and group chats from node 1 to
+/// node 2; Redis is killed mid-stream and restarted empty. bob and carol
+/// (node 2) stay connected and receive every message live, in seq order,
+/// once, without logging in again; SYNC then agrees.
+fn redis_restart_mid_stream_loses_nothing() {
+    let mut redis = PrivateRedis::start();
+    let env = Env::on("log-outage", &redis.url());
+    let cluster = Cluster::start(&env, 2, "2s");
+    let mut alice = cluster.user_on(1, "alice");
+    let mut bob = cluster.user_on(2, "bob");
+    let mut carol = cluster.user_on(2, "carol");
+    let gid = alice.create_group("outage", "");
+    bob.join_group(gid);
+    carol.join_group(gid);
+    let b = bob.uid;
+    // Learn the two conversations from the first acks.
+    let first = alice.post_acked(&[
+        chat_with_cid(b, "first", "first-d"),
+        group_with_cid(gid, "first g", "first-g"),
+    ]);
+    let (dconv, gconv) = (first[0].conv.clone(), first[1].conv.clone());
+    assert_eq!(bob.recv_live(2).len(), 2);
+    assert_eq!(carol.recv_live(1).len(), 1);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let stop = stop.clone();
+        thread::spawn(move || outage_sender(alice, b, gid, stop))
+    };
+    thread::sleep(Duration::from_millis(800));
+    redis.kill();
+    thread::sleep(Duration::from_millis(1_500));
+    assert!(redis.restart(), "redis-server restarts");
+    wait_until("presence is republished", || {
+        env.holder(b).as_deref() == Some("node2")
+    });
+    cluster.wait_subscribed(&env, 1);
+    cluster.wait_subscribed(&env, 2);
+    stop.store(true, Ordering::Release);
+    let sent = sender.join().expect("sender");
+    let steps = sent.len() / 2;
+    eprintln!("{steps} chats and {steps} group chats across the outage");
+
+    let within = Duration::from_secs(30);
+    let bobs = collect_live(&mut bob, steps, &[&dconv, &gconv], within);
+    let carols = collect_live(&mut carol, steps, &[&gconv], within);
+    bob.expect_silence(Duration::from_millis(300));
+    carol.expect_silence(Duration::from_millis(300));
+    // Seq 1 of each conversation came before the outage.
+    check_conv_view("bob", &bobs, &dconv, steps);
+    check_conv_view("bob", &bobs, &gconv, steps);
+    check_conv_view("carol", &carols, &gconv, steps);
+    let d = bob.sync_all(&dconv);
+    let g = carol.sync_all(&gconv);
+    assert_eq!(seqs(&d), one_to(steps as i64 + 1));
+    assert_eq!(seqs(&g), one_to(steps as i64 + 1));
+    let sent_d: Vec<Value> = sent.iter().step_by(2).cloned().collect();
+    let sent_g: Vec<Value> = sent.iter().skip(1).step_by(2).cloned().collect();
+    assert_eq!(texts(&d[1..]), texts(&sent_d));
+    assert_eq!(texts(&g[1..]), texts(&sent_g));
+}

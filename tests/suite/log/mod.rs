@@ -1,0 +1,34 @@
+//! The message log end to end (issue 11), against real `chat-server`
+//! processes on both stores and, for the cluster, real MySQL, Redis and
+//! nginx:
+//!
+//! | file | what |
+//! |---|---|
+//! | [`durability`] | ack after commit (kill -9), idempotent cid retries, offline messages carrying seq |
+//! | [`order`] | concurrent posters into one conversation, a slow reader cut off that catches up |
+//! | [`history`] | SYNC paging over 10,000 messages, group history from the join, refusals, CONVS and READ, retention |
+//! | [`cluster`] | cid retries across nodes, two nodes posting into one group, Redis restarted mid-stream |
+//!
+//! Tests learn conversation names from acks and CONVS, never build them
+//! (except to name conversations that do not exist). Every wait is bounded
+//! and every count exact. Run them with `cargo test --test suite log::`.
+
+mod cluster;
+mod durability;
+mod history;
+mod order;
+
+use crate::support::Test;
+
+/// The tests of this area.
+pub fn tests() -> Vec<Test> {
+    [
+        durability::tests(),
+        order::tests(),
+        history::tests(),
+        cluster::tests(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
