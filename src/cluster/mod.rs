@@ -159,9 +159,10 @@ pub trait LocalNode: Send + Sync + 'static {
     /// Called on the subscriber thread.
     fn deliver(&self, uid: i64, payload: &[u8]) -> bool;
 
-    /// Stores `payload` (the bytes given to [`Cluster::send_to_user`]) as an
-    /// offline message for `uid`, typically by queuing a job on the worker
-    /// pool, sharded by `uid` as the server's own offline writes are.
+    /// No node took `payload` (the bytes given to [`Cluster::send_to_user`])
+    /// for `uid`: the server keeps it for the user's next login (it has it
+    /// in its message log already), or delivers it if the user arrived
+    /// here meanwhile.
     ///
     /// Called on the publisher or the subscriber thread; after
     /// [`Cluster::shutdown`], on the thread calling `send_to_user`.
@@ -172,6 +173,13 @@ pub trait LocalNode: Send + Sync + 'static {
     ///
     /// Called on the publisher thread.
     fn local_users(&self) -> Vec<i64>;
+
+    /// The subscriber has (re)subscribed to this node's channel: messages
+    /// published while it was away reached nobody here, so the server
+    /// reconciles its connected users with the shared message log.
+    ///
+    /// Called on the subscriber thread, after every successful subscribe.
+    fn subscribed(&self) {}
 }
 
 /// The answer to [`Cluster::claim`].

@@ -16,7 +16,9 @@
 //!
 //! When the connection fails the thread reconnects with back-off and
 //! subscribes again. Messages published while it was away had no
-//! subscriber: their publishers saw `0` receivers and stored them.
+//! subscriber: their publishers saw `0` receivers, and after subscribing
+//! again the thread calls [`LocalNode::subscribed`](super::LocalNode::subscribed),
+//! whose server catches its connected users up from the message log.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -60,6 +62,7 @@ fn listen(
     shared.subscribed.store(true, Ordering::Release);
     health.up();
     backoff.reset();
+    shared.node.subscribed();
     while !shared.stopping() {
         match sub.get_message() {
             Ok(msg) => handle(shared, msg.get_payload_bytes()),

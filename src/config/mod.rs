@@ -159,6 +159,30 @@ pub const OPTIONS: &[Opt] = &[
         help: "registers and logins one connection may have waiting for the password hasher; more get errno 12",
     },
     Opt {
+        key: "log-writers",
+        value: "N",
+        default: "1 (SQLite), 2 (MySQL)",
+        help: "threads that commit chat messages to the message log, each a transaction per batch",
+    },
+    Opt {
+        key: "log-batch",
+        value: "N",
+        default: "512",
+        help: "the most chat messages one log transaction commits (group commit)",
+    },
+    Opt {
+        key: "log-queue",
+        value: "N",
+        default: "65536",
+        help: "chat messages one log writer may have queued; more get errno 12",
+    },
+    Opt {
+        key: "history-retention",
+        value: "DURATION",
+        default: "off",
+        help: "prune log entries older than this (e.g. 30d); off keeps all history",
+    },
+    Opt {
         key: "argon2-memory",
         value: "SIZE",
         default: "19MiB",
@@ -249,6 +273,15 @@ pub struct Config {
     /// Registers and logins one connection may have queued or running on
     /// the hashing threads (`--max-pending-hashes`), at least 1.
     pub max_pending_hashes: u32,
+    /// Message log writer threads (`--log-writers`).
+    pub log_writers: usize,
+    /// The most chat messages one log transaction commits (`--log-batch`).
+    pub log_batch: usize,
+    /// Chat messages one log writer may have queued (`--log-queue`).
+    pub log_queue: usize,
+    /// Prune log entries older than this (`--history-retention`); `None`
+    /// keeps everything.
+    pub history_retention: Option<Duration>,
     /// argon2id memory cost in KiB for new hashes (`--argon2-memory`).
     pub argon2_memory_kib: u32,
     /// argon2id passes for new hashes (`--argon2-passes`).
@@ -391,10 +424,22 @@ impl Config {
             }
             None => Some(Duration::from_secs(30)),
         };
+        let retention = match get("history-retention") {
+            Some((v, _)) if v.trim().eq_ignore_ascii_case("off") => None,
+            Some((v, from)) => {
+                let d =
+                    parse_duration(&v).map_err(|why| bad("history-retention", from, &v, why))?;
+                (!d.is_zero()).then_some(d)
+            }
+            None => None,
+        };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let idle = duration("idle-timeout", Duration::from_secs(300))?;
         let argon2_memory = size("argon2-memory", 19 * 1024 * 1024, 8 * 1024)?;
         let login_timeout = duration("login-timeout", Duration::from_secs(30))?;
+        let db = get("db").map_or_else(|| "sqlite:data/chat.db".to_owned(), |(v, _)| v);
+        // SQLite has one writer anyway; MySQL commits two batches at once.
+        let default_writers = if db.starts_with("mysql://") { 2 } else { 1 };
         let config = Config {
             listen,
             threads: count("threads", cores, 0)?,
@@ -407,7 +452,11 @@ impl Config {
                 }
                 None => Priority::Idle,
             },
-            db: get("db").map_or_else(|| "sqlite:data/chat.db".to_owned(), |(v, _)| v),
+            log_writers: count("log-writers", default_writers, 1)?,
+            log_batch: count("log-batch", 512, 1)?,
+            log_queue: count("log-queue", 65_536, 1)?,
+            history_retention: retention,
+            db,
             max_message: size("max-message", 64 * 1024, 64)?,
             idle_timeout: (!idle.is_zero()).then_some(idle),
             keepalive,

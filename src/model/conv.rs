@@ -26,7 +26,8 @@ use std::fmt;
 /// The largest user or group id a conversation can name.
 pub const MAX_ID: i64 = i32::MAX as i64;
 
-/// A conversation: one-to-one or group. See the [module docs](self).
+/// A conversation: one-to-one or group, named on the wire by its
+/// [`Display`](fmt::Display) form and in the database by [`Conv::key`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Conv {
     /// The one-to-one conversation of two users, `low <= high` (equal for

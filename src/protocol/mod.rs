@@ -11,10 +11,14 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`msg_id`] | the msgIds and errno codes (ids 1–13 are the original's) |
+//! | [`msg_id`] | the msgIds and errno codes (ids 1–13 are the original's, 28–34 the message log's) |
 //! | [`codec`] | framing: a stream of concatenated JSON objects in, one object per line out |
 //! | [`request`] | [`Request`], the typed form of a client message, and its validation |
 //! | [`reply`] | builders for every ack, in the exact shapes the original's client expects |
+//!
+//! One reply skips the `Value`: [`reply::sync_ok`] splices the stored
+//! messages' bytes into its output as they are, so a page of 500 messages
+//! is not parsed and encoded again.
 //!
 //! The users and groups that replies carry are the [model](crate::model)'s
 //! types; this module only gives them their wire forms.
@@ -29,4 +33,4 @@ pub mod request;
 
 pub use codec::{decode, encode, encode_into, DecodeError, Decoded, Decoder};
 pub use msg_id::errno;
-pub use request::{parse, ProtocolError, Request};
+pub use request::{parse, strip_log_fields, ProtocolError, Request, SyncFrom};

@@ -2,7 +2,8 @@
 //!
 //! Ids 1–13 are the C++ original's and keep its numbering and names, so the
 //! original's client works unchanged. Ids from 14 up are ours: the original
-//! client ignores ids it does not know, so adding them is safe.
+//! client ignores ids it does not know, so adding them is safe. 28–34 are
+//! the message log's (send acks, sync, conversations, read positions).
 //! `docs/protocol.md` describes every message and its fields.
 
 /// `{"msgId":1,"uid":…,"password":…}` (or `"username"` instead of `"uid"`).
@@ -63,6 +64,25 @@ pub const PONG_MSG: i64 = 26;
 /// JSON). Carries `errno`, `errmsg` and, when known, `req` (the msgId).
 pub const ERROR_MSG: i64 = 27;
 
+/// The ack of a chat (9) or group chat (13) that carries a `cid`: sent once
+/// the message is durable, with its `conv`, `seq` and `ts`, or with a
+/// non-zero `errno` for any error about that message (instead of
+/// [`ERROR_MSG`]). Never a request: it answers 9 and 13.
+pub const SEND_ACK: i64 = 28;
+/// `{"msgId":29,"conv":…,"after":N}` or `…"before":N`, with an optional
+/// `limit`: a page of one conversation's log.
+pub const SYNC_MSG: i64 = 29;
+/// Reply to [`SYNC_MSG`]: `conv`, `msgs` (the messages, ascending) and `more`.
+pub const SYNC_ACK: i64 = 30;
+/// `{"msgId":31}`: lists the user's conversations.
+pub const CONVS_MSG: i64 = 31;
+/// Reply to [`CONVS_MSG`]: `convs`, each with its `last_seq` and `read_seq`.
+pub const CONVS_ACK: i64 = 32;
+/// `{"msgId":33,"conv":…,"seq":N}`: moves the user's read position.
+pub const READ_MSG: i64 = 33;
+/// Reply to [`READ_MSG`], with the new read position.
+pub const READ_ACK: i64 = 34;
+
 /// Error numbers carried in `errno`. 1 and 2 keep the original's meaning.
 pub mod errno {
     /// Success.
@@ -78,9 +98,10 @@ pub mod errno {
     /// The msgId is not one this server knows.
     pub const UNKNOWN_MSG: i64 = 5;
     /// Not allowed: a `uid`/`from` that is not the logged-in account, posting
-    /// to a group one is not a member of, dismissing a group one did not create.
+    /// to a group one is not a member of, dismissing a group one did not
+    /// create, reading a conversation one is not part of.
     pub const FORBIDDEN: i64 = 6;
-    /// No such user or group.
+    /// No such user, group or conversation.
     pub const NOT_FOUND: i64 = 7;
     /// Already friends, already a member, group name taken, login while logged in.
     pub const CONFLICT: i64 = 8;

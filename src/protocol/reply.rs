@@ -2,7 +2,16 @@
 //!
 //! Every ack carries `errno` (0 on success) and, on failure, `errmsg`.
 //! The shapes of msgIds 2, 4, 6 and 8 are the original's, quirks included;
-//! 15 to 27 are ours.
+//! 15 to 34 are ours.
+//!
+//! # The message log's replies
+//!
+//! A chat or group chat that carried a `cid` is answered with
+//! [`send_ack`] once it is stored, or [`send_failed`] for any error about
+//! it (never with an error message, 27). [`sync_ok`] builds its reply as
+//! bytes, splicing in the stored messages unparsed; [`convs_ok`] and
+//! [`read_ok`] are ordinary acks. Conversation names are [`Conv`]'s
+//! `Display` form, which clients treat as opaque.
 //!
 //! # The nested-string quirk
 //!
@@ -21,13 +30,15 @@
 //! objects.
 
 use serde_json::{json, Value};
+use std::io::Write;
 
 use super::msg_id::{self, errno};
-use crate::model::{state_str, GroupInfo, MemberInfo, UserInfo};
+use crate::model::{state_str, Conv, ConvState, GroupInfo, MemberInfo, UserInfo};
 
 /// The ack of a request msgId, or `None` when the request has none (chat and
-/// group chat, whose failures are reported with [`msg_id::ERROR_MSG`]) or the
-/// msgId is not a request.
+/// group chat, whose failures are reported with [`msg_id::ERROR_MSG`], or
+/// with [`send_failed`] when they carry a `cid`) or the msgId is not a
+/// request.
 pub fn ack_id(request_msg_id: i64) -> Option<i64> {
     let ack = match request_msg_id {
         msg_id::LOGIN_MSG => msg_id::LOGIN_MSG_ACK,
@@ -42,6 +53,9 @@ pub fn ack_id(request_msg_id: i64) -> Option<i64> {
         msg_id::DISMISS_GROUP_MSG => msg_id::DISMISS_GROUP_ACK,
         msg_id::GROUP_MEMBERS_MSG => msg_id::GROUP_MEMBERS_ACK,
         msg_id::PING_MSG => msg_id::PONG_MSG,
+        msg_id::SYNC_MSG => msg_id::SYNC_ACK,
+        msg_id::CONVS_MSG => msg_id::CONVS_ACK,
+        msg_id::READ_MSG => msg_id::READ_ACK,
         _ => return None,
     };
     Some(ack)
@@ -50,13 +64,29 @@ pub fn ack_id(request_msg_id: i64) -> Option<i64> {
 /// The reply to a failed request: its own ack (see [`ack_id`]) with `errno`
 /// and `errmsg`, or else an [`error_msg`] naming the request in `req`.
 ///
-/// This is the one function the server needs for every failure after the
-/// codec: bad fields, not logged in, forbidden, not found, conflicts and
-/// storage errors alike.
+/// Every failure after the codec goes through here (bad fields, not logged
+/// in, forbidden, not found, conflicts and storage errors alike), through
+/// [`failure_for`] when the request may be a chat with a `cid`.
 pub fn failure(request_msg_id: Option<i64>, errno: i64, errmsg: &str) -> Value {
     match request_msg_id.and_then(ack_id) {
         Some(ack) => json!({ "msgId": ack, "errno": errno, "errmsg": errmsg }),
         None => error_msg(errno, errmsg, request_msg_id),
+    }
+}
+
+/// [`failure`], except that a chat or group chat that carried a `cid`
+/// (see [`Request::cid`](super::Request::cid)) is answered with
+/// [`send_failed`] for that cid. The server's one call for any failure of a
+/// parsed request.
+pub fn failure_for(
+    request_msg_id: Option<i64>,
+    cid: Option<&str>,
+    errno: i64,
+    errmsg: &str,
+) -> Value {
+    match cid {
+        Some(cid) => send_failed(cid, errno, errmsg),
+        None => failure(request_msg_id, errno, errmsg),
     }
 }
 
@@ -221,6 +251,102 @@ pub fn group_members_ok(gid: i64, members: &[MemberInfo]) -> Value {
 /// The reply to a ping (msgId 26).
 pub fn pong() -> Value {
     ok(msg_id::PONG_MSG)
+}
+
+/// The send ack (msgId 28) of a stored chat or group chat: the client's
+/// `cid`, and where the message sits in the log (`conv`, `seq`) with the
+/// server's time of storing it (`ts`, ms since the Unix epoch). A retry
+/// of the same cid gets the same three values again.
+pub fn send_ack(cid: &str, conv: Conv, seq: i64, ts: i64) -> Value {
+    json!({
+        "msgId": msg_id::SEND_ACK,
+        "errno": errno::OK,
+        "cid": cid,
+        "conv": conv.to_string(),
+        "seq": seq,
+        "ts": ts,
+    })
+}
+
+/// A failed send (msgId 28): any error about a chat or group chat that
+/// carried `cid`, in place of the [`msg_id::ERROR_MSG`] a chat without a
+/// cid gets.
+pub fn send_failed(cid: &str, errno: i64, errmsg: &str) -> Value {
+    json!({ "msgId": msg_id::SEND_ACK, "errno": errno, "errmsg": errmsg, "cid": cid })
+}
+
+/// The sync ack (msgId 30), encoded and ending in `\n` like
+/// [`codec::encode`](super::codec::encode)'s output, keys sorted as there:
+/// `{"conv":…,"errno":0,"more":false,"msgId":30,"msgs":[m1,m2,…]}`.
+///
+/// Each of `msgs` is one stored message object exactly as it is delivered
+/// (compact JSON, possibly ending in whitespace such as the codec's
+/// `\n`, which is dropped); they are spliced in as they are, not parsed
+/// again. An element that is only whitespace is skipped, as it would make
+/// the array invalid. `more` tells whether the log holds further messages
+/// in the direction the sync asked for.
+pub fn sync_ok(conv: Conv, msgs: &[Vec<u8>], more: bool) -> Vec<u8> {
+    const HEAD_BYTES: usize = 64;
+    let body: usize = msgs.iter().map(|m| m.len() + 1).sum();
+    let mut out = Vec::with_capacity(HEAD_BYTES + body);
+    // A conversation's name is ASCII letters, digits and '-': it needs no
+    // escaping. Writing to a Vec cannot fail.
+    let _ = write!(
+        out,
+        r#"{{"conv":"{conv}","errno":{},"more":{more},"msgId":{},"msgs":["#,
+        errno::OK,
+        msg_id::SYNC_ACK
+    );
+    let mut first = true;
+    for m in msgs {
+        let m = m.trim_ascii();
+        if m.is_empty() {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        out.extend_from_slice(m);
+        first = false;
+    }
+    out.extend_from_slice(b"]}\n");
+    out
+}
+
+/// The conversations ack (msgId 32) for user `me`: one entry per
+/// conversation, `{"conv","kind":"user","peer","last_seq","read_seq"}` for
+/// a one-to-one conversation (`peer`: the other participant, `me` in a
+/// conversation with oneself) and `{"conv","kind":"group","gid",…}` for a
+/// group. A one-to-one conversation `me` is not part of belongs to someone
+/// else and is left out.
+pub fn convs_ok(me: i64, convs: &[ConvState]) -> Value {
+    let convs: Vec<Value> = convs.iter().filter_map(|c| conv_entry(me, c)).collect();
+    json!({ "msgId": msg_id::CONVS_ACK, "errno": errno::OK, "convs": convs })
+}
+
+fn conv_entry(me: i64, c: &ConvState) -> Option<Value> {
+    let mut v = json!({
+        "conv": c.conv.to_string(),
+        "kind": c.conv.kind(),
+        "last_seq": c.last_seq,
+        "read_seq": c.read_seq,
+    });
+    match c.conv {
+        Conv::Direct { .. } => v["peer"] = c.conv.other(me)?.into(),
+        Conv::Group(gid) => v["gid"] = gid.into(),
+    }
+    Some(v)
+}
+
+/// The read ack (msgId 34): the user's read position in `conv` after the
+/// request (it only moves forward, and never past the last message).
+pub fn read_ok(conv: Conv, seq: i64) -> Value {
+    json!({
+        "msgId": msg_id::READ_ACK,
+        "errno": errno::OK,
+        "conv": conv.to_string(),
+        "seq": seq,
+    })
 }
 
 #[cfg(test)]

@@ -21,21 +21,37 @@
 //! submodule lists them), so that it cannot be made to look like another
 //! name. Login accepts them: it only looks a name up.
 //!
+//! # The message log
+//!
+//! Chats (9, 13) may carry a client id, `cid`, which asks for a
+//! [`msg_id::SEND_ACK`]; sync (29), conversations (31) and read (33) work on
+//! the log. Their fields, [`SyncFrom`] and [`strip_log_fields`] live in the
+//! `message_log` submodule.
+//!
 //! # Errors
 //!
 //! A [`ProtocolError`] carries the `errno` ([`errno::BAD_REQUEST`] for a
 //! missing, mistyped or invalid field, [`errno::UNKNOWN_MSG`] for a msgId that
-//! is not a request), an `errmsg` naming the field, and the msgId when it was
+//! is not a request, [`errno::NOT_FOUND`] for a `conv` that names no
+//! conversation), an `errmsg` naming the field, and the msgId when it was
 //! readable. [`ProtocolError::reply`] turns it into the request's own ack (or
-//! an error message), and the connection stays open.
+//! an error message), and the connection stays open. A malformed chat whose
+//! `cid` is itself valid is answered with a [`msg_id::SEND_ACK`] carrying
+//! that cid, so that a client waiting for the ack of that cid hears about it.
 
 use serde_json::{Map, Value};
 use std::fmt;
 
 use super::msg_id::{self, errno};
 use super::reply;
+use crate::model::Conv;
 
 mod invisible;
+mod message_log;
+
+pub use message_log::{
+    strip_log_fields, SyncFrom, DEFAULT_SYNC_LIMIT, LOG_FIELDS, MAX_CID_CHARS, MAX_SYNC_LIMIT,
+};
 
 /// Longest user name, in characters (the `user.name` column is `VARCHAR(50)`).
 pub const MAX_USERNAME_CHARS: usize = 50;
@@ -67,7 +83,12 @@ pub enum Request {
     Refresh { uid: Option<i64> },
     /// [`msg_id::ONE_CHAT_MSG`]. The text (`msg`, a string) and the optional
     /// `username` and `time` strings stay in the object, which is forwarded.
-    OneChat { from: Option<i64>, to: i64 },
+    /// `cid`, when sent, asks for a [`msg_id::SEND_ACK`] (see [`Request::cid`]).
+    OneChat {
+        from: Option<i64>,
+        to: i64,
+        cid: Option<String>,
+    },
     /// [`msg_id::ADD_FRIEND_MSG`].
     AddFriend { uid: Option<i64>, fid: i64 },
     /// [`msg_id::CREATE_GROUP_MSG`]; `desc` is empty when `groupdesc` is absent.
@@ -78,8 +99,13 @@ pub enum Request {
     },
     /// [`msg_id::ADD_GROUP_MSG`].
     JoinGroup { uid: Option<i64>, gid: i64 },
-    /// [`msg_id::GROUP_CHAT_MSG`]; like [`Request::OneChat`], the object is forwarded.
-    GroupChat { uid: Option<i64>, gid: i64 },
+    /// [`msg_id::GROUP_CHAT_MSG`]; like [`Request::OneChat`], the object is
+    /// forwarded, and `cid` asks for a [`msg_id::SEND_ACK`].
+    GroupChat {
+        uid: Option<i64>,
+        gid: i64,
+        cid: Option<String>,
+    },
     /// [`msg_id::DEL_FRIEND_MSG`].
     DelFriend { uid: Option<i64>, fid: i64 },
     /// [`msg_id::QUIT_GROUP_MSG`].
@@ -90,6 +116,19 @@ pub enum Request {
     GroupMembers { uid: Option<i64>, gid: i64 },
     /// [`msg_id::PING_MSG`].
     Ping,
+    /// [`msg_id::SYNC_MSG`]: up to `limit` messages of `conv` on one side
+    /// of a seq (see [`SyncFrom`]); `limit` is already defaulted
+    /// ([`DEFAULT_SYNC_LIMIT`]) and clamped ([`MAX_SYNC_LIMIT`]), so it is
+    /// in `1..=MAX_SYNC_LIMIT`.
+    Sync {
+        conv: Conv,
+        page: SyncFrom,
+        limit: usize,
+    },
+    /// [`msg_id::CONVS_MSG`]: the user's conversations.
+    Convs,
+    /// [`msg_id::READ_MSG`]: the user has read `conv` up to `seq` (≥ 0).
+    Read { conv: Conv, seq: i64 },
 }
 
 impl Request {
@@ -110,6 +149,21 @@ impl Request {
             Request::DismissGroup { .. } => msg_id::DISMISS_GROUP_MSG,
             Request::GroupMembers { .. } => msg_id::GROUP_MEMBERS_MSG,
             Request::Ping => msg_id::PING_MSG,
+            Request::Sync { .. } => msg_id::SYNC_MSG,
+            Request::Convs => msg_id::CONVS_MSG,
+            Request::Read { .. } => msg_id::READ_MSG,
+        }
+    }
+
+    /// The client id of a chat or group chat, when it carried one: its
+    /// success and every failure are then answered with a
+    /// [`msg_id::SEND_ACK`] naming it ([`reply::send_ack`],
+    /// [`reply::send_failed`]) instead of nothing or an
+    /// [`msg_id::ERROR_MSG`]. `None` for every other request.
+    pub fn cid(&self) -> Option<&str> {
+        match self {
+            Request::OneChat { cid, .. } | Request::GroupChat { cid, .. } => cid.as_deref(),
+            _ => None,
         }
     }
 
@@ -117,10 +171,16 @@ impl Request {
     /// when it said so. The server must reject the request with
     /// [`errno::FORBIDDEN`] when this is not the account logged in on the
     /// connection. Always `None` for login (whose `uid` names the account to
-    /// log in to), register and ping.
+    /// log in to), register, ping, sync, conversations and read (the last
+    /// three have no such field; they still need a login).
     pub fn claimed_uid(&self) -> Option<i64> {
         match self {
-            Request::Login { .. } | Request::Register { .. } | Request::Ping => None,
+            Request::Login { .. }
+            | Request::Register { .. }
+            | Request::Ping
+            | Request::Sync { .. }
+            | Request::Convs
+            | Request::Read { .. } => None,
             Request::OneChat { from, .. } => *from,
             Request::Logout { uid }
             | Request::Refresh { uid }
@@ -139,28 +199,39 @@ impl Request {
 /// A well-formed JSON object that is not a valid request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProtocolError {
-    /// [`errno::BAD_REQUEST`] or [`errno::UNKNOWN_MSG`].
+    /// [`errno::BAD_REQUEST`], [`errno::UNKNOWN_MSG`] or (a `conv` naming
+    /// no conversation) [`errno::NOT_FOUND`].
     pub errno: i64,
     /// What is wrong, naming the field, e.g. "missing field `to`".
     pub errmsg: String,
     /// The request's msgId, when it was an integer.
     pub msg_id: Option<i64>,
+    /// The `cid` of a chat or group chat that is malformed in another
+    /// field, when the cid itself is valid: the error then goes out as a
+    /// [`msg_id::SEND_ACK`] for that cid.
+    pub cid: Option<String>,
 }
 
 impl ProtocolError {
-    fn bad(msg_id: i64, errmsg: String) -> ProtocolError {
+    fn new(errno: i64, msg_id: Option<i64>, errmsg: String) -> ProtocolError {
         ProtocolError {
-            errno: errno::BAD_REQUEST,
+            errno,
             errmsg,
-            msg_id: Some(msg_id),
+            msg_id,
+            cid: None,
         }
     }
 
-    /// The reply to send: the request's own ack with this `errno` and
-    /// `errmsg`, or an [`msg_id::ERROR_MSG`] when it has no ack (see
-    /// [`reply::failure`]).
+    fn bad(msg_id: i64, errmsg: String) -> ProtocolError {
+        ProtocolError::new(errno::BAD_REQUEST, Some(msg_id), errmsg)
+    }
+
+    /// The reply to send: a [`msg_id::SEND_ACK`] when the error is about a
+    /// chat with a valid [`cid`](ProtocolError::cid); else the request's own
+    /// ack with this `errno` and `errmsg`, or an [`msg_id::ERROR_MSG`] when
+    /// it has no ack (see [`reply::failure`]).
     pub fn reply(&self) -> Value {
-        reply::failure(self.msg_id, self.errno, &self.errmsg)
+        reply::failure_for(self.msg_id, self.cid.as_deref(), self.errno, &self.errmsg)
     }
 }
 
@@ -179,25 +250,34 @@ impl std::error::Error for ProtocolError {}
 /// [`errno::BAD_REQUEST`] when `msgId` or a field of the message is missing,
 /// has the wrong JSON type or an invalid value (ids must be positive integers;
 /// see the `MAX_*` constants for sizes); [`errno::UNKNOWN_MSG`] when the
-/// msgId is not a client → server message.
+/// msgId is not a client → server message; [`errno::NOT_FOUND`] when a
+/// well-formed request's `conv` names no conversation. A chat's error
+/// carries its `cid` when that is valid (see [`ProtocolError::cid`]).
 pub fn parse(obj: &Map<String, Value>) -> Result<Request, ProtocolError> {
     let id = match obj.get("msgId") {
-        Some(v) => v.as_i64().ok_or_else(|| ProtocolError {
-            errno: errno::BAD_REQUEST,
-            errmsg: "field `msgId` must be an integer".into(),
-            msg_id: None,
+        Some(v) => v.as_i64().ok_or_else(|| {
+            ProtocolError::new(
+                errno::BAD_REQUEST,
+                None,
+                "field `msgId` must be an integer".into(),
+            )
         })?,
         None => {
-            return Err(ProtocolError {
-                errno: errno::BAD_REQUEST,
-                errmsg: "missing field `msgId`".into(),
-                msg_id: None,
-            })
+            return Err(ProtocolError::new(
+                errno::BAD_REQUEST,
+                None,
+                "missing field `msgId`".into(),
+            ))
         }
     };
     let f = Fields { obj, msg_id: id };
-    let request = match id {
-        msg_id::LOGIN_MSG => parse_login(&f)?,
+    parse_fields(&f).map_err(|e| f.with_chat_cid(e))
+}
+
+/// [`parse`] once the msgId is known.
+fn parse_fields(f: &Fields<'_>) -> Result<Request, ProtocolError> {
+    let request = match f.msg_id {
+        msg_id::LOGIN_MSG => parse_login(f)?,
         msg_id::LOGOUT_MSG => Request::Logout {
             uid: f.opt_id("uid")?,
         },
@@ -212,6 +292,7 @@ pub fn parse(obj: &Map<String, Value>) -> Result<Request, ProtocolError> {
             let request = Request::OneChat {
                 from: f.opt_id("from")?,
                 to: f.id("to")?,
+                cid: f.opt_cid()?,
             };
             f.chat_text()?;
             request
@@ -233,6 +314,7 @@ pub fn parse(obj: &Map<String, Value>) -> Result<Request, ProtocolError> {
             let request = Request::GroupChat {
                 uid: f.opt_id("uid")?,
                 gid: f.id("gid")?,
+                cid: f.opt_cid()?,
             };
             f.chat_text()?;
             request
@@ -254,12 +336,15 @@ pub fn parse(obj: &Map<String, Value>) -> Result<Request, ProtocolError> {
             gid: f.id("gid")?,
         },
         msg_id::PING_MSG => Request::Ping,
+        msg_id::SYNC_MSG => message_log::parse_sync(f)?,
+        msg_id::CONVS_MSG => Request::Convs,
+        msg_id::READ_MSG => message_log::parse_read(f)?,
         other => {
-            return Err(ProtocolError {
-                errno: errno::UNKNOWN_MSG,
-                errmsg: format!("msgId {other} is not a request this server knows"),
-                msg_id: Some(other),
-            })
+            return Err(ProtocolError::new(
+                errno::UNKNOWN_MSG,
+                Some(other),
+                format!("msgId {other} is not a request this server knows"),
+            ))
         }
     };
     Ok(request)

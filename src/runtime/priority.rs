@@ -29,7 +29,7 @@ impl Priority {
     /// once, on itself, before its first job. A failure is logged: the
     /// thread then runs at the normal priority, which is slower for other
     /// threads but not wrong.
-    pub(super) fn apply(self) {
+    pub(crate) fn apply(self) {
         // SAFETY: plain system calls on the calling thread (id 0 or its own
         // tid); the only memory passed is a local `sched_param`.
         let failed = unsafe {

@@ -42,7 +42,7 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::protocol::{encode, errno, reply};
 use crate::runtime::{self, BusyTime, PasswordHasher};
-use crate::service::Service;
+use crate::service::{LogOptions, Service};
 use crate::storage;
 use context::Context;
 use peer::TcpPeer;
@@ -81,6 +81,12 @@ pub fn run(config: &Config) -> Result<(), Error> {
         hasher,
         config.hash_max_wait,
         config.hash_priority,
+        LogOptions {
+            writers: config.log_writers,
+            batch: config.log_batch,
+            queue: config.log_queue,
+            retention: config.history_retention,
+        },
     )?;
     service.set_login_takeover_grace(config.login_takeover_grace);
     service.set_hold_limits(config.login_hold_bytes, config.login_hold_total);

@@ -62,12 +62,13 @@
 
 use std::sync::Arc;
 
+use super::delivery::{self, Cursors};
 use super::session::{Held, Login};
-use super::{user_key, Ctx, Me, PeerRef, Presence, Service, Session};
+use super::{chat, history, user_key, Ctx, Me, PeerRef, Presence, Service, Session};
 use crate::cluster::Claim;
 use crate::model::{GroupInfo, UserInfo};
 use crate::protocol::{encode, errno, reply};
-use crate::storage::{Store, StoreError, UserRecord};
+use crate::storage::{Entry, Store, StoreError, UserRecord};
 
 /// A failed request: errno and errmsg.
 type Failure = (i64, &'static str);
@@ -260,7 +261,9 @@ fn replaceable(ctx: &Ctx, entry: &Presence) -> Option<PeerRef> {
         return None;
     }
     match entry {
-        Presence::Online(old) if old.id() != ctx.peer.id() && old.idle_for() > grace => {
+        Presence::Online { peer: old, .. }
+            if old.id() != ctx.peer.id() && old.idle_for() > grace =>
+        {
             Some(old.clone())
         }
         // Recent activity, or a login under way (which just sent bytes).
@@ -268,19 +271,55 @@ fn replaceable(ctx: &Ctx, entry: &Presence) -> Option<PeerRef> {
     }
 }
 
+/// The most log entries one login ack carries.
+pub const MAX_ACK_MESSAGES: usize = 100_000;
+
+/// What phase 2 found for the ack.
+struct Loaded {
+    /// Rows of the legacy offline table, `(id, text)`.
+    legacy: Vec<(i64, String)>,
+    /// The log entries the user has not been handed, oldest first.
+    pending: Vec<Entry>,
+    /// The user's cursors once the ack is handed over.
+    cursors: Cursors,
+    friends: Vec<UserInfo>,
+    groups: Vec<GroupInfo>,
+}
+
+/// Phase 2's reads. The conversations (with their `last_seq`) are read
+/// *before* the pending entries: every message of another sender up to
+/// those `last_seq`s is then in `pending`, so the cursors may start there.
+fn load(ctx: &Ctx, store: &dyn Store, uid: i64) -> Result<Loaded, StoreError> {
+    // Rows an earlier ack delivered but could not delete: delete them now,
+    // or at least do not deliver them again.
+    let undeleted = retry_delete(ctx, store, uid);
+    let mut legacy = store.offline_messages(uid)?;
+    legacy.retain(|(id, _)| undeleted.binary_search(id).is_err());
+    let convs = store.conversations(uid)?;
+    let pending = store.pending(uid, MAX_ACK_MESSAGES)?;
+    let mut cursors = history::login_cursors(&convs, pending.len() < MAX_ACK_MESSAGES);
+    for e in &pending {
+        cursors.advance(e.conv, e.seq);
+    }
+    Ok(Loaded {
+        legacy,
+        pending,
+        cursors,
+        friends: store.friends(uid)?,
+        groups: store.user_groups(uid)?,
+    })
+}
+
 /// Phase 2, on the user's worker: everything the login ack carries.
 fn load_account(ctx: Ctx, store: &dyn Store, user: UserRecord) {
-    let loaded = (|| -> Result<_, StoreError> {
-        // Rows an earlier ack delivered but could not delete: delete them
-        // now, or at least do not deliver them again.
-        let undeleted = retry_delete(&ctx, store, user.id);
-        let mut offline = store.offline_messages(user.id)?;
-        offline.retain(|(id, _)| undeleted.binary_search(id).is_err());
-        let friends = store.friends(user.id)?;
-        let groups = store.user_groups(user.id)?;
-        Ok((offline, friends, groups))
-    })();
-    let (offline, mut friends, mut groups) = match loaded {
+    let loaded = load(&ctx, store, user.id);
+    let Loaded {
+        legacy,
+        pending,
+        cursors,
+        mut friends,
+        mut groups,
+    } = match loaded {
         Ok(l) => l,
         Err(e) => {
             log::error!("{}: login of {}: {e}", ctx.peer.name(), user.id);
@@ -289,11 +328,13 @@ fn load_account(ctx: Ctx, store: &dyn Store, user: UserRecord) {
         }
     };
     mark_online(&ctx.svc, &mut friends, &mut groups);
-    let (ids, texts): (Vec<i64>, Vec<String>) = offline.into_iter().unzip();
+    // The legacy rows are older than anything in the log.
+    let (ids, mut texts): (Vec<i64>, Vec<String>) = legacy.into_iter().unzip();
+    texts.extend(pending.iter().map(|e| chat::stored_text(&e.delivered())));
     let ack = encode(&reply::login_ok(
         user.id, &user.name, texts, &friends, &groups,
     ));
-    ctx.on_own_loop(move |ctx| deliver_login(ctx, user, ack, ids));
+    ctx.on_own_loop(move |ctx| deliver_login(ctx, user, ack, ids, cursors));
 }
 
 /// The user's worker: repeats the delete of the rows of `uid` that an
@@ -318,43 +359,56 @@ fn retry_delete(ctx: &Ctx, store: &dyn Store, uid: i64) -> Vec<i64> {
 }
 
 /// Phase 3, on the peer's own thread: go `Online`, send the ack and the
-/// buffered messages, then delete what was delivered.
-fn deliver_login(ctx: Ctx, user: UserRecord, ack: Vec<u8>, delivered: Vec<i64>) {
-    let held = {
+/// buffered messages, then record what was delivered.
+fn deliver_login(ctx: Ctx, user: UserRecord, ack: Vec<u8>, delivered: Vec<i64>, cursors: Cursors) {
+    let (held, positions) = {
         let mut state = ctx.session.state();
         let claimed = matches!(&state.login, Login::Claimed { uid, .. } if *uid == user.id);
         if state.closed || !claimed || !ctx.peer.connected() {
             return; // closing: `disconnected` cleans up and keeps the rows
         }
-        {
+        let positions = {
             let mut shard = ctx.svc.online.lock(user.id);
             match shard.get_mut(&user.id) {
                 Some(entry @ Presence::LoggingIn { .. }) if entry.peer_id() == ctx.peer.id() => {
-                    let Presence::LoggingIn { buffered, .. } =
-                        std::mem::replace(entry, Presence::Online(ctx.peer.clone()))
+                    let online = Presence::online(ctx.peer.clone(), cursors);
+                    let Presence::LoggingIn { buffered, .. } = std::mem::replace(entry, online)
                     else {
+                        return;
+                    };
+                    let Presence::Online { cursors, .. } = entry else {
                         return;
                     };
                     // Still under the shard lock: a sender on any thread
                     // must take it to find `Online`, so whatever it sends
-                    // is written after the ack and the buffered messages.
+                    // is written after the ack and the buffered messages
+                    // (less those the ack carried already).
                     ctx.peer.send(ack);
-                    for message in buffered {
-                        ctx.peer.send(message);
-                    }
+                    delivery::replay_buffered(&ctx.svc, user.id, &ctx.peer, cursors, buffered);
+                    // Written below and, should that fail, again at the
+                    // next flush or when the connection closes.
+                    cursors.changed()
                 }
                 _ => return,
             }
-        }
+        };
         state.login = Login::Active {
             uid: user.id,
             name: user.name,
         };
-        std::mem::take(&mut state.held)
+        (std::mem::take(&mut state.held), positions)
     };
-    // The ack is handed over: only now may the rows it carried go.
+    // The ack is handed over: only now may what it carried count as
+    // delivered.
     let uid = user.id;
     ctx.clone().on_worker(user_key(uid), move |ctx, store| {
+        if let Err(e) = store.set_delivered(uid, &positions) {
+            log::error!(
+                "{}: storing what the login ack of {uid} delivered \
+                 (the next login may hand it again): {e}",
+                ctx.peer.name()
+            );
+        }
         if !delivered.is_empty() {
             if let Err(e) = store.delete_offline(uid, &delivered) {
                 log::error!(
@@ -398,9 +452,10 @@ fn replay(ctx: &Ctx, held: Held) {
 }
 
 /// Removes `uid`'s entry if it belongs to the peer `peer_id`, and returns
-/// whether it did. A `LoggingIn` entry's buffered messages are stored as
-/// offline messages, in order, with one job on the user's worker queued
-/// under the lock, so later messages for the user queue behind them.
+/// whether it did. An `Online` entry's changed cursors are written by a
+/// job on the user's worker queued under the lock, so the user's next
+/// login reads them. (A `LoggingIn` entry's buffered messages need
+/// nothing: the log has them, and no cursor moved past them.)
 fn unclaim(svc: &Arc<Service>, uid: i64, peer_id: u64) -> bool {
     let mut shard = svc.online.lock(uid);
     let removed = match shard.get(&uid) {
@@ -412,22 +467,12 @@ fn unclaim(svc: &Arc<Service>, uid: i64, peer_id: u64) -> bool {
         cluster.release(uid);
     }
     match removed {
-        Some(Presence::LoggingIn { buffered, .. }) => {
-            if !buffered.is_empty() {
-                let rows: Vec<(i64, String)> = buffered
-                    .iter()
-                    .map(|b| (uid, super::chat::stored_text(b)))
-                    .collect();
-                let store = svc.store.clone();
-                svc.workers.submit(user_key(uid), move || {
-                    if let Err(e) = store.push_offline_many(&rows) {
-                        log::error!("storing {} buffered messages of {uid}: {e}", rows.len());
-                    }
-                });
-            }
+        Some(Presence::Online { mut cursors, .. }) => {
+            delivery::submit_delivered(svc, uid, cursors.take_changed());
+            drop(shard);
             true
         }
-        Some(Presence::Online(_)) => true,
+        Some(Presence::LoggingIn { .. }) => true,
         None => false,
     }
 }

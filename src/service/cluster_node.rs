@@ -11,15 +11,52 @@
 //!  Service ──owns──► Arc<Cluster> ──owns──► Arc<ClusterNode> ──Weak──► Service
 //! ```
 //!
-//! Both entry points keep the lock rule of [`super::online`]: look the user
-//! up under their shard lock and, when storing offline, submit the job to
-//! the user's worker before unlocking, so a login's phase 2 on the same
-//! worker sees the message (or the login's `LoggingIn` entry buffers it).
+//! What travels between nodes is a committed message of the log: the
+//! payload this node gives [`Cluster::send_to_user`](crate::cluster::Cluster::send_to_user)
+//! starts with the message's place in the log, so the receiving node can
+//! push it through the recipient's cursors ([`super::delivery`]) and fill
+//! any gap from the shared log:
+//!
+//! ```text
+//!   0              8              16                       16 + n
+//!   +--------------+--------------+------------------------+
+//!   | Conv::key    | seq          | the message, as        |
+//!   | i64, big end.| i64, big end.| delivered (n bytes)    |
+//!   +--------------+--------------+------------------------+
+//! ```
+//!
+//! A message that no node takes needs nothing: the log keeps it for the
+//! recipient's next login.
 
 use std::sync::{Arc, Weak};
 
-use super::{chat, Service};
+use super::{chat, delivery, Service};
 use crate::cluster::LocalNode;
+use crate::model::Conv;
+
+/// Bytes of the place-in-the-log header of a routed payload.
+const ROUTED_HEADER: usize = 16;
+
+/// The payload routed to another node for message `seq` of `conv`.
+pub fn routed(conv: Conv, seq: i64, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ROUTED_HEADER + bytes.len());
+    out.extend_from_slice(&conv.key().to_be_bytes());
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// Splits a routed payload into conversation key, seq and message; `None`
+/// when it is too short (not written by this version of the server).
+fn unroute(payload: &[u8]) -> Option<(i64, i64, &[u8])> {
+    let (conv, rest) = payload.split_at_checked(8)?;
+    let (seq, bytes) = rest.split_at_checked(8)?;
+    Some((
+        i64::from_be_bytes(conv.try_into().ok()?),
+        i64::from_be_bytes(seq.try_into().ok()?),
+        bytes,
+    ))
+}
 
 /// The [`LocalNode`] of this process. See the [module docs](self).
 pub struct ClusterNode {
@@ -39,19 +76,29 @@ impl LocalNode for ClusterNode {
     /// Subscriber thread: hand the message to the user's peer (or
     /// login buffer); `false` when the user is not here (any more).
     fn deliver(&self, uid: i64, payload: &[u8]) -> bool {
-        match self.svc.upgrade() {
-            Some(svc) => chat::deliver_here(&svc, uid, payload),
-            None => false,
-        }
+        let (Some(svc), Some((conv, seq, bytes))) = (self.svc.upgrade(), unroute(payload)) else {
+            // Gone, or garbage on our channel: nobody to tell.
+            return true;
+        };
+        chat::deliver_here(&svc, uid, conv, seq, bytes)
     }
 
     /// Publisher or subscriber thread: the user is on no node (or Redis
-    /// could not be asked): deliver if they arrived here meanwhile, else
-    /// store on their worker.
+    /// could not be asked): deliver if they arrived here meanwhile; else
+    /// the log keeps the message for their next login.
     fn store_offline(&self, uid: i64, payload: Vec<u8>) {
-        match self.svc.upgrade() {
-            Some(svc) => chat::deliver_or_store_here(&svc, uid, payload),
-            None => log::error!("cluster: a message for {uid} arrived after the service ended"),
+        let (Some(svc), Some((conv, seq, bytes))) = (self.svc.upgrade(), unroute(&payload)) else {
+            return;
+        };
+        chat::deliver_if_here(&svc, uid, conv, seq, bytes.to_vec());
+    }
+
+    /// Subscriber thread: catch every local user up from the log (on their
+    /// workers), since messages published while the link was down reached
+    /// nobody here.
+    fn subscribed(&self) {
+        if let Some(svc) = self.svc.upgrade() {
+            delivery::schedule_reconcile_all(&svc);
         }
     }
 

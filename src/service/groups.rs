@@ -10,7 +10,7 @@
 use crate::protocol::{errno, reply};
 use crate::storage::JoinOutcome;
 
-use super::{user_key, Ctx, Me};
+use super::{history, user_key, Ctx, Me};
 
 /// CREATE_GROUP_MSG (11): a new group with the sender as its creator.
 pub fn create(ctx: Ctx, me: Me, name: String, desc: String) {
@@ -31,6 +31,8 @@ pub fn join(ctx: Ctx, me: Me, gid: i64) {
     ctx.on_worker(user_key(me.uid), move |ctx, store| {
         match store.join_group(gid, me.uid) {
             Ok(JoinOutcome::Joined) => {
+                // The cursor first, then the cache that routes posts here.
+                history::joined(&ctx.svc, store, me.uid, gid);
                 ctx.svc.groups.joined(gid, me.uid);
                 ctx.send(&reply::join_group_ok(gid));
             }

@@ -1,18 +1,14 @@
-//! `KnownUsers`: user ids this node knows to exist, so that a cluster node
-//! can route a one-to-one message on the I/O thread.
+//! `KnownUsers`: user ids this node knows to exist, so that a log writer
+//! need not ask the store whether a one-to-one recipient exists.
 //!
-//! On a single node a message for an absent user goes to that user's
-//! worker, whose store job checks that the user exists (or tells the
-//! sender NOT_FOUND). In cluster mode an absent user is usually on another
-//! node, and the message is handed to
-//! [`Cluster::send_to_user`](crate::cluster::Cluster::send_to_user) at once
-//! — but only for a user known to exist. An unknown recipient costs one
-//! trip through the sender's slow lane (a worker reads the account), after
-//! which the id is known.
+//! A message to a user who does not exist is refused (errno 7) before it
+//! is stored. Ids that registered or logged in here, or that a writer has
+//! looked up once, are known; any other recipient costs the writer one
+//! account read, after which the id is known.
 //!
 //! Accounts are never deleted, so an id, once known, stays valid: the set
 //! only grows. It stops growing at [`MAX_KNOWN`] ids (tens of MiB); beyond
-//! that, unknown recipients simply keep taking the slow lane.
+//! that, unknown recipients simply keep costing a read.
 
 use crate::runtime::ShardedMap;
 

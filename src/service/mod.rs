@@ -14,10 +14,11 @@
 //! | 3 | logout | [`account::logout`] | I/O thread; a worker marks the account offline |
 //! | 5 | register | [`account::register`] | hashing pool (argon2, the new account); the ack from the I/O thread |
 //! | 7 | refresh | [`account::refresh`] | worker |
-//! | 9 | one-to-one chat | [`chat::one_chat`] | I/O thread; a worker only to store offline, or for the slow lane |
+//! | 9 | one-to-one chat | [`chat::one_chat`] | I/O thread, then a log writer (commit, hand on, ack) |
 //! | 10, 14 | add / delete friend | [`friends::add`], [`friends::delete`] | worker |
 //! | 11, 12, 19, 21, 23 | create / join / quit / dismiss group, members | [`groups`] | worker |
-//! | 13 | group chat | [`chat::group_chat`] | I/O thread; the slow lane (a worker, then the I/O thread) when the members are not cached |
+//! | 13 | group chat | [`chat::group_chat`] | I/O thread, then a log writer (members, commit, fan-out, ack) |
+//! | 29, 31, 33 | sync, conversations, read | [`history`] | worker |
 //! | 25 | ping | inline | I/O thread |
 //!
 //! # Threads
@@ -51,10 +52,13 @@
 pub mod account;
 pub mod chat;
 pub mod cluster_node;
+pub mod delivery;
 pub mod friends;
 pub mod group_cache;
 pub mod groups;
+pub mod history;
 pub mod known;
+pub mod msglog;
 pub mod online;
 pub mod peer;
 pub mod session;
@@ -67,15 +71,18 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use parking_lot::Mutex;
+
 use serde_json::{Map, Value};
 
 use crate::cluster::Cluster;
-use crate::protocol::{encode, errno, msg_id, parse, reply, Request};
+use crate::protocol::{encode, errno, msg_id, parse, reply, Request, SyncFrom};
 use crate::runtime::{BusyTime, HashGate, PasswordHasher, Priority, WorkerPool};
-use crate::storage::{Store, StoreError};
+use crate::storage::{Page, Store, StoreError};
 pub use cluster_node::ClusterNode;
 pub use group_cache::GroupCache;
 pub use known::KnownUsers;
+pub use msglog::LogWriter;
 pub use online::{OnlineMap, Presence};
 pub use peer::{Peer, PeerRef, Task};
 pub use session::{HoldBudget, Login, PendingHash, Session};
@@ -89,6 +96,10 @@ const WORKER_PRIORITY: Priority = Priority::Nice(5);
 pub struct Service {
     store: Arc<dyn Store>,
     workers: WorkerPool,
+    /// The message log's writers: every chat message goes through them.
+    log: LogWriter,
+    /// The background thread that writes cursors and prunes the log.
+    chores: Mutex<Option<Chores>>,
     /// Password hashing (register, login phase 1), apart from the database
     /// workers so a login's later phases never queue behind other hashes.
     hashers: WorkerPool,
@@ -112,6 +123,31 @@ pub struct Service {
     /// `--max-pending-hashes`: hashing jobs one session may have queued or
     /// running.
     max_pending_hashes: AtomicU32,
+}
+
+/// How the message log is written and kept (`--log-writers`,
+/// `--log-batch`, `--log-queue`, `--history-retention`).
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// Writer threads (each with its own transactions).
+    pub writers: usize,
+    /// The most posts one transaction commits.
+    pub batch: usize,
+    /// The most posts one writer may have queued.
+    pub queue: usize,
+    /// Entries older than this are pruned; `None` keeps everything.
+    pub retention: Option<Duration>,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            writers: 1,
+            batch: msglog::DEFAULT_BATCH,
+            queue: msglog::DEFAULT_QUEUE,
+            retention: None,
+        }
+    }
 }
 
 /// The default of [`Service::set_max_pending_hashes`].
@@ -288,10 +324,13 @@ impl Service {
         hasher: PasswordHasher,
         hash_max_wait: Duration,
         hash_priority: Priority,
+        log_options: LogOptions,
     ) -> std::io::Result<Arc<Service>> {
-        Ok(Arc::new(Service {
+        let svc = Arc::new(Service {
             store,
             workers: WorkerPool::new(workers, "chat-worker", WORKER_PRIORITY)?,
+            log: LogWriter::new(log_options.writers, log_options.batch, log_options.queue)?,
+            chores: Mutex::new(None),
             hashers: WorkerPool::new(hash_threads, "chat-hash", hash_priority)?,
             hash_gate: HashGate::new(hash_max_wait),
             online: OnlineMap::default(),
@@ -303,7 +342,9 @@ impl Service {
             takeover_grace_ms: AtomicU64::new(NO_TAKEOVER),
             hold: Arc::new(HoldBudget::default()),
             max_pending_hashes: AtomicU32::new(DEFAULT_MAX_PENDING_HASHES),
-        }))
+        });
+        *svc.chores.lock() = Some(Chores::start(&svc, log_options.retention)?);
+        Ok(svc)
     }
 
     /// Lets a login replace the account's connection on this node when
@@ -434,8 +475,17 @@ impl Service {
     /// The requests that need a logged-in connection: the identity check,
     /// then the handler map.
     fn handle_authenticated(ctx: Ctx, request: Request, obj: Map<String, Value>) {
+        // Errors about a chat message with a cid come as 28 with that cid.
+        let fail = |errno, errmsg: &str| {
+            ctx.send(&reply::failure_for(
+                Some(ctx.req),
+                request.cid(),
+                errno,
+                errmsg,
+            ));
+        };
         let Some((uid, name)) = ctx.session.user() else {
-            return ctx.fail(errno::NOT_LOGGED_IN, "log in first");
+            return fail(errno::NOT_LOGGED_IN, "log in first");
         };
         if let Some(claimed) = request.claimed_uid() {
             if claimed != uid {
@@ -446,14 +496,14 @@ impl Service {
                 };
                 let why =
                     format!("`{field}` {claimed} is not the account logged in on this connection");
-                return ctx.fail(errno::FORBIDDEN, &why);
+                return fail(errno::FORBIDDEN, &why);
             }
         }
         let me = Me { uid, name };
         match request {
             Request::Logout { .. } => account::logout(ctx, me),
             Request::Refresh { .. } => account::refresh(ctx, me),
-            Request::OneChat { to, .. } => chat::one_chat(ctx, me, to, obj),
+            Request::OneChat { to, cid, .. } => chat::one_chat(ctx, me, to, cid, obj),
             Request::AddFriend { fid, .. } => friends::add(ctx, me, fid),
             Request::DelFriend { fid, .. } => friends::delete(ctx, me, fid),
             Request::CreateGroup { name, desc, .. } => groups::create(ctx, me, name, desc),
@@ -461,7 +511,16 @@ impl Service {
             Request::QuitGroup { gid, .. } => groups::quit(ctx, me, gid),
             Request::DismissGroup { gid, .. } => groups::dismiss(ctx, me, gid),
             Request::GroupMembers { gid, .. } => groups::members(ctx, me, gid),
-            Request::GroupChat { gid, .. } => chat::group_chat(ctx, me, gid, obj),
+            Request::GroupChat { gid, cid, .. } => chat::group_chat(ctx, me, gid, cid, obj),
+            Request::Sync { conv, page, limit } => {
+                let page = match page {
+                    SyncFrom::After(n) => Page::After(n),
+                    SyncFrom::Before(n) => Page::Before(n),
+                };
+                history::sync(ctx, me, conv, page, limit)
+            }
+            Request::Convs => history::convs(ctx, me),
+            Request::Read { conv, seq } => history::read(ctx, me, conv, seq),
             // Handled before the identity check.
             Request::Login { .. } | Request::Register { .. } | Request::Ping => {}
         }
@@ -480,16 +539,73 @@ impl Service {
     /// the users still online here as offline. Any thread but a worker's or
     /// a hasher's (it joins them); blocks for up to about twice `timeout`.
     pub fn shutdown(&self, timeout: Duration) {
+        let abandoned = self.log.shutdown(timeout);
+        if abandoned > 0 {
+            log::error!("shutdown: {abandoned} chat messages were not stored in {timeout:?}");
+        }
+        if let Some(chores) = self.chores.lock().take() {
+            chores.stop();
+        }
         if !self.hashers.shutdown(timeout) {
             log::error!("shutdown: some logins did not finish in {timeout:?}");
         }
         if !self.workers.shutdown(timeout) {
             log::error!("shutdown: some database writes did not finish in {timeout:?}");
         }
+        delivery::flush_all(self, true);
         let uids = self.online.uids();
         match self.store.set_offline_many(&uids) {
             Ok(n) => log::info!("shutdown: {n} users marked offline"),
             Err(e) => log::error!("shutdown: marking {} users offline failed: {e}", uids.len()),
+        }
+    }
+}
+
+/// The service's background thread: every [`delivery::CURSOR_FLUSH`] it
+/// queues the write of online users' cursors, and with a retention it
+/// queues the pruning of old log entries; both run on a database worker,
+/// never here.
+struct Chores {
+    stop: crossbeam_channel::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Chores {
+    fn start(svc: &Arc<Service>, retention: Option<Duration>) -> std::io::Result<Chores> {
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(1);
+        let weak = Arc::downgrade(svc);
+        // Prune a few times per retention period, at most once a minute.
+        let tick = retention
+            .map_or(delivery::CURSOR_FLUSH, |r| {
+                (r / 4).min(delivery::CURSOR_FLUSH)
+            })
+            .max(Duration::from_millis(100));
+        let thread = std::thread::Builder::new()
+            .name("chat-chores".into())
+            .spawn(move || {
+                let mut last_flush = std::time::Instant::now();
+                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(tick)
+                {
+                    let Some(svc) = weak.upgrade() else {
+                        return;
+                    };
+                    if last_flush.elapsed() >= delivery::CURSOR_FLUSH {
+                        last_flush = std::time::Instant::now();
+                        delivery::flush_all(&svc, false);
+                    }
+                    if let Some(retention) = retention {
+                        history::schedule_prune(&svc, retention);
+                    }
+                }
+            })?;
+        Ok(Chores { stop, thread })
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        if self.thread.join().is_err() {
+            log::error!("the chores thread panicked");
         }
     }
 }

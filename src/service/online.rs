@@ -8,25 +8,32 @@
 //! sends the ack and the buffered messages before it unlocks, so that
 //! nothing sent to the user afterwards can overtake them.
 //!
-//! An entry is either [`Presence::Online`] with the user's peer, or
-//! [`Presence::LoggingIn`] from a login's claim until its last step:
-//! messages for the user are then *buffered* in the entry, and the login
-//! flushes them right after the offline messages, so nothing overtakes.
+//! An entry is either [`Presence::Online`] with the user's peer and its
+//! [`Cursors`], or [`Presence::LoggingIn`] from a login's claim until its
+//! last step: messages for the user are then *buffered* in the entry, and
+//! the login replays them right after the ack, so nothing overtakes.
+//!
+//! Every message of the log reaches a user through [`super::delivery`],
+//! which keeps the cursors: per conversation, the last seq this connection
+//! was handed (or sent itself).
 //!
 //! # Lock rule
 //!
-//! Whoever finds a user absent and decides to store a message offline for
-//! them submits that job to the user's worker shard **while still holding
-//! the user's shard lock**. A login inserts `LoggingIn` under the same lock
-//! and submits its phase 2 to the same worker shard before unlocking. So
-//! every offline write that saw "absent" is queued before the phase 2 that
-//! reads the offline table. Lock order: a session's mutex, then a shard
-//! here; never two shards at once.
+//! A message of the log is committed before anyone looks the recipient up
+//! here; one that finds the user absent needs nothing more (the log holds
+//! it, and the next login's phase 2 reads it). A login inserts `LoggingIn`
+//! under the user's shard lock, and whatever finds that entry buffers the
+//! message in it. Jobs that must run before the user's next login (writing
+//! a closed connection's cursors) are submitted to the user's worker while
+//! the lock is held, as the login's phase 2 is. Lock order: a session's
+//! mutex, then a shard here, then a peer's output lock; never two shards
+//! at once.
 
 use parking_lot::MutexGuard;
 
 use crate::runtime::{self, ShardedMap};
 
+use super::delivery::{Cursors, Delivery};
 use super::peer::PeerRef;
 
 /// Number of independent locks.
@@ -35,23 +42,39 @@ pub const SHARDS: usize = 64;
 /// Where a logged-in (or logging-in) user is.
 pub enum Presence {
     /// Logged in: deliver to this peer.
-    Online(PeerRef),
+    Online {
+        /// The peer.
+        peer: PeerRef,
+        /// What it has been handed, per conversation.
+        cursors: Cursors,
+    },
     /// A login of the peer `peer_id` is between its claim and its last
-    /// step. Messages that arrive meanwhile wait in `buffered` (encoded,
-    /// ready to send) and go out right after the login ack.
+    /// step. Messages that arrive meanwhile wait in `buffered` and go out
+    /// right after the login ack (those the ack carried already are
+    /// skipped then).
     LoggingIn {
         /// The peer logging in.
         peer_id: u64,
-        /// Messages for the user, in arrival order.
-        buffered: Vec<Vec<u8>>,
+        /// Messages for the user, in arrival order; at most
+        /// [`MAX_BUFFERED`] (a message beyond it is dropped here and
+        /// fetched from the log after the login, as a gap).
+        buffered: Vec<Delivery>,
     },
 }
 
+/// The most messages a [`Presence::LoggingIn`] entry buffers.
+pub const MAX_BUFFERED: usize = 4096;
+
 impl Presence {
+    /// A logged-in entry for `peer` with these cursors.
+    pub fn online(peer: PeerRef, cursors: Cursors) -> Presence {
+        Presence::Online { peer, cursors }
+    }
+
     /// The id of the peer this entry belongs to; any thread.
     pub fn peer_id(&self) -> u64 {
         match self {
-            Presence::Online(peer) => peer.id(),
+            Presence::Online { peer, .. } => peer.id(),
             Presence::LoggingIn { peer_id, .. } => *peer_id,
         }
     }

@@ -16,7 +16,7 @@
 //! [`Service::handle`](super::Service::handle). Handlers start there, go to a
 //! worker for anything that blocks, and come back with
 //! [`Peer::run_on_own_loop`] when the rest of their work must run in order
-//! with the peer's requests (a login's last step, the slow lane). Sending
+//! with the peer's requests (a login's last step, the replay of held requests). Sending
 //! needs no hop: [`Peer::send`] is safe from any thread.
 //!
 //! # Order

@@ -91,12 +91,6 @@ pub struct Session {
     /// The peer's id: the worker shard key before login.
     peer_id: u64,
     state: Mutex<SessionState>,
-    /// Chat messages of this session in the slow lane (a group post waiting
-    /// for its member list, or, in cluster mode, a message to a user not
-    /// known yet). While non-zero, the session's later chat messages take
-    /// the lane too, to keep their order. Changed only on the peer's own
-    /// thread.
-    slow_lane: AtomicU32,
     /// Hashing jobs (register, login phase 1) of this session queued or
     /// running: one [`PendingHash`] each.
     hashing: AtomicU32,
@@ -133,7 +127,6 @@ impl Session {
                 closed: false,
                 held: Held::default(),
             }),
-            slow_lane: AtomicU32::new(0),
             hashing: AtomicU32::new(0),
         }
     }
@@ -162,21 +155,5 @@ impl Session {
     /// thread. `--max-pending-hashes` bounds it.
     pub fn pending_hashes(&self) -> u32 {
         self.hashing.load(Ordering::Acquire)
-    }
-
-    /// Chat messages waiting in the slow lane; any thread (exact on the
-    /// peer's own thread, which alone changes it).
-    pub fn slow_lane(&self) -> u32 {
-        self.slow_lane.load(Ordering::Acquire)
-    }
-
-    /// One more message enters the slow lane. The peer's own thread.
-    pub fn enter_slow_lane(&self) {
-        self.slow_lane.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// A message leaves the slow lane. The peer's own thread.
-    pub fn leave_slow_lane(&self) {
-        self.slow_lane.fetch_sub(1, Ordering::AcqRel);
     }
 }

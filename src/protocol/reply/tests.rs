@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::model::{GroupInfo, MemberInfo, Role, UserInfo};
+use crate::model::{Conv, ConvState, GroupInfo, MemberInfo, Role, UserInfo};
 use crate::protocol::msg_id::{self, errno};
 use crate::protocol::reply;
 
@@ -229,4 +229,163 @@ fn every_request_has_an_ack_except_chat() {
         reply::ack_id(msg_id::ADD_GROUP_MSG),
         Some(msg_id::ADD_GROUP_ACK)
     );
+}
+
+fn conv(s: &str) -> Conv {
+    Conv::parse(s).unwrap()
+}
+
+#[test]
+fn send_ack_and_send_failed() {
+    let v = reply::send_ack("c1", conv("d2-7"), 17, 1_733_030_000_123);
+    assert_eq!(
+        v,
+        json!({"msgId": 28, "errno": 0, "cid": "c1", "conv": "d2-7", "seq": 17,
+               "ts": 1_733_030_000_123_i64})
+    );
+    let v = reply::send_ack("\"q\" 😀", conv("g5"), 1, 0);
+    assert_eq!((&v["cid"], &v["conv"]), (&json!("\"q\" 😀"), &json!("g5")));
+    let v = reply::send_failed("c1", errno::FORBIDDEN, "not a member of group 5");
+    assert_eq!(
+        v,
+        json!({"msgId": 28, "errno": 6, "errmsg": "not a member of group 5", "cid": "c1"})
+    );
+    assert_eq!(msg_id::SEND_ACK, 28);
+}
+
+/// Stored messages as the service holds them: encoded, one ending in the
+/// codec's newline, one with text that needs escaping.
+fn stored() -> Vec<Value> {
+    vec![
+        json!({"msgId": 9, "from": 2, "to": 7, "msg": "hi", "conv": "d2-7", "seq": 1, "ts": 5}),
+        json!({"msgId": 9, "from": 7, "to": 2, "msg": "a \"quote\",\n] 😀",
+               "conv": "d2-7", "seq": 2, "ts": 6}),
+        json!({"msgId": 9, "from": 2, "to": 7, "msg": "", "cid": "c9",
+               "conv": "d2-7", "seq": 3, "ts": 7}),
+    ]
+}
+
+#[test]
+fn sync_ack_splices_the_stored_bytes() {
+    let objects = stored();
+    let msgs: Vec<Vec<u8>> = objects
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut bytes = serde_json::to_vec(m).unwrap();
+            if i != 1 {
+                bytes.push(b'\n'); // as encoded for delivery
+            }
+            bytes
+        })
+        .collect();
+    let out = reply::sync_ok(conv("d2-7"), &msgs, true);
+    assert_eq!(out.last(), Some(&b'\n'), "one line, like codec::encode");
+    assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        v,
+        json!({"msgId": 30, "errno": 0, "conv": "d2-7", "msgs": objects, "more": true})
+    );
+    // Byte for byte what encoding the whole reply would give.
+    let whole = json!({"msgId": 30, "errno": 0, "conv": "d2-7", "msgs": objects, "more": true});
+    assert_eq!(out, crate::protocol::encode(&whole));
+    // The messages' bytes appear verbatim: spliced, not re-encoded.
+    let text = std::str::from_utf8(&out).unwrap();
+    for m in &msgs {
+        let m = std::str::from_utf8(m).unwrap().trim_end();
+        assert!(text.contains(m), "{m}");
+    }
+}
+
+#[test]
+fn sync_ack_edges() {
+    let out = reply::sync_ok(conv("g5"), &[], false);
+    // The keys come sorted, as in every other reply.
+    assert_eq!(
+        out,
+        b"{\"conv\":\"g5\",\"errno\":0,\"more\":false,\"msgId\":30,\"msgs\":[]}\n"
+    );
+    let one = vec![b"{\"seq\":1}\r\n".to_vec()];
+    let v: Value = serde_json::from_slice(&reply::sync_ok(conv("g5"), &one, false)).unwrap();
+    assert_eq!(v["msgs"], json!([{"seq": 1}]));
+    // An element that is only whitespace would break the array: skipped.
+    let gaps = vec![
+        b"\n".to_vec(),
+        b"{\"seq\":1}".to_vec(),
+        Vec::new(),
+        b"{\"seq\":2}\n".to_vec(),
+        b"  ".to_vec(),
+    ];
+    let v: Value = serde_json::from_slice(&reply::sync_ok(conv("g5"), &gaps, true)).unwrap();
+    assert_eq!(v["msgs"], json!([{"seq": 1}, {"seq": 2}]));
+    assert_eq!(v["more"], true);
+}
+
+fn state(c: &str, last_seq: i64, read_seq: i64) -> ConvState {
+    ConvState {
+        conv: conv(c),
+        last_seq,
+        read_seq,
+        delivered_seq: last_seq,
+        joined_seq: 0,
+    }
+}
+
+#[test]
+fn convs_ack_names_the_peer_or_the_group() {
+    let convs = [
+        state("d2-7", 17, 12),
+        state("g5", 40, 40),
+        state("d7-7", 1, 0),
+    ];
+    let v = reply::convs_ok(7, &convs);
+    assert_eq!(
+        v,
+        json!({"msgId": 32, "errno": 0, "convs": [
+            {"conv": "d2-7", "kind": "user", "peer": 2, "last_seq": 17, "read_seq": 12},
+            {"conv": "g5", "kind": "group", "gid": 5, "last_seq": 40, "read_seq": 40},
+            {"conv": "d7-7", "kind": "user", "peer": 7, "last_seq": 1, "read_seq": 0},
+        ]})
+    );
+    // From the other side, the peer is the other participant.
+    assert_eq!(reply::convs_ok(2, &convs[..1])["convs"][0]["peer"], 7);
+    // Someone else's one-to-one conversation is not listed; groups are.
+    let v = reply::convs_ok(3, &convs);
+    assert_eq!(v["convs"].as_array().unwrap().len(), 1);
+    assert_eq!(v["convs"][0]["conv"], "g5");
+    assert_eq!(
+        reply::convs_ok(1, &[]),
+        json!({"msgId": 32, "errno": 0, "convs": []})
+    );
+}
+
+#[test]
+fn read_ack() {
+    assert_eq!(
+        reply::read_ok(conv("g5"), 40),
+        json!({"msgId": 34, "errno": 0, "conv": "g5", "seq": 40})
+    );
+}
+
+#[test]
+fn failures_of_the_log_requests_use_their_acks() {
+    for (req, ack) in [(29, 30), (31, 32), (33, 34)] {
+        let v = reply::failure(Some(req), errno::FORBIDDEN, "not yours");
+        assert_eq!(v, json!({"msgId": ack, "errno": 6, "errmsg": "not yours"}));
+    }
+}
+
+#[test]
+fn failure_for_answers_a_cid_with_send_ack() {
+    assert_eq!(
+        reply::failure_for(Some(9), Some("c1"), errno::NOT_FOUND, "no user 99"),
+        json!({"msgId": 28, "errno": 7, "errmsg": "no user 99", "cid": "c1"})
+    );
+    assert_eq!(
+        reply::failure_for(Some(13), None, errno::FORBIDDEN, "no"),
+        reply::failure(Some(13), errno::FORBIDDEN, "no")
+    );
+    assert_eq!(reply::failure_for(Some(13), None, 6, "no")["msgId"], 27);
+    assert_eq!(reply::failure_for(Some(29), None, 7, "?")["msgId"], 30);
 }

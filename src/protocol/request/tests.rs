@@ -156,13 +156,18 @@ fn one_chat() {
         r,
         Request::OneChat {
             from: Some(1),
-            to: 2
+            to: 2,
+            cid: None
         }
     );
     assert_eq!(r.claimed_uid(), Some(1));
     assert_eq!(
         p(json!({"msgId": 9, "to": 2, "msg": ""})).unwrap(),
-        Request::OneChat { from: None, to: 2 }
+        Request::OneChat {
+            from: None,
+            to: 2,
+            cid: None
+        }
     );
     bad(json!({"msgId": 9, "to": 2}), "msg");
     bad(json!({"msgId": 9, "to": 2, "msg": 5}), "msg");
@@ -286,7 +291,8 @@ fn group_requests() {
         r,
         Request::GroupChat {
             uid: Some(3),
-            gid: 9
+            gid: 9,
+            cid: None
         }
     );
     bad(json!({"msgId": 13, "gid": 9}), "msg");

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use super::gated_store::GatedStore;
 use crate::protocol::msg_id;
 use crate::runtime::{PasswordHasher, Priority};
-use crate::service::{Peer, PeerRef, Presence, Service, Session, Task};
+use crate::service::{LogOptions, Peer, PeerRef, Presence, Service, Session, Task};
 use crate::storage::{Store, UserRecord};
 
 /// Every account's password.
@@ -126,14 +126,34 @@ impl Client {
         self.request(json!({"msgId": msg_id::LOGIN_MSG, "username": name, "password": PASSWORD}));
     }
 
-    /// Sends a one-to-one message.
+    /// Sends a one-to-one message and waits until the log writers have
+    /// handled it (committed and handed on, or refused).
     pub fn chat(&self, to: i64, text: &str) {
         self.request(json!({"msgId": msg_id::ONE_CHAT_MSG, "to": to, "msg": text}));
+        self.wait_log();
     }
 
-    /// Sends a group message.
+    /// Sends a one-to-one message with a client id, and waits as
+    /// [`chat`](Self::chat) does.
+    pub fn chat_cid(&self, to: i64, text: &str, cid: &str) {
+        self.request(json!({"msgId": msg_id::ONE_CHAT_MSG, "to": to, "msg": text, "cid": cid}));
+        self.wait_log();
+    }
+
+    /// Sends a group message and waits as [`chat`](Self::chat) does.
     pub fn group_chat(&self, gid: i64, text: &str) {
         self.request(json!({"msgId": msg_id::GROUP_CHAT_MSG, "gid": gid, "msg": text}));
+        self.wait_log();
+    }
+
+    /// Waits until no post is queued or being written; panics after a
+    /// timeout (an `append` left held).
+    pub fn wait_log(&self) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.svc.log.in_flight() > 0 {
+            assert!(Instant::now() < deadline, "the log writers did not finish");
+            std::thread::sleep(Duration::from_micros(100));
+        }
     }
 
     /// The peer has received nothing for `idle` (what `Peer::idle_for`
@@ -227,6 +247,7 @@ impl Harness {
             hasher.clone(),
             Duration::ZERO,
             Priority::Nice(0),
+            LogOptions::default(),
         )
         .expect("service threads");
         Harness {
@@ -299,12 +320,15 @@ impl Harness {
     }
 
     /// Nothing queued or running anywhere. The order of the reads matters:
-    /// a hashing job submits its worker job, and a worker job queues its
-    /// peer task, before it stops counting as in flight, so reading the
-    /// hashers, then the workers, then the peers misses nothing. (Worker
-    /// jobs never submit hashing jobs.)
+    /// a hashing job submits its worker job, a log batch its worker jobs
+    /// (gap fills, cursor writes), and a worker job queues its peer task,
+    /// before it stops counting as in flight, so reading the hashers, the
+    /// log writers, the workers, then the peers misses nothing. (Worker
+    /// jobs never submit hashing jobs or posts; peer tasks may, and then
+    /// they count as having run.)
     fn idle(&self, peers: &[Arc<FakePeer>]) -> bool {
         self.svc.hashers.in_flight() == 0
+            && self.svc.log.in_flight() == 0
             && self.svc.workers.in_flight() == 0
             && peers.iter().all(|p| p.pending() == 0)
     }
@@ -312,7 +336,9 @@ impl Harness {
     /// Waits until the pools are idle, running no peer's tasks.
     pub fn settle_workers(&self) {
         self.wait_for("the pools to be idle", || {
-            self.svc.hashers.in_flight() == 0 && self.svc.workers.in_flight() == 0
+            self.svc.hashers.in_flight() == 0
+                && self.svc.log.in_flight() == 0
+                && self.svc.workers.in_flight() == 0
         });
     }
 
@@ -341,14 +367,18 @@ impl Harness {
                 peer: *peer_id,
                 buffered: buffered.len(),
             },
-            Some(Presence::Online(peer)) => Seen::Online { peer: peer.id() },
+            Some(Presence::Online { peer, .. }) => Seen::Online { peer: peer.id() },
         }
     }
 
-    /// The `msg` of each offline message stored for `uid`, oldest first.
+    /// The `msg` of each message `uid` has not been handed (legacy offline
+    /// rows, then pending log entries), oldest first.
     pub fn stored(&self, uid: i64) -> Vec<String> {
         let rows = self.store.offline_messages(uid).expect("store");
-        rows.iter().map(|(_, text)| text_of_stored(text)).collect()
+        let mut out: Vec<String> = rows.iter().map(|(_, text)| text_of_stored(text)).collect();
+        let pending = self.store.pending(uid, 100_000).expect("store");
+        out.extend(pending.iter().map(|e| text_of_stored(&e.body)));
+        out
     }
 }
 

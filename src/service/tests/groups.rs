@@ -1,6 +1,5 @@
-//! Group chat: fan-out to online and offline members, and the slow lane
-//! that keeps a sender's later messages behind a post whose member list
-//! must be loaded first.
+//! Group chat: fan-out to online and offline members, and the order of
+//! posts that wait behind a member list being loaded.
 
 use serde_json::json;
 
@@ -86,39 +85,42 @@ fn a_non_member_may_not_post() {
     assert!(g.h.stored(g.carol_id).is_empty());
 }
 
-/// The first post loads the member list on Alice's worker. Her one-to-one
-/// message right after must not overtake it, nor her later messages each
-/// other, even though a one-to-one message alone never needs a worker.
+/// The first post loads the member list in the log writer. Posts queued
+/// behind it wait, and then arrive in order with consecutive seqs.
 #[test]
-fn the_slow_lane_keeps_later_messages_behind_a_loading_post() {
+fn posts_behind_a_loading_member_list_wait_and_keep_their_order() {
     let g = group();
-    g.alice.group_chat(g.gid, "group 1");
-    g.alice.chat(g.bob_id, "direct 1");
-    g.alice.group_chat(g.gid, "group 2");
-    g.alice.chat(g.bob_id, "direct 2");
-    assert!(
-        g.bob.take_frames().is_empty(),
-        "everything waits behind the first post"
-    );
+    g.h.store.hold("group_member_ids");
+    g.alice
+        .request(json!({"msgId": msg_id::GROUP_CHAT_MSG, "gid": g.gid, "msg": "group 1"}));
+    g.h.store.wait_arrived("group_member_ids", 1);
+    g.alice
+        .request(json!({"msgId": msg_id::GROUP_CHAT_MSG, "gid": g.gid, "msg": "group 2"}));
+    assert!(g.bob.take_frames().is_empty(), "nothing before the commit");
+    g.h.store.release("group_member_ids");
     g.h.settle();
-    assert_eq!(
-        texts(&g.bob),
-        ["group 1", "direct 1", "group 2", "direct 2"]
-    );
+    let frames = g.bob.take_frames();
+    let got: Vec<(&str, i64)> = frames
+        .iter()
+        .map(|f| (text(f), f["seq"].as_i64().expect("a seq")))
+        .collect();
+    assert_eq!(got, [("group 1", 1), ("group 2", 2)]);
+    assert_eq!(frames[0]["conv"], format!("g{}", g.gid));
     assert_eq!(g.h.stored(g.carol_id), ["group 1", "group 2"]);
-    assert_eq!(g.alice.session.slow_lane(), 0, "the lane is empty again");
 }
 
-/// Once the list is cached, posts go out on the sender's thread at once.
+/// Once the list is cached, posts need no member read.
 #[test]
 fn a_cached_member_list_takes_the_fast_path() {
     let g = group();
     g.alice.group_chat(g.gid, "loads the list");
     g.h.settle();
     g.bob.take_frames();
+    let reads = g.h.store.calls("group_member_ids");
     g.alice.group_chat(g.gid, "cached");
     g.alice.chat(g.bob_id, "direct");
     assert_eq!(texts(&g.bob), ["cached", "direct"]);
+    assert_eq!(g.h.store.calls("group_member_ids"), reads);
 }
 
 /// A join updates the cached list before its ack: the new member's first

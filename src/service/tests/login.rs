@@ -52,12 +52,19 @@ fn messages_sent_during_each_login_phase_follow_the_ack_in_order() {
     h.settle();
 
     let frames = bob.take_frames();
-    assert_eq!(frames.len(), 4, "{frames:?}");
+    assert_eq!(frames.len(), 3, "{frames:?}");
     assert_eq!(frames[0]["errno"], errno::OK);
-    assert_eq!(offline_in_ack(&frames[0]), ["during verify"]);
+    // "during load" was committed before phase 2 read the log: it is in
+    // the ack, and its buffered copy is skipped.
+    assert_eq!(offline_in_ack(&frames[0]), ["during verify", "during load"]);
     let live: Vec<&str> = frames[1..].iter().map(text).collect();
-    assert_eq!(live, ["during load", "before delivery", "after"]);
-    assert!(h.stored(bob_id).is_empty(), "the delivered row is deleted");
+    assert_eq!(live, ["before delivery", "after"]);
+    let seqs: Vec<i64> = frames[1..]
+        .iter()
+        .map(|f| f["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [3, 4]);
+    assert!(h.stored(bob_id).is_empty(), "all counted as delivered");
     assert!(alice.take_frames().is_empty(), "no errors for Alice");
 }
 

@@ -1,0 +1,184 @@
+//! One batch of a log writer: check every post, append them all in one
+//! transaction, then hand each committed message on, in seq order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::Post;
+use crate::model::Conv;
+use crate::protocol::{errno, reply};
+use crate::service::delivery::{self, Delivery};
+use crate::service::group_cache::{is_member, Members};
+use crate::service::{chat, Service};
+use crate::storage::{delivered, Appended, NewEntry, Store, StoreError, Stored};
+
+/// Who receives a post.
+enum Recipients {
+    /// A one-to-one message's recipient.
+    User(i64),
+    /// A group's members (the sender among them), ascending.
+    Members(Members),
+}
+
+/// A post refused before the append: errno and errmsg.
+type Refusal = (i64, String);
+
+/// Writes `posts` (at least one) to the log and hands them on. The writer's
+/// thread.
+pub(super) fn write(posts: Vec<Post>) {
+    let Some(svc) = posts.first().map(|p| p.ctx.svc.clone()) else {
+        return;
+    };
+    let store = svc.store.clone();
+    // Group member lists, read once per batch.
+    let mut groups: HashMap<i64, Result<Option<Members>, ()>> = HashMap::new();
+    let mut accepted: Vec<(Post, Recipients)> = Vec::with_capacity(posts.len());
+    for post in posts {
+        match recipients(&svc, &*store, &post, &mut groups) {
+            Ok(r) => accepted.push((post, r)),
+            Err((errno, errmsg)) => refuse(&post, errno, &errmsg),
+        }
+    }
+    if accepted.is_empty() {
+        return;
+    }
+    let entries: Vec<NewEntry> = accepted
+        .iter_mut()
+        .map(|(p, _)| NewEntry {
+            conv: p.conv,
+            sender: p.me.uid,
+            cid: p.cid.clone(),
+            body: std::mem::take(&mut p.body),
+        })
+        .collect();
+    let results = match store.append(&entries) {
+        Ok(r) if r.len() == entries.len() => r,
+        Ok(r) => {
+            log::error!("log: {} results for {} entries", r.len(), entries.len());
+            return refuse_all(&accepted);
+        }
+        Err(e) => {
+            log::error!("log: appending {} messages: {e}", entries.len());
+            return refuse_all(&accepted);
+        }
+    };
+    // Committed: from here on every message exists, in seq order.
+    for (((post, to), entry), appended) in accepted.iter().zip(&entries).zip(results) {
+        if let Appended::New(at) = appended {
+            hand_on(&svc, post, to, &entry.body, at);
+        }
+        if let Some(cid) = &post.cid {
+            let at = appended.stored();
+            post.ctx.send(&reply::send_ack(cid, at.conv, at.seq, at.ts));
+        }
+    }
+}
+
+/// Checks that a post may be stored, and finds who receives it.
+fn recipients(
+    svc: &Service,
+    store: &dyn Store,
+    post: &Post,
+    groups: &mut HashMap<i64, Result<Option<Members>, ()>>,
+) -> Result<Recipients, Refusal> {
+    let server_error = || (errno::SERVER_ERROR, SERVER_ERROR.to_owned());
+    match (post.to, post.conv) {
+        (Some(to), _) => match user_exists(svc, store, to) {
+            Ok(true) => Ok(Recipients::User(to)),
+            Ok(false) => Err((errno::NOT_FOUND, format!("no user {to}"))),
+            Err(e) => {
+                log::error!("log: looking up user {to}: {e}");
+                Err(server_error())
+            }
+        },
+        (None, Conv::Group(gid)) => {
+            let members = groups
+                .entry(gid)
+                .or_insert_with(|| {
+                    chat::members(svc, store, gid).map_err(|e| {
+                        log::error!("log: loading the members of group {gid}: {e}");
+                    })
+                })
+                .clone();
+            match members {
+                Ok(Some(m)) if is_member(&m, post.me.uid) => Ok(Recipients::Members(m)),
+                Ok(Some(_)) => Err((
+                    errno::FORBIDDEN,
+                    format!("you are not a member of group {gid}"),
+                )),
+                Ok(None) => Err((errno::NOT_FOUND, "no such group".to_owned())),
+                Err(()) => Err(server_error()),
+            }
+        }
+        (None, Conv::Direct { .. }) => Err((errno::BAD_REQUEST, "no recipient".to_owned())),
+    }
+}
+
+/// Whether account `uid` exists: known (it registered or logged in since
+/// the start), online here, or found in the store (then remembered).
+fn user_exists(svc: &Service, store: &dyn Store, uid: i64) -> Result<bool, StoreError> {
+    if svc.known.contains(uid) || svc.online.contains(uid) {
+        return Ok(true);
+    }
+    let exists = store.user_by_id(uid)?.is_some();
+    if exists {
+        svc.known.insert(uid);
+    }
+    Ok(exists)
+}
+
+/// Hands a committed message to its recipients (here, or in cluster mode
+/// on their node) and moves the sender's own cursor past it.
+fn hand_on(svc: &Arc<Service>, post: &Post, to: &Recipients, body: &str, at: Stored) {
+    let bytes = delivered(body, at);
+    let sender = post.me.uid;
+    let message = |bytes| Delivery {
+        conv: at.conv,
+        seq: at.seq,
+        bytes,
+    };
+    match to {
+        // Writing to oneself: the message comes back like any other.
+        Recipients::User(uid) if *uid == sender => send_to(svc, sender, message(Some(bytes))),
+        Recipients::User(uid) => {
+            send_to(svc, *uid, message(Some(bytes)));
+            delivery::push(svc, sender, message(None));
+        }
+        Recipients::Members(members) => {
+            for &m in members.iter().filter(|&&m| m != sender) {
+                send_to(svc, m, message(Some(bytes.clone())));
+            }
+            delivery::push(svc, sender, message(None));
+        }
+    }
+}
+
+/// Pushes `d` to `uid` here or, in cluster mode, routes it to their node.
+/// A user on no node needs nothing: the log keeps the message for their
+/// next login.
+fn send_to(svc: &Arc<Service>, uid: i64, d: Delivery) {
+    let Some(missed) = delivery::push(svc, uid, d) else {
+        return;
+    };
+    if let (Some(cluster), Some(bytes)) = (svc.cluster(), missed.bytes) {
+        let payload = crate::service::cluster_node::routed(missed.conv, missed.seq, &bytes);
+        cluster.send_to_user(uid, payload);
+    }
+}
+
+const SERVER_ERROR: &str = "the server could not store the message";
+
+fn refuse_all(accepted: &[(Post, Recipients)]) {
+    for (post, _) in accepted {
+        refuse(post, errno::SERVER_ERROR, SERVER_ERROR);
+    }
+}
+
+/// Answers a post that was not stored: 28 with its cid, or (without one)
+/// the error message 27 the original client knows.
+fn refuse(post: &Post, errno: i64, errmsg: &str) {
+    match &post.cid {
+        Some(cid) => post.ctx.send(&reply::send_failed(cid, errno, errmsg)),
+        None => post.ctx.fail(errno, errmsg),
+    }
+}

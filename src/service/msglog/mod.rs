@@ -1,0 +1,206 @@
+//! The log writers: every chat message is committed to the message log,
+//! numbered, before anyone is handed it.
+//!
+//! ```text
+//!  I/O thread            log writer k (conv key % writers)          recipients
+//!  ──────────            ─────────────────────────────────          ──────────
+//!  9/13 parsed,  ──Post──► take a batch (≤ --log-batch posts)
+//!  stamped                 check recipients / group members
+//!                          Store::append: one transaction
+//!                          ── committed ──
+//!                          for each post, in seq order:
+//!                            push to every recipient  ────────────► connection
+//!                            28 SEND_ACK to the sender (with a cid)
+//! ```
+//!
+//! A conversation always goes to the same writer (its key modulo the
+//! number of writers), which takes posts in the order the I/O threads
+//! queued them and hands each batch's messages on in seq order after the
+//! commit. So within a conversation every reader sees the seq order, and
+//! one sender's messages keep the order they were sent in. Batching is
+//! group commit: under load a batch holds hundreds of posts and costs one
+//! transaction; when idle, a post is a batch of one.
+//!
+//! A writer is a dedicated thread, not a database worker: the workers'
+//! queues may be long with logins, and chat must not wait behind them.
+//! Each writer's queue is bounded (`--log-queue`); a post that finds it
+//! full is refused at once with errno 12, so a flood cannot grow the
+//! server's memory.
+//!
+//! # Threads
+//!
+//! [`LogWriter::submit`] is called from I/O threads and never blocks. The
+//! writer threads block on the store. Writers hold no reference to the
+//! service between batches (each post carries its [`Ctx`]), so the
+//! service can be dropped.
+
+mod batch;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use parking_lot::Mutex;
+
+use super::{Ctx, Me};
+use crate::model::Conv;
+use crate::runtime::Priority;
+
+/// Default `--log-batch`: the most posts one transaction commits.
+pub const DEFAULT_BATCH: usize = 512;
+
+/// Default `--log-queue`: posts one writer may have queued.
+pub const DEFAULT_QUEUE: usize = 65_536;
+
+/// A chat message on its way into the log.
+pub struct Post {
+    /// The sender's request context: where acks and errors go.
+    pub ctx: Ctx,
+    /// The sender.
+    pub me: Me,
+    /// Its conversation.
+    pub conv: Conv,
+    /// The recipient of a one-to-one message (`None`: a group post).
+    pub to: Option<i64>,
+    /// The sender's client id, if it sent one.
+    pub cid: Option<String>,
+    /// The stamped message object, encoded, without `conv`/`seq`/`ts`.
+    pub body: String,
+}
+
+enum Message {
+    Post(Box<Post>),
+    Stop,
+}
+
+/// The log writer threads. See the [module docs](self).
+pub struct LogWriter {
+    queues: Vec<Sender<Message>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Posts queued or being written, over all writers.
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl LogWriter {
+    /// Starts `writers` threads (at least one), each committing at most
+    /// `batch` posts per transaction and queueing at most `queue`. Any
+    /// thread.
+    ///
+    /// # Errors
+    /// If a thread cannot be spawned.
+    pub fn new(writers: usize, batch: usize, queue: usize) -> std::io::Result<LogWriter> {
+        let writers = writers.max(1);
+        let batch = batch.max(1);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let mut queues = Vec::with_capacity(writers);
+        let mut threads = Vec::with_capacity(writers);
+        for i in 0..writers {
+            let (tx, rx) = bounded(queue.max(1));
+            let in_flight = in_flight.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("chat-log{i}"))
+                .spawn(move || {
+                    // Below the I/O threads, like the database workers.
+                    Priority::Nice(2).apply();
+                    run_writer(&rx, batch, &in_flight);
+                })?;
+            queues.push(tx);
+            threads.push(t);
+        }
+        Ok(LogWriter {
+            queues,
+            threads: Mutex::new(threads),
+            in_flight,
+        })
+    }
+
+    /// Queues `post` on its conversation's writer; any thread, never
+    /// blocks. Gives the post back when that writer's queue is full (or
+    /// the writers have stopped): the caller refuses it.
+    pub fn submit(&self, post: Post) -> Result<(), Box<Post>> {
+        let n = self.queues.len() as u64;
+        let Some(queue) = self
+            .queues
+            .get((post.conv.key().unsigned_abs() % n) as usize)
+        else {
+            return Err(Box::new(post));
+        };
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        match queue.try_send(Message::Post(Box::new(post))) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                match e.into_inner() {
+                    Message::Post(p) => Err(p),
+                    Message::Stop => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Posts queued or being written; any thread.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Waits (at most `timeout`) until every queued post is written and
+    /// handed on, then stops and joins the writers. Returns the number of
+    /// posts abandoned (0 when drained). Any thread but a writer's.
+    pub fn shutdown(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        while self.in_flight() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let left = self.in_flight();
+        for q in &self.queues {
+            // A full queue cannot take the stop; dropping the senders (below,
+            // with the writer) ends the thread after its queue anyway.
+            let _ = q.try_send(Message::Stop);
+        }
+        let threads = std::mem::take(&mut *self.threads.lock());
+        if left == 0 {
+            for t in threads {
+                if t.join().is_err() {
+                    log::error!("a log writer thread panicked");
+                }
+            }
+        }
+        left
+    }
+}
+
+/// One writer thread: a blocking receive, then whatever else is queued,
+/// up to `batch` posts, written as one batch.
+fn run_writer(rx: &Receiver<Message>, batch: usize, in_flight: &AtomicUsize) {
+    let mut posts = Vec::with_capacity(batch);
+    while let Ok(first) = rx.recv() {
+        let Message::Post(first) = first else {
+            return;
+        };
+        posts.push(*first);
+        let mut stop = false;
+        while posts.len() < batch {
+            match rx.try_recv() {
+                Ok(Message::Post(p)) => posts.push(*p),
+                Ok(Message::Stop) => {
+                    stop = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let n = posts.len();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            batch::write(std::mem::take(&mut posts));
+        }));
+        if result.is_err() {
+            log::error!("log writer: a batch of {n} posts panicked");
+        }
+        in_flight.fetch_sub(n, Ordering::AcqRel);
+        if stop {
+            return;
+        }
+    }
+}
