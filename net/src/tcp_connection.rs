@@ -62,7 +62,7 @@ use std::any::Any;
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::unix::io::AsRawFd;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use mio::{net::TcpStream, unix::SourceFd, Interest, Token};
@@ -149,6 +149,12 @@ pub struct TcpConnection {
     /// every write to `stream` and for the final `shutdown(Write)`, so that
     /// bytes leave in the order they were sent.
     output: Mutex<Buffer>,
+    /// Bytes ever accepted for sending (written at once or buffered), and
+    /// bytes ever written to the kernel: positions in the connection's
+    /// output stream. Changed only under the `output` lock; atomic so that
+    /// [`bytes_written`](Self::bytes_written) needs no lock.
+    accepted: AtomicU64,
+    written: AtomicU64,
     /// The channel's poller token, [`NO_TOKEN`] while unregistered. Written
     /// and read on the loop thread only; atomic because the connection is
     /// shared.
@@ -185,6 +191,8 @@ impl TcpConnection {
             // Empty until a write is partial: most sends go straight to the
             // socket, and an idle connection should cost little.
             output: Mutex::new(Buffer::with_capacity(0)),
+            accepted: AtomicU64::new(0),
+            written: AtomicU64::new(0),
             token: AtomicUsize::new(NO_TOKEN),
             callbacks,
             cross_thread_send,
@@ -257,7 +265,7 @@ impl TcpConnection {
         if self.queues_sends_from_here() {
             self.queue_send(data.to_vec());
         } else {
-            self.send_in_loop(data);
+            let _ = self.send_in_loop(data);
         }
     }
 
@@ -272,8 +280,34 @@ impl TcpConnection {
         if self.queues_sends_from_here() {
             self.queue_send(data);
         } else {
-            self.send_in_loop(&data);
+            let _ = self.send_in_loop(&data);
         }
+    }
+
+    /// Sends an owned vector like [`send_vec`](Self::send_vec), and returns
+    /// where it ends in the connection's output stream: the number of
+    /// bytes ever accepted for sending, these included. Once
+    /// [`bytes_written`](Self::bytes_written) reaches that number, every
+    /// byte of `data` is in the kernel. `None` when nothing was accepted
+    /// (the connection is closed or closing), and with
+    /// [`CrossThreadSend::Queue`] from another thread, where the position
+    /// is only known when the loop writes. Any thread.
+    pub fn send_vec_counted(self: &Arc<Self>, data: Vec<u8>) -> Option<u64> {
+        if !self.connected() {
+            return None;
+        }
+        if self.queues_sends_from_here() {
+            self.queue_send(data);
+            return None;
+        }
+        self.send_in_loop(&data)
+    }
+
+    /// Bytes of the output stream written to the kernel so far; any
+    /// thread. After the connection closed, what it never wrote (its
+    /// output buffer at the close) stays uncounted.
+    pub fn bytes_written(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
     }
 
     /// Sends the readable bytes of `buf` and empties it; any thread.
@@ -291,7 +325,9 @@ impl TcpConnection {
     /// muduo's `queueInLoop(std::bind(&TcpConnection::sendInLoop, ...))`.
     fn queue_send(self: &Arc<Self>, data: Vec<u8>) {
         let conn = self.clone();
-        self.owner.queue_in_loop(move |_| conn.send_in_loop(&data));
+        self.owner.queue_in_loop(move |_| {
+            let _ = conn.send_in_loop(&data);
+        });
     }
 
     /// Closes our writing half once everything queued has been written;
@@ -406,15 +442,16 @@ impl TcpConnection {
     /// muduo's `sendInLoop`. It runs on the loop thread, or, with
     /// [`CrossThreadSend::Direct`], on whichever thread sends: the output
     /// lock orders this write against every other send and against the
-    /// loop's flush in `handle_write`.
-    fn send_in_loop(self: &Arc<Self>, data: &[u8]) {
+    /// loop's flush in `handle_write`. Returns the end of `data` in the
+    /// output stream, or `None` when it was dropped.
+    fn send_in_loop(self: &Arc<Self>, data: &[u8]) -> Option<u64> {
         let mut output = self.output.lock();
         // A send that races with the close may still write once: harmless,
         // since the sender's `Arc` keeps the socket (and so its fd) open,
         // and the peer has gone.
         if self.disconnected() {
             log::debug!("TcpConnection {} closed, give up writing", self.name);
-            return;
+            return None;
         }
         let mut written = 0;
         // Bytes already waiting must leave first: then we may only append.
@@ -424,18 +461,21 @@ impl TcpConnection {
                 Err(e) => {
                     // The peer is gone; the read side will see it and close.
                     log::debug!("TcpConnection {} write: {}", self.name, e);
-                    return;
+                    return None;
                 }
             }
-            if written == data.len() {
-                self.queue_write_complete();
-                return;
-            }
+            self.written.fetch_add(written as u64, Ordering::AcqRel);
+        }
+        let end = self.accepted.fetch_add(data.len() as u64, Ordering::AcqRel) + data.len() as u64;
+        if written == data.len() {
+            self.queue_write_complete();
+            return Some(end);
         }
         // The kernel's buffer is full: keep the rest for the writable edge.
         let old_len = output.readable_bytes();
         output.append(&data[written..]);
         self.check_high_water_mark(old_len, output.readable_bytes());
+        Some(end)
     }
 
     /// Tells the user, on the loop, when the output buffer crosses the mark.
@@ -479,7 +519,10 @@ impl TcpConnection {
             return; // a writable edge with nothing queued
         }
         match write_until_blocked(&self.stream, output.peek()) {
-            Ok(n) => output.retrieve(n),
+            Ok(n) => {
+                output.retrieve(n);
+                self.written.fetch_add(n as u64, Ordering::AcqRel);
+            }
             Err(e) => {
                 log::debug!("TcpConnection {} write: {}", self.name, e);
                 return;

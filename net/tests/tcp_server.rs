@@ -10,6 +10,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use common::*;
+use net::TcpConnectionPtr;
 use parking_lot::Mutex;
 
 fn echo_server(threads: usize) -> TestServer {
@@ -439,4 +440,48 @@ fn keep_alive_stays_off_unless_asked_for() {
     let _a = connect(server.addr);
     let seen = rx.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(seen, Some(None));
+}
+
+/// `send_vec_counted` tells where each frame ends in the output stream,
+/// and `bytes_written` reaches that position only once the kernel took
+/// the bytes: not while the reader does not read, and never for what was
+/// still queued when the connection closed.
+#[test]
+fn counted_sends_tell_when_bytes_reach_the_kernel() {
+    const CHUNK: usize = 64 * 1024;
+    let (tx, rx) = mpsc::channel::<TcpConnectionPtr>();
+    let tx = Mutex::new(tx);
+    let server = start_server(1, move |s| {
+        s.set_connection_callback(move |conn| {
+            if conn.connected() {
+                let _ = tx.lock().send(conn.clone());
+            }
+        });
+    });
+    let mut c = connect(server.addr);
+    let conn = rx.recv_timeout(IO_TIMEOUT).expect("a connection");
+    assert_eq!(conn.send_vec_counted(b"hello".to_vec()), Some(5));
+    assert!(wait_until(|| conn.bytes_written() == 5));
+    assert_eq!(read_n(&mut c, 5), b"hello");
+    // The client stops reading: the kernel's buffers fill up.
+    let mut end = 5;
+    for _ in 0..128 {
+        end = conn.send_vec_counted(vec![1u8; CHUNK]).expect("accepted");
+    }
+    assert_eq!(end, 5 + 128 * CHUNK as u64);
+    assert!(
+        conn.bytes_written() < end,
+        "8 MiB cannot all be in the kernel"
+    );
+    // Reading it all lets the loop write the rest.
+    let mut got = 0;
+    while got < 128 * CHUNK {
+        got += read_n(&mut c, CHUNK).len();
+    }
+    assert!(wait_until(|| conn.bytes_written() == end));
+    // A closed connection accepts nothing more.
+    conn.force_close();
+    assert!(wait_until(|| !conn.connected()));
+    assert_eq!(conn.send_vec_counted(b"late".to_vec()), None);
+    assert_eq!(conn.bytes_written(), end);
 }

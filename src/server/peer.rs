@@ -51,6 +51,14 @@ impl Peer for TcpPeer {
         self.conn.send_vec(frame);
     }
 
+    fn send_counted(&self, frame: Vec<u8>) -> Option<u64> {
+        self.conn.send_vec_counted(frame)
+    }
+
+    fn written(&self) -> u64 {
+        self.conn.bytes_written()
+    }
+
     fn idle_for(&self) -> Duration {
         // No context: the connection is going down, and its `disconnected`
         // removes it from the online map anyway. Count it as active.

@@ -297,10 +297,7 @@ fn load(ctx: &Ctx, store: &dyn Store, uid: i64) -> Result<Loaded, StoreError> {
     legacy.retain(|(id, _)| undeleted.binary_search(id).is_err());
     let convs = store.conversations(uid)?;
     let pending = store.pending(uid, MAX_ACK_MESSAGES)?;
-    let mut cursors = history::login_cursors(&convs, pending.len() < MAX_ACK_MESSAGES);
-    for e in &pending {
-        cursors.advance(e.conv, e.seq);
-    }
+    let cursors = history::login_cursors(&convs, &pending, pending.len() < MAX_ACK_MESSAGES);
     Ok(Loaded {
         legacy,
         pending,
@@ -383,11 +380,14 @@ fn deliver_login(ctx: Ctx, user: UserRecord, ack: Vec<u8>, delivered: Vec<i64>, 
                     // must take it to find `Online`, so whatever it sends
                     // is written after the ack and the buffered messages
                     // (less those the ack carried already).
-                    ctx.peer.send(ack);
+                    let end = ctx.peer.send_counted(ack);
+                    cursors.login_ack_sent(end, ctx.peer.written());
                     delivery::replay_buffered(&ctx.svc, user.id, &ctx.peer, cursors, buffered);
-                    // Written below and, should that fail, again at the
-                    // next flush or when the connection closes.
-                    cursors.changed()
+                    // What has reached the kernel is written below (a big
+                    // ack may not have, yet: then the next flush or the
+                    // close writes it, if it got there); should the write
+                    // fail, the flush repeats it.
+                    cursors.changed(ctx.peer.written())
                 }
                 _ => return,
             }
@@ -467,8 +467,8 @@ fn unclaim(svc: &Arc<Service>, uid: i64, peer_id: u64) -> bool {
         cluster.release(uid);
     }
     match removed {
-        Some(Presence::Online { mut cursors, .. }) => {
-            delivery::submit_delivered(svc, uid, cursors.take_changed());
+        Some(Presence::Online { peer, mut cursors }) => {
+            delivery::submit_delivered(svc, uid, cursors.take_changed(peer.written()));
             drop(shard);
             true
         }

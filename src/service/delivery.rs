@@ -25,16 +25,21 @@
 //!
 //! # Persistence
 //!
-//! Cursors live in the online map's entry. When the entry goes (logout,
-//! disconnect), its changed cursors are written to the store's
-//! `delivered_seq` on the user's worker, queued under the shard lock so
-//! that the user's next login reads them; and every
+//! Cursors live in the online map's entry. A message counts as delivered
+//! once its bytes are in the kernel: [`Peer::send_counted`](super::Peer::send_counted)
+//! says where a frame ends in the connection's output stream and
+//! [`Peer::written`](super::Peer::written) how far the kernel has taken
+//! it, so a message still queued when the connection dies (a slow reader
+//! cut off at the high-water mark, a reset) stays pending. When the entry
+//! goes (logout, disconnect), its confirmed cursors are written to the
+//! store's `delivered_seq` on the user's worker, queued under the shard
+//! lock so that the user's next login reads them; and every
 //! [`CURSOR_FLUSH`] for users who stay online. After a crash a user may
 //! therefore be handed again, as offline messages, what was pushed since
 //! the last write: delivery is at least once, and (conv, seq) tells
 //! duplicates apart.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,62 +66,174 @@ pub struct Delivery {
     pub bytes: Option<Vec<u8>>,
 }
 
-/// Per conversation, the last seq a connection was handed or sent itself.
-/// Lives in the user's [`Presence::Online`] entry, so every method runs
-/// under the user's shard lock.
+/// The most handed-but-unconfirmed positions one connection remembers;
+/// beyond, the newest is coalesced into the last (confirming it later
+/// confirms all before it: the output stream is FIFO).
+const MAX_UNCONFIRMED: usize = 65_536;
+
+/// One conversation's cursor on one connection.
+#[derive(Debug, Default)]
+struct Position {
+    /// The last seq handed over (or sent by the user): what [`push`]
+    /// checks against.
+    handed: i64,
+    /// The last seq whose bytes are known to be in the kernel (or that the
+    /// store held at login): what is written to the store.
+    confirmed: i64,
+    /// Handed, not yet confirmed: `(seq, end of its bytes in the peer's
+    /// output stream)`, ascending.
+    unconfirmed: VecDeque<(i64, u64)>,
+    /// `confirmed` moved since the last [`Cursors::take_changed`].
+    changed: bool,
+}
+
+/// Per conversation, the last seq a connection was handed or sent itself,
+/// and the last one known to have reached the kernel. Lives in the user's
+/// [`Presence::Online`] entry, so every method runs under the user's shard
+/// lock.
+///
+/// Only confirmed positions are written to the store: a message still in
+/// the connection's output buffer when it closes (a slow reader cut off,
+/// a connection reset) stays pending for the next login.
 #[derive(Debug, Default)]
 pub struct Cursors {
-    /// conv → (seq, changed since the last [`take_changed`](Self::take_changed)).
-    last: HashMap<Conv, (i64, bool)>,
+    convs: HashMap<Conv, Position>,
+    /// The end of the last frame sent through these cursors.
+    last_end: u64,
+    /// Entries in all `unconfirmed` queues.
+    unconfirmed: usize,
 }
 
 impl Cursors {
-    /// Cursors starting at these positions, none of them changed (they
-    /// come from the store or are about to be written to it).
-    pub fn new(start: impl IntoIterator<Item = (Conv, i64)>) -> Cursors {
+    /// The cursors a login starts from: per conversation, the position it
+    /// will have handed once its ack is out, and the position the store
+    /// holds (confirmed already).
+    pub fn at_login(start: impl IntoIterator<Item = (Conv, i64, i64)>) -> Cursors {
+        let convs = start
+            .into_iter()
+            .map(|(conv, handed, stored)| {
+                let p = Position {
+                    handed: handed.max(stored),
+                    confirmed: stored,
+                    ..Position::default()
+                };
+                (conv, p)
+            })
+            .collect();
         Cursors {
-            last: start.into_iter().map(|(c, s)| (c, (s, false))).collect(),
+            convs,
+            ..Cursors::default()
         }
     }
 
-    /// The cursor of `conv`; 0 for a conversation this connection has not
-    /// seen (one that began after the login, whose messages all come live).
-    pub fn get(&self, conv: Conv) -> i64 {
-        self.last.get(&conv).map_or(0, |&(seq, _)| seq)
-    }
-
-    /// Moves the cursor of `conv` forward to `seq` (never back).
-    pub fn advance(&mut self, conv: Conv, seq: i64) {
-        let entry = self.last.entry(conv).or_insert((0, false));
-        if seq > entry.0 {
-            *entry = (seq, true);
-        }
-    }
-
-    /// Raises the cursor of `conv` to at least `seq` without marking it
-    /// changed (a group joined: the store wrote the position itself).
-    pub fn start_at(&mut self, conv: Conv, seq: i64) {
-        let entry = self.last.entry(conv).or_insert((0, false));
-        entry.0 = entry.0.max(seq);
-    }
-
-    /// The positions changed since the last [`take_changed`](Self::take_changed),
-    /// left marked: they are written again later (the store ignores a
-    /// position that is not ahead), so a write that failed is repeated.
-    pub fn changed(&self) -> Vec<(Conv, i64)> {
-        self.last
+    /// The login ack went out, ending at `end` in the output stream: every
+    /// position it moved is handed, and confirmed once `end` is written.
+    pub fn login_ack_sent(&mut self, end: Option<u64>, written: u64) {
+        let moved: Vec<(Conv, i64)> = self
+            .convs
             .iter()
-            .filter(|(_, (_, changed))| *changed)
-            .map(|(conv, (seq, _))| (*conv, *seq))
+            .filter(|(_, p)| p.handed > p.confirmed)
+            .map(|(c, p)| (*c, p.handed))
+            .collect();
+        for (conv, seq) in moved {
+            self.handed(conv, seq, end, written);
+        }
+    }
+
+    /// The handed cursor of `conv`; 0 for a conversation this connection
+    /// has not seen (one that began after the login, whose messages all
+    /// come live).
+    pub fn get(&self, conv: Conv) -> i64 {
+        self.convs.get(&conv).map_or(0, |p| p.handed)
+    }
+
+    /// Message `seq` of `conv` was sent, ending at `end` in the output
+    /// stream (`None`: not accepted; it will never count as delivered).
+    pub fn handed(&mut self, conv: Conv, seq: i64, end: Option<u64>, written: u64) {
+        let p = self.convs.entry(conv).or_default();
+        p.handed = p.handed.max(seq);
+        if let Some(end) = end {
+            self.last_end = self.last_end.max(end);
+            self.record(conv, seq, end, written);
+        }
+    }
+
+    /// The user sent message `seq` of `conv` themselves: nothing to hand
+    /// over, but it counts as theirs once what was sent before it is out.
+    pub fn own(&mut self, conv: Conv, seq: i64, written: u64) {
+        let p = self.convs.entry(conv).or_default();
+        p.handed = p.handed.max(seq);
+        let end = self.last_end;
+        self.record(conv, seq, end, written);
+    }
+
+    /// Raises the cursor of `conv` to at least `seq`, confirmed, not
+    /// marked changed (a group joined: the store wrote the position).
+    pub fn start_at(&mut self, conv: Conv, seq: i64) {
+        let p = self.convs.entry(conv).or_default();
+        p.handed = p.handed.max(seq);
+        p.confirmed = p.confirmed.max(seq);
+    }
+
+    fn record(&mut self, conv: Conv, seq: i64, end: u64, written: u64) {
+        let Some(p) = self.convs.get_mut(&conv) else {
+            return;
+        };
+        if end <= written && p.unconfirmed.is_empty() {
+            if seq > p.confirmed {
+                p.confirmed = seq;
+                p.changed = true;
+            }
+            return;
+        }
+        if self.unconfirmed >= MAX_UNCONFIRMED {
+            if let Some(last) = p.unconfirmed.back_mut() {
+                *last = (seq, end);
+                return;
+            }
+        }
+        p.unconfirmed.push_back((seq, end));
+        self.unconfirmed += 1;
+    }
+
+    /// Confirms every position whose bytes are within `written`.
+    fn settle(&mut self, written: u64) {
+        for p in self.convs.values_mut() {
+            while let Some(&(seq, end)) = p.unconfirmed.front() {
+                if end > written {
+                    break;
+                }
+                p.unconfirmed.pop_front();
+                self.unconfirmed -= 1;
+                if seq > p.confirmed {
+                    p.confirmed = seq;
+                    p.changed = true;
+                }
+            }
+        }
+    }
+
+    /// The confirmed positions changed since the last
+    /// [`take_changed`](Self::take_changed), left marked: they are written
+    /// again later (the store ignores a position that is not ahead), so a
+    /// write that failed is repeated.
+    pub fn changed(&mut self, written: u64) -> Vec<(Conv, i64)> {
+        self.settle(written);
+        self.convs
+            .iter()
+            .filter(|(_, p)| p.changed)
+            .map(|(conv, p)| (*conv, p.confirmed))
             .collect()
     }
 
-    /// The positions changed since the last call, marking them written.
-    pub fn take_changed(&mut self) -> Vec<(Conv, i64)> {
+    /// The confirmed positions changed since the last call, marking them
+    /// written.
+    pub fn take_changed(&mut self, written: u64) -> Vec<(Conv, i64)> {
+        self.settle(written);
         let mut out = Vec::new();
-        for (conv, (seq, changed)) in &mut self.last {
-            if std::mem::take(changed) {
-                out.push((*conv, *seq));
+        for (conv, p) in &mut self.convs {
+            if std::mem::take(&mut p.changed) {
+                out.push((*conv, p.confirmed));
             }
         }
         out
@@ -179,9 +296,12 @@ fn offer_online(peer: &PeerRef, cursors: &mut Cursors, d: Delivery) -> Offered {
     if d.seq > last + 1 {
         return Offered::Gap;
     }
-    cursors.advance(d.conv, d.seq);
-    if let Some(bytes) = d.bytes {
-        peer.send(bytes);
+    match d.bytes {
+        Some(bytes) => {
+            let end = peer.send_counted(bytes);
+            cursors.handed(d.conv, d.seq, end, peer.written());
+        }
+        None => cursors.own(d.conv, d.seq, peer.written()),
     }
     Offered::Done
 }
@@ -251,9 +371,11 @@ pub fn fill(
                     continue;
                 }
                 // The log is the authority: a seq missing from it was pruned.
-                cursors.advance(conv, e.seq);
                 if e.sender != uid || conv.other(uid) == Some(uid) {
-                    peer.send(e.delivered());
+                    let end = peer.send_counted(e.delivered());
+                    cursors.handed(conv, e.seq, end, peer.written());
+                } else {
+                    cursors.own(conv, e.seq, peer.written());
                 }
             }
         }
@@ -327,10 +449,10 @@ pub fn submit_delivered(svc: &Service, uid: i64, positions: Vec<(Conv, i64)>) {
 pub fn flush_all(svc: &Service, now: bool) {
     for uid in svc.online.uids() {
         let mut shard = svc.online.lock(uid);
-        let Some(Presence::Online { cursors, .. }) = shard.get_mut(&uid) else {
+        let Some(Presence::Online { peer, cursors }) = shard.get_mut(&uid) else {
             continue;
         };
-        let changed = cursors.take_changed();
+        let changed = cursors.take_changed(peer.written());
         if changed.is_empty() {
             continue;
         }

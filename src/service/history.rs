@@ -12,6 +12,7 @@
 //! Every handler runs on the user's worker, in order with the user's other
 //! jobs.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,7 +21,7 @@ use super::online::Presence;
 use super::{user_key, Ctx, Me, Service};
 use crate::model::{Conv, ConvState};
 use crate::protocol::{errno, reply};
-use crate::storage::{Page, Store, StoreError};
+use crate::storage::{Entry, Page, Store, StoreError};
 
 /// Entries one prune job deletes; a job that deletes this many queues the
 /// next.
@@ -121,14 +122,26 @@ pub fn joined(svc: &Service, store: &dyn Store, uid: i64, gid: i64) {
     }
 }
 
-/// The cursors a login starts from: per conversation, its `last_seq` as
-/// read before the pending messages, which the ack carries (all of them
-/// when `complete`), or else the stored delivery position.
-pub fn login_cursors(convs: &[ConvState], complete: bool) -> Cursors {
-    Cursors::new(convs.iter().map(|c| {
-        let base = c.delivered_seq.max(c.joined_seq);
-        (c.conv, if complete { c.last_seq.max(base) } else { base })
-    }))
+/// The cursors a login starts from, given the user's conversations as
+/// read *before* `pending`, and `pending` itself (`complete` when it holds
+/// every pending entry). Per conversation: handed once the ack is out, its
+/// `last_seq` (every message of others up to it is in `pending`) or the
+/// last seq the ack carries, whichever is higher (without `complete`,
+/// only the ack's); confirmed, the stored position.
+pub fn login_cursors(convs: &[ConvState], pending: &[Entry], complete: bool) -> Cursors {
+    let mut start: HashMap<Conv, (i64, i64)> = convs
+        .iter()
+        .map(|c| {
+            let stored = c.delivered_seq.max(c.joined_seq);
+            let handed = if complete { c.last_seq } else { stored };
+            (c.conv, (handed.max(stored), stored))
+        })
+        .collect();
+    for e in pending {
+        let p = start.entry(e.conv).or_insert((0, 0));
+        p.0 = p.0.max(e.seq);
+    }
+    Cursors::at_login(start.into_iter().map(|(c, (h, s))| (c, h, s)))
 }
 
 /// Queues one prune of entries older than `retention` on a worker. The

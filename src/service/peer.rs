@@ -55,6 +55,18 @@ pub trait Peer: Send + Sync {
     /// give ordered frames (see the [module docs](self)).
     fn send(&self, frame: Vec<u8>);
 
+    /// Sends `frame` like [`send`](Self::send) and returns where it ends
+    /// in the peer's output stream (bytes ever accepted for it, these
+    /// included), or `None` when it was not accepted (the peer is closing)
+    /// or the position cannot be known. Compared with
+    /// [`written`](Self::written), it tells when the frame has reached the
+    /// kernel: what the delivery cursors count as delivered. Any thread.
+    fn send_counted(&self, frame: Vec<u8>) -> Option<u64>;
+
+    /// Bytes of the peer's output stream written to the kernel so far
+    /// (what a closed peer never wrote stays uncounted); any thread.
+    fn written(&self) -> u64;
+
     /// How long since bytes last arrived from the peer (since it connected,
     /// if none ever did); any thread. A login may replace a connection that
     /// has been silent longer than `--login-takeover-grace` (see

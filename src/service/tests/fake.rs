@@ -39,6 +39,11 @@ pub struct FakePeer {
     idle: Mutex<Duration>,
     /// Set by [`Peer::close_with`].
     closed_by_server: AtomicBool,
+    /// Bytes accepted by sends, and bytes "written to the kernel": equal
+    /// unless the test stalls the peer (a client that stopped reading).
+    accepted: AtomicU64,
+    written: AtomicU64,
+    stalled: AtomicBool,
 }
 
 impl Peer for FakePeer {
@@ -55,10 +60,28 @@ impl Peer for FakePeer {
     }
 
     fn send(&self, frame: Vec<u8>) {
+        let _ = self.send_counted(frame);
+    }
+
+    fn send_counted(&self, frame: Vec<u8>) -> Option<u64> {
         // As a closed TCP connection does: nothing.
-        if self.connected() {
-            self.frames.lock().push(frame);
+        if !self.connected() {
+            return None;
         }
+        let mut frames = self.frames.lock();
+        let end = self
+            .accepted
+            .fetch_add(frame.len() as u64, Ordering::AcqRel)
+            + frame.len() as u64;
+        if !self.stalled.load(Ordering::Acquire) {
+            self.written.store(end, Ordering::Release);
+        }
+        frames.push(frame);
+        Some(end)
+    }
+
+    fn written(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
     }
 
     fn idle_for(&self) -> Duration {
@@ -160,6 +183,19 @@ impl Client {
     /// answers from now on).
     pub fn set_idle_for(&self, idle: Duration) {
         *self.peer.idle.lock() = idle;
+    }
+
+    /// Stops (or resumes) "writing to the kernel": while stalled, frames
+    /// are recorded but [`Peer::written`] stays where it was, as for a
+    /// client that does not read; resuming writes everything.
+    pub fn set_stalled(&self, stalled: bool) {
+        let frames = self.peer.frames.lock();
+        self.peer.stalled.store(stalled, Ordering::Release);
+        if !stalled {
+            let accepted = self.peer.accepted.load(Ordering::Acquire);
+            self.peer.written.store(accepted, Ordering::Release);
+        }
+        drop(frames);
     }
 
     /// `true` once the service closed this peer with `Peer::close_with`.
@@ -280,6 +316,9 @@ impl Harness {
             tasks: Mutex::new(VecDeque::new()),
             idle: Mutex::new(Duration::ZERO),
             closed_by_server: AtomicBool::new(false),
+            accepted: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            stalled: AtomicBool::new(false),
         });
         self.peers.lock().push(peer.clone());
         Client {

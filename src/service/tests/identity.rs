@@ -32,9 +32,9 @@ fn a_chat_carries_the_senders_real_name() {
     assert_eq!(frames[0]["username"], "mallory");
     assert_eq!(frames[0]["from"], mallory_id);
 
-    let stored = h.store.offline_messages(carol_id).expect("store");
+    let stored = h.store.pending(carol_id, 10).expect("store");
     assert_eq!(stored.len(), 1, "{stored:?}");
-    let v: serde_json::Value = serde_json::from_str(&stored[0].1).expect("JSON");
+    let v: serde_json::Value = serde_json::from_str(&stored[0].body).expect("JSON");
     assert_eq!(v["username"], "mallory");
 }
 

@@ -236,3 +236,53 @@ fn a_failed_cursor_write_is_repeated_when_the_connection_closes() {
     h.settle();
     assert!(offline_in_ack(&bob.take_frames()[0]).is_empty());
 }
+
+/// A client that stops reading: the messages handed to its connection
+/// but not yet taken by the kernel when it closes stay pending, and the
+/// next login hands them (issue 12: a slow reader's queue is not lost).
+#[test]
+fn messages_still_queued_at_the_close_stay_pending() {
+    let h = Harness::new();
+    h.user("alice");
+    let bob_id = h.user("bob");
+    let alice = h.logged_in("alice");
+    let bob = h.logged_in("bob");
+    alice.chat(bob_id, "read");
+    bob.set_stalled(true);
+    alice.chat(bob_id, "queued 1");
+    alice.chat(bob_id, "queued 2");
+    assert_eq!(bob.take_frames().len(), 3, "all three were handed over");
+    bob.disconnect();
+    h.settle();
+    let bob = h.connect();
+    bob.login("bob");
+    h.settle();
+    assert_eq!(
+        offline_in_ack(&bob.take_frames()[0]),
+        ["queued 1", "queued 2"]
+    );
+}
+
+/// The same for a login ack that never reached the kernel: what it
+/// carried stays pending.
+#[test]
+fn an_ack_still_queued_at_the_close_delivers_nothing() {
+    let h = Harness::new();
+    h.user("alice");
+    let bob_id = h.user("bob");
+    let alice = h.logged_in("alice");
+    alice.chat(bob_id, "m1");
+    alice.chat(bob_id, "m2");
+    let bob = h.connect();
+    bob.set_stalled(true);
+    bob.login("bob");
+    h.settle();
+    assert_eq!(offline_in_ack(&bob.take_frames()[0]), ["m1", "m2"]);
+    bob.disconnect();
+    h.settle();
+    assert_eq!(h.stored(bob_id), ["m1", "m2"]);
+    let bob = h.connect();
+    bob.login("bob");
+    h.settle();
+    assert_eq!(offline_in_ack(&bob.take_frames()[0]), ["m1", "m2"]);
+}
