@@ -29,6 +29,7 @@
 //! client data. (Placeholder lists such as `(?, ?), (?, ?)` are built from
 //! counts only.)
 
+mod append;
 mod error;
 pub mod log;
 mod mysql_store;

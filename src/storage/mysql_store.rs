@@ -12,12 +12,16 @@
 //! Pool size is set in the URL: `mysql://u:p@host/db?pool_min=2&pool_max=32`
 //! (the crate's defaults are 10 and 100).
 
-use mysql::prelude::{FromRow, Queryable};
-use mysql::{Params, Pool, TxOpts, Value};
+use std::collections::HashMap;
+use std::time::Duration;
 
+use mysql::prelude::{FromRow, FromValue, Queryable};
+use mysql::{Params, Pool, Transaction, TxOpts, Value};
+
+use super::append::{first_cursors, now_ms, Plan, Range};
 use super::sql::{self, CHUNK};
 use super::{
-    Appended, ConvState, Entry, JoinOutcome, NewEntry, Page, Store, StoreError, UserRecord,
+    Appended, ConvState, Entry, JoinOutcome, NewEntry, Page, Store, StoreError, Stored, UserRecord,
 };
 use crate::model::Conv;
 use crate::model::{state_str, GroupInfo, MemberInfo, UserInfo};
@@ -27,6 +31,22 @@ const SCHEMA: &str = include_str!("../../chat.sql");
 
 /// MySQL's error number for a duplicate key (`ER_DUP_ENTRY`).
 const ER_DUP_ENTRY: u16 = 1062;
+
+/// MySQL's error number for a deadlock (`ER_LOCK_DEADLOCK`): InnoDB rolled
+/// the transaction back.
+const ER_LOCK_DEADLOCK: u16 = 1213;
+
+/// MySQL's error number for a lock wait timeout (`ER_LOCK_WAIT_TIMEOUT`).
+const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
+
+/// How many times [`Store::append`] runs its transaction again after a
+/// deadlock, a lock wait timeout or a `(sender, cid)` race.
+const APPEND_RETRIES: u32 = 5;
+
+/// Most rows in one multi-row statement of an append (at most 6,000
+/// placeholders, far under MySQL's 65,535): a batch of up to 1,000 entries
+/// takes one statement per step.
+const MAX_ROWS: usize = 1000;
 
 /// Most message text in one multi-row insert, well under the smallest
 /// default `max_allowed_packet` (4 MiB in MySQL 5.7).
@@ -111,12 +131,32 @@ fn is_duplicate(e: &mysql::Error) -> bool {
     matches!(e, mysql::Error::MySqlError(e) if e.code == ER_DUP_ENTRY)
 }
 
+/// Whether an append that failed so may simply run again: a deadlock or a
+/// lock wait (another append held a row), or a duplicate key, which only
+/// `(sender, cid)` can be (another process stored the same cid first: the
+/// retry finds it and answers `Duplicate`).
+fn is_retryable(e: &mysql::Error) -> bool {
+    matches!(e, mysql::Error::MySqlError(e)
+        if [ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT, ER_DUP_ENTRY].contains(&e.code))
+}
+
 /// An auto-increment id as the `i64` the rest of the program uses. MySQL
 /// reports "no id" as 0, which is never a row's id.
 fn to_id(id: Option<u64>) -> Result<i64, StoreError> {
     id.filter(|&id| id > 0)
         .and_then(|id| i64::try_from(id).ok())
         .ok_or_else(|| StoreError::Data(format!("insert returned no usable id ({id:?})")))
+}
+
+/// Creates `uid`'s cursor row of group `gid`'s conversation, every
+/// position at `at`; an existing row stays as it is.
+fn insert_cursor(tx: &mut Transaction<'_>, uid: i64, gid: i64, at: i64) -> Result<(), StoreError> {
+    tx.exec_drop(
+        "INSERT INTO convcursor (userid, conv, delivered_seq, read_seq, joined_seq) \
+         VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE userid = userid",
+        (uid, gid, at, at, at),
+    )?;
+    Ok(())
 }
 
 fn user_record((id, name, password_hash, state): (i64, String, String, String)) -> UserRecord {
@@ -196,6 +236,7 @@ impl Store for MysqlStore {
             "INSERT INTO groupuser (groupid, userid, grouprole) VALUES (?, ?, 'creator')",
             (gid, creator),
         )?;
+        insert_cursor(&mut tx, creator, gid, 0)?;
         tx.commit()?;
         Ok(Some(gid))
     }
@@ -217,6 +258,12 @@ impl Store for MysqlStore {
             (gid, uid),
         )?;
         let inserted = tx.affected_rows() > 0;
+        if inserted {
+            // A new member reads what is posted from now on. (Read without
+            // a lock: an append committing meanwhile is after the join.)
+            let last = first::<i64>(&mut tx, sql::LAST_SEQ, (gid,))?.unwrap_or(0);
+            insert_cursor(&mut tx, uid, gid, last)?;
+        }
         tx.commit()?;
         Ok(if inserted {
             JoinOutcome::Joined
@@ -226,7 +273,12 @@ impl Store for MysqlStore {
     }
 
     fn quit_group(&self, gid: i64, uid: i64) -> Result<bool, StoreError> {
-        Ok(self.exec(sql::QUIT_GROUP, (gid, uid))? > 0)
+        let mut tx = self.pool.start_transaction(TxOpts::default())?;
+        tx.exec_drop(sql::QUIT_GROUP, (gid, uid))?;
+        let deleted = tx.affected_rows() > 0;
+        tx.exec_drop(sql::DELETE_CURSOR, (uid, gid))?;
+        tx.commit()?;
+        Ok(deleted)
     }
 
     fn dismiss_group(&self, gid: i64) -> Result<bool, StoreError> {
@@ -234,6 +286,9 @@ impl Store for MysqlStore {
         tx.exec_drop(sql::DELETE_GROUP, (gid,))?;
         let deleted = tx.affected_rows() > 0;
         tx.exec_drop(sql::DELETE_GROUP_MEMBERS, (gid,))?;
+        for delete in sql::DELETE_CONVERSATION {
+            tx.exec_drop(delete, (gid,))?;
+        }
         tx.commit()?;
         Ok(deleted)
     }
@@ -293,45 +348,284 @@ impl Store for MysqlStore {
         self.exec_chunked(sql::delete_offline_in, Some(uid), ids)
     }
 
-    // Stubs until the log lands (issue 11).
-    fn append(&self, _: &[NewEntry]) -> Result<Vec<Appended>, StoreError> {
-        Err(StoreError::Data(
-            "the message log is not implemented yet".into(),
-        ))
+    fn append(&self, entries: &[NewEntry]) -> Result<Vec<Appended>, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut attempt = 0;
+        loop {
+            match self.try_append(entries) {
+                Err(StoreError::Mysql(e)) if is_retryable(&e) && attempt < APPEND_RETRIES => {
+                    attempt += 1;
+                    // 1, 2, 4, 8 ms: the other transaction is usually done.
+                    std::thread::sleep(Duration::from_millis(1 << (attempt - 1)));
+                }
+                result => return result,
+            }
+        }
     }
+
     fn log_page(
         &self,
-        _: Conv,
-        _: Page,
-        _: i64,
-        _: usize,
+        conv: Conv,
+        page: Page,
+        floor: i64,
+        limit: usize,
     ) -> Result<(Vec<Entry>, bool), StoreError> {
-        Err(StoreError::Data(
-            "the message log is not implemented yet".into(),
-        ))
+        let key = conv.key();
+        let n = sql::limit_plus_one(limit);
+        let rows: Vec<sql::EntryRow> = match page {
+            Page::After(after) => self.rows(sql::PAGE_AFTER, (key, after.max(floor), n))?,
+            Page::Before(before) => self.rows(sql::PAGE_BEFORE, (key, before, floor, n))?,
+        };
+        let rows = rows.into_iter().map(sql::entry).collect::<Result<_, _>>()?;
+        Ok(sql::page(rows, limit, matches!(page, Page::Before(_))))
     }
-    fn conv_state(&self, _: i64, _: Conv) -> Result<Option<ConvState>, StoreError> {
-        Err(StoreError::Data(
-            "the message log is not implemented yet".into(),
-        ))
+
+    fn conv_state(&self, uid: i64, conv: Conv) -> Result<Option<ConvState>, StoreError> {
+        let row = self.rows(&sql::conv_state_of(), (uid, conv.key()))?.pop();
+        row.map(sql::conv_state).transpose()
     }
-    fn conversations(&self, _: i64) -> Result<Vec<ConvState>, StoreError> {
-        Err(StoreError::Data(
-            "the message log is not implemented yet".into(),
-        ))
+
+    fn conversations(&self, uid: i64) -> Result<Vec<ConvState>, StoreError> {
+        let rows = self.rows(&sql::conv_states(), (uid,))?;
+        rows.into_iter().map(sql::conv_state).collect()
     }
-    fn pending(&self, _: i64, _: usize) -> Result<Vec<Entry>, StoreError> {
-        Ok(Vec::new())
+
+    fn pending(&self, uid: i64, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let n = i64::try_from(limit).unwrap_or(i64::MAX);
+        // One snapshot (REPEATABLE READ) for both steps.
+        let mut tx = self.pool.start_transaction(TxOpts::default())?;
+        let convs: Vec<(i64, i64)> = tx
+            .exec_opt(sql::PENDING_CONVS, (uid,))?
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let mut all = Vec::new();
+        for chunk in convs.chunks(CHUNK / 4) {
+            let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
+            for &(key, from) in chunk {
+                params.extend([key.into(), from.into(), uid.into(), n.into()]);
+            }
+            for row in tx.exec_opt::<sql::EntryRow, _, _>(sql::pending_from(chunk.len()), params)? {
+                all.push(sql::entry(row?)?);
+            }
+        }
+        tx.commit()?;
+        Ok(sql::oldest_first(all, limit))
     }
-    fn set_delivered(&self, _: i64, _: &[(Conv, i64)]) -> Result<(), StoreError> {
+
+    fn set_delivered(&self, uid: i64, positions: &[(Conv, i64)]) -> Result<(), StoreError> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.start_transaction(TxOpts::default())?;
+        for &(conv, seq) in positions {
+            tx.exec_drop(sql::SET_DELIVERED, (seq, uid, conv.key(), seq))?;
+        }
+        tx.commit()?;
         Ok(())
     }
-    fn set_read(&self, _: i64, _: Conv, _: i64) -> Result<Option<i64>, StoreError> {
-        Err(StoreError::Data(
-            "the message log is not implemented yet".into(),
-        ))
+
+    fn set_read(&self, uid: i64, conv: Conv, seq: i64) -> Result<Option<i64>, StoreError> {
+        let key = conv.key();
+        let mut tx = self.pool.start_transaction(TxOpts::default())?;
+        // Locks the cursor row (not the conversation's: appends go on).
+        let old = first::<i64>(
+            &mut tx,
+            &format!("{} FOR UPDATE", sql::READ_SEQ),
+            (uid, key),
+        )?;
+        let Some(old) = old else {
+            return Ok(None);
+        };
+        // `last_seq` only grows, so a value read without a lock is a safe bound.
+        let last = first::<i64>(&mut tx, sql::LAST_SEQ, (key,))?.unwrap_or(0);
+        let new = sql::new_read_seq(old, seq, last);
+        if new != old {
+            tx.exec_drop(sql::SET_READ, (new, uid, key))?;
+        }
+        tx.commit()?;
+        Ok(Some(new))
     }
-    fn prune_log(&self, _: i64, _: usize) -> Result<u64, StoreError> {
-        Ok(0)
+
+    fn prune_log(&self, cutoff_ms: i64, limit: usize) -> Result<u64, StoreError> {
+        let n = u64::try_from(limit).unwrap_or(u64::MAX);
+        // Walks the ts key from its oldest end.
+        self.exec(
+            "DELETE FROM chatlog WHERE ts < ? ORDER BY ts, conv, seq LIMIT ?",
+            (cutoff_ms, n),
+        )
+    }
+}
+
+impl MysqlStore {
+    /// One attempt of [`Store::append`]: the transaction of the module
+    /// [`append`](super::append)'s four steps, in a constant number of
+    /// round trips (one statement per step for up to [`MAX_ROWS`] rows).
+    fn try_append(&self, entries: &[NewEntry]) -> Result<Vec<Appended>, StoreError> {
+        let mut tx = self.pool.start_transaction(TxOpts::default())?;
+        let known = stored_cids(&mut tx, entries)?;
+        let plan = Plan::new(entries, |sender, cid| {
+            known.get(&sender).and_then(|m| m.get(cid)).copied()
+        });
+        if plan.nothing_new() {
+            return plan.finish(&HashMap::new()); // dropping `tx` rolls back: nothing to undo
+        }
+        bump_counters(&mut tx, plan.convs())?;
+        let ranges = read_counters(&mut tx, plan.convs())?;
+        create_first_cursors(&mut tx, plan.convs(), &ranges)?;
+        let out = plan.finish(&ranges)?;
+        insert_entries(&mut tx, entries, &out)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+/// Where the entries' `(sender, cid)` pairs already are: sender → cid →
+/// place, in one query per [`MAX_ROWS`] pairs. (An `OR` of `(sender = ?
+/// AND cid = ?)` terms: a range per pair on the unique key.)
+fn stored_cids(
+    tx: &mut Transaction<'_>,
+    entries: &[NewEntry],
+) -> Result<HashMap<i64, HashMap<String, Stored>>, StoreError> {
+    let pairs: Vec<(i64, &str)> = entries
+        .iter()
+        .filter_map(|e| Some((e.sender, e.cid.as_deref()?)))
+        .collect();
+    let mut known: HashMap<i64, HashMap<String, Stored>> = HashMap::new();
+    for chunk in pairs.chunks(MAX_ROWS) {
+        let terms = vec!["(sender = ? AND cid = ?)"; chunk.len()].join(" OR ");
+        let query = format!("SELECT sender, cid, conv, seq, ts FROM chatlog WHERE {terms}");
+        let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 2);
+        for &(sender, cid) in chunk {
+            params.push(sender.into());
+            params.push(cid.into());
+        }
+        let rows = tx.exec_opt::<(i64, String, i64, i64, i64), _, _>(query, params)?;
+        for row in rows {
+            let (sender, cid, key, seq, ts) = row?;
+            let at = sql::stored((key, seq, ts))?;
+            known.entry(sender).or_default().insert(cid, at);
+        }
+    }
+    Ok(known)
+}
+
+/// Raises each conversation's counter by its count, creating missing rows,
+/// in key order (the lock order of every append). `last_ts` becomes the
+/// later of its old value and now.
+fn bump_counters(tx: &mut Transaction<'_>, convs: &[(Conv, i64)]) -> Result<(), StoreError> {
+    let now = now_ms();
+    for chunk in convs.chunks(MAX_ROWS) {
+        let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+        let query = format!(
+            "INSERT INTO conversation (id, last_seq, last_ts) VALUES {rows} \
+             ON DUPLICATE KEY UPDATE last_seq = last_seq + VALUES(last_seq), \
+             last_ts = GREATEST(last_ts, VALUES(last_ts))"
+        );
+        let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
+        for &(conv, count) in chunk {
+            params.extend([conv.key().into(), count.into(), now.into()]);
+        }
+        tx.exec_drop(query, params)?;
+    }
+    Ok(())
+}
+
+/// The counters of `convs` after [`bump_counters`], by key. The rows are
+/// ours (locked) until the commit, so these are the final values.
+fn read_counters(
+    tx: &mut Transaction<'_>,
+    convs: &[(Conv, i64)],
+) -> Result<HashMap<i64, Range>, StoreError> {
+    let mut ranges = HashMap::with_capacity(convs.len());
+    for chunk in convs.chunks(MAX_ROWS) {
+        let query = format!(
+            "SELECT id, last_seq, last_ts FROM conversation WHERE id IN ({}) FOR UPDATE",
+            sql::placeholders(chunk.len())
+        );
+        let params: Vec<Value> = chunk.iter().map(|(c, _)| c.key().into()).collect();
+        for row in tx.exec_opt::<(i64, i64, i64), _, _>(query, params)? {
+            let (key, last_seq, last_ts) = row?;
+            ranges.insert(key, (last_seq, last_ts));
+        }
+    }
+    Ok(ranges)
+}
+
+/// The cursor rows of the one-to-one conversations whose first messages
+/// these are (their range starts at 1).
+fn create_first_cursors(
+    tx: &mut Transaction<'_>,
+    convs: &[(Conv, i64)],
+    ranges: &HashMap<i64, Range>,
+) -> Result<(), StoreError> {
+    let fresh: Vec<(i64, i64)> = convs
+        .iter()
+        .filter(|(c, count)| ranges.get(&c.key()).is_some_and(|r| r.0 == *count))
+        .flat_map(|&(c, _)| first_cursors(c))
+        .collect();
+    for chunk in fresh.chunks(MAX_ROWS) {
+        let rows = vec!["(?, ?)"; chunk.len()].join(", ");
+        let query = format!(
+            "INSERT INTO convcursor (userid, conv) VALUES {rows} \
+             ON DUPLICATE KEY UPDATE userid = userid"
+        );
+        let params: Vec<Value> = chunk
+            .iter()
+            .flat_map(|&(uid, key)| [uid.into(), key.into()])
+            .collect();
+        tx.exec_drop(query, params)?;
+    }
+    Ok(())
+}
+
+/// Inserts the entries that `out` says are new, at their places: one
+/// multi-row insert per [`MAX_ROWS`] rows or [`MAX_BATCH_BYTES`] of text.
+fn insert_entries(
+    tx: &mut Transaction<'_>,
+    entries: &[NewEntry],
+    out: &[Appended],
+) -> Result<(), StoreError> {
+    let new: Vec<(&NewEntry, Stored)> = entries
+        .iter()
+        .zip(out)
+        .filter_map(|(e, a)| match a {
+            Appended::New(at) => Some((e, *at)),
+            Appended::Duplicate(_) => None,
+        })
+        .collect();
+    let batches = sql::batches_by(&new, MAX_ROWS, MAX_BATCH_BYTES, |(e, _)| e.body.len());
+    for batch in batches {
+        let rows = vec!["(?, ?, ?, ?, ?, ?)"; batch.len()].join(", ");
+        let query = format!("INSERT INTO chatlog (conv, seq, sender, ts, cid, body) VALUES {rows}");
+        let mut params: Vec<Value> = Vec::with_capacity(batch.len() * 6);
+        for (e, at) in batch {
+            params.extend([
+                at.conv.key().into(),
+                at.seq.into(),
+                e.sender.into(),
+                at.ts.into(),
+                e.cid.as_deref().into(),
+                e.body.as_str().into(),
+            ]);
+        }
+        tx.exec_drop(query, params)?;
+    }
+    Ok(())
+}
+
+/// The first column of the first row of a query, if any.
+fn first<T: FromValue>(
+    tx: &mut Transaction<'_>,
+    query: &str,
+    params: impl Into<Params>,
+) -> Result<Option<T>, StoreError> {
+    match tx.exec_first_opt::<T, _, _>(query, params)? {
+        Some(row) => Ok(Some(row?)),
+        None => Ok(None),
     }
 }

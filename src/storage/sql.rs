@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use super::StoreError;
-use crate::model::{state_str, GroupInfo, MemberInfo, Role, UserInfo};
+use super::{ConvState, Entry, StoreError, Stored};
+use crate::model::{state_str, Conv, GroupInfo, MemberInfo, Role, UserInfo};
 
 /// Most values bound in one statement built by [`placeholders`]; well below
 /// SQLite's and MySQL's limits, and large enough to make round trips rare.
@@ -51,6 +51,150 @@ pub(super) const DELETE_GROUP_MEMBERS: &str = "DELETE FROM groupuser WHERE group
 pub(super) const PUSH_OFFLINE: &str = "INSERT INTO offlinemessage (userid, message) VALUES (?, ?)";
 pub(super) const OFFLINE_MESSAGES: &str =
     "SELECT id, message FROM offlinemessage WHERE userid = ? ORDER BY id";
+
+// ----- The message log -----
+
+/// Binds: sender, cid. Where an entry with this `(sender, cid)` is.
+pub(super) const CID_PLACE: &str = "SELECT conv, seq, ts FROM chatlog WHERE sender = ? AND cid = ?";
+
+/// Binds: conv, lower bound (exclusive), limit.
+pub(super) const PAGE_AFTER: &str = "SELECT conv, seq, sender, ts, cid, body FROM chatlog \
+     WHERE conv = ? AND seq > ? ORDER BY seq LIMIT ?";
+/// Binds: conv, upper bound (exclusive), floor (exclusive), limit. Newest first.
+pub(super) const PAGE_BEFORE: &str = "SELECT conv, seq, sender, ts, cid, body FROM chatlog \
+     WHERE conv = ? AND seq < ? AND seq > ? ORDER BY seq DESC LIMIT ?";
+
+/// The columns of a [`ConvState`] row, see [`conv_state`].
+const CONV_STATE_COLUMNS: &str = "SELECT c.conv, COALESCE(v.last_seq, 0), c.read_seq, \
+     c.delivered_seq, c.joined_seq FROM convcursor c LEFT JOIN conversation v ON v.id = c.conv";
+/// Binds: uid, conv.
+pub(super) fn conv_state_of() -> String {
+    format!("{CONV_STATE_COLUMNS} WHERE c.userid = ? AND c.conv = ?")
+}
+/// Binds: uid.
+pub(super) fn conv_states() -> String {
+    format!("{CONV_STATE_COLUMNS} WHERE c.userid = ? ORDER BY c.conv")
+}
+
+/// Binds: uid. The user's conversations with messages after their
+/// position (the larger of delivered and joined), and that position.
+/// [`pending_from`] then reads each one's range.
+pub(super) const PENDING_CONVS: &str = "SELECT c.conv, \
+     CASE WHEN c.delivered_seq > c.joined_seq THEN c.delivered_seq ELSE c.joined_seq END \
+     FROM convcursor c JOIN conversation v ON v.id = c.conv \
+     WHERE c.userid = ? AND v.last_seq > c.delivered_seq AND v.last_seq > c.joined_seq";
+
+/// Binds: conv, position, uid, limit. The first `limit` messages after the
+/// position that others sent: one range of the log's primary key. (A
+/// single join of cursors and log would not do: MariaDB reads the whole
+/// log of the conversation for it, and both databases read every pending
+/// message before sorting and cutting.)
+pub(super) const PENDING_IN: &str = "SELECT conv, seq, sender, ts, cid, body FROM chatlog \
+     WHERE conv = ? AND seq > ? AND sender <> ? ORDER BY seq LIMIT ?";
+
+/// [`PENDING_IN`] for `n` conversations in one statement (binds: its four
+/// values per conversation). Rows come in no particular order; see
+/// [`oldest_first`].
+pub(super) fn pending_from(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("SELECT * FROM ({PENDING_IN}) AS p{i}"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// The pending entries of several conversations merged: ordered by `(ts,
+/// conv, seq)`, at most `limit`.
+pub(super) fn oldest_first(mut entries: Vec<Entry>, limit: usize) -> Vec<Entry> {
+    entries.sort_unstable_by_key(|e| (e.ts, e.conv.key(), e.seq));
+    entries.truncate(limit);
+    entries
+}
+
+/// Binds: seq, uid, conv, seq. Forward only; a missing row matches nothing.
+pub(super) const SET_DELIVERED: &str =
+    "UPDATE convcursor SET delivered_seq = ? WHERE userid = ? AND conv = ? AND delivered_seq < ?";
+/// Binds: uid, conv. (MySQL appends `FOR UPDATE`.)
+pub(super) const READ_SEQ: &str = "SELECT read_seq FROM convcursor WHERE userid = ? AND conv = ?";
+/// Binds: seq, uid, conv.
+pub(super) const SET_READ: &str =
+    "UPDATE convcursor SET read_seq = ? WHERE userid = ? AND conv = ?";
+/// Binds: conv.
+pub(super) const LAST_SEQ: &str = "SELECT last_seq FROM conversation WHERE id = ?";
+
+/// Binds: uid, conv.
+pub(super) const DELETE_CURSOR: &str = "DELETE FROM convcursor WHERE userid = ? AND conv = ?";
+/// Binds: conv. The three deletes of a conversation (dismissing a group).
+pub(super) const DELETE_CONVERSATION: [&str; 3] = [
+    "DELETE FROM conversation WHERE id = ?",
+    "DELETE FROM chatlog WHERE conv = ?",
+    "DELETE FROM convcursor WHERE conv = ?",
+];
+
+/// Where a read-back read position lands: forward only, never past
+/// `last_seq`, never below where it was.
+pub(super) fn new_read_seq(old: i64, wanted: i64, last_seq: i64) -> i64 {
+    old.max(wanted.min(last_seq))
+}
+
+/// A conversation key read from the database as a [`Conv`].
+pub(super) fn conv(key: i64) -> Result<Conv, StoreError> {
+    Conv::from_key(key).ok_or_else(|| StoreError::Data(format!("no conversation has key {key}")))
+}
+
+/// One row of [`CID_PLACE`].
+pub(super) fn stored((key, seq, ts): (i64, i64, i64)) -> Result<Stored, StoreError> {
+    Ok(Stored {
+        conv: conv(key)?,
+        seq,
+        ts,
+    })
+}
+
+/// One row of the log: conv, seq, sender, ts, cid, body.
+pub(super) type EntryRow = (i64, i64, i64, i64, Option<String>, String);
+
+/// One row of [`PAGE_AFTER`], [`PAGE_BEFORE`] or [`PENDING_IN`].
+pub(super) fn entry((key, seq, sender, ts, cid, body): EntryRow) -> Result<Entry, StoreError> {
+    Ok(Entry {
+        conv: conv(key)?,
+        seq,
+        sender,
+        ts,
+        cid,
+        body,
+    })
+}
+
+/// One row of [`conv_state_of`] or [`conv_states`].
+pub(super) fn conv_state(
+    (key, last_seq, read_seq, delivered_seq, joined_seq): (i64, i64, i64, i64, i64),
+) -> Result<ConvState, StoreError> {
+    Ok(ConvState {
+        conv: conv(key)?,
+        last_seq,
+        read_seq,
+        delivered_seq,
+        joined_seq,
+    })
+}
+
+/// The rows of one page: `limit + 1` were asked for, so a row beyond
+/// `limit` says there are more; a [`Before`](super::Page::Before) page
+/// came newest first and is turned around.
+pub(super) fn page(mut rows: Vec<Entry>, limit: usize, newest_first: bool) -> (Vec<Entry>, bool) {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    if newest_first {
+        rows.reverse();
+    }
+    (rows, more)
+}
+
+/// A `usize` limit as SQL's `LIMIT` value, plus one (to learn whether
+/// there are more).
+pub(super) fn limit_plus_one(limit: usize) -> i64 {
+    i64::try_from(limit).map_or(i64::MAX, |l| l.saturating_add(1))
+}
 
 /// `"?, ?, ?"`: `n` placeholders for an `IN (…)` list.
 pub(super) fn placeholders(n: usize) -> String {
@@ -135,19 +279,29 @@ pub(super) fn fold_groups(rows: Vec<GroupMemberRow>) -> Result<Vec<GroupInfo>, S
 /// [`CHUNK`] rows and about `max_bytes` of text each (a single larger
 /// message goes alone), so a statement stays under the server's packet limit.
 pub(super) fn batches(messages: &[(i64, String)], max_bytes: usize) -> Vec<&[(i64, String)]> {
+    batches_by(messages, CHUNK, max_bytes, |(_, text)| text.len())
+}
+
+/// `items` cut into runs of at most `max_rows` items and about `max_bytes`
+/// (by `bytes`) each; a single larger item goes alone.
+pub(super) fn batches_by<T>(
+    items: &[T],
+    max_rows: usize,
+    max_bytes: usize,
+    bytes: impl Fn(&T) -> usize,
+) -> Vec<&[T]> {
     let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, (_, text)) in messages.iter().enumerate() {
-        let full = i - start == CHUNK || (i > start && bytes + text.len() > max_bytes);
+    let (mut start, mut total) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let size = bytes(item);
+        let full = i - start == max_rows || (i > start && total + size > max_bytes);
         if full {
-            out.push(&messages[start..i]);
-            (start, bytes) = (i, 0);
+            out.extend(items.get(start..i));
+            (start, total) = (i, 0);
         }
-        bytes += text.len();
+        total += size;
     }
-    if start < messages.len() {
-        out.push(&messages[start..]);
-    }
+    out.extend(items.get(start..).filter(|rest| !rest.is_empty()));
     out
 }
 

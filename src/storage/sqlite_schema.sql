@@ -9,7 +9,34 @@
 --     come back as a new group's).
 --   * MySQL's ENUMs become TEXT with a CHECK.
 --   * TEXT compares bytes, like MySQL's utf8mb4_bin collation.
---   * WITHOUT ROWID: the two link tables are nothing but their key.
+--   * WITHOUT ROWID: the two link tables are nothing but their key; the
+--     message log (chatlog) and the cursors are stored in their primary key's
+--     order, so one B-tree holds each row and a page of one conversation's
+--     log is one range of it.
+--   * The (sender, cid) key is a partial index (WHERE cid IS NOT NULL):
+--     messages without a client id cost no entry in it. MySQL's unique key
+--     allows any number of NULLs, so the meaning is the same.
+--
+-- The message log (see src/storage/log.rs):
+--   * conversation: one row per conversation with a message; last_seq is the
+--     only sequence counter (never lowered, not even by pruning), last_ts the
+--     newest message's time.
+--   * chatlog: the messages, keyed by (conv, seq); body is the JSON object as
+--     delivered, without conv/seq/ts.
+--   * convcursor: one row per participant of a conversation: delivery, read
+--     and join positions. Indexed by conv too, for dismissing a group.
+--   * chatlog_ts serves the retention pruner ("oldest first"). Its cost,
+--     measured with examples/log_bytes.rs (docs/benchmarks.md): about 20
+--     bytes and a small share of the append time per message; it is appended
+--     at its right edge (time only grows), so it costs no random page writes,
+--     where pruning without it would mean scanning every conversation.
+--   * offlinemessage is the legacy offline store: rows written by older
+--     versions are still delivered (and deleted) at login; nothing new is
+--     written there.
+--
+-- Migration: every statement creates only what is missing, and the last one
+-- gives every existing group member a cursor row (joined_seq 0) if missing,
+-- so an older database gains the log at its first open.
 
 CREATE TABLE IF NOT EXISTS user (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -44,3 +71,34 @@ CREATE TABLE IF NOT EXISTS offlinemessage (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS offlinemessage_userid_id ON offlinemessage (userid, id);
+
+CREATE TABLE IF NOT EXISTS conversation (
+    id INTEGER PRIMARY KEY,
+    last_seq INTEGER NOT NULL,
+    last_ts INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS chatlog (
+    conv INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    sender INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    cid TEXT,
+    body TEXT NOT NULL,
+    PRIMARY KEY (conv, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS chatlog_sender_cid ON chatlog (sender, cid)
+    WHERE cid IS NOT NULL;
+CREATE INDEX IF NOT EXISTS chatlog_ts ON chatlog (ts);
+
+CREATE TABLE IF NOT EXISTS convcursor (
+    userid INTEGER NOT NULL,
+    conv INTEGER NOT NULL,
+    delivered_seq INTEGER NOT NULL DEFAULT 0,
+    read_seq INTEGER NOT NULL DEFAULT 0,
+    joined_seq INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (userid, conv)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS convcursor_conv ON convcursor (conv);
+
+INSERT OR IGNORE INTO convcursor (userid, conv) SELECT userid, groupid FROM groupuser;

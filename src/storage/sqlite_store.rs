@@ -11,6 +11,7 @@
 //! transaction across a crash or `kill -9` of the server; only an operating
 //! system crash or power loss can lose the last few.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
@@ -19,9 +20,10 @@ use log::warn;
 use parking_lot::Mutex;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
 
+use super::append::{first_cursors, now_ms, Plan, Range};
 use super::sql::{self, CHUNK};
 use super::{
-    Appended, ConvState, Entry, JoinOutcome, NewEntry, Page, Store, StoreError, UserRecord,
+    Appended, ConvState, Entry, JoinOutcome, NewEntry, Page, Store, StoreError, Stored, UserRecord,
 };
 use crate::model::Conv;
 use crate::model::{state_str, GroupInfo, MemberInfo, UserInfo};
@@ -117,6 +119,17 @@ impl SqliteStore {
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
+}
+
+/// Creates `uid`'s cursor row of group `gid`'s conversation, every
+/// position at `at`; an existing row stays as it is.
+fn insert_cursor(tx: &Connection, uid: i64, gid: i64, at: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO convcursor (userid, conv, delivered_seq, read_seq, joined_seq) \
+         VALUES (?1, ?2, ?3, ?3, ?3) ON CONFLICT DO NOTHING",
+    )?
+    .execute(params![uid, gid, at])?;
+    Ok(())
 }
 
 fn user_record(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
@@ -223,6 +236,7 @@ impl Store for SqliteStore {
                 "INSERT INTO groupuser (groupid, userid, grouprole) VALUES (?, ?, 'creator')",
             )?
             .execute(params![gid, creator])?;
+            insert_cursor(&tx, creator, gid, 0)?;
             tx.commit()?;
             Ok(Some(gid))
         })
@@ -243,6 +257,15 @@ impl Store for SqliteStore {
                      ON CONFLICT DO NOTHING",
                 )?
                 .execute(params![gid, uid])?;
+            if inserted > 0 {
+                // A new member reads what is posted from now on.
+                let last: i64 = tx
+                    .prepare_cached(sql::LAST_SEQ)?
+                    .query_row([gid], |r| r.get(0))
+                    .optional()?
+                    .unwrap_or(0);
+                insert_cursor(&tx, uid, gid, last)?;
+            }
             tx.commit()?;
             Ok(if inserted == 0 {
                 JoinOutcome::AlreadyMember
@@ -254,9 +277,14 @@ impl Store for SqliteStore {
 
     fn quit_group(&self, gid: i64, uid: i64) -> Result<bool, StoreError> {
         self.with(|c| {
-            Ok(c.prepare_cached(sql::QUIT_GROUP)?
-                .execute(params![gid, uid])?
-                > 0)
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let deleted = tx
+                .prepare_cached(sql::QUIT_GROUP)?
+                .execute(params![gid, uid])?;
+            tx.prepare_cached(sql::DELETE_CURSOR)?
+                .execute(params![uid, gid])?;
+            tx.commit()?;
+            Ok(deleted > 0)
         })
     }
 
@@ -265,6 +293,9 @@ impl Store for SqliteStore {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let deleted = tx.execute(sql::DELETE_GROUP, [gid])?;
             tx.execute(sql::DELETE_GROUP_MEMBERS, [gid])?;
+            for delete in sql::DELETE_CONVERSATION {
+                tx.execute(delete, [gid])?;
+            }
             tx.commit()?;
             Ok(deleted > 0)
         })
@@ -349,45 +380,245 @@ impl Store for SqliteStore {
         })
     }
 
-    // Stubs until the log lands (issue 11).
-    fn append(&self, _: &[NewEntry]) -> Result<Vec<Appended>, StoreError> {
-        Err(StoreError::Data(
-            "the message log is not implemented yet".into(),
-        ))
+    fn append(&self, entries: &[NewEntry]) -> Result<Vec<Appended>, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let known = stored_cids(&tx, entries)?;
+            let plan = Plan::new(entries, |sender, cid| {
+                known.get(&sender).and_then(|m| m.get(cid)).copied()
+            });
+            if plan.nothing_new() {
+                return plan.finish(&HashMap::new()); // dropping `tx`: nothing to undo
+            }
+            let ranges = bump_counters(&tx, plan.convs())?;
+            let out = plan.finish(&ranges)?;
+            insert_entries(&tx, entries, &out)?;
+            tx.commit()?;
+            Ok(out)
+        })
     }
+
     fn log_page(
         &self,
-        _: Conv,
-        _: Page,
-        _: i64,
-        _: usize,
+        conv: Conv,
+        page: Page,
+        floor: i64,
+        limit: usize,
     ) -> Result<(Vec<Entry>, bool), StoreError> {
-        Err(StoreError::Data(
-            "the message log is not implemented yet".into(),
-        ))
+        let key = conv.key();
+        let n = sql::limit_plus_one(limit);
+        let rows = self.with(|c| match page {
+            Page::After(after) => {
+                let mut stmt = c.prepare_cached(sql::PAGE_AFTER)?;
+                query_entries(&mut stmt, params![key, after.max(floor), n])
+            }
+            Page::Before(before) => {
+                let mut stmt = c.prepare_cached(sql::PAGE_BEFORE)?;
+                query_entries(&mut stmt, params![key, before, floor, n])
+            }
+        })?;
+        Ok(sql::page(rows, limit, matches!(page, Page::Before(_))))
     }
-    fn conv_state(&self, _: i64, _: Conv) -> Result<Option<ConvState>, StoreError> {
-        Err(StoreError::Data(
-            "the message log is not implemented yet".into(),
-        ))
+
+    fn conv_state(&self, uid: i64, conv: Conv) -> Result<Option<ConvState>, StoreError> {
+        let row = self.with(|c| {
+            let mut stmt = c.prepare_cached(&sql::conv_state_of())?;
+            Ok(stmt
+                .query_row(params![uid, conv.key()], conv_state_row)
+                .optional()?)
+        })?;
+        row.map(sql::conv_state).transpose()
     }
-    fn conversations(&self, _: i64) -> Result<Vec<ConvState>, StoreError> {
-        Err(StoreError::Data(
-            "the message log is not implemented yet".into(),
-        ))
+
+    fn conversations(&self, uid: i64) -> Result<Vec<ConvState>, StoreError> {
+        let rows = self.rows(&sql::conv_states(), uid, conv_state_row)?;
+        rows.into_iter().map(sql::conv_state).collect()
     }
-    fn pending(&self, _: i64, _: usize) -> Result<Vec<Entry>, StoreError> {
-        Ok(Vec::new())
+
+    fn pending(&self, uid: i64, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let n = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(|c| {
+            let tx = c.transaction()?; // one snapshot for both steps
+            let convs: Vec<(i64, i64)> = {
+                let mut stmt = tx.prepare_cached(sql::PENDING_CONVS)?;
+                let rows = stmt.query_map([uid], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let mut stmt = tx.prepare_cached(sql::PENDING_IN)?;
+            let mut all = Vec::new();
+            for (key, from) in convs {
+                all.extend(query_entries(&mut stmt, params![key, from, uid, n])?);
+            }
+            Ok(sql::oldest_first(all, limit))
+        })
     }
-    fn set_delivered(&self, _: i64, _: &[(Conv, i64)]) -> Result<(), StoreError> {
-        Ok(())
+
+    fn set_delivered(&self, uid: i64, positions: &[(Conv, i64)]) -> Result<(), StoreError> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut update = tx.prepare_cached(sql::SET_DELIVERED)?;
+                for &(conv, seq) in positions {
+                    update.execute(params![seq, uid, conv.key(), seq])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
-    fn set_read(&self, _: i64, _: Conv, _: i64) -> Result<Option<i64>, StoreError> {
-        Err(StoreError::Data(
-            "the message log is not implemented yet".into(),
-        ))
+
+    fn set_read(&self, uid: i64, conv: Conv, seq: i64) -> Result<Option<i64>, StoreError> {
+        let key = conv.key();
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let old: Option<i64> = tx
+                .prepare_cached(sql::READ_SEQ)?
+                .query_row(params![uid, key], |r| r.get(0))
+                .optional()?;
+            let Some(old) = old else {
+                return Ok(None);
+            };
+            let last: i64 = tx
+                .prepare_cached(sql::LAST_SEQ)?
+                .query_row([key], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            let new = sql::new_read_seq(old, seq, last);
+            if new != old {
+                tx.prepare_cached(sql::SET_READ)?
+                    .execute(params![new, uid, key])?;
+            }
+            tx.commit()?;
+            Ok(Some(new))
+        })
     }
-    fn prune_log(&self, _: i64, _: usize) -> Result<u64, StoreError> {
-        Ok(0)
+
+    fn prune_log(&self, cutoff_ms: i64, limit: usize) -> Result<u64, StoreError> {
+        let n = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(|c| {
+            let deleted = c
+                .prepare_cached(
+                    "DELETE FROM chatlog WHERE (conv, seq) IN (SELECT conv, seq FROM chatlog \
+                     WHERE ts < ? ORDER BY ts, conv, seq LIMIT ?)",
+                )?
+                .execute(params![cutoff_ms, n])?;
+            Ok(deleted as u64)
+        })
     }
+}
+
+/// Where the entries' `(sender, cid)` pairs already are: sender → cid →
+/// place. One indexed lookup per entry with a cid.
+fn stored_cids(
+    tx: &Connection,
+    entries: &[NewEntry],
+) -> Result<HashMap<i64, HashMap<String, Stored>>, StoreError> {
+    let mut known: HashMap<i64, HashMap<String, Stored>> = HashMap::new();
+    let mut lookup = tx.prepare_cached(sql::CID_PLACE)?;
+    for e in entries {
+        let Some(cid) = e.cid.as_deref() else {
+            continue;
+        };
+        let row = lookup
+            .query_row(params![e.sender, cid], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        if let Some(row) = row {
+            known
+                .entry(e.sender)
+                .or_default()
+                .insert(cid.to_owned(), sql::stored(row)?);
+        }
+    }
+    Ok(known)
+}
+
+/// Raises each conversation's counter by its count (creating the row, and
+/// a one-to-one conversation's cursor rows, on its first message) and
+/// returns the counters after the increment, by key.
+fn bump_counters(
+    tx: &Connection,
+    convs: &[(Conv, i64)],
+) -> Result<HashMap<i64, Range>, StoreError> {
+    let now = now_ms();
+    let mut bump = tx.prepare_cached(
+        "INSERT INTO conversation (id, last_seq, last_ts) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (id) DO UPDATE SET last_seq = last_seq + excluded.last_seq, \
+         last_ts = MAX(last_ts, excluded.last_ts) RETURNING last_seq, last_ts",
+    )?;
+    let mut cursor =
+        tx.prepare_cached("INSERT OR IGNORE INTO convcursor (userid, conv) VALUES (?, ?)")?;
+    let mut ranges = HashMap::with_capacity(convs.len());
+    for &(conv, count) in convs {
+        let range: Range = bump.query_row(params![conv.key(), count, now], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        if range.0 == count {
+            for (uid, key) in first_cursors(conv) {
+                cursor.execute(params![uid, key])?;
+            }
+        }
+        ranges.insert(conv.key(), range);
+    }
+    Ok(ranges)
+}
+
+/// Inserts the entries that `out` says are new, at their places.
+fn insert_entries(
+    tx: &Connection,
+    entries: &[NewEntry],
+    out: &[Appended],
+) -> Result<(), StoreError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO chatlog (conv, seq, sender, ts, cid, body) VALUES (?, ?, ?, ?, ?, ?)",
+    )?;
+    for (e, appended) in entries.iter().zip(out) {
+        if let Appended::New(at) = appended {
+            insert.execute(params![
+                at.conv.key(),
+                at.seq,
+                e.sender,
+                at.ts,
+                e.cid,
+                e.body
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs a query of log rows (conv, seq, sender, ts, cid, body) and reads
+/// them as entries.
+fn query_entries(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Entry>, StoreError> {
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let row: sql::EntryRow = (
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        );
+        out.push(sql::entry(row)?);
+    }
+    Ok(out)
+}
+
+fn conv_state_row(r: &Row<'_>) -> rusqlite::Result<(i64, i64, i64, i64, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }

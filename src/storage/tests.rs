@@ -8,8 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::sql::{batches, placeholders, statements, CHUNK};
-use super::{open, MysqlStore, SqliteStore, Store, StoreError};
+use std::collections::HashMap;
+
+use super::append::{first_cursors, Plan};
+use super::sql::{
+    batches, batches_by, limit_plus_one, new_read_seq, placeholders, statements, CHUNK,
+};
+use super::{open, Appended, MysqlStore, NewEntry, SqliteStore, Store, StoreError, Stored};
+use crate::model::Conv;
 
 /// A name no other test (in this or a concurrent test process) uses.
 fn unique(prefix: &str) -> String {
@@ -107,9 +113,12 @@ fn mysql_unreachable_is_an_error_not_a_panic() {
 }
 
 #[test]
-fn chat_sql_is_five_create_table_statements() {
+fn chat_sql_is_eight_tables_and_the_cursor_migration() {
     let script = include_str!("../../chat.sql");
-    let stmts = statements(script);
+    let mut stmts = statements(script);
+    let migration = stmts.pop().unwrap();
+    assert!(migration.starts_with("INSERT INTO convcursor (userid, conv) SELECT"));
+    assert!(migration.contains("ON DUPLICATE KEY UPDATE"), "idempotent");
     let tables: Vec<&str> = stmts
         .iter()
         .map(|s| {
@@ -119,11 +128,160 @@ fn chat_sql_is_five_create_table_statements() {
         .collect();
     assert_eq!(
         tables,
-        ["user", "friend", "allgroup", "groupuser", "offlinemessage"]
+        [
+            "user",
+            "friend",
+            "allgroup",
+            "groupuser",
+            "offlinemessage",
+            "conversation",
+            "chatlog",
+            "convcursor"
+        ]
     );
     assert!(stmts
         .iter()
         .all(|s| s.contains("ENGINE = InnoDB") && s.contains("utf8mb4")));
+}
+
+#[test]
+fn sqlite_migration_gives_members_cursors_once() {
+    let (dir, store) = sqlite();
+    let a = store.create_user("a", "h").unwrap().unwrap();
+    let b = store.create_user("b", "h").unwrap().unwrap();
+    let g = store.create_group(a, "g", "").unwrap().unwrap();
+    store.join_group(g, b).unwrap();
+    let ab = Conv::direct(a, b).unwrap();
+    store
+        .append(&[entry(Conv::group(g).unwrap(), a, "1")])
+        .unwrap();
+    store.append(&[entry(ab, a, "1")]).unwrap();
+    drop(store);
+    let path = dir.path().join("data/db/chat.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    // An older database: memberships, no cursors (and b's is deleted).
+    conn.execute("DELETE FROM convcursor WHERE conv = ?", [g])
+        .unwrap();
+    drop(conn);
+    for _ in 0..2 {
+        let store = SqliteStore::open(&path).unwrap();
+        for uid in [a, b] {
+            let st = store
+                .conv_state(uid, Conv::group(g).unwrap())
+                .unwrap()
+                .unwrap();
+            assert_eq!((st.last_seq, st.joined_seq, st.delivered_seq), (1, 0, 0));
+        }
+        assert_eq!(store.conversations(b).unwrap().len(), 2);
+        // The numbering survives the reopening.
+        let next = store.append(&[entry(ab, b, "more")]).unwrap();
+        assert!(next[0].stored().seq >= 2);
+    }
+}
+
+fn entry(conv: Conv, sender: i64, body: &str) -> NewEntry {
+    NewEntry {
+        conv,
+        sender,
+        cid: None,
+        body: body.into(),
+    }
+}
+
+fn with_cid(conv: Conv, sender: i64, cid: &str) -> NewEntry {
+    NewEntry {
+        cid: Some(cid.into()),
+        ..entry(conv, sender, "{}")
+    }
+}
+
+#[test]
+fn plan_counts_new_entries_per_conversation_in_key_order() {
+    let (g, d) = (Conv::group(9).unwrap(), Conv::direct(1, 2).unwrap());
+    let entries = [entry(d, 1, "a"), entry(g, 1, "b"), entry(d, 2, "c")];
+    let plan = Plan::new(&entries, |_, _| None);
+    assert_eq!(plan.convs(), [(g, 1), (d, 2)], "sorted by key: g9 < d1-2");
+    assert!(!plan.nothing_new());
+    // d went from 5 to 7, g from 0 to 1.
+    let ranges = HashMap::from([(d.key(), (7, 100)), (g.key(), (1, 90))]);
+    let out = plan.finish(&ranges).unwrap();
+    let places: Vec<(Conv, i64, i64)> = out
+        .iter()
+        .map(|a| match a {
+            Appended::New(s) => (s.conv, s.seq, s.ts),
+            Appended::Duplicate(s) => panic!("duplicate {s:?}"),
+        })
+        .collect();
+    assert_eq!(places, [(d, 6, 100), (g, 1, 90), (d, 7, 100)]);
+    // A range the database did not return is an error, not a panic.
+    assert!(matches!(
+        plan.finish(&HashMap::new()),
+        Err(StoreError::Data(_))
+    ));
+}
+
+#[test]
+fn plan_finds_duplicates_stored_and_in_the_call() {
+    let d = Conv::direct(1, 2).unwrap();
+    let old = Stored {
+        conv: d,
+        seq: 3,
+        ts: 50,
+    };
+    let entries = [
+        with_cid(d, 1, "old"),
+        with_cid(d, 1, "x"),
+        with_cid(d, 2, "x"),
+        with_cid(d, 1, "x"),
+        entry(d, 1, "no cid"),
+        with_cid(d, 1, "old"),
+    ];
+    let plan = Plan::new(&entries, |sender, cid| {
+        (sender == 1 && cid == "old").then_some(old)
+    });
+    assert_eq!(plan.convs(), [(d, 3)]);
+    let out = plan.finish(&HashMap::from([(d.key(), (6, 60))])).unwrap();
+    let at = |seq| Stored {
+        conv: d,
+        seq,
+        ts: 60,
+    };
+    assert_eq!(
+        out,
+        [
+            Appended::Duplicate(old),
+            Appended::New(at(4)),
+            Appended::New(at(5)),
+            Appended::Duplicate(at(4)),
+            Appended::New(at(6)),
+            Appended::Duplicate(old),
+        ]
+    );
+    let only_old = Plan::new(&entries[..1], |_, _| Some(old));
+    assert!(only_old.nothing_new());
+    assert_eq!(
+        only_old.finish(&HashMap::new()).unwrap(),
+        [Appended::Duplicate(old)]
+    );
+}
+
+#[test]
+fn first_cursors_are_the_participants() {
+    let d = Conv::direct(3, 8).unwrap();
+    assert_eq!(first_cursors(d), [(3, d.key()), (8, d.key())]);
+    let me = Conv::direct(4, 4).unwrap();
+    assert_eq!(first_cursors(me), [(4, me.key())]);
+    assert!(first_cursors(Conv::group(4).unwrap()).is_empty());
+}
+
+#[test]
+fn read_positions_and_pages() {
+    assert_eq!(new_read_seq(2, 5, 10), 5);
+    assert_eq!(new_read_seq(7, 5, 10), 7, "forward only");
+    assert_eq!(new_read_seq(2, 50, 10), 10, "clamped");
+    assert_eq!(new_read_seq(0, -3, 10), 0);
+    assert_eq!(limit_plus_one(0), 1);
+    assert_eq!(limit_plus_one(usize::MAX), i64::MAX);
 }
 
 #[test]
@@ -158,4 +316,10 @@ fn batches_respect_rows_and_bytes() {
     let sizes: Vec<usize> = batches(&huge, 1000).iter().map(|b| b.len()).collect();
     assert_eq!(sizes, [1, 1]);
     assert!(batches(&[], 1000).is_empty());
+    // Any rows limit, any item type.
+    let sizes: Vec<usize> = batches_by(&[1usize; 7], 3, 100, |&n| n)
+        .iter()
+        .map(|b| b.len())
+        .collect();
+    assert_eq!(sizes, [3, 3, 1]);
 }

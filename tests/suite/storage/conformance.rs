@@ -6,7 +6,8 @@ use chat::storage::{JoinOutcome, Store};
 
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
 
-fn user(s: &dyn Store, name: &str) -> i64 {
+/// A new account named `name`.
+pub fn user(s: &dyn Store, name: &str) -> i64 {
     s.create_user(name, HASH).unwrap().expect("a new name")
 }
 
