@@ -190,7 +190,8 @@ fn cid_retry_is_idempotent(db: TestDb) {
 
 /// With a valid cid, every error about the message is a 28 carrying it;
 /// a cid that is itself invalid is a bad field (27, errno 4). 64 printable
-/// characters are a valid cid.
+/// characters are a valid cid. (`"cid": null` is an absent cid, as null is
+/// for every optional field.)
 fn errors_about_a_cid_come_as_send_acks(db: TestDb) {
     let server = Server::start(&db, &[]);
     let mut alice = server.user("alice");
@@ -230,7 +231,7 @@ fn errors_about_a_cid_come_as_send_acks(db: TestDb) {
         json!(long),
         json!(5),
         json!("tab\there"),
-        json!(null),
+        json!("bidi\u{202E}"),
     ] {
         alice.send(&json!({"msgId": 9, "to": bob.uid, "msg": "bad cid", "cid": bad}));
         let v = alice.expect_errno(27, 4);
