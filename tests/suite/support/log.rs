@@ -17,6 +17,7 @@
 //! → {"msgId":33,"conv":"…","seq":5} ← {"msgId":34,"errno":0,"conv":"…","seq":5}
 //! ```
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use serde_json::{json, Value};
@@ -142,6 +143,37 @@ pub fn login_as(addr: SocketAddr, uid: i64, name: &str) -> (Client, Value) {
     (c, ack)
 }
 
+/// `acks` (as they arrived) in the order of the requests `msgs` they
+/// answer, matched by cid; fails the test if an ack answers no request,
+/// two answer one, or one conversation's acks came out of request order.
+fn in_request_order(who: &str, msgs: &[Value], acks: Vec<Ack>) -> Vec<Ack> {
+    let index: HashMap<&str, usize> = msgs
+        .iter()
+        .enumerate()
+        .map(|(k, m)| (m["cid"].as_str().unwrap_or(""), k))
+        .collect();
+    assert_eq!(
+        index.len(),
+        msgs.len(),
+        "{who}: cids repeat within one call"
+    );
+    let mut slots: Vec<Option<Ack>> = vec![None; msgs.len()];
+    let mut last_of_conv: HashMap<String, usize> = HashMap::new();
+    for ack in acks {
+        let k = *index
+            .get(ack.cid.as_str())
+            .unwrap_or_else(|| panic!("{who}: an ack for no request: {ack:?}"));
+        if let Some(prev) = last_of_conv.insert(ack.conv.clone(), k) {
+            assert!(prev < k, "{who}: acks of {} out of request order", ack.conv);
+        }
+        assert!(
+            slots[k].replace(ack).is_none(),
+            "{who}: two acks for one request"
+        );
+    }
+    slots.into_iter().flatten().collect()
+}
+
 /// What a connection received while it waited for its acks.
 #[derive(Debug, Default)]
 pub struct Received {
@@ -163,9 +195,11 @@ impl Client {
         }
     }
 
-    /// Sends `msgs` (each with its own `cid`), at most [`WINDOW`]
+    /// Sends `msgs` (each with a `cid` of its own), at most [`WINDOW`]
     /// unacknowledged, and files every reply in `into` until each has its
-    /// ack. The acks must come in the order of the requests.
+    /// ack. Within one conversation the acks must come in the order of the
+    /// requests (across conversations the order is not promised); they are
+    /// filed in request order, so that `into.acks[k]` answers `msgs[k]`.
     pub fn post_all(&mut self, msgs: &[Value], into: &mut Received) {
         let first = into.acks.len();
         let mut sent = 0;
@@ -176,12 +210,9 @@ impl Client {
             }
             self.pump(into);
         }
-        let cids: Vec<&str> = into.acks[first..].iter().map(|a| a.cid.as_str()).collect();
-        let want: Vec<&str> = msgs
-            .iter()
-            .map(|m| m["cid"].as_str().unwrap_or(""))
-            .collect();
-        assert_eq!(cids, want, "{}: acks out of request order", self.name);
+        let arrived = into.acks.split_off(first);
+        into.acks
+            .extend(in_request_order(&self.name, msgs, arrived));
     }
 
     /// Sends `msgs` with [`post_all`](Client::post_all) on a connection that
