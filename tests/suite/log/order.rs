@@ -222,6 +222,8 @@ fn slow_reader_cut_off_catches_up(db: TestDb) {
     let mut bob = server.user("bob");
     let b = bob.uid;
     let online = format!("SELECT COUNT(*) FROM user WHERE id = {b} AND state = 'online'");
+    // The login marks him online on a worker, after its ack.
+    wait_until("bob is online", || db.query_i64(&online) == 1);
     let pad = "x".repeat(4096);
     let mut sent = Sent::new();
     let mut cut_at = None;
