@@ -1,4 +1,5 @@
-//! Storage: accounts, friendships, groups and offline messages.
+//! Storage: accounts, friendships, groups, and the message log with its
+//! per-user cursors (plus the legacy offline messages).
 //!
 //! The service layer sees one trait, [`Store`], and [`open`] picks the
 //! implementation from a URL:
@@ -11,7 +12,8 @@
 //!
 //! Both create their tables when missing, with the original's table and
 //! column names (`user`, `friend`, `allgroup`, `groupuser`, `offlinemessage`)
-//! minus its defects: passwords hold argon2 hashes, friendships and
+//! plus the log's (`conversation`, `chatlog`, `convcursor`, see [`log`]),
+//! minus the original's defects: passwords hold argon2 hashes, friendships and
 //! memberships have primary keys so they are unique, offline messages have
 //! an id that orders them and a text column that holds any UTF-8 message.
 //! `chat.sql` at the top of the repository is the MySQL schema; `MysqlStore`
@@ -195,8 +197,12 @@ pub trait Store: Send + Sync {
     /// participants' cursor rows (all positions 0).
     ///
     /// All or nothing: on an error nothing was stored, and the call may
-    /// simply be repeated. (MySQL deadlocks and `(sender, cid)` races with
-    /// another process are retried inside.)
+    /// simply be repeated. (MySQL deadlocks, lock wait timeouts and
+    /// `(sender, cid)` races with another process are retried inside, a
+    /// few times.) One exception: when the connection to MySQL breaks
+    /// during the commit, the outcome is unknown; a repeat then finds the
+    /// entries that have a cid (as duplicates) but stores those without
+    /// one a second time.
     fn append(&self, entries: &[NewEntry]) -> Result<Vec<Appended>, StoreError>;
 
     /// One page of `conv`'s log, **ascending** by seq, with at most `limit`
@@ -235,8 +241,10 @@ pub trait Store: Send + Sync {
     fn set_read(&self, uid: i64, conv: Conv, seq: i64) -> Result<Option<i64>, StoreError>;
 
     /// Deletes up to `limit` log entries with `ts < cutoff_ms`, oldest
-    /// first, and returns how many went. Counters (`last_seq`) and cursors
-    /// stay as they are.
+    /// first (by `(ts, conv, seq)`, so each conversation only ever loses
+    /// the start of its log), and returns how many went. Counters
+    /// (`last_seq`) and cursors stay as they are. Run it again until it
+    /// returns less than `limit`.
     fn prune_log(&self, cutoff_ms: i64, limit: usize) -> Result<u64, StoreError>;
 }
 

@@ -9,6 +9,16 @@
 //! repository, compiled in with `include_str!`, so the file an operator
 //! reads is the schema the server uses.
 //!
+//! The message log's [`append`](Store::append) is one transaction of a
+//! constant number of round trips, whatever the batch size (up to
+//! [`MAX_ROWS`] rows per statement): one `SELECT` of the batch's cids, one
+//! multi-row upsert of the conversation counters (in key order, so
+//! appends lock rows in the same order and rarely deadlock), one locking
+//! `SELECT` of the new counters, the new one-to-one conversations' cursor
+//! rows, one multi-row insert of the entries, and the commit. A deadlock,
+//! a lock wait timeout or a `(sender, cid)` race with another node rolls
+//! back and runs the transaction again.
+//!
 //! Pool size is set in the URL: `mysql://u:p@host/db?pool_min=2&pool_max=32`
 //! (the crate's defaults are 10 and 100).
 

@@ -26,10 +26,12 @@
 --   * convcursor: one row per participant of a conversation: delivery, read
 --     and join positions. Indexed by conv too, for dismissing a group.
 --   * chatlog_ts serves the retention pruner ("oldest first"). Its cost,
---     measured with examples/log_bytes.rs (docs/benchmarks.md): about 20
---     bytes and a small share of the append time per message; it is appended
---     at its right edge (time only grows), so it costs no random page writes,
---     where pruning without it would mean scanning every conversation.
+--     measured with examples/log_bytes.rs (docs/benchmarks.md, "Message log:
+--     bytes on disk"): 24 bytes per message and no append time we could tell
+--     from the noise, because time only grows, so it is appended at its
+--     right edge (a page or two per commit). Pruning without it would mean
+--     scanning every conversation's oldest entries, and keeping a resume
+--     point between runs.
 --   * offlinemessage is the legacy offline store: rows written by older
 --     versions are still delivered (and deleted) at login; nothing new is
 --     written there.

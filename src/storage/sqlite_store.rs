@@ -7,6 +7,10 @@
 //! while the server writes, and a busy timeout makes the server wait rather
 //! than fail when such a process holds a lock.
 //!
+//! The message log's [`append`](Store::append) is one `IMMEDIATE`
+//! transaction of cached statements: a lookup per cid, an upsert with
+//! `RETURNING` per conversation (its new `last_seq`), an insert per entry.
+//!
 //! Durability: `synchronous = NORMAL` in WAL mode keeps every committed
 //! transaction across a crash or `kill -9` of the server; only an operating
 //! system crash or power loss can lose the last few.
@@ -30,6 +34,10 @@ use crate::model::{state_str, GroupInfo, MemberInfo, UserInfo};
 
 /// The schema, run at every open (it only creates what is missing).
 const SCHEMA: &str = include_str!("sqlite_schema.sql");
+
+/// WAL pages after which a commit copies the WAL back into the database
+/// (SQLite's default is 1,000): 10,000 pages of 4 KiB, a WAL of 40 MiB.
+const WAL_CHECKPOINT_PAGES: i64 = 10_000;
 
 /// How long a statement waits for a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -65,6 +73,10 @@ impl SqliteStore {
             warn!("{}: WAL mode unavailable, using {mode}", path.display());
         }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // The log's commits dirty one page per conversation they touch;
+        // a larger WAL checkpoints each hot page once for several commits
+        // (docs/benchmarks.md, "Message log: bytes on disk").
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
         SqliteStore::init(conn)
     }
 

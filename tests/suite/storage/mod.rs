@@ -42,6 +42,7 @@ pub fn tests() -> Vec<Test> {
         log::log_direct_conversations_create_cursors,
         log::log_cid_duplicates_are_not_stored,
         log::log_concurrent_appends_into_one_conversation,
+        log::log_concurrent_appends_across_conversations,
         log::log_pages,
         log::log_pending_order_and_exclusions,
         log::log_set_delivered_moves_forward_only,

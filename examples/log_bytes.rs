@@ -1,0 +1,194 @@
+//! Bytes on disk and appends per second of the message log, on either
+//! store (docs/benchmarks.md, "Message log: bytes on disk").
+//!
+//! ```sh
+//! cargo run --release --example log_bytes -- sqlite
+//! cargo run --release --example log_bytes -- mysql mysql://root@127.0.0.1:3306
+//! ```
+//!
+//! Flags after the store: `--no-cid` (messages without a client id),
+//! `--no-ts-index` (drops the pruner's `ts` index first, to see its cost).
+//!
+//! The load: 1,000 users, user `i` writing to user `i + 1` (1,000
+//! one-to-one conversations), one message after the other round the
+//! users, appended in batches of 500 (so a batch touches 500
+//! conversations, as in the 1,000-user benchmark). Each message is a chat
+//! (9) body of about 120 bytes whose `msg` is 32 characters. A warm-up of
+//! 100,000 messages creates every conversation and its cursors; then the
+//! growth over the next 100,000 is measured: the SQLite file after a
+//! checkpoint, or InnoDB's `data_length + index_length` of the three log
+//! tables after `ANALYZE TABLE` (which counts whole 16 KiB pages). One
+//! thread, so the appends/s are only context.
+
+use std::time::Instant;
+
+use chat::model::Conv;
+use chat::storage::{MysqlStore, NewEntry, SqliteStore, Store};
+use mysql::prelude::Queryable;
+
+const USERS: i64 = 1000;
+const BATCH: usize = 500;
+const MESSAGES: usize = 100_000;
+const DB: &str = "chat_log_bytes";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |f: &str| args.iter().any(|a| a == f);
+    let (with_cid, ts_index) = (!flag("--no-cid"), !flag("--no-ts-index"));
+    let mut db: Box<dyn Measured> = match args.first().map(String::as_str) {
+        Some("sqlite") => Box::new(Sqlite::new()?),
+        Some("mysql") => {
+            let admin = args.get(1).ok_or("mysql needs the server's URL")?;
+            Box::new(Mysql::new(admin)?)
+        }
+        _ => return Err("usage: log_bytes sqlite|mysql [URL] [--no-cid] [--no-ts-index]".into()),
+    };
+    if !ts_index {
+        db.drop_ts_index()?;
+    }
+    let mut next = 0usize;
+    run(db.store(), &mut next, with_cid)?;
+    let before = db.bytes()?;
+    let started = Instant::now();
+    run(db.store(), &mut next, with_cid)?;
+    let secs = started.elapsed().as_secs_f64();
+    let after = db.bytes()?;
+    let sample = message(0, with_cid);
+    println!(
+        "{}: body {} bytes, cid {}, ts index {}: {:.1} bytes/message, {:.0} appends/s",
+        db.name(),
+        sample.body.len(),
+        if with_cid { "yes" } else { "no" },
+        if ts_index { "yes" } else { "no" },
+        (after - before) as f64 / MESSAGES as f64,
+        MESSAGES as f64 / secs,
+    );
+    db.clean_up()
+}
+
+/// Appends [`MESSAGES`] messages, from message number `next` on.
+fn run(
+    store: &dyn Store,
+    next: &mut usize,
+    with_cid: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    for _ in 0..MESSAGES / BATCH {
+        let batch: Vec<NewEntry> = (*next..*next + BATCH)
+            .map(|k| message(k, with_cid))
+            .collect();
+        *next += BATCH;
+        store.append(&batch)?;
+    }
+    Ok(())
+}
+
+/// Message number `k`: from user `k mod 1000 + 1` to the next user.
+fn message(k: usize, with_cid: bool) -> NewEntry {
+    let from = (k as i64) % USERS + 1;
+    let to = from % USERS + 1;
+    let msg = format!("message {k:>10} of the log ..");
+    debug_assert_eq!(msg.len(), 32);
+    let body = format!(
+        r#"{{"msgId":9,"from":{from},"username":"user{from}","to":{to},"msg":"{msg}","time":"2026-12-01 10:42:32"}}"#
+    );
+    NewEntry {
+        conv: Conv::direct(from, to).expect("ids in range"),
+        sender: from,
+        cid: with_cid.then(|| format!("c{k}")),
+        body,
+    }
+}
+
+/// A store under measurement and how to read its size.
+trait Measured {
+    fn name(&self) -> &'static str;
+    fn store(&self) -> &dyn Store;
+    /// Bytes the log's data takes now.
+    fn bytes(&mut self) -> Result<u64, Box<dyn std::error::Error>>;
+    fn drop_ts_index(&mut self) -> Result<(), Box<dyn std::error::Error>>;
+    fn clean_up(&mut self) -> Result<(), Box<dyn std::error::Error>>;
+}
+
+struct Sqlite {
+    dir: std::path::PathBuf,
+    store: SqliteStore,
+    side: rusqlite::Connection,
+}
+
+impl Sqlite {
+    fn new() -> Result<Sqlite, Box<dyn std::error::Error>> {
+        let dir = std::env::temp_dir().join(format!("log_bytes_{}", std::process::id()));
+        let path = dir.join("chat.db");
+        let store = SqliteStore::open(&path)?;
+        let side = rusqlite::Connection::open(&path)?;
+        Ok(Sqlite { dir, store, side })
+    }
+}
+
+impl Measured for Sqlite {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+    fn store(&self) -> &dyn Store {
+        &self.store
+    }
+    fn bytes(&mut self) -> Result<u64, Box<dyn std::error::Error>> {
+        self.side
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(std::fs::metadata(self.dir.join("chat.db"))?.len())
+    }
+    fn drop_ts_index(&mut self) -> Result<(), Box<dyn std::error::Error>> {
+        self.side.execute_batch("DROP INDEX chatlog_ts")?;
+        Ok(())
+    }
+    fn clean_up(&mut self) -> Result<(), Box<dyn std::error::Error>> {
+        if std::env::var_os("KEEP").is_some() {
+            println!("kept {}", self.dir.display());
+            return Ok(());
+        }
+        Ok(std::fs::remove_dir_all(&self.dir)?)
+    }
+}
+
+struct Mysql {
+    admin: mysql::Conn,
+    store: MysqlStore,
+}
+
+impl Mysql {
+    fn new(admin_url: &str) -> Result<Mysql, Box<dyn std::error::Error>> {
+        let mut admin = mysql::Conn::new(mysql::Opts::from_url(admin_url)?)?;
+        admin.query_drop(format!("DROP DATABASE IF EXISTS {DB}"))?;
+        admin.query_drop(format!("CREATE DATABASE {DB}"))?;
+        let store = MysqlStore::open(&format!("{admin_url}/{DB}"))?;
+        Ok(Mysql { admin, store })
+    }
+}
+
+impl Measured for Mysql {
+    fn name(&self) -> &'static str {
+        "mysql"
+    }
+    fn store(&self) -> &dyn Store {
+        &self.store
+    }
+    fn bytes(&mut self) -> Result<u64, Box<dyn std::error::Error>> {
+        let tables = "chatlog, conversation, convcursor";
+        self.admin.query_drop(format!(
+            "ANALYZE TABLE {DB}.chatlog, {DB}.conversation, {DB}.convcursor"
+        ))?;
+        let total: Option<u64> = self.admin.query_first(format!(
+            "SELECT SUM(data_length + index_length) FROM information_schema.tables \
+             WHERE table_schema = '{DB}' AND FIND_IN_SET(table_name, REPLACE('{tables}', ' ', ''))"
+        ))?;
+        Ok(total.unwrap_or(0))
+    }
+    fn drop_ts_index(&mut self) -> Result<(), Box<dyn std::error::Error>> {
+        self.admin
+            .query_drop(format!("ALTER TABLE {DB}.chatlog DROP KEY ts"))?;
+        Ok(())
+    }
+    fn clean_up(&mut self) -> Result<(), Box<dyn std::error::Error>> {
+        Ok(self.admin.query_drop(format!("DROP DATABASE {DB}"))?)
+    }
+}
