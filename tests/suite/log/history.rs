@@ -153,7 +153,8 @@ fn sync_paging_10000(db: TestDb) {
 /// A member who joined late reads only what was posted after the join, in
 /// both directions; a member who quit, and anyone else, is refused (6); a
 /// new member starts at the join; both participants of a one-to-one
-/// conversation read all of it, a third user is refused.
+/// conversation read all of it, a third user is refused. A dismissed
+/// group's conversation is gone.
 fn group_history_from_join(db: TestDb) {
     let server = Server::start(&db, &[]);
     let mut alice = server.user("alice");
@@ -207,6 +208,12 @@ fn group_history_from_join(db: TestDb) {
     post_group(&mut alice, gid, "for carol", 1, 11);
     assert_eq!(carol.recv_live(1)[0]["seq"], 11);
     assert_eq!(seqs(&carol.sync_all(&gconv)), [11]);
+    // bob, back after quitting, reads from his new join on.
+    bob.join_group(gid);
+    post_group(&mut alice, gid, "welcome back", 1, 12);
+    assert_eq!(bob.recv_live(1)[0]["seq"], 12);
+    assert_eq!(carol.recv_live(1)[0]["seq"], 12);
+    assert_eq!(seqs(&bob.sync_all(&gconv)), [12]);
 
     // One-to-one: the sender and the recipient read all, nobody else.
     let dconv = post_n(&mut alice, bob.uid, "to bob", 3);
@@ -219,6 +226,15 @@ fn group_history_from_join(db: TestDb) {
     carol.sync_refused(sync_request(&dconv, Side::After(0), None), 6);
     carol.send(&json!({"msgId": 33, "conv": dconv, "seq": 1}));
     carol.expect_errno(34, 6);
+
+    // A dismissed group is gone: its conversation is unknown (7) to all,
+    // and no longer listed.
+    alice.send(&json!({"msgId": 21, "gid": gid}));
+    alice.expect_errno(22, 0);
+    for c in [&mut alice, &mut bob, &mut carol] {
+        c.sync_refused(sync_request(&gconv, Side::After(0), None), 7);
+        assert!(c.convs().iter().all(|e| e["conv"] != gconv.as_str()));
+    }
 }
 
 /// Unknown conversations get 7, malformed requests 4 (SYNC and READ), a

@@ -22,6 +22,7 @@ pub fn tests() -> Vec<Test> {
         concurrent_posters_one_conversation,
         two_connections_one_direct_conversation,
         slow_reader_cut_off_catches_up,
+        a_login_ack_beyond_the_high_water_mark,
     ]
 }
 
@@ -299,4 +300,26 @@ fn slow_reader_cut_off_catches_up(db: TestDb) {
         );
     }
     wait_until("bob is online again", || db.query_i64(&online) == 1);
+}
+
+/// 8 MiB wait for bob while he is offline, with a high-water mark of
+/// 1 MiB: his login ack, far above the mark, reaches him whole (a reader
+/// that reads is not cut off), and the next login hands none of it again.
+fn a_login_ack_beyond_the_high_water_mark(db: TestDb) {
+    const N: usize = 2_000;
+    let server = Server::start(&db, &["--high-water-mark", "1MiB"]);
+    let mut alice = server.user("alice");
+    let b = server.connect().register("bob", "secret");
+    let pad = "y".repeat(4096);
+    let msgs: Vec<Value> = (0..N)
+        .map(|i| chat_with_cid(b, &format!("{i} {pad}"), &format!("big{i}")))
+        .collect();
+    alice.post_acked(&msgs);
+    let (mut bob, ack) = login_as(server.addr, b, "bob");
+    let offline = nested(&ack, "offlinemsgs");
+    assert_eq!(seqs(&offline), one_to(N as i64));
+    bob.send(&json!({"msgId": 3}));
+    bob.expect_errno(4, 0);
+    let again = bob.login_ok("secret");
+    assert!(nested(&again, "offlinemsgs").is_empty(), "handed again");
 }
