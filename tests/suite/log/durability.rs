@@ -15,13 +15,14 @@ use serde_json::{json, Value};
 
 use crate::support::client::nested;
 use crate::support::log::{chat_with_cid, group_with_cid, login_as, one_to, seqs, texts, Ack};
-use crate::support::{Client, Server, Test, TestDb};
+use crate::support::{wait_until, Client, Server, Test, TestDb};
 
 /// The tests of this module.
 pub fn tests() -> Vec<Test> {
     both_stores![
         ack_after_commit_survives_kill9,
         cid_retry_is_idempotent,
+        retry_after_a_dropped_connection,
         errors_about_a_cid_come_as_send_acks,
         offline_messages_carry_seq_and_are_not_repeated,
         live_delivery_across_restarts,
@@ -46,22 +47,31 @@ fn one_conv_numbered_from_1(acks: &[Ack]) -> String {
     conv
 }
 
-/// 1,000 messages with a cid, every ack read, then `kill -9` at once: after
-/// the restart every one of them is in the log, numbered 1..1000 with no
-/// gap, bodies and timestamps as acked, for both participants; and seq
-/// goes on from there.
+/// 1,000 messages with a cid (and 200 group messages among them), every
+/// ack read, then `kill -9` at once: after the restart every one of them is
+/// in the log, numbered 1..1000 (1..200) with no gap, bodies and timestamps
+/// as acked, for both participants; and seq goes on from there.
 fn ack_after_commit_survives_kill9(db: TestDb) {
     const N: usize = 1_000;
     let mut server = Server::start(&db, &[]);
     let mut alice = server.user("alice");
     let a = alice.uid;
     let b = server.connect().register("bob", "secret");
-    let msgs: Vec<Value> = (0..N)
-        .map(|i| chat_with_cid(b, &format!("durable {i}"), &format!("k{i}")))
-        .collect();
-    let acks = alice.post_acked(&msgs);
+    let gid = alice.create_group("durable", "");
+    // 1,000 chats to bob and, between them, 200 group chats.
+    let mut msgs: Vec<Value> = Vec::new();
+    for i in 0..N {
+        msgs.push(chat_with_cid(b, &format!("durable {i}"), &format!("k{i}")));
+        if i % 5 == 0 {
+            msgs.push(group_with_cid(gid, &format!("g {i}"), &format!("g{i}")));
+        }
+    }
+    let all_acks = alice.post_acked(&msgs);
     server.kill9(); // the instant the last ack is read
+    let (acks, group_acks): (Vec<Ack>, Vec<Ack>) =
+        all_acks.into_iter().partition(|a| a.cid.starts_with('k'));
     let conv = one_conv_numbered_from_1(&acks);
+    let gconv = one_conv_numbered_from_1(&group_acks);
 
     let server = Server::start(&db, &[]);
     let (mut alice, _) = login_as(server.addr, a, "alice");
@@ -85,6 +95,14 @@ fn ack_after_commit_survives_kill9(db: TestDb) {
             (&json!(conv), &json!(ack.ts)),
             "{m}"
         );
+    }
+
+    let group = alice.sync_all(&gconv);
+    assert_eq!(seqs(&group), one_to(N as i64 / 5));
+    let want: Vec<String> = (0..N).step_by(5).map(|i| format!("g {i}")).collect();
+    assert_eq!(texts(&group), want);
+    for (m, ack) in group.iter().zip(&group_acks) {
+        assert_eq!((&m["gid"], &m["ts"]), (&json!(gid), &json!(ack.ts)), "{m}");
     }
 
     // bob, who was never online: what his login ack hands him starts at 1
@@ -189,6 +207,52 @@ fn cid_retry_is_idempotent(db: TestDb) {
         (&got[0]["msg"], &got[0]["seq"]),
         (&json!("bob's own r0"), &json!(N + 1))
     );
+}
+
+/// alice writes 200 chats with cids in one burst and drops her connection
+/// at once, reading no ack (some may be stored, some not); logged in
+/// again, she resends all 200 with the same cids: the acks number them
+/// 1..200 in request order, bob receives each exactly once, in order, and
+/// the log holds each once.
+fn retry_after_a_dropped_connection(db: TestDb) {
+    const N: usize = 200;
+    let server = Server::start(&db, &[]);
+    let mut alice = server.user("alice");
+    let mut bob = server.user("bob");
+    let (a, b) = (alice.uid, bob.uid);
+    let msgs: Vec<Value> = (0..N)
+        .map(|i| chat_with_cid(b, &format!("maybe {i}"), &format!("m{i}")))
+        .collect();
+    let burst: String = msgs.iter().map(Value::to_string).collect();
+    alice.send_raw(burst.as_bytes());
+    drop(alice); // no ack read
+
+    let mut alice = login_again(&server, a, "alice");
+    let acks = alice.post_acked(&msgs);
+    let conv = one_conv_numbered_from_1(&acks);
+    let live = bob.recv_live(N);
+    assert_eq!(seqs(&live), one_to(N as i64));
+    assert_eq!(texts(&live), texts(&msgs));
+    bob.expect_silence(Duration::from_millis(300));
+    assert_eq!(texts(&bob.sync_all(&conv)), texts(&msgs));
+}
+
+/// Logs `uid` in on a new connection, trying again while the server still
+/// counts an old connection of theirs (errno 2).
+fn login_again(server: &Server, uid: i64, name: &str) -> Client {
+    let mut done = None;
+    wait_until("the old connection is gone", || {
+        let mut c = server.connect();
+        c.uid = uid;
+        c.name = name.to_owned();
+        let v = c.request(json!({"msgId": 1, "uid": uid, "password": "secret"}));
+        assert!(v["errno"] == 0 || v["errno"] == 2, "{v}");
+        if v["errno"] == 0 {
+            done = Some(c);
+        }
+        done.is_some()
+    });
+    done.expect("logged in")
 }
 
 /// With a valid cid, every error about the message is a 28 carrying it;
