@@ -18,6 +18,7 @@ pub fn tests() -> Vec<Test> {
         group_history_from_join,
         sync_refusals_and_bad_fields,
         convs_and_read,
+        an_empty_one_to_one_conversation,
         retention_prunes,
     ]
 }
@@ -147,6 +148,8 @@ fn sync_paging_10000(db: TestDb) {
     let p = alice.sync(&conv, Side::Before(3), Some(10));
     assert_eq!((p.seqs(), p.more), (range(1, 2), false));
     let p = alice.sync(&conv, Side::After(N + 50), Some(10));
+    assert_eq!((p.seqs(), p.more), (vec![], false));
+    let p = alice.sync(&conv, Side::Before(0), Some(10));
     assert_eq!((p.seqs(), p.more), (vec![], false));
 }
 
@@ -428,6 +431,28 @@ fn convs_and_read(db: TestDb) {
     assert_eq!((e.1.as_str(), e.2, e.3), ("user", a, 1));
     assert_eq!(alice.convs().len(), 4);
     alice.expect_silence(Duration::from_millis(200));
+}
+
+/// A one-to-one conversation without messages yet (its name is built
+/// here: no ack or CONVS can name it): its participants read nothing of
+/// it, their read position is 0 and stays there (never past last_seq,
+/// which is 0), and it is not listed; to anyone else it is refused.
+fn an_empty_one_to_one_conversation(db: TestDb) {
+    let server = Server::start(&db, &[]);
+    let mut alice = server.user("alice");
+    let mut dave = server.user("dave");
+    let mut erin = server.user("erin");
+    let (a, d) = (alice.uid, dave.uid);
+    let ad = format!("d{}-{}", a.min(d), a.max(d));
+    for c in [&mut alice, &mut dave] {
+        let p = c.sync(&ad, Side::After(0), None);
+        assert_eq!((p.seqs(), p.more), (vec![], false));
+        assert_eq!(c.read_up_to(&ad, 5), 0);
+        assert_eq!(c.convs(), Vec::<Value>::new());
+    }
+    erin.sync_refused(sync_request(&ad, Side::After(0), None), 6);
+    erin.send(&json!({"msgId": 33, "conv": ad, "seq": 1}));
+    erin.expect_errno(34, 6);
 }
 
 /// With `--history-retention 2s`, old messages vanish from SYNC once
