@@ -22,7 +22,9 @@ use serde_json::{json, Value};
 
 use super::order::{check_acks, check_poster_views, check_view, post_and_listen};
 use crate::cluster::CLUSTER;
-use crate::support::log::{chat_with_cid, group_with_cid, login_as, one_to, seqs, texts, Received};
+use crate::support::log::{
+    chat_with_cid, group_with_cid, login_again, login_as, one_to, seqs, texts, Received,
+};
 use crate::support::redis::PrivateRedis;
 use crate::support::{wait_until, Client, Cluster, Env, Need, Test};
 
@@ -47,7 +49,9 @@ fn logout_everywhere(env: &Env, c: &mut Client) {
 
 /// alice sends 20 chats and a group chat with cids on node 1; logged in on
 /// node 2 she retries every cid: the original acks, nothing delivered
-/// twice, each message once in SYNC. And back on node 1, once more.
+/// twice, each message once in SYNC. And back on node 1, once more. Then a
+/// burst on node 1 whose connection drops before any ack, retried on node
+/// 2: each stored and delivered once.
 fn cid_retry_across_nodes() {
     const N: usize = 20;
     let env = Env::get("log-retry");
@@ -83,6 +87,23 @@ fn cid_retry_across_nodes() {
     assert_eq!(seqs(&all), one_to(N as i64));
     assert_eq!(texts(&all), texts(&msgs[..N]));
     assert_eq!(texts(&bob.sync_all(&first[N].conv)), ["group once"]);
+
+    // A burst on node 1 and the connection dropped before any ack; the
+    // same cids again on node 2: numbered N+1.. in order, delivered once.
+    let more: Vec<Value> = (0..N)
+        .map(|i| chat_with_cid(b, &format!("dropped {i}"), &format!("y{i}")))
+        .collect();
+    let burst: String = more.iter().map(Value::to_string).collect();
+    alice.send_raw(burst.as_bytes());
+    drop(alice);
+    let mut alice = login_again(cluster.node(2).addr, a, "alice");
+    let acks = alice.post_acked(&more);
+    let want: Vec<i64> = (N as i64 + 1..=2 * N as i64).collect();
+    assert_eq!(acks.iter().map(|a| a.seq).collect::<Vec<_>>(), want);
+    let live = bob.recv_live(N);
+    assert_eq!(texts(&live), texts(&more));
+    bob.expect_silence(Duration::from_millis(500));
+    assert_eq!(seqs(&bob.sync_all(&conv)), one_to(2 * N as i64));
 }
 
 /// alice on node 1 and bob on node 2 post 500 group messages each at once;

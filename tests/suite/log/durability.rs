@@ -14,8 +14,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::client::nested;
-use crate::support::log::{chat_with_cid, group_with_cid, login_as, one_to, seqs, texts, Ack};
-use crate::support::{wait_until, Client, Server, Test, TestDb};
+use crate::support::log::{
+    chat_with_cid, group_with_cid, login_again, login_as, one_to, seqs, texts, Ack,
+};
+use crate::support::{Client, Server, Test, TestDb};
 
 /// The tests of this module.
 pub fn tests() -> Vec<Test> {
@@ -227,7 +229,7 @@ fn retry_after_a_dropped_connection(db: TestDb) {
     alice.send_raw(burst.as_bytes());
     drop(alice); // no ack read
 
-    let mut alice = login_again(&server, a, "alice");
+    let mut alice = login_again(server.addr, a, "alice");
     let acks = alice.post_acked(&msgs);
     let conv = one_conv_numbered_from_1(&acks);
     let live = bob.recv_live(N);
@@ -235,24 +237,6 @@ fn retry_after_a_dropped_connection(db: TestDb) {
     assert_eq!(texts(&live), texts(&msgs));
     bob.expect_silence(Duration::from_millis(300));
     assert_eq!(texts(&bob.sync_all(&conv)), texts(&msgs));
-}
-
-/// Logs `uid` in on a new connection, trying again while the server still
-/// counts an old connection of theirs (errno 2).
-fn login_again(server: &Server, uid: i64, name: &str) -> Client {
-    let mut done = None;
-    wait_until("the old connection is gone", || {
-        let mut c = server.connect();
-        c.uid = uid;
-        c.name = name.to_owned();
-        let v = c.request(json!({"msgId": 1, "uid": uid, "password": "secret"}));
-        assert!(v["errno"] == 0 || v["errno"] == 2, "{v}");
-        if v["errno"] == 0 {
-            done = Some(c);
-        }
-        done.is_some()
-    });
-    done.expect("logged in")
 }
 
 /// With a valid cid, every error about the message is a 28 carrying it;

@@ -143,6 +143,26 @@ pub fn login_as(addr: SocketAddr, uid: i64, name: &str) -> (Client, Value) {
     (c, ack)
 }
 
+/// Logs `uid` (password "secret") in on a new connection to `addr`,
+/// trying again while the server still counts an old connection of
+/// theirs (errno 2: its close not yet seen, or in a cluster its claim not
+/// yet released); at most [`PATIENCE`](super::PATIENCE).
+pub fn login_again(addr: SocketAddr, uid: i64, name: &str) -> Client {
+    let mut done = None;
+    super::wait_until("the old connection is gone", || {
+        let mut c = Client::connect(addr);
+        c.uid = uid;
+        c.name = name.to_owned();
+        let v = c.request(json!({"msgId": 1, "uid": uid, "password": "secret"}));
+        assert!(v["errno"] == 0 || v["errno"] == 2, "{v}");
+        if v["errno"] == 0 {
+            done = Some(c);
+        }
+        done.is_some()
+    });
+    done.expect("logged in")
+}
+
 /// `acks` (as they arrived) in the order of the requests `msgs` they
 /// answer, matched by cid; fails the test if an ack answers no request,
 /// two answer one, or one conversation's acks came out of request order.
