@@ -108,7 +108,9 @@ fn cid_retry_across_nodes() {
 
 /// alice on node 1 and bob on node 2 post 500 group messages each at once;
 /// carol (node 1) and dave (node 2) only read. Seq 1..1000 once each; each
-/// member's live view is in seq order; SYNC on either node agrees.
+/// member's live view is in seq order; SYNC on either node agrees. Then
+/// carol and dave post 500 each into their one-to-one conversation at
+/// once, from the two nodes: the same.
 fn two_nodes_post_into_one_group() {
     const EACH: usize = 500;
     const N: usize = 2 * EACH;
@@ -151,11 +153,44 @@ fn two_nodes_post_into_one_group() {
     let conv = results[0].1.acks[0].conv.clone();
     let by_seq = check_acks(&results, &conv, N);
     check_poster_views(&results, &by_seq);
-    for (k, h) in readers.into_iter().enumerate() {
-        let (mut c, live) = h.join().expect("reader");
-        check_view(&format!("reader {k}"), &live, &by_seq);
-        assert_eq!(c.sync_all(&conv), live, "reader {k}: SYNC as delivered");
-    }
+    let readers: Vec<Client> = readers
+        .into_iter()
+        .enumerate()
+        .map(|(k, h)| {
+            let (mut c, live) = h.join().expect("reader");
+            check_view(&format!("reader {k}"), &live, &by_seq);
+            assert_eq!(c.sync_all(&conv), live, "reader {k}: SYNC as delivered");
+            c
+        })
+        .collect();
+
+    // And carol (node 1) and dave (node 2) into their one-to-one
+    // conversation, at once.
+    let mut readers = readers.into_iter();
+    let (Some(carol), Some(dave)) = (readers.next(), readers.next()) else {
+        panic!("two readers")
+    };
+    let (c, d) = (carol.uid, dave.uid);
+    let side = |me: Client, to: i64, tag: &'static str| {
+        let msgs: Vec<Value> = (0..EACH)
+            .map(|i| chat_with_cid(to, &format!("{tag} {i}"), &format!("{tag}{i}")))
+            .collect();
+        thread::spawn(move || {
+            let (me, got) = post_and_listen(me, msgs.clone(), EACH);
+            (me, msgs, got)
+        })
+    };
+    let (hc, hd) = (side(carol, d, "c"), side(dave, c, "d"));
+    let (mut carol, mc, gc) = hc.join().expect("carol");
+    let (_dave, md, gd) = hd.join().expect("dave");
+    let conv = gc.acks[0].conv.clone();
+    let results = [(mc, gc), (md, gd)];
+    let by_seq = check_acks(&results, &conv, 2 * EACH);
+    check_poster_views(&results, &by_seq);
+    assert_eq!(
+        texts(&carol.sync_all(&conv)),
+        by_seq.into_values().collect::<Vec<_>>()
+    );
 }
 
 /// What the sender of the outage test does: one chat to bob and one group

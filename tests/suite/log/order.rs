@@ -21,6 +21,7 @@ pub fn tests() -> Vec<Test> {
     both_stores![
         concurrent_posters_one_conversation,
         two_connections_one_direct_conversation,
+        login_mid_stream_is_gapless,
         slow_reader_cut_off_catches_up,
         a_login_ack_beyond_the_high_water_mark,
     ]
@@ -183,6 +184,61 @@ fn two_connections_one_direct_conversation(db: TestDb) {
         .map(|m| m["msg"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(texts, by_seq.into_values().collect::<Vec<_>>());
+}
+
+/// Three senders keep writing to bob (with cids, paced) while he logs in:
+/// per conversation, the login ack's messages and the live ones after it
+/// are seq 1..N exactly once, in order, with the texts as acked.
+fn login_mid_stream_is_gapless(db: TestDb) {
+    const N: usize = 200;
+    let server = Server::start(&db, &[]);
+    let mut bob = server.connect();
+    let b = bob.register("bob", "secret");
+    let senders: Vec<Client> = (0..3).map(|k| server.user(&format!("s{k}"))).collect();
+    let writers: Vec<_> = senders
+        .into_iter()
+        .enumerate()
+        .map(|(k, mut s)| {
+            thread::spawn(move || {
+                let mut sent = Sent::new();
+                for i in 0..N {
+                    let m = chat_with_cid(b, &format!("s{k} {i}"), &format!("s{k}-{i}"));
+                    let ack = s.send_acked(&m);
+                    file_sent(&mut sent, &[m], &[ack]);
+                    thread::sleep(std::time::Duration::from_millis(3));
+                }
+                sent
+            })
+        })
+        .collect();
+    thread::sleep(std::time::Duration::from_millis(250));
+    let ack = bob.login_ok("secret");
+    let mut got: Vec<Value> = nested(&ack, "offlinemsgs");
+    let offline = got.len();
+    while got.len() < 3 * N {
+        got.extend(bob.recv_live(1));
+    }
+    let mut sent = Sent::new();
+    for w in writers {
+        sent.extend(w.join().expect("sender"));
+    }
+    bob.expect_silence(std::time::Duration::from_millis(200));
+    eprintln!("{offline} of {} in the login ack", 3 * N);
+    assert_eq!(sent.len(), 3);
+    for (conv, want) in sent {
+        let view: Vec<(i64, String)> = got
+            .iter()
+            .filter(|m| m["conv"] == conv.as_str())
+            .map(|m| {
+                (
+                    m["seq"].as_i64().unwrap_or(-1),
+                    m["msg"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        let want: Vec<(i64, String)> = want.into_iter().collect();
+        assert_eq!(view, want, "{conv}: ack then live, each once, in order");
+    }
 }
 
 /// What each sender of the slow-reader test sent: conv → seq → text.
