@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::support::client::nested;
 use crate::support::log::{
     chat_with_cid, group_with_cid, one_to, seqs, sync_request, texts, Received, Side,
 };
@@ -456,7 +457,8 @@ fn an_empty_one_to_one_conversation(db: TestDb) {
 }
 
 /// With `--history-retention 2s`, old messages vanish from SYNC once
-/// pruned (CONVS keeps last_seq); new ones stay, and seq goes on from
+/// pruned (CONVS keeps last_seq), and from the login ack of a member who
+/// was away; new ones stay, and seq goes on from
 /// where it was, also after a restart: never reused.
 fn retention_prunes(db: TestDb) {
     let retention = ["--history-retention", "2s"];
@@ -466,6 +468,11 @@ fn retention_prunes(db: TestDb) {
     let (a, b) = (alice.uid, bob.uid);
     let gid = alice.create_group("short memory", "");
     bob.join_group(gid);
+    // carol is a member who is away while the old messages come and go.
+    let mut carol = server.user("carol");
+    carol.join_group(gid);
+    carol.send(&json!({"msgId": 3}));
+    carol.expect_errno(4, 0);
     let dconv = post_n(&mut alice, b, "old", 5);
     let gconv = post_group(&mut alice, gid, "old g", 3, 1);
     assert_eq!(bob.recv_live(8).len(), 8);
@@ -476,6 +483,10 @@ fn retention_prunes(db: TestDb) {
     });
     let p = bob.sync(&dconv, Side::Before(6), None);
     assert_eq!((p.seqs(), p.more), (vec![], false));
+    // Pruned before carol came back: not in her login ack either.
+    let ack = carol.login_ok("secret");
+    assert!(nested(&ack, "offlinemsgs").is_empty(), "{ack}");
+    assert_eq!(entry(&carol.conv_entry(&gconv)).3, 3);
     assert_eq!(
         entry(&bob.conv_entry(&dconv)).3,
         5,
