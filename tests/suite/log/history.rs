@@ -458,8 +458,8 @@ fn an_empty_one_to_one_conversation(db: TestDb) {
 
 /// With `--history-retention 2s`, old messages vanish from SYNC once
 /// pruned (CONVS keeps last_seq), and from the login ack of a member who
-/// was away; new ones stay, and seq goes on from
-/// where it was, also after a restart: never reused.
+/// was away; new ones stay, and seq goes on from where it was, also after
+/// a restart: never reused.
 fn retention_prunes(db: TestDb) {
     let retention = ["--history-retention", "2s"];
     let mut server = Server::start(&db, &retention);

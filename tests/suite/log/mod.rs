@@ -4,10 +4,10 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | [`durability`] | ack after commit (kill -9), idempotent cid retries, offline messages carrying seq |
-//! | [`order`] | concurrent posters into one conversation, a slow reader cut off that catches up |
-//! | [`history`] | SYNC paging over 10,000 messages, group history from the join, refusals, CONVS and READ, retention |
-//! | [`cluster`] | cid retries across nodes, two nodes posting into one group, Redis restarted mid-stream |
+//! | [`durability`] | ack after commit (kill -9), idempotent cid retries (also after a dropped connection), errors as 28, offline messages carrying seq, live delivery across restarts |
+//! | [`order`] | concurrent posters into one conversation, a login mid-stream, a slow reader cut off that catches up, a login ack beyond the high-water mark |
+//! | [`history`] | SYNC paging over 10,000 messages, group history from the join, refusals and bad fields, CONVS and READ, retention |
+//! | [`cluster`] | cid retries across nodes, two nodes posting into one conversation, Redis restarted mid-stream |
 //!
 //! Tests learn conversation names from acks and CONVS, never build them
 //! (except to name conversations that do not exist). Every wait is bounded
