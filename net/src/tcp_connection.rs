@@ -164,7 +164,14 @@ pub struct TcpConnection {
     cross_thread_send: CrossThreadSend,
     close_callback: CloseCallback,
     context: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
+    /// One-shot tasks waiting for the output buffer to drain
+    /// ([`when_drained`](Self::when_drained)). Taken under the `output`
+    /// lock, so a drain cannot slip between the check and the wait.
+    drained: Mutex<Vec<DrainedTask>>,
 }
+
+/// A task for [`TcpConnection::when_drained`].
+pub type DrainedTask = Box<dyn FnOnce() + Send>;
 
 impl TcpConnection {
     #[allow(clippy::too_many_arguments)]
@@ -198,6 +205,7 @@ impl TcpConnection {
             cross_thread_send,
             close_callback,
             context: Mutex::new(None),
+            drained: Mutex::new(Vec::new()),
         })
     }
 
@@ -308,6 +316,28 @@ impl TcpConnection {
     /// output buffer at the close) stays uncounted.
     pub fn bytes_written(&self) -> u64 {
         self.written.load(Ordering::Acquire)
+    }
+
+    /// Runs `task` on the connection's loop once every byte sent so far is
+    /// in the kernel: at once (queued) when the output buffer is empty,
+    /// otherwise when the loop drains it. A task waiting when the
+    /// connection closes is dropped unrun. Any thread.
+    ///
+    /// Unlike the write-complete callback, which every completed send
+    /// queues, this costs nothing unless asked for: the way to send a
+    /// large backlog in steps that keep the buffer small (muduo's
+    /// examples do that with the write-complete callback).
+    pub fn when_drained(self: &Arc<Self>, task: DrainedTask) {
+        let output = self.output.lock();
+        if self.disconnected() {
+            return;
+        }
+        if output.is_empty() {
+            drop(output);
+            self.owner.queue_in_loop(move |_| task());
+        } else {
+            self.drained.lock().push(task);
+        }
     }
 
     /// Sends the readable bytes of `buf` and empties it; any thread.
@@ -537,6 +567,9 @@ impl TcpConnection {
             output.shrink(INITIAL_SIZE);
         }
         self.queue_write_complete();
+        for task in std::mem::take(&mut *self.drained.lock()) {
+            self.owner.queue_in_loop(move |_| task());
+        }
         if self.state() == State::Disconnecting {
             self.shutdown_write();
         }
@@ -551,6 +584,7 @@ impl TcpConnection {
         }
         log::trace!("TcpConnection {} closing", self.name);
         self.set_state(State::Disconnected);
+        self.drained.lock().clear();
         let token = self.token.swap(NO_TOKEN, Ordering::Relaxed);
         if token != NO_TOKEN {
             let fd = self.stream.as_raw_fd();

@@ -485,3 +485,61 @@ fn counted_sends_tell_when_bytes_reach_the_kernel() {
     assert_eq!(conn.send_vec_counted(b"late".to_vec()), None);
     assert_eq!(conn.bytes_written(), end);
 }
+
+/// `when_drained` runs its task at once when nothing is queued, after the
+/// drain when the reader is slow, and never when the connection closes
+/// with output still queued.
+#[test]
+fn when_drained_waits_for_the_output_to_reach_the_kernel() {
+    const CHUNK: usize = 64 * 1024;
+    let (tx, rx) = mpsc::channel::<TcpConnectionPtr>();
+    let tx = Mutex::new(tx);
+    let server = start_server(1, move |s| {
+        s.set_connection_callback(move |conn| {
+            if conn.connected() {
+                let _ = tx.lock().send(conn.clone());
+            }
+        });
+    });
+    let ran = Arc::new(AtomicUsize::new(0));
+    let task = |ran: &Arc<AtomicUsize>| {
+        let ran = ran.clone();
+        Box::new(move || {
+            ran.fetch_add(1, Ordering::SeqCst);
+        })
+    };
+    let mut c = connect(server.addr);
+    let conn = rx.recv_timeout(IO_TIMEOUT).expect("a connection");
+    conn.when_drained(task(&ran));
+    assert!(wait_until(|| ran.load(Ordering::SeqCst) == 1), "at once");
+    for _ in 0..128 {
+        conn.send(&[2u8; CHUNK]);
+    }
+    conn.when_drained(task(&ran));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        1,
+        "8 MiB are not in the kernel yet"
+    );
+    let mut got = 0;
+    while got < 128 * CHUNK {
+        got += read_n(&mut c, CHUNK).len();
+    }
+    assert!(
+        wait_until(|| ran.load(Ordering::SeqCst) == 2),
+        "after the drain"
+    );
+
+    // A second client that never reads, closed with its output queued.
+    let _c2 = connect(server.addr);
+    let conn2 = rx.recv_timeout(IO_TIMEOUT).expect("a connection");
+    for _ in 0..128 {
+        conn2.send(&[3u8; CHUNK]);
+    }
+    conn2.when_drained(task(&ran));
+    conn2.force_close();
+    assert!(wait_until(|| conn2.disconnected()));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(ran.load(Ordering::SeqCst), 2, "dropped with the connection");
+}

@@ -59,6 +59,10 @@ impl Peer for TcpPeer {
         self.conn.bytes_written()
     }
 
+    fn when_drained(&self, task: Task) {
+        self.conn.when_drained(task);
+    }
+
     fn idle_for(&self) -> Duration {
         // No context: the connection is going down, and its `disconnected`
         // removes it from the online map anyway. Count it as active.

@@ -98,7 +98,7 @@ pub fn register(ctx: Ctx, username: String, password: String) {
         return;
     }
     let key = ctx.session.peer_id();
-    ctx.on_hasher(key, move |ctx, store| {
+    ctx.on_hasher(key, move |ctx, store, pending| {
         let answer = match ctx.svc.hasher.hash(&password) {
             Err(e) => {
                 log::error!("password hashing failed: {e}");
@@ -116,6 +116,8 @@ pub fn register(ctx: Ctx, username: String, password: String) {
                 }
             },
         };
+        // The hash is done: no longer pending, before the client can know.
+        drop(pending);
         ctx.on_own_loop(move |ctx| match answer {
             Ok(v) => ctx.send(&v),
             Err((errno, errmsg)) => ctx.fail(errno, errmsg),
@@ -142,7 +144,7 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
         state.login = Login::Verifying;
     }
     let key = ctx.session.peer_id();
-    ctx.on_hasher(key, move |ctx, store| {
+    ctx.on_hasher(key, move |ctx, store, pending| {
         let account = match (uid, &username) {
             (Some(uid), _) => store.user_by_id(uid),
             (None, Some(name)) => store.user_by_name(name),
@@ -154,6 +156,7 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
                 STORE_FAILED
             }
             Ok(Some(user)) if ctx.svc.hasher.verify(&password, &user.password_hash) => {
+                drop(pending);
                 // The claim takes the session and online-map locks, which
                 // I/O threads take too: it runs on the user's worker, not
                 // on this idle-class thread, which could be preempted while
@@ -171,6 +174,7 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
                 BAD_LOGIN
             }
         };
+        drop(pending);
         finish_failed_login(ctx, failure);
     });
 }
@@ -271,8 +275,13 @@ fn replaceable(ctx: &Ctx, entry: &Presence) -> Option<PeerRef> {
     }
 }
 
-/// The most log entries one login ack carries.
-pub const MAX_ACK_MESSAGES: usize = 100_000;
+/// The most log entries one login ack carries; more follow it in steps
+/// ([`delivery::backlog_step`]).
+pub const MAX_ACK_MESSAGES: usize = 1000;
+
+/// About the most bytes of messages one login ack carries (one message may
+/// take it over): an ack must stay well under the high-water mark.
+pub const MAX_ACK_BYTES: usize = 1 << 20;
 
 /// What phase 2 found for the ack.
 struct Loaded {
@@ -282,6 +291,8 @@ struct Loaded {
     pending: Vec<Entry>,
     /// The user's cursors once the ack is handed over.
     cursors: Cursors,
+    /// More is pending than the ack carries.
+    backlog: bool,
     friends: Vec<UserInfo>,
     groups: Vec<GroupInfo>,
 }
@@ -296,12 +307,23 @@ fn load(ctx: &Ctx, store: &dyn Store, uid: i64) -> Result<Loaded, StoreError> {
     let mut legacy = store.offline_messages(uid)?;
     legacy.retain(|(id, _)| undeleted.binary_search(id).is_err());
     let convs = store.conversations(uid)?;
-    let pending = store.pending(uid, MAX_ACK_MESSAGES)?;
-    let cursors = history::login_cursors(&convs, &pending, pending.len() < MAX_ACK_MESSAGES);
+    let mut pending = store.pending(uid, MAX_ACK_MESSAGES)?;
+    let mut backlog = pending.len() >= MAX_ACK_MESSAGES;
+    let mut bytes = 0;
+    if let Some(cut) = pending.iter().position(|e| {
+        bytes += e.body.len();
+        bytes > MAX_ACK_BYTES
+    }) {
+        // Keep at least one message, so that a backlog always moves.
+        pending.truncate(cut.max(1));
+        backlog = true;
+    }
+    let cursors = history::login_cursors(&convs, &pending, !backlog);
     Ok(Loaded {
         legacy,
         pending,
         cursors,
+        backlog,
         friends: store.friends(uid)?,
         groups: store.user_groups(uid)?,
     })
@@ -314,6 +336,7 @@ fn load_account(ctx: Ctx, store: &dyn Store, user: UserRecord) {
         legacy,
         pending,
         cursors,
+        backlog,
         mut friends,
         mut groups,
     } = match loaded {
@@ -331,7 +354,14 @@ fn load_account(ctx: Ctx, store: &dyn Store, user: UserRecord) {
     let ack = encode(&reply::login_ok(
         user.id, &user.name, texts, &friends, &groups,
     ));
-    ctx.on_own_loop(move |ctx| deliver_login(ctx, user, ack, ids, cursors));
+    ctx.on_own_loop(move |ctx| {
+        let uid = user.id;
+        let svc = ctx.svc.clone();
+        if deliver_login(ctx, user, ack, ids, cursors) && backlog {
+            // The rest follows the ack in steps, each once the last drained.
+            delivery::continue_when_drained(&svc, uid);
+        }
+    });
 }
 
 /// The user's worker: repeats the delete of the rows of `uid` that an
@@ -356,13 +386,20 @@ fn retry_delete(ctx: &Ctx, store: &dyn Store, uid: i64) -> Vec<i64> {
 }
 
 /// Phase 3, on the peer's own thread: go `Online`, send the ack and the
-/// buffered messages, then record what was delivered.
-fn deliver_login(ctx: Ctx, user: UserRecord, ack: Vec<u8>, delivered: Vec<i64>, cursors: Cursors) {
+/// buffered messages, then record what was delivered. `false` when the
+/// login was abandoned (the connection is closing).
+fn deliver_login(
+    ctx: Ctx,
+    user: UserRecord,
+    ack: Vec<u8>,
+    delivered: Vec<i64>,
+    cursors: Cursors,
+) -> bool {
     let (held, positions) = {
         let mut state = ctx.session.state();
         let claimed = matches!(&state.login, Login::Claimed { uid, .. } if *uid == user.id);
         if state.closed || !claimed || !ctx.peer.connected() {
-            return; // closing: `disconnected` cleans up and keeps the rows
+            return false; // closing: `disconnected` cleans up and keeps the rows
         }
         let positions = {
             let mut shard = ctx.svc.online.lock(user.id);
@@ -371,10 +408,10 @@ fn deliver_login(ctx: Ctx, user: UserRecord, ack: Vec<u8>, delivered: Vec<i64>, 
                     let online = Presence::online(ctx.peer.clone(), cursors);
                     let Presence::LoggingIn { buffered, .. } = std::mem::replace(entry, online)
                     else {
-                        return;
+                        return false;
                     };
                     let Presence::Online { cursors, .. } = entry else {
-                        return;
+                        return false;
                     };
                     // Still under the shard lock: a sender on any thread
                     // must take it to find `Online`, so whatever it sends
@@ -389,7 +426,7 @@ fn deliver_login(ctx: Ctx, user: UserRecord, ack: Vec<u8>, delivered: Vec<i64>, 
                     // fail, the flush repeats it.
                     cursors.changed(ctx.peer.written())
                 }
-                _ => return,
+                _ => return false,
             }
         };
         state.login = Login::Active {
@@ -424,6 +461,7 @@ fn deliver_login(ctx: Ctx, user: UserRecord, ack: Vec<u8>, delivered: Vec<i64>, 
         }
     });
     replay(&ctx, held);
+    true
 }
 
 /// A login failed: answer on the peer's own thread, then replay what was

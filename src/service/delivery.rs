@@ -346,17 +346,31 @@ pub fn fill(
     conv: Conv,
     upto: i64,
 ) -> Result<(), StoreError> {
+    let mut unlimited = usize::MAX;
+    fill_within(svc, store, uid, conv, upto, &mut unlimited)
+}
+
+/// [`fill`], stopping once `budget` bytes have been sent (it is lowered by
+/// what was sent).
+fn fill_within(
+    svc: &Arc<Service>,
+    store: &dyn Store,
+    uid: i64,
+    conv: Conv,
+    upto: i64,
+    budget: &mut usize,
+) -> Result<(), StoreError> {
     let floor = match store.conv_state(uid, conv)? {
         Some(state) => state.joined_seq,
         None if conv.has_participant(uid) => 0,
         None => return Ok(()), // no longer a member
     };
-    loop {
+    while *budget > 0 {
         let Some(from) = cursor_of(svc, uid, conv) else {
-            return Ok(()); // gone
+            break; // gone
         };
         if from >= upto {
-            return Ok(());
+            break;
         }
         let (entries, more) =
             store.log_page(conv, Page::After(from.max(floor)), floor, FILL_PAGE)?;
@@ -364,15 +378,20 @@ pub fn fill(
         {
             let mut shard = svc.online.lock(uid);
             let Some(Presence::Online { peer, cursors }) = shard.get_mut(&uid) else {
-                return Ok(());
+                break;
             };
             for e in &entries {
                 if e.seq <= cursors.get(conv) {
                     continue;
                 }
+                if *budget == 0 {
+                    break;
+                }
                 // The log is the authority: a seq missing from it was pruned.
                 if e.sender != uid || conv.other(uid) == Some(uid) {
-                    let end = peer.send_counted(e.delivered());
+                    let bytes = e.delivered();
+                    *budget = budget.saturating_sub(bytes.len());
+                    let end = peer.send_counted(bytes);
                     cursors.handed(conv, e.seq, end, peer.written());
                 } else {
                     cursors.own(conv, e.seq, peer.written());
@@ -380,9 +399,60 @@ pub fn fill(
             }
         }
         if !more || last.is_none_or(|l| l >= upto) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Bytes one backlog step sends: well under the high-water mark, so a
+/// client that reads is never cut off by its own backlog.
+pub const BACKLOG_STEP_BYTES: usize = 1 << 20;
+
+/// Worker: the next part of a backlog that did not fit the login ack:
+/// up to [`BACKLOG_STEP_BYTES`] of what `uid`'s conversations hold beyond
+/// their cursors, in order per conversation. When more is left, the next
+/// step is queued for when this one's bytes have drained into the kernel
+/// ([`Peer::when_drained`](super::Peer::when_drained)), so the output
+/// buffer never holds more than about one step.
+pub fn backlog_step(svc: &Arc<Service>, store: &dyn Store, uid: i64) -> Result<(), StoreError> {
+    let mut budget = BACKLOG_STEP_BYTES;
+    for state in store.conversations(uid)? {
+        let Some(cursor) = cursor_of(svc, uid, state.conv) else {
+            return Ok(()); // gone
+        };
+        if state.last_seq <= cursor.max(state.joined_seq) {
+            continue;
+        }
+        fill_within(svc, store, uid, state.conv, state.last_seq, &mut budget)?;
+        if budget == 0 {
+            continue_when_drained(svc, uid);
             return Ok(());
         }
     }
+    Ok(())
+}
+
+/// Queues the next [`backlog_step`] of `uid` for when their connection's
+/// output has drained.
+pub fn continue_when_drained(svc: &Arc<Service>, uid: i64) {
+    let peer = match svc.online.lock(uid).get(&uid) {
+        Some(Presence::Online { peer, .. }) => peer.clone(),
+        _ => return,
+    };
+    let svc = svc.clone();
+    peer.when_drained(Box::new(move || schedule_backlog(&svc, uid)));
+}
+
+/// Queues a [`backlog_step`] on `uid`'s worker.
+pub fn schedule_backlog(svc: &Arc<Service>, uid: i64) {
+    let job_svc = svc.clone();
+    svc.workers.submit(user_key(uid), move || {
+        let store = job_svc.store.clone();
+        if let Err(e) = backlog_step(&job_svc, &*store, uid) {
+            log::error!("sending the backlog of {uid}: {e}");
+        }
+    });
 }
 
 /// Queues, for every user online here, a [`reconcile`] on their worker.

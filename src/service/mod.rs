@@ -231,14 +231,13 @@ impl Ctx {
     /// ([`Ctx::hashes_full`] checks them first).
     pub fn on_hasher<F>(self, key: u64, job: F)
     where
-        F: FnOnce(Ctx, &dyn Store) + Send + 'static,
+        F: FnOnce(Ctx, &dyn Store, PendingHash) + Send + 'static,
     {
         let svc = self.svc.clone();
         let pending = PendingHash::new(&self.session);
         svc.hashers.submit(key, move || {
-            // Dropped with the closure, however the job ends.
-            let _pending = pending;
             // Checked before and after the gate: the wait may be long.
+            // (Returning drops `pending`.)
             if self.peer_gone() {
                 return;
             }
@@ -247,7 +246,7 @@ impl Ctx {
                 return;
             }
             let store = self.svc.store.clone();
-            job(self, &*store);
+            job(self, &*store, pending);
         });
     }
 

@@ -67,6 +67,12 @@ pub trait Peer: Send + Sync {
     /// (what a closed peer never wrote stays uncounted); any thread.
     fn written(&self) -> u64;
 
+    /// Runs `task` on the peer's own thread once everything sent to it so
+    /// far is in the kernel; never, if the peer closes first. Any thread.
+    /// A large backlog goes out in steps this way, each after the last
+    /// has drained.
+    fn when_drained(&self, task: Task);
+
     /// How long since bytes last arrived from the peer (since it connected,
     /// if none ever did); any thread. A login may replace a connection that
     /// has been silent longer than `--login-takeover-grace` (see

@@ -1,8 +1,14 @@
 //! One-to-one chat, offline messages and their order, over real TCP.
+//!
+//! Every delivered chat is the sender's object plus the message log's
+//! `conv`, `seq` and `ts`: compared without them, and then they are
+//! checked on their own (one conv for both directions, seq from 1 with no
+//! gap). "Offline" messages are log rows past the recipient's delivered
+//! position.
 
 use std::time::Duration;
 
-use crate::support::client::nested;
+use crate::support::client::{assert_gapless, logged, nested, without_log};
 use crate::support::{Client, Server, Test, TestDb};
 use serde_json::json;
 
@@ -15,6 +21,8 @@ pub fn tests() -> Vec<Test> {
     ]
 }
 
+/// Live chat both ways, to nobody and to oneself; each delivered object is
+/// the sender's plus conv/seq/ts, and only accepted messages are logged.
 fn one_to_one(db: TestDb) {
     let server = Server::start(&db, &[]);
     let mut alice = server.user("alice");
@@ -25,20 +33,38 @@ fn one_to_one(db: TestDb) {
     let sent = json!({"msgId": 9, "from": a, "username": "alice", "to": b,
                       "msg": "héllo 你好 👋", "time": "2024-05-06 07:08:09"});
     alice.send(&sent);
-    assert_eq!(bob.expect(9), sent);
+    let first = bob.expect(9);
+    assert_eq!(without_log(&first), sent);
     bob.chat(a, "back");
-    assert_eq!(alice.recv_chat(), (b, "back".to_owned()));
+    let second = alice.expect(9);
+    assert_eq!(
+        (second["from"].as_i64(), second["msg"].as_str()),
+        (Some(b), Some("back"))
+    );
+    // One conversation for both directions, numbered from 1 without a gap.
+    let conv = assert_gapless(&[first.clone(), second.clone()], 1);
+    assert!(logged(&first).ts <= logged(&second).ts, "{first} {second}");
 
     // To nobody: an error (27, req 9, errno 7), connection open.
     alice.chat(777_777, "void");
     assert_eq!(alice.expect_errno(27, 7)["req"], 9);
-    // Online delivery never touches the offline table.
+    // Online delivery never touches the legacy offline table; the log
+    // holds the two delivered messages and not the refused one.
     assert_eq!(db.query_i64("SELECT COUNT(*) FROM offlinemessage"), 0);
-    // To oneself works like to anyone.
+    assert_eq!(db.chatlog_rows(), 2);
+    // To oneself works like to anyone, in a conversation of its own.
     alice.chat(a, "note to self");
-    assert_eq!(alice.recv_chat(), (a, "note to self".to_owned()));
+    let note = alice.expect(9);
+    assert_eq!(
+        (note["from"].as_i64(), note["msg"].as_str()),
+        (Some(a), Some("note to self"))
+    );
+    let own = assert_gapless(&[note], 1);
+    assert_ne!(own, conv);
 }
 
+/// Messages to an offline user are log rows (not `offlinemessage` rows),
+/// come in the next login ack in order, numbered 1..=32, and only once.
 fn offline_messages_are_stored_and_delivered_once(db: TestDb) {
     let server = Server::start(&db, &[]);
     let mut alice = server.user("alice");
@@ -55,13 +81,15 @@ fn offline_messages_are_stored_and_delivered_once(db: TestDb) {
     alice.expect(26); // all read and queued
     let mut stored = 0;
     for _ in 0..200 {
-        stored = db.query_i64("SELECT COUNT(*) FROM offlinemessage");
+        stored = db.chatlog_rows();
         if stored == 32 {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(stored, 32);
+    // The legacy table is read, no longer written.
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM offlinemessage"), 0);
 
     let ack = bob.login_ok("secret");
     let msgs = nested(&ack, "offlinemsgs");
@@ -72,21 +100,27 @@ fn offline_messages_are_stored_and_delivered_once(db: TestDb) {
     assert!(msgs
         .iter()
         .all(|m| m["msgId"] == 9 && m["from"] == alice.uid && m["to"] == b));
+    // One fresh conversation: 1..=32 in the order sent.
+    assert_gapless(&msgs, 1);
 
-    // Removed once delivered: the next login has none.
+    // Delivered once: the position handed in the ack is written (after
+    // the ack, and at the logout at the latest), and the next login has none.
     let mut gone = false;
+    let cursor = format!("SELECT MAX(delivered_seq) FROM convcursor WHERE userid = {b}");
     for _ in 0..200 {
-        if db.query_i64("SELECT COUNT(*) FROM offlinemessage") == 0 {
+        if db.query_i64(&cursor) == 32 {
             gone = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(gone, "delivered rows deleted");
+    assert!(gone, "the delivered position is written");
     bob.send(&json!({"msgId": 3}));
     bob.expect_errno(4, 0);
     let ack = bob.login_ok("secret");
     assert!(ack.get("offlinemsgs").is_none(), "{ack}");
+    // The log keeps them (sync reads them again).
+    assert_eq!(db.chatlog_rows(), 32);
 }
 
 /// A sender keeps writing while the recipient logs in: every message

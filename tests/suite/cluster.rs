@@ -1,12 +1,14 @@
 //! Cluster mode end to end: three `chat-server` nodes on one MySQL
 //! database and one Redis, nginx in front. Chat and presence across nodes,
-//! and a duplicate login across nodes.
+//! and a duplicate login across nodes. Every conversation's messages are
+//! numbered once, cluster-wide: the same conv and seq on every node.
 //!
 //! Needs MySQL, the shared Redis and nginx ([`CLUSTER`]): without them
 //! the tests are reported ignored, and fail under CI.
 
 use std::time::Duration;
 
+use crate::support::client::{assert_gapless, logged, nested};
 use crate::support::cluster::{friend_states, offline_texts, refresh_friends, wait_friend_state};
 use crate::support::{wait_until, Cluster, Env, Need, Test};
 use serde_json::json;
@@ -34,14 +36,31 @@ fn one_to_one_across_nodes() {
     let mut c = cluster.user_on(3, "carol");
 
     a.chat(b.uid, "a to b");
-    assert_eq!(b.recv_chat(), (a.uid, "a to b".to_owned()));
+    let ab = b.expect(9);
+    assert_eq!(
+        (ab["from"].as_i64(), ab["msg"].as_str()),
+        (Some(a.uid), Some("a to b"))
+    );
     b.chat(c.uid, "b to c");
-    assert_eq!(c.recv_chat(), (b.uid, "b to c".to_owned()));
+    let bc = c.expect(9);
+    assert_eq!(
+        (bc["from"].as_i64(), bc["msg"].as_str()),
+        (Some(b.uid), Some("b to c"))
+    );
     c.chat(a.uid, "c to a");
     let v = a.expect(9);
     assert_eq!(
         (v["from"].as_i64(), v["username"].as_str()),
         (Some(c.uid), Some("carol"))
+    );
+    // Three fresh conversations, each at seq 1.
+    let convs: Vec<String> = [&ab, &bc, &v]
+        .into_iter()
+        .map(|m| assert_gapless(std::slice::from_ref(m), 1))
+        .collect();
+    assert!(
+        convs[0] != convs[1] && convs[1] != convs[2] && convs[0] != convs[2],
+        "{convs:?}"
     );
 
     // Through nginx: a client on whichever node nginx picked.
@@ -51,9 +70,14 @@ fn one_to_one_across_nodes() {
     for i in 0..5 {
         d.chat(a.uid, &format!("d{i}"));
     }
-    for i in 0..5 {
-        assert_eq!(a.recv_chat(), (d.uid, format!("d{i}")));
+    let from_d: Vec<serde_json::Value> = (0..5).map(|_| a.expect(9)).collect();
+    for (i, m) in from_d.iter().enumerate() {
+        assert_eq!(
+            (m["from"].as_i64(), m["msg"].as_str()),
+            (Some(d.uid), Some(&*format!("d{i}")))
+        );
     }
+    assert_gapless(&from_d, 1);
 
     // A user who exists but is on no node: stored, delivered at login
     // (wherever that is).
@@ -61,27 +85,39 @@ fn one_to_one_across_nodes() {
     e.register("erin", "secret");
     a.chat(e.uid, "while away 1");
     c.chat(e.uid, "while away 2");
-    // Stored by a worker of the sender's node: wait for both rows.
-    wait_until("both messages are stored", || {
-        env.db.query_i64(&format!(
-            "SELECT COUNT(*) FROM offlinemessage WHERE userid = {}",
-            e.uid
-        )) == 2
-    });
+    // Stored in the log by the sender's node: wait for both rows (the 3
+    // live ones and dave's 5 are there already).
+    wait_until("both messages are stored", || env.db.chatlog_rows() == 10);
     let mut e2 = cluster.node(3).connect();
     e2.uid = e.uid;
     e2.name = "erin".into();
     let ack = e2.login_ok("secret");
+    // Two conversations (alice's, carol's): no order between them.
     let mut texts = offline_texts(&ack);
     texts.sort();
     assert_eq!(texts, ["while away 1", "while away 2"]);
+    let away = nested(&ack, "offlinemsgs");
+    let away_convs: Vec<String> = away
+        .iter()
+        .map(|m| assert_gapless(std::slice::from_ref(m), 1))
+        .collect();
+    assert_ne!(away_convs.first(), away_convs.get(1), "{ack}");
 
     // No such user: NOT_FOUND, as on one node.
     a.chat(987_654, "nobody");
     let v = a.expect_errno(27, 7);
     assert_eq!(v["req"], 9);
     a.chat(b.uid, "still fine");
-    assert_eq!(b.recv_chat(), (a.uid, "still fine".to_owned()));
+    let fine = b.expect(9);
+    assert_eq!(
+        (fine["from"].as_i64(), fine["msg"].as_str()),
+        (Some(a.uid), Some("still fine"))
+    );
+    // The second message of alice and bob's conversation.
+    assert_eq!(
+        (logged(&fine).conv, logged(&fine).seq),
+        (convs[0].clone(), 2)
+    );
     b.expect_silence(Duration::from_millis(200));
 }
 
@@ -106,20 +142,27 @@ fn groups_across_nodes() {
     for i in 0..3 {
         a.send(&json!({"msgId": 13, "uid": a.uid, "gid": gid, "msg": format!("p{i}")}));
     }
+    let mut conv = None;
     for m in [&mut b, &mut c, &mut a2] {
-        for i in 0..3 {
-            let v = m.expect(13);
+        let posts: Vec<serde_json::Value> = (0..3).map(|_| m.expect(13)).collect();
+        for (i, v) in posts.iter().enumerate() {
             assert_eq!(
                 (v["uid"].as_i64(), v["msg"].as_str()),
                 (Some(a.uid), Some(&*format!("p{i}")))
             );
         }
+        // The same numbers on every node.
+        let this = assert_gapless(&posts, 1);
+        assert_eq!(conv.get_or_insert_with(|| this.clone()), &this);
     }
+    let conv = conv.unwrap_or_default();
     a.expect_silence(Duration::from_millis(100));
-    // A post from node 3 reaches node 1 and node 2.
+    // A post from node 3 reaches node 1 and node 2, as the group's fourth.
     c.send(&json!({"msgId": 13, "uid": c.uid, "gid": gid, "msg": "from c"}));
     for m in [&mut a, &mut b, &mut a2] {
-        assert_eq!(m.expect(13)["msg"], "from c");
+        let v = m.expect(13);
+        assert_eq!(v["msg"], "from c");
+        assert_eq!((logged(&v).conv, logged(&v).seq), (conv.clone(), 4));
     }
 
     // Member states, cluster-wide: everyone online but olaf.
@@ -156,14 +199,10 @@ fn groups_across_nodes() {
     let mut o = cluster.node(2).connect();
     o.uid = off.uid;
     o.name = "olaf".into();
-    wait_until("olaf's posts are stored", || {
-        env.db.query_i64(&format!(
-            "SELECT COUNT(*) FROM offlinemessage WHERE userid = {}",
-            off.uid
-        )) == 4
-    });
+    wait_until("the posts are stored", || env.db.chatlog_rows() == 4);
     let ack = o.login_ok("secret");
     assert_eq!(offline_texts(&ack), ["p0", "p1", "p2", "from c"]);
+    assert_eq!(assert_gapless(&nested(&ack, "offlinemsgs"), 1), conv);
 }
 
 fn presence_and_duplicate_login_across_nodes() {

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use crate::cluster::CLUSTER;
-use crate::support::client::RecvError;
+use crate::support::client::{assert_gapless, logged, nested, RecvError};
 use crate::support::cluster::{offline_texts, refresh_friends, wait_friend_state};
 use crate::support::redis::PrivateRedis;
 use crate::support::{wait_until, Client, Cluster, Env, Need, Server, Test};
@@ -42,6 +42,9 @@ fn login_on(node: &Server, uid: i64, name: &str) -> (Client, serde_json::Value) 
     (c, ack)
 }
 
+/// A node killed with SIGKILL: its users go offline within the liveness,
+/// messages to them wait in the log for their next login elsewhere, and
+/// the node serves again after a restart.
 fn a_killed_node_s_users_go_offline() {
     let env = Env::get("kill");
     let mut cluster = Cluster::start(&env, 3, "1s");
@@ -63,21 +66,26 @@ fn a_killed_node_s_users_go_offline() {
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     a.chat(bid, "after the kill 2");
     wait_until("both messages are stored", || {
-        env.db.query_i64(&format!(
-            "SELECT COUNT(*) FROM offlinemessage WHERE userid = {bid}"
-        )) == 2
+        env.db.chatlog_rows_from(a.uid) == 2
     });
 
     // bob logs in on node 3 (taking the dead node's claim over) and gets
-    // both, in order; then chats live again.
+    // both, in order, as seq 1 and 2 of alice and bob's conversation;
+    // then chats live again (seq 3).
     let (mut b3, ack) = login_on(cluster.node(3), bid, "bob");
     assert_eq!(
         offline_texts(&ack),
         ["after the kill 1", "after the kill 2"]
     );
+    let conv = assert_gapless(&nested(&ack, "offlinemsgs"), 1);
     assert_eq!(env.holder(bid).as_deref(), Some("node3"));
     a.chat(bid, "live again");
-    assert_eq!(b3.recv_chat(), (a.uid, "live again".to_owned()));
+    let live = b3.expect(9);
+    assert_eq!(
+        (live["from"].as_i64(), live["msg"].as_str()),
+        (Some(a.uid), Some("live again"))
+    );
+    assert_eq!((logged(&live).conv, logged(&live).seq), (conv, 3));
 
     // node 2 comes back under its id: its old claims (erin's) are cleared,
     // nobody of it stays online, and it serves again.
@@ -89,6 +97,10 @@ fn a_killed_node_s_users_go_offline() {
     assert_eq!(e2.recv_chat(), (a.uid, "welcome back".to_owned()));
 }
 
+/// During a Redis outage each node serves its own users and cross-node
+/// messages are only stored in the log; once Redis is back, the next live
+/// message's gap is filled, so the recipient gets the stored ones first,
+/// in order, and not again at the next login.
 fn a_redis_outage_degrades_to_offline_storage() {
     let mut redis = PrivateRedis::start();
     let env = Env::on("outage", &redis.url());
@@ -104,14 +116,12 @@ fn a_redis_outage_degrades_to_offline_storage() {
     // Each node keeps serving its own users...
     a.chat(a1.uid, "local");
     assert_eq!(a1.recv_chat(), (a.uid, "local".to_owned()));
-    // ...and cross-node messages go to offline storage, not into the void.
+    // ...and cross-node messages go to the log, not into the void
+    // ("before", "local" and these two).
     a.chat(b.uid, "during 1");
     a.chat(b.uid, "during 2");
     wait_until("the outage messages are stored", || {
-        env.db.query_i64(&format!(
-            "SELECT COUNT(*) FROM offlinemessage WHERE userid = {}",
-            b.uid
-        )) >= 2
+        env.db.chatlog_rows_from(a.uid) == 4
     });
     assert_eq!(
         b.try_recv(Duration::from_millis(300)),
@@ -137,12 +147,21 @@ fn a_redis_outage_degrades_to_offline_storage() {
     cluster.wait_subscribed(&env, 2);
     wait_friend_state(&mut a, b.uid, "online");
     a.chat(b.uid, "after");
-    assert_eq!(b.recv_chat(), (a.uid, "after".to_owned()));
+    // "after" is seq 4 of the conversation, bob was handed seq 1: the gap
+    // is filled from the log, so the stored ones come first, in order.
+    let got: Vec<serde_json::Value> = (0..3).map(|_| b.expect(9)).collect();
+    let texts: Vec<&str> = got
+        .iter()
+        .map(|m| m["msg"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(texts, ["during 1", "during 2", "after"], "{got:?}");
+    assert_gapless(&got, 2);
+    b.expect_silence(Duration::from_millis(300));
 
-    // The stored ones arrive at bob's next login.
+    // Handed once: bob's next login has none of them again.
     b.send(&json!({"msgId": 3}));
     b.expect_errno(4, 0);
     wait_until("bob's claim is released", || env.holder(b.uid).is_none());
     let (_, ack) = login_on(cluster.node(1), b.uid, "bob");
-    assert_eq!(offline_texts(&ack), ["during 1", "during 2"]);
+    assert_eq!(offline_texts(&ack), Vec::<String>::new(), "{ack}");
 }

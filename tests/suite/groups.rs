@@ -1,9 +1,10 @@
 //! Groups over real TCP: create, join, quit, dismiss, members, group chat
-//! (members only, offline members included).
+//! (members only, offline members included). A group is one conversation
+//! of the message log: every post carries its `conv`, `seq` and `ts`.
 
 use std::time::Duration;
 
-use crate::support::client::nested;
+use crate::support::client::{assert_gapless, logged, nested, without_log};
 use crate::support::{Server, Test, TestDb};
 use serde_json::json;
 
@@ -16,6 +17,8 @@ pub fn tests() -> Vec<Test> {
     ]
 }
 
+/// Create, join, list, post, quit and dismiss, with members-only checks;
+/// posts are numbered in the group's conversation, refused ones not.
 fn group_life(db: TestDb) {
     let server = Server::start(&db, &[]);
     let mut alice = server.user("alice");
@@ -76,14 +79,19 @@ fn group_life(db: TestDb) {
     let post = json!({"msgId": 13, "uid": a, "username": "alice", "gid": gid,
                       "msg": "hello group", "time": "2024-01-01 00:00:00"});
     alice.send(&post);
-    assert_eq!(bob.expect(13), post);
+    let first = bob.expect(13);
+    assert_eq!(without_log(&first), post);
+    let conv = assert_gapless(&[first], 1);
     alice.expect_silence(Duration::from_millis(150));
 
-    // Joining is seen by the very next post.
+    // Joining is seen by the very next post, the group's second.
     carol.join_group(gid);
     bob.send(&json!({"msgId": 13, "gid": gid, "msg": "welcome"}));
-    assert_eq!(alice.expect(13)["msg"], "welcome");
-    assert_eq!(carol.expect(13)["msg"], "welcome");
+    for member in [&mut alice, &mut carol] {
+        let v = member.expect(13);
+        assert_eq!(v["msg"], "welcome");
+        assert_eq!((logged(&v).conv, logged(&v).seq), (conv.clone(), 2));
+    }
 
     // Quit: no more posts either way; the creator may not quit.
     carol.send(&json!({"msgId": 19, "gid": gid}));
@@ -93,7 +101,10 @@ fn group_life(db: TestDb) {
     carol.send(&json!({"msgId": 13, "gid": gid, "msg": "still here?"}));
     carol.expect_errno(27, 6);
     alice.send(&json!({"msgId": 13, "gid": gid, "msg": "bye carol"}));
-    assert_eq!(bob.expect(13)["msg"], "bye carol");
+    let bye = bob.expect(13);
+    assert_eq!(bye["msg"], "bye carol");
+    // The refused posts took no number.
+    assert_eq!((logged(&bye).conv, logged(&bye).seq), (conv, 3));
     carol.expect_silence(Duration::from_millis(150));
     alice.send(&json!({"msgId": 19, "gid": gid}));
     alice.expect_errno(20, 6);
@@ -110,6 +121,8 @@ fn group_life(db: TestDb) {
     assert_eq!(db.query_i64("SELECT COUNT(*) FROM groupuser"), 0);
 }
 
+/// Posts while a member is logged out are log rows of the group, handed in
+/// the member's next login ack in order, numbered from 1.
 fn offline_members_get_group_messages(db: TestDb) {
     let server = Server::start(&db, &[]);
     let mut alice = server.user("alice");
@@ -124,26 +137,19 @@ fn offline_members_get_group_messages(db: TestDb) {
     }
     alice.send(&json!({"msgId": 25}));
     alice.expect(26);
-    // Stored under the *member's* id (the original used the sender's).
+    // Stored once in the group's log (not once per member, and not in the
+    // legacy table), and waiting for bob.
     let mut stored = 0;
     for _ in 0..200 {
-        stored = db.query_i64(&format!(
-            "SELECT COUNT(*) FROM offlinemessage WHERE userid = {}",
-            bob.uid
-        ));
+        stored = db.chatlog_rows_from(alice.uid);
         if stored == 20 {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(stored, 20);
-    assert_eq!(
-        db.query_i64(&format!(
-            "SELECT COUNT(*) FROM offlinemessage WHERE userid = {}",
-            alice.uid
-        )),
-        0
-    );
+    assert_eq!(db.chatlog_rows(), 20);
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM offlinemessage"), 0);
 
     let ack = bob.login_ok("secret");
     let texts: Vec<String> = nested(&ack, "offlinemsgs")
@@ -157,11 +163,14 @@ fn offline_members_get_group_messages(db: TestDb) {
         })
         .collect();
     assert_eq!(texts, (0..20).map(|i| format!("g{i}")).collect::<Vec<_>>());
+    assert_gapless(&nested(&ack, "offlinemsgs"), 1);
 }
 
 /// After a restart the group cache is empty: the first post waits for its
-/// member list, and everything the sender sends meanwhile, group or
-/// one-to-one, must still arrive in the order sent.
+/// member list, and everything the sender sends meanwhile must still
+/// arrive in the order sent within each conversation (the group's and the
+/// one-to-one one), each numbered from 1 without a gap. Across the two
+/// conversations the order is not promised.
 fn order_when_the_member_list_loads(db: TestDb) {
     let (a, b, gid) = {
         let server = Server::start(&db, &[]);
@@ -188,9 +197,21 @@ fn order_when_the_member_list_loads(db: TestDb) {
         burst.push_str(&m.to_string());
     }
     alice.send_raw(burst.as_bytes());
-    for i in 0..100 {
-        let v = bob.recv();
-        assert_eq!(v["msg"], i.to_string(), "{v}");
-        assert_eq!(v["msgId"], if i % 3 == 0 { 13 } else { 9 });
+    let got: Vec<serde_json::Value> = (0..100).map(|_| bob.recv()).collect();
+    bob.expect_silence(Duration::from_millis(100));
+    // Every third was a group post (13), the rest one-to-one (9).
+    for (msg_id, group) in [(13, true), (9, false)] {
+        let of: Vec<serde_json::Value> = got
+            .iter()
+            .filter(|v| v["msgId"] == msg_id)
+            .cloned()
+            .collect();
+        let texts: Vec<&str> = of.iter().map(|v| v["msg"].as_str().unwrap_or("")).collect();
+        let want: Vec<String> = (0..100)
+            .filter(|i| (i % 3 == 0) == group)
+            .map(|i: i32| i.to_string())
+            .collect();
+        assert_eq!(texts, want, "msgId {msg_id}: {got:?}");
+        assert_gapless(&of, 1);
     }
 }

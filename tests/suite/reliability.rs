@@ -2,8 +2,8 @@
 //! a real `chat-server`:
 //!
 //! * a client that writes and closes in one go is seen to close: it is not
-//!   left online, and messages to it are stored for its next login
-//!   (item 2);
+//!   left online, and messages to it are stored in the log for its next
+//!   login (item 2);
 //! * connections that send `{` and hang up are released at once, not at
 //!   the idle timeout (item 2);
 //! * a chat carries its sender's real name whatever `username` it claims,
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::client::nested;
+use crate::support::client::{logged, nested};
 use crate::support::{wait_until, Client, Server, Test, TestDb};
 
 /// The tests of this module.
@@ -71,23 +71,24 @@ fn write_and_shut(server: &Server, bytes: &[u8]) -> TcpStream {
 }
 
 /// Alice (online) writes to `bob`, who must be offline; the message is
-/// stored and comes in the ack of bob's next login, which must succeed.
-fn offline_then_delivered(server: &Server, db: &TestDb, alice: &mut Client, bob: i64) {
+/// stored in the log and comes in the ack of bob's next login, which must
+/// succeed, alone (not what bob wrote himself) and numbered `seq` in their
+/// conversation.
+fn offline_then_delivered(server: &Server, db: &TestDb, alice: &mut Client, bob: i64, seq: i64) {
+    let before = db.chatlog_rows_from(alice.uid);
     alice.chat(bob, "while you were away");
     alice.send(&json!({"msgId": 25}));
     alice.expect(26); // read and handled
-    let stored = format!("SELECT COUNT(*) FROM offlinemessage WHERE userid = {bob}");
-    wait_until("the message is stored offline", || {
-        db.query_i64(&stored) == 1
+    wait_until("the message is stored in the log", || {
+        db.chatlog_rows_from(alice.uid) == before + 1
     });
     let mut again = server.connect();
     let ack = again.request(json!({"msgId": 1, "uid": bob, "password": "secret"}));
     assert_eq!(ack["errno"], 0, "bob is still online: {ack}");
-    let texts: Vec<Value> = nested(&ack, "offlinemsgs")
-        .iter()
-        .map(|m| m["msg"].clone())
-        .collect();
+    let msgs = nested(&ack, "offlinemsgs");
+    let texts: Vec<Value> = msgs.iter().map(|m| m["msg"].clone()).collect();
     assert_eq!(texts, vec![json!("while you were away")], "{ack}");
+    assert_eq!(logged(&msgs[0]).seq, seq, "{ack}");
 }
 
 /// Item 2: `write_all(login)` then `shutdown(Write)`. Before the fix the
@@ -112,7 +113,7 @@ fn a_login_written_with_the_close_logs_out(db: TestDb) {
             replies.iter().all(|v| v["msgId"] == 2 && v["errno"] == 0),
             "{replies:?}"
         );
-        offline_then_delivered(&server, &db, &mut alice, bob);
+        offline_then_delivered(&server, &db, &mut alice, bob, 1);
     }
 }
 
@@ -131,7 +132,8 @@ fn a_chat_written_with_the_close_logs_out(db: TestDb) {
         // Seen closed: bob is offline, and what comes meanwhile waits for him.
         let online = format!("SELECT COUNT(*) FROM user WHERE id = {b} AND state = 'online'");
         wait_until("bob is offline", || db.query_i64(&online) == 0);
-        offline_then_delivered(&server, &db, &mut alice, b);
+        // Bob's "bye" is seq 1 of the conversation: alice's reply is 2.
+        offline_then_delivered(&server, &db, &mut alice, b, 2);
     }
 }
 
@@ -205,12 +207,13 @@ fn chats_carry_the_senders_own_name(db: TestDb) {
         (got["username"].clone(), got["from"].clone()),
         (json!("alice"), json!(alice.uid))
     );
-    // Offline: stored with alice's name, and so delivered.
+    assert_eq!(logged(&got).seq, 1);
+    // Offline: stored in the log with alice's name, and so delivered.
     alice.send(&spoof(c));
     alice.send(&json!({"msgId": 25}));
     alice.expect(26);
-    wait_until("the message is stored offline", || {
-        db.query_i64("SELECT COUNT(*) FROM offlinemessage") == 1
+    wait_until("the message is stored in the log", || {
+        db.chatlog_rows() == 2
     });
     let ack = carol.login_ok("secret");
     let msgs = nested(&ack, "offlinemsgs");
@@ -218,6 +221,13 @@ fn chats_carry_the_senders_own_name(db: TestDb) {
     assert_eq!(
         (msgs[0]["username"].clone(), msgs[0]["from"].clone()),
         (json!("alice"), json!(alice.uid))
+    );
+    let offline = logged(&msgs[0]);
+    assert_eq!(offline.seq, 1, "{ack}");
+    assert_ne!(
+        offline.conv,
+        logged(&got).conv,
+        "alice-carol is not alice-bob"
     );
 }
 

@@ -44,6 +44,8 @@ pub struct FakePeer {
     accepted: AtomicU64,
     written: AtomicU64,
     stalled: AtomicBool,
+    /// Tasks waiting for a stalled peer to "drain".
+    drained: Mutex<Vec<Task>>,
 }
 
 impl Peer for FakePeer {
@@ -82,6 +84,19 @@ impl Peer for FakePeer {
 
     fn written(&self) -> u64 {
         self.written.load(Ordering::Acquire)
+    }
+
+    fn when_drained(&self, task: Task) {
+        let frames = self.frames.lock();
+        if !self.connected() {
+            return;
+        }
+        if self.stalled.load(Ordering::Acquire) {
+            self.drained.lock().push(task);
+        } else {
+            drop(frames);
+            self.run_on_own_loop(task);
+        }
     }
 
     fn idle_for(&self) -> Duration {
@@ -196,6 +211,11 @@ impl Client {
             self.peer.written.store(accepted, Ordering::Release);
         }
         drop(frames);
+        if !stalled {
+            for task in std::mem::take(&mut *self.peer.drained.lock()) {
+                self.peer.run_on_own_loop(task);
+            }
+        }
     }
 
     /// `true` once the service closed this peer with `Peer::close_with`.
@@ -319,6 +339,7 @@ impl Harness {
             accepted: AtomicU64::new(0),
             written: AtomicU64::new(0),
             stalled: AtomicBool::new(false),
+            drained: Mutex::new(Vec::new()),
         });
         self.peers.lock().push(peer.clone());
         Client {

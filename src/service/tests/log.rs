@@ -286,3 +286,48 @@ fn an_ack_still_queued_at_the_close_delivers_nothing() {
     h.settle();
     assert_eq!(offline_in_ack(&bob.take_frames()[0]), ["m1", "m2"]);
 }
+
+/// A backlog bigger than one login ack: the ack carries the oldest
+/// [`MAX_ACK_MESSAGES`](crate::service::account::MAX_ACK_MESSAGES), the
+/// rest follows in steps, each once the last has drained; in order, once.
+#[test]
+fn a_backlog_bigger_than_the_ack_follows_it_in_steps_after_each_drain() {
+    const N: i64 = 1500;
+    let h = Harness::new();
+    let alice_id = h.user("alice");
+    let bob_id = h.user("bob");
+    let conv = Conv::direct(alice_id, bob_id).unwrap();
+    let entries: Vec<NewEntry> = (1..=N)
+        .map(|n| NewEntry {
+            conv,
+            sender: alice_id,
+            cid: None,
+            body: json!({"msgId": 9, "from": alice_id, "to": bob_id, "msg": format!("m{n}")})
+                .to_string(),
+        })
+        .collect();
+    for chunk in entries.chunks(500) {
+        h.store.append(chunk).unwrap();
+    }
+    let bob = h.connect();
+    bob.set_stalled(true);
+    bob.login("bob");
+    h.settle();
+    let frames = bob.take_frames();
+    assert_eq!(frames.len(), 1, "nothing more before the ack drained");
+    let in_ack = offline_in_ack(&frames[0]);
+    assert_eq!(in_ack.len(), crate::service::account::MAX_ACK_MESSAGES);
+    bob.set_stalled(false);
+    h.settle();
+    let rest: Vec<String> = bob
+        .take_frames()
+        .iter()
+        .map(|f| text(f).to_owned())
+        .collect();
+    let all: Vec<String> = in_ack.into_iter().chain(rest).collect();
+    let want: Vec<String> = (1..=N).map(|n| format!("m{n}")).collect();
+    assert_eq!(all, want);
+    bob.disconnect();
+    h.settle();
+    assert!(h.stored(bob_id).is_empty());
+}

@@ -208,3 +208,65 @@ pub fn nested(v: &Value, field: &str) -> Vec<Value> {
         })
         .unwrap_or_default()
 }
+
+/// The message log's three fields of a delivered chat (9) or group chat
+/// (13), checked for their types: every such message carries them, live,
+/// in `offlinemsgs` and in a sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    /// The conversation's name (opaque: compare it, never parse it).
+    pub conv: String,
+    /// The message's number in its conversation, from 1.
+    pub seq: i64,
+    /// When the server stored it, ms since the Unix epoch.
+    pub ts: i64,
+}
+
+/// The log fields of `v`; fails the test if one is missing, of the wrong
+/// type, or out of range (an empty conv, a seq below 1, a ts not between
+/// 2020 and a minute from now).
+pub fn logged(v: &Value) -> Logged {
+    let conv = v["conv"].as_str().filter(|c| !c.is_empty());
+    let seq = v["seq"].as_i64().filter(|&s| s >= 1);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let ts = v["ts"]
+        .as_i64()
+        .filter(|&t| (1_577_836_800_000..now_ms + 60_000).contains(&t));
+    match (conv, seq, ts) {
+        (Some(conv), Some(seq), Some(ts)) => Logged {
+            conv: conv.to_owned(),
+            seq,
+            ts,
+        },
+        _ => panic!("conv, seq or ts missing or out of range: {v}"),
+    }
+}
+
+/// `v` without the log's fields (`conv`, `seq`, `ts`): what the sender
+/// wrote, with the server's `from`/`uid` and `username`.
+pub fn without_log(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        for k in ["conv", "seq", "ts"] {
+            o.remove(k);
+        }
+    }
+    v
+}
+
+/// Asserts that `msgs`, all of one conversation, are numbered `from`,
+/// `from + 1`, … in the order given, and returns their conv.
+pub fn assert_gapless(msgs: &[Value], from: i64) -> String {
+    let logs: Vec<Logged> = msgs.iter().map(logged).collect();
+    let conv = logs.first().map(|l| l.conv.clone()).unwrap_or_default();
+    let seqs: Vec<i64> = logs.iter().map(|l| l.seq).collect();
+    let want: Vec<i64> = (from..from + msgs.len() as i64).collect();
+    assert_eq!(seqs, want, "seq not gapless from {from}: {msgs:?}");
+    assert!(
+        logs.iter().all(|l| l.conv == conv),
+        "not one conversation: {msgs:?}"
+    );
+    conv
+}

@@ -67,6 +67,18 @@ impl TestDb {
         }
     }
 
+    /// Rows of the message log (`chatlog`), every conversation's.
+    pub fn chatlog_rows(&self) -> i64 {
+        self.query_i64("SELECT COUNT(*) FROM chatlog")
+    }
+
+    /// Rows of the message log written by `sender`.
+    pub fn chatlog_rows_from(&self, sender: i64) -> i64 {
+        self.query_i64(&format!(
+            "SELECT COUNT(*) FROM chatlog WHERE sender = {sender}"
+        ))
+    }
+
     /// Users whose `state` column says online.
     pub fn online_users(&self) -> i64 {
         self.query_i64("SELECT COUNT(*) FROM user WHERE state = 'online'")
