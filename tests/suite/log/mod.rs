@@ -5,7 +5,7 @@
 //! | file | what |
 //! |---|---|
 //! | [`durability`] | ack after commit (kill -9), idempotent cid retries (also after a dropped connection), errors as 28, offline messages carrying seq, live delivery across restarts |
-//! | [`order`] | concurrent posters into one conversation, a login mid-stream, a slow reader cut off that catches up, a login ack beyond the high-water mark |
+//! | [`order`] | concurrent posters into one conversation, a login mid-stream, a slow reader cut off that catches up, a backlog longer than one login ack |
 //! | [`history`] | SYNC paging over 10,000 messages, group history from the join, refusals and bad fields, CONVS and READ, retention |
 //! | [`cluster`] | cid retries across nodes, two nodes posting into one conversation, Redis restarted mid-stream |
 //!

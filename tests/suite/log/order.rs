@@ -9,11 +9,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::thread;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::support::client::{nested, RecvError, TIMEOUT};
-use crate::support::log::{chat_with_cid, group_with_cid, login_as, one_to, seqs, Ack, Received};
+use crate::support::log::{
+    chat_with_cid, group_with_cid, login_as, one_to, seqs, texts, Ack, Received,
+};
 use crate::support::{wait_until, Client, Server, Test, TestDb};
 
 /// The tests of this module.
@@ -23,7 +26,7 @@ pub fn tests() -> Vec<Test> {
         two_connections_one_direct_conversation,
         login_mid_stream_is_gapless,
         slow_reader_cut_off_catches_up,
-        a_login_ack_beyond_the_high_water_mark,
+        a_long_backlog_follows_the_login_ack,
     ]
 }
 
@@ -205,13 +208,13 @@ fn login_mid_stream_is_gapless(db: TestDb) {
                     let m = chat_with_cid(b, &format!("s{k} {i}"), &format!("s{k}-{i}"));
                     let ack = s.send_acked(&m);
                     file_sent(&mut sent, &[m], &[ack]);
-                    thread::sleep(std::time::Duration::from_millis(3));
+                    thread::sleep(Duration::from_millis(3));
                 }
                 sent
             })
         })
         .collect();
-    thread::sleep(std::time::Duration::from_millis(250));
+    thread::sleep(Duration::from_millis(250));
     let ack = bob.login_ok("secret");
     let mut got: Vec<Value> = nested(&ack, "offlinemsgs");
     let offline = got.len();
@@ -222,7 +225,7 @@ fn login_mid_stream_is_gapless(db: TestDb) {
     for w in writers {
         sent.extend(w.join().expect("sender"));
     }
-    bob.expect_silence(std::time::Duration::from_millis(200));
+    bob.expect_silence(Duration::from_millis(200));
     eprintln!("{offline} of {} in the login ack", 3 * N);
     assert_eq!(sent.len(), 3);
     for (conv, want) in sent {
@@ -307,43 +310,56 @@ fn slow_reader_cut_off_catches_up(db: TestDb) {
     eprintln!("bob cut off after round {cut_at}; {total} messages sent");
     assert_eq!(sent.len(), 2, "two conversations");
 
+    // Before the cut, each message once; afterwards the login ack, its
+    // backlog and SYNC may overlap (the client drops a (conv, seq) it has).
     let mut held: HashMap<String, BTreeMap<i64, Value>> = HashMap::new();
-    let mut hold = |m: Value, how: &str| {
-        let conv = m["conv"].as_str().expect("conv").to_owned();
+    for m in drain_until_closed(&mut bob) {
         let seq = m["seq"].as_i64().expect("seq");
-        let slot = held.entry(conv).or_default();
+        let slot = held
+            .entry(m["conv"].as_str().expect("conv").to_owned())
+            .or_default();
         assert!(
-            slot.insert(seq, m).is_none() || how != "live",
-            "{how}: seq {seq} twice"
+            slot.insert(seq, m).is_none(),
+            "seq {seq} twice before the cut"
         );
-    };
-    let live = drain_until_closed(&mut bob);
-    for m in live {
-        hold(m, "live");
     }
+    let hold = |held: &mut HashMap<String, BTreeMap<i64, Value>>, msgs: Vec<Value>| {
+        for m in msgs {
+            let seq = m["seq"].as_i64().expect("seq");
+            let conv = m["conv"].as_str().expect("conv").to_owned();
+            held.entry(conv).or_default().insert(seq, m);
+        }
+    };
     let (mut bob, ack) = login_as(server.addr, b, "bob");
     let offline = nested(&ack, "offlinemsgs");
     eprintln!("{} in bob's login ack", offline.len());
-    for m in offline {
-        hold(m, "offline");
-    }
-    // Catch up: CONVS, then SYNC each conversation from its first gap.
-    let convs = bob.convs();
+    hold(&mut held, offline);
+    // Catch up: CONVS, then SYNC each conversation from its first gap; the
+    // rest of the backlog may arrive meanwhile, and is read to the end.
+    let mut live = Vec::new();
+    let convs = bob.convs_amid(&mut live);
     assert_eq!(convs.len(), 2, "{convs:?}");
-    for entry in convs {
+    for entry in &convs {
         let conv = entry["conv"].as_str().expect("conv").to_owned();
         let want = sent.get(&conv).expect("a conversation bob was sent");
         assert_eq!(entry["last_seq"], json!(want.len()), "{entry}");
+        hold(&mut held, std::mem::take(&mut live));
         let have = held.entry(conv.clone()).or_default();
         let gap = (1..=want.len() as i64)
             .find(|s| !have.contains_key(s))
             .unwrap_or(want.len() as i64 + 1);
-        let synced = bob.sync_all_after(&conv, gap - 1);
+        let synced = bob.sync_all_amid(&conv, gap - 1, &mut live);
         assert_eq!(seqs(&synced), (gap..=want.len() as i64).collect::<Vec<_>>());
-        for m in synced {
-            let seq = m["seq"].as_i64().unwrap_or(-1);
-            have.insert(seq, m);
-        }
+        eprintln!("{conv}: {} by SYNC from seq {gap}", synced.len());
+        hold(&mut held, synced);
+    }
+    while let Ok(v) = bob.try_recv(Duration::from_millis(500)) {
+        assert!(v["msgId"] == 9, "unexpected {v}");
+        live.push(v);
+    }
+    hold(&mut held, live);
+    for (conv, want) in &sent {
+        let have = held.get(conv).expect("bob holds the conversation");
         let got: Vec<(i64, String)> = have
             .iter()
             .map(|(s, m)| (*s, m["msg"].as_str().unwrap_or_default().to_owned()))
@@ -358,24 +374,44 @@ fn slow_reader_cut_off_catches_up(db: TestDb) {
     wait_until("bob is online again", || db.query_i64(&online) == 1);
 }
 
-/// 8 MiB wait for bob while he is offline, with a high-water mark of
-/// 1 MiB: his login ack, far above the mark, reaches him whole (a reader
-/// that reads is not cut off), and the next login hands none of it again.
-fn a_login_ack_beyond_the_high_water_mark(db: TestDb) {
-    const N: usize = 2_000;
+/// A backlog longer than one login ack, in count (1,500 small messages)
+/// and in bytes (2,000 of 4 KiB, 8 MiB, with a high-water mark of 1 MiB):
+/// the ack carries at most 1,000 and about 1 MiB, oldest first, and the
+/// rest follows it live, in order, each once; the reader, who reads, is
+/// not cut off, and the next login hands none of it again.
+fn a_long_backlog_follows_the_login_ack(db: TestDb) {
     let server = Server::start(&db, &["--high-water-mark", "1MiB"]);
     let mut alice = server.user("alice");
-    let b = server.connect().register("bob", "secret");
     let pad = "y".repeat(4096);
-    let msgs: Vec<Value> = (0..N)
-        .map(|i| chat_with_cid(b, &format!("{i} {pad}"), &format!("big{i}")))
-        .collect();
-    alice.post_acked(&msgs);
-    let (mut bob, ack) = login_as(server.addr, b, "bob");
-    let offline = nested(&ack, "offlinemsgs");
-    assert_eq!(seqs(&offline), one_to(N as i64));
-    bob.send(&json!({"msgId": 3}));
-    bob.expect_errno(4, 0);
-    let again = bob.login_ok("secret");
-    assert!(nested(&again, "offlinemsgs").is_empty(), "handed again");
+    for (k, (n, text)) in [(1_500, ""), (2_000, pad.as_str())].into_iter().enumerate() {
+        let name = format!("bob{k}");
+        let b = server.connect().register(&name, "secret");
+        let msgs: Vec<Value> = (0..n)
+            .map(|i| chat_with_cid(b, &format!("{i} {text}"), &format!("b{k}-{i}")))
+            .collect();
+        alice.post_acked(&msgs);
+        let (mut bob, ack) = login_as(server.addr, b, &name);
+        let offline = nested(&ack, "offlinemsgs");
+        let size = ack.to_string().len();
+        eprintln!(
+            "{name}: {} messages, {size} bytes in the login ack",
+            offline.len()
+        );
+        assert!(
+            (1..=1_000).contains(&offline.len()),
+            "{} in the ack",
+            offline.len()
+        );
+        assert!(size < 2 << 20, "a login ack of {size} bytes");
+        let mut all = offline;
+        all.extend(bob.recv_live(n - all.len()));
+        assert_eq!(seqs(&all), one_to(n as i64));
+        assert_eq!(texts(&all), texts(&msgs));
+        bob.expect_silence(Duration::from_millis(300));
+        bob.send(&json!({"msgId": 3}));
+        bob.expect_errno(4, 0);
+        let again = bob.login_ok("secret");
+        assert!(nested(&again, "offlinemsgs").is_empty(), "handed again");
+        bob.expect_silence(Duration::from_millis(300));
+    }
 }

@@ -274,10 +274,34 @@ impl Client {
         got.live
     }
 
-    /// One SYNC, which must succeed and name `conv`.
-    pub fn sync(&mut self, conv: &str, from: Side, limit: Option<i64>) -> Page {
+    /// Reads until the reply `msg_id` comes, which must have errno 0;
+    /// the chats and group chats delivered meanwhile go to `live` (a
+    /// backlog following a login ack, messages of others).
+    pub fn reply_amid(&mut self, msg_id: i64, live: &mut Vec<Value>) -> Value {
+        loop {
+            let v = self.recv();
+            match v["msgId"].as_i64() {
+                Some(9 | 13) => live.push(v),
+                Some(id) if id == msg_id => {
+                    assert_eq!(v["errno"], 0, "{}: {v}", self.name);
+                    return v;
+                }
+                _ => panic!("{} expected msgId {msg_id}, got {v}", self.name),
+            }
+        }
+    }
+
+    /// One SYNC, which must succeed and name `conv`; deliveries that come
+    /// before its reply go to `live`.
+    pub fn sync_amid(
+        &mut self,
+        conv: &str,
+        from: Side,
+        limit: Option<i64>,
+        live: &mut Vec<Value>,
+    ) -> Page {
         self.send(&sync_request(conv, from, limit));
-        let v = self.expect_errno(30, 0);
+        let v = self.reply_amid(30, live);
         assert_eq!(v["conv"], conv, "{v}");
         let msgs = v["msgs"].as_array().expect("msgs").clone();
         let more = v["more"].as_bool().expect("more");
@@ -287,13 +311,26 @@ impl Client {
         page
     }
 
+    /// One SYNC, which must succeed and name `conv`; nothing else may
+    /// arrive first.
+    pub fn sync(&mut self, conv: &str, from: Side, limit: Option<i64>) -> Page {
+        let mut live = Vec::new();
+        let page = self.sync_amid(conv, from, limit, &mut live);
+        assert!(
+            live.is_empty(),
+            "{}: deliveries before the SYNC_ACK: {live:?}",
+            self.name
+        );
+        page
+    }
+
     /// Every message of `conv` after `after`, paged with the largest limit
-    /// until `more` is false.
-    pub fn sync_all_after(&mut self, conv: &str, after: i64) -> Vec<Value> {
+    /// until `more` is false; deliveries meanwhile go to `live`.
+    pub fn sync_all_amid(&mut self, conv: &str, after: i64, live: &mut Vec<Value>) -> Vec<Value> {
         let mut all: Vec<Value> = Vec::new();
         let mut last = after;
         for _ in 0..MAX_PAGES {
-            let page = self.sync(conv, Side::After(last), Some(MAX_PAGE as i64));
+            let page = self.sync_amid(conv, Side::After(last), Some(MAX_PAGE as i64), live);
             if let Some(&s) = page.seqs().last() {
                 last = s;
             }
@@ -308,6 +345,18 @@ impl Client {
         panic!("{}: more than {MAX_PAGES} pages of {conv}", self.name);
     }
 
+    /// Every message of `conv` after `after` (nothing else may arrive).
+    pub fn sync_all_after(&mut self, conv: &str, after: i64) -> Vec<Value> {
+        let mut live = Vec::new();
+        let all = self.sync_all_amid(conv, after, &mut live);
+        assert!(
+            live.is_empty(),
+            "{}: deliveries amid the SYNC: {live:?}",
+            self.name
+        );
+        all
+    }
+
     /// Every message of `conv` this user may read.
     pub fn sync_all(&mut self, conv: &str) -> Vec<Value> {
         self.sync_all_after(conv, 0)
@@ -319,12 +368,25 @@ impl Client {
         self.expect_errno(30, errno)
     }
 
-    /// 31 CONVS: the user's conversations, sorted by name.
-    pub fn convs(&mut self) -> Vec<Value> {
+    /// 31 CONVS: the user's conversations, sorted by name; deliveries that
+    /// come before its reply go to `live`.
+    pub fn convs_amid(&mut self, live: &mut Vec<Value>) -> Vec<Value> {
         self.send(&json!({"msgId": 31}));
-        let v = self.expect_errno(32, 0);
+        let v = self.reply_amid(32, live);
         let mut convs = v["convs"].as_array().expect("convs").clone();
         convs.sort_by_key(|c| c["conv"].as_str().unwrap_or("").to_owned());
+        convs
+    }
+
+    /// 31 CONVS (nothing else may arrive first).
+    pub fn convs(&mut self) -> Vec<Value> {
+        let mut live = Vec::new();
+        let convs = self.convs_amid(&mut live);
+        assert!(
+            live.is_empty(),
+            "{}: deliveries before the CONVS_ACK: {live:?}",
+            self.name
+        );
         convs
     }
 
