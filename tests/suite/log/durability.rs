@@ -165,7 +165,11 @@ fn cid_retry_is_idempotent(db: TestDb) {
     // After a reconnect.
     logout(&mut alice);
     drop(alice);
-    let (mut alice, _) = login_as(server.addr, a, "alice");
+    let (mut alice, ack) = login_as(server.addr, a, "alice");
+    assert!(
+        nested(&ack, "offlinemsgs").is_empty(),
+        "her own messages: {ack}"
+    );
     assert_eq!(alice.post_acked(&once), first, "after a reconnect");
     bob.expect_silence(Duration::from_millis(300));
 

@@ -17,6 +17,7 @@ pub fn tests() -> Vec<Test> {
     both_stores![
         sync_paging_10000,
         group_history_from_join,
+        a_late_joiner_is_handed_only_what_follows_the_join,
         sync_refusals_and_bad_fields,
         convs_and_read,
         an_empty_one_to_one_conversation,
@@ -239,6 +240,30 @@ fn group_history_from_join(db: TestDb) {
         c.sync_refused(sync_request(&gconv, Side::After(0), None), 7);
         assert!(c.convs().iter().all(|e| e["conv"] != gconv.as_str()));
     }
+}
+
+/// bob joins a group after 5 posts and logs out; 3 more come: his next
+/// login ack hands him those 3 (seq 6..8) and nothing from before the
+/// join; alice's own posts are never handed to her.
+fn a_late_joiner_is_handed_only_what_follows_the_join(db: TestDb) {
+    let server = Server::start(&db, &[]);
+    let mut alice = server.user("alice");
+    let mut bob = server.user("bob");
+    let gid = alice.create_group("late", "");
+    let gconv = post_group(&mut alice, gid, "before", 5, 1);
+    bob.join_group(gid);
+    bob.send(&json!({"msgId": 3}));
+    bob.expect_errno(4, 0);
+    post_group(&mut alice, gid, "after", 3, 6);
+    let ack = bob.login_ok("secret");
+    let offline = nested(&ack, "offlinemsgs");
+    assert_eq!(seqs(&offline), [6, 7, 8]);
+    assert_eq!(texts(&offline), ["after 0", "after 1", "after 2"]);
+    assert!(offline.iter().all(|m| m["conv"] == gconv.as_str()));
+    alice.send(&json!({"msgId": 3}));
+    alice.expect_errno(4, 0);
+    let mine = alice.login_ok("secret");
+    assert!(nested(&mine, "offlinemsgs").is_empty(), "{mine}");
 }
 
 /// Unknown conversations get 7, malformed requests 4 (SYNC and READ), a
