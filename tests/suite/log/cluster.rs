@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::joined;
 use super::order::{check_acks, check_poster_views, check_view, post_and_listen};
 use crate::cluster::CLUSTER;
 use crate::support::log::{
@@ -37,6 +38,11 @@ pub fn tests() -> Vec<Test> {
         .chain(outage.into_iter().map(|t| t.needs(&outage_needs)))
         .collect()
 }
+
+/// The window of the concurrent posters: small, so that the two nodes'
+/// messages alternate in the conversation and cross in Redis on their way
+/// to the readers (which the receiving node must put back in seq order).
+const ALTERNATE: usize = 4;
 
 /// Logs `c` out and waits until Redis no longer names its node, so that
 /// another node may log the account in.
@@ -141,15 +147,12 @@ fn two_nodes_post_into_one_group() {
                 .map(|i| group_with_cid(gid, &format!("n{k} {i}"), &format!("n{k}-{i}")))
                 .collect();
             thread::spawn(move || {
-                let (_c, got) = post_and_listen(c, msgs.clone(), EACH);
+                let (_c, got) = post_and_listen(c, msgs.clone(), ALTERNATE, EACH);
                 (msgs, got)
             })
         })
         .collect();
-    let results: Vec<(Vec<Value>, Received)> = posters
-        .into_iter()
-        .map(|h| h.join().expect("poster"))
-        .collect();
+    let results: Vec<(Vec<Value>, Received)> = posters.into_iter().map(joined).collect();
     let conv = results[0].1.acks[0].conv.clone();
     let by_seq = check_acks(&results, &conv, N);
     check_poster_views(&results, &by_seq);
@@ -157,7 +160,7 @@ fn two_nodes_post_into_one_group() {
         .into_iter()
         .enumerate()
         .map(|(k, h)| {
-            let (mut c, live) = h.join().expect("reader");
+            let (mut c, live) = joined(h);
             check_view(&format!("reader {k}"), &live, &by_seq);
             assert_eq!(c.sync_all(&conv), live, "reader {k}: SYNC as delivered");
             c
@@ -176,13 +179,13 @@ fn two_nodes_post_into_one_group() {
             .map(|i| chat_with_cid(to, &format!("{tag} {i}"), &format!("{tag}{i}")))
             .collect();
         thread::spawn(move || {
-            let (me, got) = post_and_listen(me, msgs.clone(), EACH);
+            let (me, got) = post_and_listen(me, msgs.clone(), ALTERNATE, EACH);
             (me, msgs, got)
         })
     };
     let (hc, hd) = (side(carol, d, "c"), side(dave, c, "d"));
-    let (mut carol, mc, gc) = hc.join().expect("carol");
-    let (_dave, md, gd) = hd.join().expect("dave");
+    let (mut carol, mc, gc) = joined(hc);
+    let (_dave, md, gd) = joined(hd);
     let conv = gc.acks[0].conv.clone();
     let results = [(mc, gc), (md, gd)];
     let by_seq = check_acks(&results, &conv, 2 * EACH);
@@ -302,7 +305,7 @@ fn redis_restart_mid_stream_loses_nothing() {
     thread::sleep(Duration::from_millis(1_500));
     redis_back(&mut redis, &env, &cluster, b);
     stop.store(true, Ordering::Release);
-    let (mut alice, mut sent) = sender.join().expect("sender");
+    let (mut alice, mut sent) = joined(sender);
     let steps = sent.len() / 2;
     eprintln!("{steps} chats and {steps} group chats across the outage");
 

@@ -18,7 +18,15 @@ mod durability;
 mod history;
 mod order;
 
+use std::thread::JoinHandle;
+
 use crate::support::Test;
+
+/// The result of the thread `h`; a panic in it goes on in the caller, with
+/// its own message (a test's assertion made in a helper thread).
+fn joined<T>(h: JoinHandle<T>) -> T {
+    h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
 
 /// The tests of this area.
 pub fn tests() -> Vec<Test> {

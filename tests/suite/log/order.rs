@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::joined;
 use crate::support::client::{nested, RecvError, TIMEOUT};
 use crate::support::log::{
-    chat_with_cid, group_with_cid, login_as, one_to, seqs, texts, Ack, Received,
+    chat_with_cid, group_with_cid, login_as, one_to, seqs, texts, Ack, Received, WINDOW,
 };
 use crate::support::{wait_until, Client, Server, Test, TestDb};
 
@@ -30,15 +31,17 @@ pub fn tests() -> Vec<Test> {
     ]
 }
 
-/// Posts `msgs` on `c` and keeps reading until `others` messages of the
-/// other posters have arrived too; returns the client and what it got.
+/// Posts `msgs` on `c`, at most `window` unacknowledged, and keeps
+/// reading until `others` messages of the other posters have arrived too;
+/// returns the client and what it got.
 pub(super) fn post_and_listen(
     mut c: Client,
     msgs: Vec<Value>,
+    window: usize,
     others: usize,
 ) -> (Client, Received) {
     let mut got = Received::default();
-    c.post_all(&msgs, &mut got);
+    c.post_window(&msgs, window, &mut got);
     while got.live.len() < others {
         c.pump(&mut got);
     }
@@ -135,17 +138,17 @@ fn concurrent_posters_one_conversation(db: TestDb) {
                 .map(|i| group_with_cid(gid, &format!("p{k} {i}"), &format!("p{k}-{i}")))
                 .collect();
             thread::spawn(move || {
-                let (c, got) = post_and_listen(c, msgs.clone(), N - EACH);
+                let (c, got) = post_and_listen(c, msgs.clone(), WINDOW, N - EACH);
                 (c, msgs, got)
             })
         })
         .collect();
     let mut results = Vec::new();
     for h in handles {
-        let (_c, msgs, got) = h.join().expect("poster");
+        let (_c, msgs, got) = joined(h);
         results.push((msgs, got));
     }
-    let (mut reader, live) = listen.join().expect("reader");
+    let (mut reader, live) = joined(listen);
     let conv = results[0].1.acks[0].conv.clone();
     let by_seq = check_acks(&results, &conv, N);
 
@@ -169,14 +172,14 @@ fn two_connections_one_direct_conversation(db: TestDb) {
             .map(|i| chat_with_cid(to, &format!("{tag} {i}"), &format!("{tag}{i}")))
             .collect();
         thread::spawn(move || {
-            let (c, got) = post_and_listen(c, msgs.clone(), EACH);
+            let (c, got) = post_and_listen(c, msgs.clone(), WINDOW, EACH);
             (c, msgs, got)
         })
     };
     let ha = side(alice, b, "a");
     let hb = side(bob, a, "b");
-    let (mut alice, ma, ga) = ha.join().expect("alice");
-    let (_bob, mb, gb) = hb.join().expect("bob");
+    let (mut alice, ma, ga) = joined(ha);
+    let (_bob, mb, gb) = joined(hb);
     let conv = ga.acks[0].conv.clone();
     let results = [(ma, ga), (mb, gb)];
     let by_seq = check_acks(&results, &conv, 2 * EACH);
@@ -223,7 +226,7 @@ fn login_mid_stream_is_gapless(db: TestDb) {
     }
     let mut sent = Sent::new();
     for w in writers {
-        sent.extend(w.join().expect("sender"));
+        sent.extend(joined(w));
     }
     bob.expect_silence(Duration::from_millis(200));
     eprintln!("{offline} of {} in the login ack", 3 * N);

@@ -221,10 +221,18 @@ impl Client {
     /// requests (across conversations the order is not promised); they are
     /// filed in request order, so that `into.acks[k]` answers `msgs[k]`.
     pub fn post_all(&mut self, msgs: &[Value], into: &mut Received) {
+        self.post_window(msgs, WINDOW, into);
+    }
+
+    /// [`post_all`](Client::post_all) with at most `window` (≥ 1)
+    /// unacknowledged: a small window makes several posters' messages
+    /// alternate in a conversation instead of coming in large batches.
+    pub fn post_window(&mut self, msgs: &[Value], window: usize, into: &mut Received) {
+        let window = window.max(1);
         let first = into.acks.len();
         let mut sent = 0;
         while into.acks.len() - first < msgs.len() {
-            while sent < msgs.len() && sent - (into.acks.len() - first) < WINDOW {
+            while sent < msgs.len() && sent - (into.acks.len() - first) < window {
                 self.send(&msgs[sent]);
                 sent += 1;
             }
