@@ -31,6 +31,15 @@ SCENARIOS:
                --window in flight; deliveries/s and fan-out latency
     mixed      --users users acting --rate times a second: mostly chat, some
                group chat (groups of --members), friend changes, re-logins
+    sync       --users in pairs write --log-messages into their conversations
+               (with cids, each acked), then all read them back at once with
+               SYNC in pages of 500; fetched/s, pages/s, page latency
+    reconnect  --users in pairs chat with cids (--window awaiting acks) while
+               --drop-fraction of them drop their connection every
+               --drop-every seconds, stay away --offline-for, log in again
+               and catch up (CONVS, SYNC after the seq held); counts every
+               acked message lost, pushed twice or out of order (exit 1 if
+               any is lost or reordered)
 
 COMMON OPTIONS:
     --addr HOST:PORT      server (repeatable: users go round-robin) [127.0.0.1:6000]
@@ -44,6 +53,9 @@ COMMON OPTIONS:
     --drain SECS          wait for messages in flight after sending stops;
                           also how long without deliveries is a stall [5]
     --server-pid PID      read the server's memory (VmRSS) and CPU time
+    --cid                 chat, group, mixed: a cid on every message; reports
+                          acked / ack_failed / unacked and the send->SEND_ACK
+                          latency (ack_latency_us)
 
 SCENARIO OPTIONS:
     --window W            messages in flight per sender [1]
@@ -53,8 +65,14 @@ SCENARIO OPTIONS:
     --hold SECS           connect: how long to hold [10]
     --login               connect: register and log the users in
     --rate R              mixed: actions per user per second [1]
+    --log-messages M      sync: messages written during setup [10000]
     --mix LIST            mixed: weights, e.g. chat=85,group=10,friend=3,relogin=2
-    --offline-for SECS    mixed: time logged out in a re-login [0.5]
+    --offline-for SECS    mixed: time logged out in a re-login; reconnect:
+                          time away after a drop [0.5]
+    --msg-rate R          reconnect: messages a second per sender at most
+                          (0: as fast as --window allows) [0]
+    --drop-fraction F     reconnect: share of users that drop [0.2]
+    --drop-every SECS     reconnect: mean time between drops [3]
     --connect-concurrency N   connects in progress at once [512]
     --per-source N        connections per loopback source address before
                           moving to 127.0.0.2, 127.0.0.3, ... [25000]
@@ -121,6 +139,11 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             "--login" => config.login = true,
             "--legacy" => config.legacy = true,
             "--setup-only" => config.setup_only = true,
+            "--cid" => config.cid = true,
+            "--log-messages" => config.log_messages = number(&flag, &value(&flag)?)?,
+            "--msg-rate" => config.msg_rate = number(&flag, &value(&flag)?)?,
+            "--drop-fraction" => config.drop_fraction = number(&flag, &value(&flag)?)?,
+            "--drop-every" => config.drop_every = seconds(&flag, &value(&flag)?)?,
             "--addr" => addrs.push(resolve(&value(&flag)?)?),
             "--users" => config.users = number(&flag, &value(&flag)?)?,
             "--threads" => config.threads = number(&flag, &value(&flag)?)?,
@@ -253,6 +276,30 @@ mod tests {
             .contains("unknown option"));
         assert!(run(&["dance"]).unwrap_err().contains("unknown scenario"));
         assert!(run(&["group", "--members", "5", "--senders", "6"]).is_err());
+    }
+
+    #[test]
+    fn the_message_log_options() {
+        let (c, _) = run(&["chat", "--cid"]).expect("valid");
+        assert!(c.cid);
+        let (c, _) = run(&["sync", "--users", "10", "--log-messages=500"]).expect("valid");
+        assert_eq!(
+            (c.scenario, c.log_messages, c.user_count()),
+            (Scenario::Sync, 500, 10)
+        );
+        let (c, _) =
+            run(&["reconnect", "--drop-fraction", "0.5", "--drop-every", "1.5"]).expect("valid");
+        assert_eq!(c.scenario, Scenario::Reconnect);
+        assert_eq!(c.drop_fraction, 0.5);
+        assert_eq!(c.drop_every, Duration::from_millis(1500));
+        assert!(run(&["reconnect", "--drop-fraction", "2"]).is_err());
+        let (c, _) = run(&["reconnect", "--msg-rate", "50"]).expect("valid");
+        assert_eq!(c.msg_rate, 50.0);
+        assert!(run(&["reconnect", "--msg-rate", "-1"]).is_err());
+        assert!(run(&["sync", "--legacy"])
+            .unwrap_err()
+            .contains("no message log"));
+        assert!(run(&["reconnect", "--users", "1"]).is_err());
     }
 
     #[test]

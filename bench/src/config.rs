@@ -23,6 +23,12 @@ pub enum Scenario {
     Group,
     /// A paced mix of chat, group chat, friend changes and re-logins.
     Mixed,
+    /// Fill the message log with `log_messages`, then read it back with
+    /// SYNC in pages of 500: messages and pages per second.
+    Sync,
+    /// Pairs chat with cids while some users drop and come back: every
+    /// acked message lost, duplicated or reordered across the reconnects.
+    Reconnect,
 }
 
 impl Scenario {
@@ -35,6 +41,8 @@ impl Scenario {
             Scenario::Chat => "chat",
             Scenario::Group => "group",
             Scenario::Mixed => "mixed",
+            Scenario::Sync => "sync",
+            Scenario::Reconnect => "reconnect",
         }
     }
 
@@ -47,6 +55,8 @@ impl Scenario {
             Scenario::Chat,
             Scenario::Group,
             Scenario::Mixed,
+            Scenario::Sync,
+            Scenario::Reconnect,
         ]
         .into_iter()
         .find(|s| s.name() == name)
@@ -116,6 +126,18 @@ pub struct Config {
     pub per_source: usize,
     /// Print a progress line on standard error every second.
     pub progress: bool,
+    /// Send a cid with every chat and time its SEND_ACK (`chat`, `group`,
+    /// `mixed`; always on in `sync` and `reconnect`).
+    pub cid: bool,
+    /// `sync`: messages written during setup, over all conversations.
+    pub log_messages: u64,
+    /// `reconnect`: messages per second per sender at most (0: as fast as
+    /// the window allows).
+    pub msg_rate: f64,
+    /// `reconnect`: share of the users that drop and come back.
+    pub drop_fraction: f64,
+    /// `reconnect`: mean time between one user's drops.
+    pub drop_every: Duration,
 }
 
 impl Default for Config {
@@ -149,6 +171,11 @@ impl Default for Config {
             connect_concurrency: 512,
             per_source: 25_000,
             progress: false,
+            cid: false,
+            log_messages: 10_000,
+            msg_rate: 0.0,
+            drop_fraction: 0.2,
+            drop_every: Duration::from_secs(3),
         }
     }
 }
@@ -175,7 +202,7 @@ impl Config {
     pub fn user_count(&self) -> usize {
         match self.scenario {
             Scenario::Group => self.members,
-            Scenario::Chat => self.users / 2 * 2,
+            Scenario::Chat | Scenario::Sync | Scenario::Reconnect => self.users / 2 * 2,
             _ => self.users,
         }
     }
@@ -193,6 +220,17 @@ impl Config {
         }
         match self.scenario {
             Scenario::Chat if self.users < 2 => Err("chat needs at least 2 users".into()),
+            Scenario::Sync if self.users < 2 => Err("sync needs at least 2 users".into()),
+            Scenario::Sync | Scenario::Reconnect if self.legacy => {
+                Err("the C++ original has no message log".into())
+            }
+            Scenario::Reconnect if self.users < 2 => Err("reconnect needs at least 2 users".into()),
+            Scenario::Reconnect if !(0.0..=1.0).contains(&self.drop_fraction) => {
+                Err("--drop-fraction must be between 0 and 1".into())
+            }
+            Scenario::Reconnect if !(self.msg_rate >= 0.0 && self.msg_rate.is_finite()) => {
+                Err("--msg-rate must be a number of messages a second, 0 for no limit".into())
+            }
             Scenario::Group if self.members < 2 => Err("group needs at least 2 members".into()),
             Scenario::Group if self.senders == 0 || self.senders > self.members => {
                 Err("--senders must be between 1 and --members".into())

@@ -54,6 +54,8 @@ pub struct Summary {
     pub count: u64,
     /// Median.
     pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
     /// 99th percentile.
     pub p99: u64,
     /// 99.9th percentile.
@@ -65,11 +67,12 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The summary as a JSON object (`count`, `p50`, `p99`, `p999`, `max`, `mean`).
+    /// The summary as a JSON object (`count`, `p50`, `p90`, `p99`, `p999`, `max`, `mean`).
     pub fn to_json(&self) -> Value {
         json!({
             "count": self.count,
             "p50": self.p50,
+            "p90": self.p90,
             "p99": self.p99,
             "p999": self.p999,
             "max": self.max,
@@ -131,11 +134,12 @@ impl Histogram {
         Some(self.max)
     }
 
-    /// p50 / p99 / p99.9 / max / mean, or `None` when empty.
+    /// p50 / p90 / p99 / p99.9 / max / mean, or `None` when empty.
     pub fn summary(&self) -> Option<Summary> {
         Some(Summary {
             count: self.total,
             p50: self.quantile(0.50)?,
+            p90: self.quantile(0.90)?,
             p99: self.quantile(0.99)?,
             p999: self.quantile(0.999)?,
             max: self.max,

@@ -53,6 +53,19 @@ pub const CREATE_GROUP_ACK: i64 = 17;
 pub const ADD_GROUP_ACK: i64 = 18;
 /// An error for a request without an ack of its own (our server only).
 pub const ERROR_MSG: i64 = 27;
+/// The answer to a chat or group chat that carried a `cid`: stored (with
+/// `conv`, `seq`, `ts`) or refused (message log servers only).
+pub const SEND_ACK: i64 = 28;
+/// `{"msgId":29,"conv","after"|"before","limit"}`: a page of the log.
+pub const SYNC_MSG: i64 = 29;
+/// Reply to a sync: `conv`, `msgs`, `more`.
+pub const SYNC_ACK: i64 = 30;
+/// `{"msgId":31}`: the user's conversations.
+pub const CONVS_MSG: i64 = 31;
+/// Reply to CONVS: `convs` with `conv`, `last_seq`, `read_seq`.
+pub const CONVS_ACK: i64 = 32;
+/// Most messages one sync page may hold.
+pub const SYNC_PAGE_MAX: u64 = 500;
 
 /// First word of every chat text the bench sends.
 const MAGIC: &str = "bench";
@@ -108,18 +121,59 @@ pub fn join_group(uid: i64, gid: i64) -> String {
     format!(r#"{{"msgId":{ADD_GROUP_MSG},"uid":{uid},"gid":{gid}}}"#)
 }
 
-/// `{"msgId":9,…}`; `name_json` is the sender's name already quoted.
-pub fn one_chat(from: i64, name_json: &str, to: i64, text: &str, time: &str) -> String {
+/// `{"msgId":9,…}`; `name_json` is the sender's name already quoted. A
+/// `cid` (letters, digits and `-` only: nothing to escape) asks for a
+/// SEND_ACK.
+pub fn one_chat(
+    from: i64,
+    name_json: &str,
+    to: i64,
+    text: &str,
+    time: &str,
+    cid: Option<&str>,
+) -> String {
+    let cid = cid_field(cid);
     format!(
-        r#"{{"msgId":{ONE_CHAT_MSG},"from":{from},"username":{name_json},"to":{to},"msg":"{text}","time":"{time}"}}"#
+        r#"{{"msgId":{ONE_CHAT_MSG},"from":{from},"username":{name_json},"to":{to},"msg":"{text}","time":"{time}"{cid}}}"#
     )
 }
 
-/// `{"msgId":13,…}`; `name_json` is the sender's name already quoted.
-pub fn group_chat(uid: i64, name_json: &str, gid: i64, text: &str, time: &str) -> String {
+/// `{"msgId":13,…}`; `name_json` is the sender's name already quoted; `cid`
+/// as in [`one_chat`].
+pub fn group_chat(
+    uid: i64,
+    name_json: &str,
+    gid: i64,
+    text: &str,
+    time: &str,
+    cid: Option<&str>,
+) -> String {
+    let cid = cid_field(cid);
     format!(
-        r#"{{"msgId":{GROUP_CHAT_MSG},"uid":{uid},"username":{name_json},"gid":{gid},"msg":"{text}","time":"{time}"}}"#
+        r#"{{"msgId":{GROUP_CHAT_MSG},"uid":{uid},"username":{name_json},"gid":{gid},"msg":"{text}","time":"{time}"{cid}}}"#
     )
+}
+
+fn cid_field(cid: Option<&str>) -> String {
+    cid.map(|c| format!(r#","cid":"{c}""#)).unwrap_or_default()
+}
+
+/// `{"msgId":29,…}`: the messages of `conv` after seq `after`.
+pub fn sync_after(conv: &str, after: u64, limit: u64) -> String {
+    format!(
+        r#"{{"msgId":{SYNC_MSG},"conv":{},"after":{after},"limit":{limit}}}"#,
+        quote(conv)
+    )
+}
+
+/// `{"msgId":31}`.
+pub fn convs() -> String {
+    format!(r#"{{"msgId":{CONVS_MSG}}}"#)
+}
+
+/// A delivered message's place in the log: `conv` and `seq`, when present.
+pub fn log_pos(v: &Value) -> Option<(&str, u64)> {
+    Some((v.get("conv")?.as_str()?, v.get("seq")?.as_u64()?))
 }
 
 /// The numbers a chat text carries.
@@ -242,14 +296,26 @@ mod tests {
         }
         .encode(10);
         let v: Value =
-            serde_json::from_str(&one_chat(1, &quote("n"), 2, &text, "t")).expect("json");
+            serde_json::from_str(&one_chat(1, &quote("n"), 2, &text, "t", None)).expect("json");
+        assert_eq!(v.get("cid"), None);
         assert_eq!(
             (msg_id(&v), v["to"].as_i64()),
             (Some(ONE_CHAT_MSG), Some(2))
         );
         let v: Value =
-            serde_json::from_str(&group_chat(1, &quote("n"), 5, &text, "t")).expect("json");
+            serde_json::from_str(&group_chat(1, &quote("n"), 5, &text, "t", Some("r1-0-7")))
+                .expect("json");
         assert_eq!(v["gid"], 5);
+        assert_eq!(v["cid"], "r1-0-7");
+        let v: Value = serde_json::from_str(&sync_after("d1\"2", 7, 500)).expect("json");
+        assert_eq!(
+            (v["conv"].as_str(), v["after"].as_u64()),
+            (Some("d1\"2"), Some(7))
+        );
+        assert_eq!(
+            log_pos(&serde_json::json!({"conv": "g5", "seq": 3})),
+            Some(("g5", 3))
+        );
         assert_eq!(errno(&v), 0);
     }
 

@@ -61,6 +61,22 @@ pub struct Report {
     pub latency_us: Option<Summary>,
     /// Group fan-out latency in `mixed`, microseconds.
     pub group_latency_us: Option<Summary>,
+    /// `--cid`: messages the server acked as stored.
+    pub acked: Option<u64>,
+    /// `--cid`: messages the server refused (SEND_ACK with an errno).
+    pub ack_failed: Option<u64>,
+    /// `--cid`: messages sent whose SEND_ACK never came.
+    pub unacked: Option<u64>,
+    /// `--cid`: send→SEND_ACK latency, microseconds.
+    pub ack_latency_us: Option<Summary>,
+    /// `sync`: pages fetched.
+    pub pages: Option<u64>,
+    /// `sync`: messages fetched.
+    pub fetched: Option<u64>,
+    /// `reconnect`: deliveries that came by a catch-up SYNC.
+    pub synced: Option<u64>,
+    /// `reconnect`: messages a catch-up fetched although already received.
+    pub refetched: Option<u64>,
     /// Errors by kind.
     pub errors: BTreeMap<String, u64>,
     /// Actions by name (`mixed`).
@@ -97,6 +113,16 @@ impl Report {
     pub fn server_cpu_us_per_msg(&self) -> Option<f64> {
         let delivered = self.delivered.filter(|&n| n > 0)?;
         Some(self.server_cpu_secs? * 1e6 / delivered as f64)
+    }
+
+    /// `sync`: messages fetched per second.
+    pub fn fetched_per_sec(&self) -> Option<f64> {
+        self.fetched.map(|n| per_sec(n, self.elapsed_secs))
+    }
+
+    /// `sync`: pages fetched per second.
+    pub fn pages_per_sec(&self) -> Option<f64> {
+        self.pages.map(|n| per_sec(n, self.elapsed_secs))
     }
 
     /// Total errors of all kinds.
@@ -147,6 +173,19 @@ impl Report {
             "group_latency_us",
             self.group_latency_us.map_or(Value::Null, |s| s.to_json()),
         );
+        put("acked", json!(self.acked));
+        put("ack_failed", json!(self.ack_failed));
+        put("unacked", json!(self.unacked));
+        put(
+            "ack_latency_us",
+            self.ack_latency_us.map_or(Value::Null, |s| s.to_json()),
+        );
+        put("synced", json!(self.synced));
+        put("refetched", json!(self.refetched));
+        put("pages", json!(self.pages));
+        put("pages_per_sec", json!(self.pages_per_sec().map(round)));
+        put("fetched", json!(self.fetched));
+        put("fetched_per_sec", json!(self.fetched_per_sec().map(round)));
         put("errors", json!(self.error_count()));
         put("error_kinds", json!(self.errors));
         if !self.actions.is_empty() {

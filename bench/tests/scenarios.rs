@@ -151,6 +151,9 @@ fn mixed_run_keeps_its_books_through_relogins() {
             offline_for: Duration::from_millis(50),
             duration: Some(Duration::from_millis(1500)),
             legacy,
+            // The CLI's default pause: with 5 ms a mock thread starved of
+            // CPU by the tests beside it may read two requests at once.
+            legacy_gap: Duration::from_millis(20),
             ..config(&server, Scenario::Mixed)
         });
         assert_clean(&report);
@@ -260,4 +263,107 @@ fn binary_prints_json_last() {
         .output()
         .expect("run chat-bench");
     assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn cid_times_every_send_ack() {
+    let server = MockServer::start(false);
+    let report = run_ok(&Config {
+        users: 6,
+        messages: Some(40),
+        window: 4,
+        cid: true,
+        ..config(&server, Scenario::Chat)
+    });
+    assert_clean(&report);
+    assert_eq!((report.sent, report.acked), (Some(240), Some(240)));
+    assert_eq!((report.ack_failed, report.unacked), (Some(0), Some(0)));
+    assert_eq!(report.ack_latency_us.map(|l| l.count), Some(240));
+    let json = report.to_json();
+    assert!(json["ack_latency_us"]["p90"].is_u64(), "{json}");
+}
+
+#[test]
+fn sync_reads_back_everything_the_fill_stored() {
+    let server = MockServer::start(false);
+    let report = run_ok(&Config {
+        users: 4,
+        log_messages: 1_200,
+        ..config(&server, Scenario::Sync)
+    });
+    assert_eq!(report.acked, Some(1_200), "{}", report.table());
+    // Two conversations of 600, each read by both of its pair in pages of 500.
+    assert_eq!(report.fetched, Some(2_400));
+    assert_eq!(report.pages, Some(8));
+    assert_eq!(report.reordered, Some(0));
+    assert!(report.fetched_per_sec().is_some_and(|r| r > 0.0));
+    assert_eq!(report.latency_us.map(|l| l.count), Some(8));
+}
+
+#[test]
+fn reconnect_loses_nothing_acked() {
+    let server = MockServer::start(false);
+    let report = run_ok(&Config {
+        users: 8,
+        duration: Some(Duration::from_millis(2_500)),
+        window: 2,
+        msg_rate: 200.0,
+        drop_fraction: 0.5,
+        drop_every: Duration::from_millis(400),
+        offline_for: Duration::from_millis(100),
+        ..config(&server, Scenario::Reconnect)
+    });
+    assert_eq!(report.lost, Some(0), "{}", report.table());
+    assert_eq!(report.reordered, Some(0));
+    assert!(report.acked.is_some_and(|n| n > 0));
+    assert!(
+        report.actions.get("drop").is_some_and(|&n| n > 0),
+        "{}",
+        report.table()
+    );
+    assert!(report.actions.get("caught up").is_some_and(|&n| n > 0));
+    assert!(
+        report.offline_delivered.is_some_and(|n| n > 0),
+        "{}",
+        report.table()
+    );
+}
+
+#[test]
+fn reconnect_fails_loudly_when_acked_messages_are_lost() {
+    let server = MockServer::lossy(25);
+    let report = run(&Config {
+        users: 4,
+        duration: Some(Duration::from_millis(800)),
+        msg_rate: 200.0,
+        drop_fraction: 0.0,
+        ..config(&server, Scenario::Reconnect)
+    })
+    .expect("run");
+    let lost = report.lost.unwrap_or(0);
+    assert!(lost > 0, "{}", report.table());
+    let failed = report.failed.clone().unwrap_or_default();
+    assert!(failed.contains("LOST"), "{}", report.table());
+    assert!(
+        report.table().contains("FAILED: MESSAGES LOST"),
+        "{}",
+        report.table()
+    );
+}
+
+#[test]
+fn a_catch_up_recovers_what_a_dropped_connection_never_got() {
+    // Every 10th message is never pushed; droppers get them back by SYNC.
+    let server = MockServer::lossy(10);
+    let report = run(&Config {
+        users: 4,
+        duration: Some(Duration::from_millis(1_500)),
+        msg_rate: 200.0,
+        drop_fraction: 1.0,
+        drop_every: Duration::from_millis(300),
+        offline_for: Duration::from_millis(50),
+        ..config(&server, Scenario::Reconnect)
+    })
+    .expect("run");
+    assert!(report.synced.is_some_and(|n| n > 0), "{}", report.table());
 }

@@ -32,6 +32,7 @@
 //! counts only.)
 
 mod append;
+mod checkpoint;
 mod error;
 pub mod log;
 mod mysql_store;

@@ -10,8 +10,9 @@
 //! reads is the schema the server uses.
 //!
 //! The message log's [`append`](Store::append) is one transaction of a
-//! constant number of round trips, whatever the batch size (up to
-//! [`MAX_ROWS`] rows per statement): one `SELECT` of the batch's cids, one
+//! few round trips per step, whatever the batch size (each step's rows cut
+//! into statements of the fixed [`sql::STATEMENT_ROWS`] sizes, so the
+//! prepared statements are reused from batch to batch): one `SELECT` of the batch's cids, one
 //! multi-row upsert of the conversation counters (in key order, so
 //! appends lock rows in the same order and rarely deadlock), one locking
 //! `SELECT` of the new counters, the new one-to-one conversations' cursor
@@ -506,7 +507,7 @@ fn stored_cids(
         .filter_map(|e| Some((e.sender, e.cid.as_deref()?)))
         .collect();
     let mut known: HashMap<i64, HashMap<String, Stored>> = HashMap::new();
-    for chunk in pairs.chunks(MAX_ROWS) {
+    for chunk in sql::fixed_chunks(&pairs) {
         let terms = vec!["(sender = ? AND cid = ?)"; chunk.len()].join(" OR ");
         let query = format!("SELECT sender, cid, conv, seq, ts FROM chatlog WHERE {terms}");
         let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 2);
@@ -529,7 +530,7 @@ fn stored_cids(
 /// later of its old value and now.
 fn bump_counters(tx: &mut Transaction<'_>, convs: &[(Conv, i64)]) -> Result<(), StoreError> {
     let now = now_ms();
-    for chunk in convs.chunks(MAX_ROWS) {
+    for chunk in sql::fixed_chunks(convs) {
         let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
         let query = format!(
             "INSERT INTO conversation (id, last_seq, last_ts) VALUES {rows} \
@@ -552,7 +553,7 @@ fn read_counters(
     convs: &[(Conv, i64)],
 ) -> Result<HashMap<i64, Range>, StoreError> {
     let mut ranges = HashMap::with_capacity(convs.len());
-    for chunk in convs.chunks(MAX_ROWS) {
+    for chunk in sql::fixed_chunks(convs) {
         let query = format!(
             "SELECT id, last_seq, last_ts FROM conversation WHERE id IN ({}) FOR UPDATE",
             sql::placeholders(chunk.len())
@@ -578,7 +579,7 @@ fn create_first_cursors(
         .filter(|(c, count)| ranges.get(&c.key()).is_some_and(|r| r.0 == *count))
         .flat_map(|&(c, _)| first_cursors(c))
         .collect();
-    for chunk in fresh.chunks(MAX_ROWS) {
+    for chunk in sql::fixed_chunks(&fresh) {
         let rows = vec!["(?, ?)"; chunk.len()].join(", ");
         let query = format!(
             "INSERT INTO convcursor (userid, conv) VALUES {rows} \
@@ -609,7 +610,7 @@ fn insert_entries(
         })
         .collect();
     let batches = sql::batches_by(&new, MAX_ROWS, MAX_BATCH_BYTES, |(e, _)| e.body.len());
-    for batch in batches {
+    for batch in batches.iter().flat_map(|b| sql::fixed_chunks(b)) {
         let rows = vec!["(?, ?, ?, ?, ?, ?)"; batch.len()].join(", ");
         let query = format!("INSERT INTO chatlog (conv, seq, sender, ts, cid, body) VALUES {rows}");
         let mut params: Vec<Value> = Vec::with_capacity(batch.len() * 6);

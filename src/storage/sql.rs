@@ -319,3 +319,25 @@ pub(super) fn statements(script: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// Rows per multi-row statement of the log's append. A batch is cut into
+/// pieces of these sizes, largest first, so that only a handful of distinct
+/// statements exist: each is prepared once per connection and then found
+/// in the prepared-statement cache, which is keyed by the SQL text. (A
+/// statement built for every batch's exact size is prepared anew, a round
+/// trip and a parse of hundreds of placeholders, at every batch.)
+pub const STATEMENT_ROWS: [usize; 5] = [256, 64, 16, 4, 1];
+
+/// `items` cut into pieces of the [`STATEMENT_ROWS`] sizes, largest first.
+pub fn fixed_chunks<T>(items: &[T]) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let mut rest = items;
+    for size in STATEMENT_ROWS {
+        while rest.len() >= size {
+            let (piece, tail) = rest.split_at(size);
+            out.push(piece);
+            rest = tail;
+        }
+    }
+    out
+}

@@ -25,6 +25,7 @@ use parking_lot::Mutex;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::append::{first_cursors, now_ms, Plan, Range};
+use super::checkpoint::Checkpointer;
 use super::sql::{self, CHUNK};
 use super::{
     Appended, ConvState, Entry, JoinOutcome, NewEntry, Page, Store, StoreError, Stored, UserRecord,
@@ -36,8 +37,20 @@ use crate::model::{state_str, GroupInfo, MemberInfo, UserInfo};
 const SCHEMA: &str = include_str!("sqlite_schema.sql");
 
 /// WAL pages after which a commit copies the WAL back into the database
-/// (SQLite's default is 1,000): 10,000 pages of 4 KiB, a WAL of 40 MiB.
-const WAL_CHECKPOINT_PAGES: i64 = 10_000;
+/// itself (SQLite's default is 1,000): only a bound, since the
+/// [`Checkpointer`] does it every half second; 100,000 pages of 4 KiB.
+const WAL_CHECKPOINT_PAGES: i64 = 100_000;
+
+/// The page size of a new database file, in bytes (SQLite's default is
+/// 4 KiB). A batch of the log touches one leaf page per conversation, and
+/// a commit writes every touched page whole into the WAL: smaller pages
+/// write (and checksum) a quarter of the bytes for the same messages.
+const PAGE_SIZE: i64 = 1024;
+
+/// The page cache of the connection, in KiB (SQLite's default is 2 MiB):
+/// a batch of the log dirties a page per conversation, and a cache that
+/// cannot hold them spills them to the WAL in the middle of the batch.
+const CACHE_KIB: i64 = 64 * 1024;
 
 /// How long a statement waits for a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,6 +59,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStore {
     /// The only connection; see the module docs for why one is enough.
     conn: Mutex<Connection>,
+    /// Copies the WAL back on a thread of its own (file databases only).
+    _checkpointer: Option<Checkpointer>,
 }
 
 impl SqliteStore {
@@ -67,6 +82,9 @@ impl SqliteStore {
         }
         let conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Before anything is created (a database keeps the page size it was
+        // made with): see PAGE_SIZE.
+        conn.pragma_update(None, "page_size", PAGE_SIZE)?;
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -77,7 +95,15 @@ impl SqliteStore {
         // a larger WAL checkpoints each hot page once for several commits
         // (docs/benchmarks.md, "Message log: bytes on disk").
         conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
-        SqliteStore::init(conn)
+        let mut store = SqliteStore::init(conn)?;
+        match Checkpointer::start(path, BUSY_TIMEOUT) {
+            Ok(c) => store._checkpointer = Some(c),
+            Err(e) => warn!(
+                "{}: no checkpoint thread ({e}); commits checkpoint",
+                path.display()
+            ),
+        }
+        Ok(store)
     }
 
     /// Opens a private database in memory, gone when the store is dropped.
@@ -92,10 +118,12 @@ impl SqliteStore {
 
     fn init(conn: Connection) -> Result<SqliteStore, StoreError> {
         conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         // Room for every statement of this module in the statement cache.
         conn.set_prepared_statement_cache_capacity(64);
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            _checkpointer: None,
         })
     }
 
@@ -563,18 +591,20 @@ fn bump_counters(
     convs: &[(Conv, i64)],
 ) -> Result<HashMap<i64, Range>, StoreError> {
     let now = now_ms();
+    // Two statements rather than one with RETURNING, which builds (and
+    // frees) a temporary table on every execution.
     let mut bump = tx.prepare_cached(
         "INSERT INTO conversation (id, last_seq, last_ts) VALUES (?1, ?2, ?3) \
          ON CONFLICT (id) DO UPDATE SET last_seq = last_seq + excluded.last_seq, \
-         last_ts = MAX(last_ts, excluded.last_ts) RETURNING last_seq, last_ts",
+         last_ts = MAX(last_ts, excluded.last_ts)",
     )?;
+    let mut read = tx.prepare_cached("SELECT last_seq, last_ts FROM conversation WHERE id = ?")?;
     let mut cursor =
         tx.prepare_cached("INSERT OR IGNORE INTO convcursor (userid, conv) VALUES (?, ?)")?;
     let mut ranges = HashMap::with_capacity(convs.len());
     for &(conv, count) in convs {
-        let range: Range = bump.query_row(params![conv.key(), count, now], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+        bump.execute(params![conv.key(), count, now])?;
+        let range: Range = read.query_row(params![conv.key()], |r| Ok((r.get(0)?, r.get(1)?)))?;
         if range.0 == count {
             for (uid, key) in first_cursors(conv) {
                 cursor.execute(params![uid, key])?;
@@ -585,26 +615,38 @@ fn bump_counters(
     Ok(ranges)
 }
 
-/// Inserts the entries that `out` says are new, at their places.
+/// Inserts the entries that `out` says are new, at their places: one
+/// multi-row statement per [`sql::STATEMENT_ROWS`] piece.
 fn insert_entries(
     tx: &Connection,
     entries: &[NewEntry],
     out: &[Appended],
 ) -> Result<(), StoreError> {
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO chatlog (conv, seq, sender, ts, cid, body) VALUES (?, ?, ?, ?, ?, ?)",
-    )?;
-    for (e, appended) in entries.iter().zip(out) {
-        if let Appended::New(at) = appended {
-            insert.execute(params![
-                at.conv.key(),
-                at.seq,
-                e.sender,
-                at.ts,
-                e.cid,
-                e.body
-            ])?;
+    let new: Vec<(&NewEntry, Stored)> = entries
+        .iter()
+        .zip(out)
+        .filter_map(|(e, a)| match a {
+            Appended::New(at) => Some((e, *at)),
+            Appended::Duplicate(_) => None,
+        })
+        .collect();
+    for chunk in sql::fixed_chunks(&new) {
+        let rows = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT INTO chatlog (conv, seq, sender, ts, cid, body) VALUES {rows}"
+        ))?;
+        let mut params: Vec<rusqlite::types::Value> = Vec::with_capacity(chunk.len() * 6);
+        for (e, at) in chunk {
+            params.extend([
+                at.conv.key().into(),
+                at.seq.into(),
+                e.sender.into(),
+                at.ts.into(),
+                e.cid.clone().into(),
+                e.body.clone().into(),
+            ]);
         }
+        insert.execute(params_from_iter(params))?;
     }
     Ok(())
 }

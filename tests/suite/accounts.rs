@@ -214,7 +214,7 @@ fn hash_priority_reaches_the_hashing_threads() {
 
 /// The threads whose class or nice value is not what `--hash-priority
 /// flag` should give: hashing threads as the flag says, database workers
-/// nice +5, log writers nice +2, every other thread (the I/O threads among them) as the server's
+/// nice +5, log writers and their deliverers nice +2, every other thread (the I/O threads among them) as the server's
 /// main thread, whose nice value is the base (the test may run niced).
 fn wrong_priorities<'a>(threads: &'a [ThreadInfo], flag: &str) -> Vec<&'a ThreadInfo> {
     const SCHED_OTHER: u32 = 0;
@@ -225,7 +225,9 @@ fn wrong_priorities<'a>(threads: &'a [ThreadInfo], flag: &str) -> Vec<&'a Thread
         n if n.starts_with("chat-hash") && flag == "idle" => (SCHED_IDLE, base),
         n if n.starts_with("chat-hash") => (SCHED_OTHER, lowered(7)),
         n if n.starts_with("chat-worker") => (SCHED_OTHER, lowered(5)),
-        n if n.starts_with("chat-log") => (SCHED_OTHER, lowered(2)),
+        n if n.starts_with("chat-log") || n.starts_with("chat-deliver") => {
+            (SCHED_OTHER, lowered(2))
+        }
         _ => (SCHED_OTHER, base),
     };
     threads

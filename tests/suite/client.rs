@@ -15,7 +15,12 @@ pub fn tests() -> Vec<Test> {
         errors_are_shown_in_plain_words,
         end_of_input_logs_out_and_exits_zero,
         lost_connection_is_reported_and_exits_nonzero,
-        unreachable_server_exits_nonzero
+        unreachable_server_exits_nonzero,
+        chats_are_acked_with_their_place_in_the_log,
+        history_and_convs_show_the_log_and_mark_it_read,
+        a_login_catches_up_on_what_another_device_sent,
+        a_reconnect_logs_in_again_and_shows_nothing_twice,
+        a_chat_cut_off_by_a_crash_is_sent_again_after_the_reconnect
     ]
 }
 
@@ -286,4 +291,210 @@ fn unreachable_server_exits_nonzero() {
         "{}",
         c.stderr()
     );
+}
+
+/// The one-to-one conversation of users `a` and `b`, as the server names it.
+fn conv(a: i64, b: i64) -> String {
+    format!("d{}-{}", a.min(b), a.max(b))
+}
+
+fn chats_are_acked_with_their_place_in_the_log() {
+    let server = Server::fresh();
+    let Pair {
+        mut alice,
+        mut bob,
+        alice_id,
+        bob_id,
+    } = friends(&server);
+    let d = conv(alice_id, bob_id);
+
+    alice.send(&format!("chat:{bob_id}:first: with a colon"));
+    alice.expect_ok(&format!(
+        "sent message to {bob_id} ({d} #1): first: with a colon"
+    ));
+    bob.expect(": first: with a colon");
+    bob.send(&format!("chat:{alice_id}:second"));
+    bob.expect_ok(&format!("sent message to {alice_id} ({d} #2): second"));
+    alice.expect(": second");
+
+    let gid = group_of_two(&mut alice, &mut bob, "acked:");
+    alice.send(&format!("groupChat:{gid}:to the group"));
+    alice.expect_ok(&format!(
+        "sent group {gid} message (g{gid} #1): to the group"
+    ));
+    bob.expect(": to the group");
+
+    // A refusal names the message it is about.
+    alice.send("chat:99999:nobody");
+    let line = alice.expect("error: chat:");
+    assert!(
+        line.contains("[not sent: message to 99999: nobody]"),
+        "{line}"
+    );
+
+    assert!(alice.finish().success());
+    assert!(bob.finish().success());
+}
+
+fn history_and_convs_show_the_log_and_mark_it_read() {
+    let server = Server::fresh();
+    let Pair {
+        mut alice,
+        mut bob,
+        alice_id,
+        bob_id,
+    } = friends(&server);
+    let d = conv(alice_id, bob_id);
+    for i in 1..=3 {
+        alice.send(&format!("chat:{bob_id}:note {i}"));
+        alice.expect_ok(&format!("sent message to {bob_id} ({d} #{i})"));
+    }
+    bob.expect(": note 3");
+
+    bob.send("convs");
+    bob.expect_ok("conversations: 1");
+    bob.expect_ok(&format!(
+        "conv {d} with user {alice_id}: last 3, read 0, unread 3"
+    ));
+
+    bob.send(&format!("history:{d}"));
+    bob.expect_ok(&format!("history {d}: 3 messages"));
+    for i in 1..=3 {
+        let line = bob.expect_ok(&format!("history {d} #{i} message from {alice_id} (alice)"));
+        assert!(line.ends_with(&format!(": note {i}")), "{line}");
+    }
+    bob.expect_ok(&format!("read {d} up to #3"));
+    bob.send(&format!("history:{d}:3"));
+    bob.expect_ok(&format!("history {d}: 2 messages"));
+    bob.expect_ok(&format!("history {d} #1 "));
+
+    bob.send("convs");
+    bob.expect_ok(&format!(
+        "conv {d} with user {alice_id}: last 3, read 3, unread 0"
+    ));
+
+    // Not ours to read.
+    bob.send("history:d9998-9999");
+    bob.expect("error: history:");
+
+    assert!(alice.finish().success());
+    assert!(bob.finish().success());
+}
+
+fn a_login_catches_up_on_what_another_device_sent() {
+    let server = Server::fresh();
+    let Pair {
+        mut alice,
+        mut bob,
+        alice_id,
+        bob_id,
+    } = friends(&server);
+    let d = conv(alice_id, bob_id);
+    alice.send(&format!("chat:{bob_id}:before"));
+    bob.expect(": before");
+
+    // Bob steps away; on his phone (another client) he writes to alice.
+    bob.send("logout");
+    bob.expect_ok("logged out");
+    let mut phone = CliClient::start(server.addr);
+    phone.send("login:bob:pw:bob");
+    phone.expect_ok("logged in");
+    phone.send(&format!("chat:{alice_id}:from my phone"));
+    phone.expect_ok(&format!("sent message to {alice_id} ({d} #2)"));
+    assert!(phone.finish().success());
+
+    // Back on the first client: its log says #1, the server says #2.
+    bob.send("login:bob:pw:bob");
+    bob.expect_ok("logged in");
+    let line = bob.expect_ok(&format!("caught up {d} #2 message from {bob_id} (bob)"));
+    assert!(line.ends_with(": from my phone"), "{line}");
+    bob.expect_ok("caught up: 1 new message in 1 conversation");
+
+    assert!(alice.finish().success());
+    assert!(bob.finish().success());
+}
+
+fn a_reconnect_logs_in_again_and_shows_nothing_twice() {
+    let db = crate::support::TestDb::sqlite();
+    let mut server = Server::start(&db, &[]);
+    let addr = server.addr.to_string();
+    let mut alice = CliClient::start(&addr);
+    let alice_id = register(&mut alice, "alice", "pw-a");
+    let mut bob = CliClient::start_with(&[&addr, "--linger-ms", "200", "--reconnect"]);
+    let bob_id = register(&mut bob, "bob", "pw-b");
+    bob.send("login:bob:pw-b");
+    bob.expect_ok("logged in");
+    alice.send("login:alice:pw-a");
+    alice.expect_ok("logged in");
+    alice.send(&format!("chat:{bob_id}:one"));
+    alice.expect_ok("sent message");
+    bob.expect(&format!("message from {alice_id} (alice)"));
+
+    server.kill9();
+    assert_eq!(
+        alice.wait_exit().code(),
+        Some(1),
+        "without --reconnect: exit 1"
+    );
+    bob.expect_stderr("reconnecting");
+    let server = Server::start(&db, &["--listen", &addr]);
+    bob.expect_ok(&format!("reconnected to {addr}"));
+    bob.expect_ok(&format!("logged in uid={bob_id} name=bob"));
+
+    let mut alice = CliClient::start(server.addr);
+    alice.send("login:alice:pw-a");
+    alice.expect_ok("logged in");
+    alice.send(&format!("chat:{bob_id}:two"));
+    alice.expect_ok("sent message");
+    bob.expect(": two");
+    // "one" may come again after the crash (at-least-once); it is shown once.
+    let later = bob.drain(Duration::from_millis(300));
+    assert!(!later.iter().any(|l| l.ends_with(": one")), "{later:#?}");
+    assert!(alice.finish().success());
+    assert!(bob.finish().success());
+    drop(server);
+}
+
+fn a_chat_cut_off_by_a_crash_is_sent_again_after_the_reconnect() {
+    let db = crate::support::TestDb::sqlite();
+    let mut server = Server::start(&db, &[]);
+    let addr = server.addr.to_string();
+    let mut bob = CliClient::start(&addr);
+    let bob_id = register(&mut bob, "bob", "pw-b");
+    drop(bob);
+    let reconnecting = [addr.as_str(), "--reconnect", "--timeout-ms", "30000"];
+    let mut alice = CliClient::start_with(&reconnecting);
+    let alice_id = register(&mut alice, "alice", "pw-a");
+    alice.send("login:alice:pw-a");
+    alice.expect_ok("logged in");
+
+    // The server freezes (SIGSTOP: it reads nothing more) and then dies:
+    // the chat never reached it, and its SEND_ACK never comes.
+    assert_eq!(
+        server.signal_and_wait(libc::SIGSTOP, Duration::from_millis(50)),
+        None
+    );
+    alice.send(&format!("chat:{bob_id}:across the crash"));
+    std::thread::sleep(Duration::from_millis(300));
+    server.kill9();
+    alice.expect_stderr("reconnecting");
+    let _server = Server::start(&db, &["--listen", &addr]);
+    alice.expect_ok("reconnected");
+    alice.expect_ok(&format!("logged in uid={alice_id}"));
+    let d = conv(alice_id, bob_id);
+    alice.expect_ok(&format!(
+        "sent message to {bob_id} ({d} #1): across the crash"
+    ));
+
+    let mut bob = CliClient::start(&addr);
+    bob.send("login:bob:pw-b");
+    bob.expect_ok("logged in");
+    let lines = bob.drain(Duration::from_millis(500));
+    let got = lines
+        .iter()
+        .filter(|l| l.ends_with(": across the crash"))
+        .count();
+    assert_eq!(got, 1, "{lines:#?}");
+    assert!(alice.finish().success());
+    assert!(bob.finish().success());
 }

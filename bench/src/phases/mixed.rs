@@ -11,6 +11,7 @@
 //! original cannot delete them), and a connection never sends twice within
 //! `gap`.
 
+use super::acks::{Acks, InFlight};
 use super::delivery::{self, Roster, Tally, WallClock};
 use super::{Outcome, Phase};
 use crate::ledger::{StreamKey, Target};
@@ -65,6 +66,9 @@ pub(crate) struct MixedPlan {
     pub gap: Duration,
     /// How long a user stays logged out.
     pub offline_for: Duration,
+    /// Send a cid with every chat and time its SEND_ACK (open loop: the
+    /// send→ack latency at the offered rate).
+    pub cid: bool,
     /// No new actions after this.
     pub send_until: Instant,
     /// How long to wait for stragglers after everyone stopped.
@@ -110,6 +114,8 @@ pub(crate) struct MixedPhase {
     clock: WallClock,
     tally: Tally,
     reported: bool,
+    /// Cids and messages awaiting their SEND_ACK, with `--cid`.
+    acks: Option<Acks>,
     outcome: Outcome,
 }
 
@@ -125,6 +131,7 @@ impl MixedPhase {
             clock: WallClock::default(),
             tally: Tally::default(),
             reported: false,
+            acks: None,
             outcome: Outcome::default(),
         }
     }
@@ -231,9 +238,18 @@ impl MixedPhase {
         let seq = self.outcome.ledger.next_seq(key);
         let text = roster.text(seq);
         let name = &roster.names_json[user];
+        let cid = self.acks.as_mut().map(|acks| {
+            acks.cid(InFlight {
+                user,
+                sent_us: roster.micros(Instant::now()),
+                tag: seq,
+            })
+        });
+        let cid = cid.as_deref();
+        let now = self.clock.now();
         let body = match target {
-            Target::User(to) => proto::one_chat(key.sender, name, to, &text, self.clock.now()),
-            Target::Group(gid) => proto::group_chat(key.sender, name, gid, &text, self.clock.now()),
+            Target::User(to) => proto::one_chat(key.sender, name, to, &text, now, cid),
+            Target::Group(gid) => proto::group_chat(key.sender, name, gid, &text, now, cid),
         };
         self.send(io, i, &body);
         self.tally.sent += 1;
@@ -268,6 +284,9 @@ impl MixedPhase {
 
 impl Phase for MixedPhase {
     fn start(&mut self, io: &mut Io) {
+        if self.plan.cid {
+            self.acks = Some(Acks::new(self.plan.roster.run, io.id));
+        }
         for slot in io.open_slots() {
             let user = io.user_of(slot);
             let i = self.users.len();
@@ -288,6 +307,14 @@ impl Phase for MixedPhase {
         let roster = Arc::clone(&self.plan.roster);
         let user = io.user_of(slot);
         let (outcome, tally) = (&mut self.outcome, &mut self.tally);
+        if let Some(acks) = self.acks.as_mut() {
+            if acks
+                .on_message(&msg, roster.micros(io.now), outcome)
+                .is_some()
+            {
+                return;
+            }
+        }
         if delivery::receive(&roster, io, outcome, tally, user, &msg, false) {
             return;
         }
@@ -350,7 +377,9 @@ impl Phase for MixedPhase {
         let expected = io.counters.expected.load(Ordering::Relaxed);
         let delivered = io.counters.delivered.load(Ordering::Relaxed);
         let draining_since = plan.roster.clock + Duration::from_micros(idle);
-        delivered >= expected || io.now >= draining_since + plan.drain
+        // With cids the books also wait for this worker's SEND_ACKs.
+        let acked = self.acks.as_ref().is_none_or(|a| a.in_flight() == 0);
+        (delivered >= expected && acked) || io.now >= draining_since + plan.drain
     }
 
     fn finish(mut self: Box<Self>, io: &mut Io) -> Outcome {

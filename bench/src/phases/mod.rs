@@ -14,12 +14,18 @@
 //! | hold | [`hold`] | stays idle, noting connections the server closes |
 //! | traffic | [`traffic`] | chat or group chat with a window of messages in flight |
 //! | mixed | [`mixed`] | a paced mix of chat, group chat, friends and re-login |
+//! | fill, sync | [`sync`] | writes the log with cids; reads it back with SYNC |
+//! | reconnect | [`reconnect`] | chat with cids while users drop, come back and catch up ([`inbox`]) |
 
+pub(crate) mod acks;
 pub(crate) mod connect;
 pub(crate) mod delivery;
 pub(crate) mod hold;
+pub(crate) mod inbox;
 pub(crate) mod mixed;
+pub(crate) mod reconnect;
 pub(crate) mod requests;
+pub(crate) mod sync;
 pub(crate) mod traffic;
 
 use crate::histogram::Histogram;
@@ -85,6 +91,49 @@ pub(crate) struct Outcome {
     pub last_arrival: Option<Instant>,
     /// Actions of the mixed scenario by name.
     pub actions: BTreeMap<&'static str, u64>,
+    /// `--cid`: SEND_ACKs that said stored.
+    pub acked: u64,
+    /// `--cid`: SEND_ACKs that said refused.
+    pub ack_failed: u64,
+    /// `--cid`: send→SEND_ACK latency in microseconds.
+    pub ack_latency: Histogram,
+    /// `sync`: pages fetched.
+    pub pages: u64,
+    /// `sync`: messages fetched.
+    pub fetched: u64,
+    /// Log seqs that did not grow within a conversation (sync pages, or
+    /// pushes on one connection in `reconnect`).
+    pub seq_reordered: u64,
+    /// `reconnect`: the receivers' books against the senders' acks.
+    pub reconnect: ReconnectBooks,
+}
+
+/// What the `reconnect` scenario's receivers found, summed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReconnectBooks {
+    /// Messages acked to their senders: owed to the receivers.
+    pub owed: u64,
+    /// Distinct messages that arrived (live, offline or synced).
+    pub delivered: u64,
+    /// Acked and never arrived.
+    pub lost: u64,
+    /// Pushed (live or offline) although already received.
+    pub duplicated: u64,
+    /// Of the delivered, how many came by a catch-up SYNC.
+    pub synced: u64,
+    /// Fetched by a catch-up although already received (expected overlap).
+    pub refetched: u64,
+}
+
+impl ReconnectBooks {
+    fn merge(&mut self, o: ReconnectBooks) {
+        self.owed += o.owed;
+        self.delivered += o.delivered;
+        self.lost += o.lost;
+        self.duplicated += o.duplicated;
+        self.synced += o.synced;
+        self.refetched += o.refetched;
+    }
 }
 
 impl Outcome {
@@ -111,5 +160,12 @@ impl Outcome {
         for (name, n) in other.actions {
             *self.actions.entry(name).or_insert(0) += n;
         }
+        self.acked += other.acked;
+        self.ack_failed += other.ack_failed;
+        self.ack_latency.merge(&other.ack_latency);
+        self.pages += other.pages;
+        self.fetched += other.fetched;
+        self.seq_reordered += other.seq_reordered;
+        self.reconnect.merge(other.reconnect);
     }
 }

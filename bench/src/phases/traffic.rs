@@ -7,12 +7,17 @@
 //! delivered once it reached all `fanout` recipients, so the window is kept
 //! as `sent - deliveries / fanout`.
 //!
+//! With `--cid` every message carries a cid ([`Acks`]) and its SEND_ACK
+//! is timed; the window still opens on delivery, so the load is the same
+//! with and without cids.
+//!
 //! When the phase ends: senders stop at the message count or at
 //! `send_until`; the run then drains until every owed delivery arrived, or
 //! `drain` has passed since the last sender stopped, or no delivery arrived
 //! anywhere for `drain` (a stalled run), or at the hard `deadline`. What
 //! never arrived is lost.
 
+use super::acks::{Acks, InFlight};
 use super::delivery::{self, Roster, Tally, WallClock};
 use super::{Outcome, Phase};
 use crate::ledger::{StreamKey, Target};
@@ -44,6 +49,8 @@ pub(crate) struct TrafficPlan {
     pub window: u64,
     /// Messages per sender, when a count bounds the run.
     pub messages: Option<u64>,
+    /// Send a cid with every message and time its SEND_ACK.
+    pub cid: bool,
     /// Senders stop here at the latest.
     pub send_until: Instant,
     /// How long to wait for stragglers, and what counts as a stall.
@@ -79,6 +86,8 @@ pub(crate) struct TrafficPhase {
     stalled_since: (u64, Instant),
     clock: WallClock,
     tally: Tally,
+    /// Cids and messages awaiting their SEND_ACK, with `--cid`.
+    acks: Option<Acks>,
     outcome: Outcome,
 }
 
@@ -97,6 +106,7 @@ impl TrafficPhase {
             stalled_since: (0, now),
             clock: WallClock::default(),
             tally: Tally::default(),
+            acks: None,
             outcome: Outcome::default(),
         }
     }
@@ -119,12 +129,20 @@ impl TrafficPhase {
             let seq = self.outcome.ledger.next_seq(s.key);
             let text = roster.text(seq);
             let name = &roster.names_json[s.name_json];
+            let cid = self.acks.as_mut().map(|acks| {
+                acks.cid(InFlight {
+                    user: s.name_json,
+                    sent_us: roster.micros(Instant::now()),
+                    tag: seq,
+                })
+            });
+            let cid = cid.as_deref();
             let body = match s.key.target {
                 Target::User(to) => {
-                    proto::one_chat(s.key.sender, name, to, &text, self.clock.now())
+                    proto::one_chat(s.key.sender, name, to, &text, self.clock.now(), cid)
                 }
                 Target::Group(gid) => {
-                    proto::group_chat(s.key.sender, name, gid, &text, self.clock.now())
+                    proto::group_chat(s.key.sender, name, gid, &text, self.clock.now(), cid)
                 }
             };
             io.send(s.slot, &body);
@@ -143,6 +161,9 @@ impl TrafficPhase {
 
 impl Phase for TrafficPhase {
     fn start(&mut self, io: &mut Io) {
+        if self.plan.cid {
+            self.acks = Some(Acks::new(self.plan.roster.run, io.id));
+        }
         for spec in std::mem::take(&mut self.specs) {
             let Some(slot) = io.slot_of(spec.user).filter(|&s| io.is_open(s)) else {
                 self.outcome.error("sender not connected");
@@ -171,6 +192,14 @@ impl Phase for TrafficPhase {
         let recipient = io.user_of(slot);
         let roster = Arc::clone(&self.plan.roster);
         let (outcome, tally) = (&mut self.outcome, &mut self.tally);
+        if let Some(acks) = self.acks.as_mut() {
+            if acks
+                .on_message(&msg, roster.micros(io.now), outcome)
+                .is_some()
+            {
+                return;
+            }
+        }
         if !delivery::receive(&roster, io, outcome, tally, recipient, &msg, false)
             && proto::msg_id(&msg) == Some(proto::ERROR_MSG)
         {
@@ -239,7 +268,9 @@ impl Phase for TrafficPhase {
             return stalled;
         }
         let draining_since = plan.roster.clock + Duration::from_micros(all_sent);
-        delivered >= expected || stalled || io.now >= draining_since + plan.drain
+        // With cids the books also wait for this worker's SEND_ACKs.
+        let acked = self.acks.as_ref().is_none_or(|a| a.in_flight() == 0);
+        (delivered >= expected && acked) || stalled || io.now >= draining_since + plan.drain
     }
 
     fn finish(mut self: Box<Self>, io: &mut Io) -> Outcome {

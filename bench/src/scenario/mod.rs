@@ -7,12 +7,14 @@
 //! 3. **log in** (measured for `login`);
 //! 4. **groups**: the first member creates each group, the others join;
 //! 5. `--setup-only` saves the setup here and stops;
-//! 6. the measured phase: hold (`connect`), traffic (`chat`, `group`) or the
-//!    mix (`mixed`), with the server's CPU time and memory read around it.
+//! 6. the measured phase: hold (`connect`), traffic (`chat`, `group`), the
+//!    mix (`mixed`) or fill-then-sync (`sync`), with the server's CPU time
+//!    and memory read around it.
 //!
 //! A setup step that fails ends the run with a report that says why
 //! (`connect` only fails when no connection at all succeeded).
 
+mod log;
 mod traffic;
 
 use crate::config::{Config, Scenario};
@@ -127,7 +129,22 @@ impl Runner<'_> {
         if self.config.setup_only {
             return self.save_setup();
         }
-        if matches!(scenario, Scenario::Chat | Scenario::Group | Scenario::Mixed) {
+        if scenario == Scenario::Reconnect {
+            self.report.setup_secs = self.started.elapsed().as_secs_f64();
+            let cpu_before = pid.and_then(sys::cpu_seconds);
+            self.reconnect()?;
+            let cpu_after = pid.and_then(sys::cpu_seconds);
+            self.report.server_cpu_secs = cpu_after.zip(cpu_before).map(|(a, b)| a - b);
+        } else if scenario == Scenario::Sync {
+            self.report.setup_secs = self.started.elapsed().as_secs_f64();
+            if !self.fill()? {
+                return Ok(());
+            }
+            let cpu_before = pid.and_then(sys::cpu_seconds);
+            self.sync()?;
+            let cpu_after = pid.and_then(sys::cpu_seconds);
+            self.report.server_cpu_secs = cpu_after.zip(cpu_before).map(|(a, b)| a - b);
+        } else if matches!(scenario, Scenario::Chat | Scenario::Group | Scenario::Mixed) {
             self.report.setup_secs = self.started.elapsed().as_secs_f64();
             let cpu_before = pid.and_then(sys::cpu_seconds);
             let started = Instant::now();

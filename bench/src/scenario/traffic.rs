@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 impl Runner<'_> {
     /// What every worker needs to know about the users.
-    fn roster(&self) -> Result<Roster, BenchError> {
+    pub(super) fn roster(&self) -> Result<Roster, BenchError> {
         let uids = self
             .setup
             .uids()
@@ -68,6 +68,7 @@ impl Runner<'_> {
                 legacy: config.legacy,
                 gap: config.legacy_gap,
                 offline_for: config.offline_for,
+                cid: config.cid,
                 send_until,
                 drain: config.drain,
                 deadline,
@@ -85,6 +86,7 @@ impl Runner<'_> {
                 roster: Arc::clone(&roster),
                 window: config.effective_window(),
                 messages: config.messages,
+                cid: config.cid,
                 send_until,
                 drain: config.drain,
                 deadline,
@@ -185,6 +187,12 @@ impl Runner<'_> {
             .map(|(k, &n)| (k.to_string(), n))
             .collect();
         r.closed += outcome.closed;
+        if self.config.cid {
+            r.acked = Some(outcome.acked);
+            r.ack_failed = Some(outcome.ack_failed);
+            r.unacked = Some(sent.saturating_sub(outcome.acked + outcome.ack_failed));
+            r.ack_latency_us = outcome.ack_latency.summary();
+        }
         if sent == 0 {
             r.failed = Some("no message was sent".into());
         }

@@ -148,6 +148,15 @@ impl Io {
         }
     }
 
+    /// Closes `slot` abortively (a reset, unread input discarded), without
+    /// telling the phase: a client that vanished.
+    pub fn reset(&mut self, slot: usize) {
+        if let Some(conn) = self.conn_mut(slot) {
+            conn.abort_on_close();
+        }
+        self.close(slot);
+    }
+
     /// Tells the worker serving sender `user` that one of its messages was
     /// delivered.
     pub fn ack_sender(&mut self, user: usize) {

@@ -7,6 +7,11 @@
 //! replies, and it counts every read that held more than one request, which
 //! the original cannot survive. The smoke tests against the real
 //! `chat-server` live beside these once it exists.
+//!
+//! It keeps a message log for one-to-one chats, as our server does since
+//! issue 11: every chat gets `conv` (`dA-B`), a gapless `seq` and `ts`; a
+//! chat with a `cid` is answered with 28 SEND_ACK; 29 SYNC (after) and 31
+//! CONVS answer from the log.
 
 use chat_bench::json_stream::JsonReader;
 use serde_json::{json, Value};
@@ -23,6 +28,17 @@ struct State {
     groups: Vec<(String, Vec<i64>)>,
     friends: HashSet<(i64, i64)>,
     offline: HashMap<i64, Vec<String>>,
+    /// The one-to-one message log: conv → messages, seq = index + 1.
+    log: HashMap<String, Vec<Value>>,
+    /// Every this many logged chats one is stored and acked but never
+    /// handed to its recipient (0: none): a server that loses messages.
+    lose_every: u64,
+    logged: u64,
+}
+
+/// A one-to-one conversation's name, the same for both participants.
+fn conv_of(a: i64, b: i64) -> String {
+    format!("d{}-{}", a.min(b), a.max(b))
 }
 
 /// A running mock server; it lives until the test process ends.
@@ -35,9 +51,22 @@ pub struct MockServer {
 impl MockServer {
     /// Starts a server on an ephemeral loopback port.
     pub fn start(legacy: bool) -> MockServer {
+        MockServer::start_with(legacy, 0)
+    }
+
+    /// A server that stores and acks every chat but never delivers one in
+    /// `lose_every`, for testing that the bench notices.
+    pub fn lossy(lose_every: u64) -> MockServer {
+        MockServer::start_with(false, lose_every)
+    }
+
+    fn start_with(legacy: bool, lose_every: u64) -> MockServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            lose_every,
+            ..State::default()
+        }));
         let coalesced = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&coalesced);
         std::thread::spawn(move || {
@@ -160,7 +189,48 @@ fn handle(
             }
         }
         7 => reply(json!({"msgId": 8, "errno": 0, "groups": groups_of(st, int("uid"))})),
-        9 => deliver(st, int("to"), req, legacy),
+        9 if legacy => deliver(st, int("to"), req, legacy),
+        9 => {
+            let conv = conv_of(int("from"), int("to"));
+            let log = st.log.entry(conv.clone()).or_default();
+            let mut msg = req.clone();
+            msg["conv"] = json!(conv);
+            msg["seq"] = json!(log.len() + 1);
+            msg["ts"] = json!(1_733_030_000_000_i64 + log.len() as i64);
+            if let Some(cid) = msg.as_object_mut().and_then(|m| m.remove("cid")) {
+                reply(
+                    json!({"msgId": 28, "errno": 0, "cid": cid, "conv": conv, "seq": msg["seq"], "ts": msg["ts"]}),
+                );
+            }
+            log.push(msg.clone());
+            st.logged += 1;
+            if st.lose_every == 0 || !st.logged.is_multiple_of(st.lose_every) {
+                deliver(st, int("to"), &msg, legacy);
+            }
+        }
+        29 => {
+            let conv = text("conv");
+            let after = int("after").max(0) as usize;
+            let limit = int("limit").clamp(1, 500) as usize;
+            let log = st.log.get(&conv).map(Vec::as_slice).unwrap_or(&[]);
+            let msgs: Vec<Value> = log.iter().skip(after).take(limit).cloned().collect();
+            let more = log.len() > after + msgs.len();
+            reply(json!({"msgId": 30, "errno": 0, "conv": conv, "msgs": msgs, "more": more}));
+        }
+        31 => {
+            let uid = me.unwrap_or(0);
+            let convs: Vec<Value> = st
+                .log
+                .iter()
+                .filter(|(_, msgs)| {
+                    msgs.first().is_some_and(|m| {
+                        m["from"].as_i64() == Some(uid) || m["to"].as_i64() == Some(uid)
+                    })
+                })
+                .map(|(conv, msgs)| json!({"conv": conv, "kind": "user", "last_seq": msgs.len(), "read_seq": 0}))
+                .collect();
+            reply(json!({"msgId": 32, "errno": 0, "convs": convs}));
+        }
         10 | 14 => {
             let pair = (int("uid").min(int("fid")), int("uid").max(int("fid")));
             let ok = if int("msgId") == 10 {

@@ -22,11 +22,20 @@ use super::style::Style;
 pub fn run(conn: Connection, options: &Options) -> ExitCode {
     let style = Style::for_stdout();
     let out: Arc<dyn Output> = Arc::new(Plain);
-    let started = ChatClient::start(conn, out.clone(), style, options.reply_timeout, |closed| {
-        // Standard output is flushed after every line, so nothing is lost.
-        eprintln!("chat-client: connection lost: {closed}");
-        std::process::exit(1);
-    });
+    let started = ChatClient::start(
+        conn,
+        out.clone(),
+        style,
+        (options.reply_timeout, options.log),
+        options.on_lost(
+            options.reconnect.unwrap_or(false),
+            Box::new(|closed| {
+                // Standard output is flushed after every line, so nothing is lost.
+                eprintln!("chat-client: connection lost: {closed}");
+                std::process::exit(1);
+            }),
+        ),
+    );
     let client = match started {
         Ok(client) => client,
         Err(e) => {

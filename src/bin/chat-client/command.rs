@@ -73,6 +73,11 @@ pub enum Command {
     GroupChat { gid: i64, text: String },
     /// `ping` (msgId 25).
     Ping,
+    /// `history:conv[:before]` (msgId 29, then 33): a page of a
+    /// conversation's log, the latest or the one before seq `before`.
+    History { conv: String, before: Option<u64> },
+    /// `convs` (msgId 31): the conversations, with unread counts.
+    Convs,
 }
 
 impl Command {
@@ -160,6 +165,18 @@ pub const COMMANDS: &[Spec] = &[
     ),
     spec("quitGroup", ":gid", "leave a group", true),
     spec("dismissGroup", ":gid", "delete a group you created", true),
+    spec(
+        "history",
+        ":conv[:before]",
+        "show a conversation's messages (the latest, or those before seq)",
+        true,
+    ),
+    spec(
+        "convs",
+        "",
+        "list your conversations and their unread messages",
+        true,
+    ),
     spec("refresh", "", "show your friends and groups again", true),
     spec("ping", "", "check that the server answers", true),
     spec("logout", "", "log out and return to the menu", true),
@@ -228,6 +245,17 @@ pub fn parse(line: &str) -> Result<Option<Command>, CommandError> {
         "logout" => Command::Logout,
         "refresh" => Command::Refresh,
         "ping" => Command::Ping,
+        "convs" => Command::Convs,
+        "history" => {
+            let (conv, before) = args.two("a conversation (see convs)")?;
+            Command::History {
+                conv: args.nonempty(conv, "the conversation")?,
+                before: before
+                    .map(|b| args.parse_id(b, "before"))
+                    .transpose()?
+                    .map(i64::unsigned_abs),
+            }
+        }
         "register" => {
             let (name, password) = args.two("a user name")?;
             Command::Register {

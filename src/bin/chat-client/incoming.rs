@@ -7,6 +7,12 @@
 //! The login and refresh acks carry their lists as arrays of JSON-encoded
 //! strings (the original's shape, see `protocol::reply`); each element is
 //! parsed again here, and a plain object is accepted as well.
+//!
+//! The message log (issue 11) adds: a [`LogPos`] (`conv`, `seq`, `ts`) on
+//! every delivered chat and group message; 28 SEND_ACK, read into
+//! [`Incoming::SendAck`] (it answers a chat by its `cid`, not by msgId); and
+//! the acks of 29 SYNC, 31 CONVS and 33 READ, read into [`Reply`] like every
+//! other ack.
 
 use serde_json::{Map, Value};
 
@@ -28,6 +34,15 @@ pub enum Incoming {
     Chat(ChatMessage),
     /// A message to a group we belong to.
     GroupChat(GroupMessage),
+    /// 28 SEND_ACK: the chat or group chat sent with `cid` is stored (its
+    /// place in the log), or was refused. `sent` is filled in by
+    /// [`ClientState`](super::state::ClientState) with what we sent under
+    /// that cid, when it still knows.
+    SendAck {
+        cid: String,
+        outcome: Result<LogPos, Failure>,
+        sent: Option<Sent>,
+    },
     /// Anything else, kept as it came.
     Unknown(Value),
 }
@@ -70,6 +85,12 @@ pub enum Reply {
     Members { gid: i64, members: Vec<Member> },
     /// msgId 26.
     Pong,
+    /// msgId 30: one page of a conversation's log, ascending.
+    Synced(SyncPage),
+    /// msgId 32: every conversation we have messages in or belong to.
+    Convs(Vec<ConvInfo>),
+    /// msgId 34: the conversation's read position is now `seq`.
+    Read { conv: String, seq: u64 },
 }
 
 /// A request the server refused, or an error it reported.
@@ -96,13 +117,24 @@ pub struct AccountView {
     pub groups: Vec<Group>,
 }
 
-/// One stored message delivered at login.
+/// One stored message: delivered at login, or in a SYNC page.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Offline {
     Chat(ChatMessage),
     Group(GroupMessage),
     /// A stored object of another kind, or text that is not JSON.
     Other(String),
+}
+
+impl Offline {
+    /// The message's place in the log, when the server gave one.
+    pub fn pos(&self) -> Option<&LogPos> {
+        match self {
+            Offline::Chat(m) => m.pos.as_ref(),
+            Offline::Group(m) => m.pos.as_ref(),
+            Offline::Other(_) => None,
+        }
+    }
 }
 
 /// A one-to-one chat message (msgId 9). Only the text is required; the
@@ -117,6 +149,8 @@ pub struct ChatMessage {
     pub text: String,
     /// When the sender's client sent it (`time`, its local time).
     pub time: Option<String>,
+    /// Its place in the message log, from a server that keeps one.
+    pub pos: Option<LogPos>,
 }
 
 /// A group chat message (msgId 13).
@@ -129,6 +163,7 @@ pub struct GroupMessage {
     pub name: Option<String>,
     pub text: String,
     pub time: Option<String>,
+    pub pos: Option<LogPos>,
 }
 
 /// A friend in the login or refresh ack.
@@ -165,6 +200,7 @@ pub fn parse(obj: Map<String, Value>) -> Incoming {
         Some(msg_id::ONE_CHAT_MSG) => chat(&obj).map(Incoming::Chat),
         Some(msg_id::GROUP_CHAT_MSG) => group_chat(&obj).map(Incoming::GroupChat),
         Some(msg_id::ERROR_MSG) => Some(Incoming::Error(failure(&obj, int(&obj, "req")))),
+        Some(msg_id::SEND_ACK) => send_ack(&obj),
         Some(ack) => request_of(ack).and_then(|request| {
             let outcome = match int(&obj, "errno").unwrap_or(errno::OK) {
                 errno::OK => Ok(success(request, &obj)?),
@@ -179,7 +215,7 @@ pub fn parse(obj: Map<String, Value>) -> Incoming {
 
 /// The request msgId whose ack is `ack` (the inverse of `reply::ack_id`).
 fn request_of(ack: i64) -> Option<i64> {
-    const REQUESTS: [i64; 12] = [
+    const REQUESTS: [i64; 15] = [
         msg_id::LOGIN_MSG,
         msg_id::LOGOUT_MSG,
         msg_id::REG_MSG,
@@ -192,6 +228,9 @@ fn request_of(ack: i64) -> Option<i64> {
         msg_id::DISMISS_GROUP_MSG,
         msg_id::GROUP_MEMBERS_MSG,
         msg_id::PING_MSG,
+        msg_id::SYNC_MSG,
+        msg_id::CONVS_MSG,
+        msg_id::READ_MSG,
     ];
     REQUESTS
         .into_iter()
@@ -221,6 +260,19 @@ fn success(request: i64, obj: &Map<String, Value>) -> Option<Reply> {
             members: list(obj, "members").filter_map(|m| member(&m)).collect(),
         },
         msg_id::PING_MSG => Reply::Pong,
+        msg_id::SYNC_MSG => Reply::Synced(SyncPage {
+            conv: text(obj, "conv")?,
+            msgs: list(obj, "msgs").map(offline).collect(),
+            more: obj.get("more").and_then(Value::as_bool).unwrap_or(false),
+            purpose: SyncPurpose::default(),
+        }),
+        msg_id::CONVS_MSG => {
+            Reply::Convs(list(obj, "convs").filter_map(|c| conv_info(&c)).collect())
+        }
+        msg_id::READ_MSG => Reply::Read {
+            conv: text(obj, "conv")?,
+            seq: seq(obj, "seq")?,
+        },
         _ => return None,
     })
 }
@@ -267,6 +319,7 @@ fn chat(obj: &Map<String, Value>) -> Option<ChatMessage> {
         name: text(obj, "username"),
         text: text(obj, "msg")?,
         time: text(obj, "time"),
+        pos: log_pos(obj),
     })
 }
 
@@ -277,6 +330,7 @@ fn group_chat(obj: &Map<String, Value>) -> Option<GroupMessage> {
         name: text(obj, "username"),
         text: text(obj, "msg")?,
         time: text(obj, "time"),
+        pos: log_pos(obj),
     })
 }
 
@@ -351,6 +405,10 @@ fn list<'a>(
         _ => None,
     })
 }
+
+mod log;
+use log::{conv_info, log_pos, send_ack, seq};
+pub use log::{ConvInfo, ConvPeer, LogPos, Sent, SyncPage, SyncPurpose};
 
 #[cfg(test)]
 mod tests;

@@ -53,16 +53,25 @@ fn session(conn: Connection, options: &Options) -> io::Result<ExitCode> {
         Ok(printer) => Arc::new(Printer::new(Box::new(printer))),
         Err(_) => Arc::new(Plain),
     };
-    let client = ChatClient::start(conn, out, style, options.reply_timeout, move |closed| {
-        // The input thread is inside rustyline, in raw mode: undo that and
-        // bracketed paste before leaving, as rustyline's own cleanup would.
-        if let Some(saved) = saved {
-            saved.restore();
-        }
-        print!("\x1b[?2004l");
-        eprintln!("\r\nchat-client: connection lost: {closed}");
-        std::process::exit(1);
-    })?;
+    let client = ChatClient::start(
+        conn,
+        out,
+        style,
+        (options.reply_timeout, options.log),
+        options.on_lost(
+            options.reconnect.unwrap_or(true),
+            Box::new(move |closed| {
+                // The input thread is inside rustyline, in raw mode: undo that and
+                // bracketed paste before leaving, as rustyline's own cleanup would.
+                if let Some(saved) = saved {
+                    saved.restore();
+                }
+                print!("\x1b[?2004l");
+                eprintln!("\r\nchat-client: connection lost: {closed}");
+                std::process::exit(1);
+            }),
+        ),
+    )?;
     client
         .output()
         .line(&style.dim(&format!("connected to {}", options.addr)));
@@ -91,11 +100,16 @@ fn session(conn: Connection, options: &Options) -> io::Result<ExitCode> {
     })
 }
 
-/// `alice(5)> ` once logged in, `chat> ` before.
+/// `alice(5)> ` once logged in, `chat> ` before; `alice(5) [2 pending]> `
+/// while messages sent wait for the server's SEND_ACK.
 fn prompt(client: &ChatClient) -> String {
+    let pending = match client.state().pending() {
+        0 => String::new(),
+        n => client.style().dim(&format!(" [{n} pending]")),
+    };
     match client.state().user() {
         Some(u) => format!(
-            "{}> ",
+            "{}{pending}> ",
             client.style().bold(&format!("{}({})", u.name, u.uid))
         ),
         None => "chat> ".to_owned(),

@@ -19,12 +19,15 @@
 //! | [`incoming`] | a server message → [`Incoming`](incoming::Incoming) |
 //! | [`render`] | an incoming message → lines of text; errno in plain words |
 //! | [`state`] | [`ClientState`](state::ClientState), shared by the threads: who is logged in, the awaited reply |
-//! | [`chat_client`] | runs commands, waits for acks, wires the reader to the output |
+//! | [`book`] | [`LogBook`](book::LogBook): the messages shown per conversation, for deduplication and catch-up |
+//! | [`chat_client`] | runs commands, waits for acks, wires the reader to the output; catch-up after login |
+//! | [`reconnect`] | a lost connection: reconnect with backoff, log in again, catch up, resend unacked chats |
 //! | [`interactive`] | the terminal mode: menu, prompt, hidden passwords |
 //! | [`batch`] | the non-interactive mode for scripts and tests |
 //! | [`output`], [`style`], [`help`], [`line_helper`], [`terminal`], [`clock`] | printing, colours, help text, completion, termios, local time |
 
 mod batch;
+mod book;
 mod chat_client;
 mod clock;
 mod command;
@@ -35,6 +38,7 @@ mod interactive;
 mod line_helper;
 mod options;
 mod output;
+mod reconnect;
 mod render;
 mod request;
 mod state;

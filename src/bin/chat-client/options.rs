@@ -18,6 +18,12 @@ options:
                    late messages before leaving (default 500)
   --timeout-ms N   wait at most N ms for the server's reply to a request
                    (default 5000)
+  --reconnect      when the server goes away, connect again (backoff from
+                   0.5 s to 30 s), log in again and catch up (the default
+                   on a terminal); --no-reconnect: exit with status 1
+  --no-log         talk as the original client, for a server without the
+                   message log: no cid on chats, no SEND_ACK awaited, no
+                   catch-up after login, no history
   -h, --help       show this help
   -V, --version    show the version
 
@@ -42,6 +48,11 @@ pub struct Options {
     pub reply_timeout: Duration,
     /// How long to try to connect.
     pub connect_timeout: Duration,
+    /// Use the message log: cids, SEND_ACKs, catch-up, history.
+    pub log: bool,
+    /// Reconnect when the server goes away: `None` is the mode's default
+    /// (on a terminal yes, from a pipe no).
+    pub reconnect: Option<bool>,
 }
 
 impl Default for Options {
@@ -51,6 +62,29 @@ impl Default for Options {
             linger: Duration::from_millis(500),
             reply_timeout: Duration::from_millis(5000),
             connect_timeout: Duration::from_secs(5),
+            log: true,
+            reconnect: None,
+        }
+    }
+}
+
+impl Options {
+    /// What to do when the connection is lost: `exit` at once, or, with
+    /// `reconnect`, reconnect to the server and `exit` only when giving up.
+    pub fn on_lost(
+        &self,
+        reconnect: bool,
+        exit: Box<dyn FnOnce(super::connection::Closed) + Send>,
+    ) -> super::chat_client::OnLost {
+        use super::chat_client::OnLost;
+        if reconnect {
+            OnLost::Reconnect {
+                addr: self.addr.clone(),
+                connect_timeout: self.connect_timeout,
+                give_up: exit,
+            }
+        } else {
+            OnLost::Exit(exit)
         }
     }
 }
@@ -80,6 +114,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Invocation, Strin
         match flag.as_str() {
             "-h" | "--help" => return Ok(Invocation::Help),
             "-V" | "--version" => return Ok(Invocation::Version),
+            "--no-log" => options.log = false,
+            "--reconnect" => options.reconnect = Some(true),
+            "--no-reconnect" => options.reconnect = Some(false),
             "--linger-ms" => options.linger = millis("--linger-ms", &value("--linger-ms")?)?,
             "--timeout-ms" => {
                 options.reply_timeout = millis("--timeout-ms", &value("--timeout-ms")?)?;
@@ -124,6 +161,15 @@ mod tests {
         assert_eq!(o.addr, "chat.example:6000");
         assert_eq!(o.linger, Duration::from_millis(50));
         assert_eq!(o.reply_timeout, Duration::from_millis(9));
+        assert!(o.log);
+        let Ok(Invocation::Run(o)) = run(&["--no-log"]) else {
+            panic!("should parse");
+        };
+        assert!(!o.log);
+        let Ok(Invocation::Run(o)) = run(&["--reconnect"]) else {
+            panic!("should parse");
+        };
+        assert_eq!(o.reconnect, Some(true));
         assert_eq!(run(&["-h"]), Ok(Invocation::Help));
         assert!(run(&["--linger-ms"]).is_err());
         assert!(run(&["--bogus"]).is_err());

@@ -18,13 +18,19 @@
 //! group 3 message from 6 (bob) at 2026-05-01 09:33:00: hi all
 //! added friend 6
 //! error: chat: no such user or group (errno 7): user 99 does not exist
+//! sent message to 6 (d5-6 #18): see you
+//! history d5-6: 2 messages
+//! history d5-6 #17 message from 6 (bob) at 2026-05-01 09:32:00: hello
+//! caught up d5-6 #19 message from 6 (bob) at 2026-05-01 09:40:00: still there?
+//! conversations: 1
+//! conv d5-6 with user 6: last 19, read 17, unread 2
 //! ```
 //!
 //! `docs/client.md` lists every line.
 
 use super::incoming::{
-    AccountView, ChatMessage, Failure, Friend, Group, GroupMessage, Incoming, Member, Offline,
-    Reply,
+    AccountView, ChatMessage, ConvInfo, ConvPeer, Failure, Friend, Group, GroupMessage, Incoming,
+    LogPos, Member, Offline, Reply, Sent, SyncPage, SyncPurpose,
 };
 use super::request::command_name;
 use super::style::{clean, Style};
@@ -43,6 +49,7 @@ pub fn render(message: &Incoming, style: &Style) -> Vec<String> {
         | Incoming::Error(failure) => vec![failure_line(failure, style)],
         Incoming::Chat(m) => vec![chat_line(m, "", style)],
         Incoming::GroupChat(m) => vec![group_line(m, "", style)],
+        Incoming::SendAck { cid, outcome, sent } => vec![send_ack_line(cid, outcome, sent, style)],
         Incoming::Unknown(v) => {
             vec![style.dim(&format!("unrecognised message: {}", clean(&v.to_string())))]
         }
@@ -73,6 +80,13 @@ fn reply_lines(reply: &Reply, style: &Style) -> Vec<String> {
         Reply::GroupQuit { gid } => id("left group", gid),
         Reply::GroupDismissed { gid } => id("dismissed group", gid),
         Reply::Pong => "pong".to_owned(),
+        Reply::Synced(page) => return page_lines(page, style),
+        Reply::Convs(convs) => {
+            let mut lines = vec![style.bold(&format!("conversations: {}", convs.len()))];
+            lines.extend(convs.iter().map(conv_line));
+            return lines;
+        }
+        Reply::Read { conv, seq } => format!("read {} up to #{seq}", clean(conv)),
     };
     vec![style.ok(&line)]
 }
@@ -100,6 +114,93 @@ fn account_lines(what: &str, view: &AccountView, style: &Style) -> Vec<String> {
         lines.extend(g.members.iter().map(|m| member_line(g.gid, m, style)));
     }
     lines
+}
+
+/// A chat's SEND_ACK: `sent message to 6 (d5-6 #18): TEXT` once stored,
+/// the error against the message otherwise.
+fn send_ack_line(
+    cid: &str,
+    outcome: &Result<LogPos, Failure>,
+    sent: &Option<Sent>,
+    style: &Style,
+) -> String {
+    let what = match sent {
+        Some(s) if s.request == msg_id::GROUP_CHAT_MSG => format!("group {} message", s.to),
+        Some(s) => format!("message to {}", s.to),
+        None => format!("message {}", clean(cid)),
+    };
+    let text = sent.as_ref().map(|s| format!(": {}", clean(&s.text)));
+    match outcome {
+        Ok(pos) => style.ok(&format!(
+            "sent {what} ({} #{}){}",
+            clean(&pos.conv),
+            pos.seq,
+            text.unwrap_or_default()
+        )),
+        Err(f) => {
+            let f = Failure {
+                request: sent.as_ref().map(|s| s.request),
+                ..f.clone()
+            };
+            let line = failure_line(&f, &Style { color: false });
+            style.error(&format!(
+                "{line} [not sent: {what}{}]",
+                text.unwrap_or_default()
+            ))
+        }
+    }
+}
+
+/// A SYNC page: `history CONV: N messages` and each message marked
+/// `history CONV #SEQ`, or, for a catch-up, only the new messages marked
+/// `caught up CONV #SEQ`.
+fn page_lines(page: &SyncPage, style: &Style) -> Vec<String> {
+    let conv = clean(&page.conv);
+    let mut lines = Vec::new();
+    let mark = match page.purpose {
+        SyncPurpose::History => {
+            let n = page.msgs.len();
+            let mut head = format!(
+                "history {conv}: {n} message{}",
+                if n == 1 { "" } else { "s" }
+            );
+            let first = page.msgs.iter().find_map(|m| m.pos().map(|p| p.seq));
+            if let (true, Some(first)) = (page.more, first) {
+                head.push_str(&format!(" (older: history:{conv}:{first})"));
+            }
+            lines.push(style.bold(&head));
+            "history"
+        }
+        SyncPurpose::CatchUp => "caught up",
+    };
+    for m in &page.msgs {
+        let prefix = match m.pos() {
+            Some(p) => format!("{mark} {} #{} ", clean(&p.conv), p.seq),
+            None => format!("{mark} {conv} "),
+        };
+        lines.push(match m {
+            Offline::Chat(m) => chat_line(m, &prefix, style),
+            Offline::Group(m) => group_line(m, &prefix, style),
+            Offline::Other(raw) => format!("{prefix}message: {}", clean(raw)),
+        });
+    }
+    lines
+}
+
+/// `conv d5-6 with user 6: last 19, read 17, unread 2`.
+fn conv_line(c: &ConvInfo) -> String {
+    let peer = match c.peer {
+        ConvPeer::User(uid) => format!(" with user {uid}"),
+        ConvPeer::Group(gid) => format!(" of group {gid}"),
+        ConvPeer::Other => String::new(),
+    };
+    format!(
+        "conv {}{peer}: last {}, read {}, unread {}",
+        clean(&c.conv),
+        c.last_seq,
+        c.read_seq,
+        c.unread()
+    )
 }
 
 fn friend_line(f: &Friend, style: &Style) -> String {
@@ -229,6 +330,10 @@ pub fn errno_text(request: Option<i64>, code: i64) -> &'static str {
         (_, errno::SERVER_ERROR) => "the server could not complete the request",
         (_, errno::TOO_LARGE) => "the message is too large for the server",
         (_, errno::INVALID_JSON) => "the server could not read what we sent",
+        (Some(msg_id::ONE_CHAT_MSG | msg_id::GROUP_CHAT_MSG), errno::TOO_MANY) => {
+            "too many messages waiting to be stored; send it again in a moment"
+        }
+        (_, errno::TOO_MANY) => "too many requests at once; try again in a moment",
         _ => "unknown error",
     }
 }

@@ -20,11 +20,18 @@ pub struct User {
     pub name: String,
 }
 
+/// Messages per page of `history`: the server's default.
+pub const HISTORY_PAGE: u64 = 50;
+/// Messages per page when catching up: the server's maximum.
+pub const CATCH_UP_PAGE: u64 = 500;
+
 /// The request for `command`, or `None` for commands that send nothing
 /// (`help`, `quit`) and for a login or register whose password is missing.
 ///
-/// `user` fills the sender fields; before login they are left out.
-pub fn build(command: &Command, user: Option<&User>) -> Option<Value> {
+/// `user` fills the sender fields; before login they are left out. `cid`,
+/// when given, goes into a chat or group chat, which the server then
+/// answers with 28 SEND_ACK.
+pub fn build(command: &Command, user: Option<&User>, cid: Option<&str>) -> Option<Value> {
     let uid = user.map(|u| u.uid);
     let name = user.map(|u| u.name.as_str());
     let v = match command {
@@ -94,8 +101,73 @@ pub fn build(command: &Command, user: Option<&User>) -> Option<Value> {
             uid,
         ),
         Command::Ping => json!({ "msgId": msg_id::PING_MSG }),
+        Command::Convs => json!({ "msgId": msg_id::CONVS_MSG }),
+        Command::History { conv, before } => sync_before(conv, *before),
     };
-    Some(v)
+    Some(with_cid(v, cid))
+}
+
+/// Adds `cid` to a chat or group chat.
+fn with_cid(mut v: Value, cid: Option<&str>) -> Value {
+    let id = v["msgId"].as_i64();
+    if let Some(cid) =
+        cid.filter(|_| matches!(id, Some(msg_id::ONE_CHAT_MSG | msg_id::GROUP_CHAT_MSG)))
+    {
+        v["cid"] = cid.into();
+    }
+    v
+}
+
+/// SYNC: the latest page of `conv` before seq `before`, or the latest page
+/// of all when `before` is `None`.
+pub fn sync_before(conv: &str, before: Option<u64>) -> Value {
+    // "Before a seq no message can have" is the latest page.
+    let before = before.unwrap_or(i64::MAX.unsigned_abs());
+    json!({ "msgId": msg_id::SYNC_MSG, "conv": conv, "before": before, "limit": HISTORY_PAGE })
+}
+
+/// SYNC: the messages of `conv` after seq `after`, a catch-up page.
+pub fn sync_after(conv: &str, after: u64) -> Value {
+    json!({ "msgId": msg_id::SYNC_MSG, "conv": conv, "after": after, "limit": CATCH_UP_PAGE })
+}
+
+/// READ: we have read `conv` up to `seq`.
+pub fn read(conv: &str, seq: u64) -> Value {
+    json!({ "msgId": msg_id::READ_MSG, "conv": conv, "seq": seq })
+}
+
+/// CONVS: every conversation, with its last and read seq.
+pub fn convs() -> Value {
+    json!({ "msgId": msg_id::CONVS_MSG })
+}
+
+/// Client ids for chats: a prefix unique to this process and moment, then a
+/// counter, e.g. `m3k2x9-4f1a-17`. The server wants a cid unique per
+/// sender; a process never repeats one, and two processes of one user
+/// differ in the prefix (start time in ms and process id).
+#[derive(Debug)]
+pub struct CidGen {
+    prefix: String,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl CidGen {
+    /// A generator with a fresh prefix.
+    pub fn new() -> CidGen {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        CidGen {
+            prefix: format!("{millis:x}-{:x}", std::process::id()),
+            next: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    /// The next cid (at most 64 printable ASCII characters).
+    pub fn next(&self) -> String {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}-{n:x}", self.prefix)
+    }
 }
 
 /// Adds the sender's `uid` when logged in.
@@ -123,6 +195,9 @@ pub fn command_name(request_msg_id: i64) -> &'static str {
         msg_id::DISMISS_GROUP_MSG => "dismissGroup",
         msg_id::GROUP_MEMBERS_MSG => "groupMembers",
         msg_id::PING_MSG => "ping",
+        msg_id::SYNC_MSG => "history",
+        msg_id::CONVS_MSG => "convs",
+        msg_id::READ_MSG => "read",
         _ => "request",
     }
 }

@@ -23,12 +23,20 @@ enum Recipients {
 /// A post refused before the append: errno and errmsg.
 type Refusal = (i64, String);
 
-/// Writes `posts` (at least one) to the log and hands them on. The writer's
-/// thread.
-pub(super) fn write(posts: Vec<Post>) {
-    let Some(svc) = posts.first().map(|p| p.ctx.svc.clone()) else {
-        return;
-    };
+/// A committed batch on its way to the deliverer: the posts that were
+/// stored (or found stored), their entries and places.
+pub(super) struct Committed {
+    svc: Arc<Service>,
+    accepted: Vec<(Post, Recipients)>,
+    entries: Vec<NewEntry>,
+    results: Vec<Appended>,
+}
+
+/// Writes `posts` (at least one) to the log; what was committed is
+/// returned for [`hand_on_all`]. Posts that cannot be stored are refused
+/// here. The writer's thread.
+pub(super) fn commit(posts: Vec<Post>) -> Option<Committed> {
+    let svc = posts.first().map(|p| p.ctx.svc.clone())?;
     let store = svc.store.clone();
     // Group member lists, read once per batch.
     let mut groups: HashMap<i64, Result<Option<Members>, ()>> = HashMap::new();
@@ -40,7 +48,7 @@ pub(super) fn write(posts: Vec<Post>) {
         }
     }
     if accepted.is_empty() {
-        return;
+        return None;
     }
     let entries: Vec<NewEntry> = accepted
         .iter_mut()
@@ -55,14 +63,32 @@ pub(super) fn write(posts: Vec<Post>) {
         Ok(r) if r.len() == entries.len() => r,
         Ok(r) => {
             log::error!("log: {} results for {} entries", r.len(), entries.len());
-            return refuse_all(&accepted);
+            refuse_all(&accepted);
+            return None;
         }
         Err(e) => {
             log::error!("log: appending {} messages: {e}", entries.len());
-            return refuse_all(&accepted);
+            refuse_all(&accepted);
+            return None;
         }
     };
-    // Committed: from here on every message exists, in seq order.
+    Some(Committed {
+        svc,
+        accepted,
+        entries,
+        results,
+    })
+}
+
+/// Hands every message of a committed batch on, in seq order, and
+/// acknowledges the posts that carry a cid. The deliverer's thread.
+pub(super) fn hand_on_all(batch: Committed) {
+    let Committed {
+        svc,
+        accepted,
+        entries,
+        results,
+    } = batch;
     for (((post, to), entry), appended) in accepted.iter().zip(&entries).zip(results) {
         if let Appended::New(at) = appended {
             hand_on(&svc, post, to, &entry.body, at);

@@ -2,24 +2,25 @@
 //! numbered, before anyone is handed it.
 //!
 //! ```text
-//!  I/O thread            log writer k (conv key % writers)          recipients
-//!  ──────────            ─────────────────────────────────          ──────────
-//!  9/13 parsed,  ──Post──► take a batch (≤ --log-batch posts)
-//!  stamped                 check recipients / group members
-//!                          Store::append: one transaction
-//!                          ── committed ──
-//!                          for each post, in seq order:
-//!                            push to every recipient  ────────────► connection
-//!                            28 SEND_ACK to the sender (with a cid)
+//!  I/O thread         log writer k (conv key % writers)     its deliverer          recipients
+//!  ──────────         ─────────────────────────────────     ─────────────          ──────────
+//!  9/13 parsed, ─Post─► take a batch (≤ --log-batch posts)
+//!  stamped              check recipients / group members
+//!                       Store::append: one transaction
+//!                       ── committed ── ─────────batch────► for each post, in seq order:
+//!                       (takes the next batch)               push to every recipient ─► connection
+//!                                                            28 SEND_ACK to the sender (with a cid)
 //! ```
 //!
 //! A conversation always goes to the same writer (its key modulo the
 //! number of writers), which takes posts in the order the I/O threads
-//! queued them and hands each batch's messages on in seq order after the
-//! commit. So within a conversation every reader sees the seq order, and
-//! one sender's messages keep the order they were sent in. Batching is
-//! group commit: under load a batch holds hundreds of posts and costs one
-//! transaction; when idle, a post is a batch of one.
+//! queued them; its deliverer hands each committed batch on, batches in
+//! commit order and messages in seq order. So within a conversation every
+//! reader sees the seq order, and one sender's messages keep the order
+//! they were sent in. Batching is group commit: under load a batch holds
+//! hundreds of posts and costs one transaction; when idle, a post is a
+//! batch of one. The deliverer lets the writer commit the next batch while
+//! this one's bytes go out (at most a few batches wait between them).
 //!
 //! A writer is a dedicated thread, not a database worker: the workers'
 //! queues may be long with logins, and chat must not wait behind them.
@@ -98,16 +99,27 @@ impl LogWriter {
         let mut threads = Vec::with_capacity(writers);
         for i in 0..writers {
             let (tx, rx) = bounded(queue.max(1));
-            let in_flight = in_flight.clone();
-            let t = std::thread::Builder::new()
+            // A few committed batches may wait for the deliverer; more, and
+            // the writer waits (its own queue then fills, and refuses).
+            let (done_tx, done_rx) = bounded::<Done>(DELIVERY_QUEUE);
+            let writer_in_flight = in_flight.clone();
+            let deliverer_in_flight = in_flight.clone();
+            let writer = std::thread::Builder::new()
                 .name(format!("chat-log{i}"))
                 .spawn(move || {
                     // Below the I/O threads, like the database workers.
                     Priority::Nice(2).apply();
-                    run_writer(&rx, batch, &in_flight);
+                    run_writer(&rx, batch, &done_tx, &writer_in_flight);
+                })?;
+            let deliverer = std::thread::Builder::new()
+                .name(format!("chat-deliver{i}"))
+                .spawn(move || {
+                    Priority::Nice(2).apply();
+                    run_deliverer(&done_rx, &deliverer_in_flight);
                 })?;
             queues.push(tx);
-            threads.push(t);
+            threads.push(writer);
+            threads.push(deliverer);
         }
         Ok(LogWriter {
             queues,
@@ -171,9 +183,21 @@ impl LogWriter {
     }
 }
 
+/// Committed batches one writer's deliverer may have waiting.
+const DELIVERY_QUEUE: usize = 4;
+
+/// What a writer passes its deliverer: a committed batch (if any of its
+/// posts was stored) and how many posts it held.
+struct Done {
+    batch: Option<batch::Committed>,
+    posts: usize,
+}
+
 /// One writer thread: a blocking receive, then whatever else is queued,
-/// up to `batch` posts, written as one batch.
-fn run_writer(rx: &Receiver<Message>, batch: usize, in_flight: &AtomicUsize) {
+/// up to `batch` posts, committed as one batch and passed to the
+/// deliverer, so that the next batch is written while this one is handed
+/// on.
+fn run_writer(rx: &Receiver<Message>, batch: usize, done: &Sender<Done>, in_flight: &AtomicUsize) {
     let mut posts = Vec::with_capacity(batch);
     while let Ok(first) = rx.recv() {
         let Message::Post(first) = first else {
@@ -192,15 +216,38 @@ fn run_writer(rx: &Receiver<Message>, batch: usize, in_flight: &AtomicUsize) {
             }
         }
         let n = posts.len();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            batch::write(std::mem::take(&mut posts));
+        let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            batch::commit(std::mem::take(&mut posts))
         }));
-        if result.is_err() {
+        let committed = committed.unwrap_or_else(|_| {
             log::error!("log writer: a batch of {n} posts panicked");
+            None
+        });
+        let message = Done {
+            batch: committed,
+            posts: n,
+        };
+        if done.send(message).is_err() {
+            in_flight.fetch_sub(n, Ordering::AcqRel);
         }
-        in_flight.fetch_sub(n, Ordering::AcqRel);
         if stop {
             return;
         }
+    }
+}
+
+/// One deliverer thread: hands committed batches on in the order their
+/// writer committed them.
+fn run_deliverer(rx: &Receiver<Done>, in_flight: &AtomicUsize) {
+    while let Ok(done) = rx.recv() {
+        if let Some(batch) = done.batch {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                batch::hand_on_all(batch);
+            }));
+            if result.is_err() {
+                log::error!("log deliverer: a batch of {} posts panicked", done.posts);
+            }
+        }
+        in_flight.fetch_sub(done.posts, Ordering::AcqRel);
     }
 }

@@ -116,7 +116,7 @@ fn requests_carry_the_original_clients_fields() {
         uid: 5,
         name: "alice".into(),
     };
-    let chat = build(&ok("chat:6:hi"), Some(&alice)).unwrap();
+    let chat = build(&ok("chat:6:hi"), Some(&alice), None).unwrap();
     assert_eq!(chat["msgId"], 9);
     assert_eq!(chat["from"], 5);
     assert_eq!(chat["username"], "alice");
@@ -124,7 +124,7 @@ fn requests_carry_the_original_clients_fields() {
     assert_eq!(chat["msg"], "hi");
     assert_eq!(chat["time"].as_str().map(str::len), Some(19));
 
-    let group = build(&ok("groupChat:3:yo"), Some(&alice)).unwrap();
+    let group = build(&ok("groupChat:3:yo"), Some(&alice), None).unwrap();
     assert_eq!(
         (
             group["msgId"].clone(),
@@ -135,16 +135,20 @@ fn requests_carry_the_original_clients_fields() {
     );
 
     assert_eq!(
-        build(&ok("login:alice:pw"), None),
+        build(&ok("login:alice:pw"), None, None),
         Some(json!({"msgId": 1, "username": "alice", "password": "pw"}))
     );
-    assert_eq!(build(&ok("login:5"), None), None, "no password, no request");
     assert_eq!(
-        build(&ok("addFriend:6"), Some(&alice)),
+        build(&ok("login:5"), None, None),
+        None,
+        "no password, no request"
+    );
+    assert_eq!(
+        build(&ok("addFriend:6"), Some(&alice), None),
         Some(json!({"msgId": 10, "uid": 5, "fid": 6}))
     );
     assert_eq!(
-        build(&ok("createGroup:g:d"), Some(&alice)),
+        build(&ok("createGroup:g:d"), Some(&alice), None),
         Some(json!({"msgId": 11, "uid": 5, "groupname": "g", "groupdesc": "d"}))
     );
     for (line, id) in [
@@ -154,11 +158,92 @@ fn requests_carry_the_original_clients_fields() {
         ("groupMembers:3", 23),
     ] {
         assert_eq!(
-            build(&ok(line), Some(&alice)).unwrap()["msgId"],
+            build(&ok(line), Some(&alice), None).unwrap()["msgId"],
             id,
             "{line}"
         );
     }
-    assert_eq!(build(&ok("ping"), Some(&alice)), Some(json!({"msgId": 25})));
-    assert_eq!(build(&ok("help"), Some(&alice)), None);
+    assert_eq!(
+        build(&ok("ping"), Some(&alice), None),
+        Some(json!({"msgId": 25}))
+    );
+    assert_eq!(build(&ok("help"), Some(&alice), None), None);
+}
+
+#[test]
+fn history_and_convs_parse() {
+    assert_eq!(
+        ok("history:d2-7"),
+        Command::History {
+            conv: "d2-7".into(),
+            before: None
+        }
+    );
+    assert_eq!(
+        ok("History: g5 :120"),
+        Command::History {
+            conv: "g5".into(),
+            before: Some(120)
+        }
+    );
+    assert_eq!(ok("convs"), Command::Convs);
+    assert!(err("history").contains("usage: history:conv[:before]"));
+    assert!(err("history::3").contains("the conversation is empty"));
+    assert!(err("history:g5:soon").contains("before must be a positive number"));
+}
+
+#[test]
+fn chats_carry_their_cid_and_the_log_requests_their_fields() {
+    let alice = User {
+        uid: 5,
+        name: "alice".into(),
+    };
+    let chat = build(&ok("chat:6:hi"), Some(&alice), Some("c1")).unwrap();
+    assert_eq!(chat["cid"], "c1");
+    let group = build(&ok("groupChat:3:yo"), Some(&alice), Some("c2")).unwrap();
+    assert_eq!(group["cid"], "c2");
+    let ping = build(&ok("ping"), Some(&alice), Some("c3")).unwrap();
+    assert_eq!(ping.get("cid"), None, "only chats carry a cid");
+    let latest = build(&ok("history:g3"), Some(&alice), None).unwrap();
+    assert_eq!(
+        (
+            latest["msgId"].clone(),
+            latest["conv"].clone(),
+            latest["limit"].clone()
+        ),
+        (json!(29), json!("g3"), json!(50))
+    );
+    assert!(
+        latest["before"].as_u64() > Some(1 << 62),
+        "no seq is that high: the latest page"
+    );
+    let older = build(&ok("history:g3:40"), Some(&alice), None).unwrap();
+    assert_eq!(older["before"], 40);
+    assert_eq!(
+        build(&ok("convs"), Some(&alice), None),
+        Some(json!({"msgId": 31}))
+    );
+    assert_eq!(
+        crate::request::sync_after("d5-6", 17),
+        json!({"msgId": 29, "conv": "d5-6", "after": 17, "limit": 500})
+    );
+}
+
+#[test]
+fn cids_are_unique_printable_and_short() {
+    let cids = crate::request::CidGen::new();
+    let a = cids.next();
+    let b = cids.next();
+    assert_ne!(a, b);
+    for cid in [a, b] {
+        assert!((1..=64).contains(&cid.len()), "{cid}");
+        assert!(cid.chars().all(|c| c.is_ascii_graphic()), "{cid}");
+    }
+    assert_ne!(
+        crate::request::CidGen::new()
+            .next()
+            .rsplit_once('-')
+            .map(|p| p.0.to_owned()),
+        None
+    );
 }

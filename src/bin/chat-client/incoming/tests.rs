@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::{parse, Incoming};
 use crate::render::render;
 use crate::style::Style;
-use chat::model::{GroupInfo, MemberInfo, Role, UserInfo};
+use chat::model::{Conv, ConvState, GroupInfo, MemberInfo, Role, UserInfo};
 use chat::protocol::{errno, reply};
 
 fn lines(v: Value) -> Vec<String> {
@@ -150,5 +150,107 @@ fn acks_answer_their_requests_and_the_unknown_is_kept() {
     assert_eq!(
         render(&odd, &Style::plain()),
         [r#"unrecognised message: {"msgId":99,"x":1}"#]
+    );
+}
+
+fn parsed(v: Value) -> Incoming {
+    let Value::Object(obj) = v else {
+        panic!("not an object: {v}")
+    };
+    parse(obj)
+}
+
+#[test]
+fn delivered_messages_carry_their_place_in_the_log() {
+    let Incoming::Chat(m) = parsed(
+        json!({"msgId": 9, "from": 6, "to": 5, "msg": "hi", "conv": "d5-6", "seq": 17, "ts": 1_733_030_000_123_i64}),
+    ) else {
+        panic!("a chat")
+    };
+    assert_eq!(
+        m.pos,
+        Some(super::LogPos {
+            conv: "d5-6".into(),
+            seq: 17,
+            ts: Some(1_733_030_000_123)
+        })
+    );
+    let Incoming::GroupChat(g) = parsed(json!({"msgId": 13, "uid": 6, "gid": 3, "msg": "yo"}))
+    else {
+        panic!("a group chat")
+    };
+    assert_eq!(g.pos, None, "a server without the log");
+}
+
+fn d56() -> Conv {
+    Conv::direct(5, 6).expect("a conversation")
+}
+
+#[test]
+fn send_acks_show_the_message_stored_or_refused() {
+    let ok = reply::send_ack("c1", d56(), 18, 1);
+    assert_eq!(lines(ok.clone()), ["sent message c1 (d5-6 #18)"]);
+    let Incoming::SendAck { outcome, .. } = parsed(ok) else {
+        panic!("a send ack")
+    };
+    assert_eq!(outcome.map(|p| p.seq), Ok(18));
+    let busy = reply::send_failed("c2", errno::TOO_MANY, "log queue full");
+    let mut message = parsed(busy);
+    if let Incoming::SendAck { sent, .. } = &mut message {
+        *sent = Some(super::Sent {
+            request: 9,
+            to: 6,
+            text: "see you".into(),
+        });
+    }
+    assert_eq!(
+        render(&message, &Style::plain()),
+        ["error: chat: too many messages waiting to be stored; send it again in a moment (errno 12): log queue full [not sent: message to 6: see you]"]
+    );
+    assert!(matches!(
+        parsed(json!({"msgId": 28, "errno": 0})),
+        Incoming::Unknown(_)
+    ));
+}
+
+#[test]
+fn sync_convs_and_read_replies_have_lines() {
+    let msgs = [
+        json!({"msgId": 9, "from": 6, "username": "bob", "to": 5, "msg": "hello", "conv": "d5-6", "seq": 17}),
+        json!({"msgId": 9, "from": 5, "to": 6, "msg": "hi", "conv": "d5-6", "seq": 18}),
+    ]
+    .map(|m| m.to_string().into_bytes());
+    let page: Value =
+        serde_json::from_slice(&reply::sync_ok(d56(), &msgs, true)).expect("the server's JSON");
+    assert_eq!(parsed(page.clone()).answers(), Some(29));
+    assert_eq!(
+        lines(page),
+        [
+            "history d5-6: 2 messages (older: history:d5-6:17)",
+            "history d5-6 #17 message from 6 (bob): hello",
+            "history d5-6 #18 message from 5: hi",
+        ]
+    );
+    let state = |conv, last_seq, read_seq| ConvState {
+        conv,
+        last_seq,
+        read_seq,
+        delivered_seq: last_seq,
+        joined_seq: 0,
+    };
+    let g3 = Conv::group(3).expect("a group");
+    let convs = reply::convs_ok(5, &[state(d56(), 19, 17), state(g3, 40, 40)]);
+    assert_eq!(
+        lines(convs),
+        [
+            "conversations: 2",
+            "conv d5-6 with user 6: last 19, read 17, unread 2",
+            "conv g3 of group 3: last 40, read 40, unread 0",
+        ]
+    );
+    assert_eq!(lines(reply::read_ok(g3, 40)), ["read g3 up to #40"]);
+    assert_eq!(
+        lines(reply::failure(Some(29), errno::FORBIDDEN, "not a member")),
+        ["error: history: you are not allowed to do that (errno 6): not a member"]
     );
 }
