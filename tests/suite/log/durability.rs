@@ -107,14 +107,17 @@ fn ack_after_commit_survives_kill9(db: TestDb) {
         assert_eq!((&m["gid"], &m["ts"]), (&json!(gid), &json!(ack.ts)), "{m}");
     }
 
-    // bob, who was never online: what his login ack hands him starts at 1
-    // and is in order; his own SYNC has all of it.
+    // bob, who was never online, is handed all of it, in order: his login
+    // ack, then the backlog that follows it; his own SYNC has all of it.
     let (mut bob, ack) = login_as(server.addr, b, "bob");
-    let offline = nested(&ack, "offlinemsgs");
-    assert!(!offline.is_empty(), "no offline messages for bob");
-    assert_eq!(seqs(&offline), one_to(offline.len() as i64));
-    let bobs = bob.sync_all(&conv);
+    let mut handed = nested(&ack, "offlinemsgs");
+    assert!(!handed.is_empty(), "no offline messages for bob");
+    let mut backlog = Vec::new();
+    let bobs = bob.sync_all_amid(&conv, 0, &mut backlog);
     assert_eq!(bobs, all, "both participants read the same log");
+    handed.extend(backlog);
+    handed.extend(bob.recv_live(N.saturating_sub(handed.len())));
+    assert_eq!(handed, all, "handed once each, in order, as stored");
 
     // Seq goes on after the restart: no reuse, no gap.
     let next = alice.send_acked(&chat_with_cid(b, "after the restart", "k-after"));
