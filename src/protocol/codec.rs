@@ -73,8 +73,9 @@
 //!   anything else where a message should start (a BOM, a form feed, a
 //!   no-break space) is invalid. At most `max_message` bytes of it may
 //!   precede a message, whether the message arrives in the same read or a
-//!   later one, and error texts name no buffer offset (which would depend
-//!   on the split).
+//!   later one, and whether the whitespace came with the previous message
+//!   (consumed with it) or after it; error texts name no buffer offset
+//!   (which would depend on the split).
 //! - **Numbers** are read as serde_json reads them: integers that fit
 //!   `i64`/`u64` exactly, anything else as a double (rounded, underflow to
 //!   0). A number beyond a double's range (`1e309`) cannot be held at all;
@@ -189,9 +190,11 @@ pub fn decode(buf: &[u8], max_message: usize) -> Result<Option<Decoded>, DecodeE
 /// It holds offsets into the caller's buffer, so the caller must keep to
 /// one rule: between calls, only *append* to the buffer, except that after
 /// `Ok(Some((_, consumed)))` it removes exactly `consumed` bytes from the
-/// front (the decoder starts afresh then). After an error it may do
-/// anything: the decoder starts afresh too. [`Decoder::reset`] starts
-/// afresh on demand (a buffer that was cleared).
+/// front, as it does the [`DecodeError::skip`] bytes after that error (the
+/// decoder starts on the next message then, remembering only how much
+/// whitespace it consumed after the last object). After any other error
+/// it may do anything: the decoder starts afresh. [`Decoder::reset`]
+/// starts afresh on demand (a buffer that was cleared).
 #[derive(Debug, Clone, Default)]
 pub struct Decoder {
     /// Whitespace bytes skipped at the front of the buffer, before the
@@ -199,6 +202,11 @@ pub struct Decoder {
     skipped: usize,
     /// The scan through the object, once its `{` was found at `skipped`.
     object: Option<Scanner>,
+    /// Whitespace consumed together with the previous object (after its
+    /// `}`). It precedes the next message as much as `skipped` does, so it
+    /// counts toward the same limit: otherwise `{}`, many spaces and `{}`
+    /// would pass in one read and be too large when the spaces came later.
+    carried: usize,
     /// Bytes looked at over the decoder's life, so that tests can check
     /// that a split message costs the same as a whole one.
     work: u64,
@@ -213,6 +221,13 @@ impl Decoder {
     /// Forgets any partial scan, for a buffer that was emptied or changed
     /// otherwise than by appending; the thread that owns the decoder.
     pub fn reset(&mut self) {
+        self.carried = 0;
+        self.next_message();
+    }
+
+    /// Starts on the next message at the front of the buffer, keeping what
+    /// the previous one left behind (`carried`).
+    fn next_message(&mut self) {
         self.skipped = 0;
         self.object = None;
     }
@@ -259,10 +274,12 @@ impl Decoder {
         max_message: usize,
     ) -> Result<Option<Decoded>, DecodeError> {
         let result = self.step(buf, max_message);
-        // Whatever was found, the next call starts afresh unless this one
-        // is waiting for more bytes.
-        if !matches!(result, Ok(None)) {
-            self.reset();
+        // Whatever was found, the next call starts on a new message unless
+        // this one is waiting for more bytes; after a fatal error, afresh.
+        match &result {
+            Ok(None) => {}
+            Ok(Some(_)) | Err(DecodeError::NumberOutOfRange { .. }) => self.next_message(),
+            Err(_) => self.reset(),
         }
         result
     }
@@ -283,7 +300,7 @@ impl Decoder {
             // One rule, however the bytes were split into reads: more than
             // `max_message` bytes of whitespace before a message are too
             // much, whether or not the message has started arriving.
-            if self.skipped > max_message {
+            if self.carried + self.skipped > max_message {
                 return Err(DecodeError::TooLarge);
             }
             let Some(&first) = rest.get(ws) else {
@@ -322,6 +339,7 @@ impl Decoder {
                     .take_while(|&&b| is_json_whitespace(b))
                     .count();
                 self.work += trailing as u64;
+                self.carried = trailing;
                 let consumed = end + trailing;
                 match parsed {
                     Ok(object) => Ok(Some((object, consumed))),

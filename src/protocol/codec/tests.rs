@@ -307,6 +307,38 @@ fn leading_whitespace_one_rule_for_every_split() {
     }
 }
 
+/// Whitespace consumed after an object counts toward the limit of the
+/// next, as if it had arrived later: `{}`, 20 spaces and `{}` are too large
+/// for a limit of 16 in one read as in any two (found by fuzzing: in one
+/// read the spaces went with the first object and passed).
+#[test]
+fn trailing_whitespace_counts_for_the_next_message_at_every_split() {
+    let mut input = b"{}".to_vec();
+    input.extend_from_slice(&[b' '; 20]);
+    input.extend_from_slice(b"{}");
+    let whole = feed(&[&input], 16).0;
+    assert_eq!(whole, Err(DecodeError::TooLarge));
+    for cut in 0..=input.len() {
+        let (head, tail) = input.split_at(cut);
+        assert_eq!(feed(&[head, tail], 16).0, whole, "split at {cut}");
+    }
+    // Within the limit, both objects arrive however the bytes fall.
+    let ok = b"{}       \n        {}"; // 16 bytes between
+    for cut in 0..=ok.len() {
+        let (head, tail) = ok.split_at(cut);
+        assert_eq!(
+            feed(&[head, tail], 16).0.map(|v| v.len()),
+            Ok(2),
+            "split at {cut}"
+        );
+    }
+    // A cleared buffer forgets it.
+    let mut d = Decoder::new();
+    assert!(d.decode(&input[..22], 16).unwrap().is_some());
+    d.reset();
+    assert!(d.decode(b"{}", 16).unwrap().is_some());
+}
+
 /// The request's path (codec, then parser) gives a number a double cannot
 /// hold the same verdict as any other unusable number: errno 4, for this
 /// request only. Before, `1e309` was "invalid JSON" (errno 11) and closed
