@@ -31,6 +31,7 @@ mod groups;
 mod half_open;
 mod hashing;
 mod load;
+mod log;
 mod prelogin;
 mod protocol;
 mod reliability;
@@ -62,6 +63,7 @@ fn main() -> ExitCode {
         prelogin::tests(),
         reliability::tests(),
         restart::tests(),
+        log::tests(),
         storage::tests(),
         client::tests(),
         client_tty::tests(),

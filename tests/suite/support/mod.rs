@@ -8,6 +8,7 @@
 //! | [`db`] | [`TestDb`]: a private SQLite file or MySQL database per test, removed on drop |
 //! | [`server`] | [`Server`]: a `chat-server` process on `127.0.0.1:0`, found by its announce line |
 //! | [`client`] | [`Client`]: a blocking protocol client where every read has a deadline |
+//! | [`log`] | the message log's requests: chats with a `cid` and their acks, SYNC pages, CONVS, READ |
 //! | [`cli`] | [`CliClient`]: a `chat-client` process driven through its standard streams |
 //! | [`redis`] | a Redis connection, a key prefix of the test's own, a private `redis-server` |
 //! | [`nginx`] | nginx (its stream module) in front of some servers |
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod db;
+pub mod log;
 pub mod nginx;
 pub mod redis;
 pub mod require;
