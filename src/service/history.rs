@@ -62,6 +62,9 @@ pub fn read(ctx: Ctx, me: Me, conv: Conv, seq: i64) {
     ctx.on_worker(user_key(me.uid), move |ctx, store| {
         match store.set_read(me.uid, conv, seq) {
             Ok(Some(read)) => ctx.send(&reply::read_ok(conv, read)),
+            // A one-to-one conversation with no message yet has no cursor
+            // rows: nothing to read, position 0.
+            Ok(None) if conv.has_participant(me.uid) => ctx.send(&reply::read_ok(conv, 0)),
             Ok(None) => match refusal(store, conv) {
                 Ok((errno, errmsg)) => ctx.fail(errno, &errmsg),
                 Err(e) => ctx.store_failed(&e),
