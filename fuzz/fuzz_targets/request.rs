@@ -18,9 +18,12 @@
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
+use chat::model::Conv;
 use chat::protocol::codec::{decode, encode};
-use chat::protocol::request::{MAX_GROUP_NAME_CHARS, MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS};
-use chat::protocol::{errno, parse, Request};
+use chat::protocol::request::{
+    MAX_GROUP_NAME_CHARS, MAX_PASSWORD_CHARS, MAX_SYNC_LIMIT, MAX_USERNAME_CHARS,
+};
+use chat::protocol::{errno, parse, Request, SyncFrom};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Number, Value};
 
@@ -177,7 +180,26 @@ fn check_request(request: &Request, obj: &Map<String, Value>) {
         | Request::QuitGroup { gid: id, .. }
         | Request::DismissGroup { gid: id, .. }
         | Request::GroupMembers { gid: id, .. } => assert!(*id > 0, "id {id}"),
-        Request::Logout { .. } | Request::Refresh { .. } | Request::Ping => {}
+        Request::Sync { conv, page, limit } => {
+            // The name parsed back names the same conversation.
+            assert_eq!(Conv::parse(&conv.to_string()), Some(*conv));
+            let at = match page {
+                SyncFrom::After(n) | SyncFrom::Before(n) => *n,
+            };
+            assert!(at >= 0, "sync position {at}");
+            assert!((1..=MAX_SYNC_LIMIT).contains(limit), "limit {limit}");
+        }
+        Request::Read { conv, seq } => {
+            assert_eq!(Conv::parse(&conv.to_string()), Some(*conv));
+            assert!(*seq >= 0, "read position {seq}");
+        }
+        Request::Logout { .. } | Request::Refresh { .. } | Request::Ping | Request::Convs => {}
+    }
+    // A cid, when accepted, is 1-64 characters, none of them a control.
+    if let Some(cid) = request.cid() {
+        let n = cid.chars().count();
+        assert!((1..=64).contains(&n), "cid of {n} characters");
+        assert!(!cid.chars().any(char::is_control), "control in cid {cid:?}");
     }
 }
 
