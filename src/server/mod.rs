@@ -110,8 +110,12 @@ pub fn run(config: &Config) -> Result<(), Error> {
         // Routes what is queued (or stores it), releases this node's claims.
         cluster.shutdown();
     }
-    service.shutdown(DRAIN_TIMEOUT);
+    let finished = service.shutdown(DRAIN_TIMEOUT);
     stop.close();
+    if !finished {
+        // The log has the counts; the exit status tells the supervisor.
+        return Err("stopped with accepted work left undone (see the log)".into());
+    }
     log::info!("stopped");
     Ok(())
 }

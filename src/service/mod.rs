@@ -534,22 +534,32 @@ impl Service {
 
     /// Graceful stop, after the I/O threads have stopped (and, in cluster
     /// mode, after [`Cluster::shutdown`], whose last messages may still
-    /// queue offline writes): runs every queued database write, then marks
-    /// the users still online here as offline. Any thread but a worker's or
-    /// a hasher's (it joins them); blocks for up to about twice `timeout`.
-    pub fn shutdown(&self, timeout: Duration) {
+    /// reach connections here): commits and hands on every chat message
+    /// the log writers accepted, runs every queued login and database
+    /// write, writes the online users' cursors, then marks them offline.
+    /// Any thread but a worker's, a hasher's or a log writer's (it joins
+    /// them); blocks for up to about three times `timeout`.
+    ///
+    /// Returns `false` when something accepted was left undone within the
+    /// timeouts (each logged with its count): the server then exits with
+    /// a failure status, so that an operator or a supervisor knows.
+    pub fn shutdown(&self, timeout: Duration) -> bool {
+        let mut finished = true;
         let abandoned = self.log.shutdown(timeout);
         if abandoned > 0 {
             log::error!("shutdown: {abandoned} chat messages were not stored in {timeout:?}");
+            finished = false;
         }
         if let Some(chores) = self.chores.lock().take() {
             chores.stop();
         }
         if !self.hashers.shutdown(timeout) {
             log::error!("shutdown: some logins did not finish in {timeout:?}");
+            finished = false;
         }
         if !self.workers.shutdown(timeout) {
             log::error!("shutdown: some database writes did not finish in {timeout:?}");
+            finished = false;
         }
         delivery::flush_all(self, true);
         let uids = self.online.uids();
@@ -557,6 +567,7 @@ impl Service {
             Ok(n) => log::info!("shutdown: {n} users marked offline"),
             Err(e) => log::error!("shutdown: marking {} users offline failed: {e}", uids.len()),
         }
+        finished
     }
 }
 

@@ -331,3 +331,27 @@ fn a_backlog_bigger_than_the_ack_follows_it_in_steps_after_each_drain() {
     h.settle();
     assert!(h.stored(bob_id).is_empty());
 }
+
+/// A graceful stop that cannot finish what it accepted says so: the
+/// messages a log writer could not commit within the timeout make
+/// `shutdown` return `false` (the server then exits with a failure
+/// status); one that drains returns `true`.
+#[test]
+fn a_stop_that_leaves_messages_unstored_says_so() {
+    let h = Harness::new();
+    h.user("alice");
+    let bob_id = h.user("bob");
+    let alice = h.logged_in("alice");
+    alice.chat(bob_id, "stored");
+    h.store.hold("append");
+    alice.request(json!({"msgId": msg_id::ONE_CHAT_MSG, "to": bob_id, "msg": "stuck"}));
+    h.store.wait_arrived("append", 1);
+    assert!(!h.svc.shutdown(std::time::Duration::from_millis(100)));
+    h.store.release("append");
+
+    let clean = Harness::new();
+    clean.user("carol");
+    let dave_id = clean.user("dave");
+    clean.logged_in("carol").chat(dave_id, "stored");
+    assert!(clean.svc.shutdown(std::time::Duration::from_secs(5)));
+}
