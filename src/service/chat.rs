@@ -24,20 +24,14 @@
 //! order: one sender's messages arrive in the order sent, and every reader
 //! of a conversation sees the same order.
 //!
-//! [`deliver_here`] and [`deliver_if_here`] are the cluster's way in (see
-//! [`super::cluster_node`]).
-
-use std::sync::Arc;
+//! The cluster's way in is [`super::cluster_node`].
 
 use serde_json::{Map, Value};
 
-use super::delivery::{self, Delivery};
-use super::group_cache::Members;
-use super::msglog::Post;
-use super::{Ctx, Me, Service};
+use super::msglog::{self, Post};
+use super::{Ctx, Me};
 use crate::model::Conv;
-use crate::protocol::{errno, reply};
-use crate::storage::{Store, StoreError};
+use crate::protocol::{errno, strip_log_fields};
 
 /// ONE_CHAT_MSG (9): store the object in the log of the conversation with
 /// `to` and hand it on. Failures come back as error messages (27) with
@@ -45,7 +39,7 @@ use crate::storage::{Store, StoreError};
 /// thread.
 pub fn one_chat(ctx: Ctx, me: Me, to: i64, cid: Option<String>, obj: Map<String, Value>) {
     let Some(conv) = Conv::direct(me.uid, to) else {
-        return refuse(
+        return msglog::refuse(
             &ctx,
             cid.as_deref(),
             errno::NOT_FOUND,
@@ -60,7 +54,7 @@ pub fn one_chat(ctx: Ctx, me: Me, to: i64, cid: Option<String>, obj: Map<String,
 /// to every other member; only members may post. The sender's own thread.
 pub fn group_chat(ctx: Ctx, me: Me, gid: i64, cid: Option<String>, obj: Map<String, Value>) {
     let Some(conv) = Conv::group(gid) else {
-        return refuse(&ctx, cid.as_deref(), errno::NOT_FOUND, "no such group");
+        return msglog::refuse(&ctx, cid.as_deref(), errno::NOT_FOUND, "no such group");
     };
     let body = stamp(obj, "uid", &me);
     submit(ctx, me, conv, None, cid, body);
@@ -79,7 +73,7 @@ fn submit(ctx: Ctx, me: Me, conv: Conv, to: Option<i64>, cid: Option<String>, bo
         body,
     };
     if let Err(post) = svc.log.submit(post) {
-        refuse(
+        msglog::refuse(
             &post.ctx,
             post.cid.as_deref(),
             errno::TOO_MANY,
@@ -88,42 +82,12 @@ fn submit(ctx: Ctx, me: Me, conv: Conv, to: Option<i64>, cid: Option<String>, bo
     }
 }
 
-/// Answers a chat message that was not accepted: 28 with its cid, or the
-/// error message 27 (`req` 9 or 13). Any thread.
-pub fn refuse(ctx: &Ctx, cid: Option<&str>, errno: i64, errmsg: &str) {
-    ctx.send(&reply::failure_for(Some(ctx.req), cid, errno, errmsg));
-}
-
-/// The members of `gid`, ascending; `None`: no such group. From the cache
-/// on a single node; in cluster mode always from the shared store, since
-/// members join and quit on every node and each node's cache sees only
-/// its own changes. Blocks: a log writer or a worker only.
-pub fn members(svc: &Service, store: &dyn Store, gid: i64) -> Result<Option<Members>, StoreError> {
-    if svc.cluster().is_none() {
-        if let Some(m) = svc.groups.get(gid) {
-            return Ok(Some(m));
-        }
-    }
-    let generation = svc.groups.generation(gid);
-    let mut ids = store.group_member_ids(gid)?;
-    if ids.is_empty() && store.group(gid)?.is_none() {
-        return Ok(None);
-    }
-    if svc.cluster().is_none() {
-        svc.groups.insert_loaded(gid, generation, ids.clone());
-    }
-    ids.sort_unstable();
-    Ok(Some(Arc::new(ids)))
-}
-
 /// Puts the sender's identity into a chat object and encodes it for the
 /// log: `from` (or `uid`) and `username` are the logged-in account's,
 /// replacing whatever the client wrote, so that nobody can post under
 /// another's name; `conv`, `seq` and `ts` are the server's to add.
 fn stamp(mut obj: Map<String, Value>, id_field: &str, me: &Me) -> String {
-    for field in ["conv", "seq", "ts"] {
-        obj.remove(field);
-    }
+    strip_log_fields(&mut obj);
     obj.insert(id_field.to_owned(), me.uid.into());
     obj.insert("username".to_owned(), me.name.clone().into());
     Value::Object(obj).to_string()
@@ -134,35 +98,4 @@ fn stamp(mut obj: Map<String, Value>, id_field: &str, me: &Me) -> String {
 pub fn stored_text(bytes: &[u8]) -> String {
     let text = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     String::from_utf8_lossy(text).into_owned()
-}
-
-/// Cluster → here (subscriber thread): hands message `seq` of the
-/// conversation with key `conv` to `to`, if `to` is on this node. `false`
-/// when they are not (any more).
-pub fn deliver_here(svc: &Arc<Service>, to: i64, conv: i64, seq: i64, bytes: &[u8]) -> bool {
-    let Some(conv) = Conv::from_key(conv) else {
-        log::warn!("cluster: a message for {to} names no conversation ({conv})");
-        return true;
-    };
-    let d = Delivery {
-        conv,
-        seq,
-        bytes: Some(bytes.to_vec()),
-    };
-    delivery::push(svc, to, d).is_none()
-}
-
-/// Cluster → here (publisher or subscriber thread): no node took the
-/// message for `to`. Delivers it if `to` arrived here meanwhile; otherwise
-/// nothing is needed, as the log keeps it for their next login.
-pub fn deliver_if_here(svc: &Arc<Service>, to: i64, conv: i64, seq: i64, bytes: Vec<u8>) {
-    let Some(conv) = Conv::from_key(conv) else {
-        return;
-    };
-    let d = Delivery {
-        conv,
-        seq,
-        bytes: Some(bytes),
-    };
-    let _ = delivery::push(svc, to, d);
 }

@@ -30,7 +30,8 @@
 
 use std::sync::{Arc, Weak};
 
-use super::{chat, delivery, Service};
+use super::delivery::{self, Delivery};
+use super::Service;
 use crate::cluster::LocalNode;
 use crate::model::Conv;
 
@@ -80,7 +81,7 @@ impl LocalNode for ClusterNode {
             // Gone, or garbage on our channel: nobody to tell.
             return true;
         };
-        chat::deliver_here(&svc, uid, conv, seq, bytes)
+        deliver_here(&svc, uid, conv, seq, bytes)
     }
 
     /// Publisher or subscriber thread: the user is on no node (or Redis
@@ -90,7 +91,7 @@ impl LocalNode for ClusterNode {
         let (Some(svc), Some((conv, seq, bytes))) = (self.svc.upgrade(), unroute(&payload)) else {
             return;
         };
-        chat::deliver_if_here(&svc, uid, conv, seq, bytes.to_vec());
+        deliver_if_here(&svc, uid, conv, seq, bytes.to_vec());
     }
 
     /// Subscriber thread: catch every local user up from the log (on their
@@ -133,4 +134,35 @@ impl Service {
         }
         online
     }
+}
+
+/// Cluster → here (subscriber thread): hands message `seq` of the
+/// conversation with key `conv` to `to`, if `to` is on this node. `false`
+/// when they are not (any more).
+pub fn deliver_here(svc: &Arc<Service>, to: i64, conv: i64, seq: i64, bytes: &[u8]) -> bool {
+    let Some(conv) = Conv::from_key(conv) else {
+        log::warn!("cluster: a message for {to} names no conversation ({conv})");
+        return true;
+    };
+    let d = Delivery {
+        conv,
+        seq,
+        bytes: Some(bytes.to_vec()),
+    };
+    delivery::push(svc, to, d).is_none()
+}
+
+/// Cluster → here (publisher or subscriber thread): no node took the
+/// message for `to`. Delivers it if `to` arrived here meanwhile; otherwise
+/// nothing is needed, as the log keeps it for their next login.
+fn deliver_if_here(svc: &Arc<Service>, to: i64, conv: i64, seq: i64, bytes: Vec<u8>) {
+    let Some(conv) = Conv::from_key(conv) else {
+        return;
+    };
+    let d = Delivery {
+        conv,
+        seq,
+        bytes: Some(bytes),
+    };
+    let _ = delivery::push(svc, to, d);
 }

@@ -52,6 +52,7 @@
 pub mod account;
 pub mod chat;
 pub mod cluster_node;
+pub mod cursors;
 pub mod delivery;
 pub mod friends;
 pub mod group_cache;

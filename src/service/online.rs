@@ -33,7 +33,7 @@ use parking_lot::MutexGuard;
 
 use crate::runtime::{self, ShardedMap};
 
-use super::delivery::{Cursors, Delivery};
+use super::cursors::{Cursors, Delivery};
 use super::peer::PeerRef;
 
 /// Number of independent locks.

@@ -124,6 +124,22 @@ impl Plan {
     }
 }
 
+/// The entries `out` says are new, with their places: what the insert
+/// writes.
+pub(super) fn new_entries<'a>(
+    entries: &'a [NewEntry],
+    out: &[Appended],
+) -> Vec<(&'a NewEntry, Stored)> {
+    entries
+        .iter()
+        .zip(out)
+        .filter_map(|(e, a)| match a {
+            Appended::New(at) => Some((e, *at)),
+            Appended::Duplicate(_) => None,
+        })
+        .collect()
+}
+
 /// The cursor rows a first append to `conv` creates: both participants of
 /// a one-to-one conversation (one for a conversation with oneself), none
 /// for a group (members get theirs when they join).

@@ -29,7 +29,7 @@ use std::time::Duration;
 use mysql::prelude::{FromRow, FromValue, Queryable};
 use mysql::{Params, Pool, Transaction, TxOpts, Value};
 
-use super::append::{first_cursors, now_ms, Plan, Range};
+use super::append::{first_cursors, new_entries, now_ms, Plan, Range};
 use super::sql::{self, CHUNK};
 use super::{
     Appended, ConvState, Entry, JoinOutcome, NewEntry, Page, Store, StoreError, Stored, UserRecord,
@@ -601,14 +601,7 @@ fn insert_entries(
     entries: &[NewEntry],
     out: &[Appended],
 ) -> Result<(), StoreError> {
-    let new: Vec<(&NewEntry, Stored)> = entries
-        .iter()
-        .zip(out)
-        .filter_map(|(e, a)| match a {
-            Appended::New(at) => Some((e, *at)),
-            Appended::Duplicate(_) => None,
-        })
-        .collect();
+    let new = new_entries(entries, out);
     let batches = sql::batches_by(&new, MAX_ROWS, MAX_BATCH_BYTES, |(e, _)| e.body.len());
     for batch in batches.iter().flat_map(|b| sql::fixed_chunks(b)) {
         let rows = vec!["(?, ?, ?, ?, ?, ?)"; batch.len()].join(", ");

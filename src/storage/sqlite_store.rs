@@ -24,7 +24,7 @@ use log::warn;
 use parking_lot::Mutex;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, TransactionBehavior};
 
-use super::append::{first_cursors, now_ms, Plan, Range};
+use super::append::{first_cursors, new_entries, now_ms, Plan, Range};
 use super::checkpoint::Checkpointer;
 use super::sql::{self, CHUNK};
 use super::{
@@ -622,14 +622,7 @@ fn insert_entries(
     entries: &[NewEntry],
     out: &[Appended],
 ) -> Result<(), StoreError> {
-    let new: Vec<(&NewEntry, Stored)> = entries
-        .iter()
-        .zip(out)
-        .filter_map(|(e, a)| match a {
-            Appended::New(at) => Some((e, *at)),
-            Appended::Duplicate(_) => None,
-        })
-        .collect();
+    let new = new_entries(entries, out);
     for chunk in sql::fixed_chunks(&new) {
         let rows = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
         let mut insert = tx.prepare_cached(&format!(

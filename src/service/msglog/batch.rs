@@ -9,7 +9,7 @@ use crate::model::Conv;
 use crate::protocol::{errno, reply};
 use crate::service::delivery::{self, Delivery};
 use crate::service::group_cache::{is_member, Members};
-use crate::service::{chat, Service};
+use crate::service::Service;
 use crate::storage::{delivered, Appended, NewEntry, Store, StoreError, Stored};
 
 /// Who receives a post.
@@ -121,7 +121,7 @@ fn recipients(
             let members = groups
                 .entry(gid)
                 .or_insert_with(|| {
-                    chat::members(svc, store, gid).map_err(|e| {
+                    members(svc, store, gid).map_err(|e| {
                         log::error!("log: loading the members of group {gid}: {e}");
                     })
                 })
@@ -200,11 +200,29 @@ fn refuse_all(accepted: &[(Post, Recipients)]) {
     }
 }
 
-/// Answers a post that was not stored: 28 with its cid, or (without one)
-/// the error message 27 the original client knows.
+/// Answers a post that was not stored ([`super::refuse`]).
 fn refuse(post: &Post, errno: i64, errmsg: &str) {
-    match &post.cid {
-        Some(cid) => post.ctx.send(&reply::send_failed(cid, errno, errmsg)),
-        None => post.ctx.fail(errno, errmsg),
+    super::refuse(&post.ctx, post.cid.as_deref(), errno, errmsg);
+}
+
+/// The members of `gid`, ascending; `None`: no such group. From the cache
+/// on a single node; in cluster mode always from the shared store, since
+/// members join and quit on every node and each node's cache sees only
+/// its own changes. Blocks: a log writer or a worker only.
+fn members(svc: &Service, store: &dyn Store, gid: i64) -> Result<Option<Members>, StoreError> {
+    if svc.cluster().is_none() {
+        if let Some(m) = svc.groups.get(gid) {
+            return Ok(Some(m));
+        }
     }
+    let generation = svc.groups.generation(gid);
+    let mut ids = store.group_member_ids(gid)?;
+    if ids.is_empty() && store.group(gid)?.is_none() {
+        return Ok(None);
+    }
+    if svc.cluster().is_none() {
+        svc.groups.insert_loaded(gid, generation, ids.clone());
+    }
+    ids.sort_unstable();
+    Ok(Some(Arc::new(ids)))
 }

@@ -47,6 +47,7 @@ use parking_lot::Mutex;
 
 use super::{Ctx, Me};
 use crate::model::Conv;
+use crate::protocol::reply;
 use crate::runtime::Priority;
 
 /// Default `--log-batch`: the most posts one transaction commits.
@@ -181,6 +182,12 @@ impl LogWriter {
         }
         left
     }
+}
+
+/// Answers a chat message that was not stored: 28 with its cid, or the
+/// error message 27 (`req` 9 or 13) the original client knows. Any thread.
+pub fn refuse(ctx: &Ctx, cid: Option<&str>, errno: i64, errmsg: &str) {
+    ctx.send(&reply::failure_for(Some(ctx.req), cid, errno, errmsg));
 }
 
 /// Committed batches one writer's deliverer may have waiting.

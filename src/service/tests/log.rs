@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::fake::{offline_in_ack, text, Harness};
 use crate::model::Conv;
 use crate::protocol::{errno, msg_id};
-use crate::service::chat;
+use crate::service::cluster_node;
 use crate::storage::{NewEntry, Page, Store};
 
 /// The frames of msgId `id` among `frames`.
@@ -150,7 +150,13 @@ fn a_gap_is_filled_from_the_log_in_order() {
     let placed = h.store.append(&[entry(1), entry(2), entry(3)]).unwrap();
     assert_eq!(placed.len(), 3);
     let third = crate::storage::delivered(&entry(3).body, placed[2].stored());
-    assert!(chat::deliver_here(&h.svc, bob_id, conv.key(), 3, &third));
+    assert!(cluster_node::deliver_here(
+        &h.svc,
+        bob_id,
+        conv.key(),
+        3,
+        &third
+    ));
     h.settle();
     let got: Vec<String> = bob
         .take_frames()
@@ -160,7 +166,13 @@ fn a_gap_is_filled_from_the_log_in_order() {
     assert_eq!(got, ["m1", "m2", "m3"]);
     // The late copy of 2 is not handed again.
     let second = crate::storage::delivered(&entry(2).body, placed[1].stored());
-    assert!(chat::deliver_here(&h.svc, bob_id, conv.key(), 2, &second));
+    assert!(cluster_node::deliver_here(
+        &h.svc,
+        bob_id,
+        conv.key(),
+        2,
+        &second
+    ));
     h.settle();
     assert!(bob.take_frames().is_empty());
 }

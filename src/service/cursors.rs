@@ -1,0 +1,195 @@
+//! [`Cursors`]: what one connection has been handed, per conversation,
+//! and [`Delivery`], a message on its way to one user. The data that
+//! [`super::delivery`] keeps in the online map's entries; its rules (the
+//! next seq only, gaps filled from the log, positions confirmed once in
+//! the kernel) are explained there.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::model::Conv;
+
+/// A message on its way to one user.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Its conversation.
+    pub conv: Conv,
+    /// Its number there.
+    pub seq: i64,
+    /// The bytes to send; `None` for the user's own message, which only
+    /// moves their cursor.
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// The most handed-but-unconfirmed positions one connection remembers;
+/// beyond, the newest is coalesced into the last (confirming it later
+/// confirms all before it: the output stream is FIFO).
+const MAX_UNCONFIRMED: usize = 65_536;
+
+/// One conversation's cursor on one connection.
+#[derive(Debug, Default)]
+struct Position {
+    /// The last seq handed over (or sent by the user): what [`push`](super::delivery::push)
+    /// checks against.
+    handed: i64,
+    /// The last seq whose bytes are known to be in the kernel (or that the
+    /// store held at login): what is written to the store.
+    confirmed: i64,
+    /// Handed, not yet confirmed: `(seq, end of its bytes in the peer's
+    /// output stream)`, ascending.
+    unconfirmed: VecDeque<(i64, u64)>,
+    /// `confirmed` moved since the last [`Cursors::take_changed`].
+    changed: bool,
+}
+
+/// Per conversation, the last seq a connection was handed or sent itself,
+/// and the last one known to have reached the kernel. Lives in the user's
+/// [`Presence::Online`](super::online::Presence::Online) entry, so every method runs under the user's shard
+/// lock.
+///
+/// Only confirmed positions are written to the store: a message still in
+/// the connection's output buffer when it closes (a slow reader cut off,
+/// a connection reset) stays pending for the next login.
+#[derive(Debug, Default)]
+pub struct Cursors {
+    convs: HashMap<Conv, Position>,
+    /// The end of the last frame sent through these cursors.
+    last_end: u64,
+    /// Entries in all `unconfirmed` queues.
+    unconfirmed: usize,
+}
+
+impl Cursors {
+    /// The cursors a login starts from: per conversation, the position it
+    /// will have handed once its ack is out, and the position the store
+    /// holds (confirmed already).
+    pub fn at_login(start: impl IntoIterator<Item = (Conv, i64, i64)>) -> Cursors {
+        let convs = start
+            .into_iter()
+            .map(|(conv, handed, stored)| {
+                let p = Position {
+                    handed: handed.max(stored),
+                    confirmed: stored,
+                    ..Position::default()
+                };
+                (conv, p)
+            })
+            .collect();
+        Cursors {
+            convs,
+            ..Cursors::default()
+        }
+    }
+
+    /// The login ack went out, ending at `end` in the output stream: every
+    /// position it moved is handed, and confirmed once `end` is written.
+    pub fn login_ack_sent(&mut self, end: Option<u64>, written: u64) {
+        let moved: Vec<(Conv, i64)> = self
+            .convs
+            .iter()
+            .filter(|(_, p)| p.handed > p.confirmed)
+            .map(|(c, p)| (*c, p.handed))
+            .collect();
+        for (conv, seq) in moved {
+            self.handed(conv, seq, end, written);
+        }
+    }
+
+    /// The handed cursor of `conv`; 0 for a conversation this connection
+    /// has not seen (one that began after the login, whose messages all
+    /// come live).
+    pub fn get(&self, conv: Conv) -> i64 {
+        self.convs.get(&conv).map_or(0, |p| p.handed)
+    }
+
+    /// Message `seq` of `conv` was sent, ending at `end` in the output
+    /// stream (`None`: not accepted; it will never count as delivered).
+    pub fn handed(&mut self, conv: Conv, seq: i64, end: Option<u64>, written: u64) {
+        let p = self.convs.entry(conv).or_default();
+        p.handed = p.handed.max(seq);
+        if let Some(end) = end {
+            self.last_end = self.last_end.max(end);
+            self.record(conv, seq, end, written);
+        }
+    }
+
+    /// The user sent message `seq` of `conv` themselves: nothing to hand
+    /// over, but it counts as theirs once what was sent before it is out.
+    pub fn own(&mut self, conv: Conv, seq: i64, written: u64) {
+        let p = self.convs.entry(conv).or_default();
+        p.handed = p.handed.max(seq);
+        let end = self.last_end;
+        self.record(conv, seq, end, written);
+    }
+
+    /// Raises the cursor of `conv` to at least `seq`, confirmed, not
+    /// marked changed (a group joined: the store wrote the position).
+    pub fn start_at(&mut self, conv: Conv, seq: i64) {
+        let p = self.convs.entry(conv).or_default();
+        p.handed = p.handed.max(seq);
+        p.confirmed = p.confirmed.max(seq);
+    }
+
+    fn record(&mut self, conv: Conv, seq: i64, end: u64, written: u64) {
+        let Some(p) = self.convs.get_mut(&conv) else {
+            return;
+        };
+        if end <= written && p.unconfirmed.is_empty() {
+            if seq > p.confirmed {
+                p.confirmed = seq;
+                p.changed = true;
+            }
+            return;
+        }
+        if self.unconfirmed >= MAX_UNCONFIRMED {
+            if let Some(last) = p.unconfirmed.back_mut() {
+                *last = (seq, end);
+                return;
+            }
+        }
+        p.unconfirmed.push_back((seq, end));
+        self.unconfirmed += 1;
+    }
+
+    /// Confirms every position whose bytes are within `written`.
+    fn settle(&mut self, written: u64) {
+        for p in self.convs.values_mut() {
+            while let Some(&(seq, end)) = p.unconfirmed.front() {
+                if end > written {
+                    break;
+                }
+                p.unconfirmed.pop_front();
+                self.unconfirmed -= 1;
+                if seq > p.confirmed {
+                    p.confirmed = seq;
+                    p.changed = true;
+                }
+            }
+        }
+    }
+
+    /// The confirmed positions changed since the last
+    /// [`take_changed`](Self::take_changed), left marked: they are written
+    /// again later (the store ignores a position that is not ahead), so a
+    /// write that failed is repeated.
+    pub fn changed(&mut self, written: u64) -> Vec<(Conv, i64)> {
+        self.settle(written);
+        self.convs
+            .iter()
+            .filter(|(_, p)| p.changed)
+            .map(|(conv, p)| (*conv, p.confirmed))
+            .collect()
+    }
+
+    /// The confirmed positions changed since the last call, marking them
+    /// written.
+    pub fn take_changed(&mut self, written: u64) -> Vec<(Conv, i64)> {
+        self.settle(written);
+        let mut out = Vec::new();
+        for (conv, p) in &mut self.convs {
+            if std::mem::take(&mut p.changed) {
+                out.push((*conv, p.confirmed));
+            }
+        }
+        out
+    }
+}
