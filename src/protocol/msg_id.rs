@@ -116,4 +116,9 @@ pub mod errno {
     /// connection (too many registers and logins waiting for the password
     /// hasher): the request's ack carries it and the connection stays open.
     pub const TOO_MANY: i64 = 12;
+    /// A quota was reached: a stored amount (friends, groups, members,
+    /// messages waiting for one recipient, accounts or connections of one
+    /// address) is at its configured maximum. Unlike 12 it does not pass
+    /// with time alone: something must be removed first.
+    pub const QUOTA: i64 = 13;
 }
