@@ -11,6 +11,8 @@
 //! | [`workers`] | [`WorkerPool`]: N threads, one FIFO queue each, a job's key picks its thread |
 //! | [`priority`] | [`Priority`]: a pool thread's nice value or `SCHED_IDLE` class |
 //! | [`hash_gate`] | [`HashGate`]: a hash waits while the I/O loops are busy |
+//! | [`hash_queue`] | [`HashQueue`]: the hashing threads, their queue fair between addresses and connections |
+//! | [`throttle`] | [`Throttle`](throttle::Throttle): at most N per window per key, a doubling cool-down, bounded keys |
 //! | [`password`] | [`PasswordHasher`]: argon2id in per-thread reused memory |
 //! | [`allocator`] | [`return_large_allocations_to_the_os`]: glibc's mmap threshold |
 //! | [`sharded_map`] | [`ShardedMap`]: a hash map in independently locked shards |
@@ -26,9 +28,11 @@
 //! growing the process (docs/benchmarks.md: sections 7 and 10 for the
 //! chat's latency, section 8 for the memory):
 //!
-//! 1. **Own threads, low priority** ([`workers`], [`priority`]). Hashes run
-//!    on a pool of their own (`--hash-threads`), apart from the database
-//!    workers so a login's later phases never queue behind other hashes,
+//! 1. **Own threads, low priority, a fair queue** ([`hash_queue`],
+//!    [`priority`]). Hashes run on threads of their own (`--hash-threads`),
+//!    apart from the database workers so a login's later phases never
+//!    queue behind other hashes, from a queue that serves source addresses
+//!    and connections in turn (one client's backlog delays nobody else),
 //!    at [`Priority::Idle`] by default (`--hash-priority`): the scheduler
 //!    gives them only CPU nothing else wants. On a host that other
 //!    programs keep busy the idle class starves, and a nice increment
@@ -55,13 +59,16 @@
 
 pub mod allocator;
 pub mod hash_gate;
+pub mod hash_queue;
 pub mod password;
 pub mod priority;
 pub mod sharded_map;
+pub mod throttle;
 pub mod workers;
 
 pub use allocator::return_large_allocations_to_the_os;
 pub use hash_gate::{BusyTime, HashGate};
+pub use hash_queue::HashQueue;
 pub use password::PasswordHasher;
 pub use priority::Priority;
 pub use sharded_map::{Shard, ShardKey, ShardedMap};

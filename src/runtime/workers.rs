@@ -22,8 +22,9 @@
 //! # Priority
 //!
 //! A pool's threads can run at a lower scheduling [`Priority`] than the I/O
-//! threads. The service keeps two pools: the database workers (nice 5) and
-//! the password hashers (`--hash-priority`: by default Linux's `SCHED_IDLE`
+//! threads. The service keeps two kinds: the database workers (nice 5) and
+//! the password hashers (a [`HashQueue`](super::HashQueue), whose queue is
+//! fair between clients rather than sharded) (`--hash-priority`: by default Linux's `SCHED_IDLE`
 //! class), so that on a busy machine a storm of logins, each an argon2 hash
 //! of tens of milliseconds, waits for the CPU rather than the chat traffic
 //! of users already logged in. (The hashers are also held back while the
