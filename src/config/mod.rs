@@ -31,6 +31,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::runtime::Priority;
+use crate::service::LoginLimits;
 
 pub use values::{parse_duration, parse_keepalive, parse_priority, parse_size, Keepalive};
 
@@ -141,6 +142,12 @@ pub const OPTIONS: &[Opt] = &[
         help: "connections not logged in from one source address; more are refused with errno 12 (0: no limit)",
     },
     Opt {
+        key: "max-connections-per-address",
+        value: "N",
+        default: "256",
+        help: "connections from one source address, logged in or not; more are refused with errno 13 (0: no limit)",
+    },
+    Opt {
         key: "login-hold-bytes",
         value: "SIZE",
         default: "64KiB",
@@ -157,6 +164,60 @@ pub const OPTIONS: &[Opt] = &[
         value: "N",
         default: "4",
         help: "registers and logins one connection may have waiting for the password hasher; more get errno 12",
+    },
+    Opt {
+        key: "max-pending-hashes-per-address",
+        value: "N",
+        default: "16",
+        help: "registers and logins all connections of one source address may have waiting for the password hasher; more get errno 12 (0: no limit)",
+    },
+    Opt {
+        key: "login-failures-per-account",
+        value: "N",
+        default: "5",
+        help: "failed logins of one account within --login-window that block its logins for a cool-down, errno 12 (0: no limit)",
+    },
+    Opt {
+        key: "login-failures-per-address",
+        value: "N",
+        default: "20",
+        help: "failed logins from one source address within --login-window that block its logins for a cool-down, errno 12 (0: no limit)",
+    },
+    Opt {
+        key: "login-window",
+        value: "DURATION",
+        default: "60s",
+        help: "the window of the failed-login and registration counts",
+    },
+    Opt {
+        key: "login-cooldown",
+        value: "DURATION",
+        default: "60s",
+        help: "the first block after too many failed logins; each next one doubles",
+    },
+    Opt {
+        key: "login-cooldown-max",
+        value: "DURATION",
+        default: "15m",
+        help: "the longest block after too many failed logins",
+    },
+    Opt {
+        key: "registrations-per-address",
+        value: "N",
+        default: "20",
+        help: "registrations from one source address within --login-window; more get errno 12 (0: no limit)",
+    },
+    Opt {
+        key: "accounts-per-address",
+        value: "N",
+        default: "100",
+        help: "accounts created from one source address within --accounts-window; more registrations get errno 13 (0: no limit)",
+    },
+    Opt {
+        key: "accounts-window",
+        value: "DURATION",
+        default: "24h",
+        help: "the window of --accounts-per-address",
     },
     Opt {
         key: "log-writers",
@@ -264,6 +325,9 @@ pub struct Config {
     /// Anonymous connections from one source address; 0: no limit
     /// (`--max-anonymous-per-address`).
     pub max_anonymous_per_address: usize,
+    /// Connections from one source address, logged in or not; 0: no limit
+    /// (`--max-connections-per-address`).
+    pub max_connections_per_address: usize,
     /// Bytes of requests one connection may send behind its login
     /// (`--login-hold-bytes`).
     pub login_hold_bytes: usize,
@@ -273,6 +337,12 @@ pub struct Config {
     /// Registers and logins one connection may have queued or running on
     /// the hashing threads (`--max-pending-hashes`), at least 1.
     pub max_pending_hashes: u32,
+    /// The limits per address and per account on registers and logins
+    /// (`--max-pending-hashes-per-address`, `--login-failures-per-account`,
+    /// `--login-failures-per-address`, `--login-window`, `--login-cooldown`,
+    /// `--login-cooldown-max`, `--registrations-per-address`,
+    /// `--accounts-per-address`, `--accounts-window`).
+    pub login_limits: LoginLimits,
     /// Message log writer threads (`--log-writers`).
     pub log_writers: usize,
     /// The most chat messages one log transaction commits (`--log-batch`).
@@ -433,6 +503,29 @@ impl Config {
             }
             None => None,
         };
+        // A window of zero would count nothing.
+        let window = |key: &str, default: Duration| -> Result<Duration, ConfigError> {
+            let d = duration(key, default)?;
+            match get(key) {
+                Some((v, from)) if d.is_zero() => Err(bad(key, from, &v, "must be above 0".into())),
+                _ => Ok(d),
+            }
+        };
+        let limit = |key: &str, default: usize| -> Result<u32, ConfigError> {
+            Ok(u32::try_from(count(key, default, 0)?).unwrap_or(u32::MAX))
+        };
+        let defaults = LoginLimits::default();
+        let login_limits = LoginLimits {
+            pending_per_address: limit("max-pending-hashes-per-address", 16)?,
+            failures_per_account: limit("login-failures-per-account", 5)?,
+            failures_per_address: limit("login-failures-per-address", 20)?,
+            window: window("login-window", defaults.window)?,
+            cooldown: window("login-cooldown", defaults.cooldown)?,
+            cooldown_max: window("login-cooldown-max", defaults.cooldown_max)?,
+            registrations_per_address: limit("registrations-per-address", 20)?,
+            accounts_per_address: limit("accounts-per-address", 100)?,
+            accounts_window: window("accounts-window", defaults.accounts_window)?,
+        };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let idle = duration("idle-timeout", Duration::from_secs(300))?;
         let argon2_memory = size("argon2-memory", 19 * 1024 * 1024, 8 * 1024)?;
@@ -464,10 +557,12 @@ impl Config {
             high_water_mark: size("high-water-mark", 4 * 1024 * 1024, 1024)?,
             login_timeout: (!login_timeout.is_zero()).then_some(login_timeout),
             max_anonymous_per_address: count("max-anonymous-per-address", 64, 0)?,
+            max_connections_per_address: count("max-connections-per-address", 256, 0)?,
             login_hold_bytes: size("login-hold-bytes", 64 * 1024, 0)?,
             login_hold_total: size("login-hold-total", 16 * 1024 * 1024, 0)?,
             max_pending_hashes: u32::try_from(count("max-pending-hashes", 4, 1)?)
                 .unwrap_or(u32::MAX),
+            login_limits,
             argon2_memory_kib: u32::try_from(argon2_memory / 1024).unwrap_or(u32::MAX),
             argon2_passes: u32::try_from(count("argon2-passes", 2, 1)?).unwrap_or(u32::MAX),
             redis: get("redis").map(|(v, _)| v).filter(|v| !v.is_empty()),

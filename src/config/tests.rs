@@ -109,6 +109,70 @@ fn limits_before_login() {
 }
 
 #[test]
+fn limits_per_address_and_account() {
+    let c = run(&[], &[]).unwrap();
+    assert_eq!(c.max_connections_per_address, 256);
+    assert_eq!(c.login_limits, LoginLimits::default());
+    let l = &c.login_limits;
+    assert_eq!(
+        (
+            l.pending_per_address,
+            l.failures_per_account,
+            l.failures_per_address
+        ),
+        (16, 5, 20)
+    );
+    assert_eq!(l.window, Duration::from_secs(60));
+    assert_eq!(l.cooldown_max, Duration::from_secs(900));
+    assert_eq!(
+        (l.registrations_per_address, l.accounts_per_address),
+        (20, 100)
+    );
+    assert_eq!(l.accounts_window, Duration::from_secs(86_400));
+    let c = run(
+        &[
+            "--max-connections-per-address=0",
+            "--max-pending-hashes-per-address",
+            "3",
+            "--login-failures-per-account",
+            "0",
+            "--login-window",
+            "2s",
+            "--login-cooldown=500ms",
+            "--login-cooldown-max",
+            "4s",
+            "--registrations-per-address",
+            "7",
+            "--accounts-window",
+            "1h",
+        ],
+        &[
+            ("CHAT_LOGIN_FAILURES_PER_ADDRESS", "9"),
+            ("CHAT_ACCOUNTS_PER_ADDRESS", "2"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.max_connections_per_address, 0);
+    assert_eq!(
+        c.login_limits,
+        LoginLimits {
+            pending_per_address: 3,
+            failures_per_account: 0,
+            failures_per_address: 9,
+            window: Duration::from_secs(2),
+            cooldown: Duration::from_millis(500),
+            cooldown_max: Duration::from_secs(4),
+            registrations_per_address: 7,
+            accounts_per_address: 2,
+            accounts_window: Duration::from_secs(3600),
+        }
+    );
+    assert!(run(&["--login-window", "0"], &[]).is_err(), "a window of 0");
+    assert!(run(&["--accounts-window", "0s"], &[]).is_err());
+    assert!(run(&["--login-failures-per-address", "-1"], &[]).is_err());
+}
+
+#[test]
 fn pending_hashes_per_connection() {
     assert_eq!(run(&[], &[]).unwrap().max_pending_hashes, 4);
     let c = run(&["--max-pending-hashes=1"], &[]).unwrap();

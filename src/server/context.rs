@@ -15,6 +15,7 @@
 //! that the connection callback breaks when the connection goes down
 //! (`clear_context`), after [`Service::disconnected`](crate::service::Service::disconnected).
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -42,6 +43,10 @@ pub struct Context {
     discarding: AtomicBool,
     /// Its address slot and login clock; only its loop's thread locks it.
     pub prelogin: Mutex<PreLogin>,
+    /// Its place in its address's connections
+    /// (`--max-connections-per-address`), for its whole life; `None` when
+    /// refused (or no limit).
+    _connection_slot: Option<Slot>,
     /// Told why and shut down (refused, or not logged in in time): 1 when
     /// marked, 2 once a sweep has seen it; the sweep after that closes it,
     /// whether or not the peer closed first.
@@ -59,11 +64,16 @@ fn now_ms() -> u64 {
 }
 
 impl Context {
-    /// A context for `peer`, with a fresh anonymous session, active now,
-    /// holding its address's `slot` (`None`: refused, see
-    /// [`Context::close_by_sweep`]); any thread.
-    pub fn new(peer: PeerRef, slot: Option<Slot>) -> Context {
-        let session = Arc::new(Session::new(peer.id()));
+    /// A context for `peer` from `ip`, with a fresh anonymous session,
+    /// active now, holding its address's anonymous `slot` (`None`: refused,
+    /// see [`Context::close_by_sweep`]) and `connection_slot`; any thread.
+    pub fn new(
+        peer: PeerRef,
+        ip: IpAddr,
+        slot: Option<Slot>,
+        connection_slot: Option<Slot>,
+    ) -> Context {
+        let session = Arc::new(Session::with_address(peer.id(), Some(ip)));
         Context {
             peer,
             session,
@@ -71,6 +81,7 @@ impl Context {
             decoder: Mutex::new(Decoder::new()),
             discarding: AtomicBool::new(false),
             prelogin: Mutex::new(PreLogin::new(slot)),
+            _connection_slot: connection_slot,
             closing: AtomicU8::new(0),
         }
     }

@@ -5,7 +5,8 @@
 //!  ───────────          ─────────────────────────                    ────────────────
 //!  EventLoop + accept → connection callback: Context (peer, session),
 //!                         idle table
-//!                         (refused over --max-anonymous-per-address)
+//!                         (refused over --max-connections-per-address,
+//!                         --max-anonymous-per-address)
 //!                       message callback: decode → Service::handle ──► Store calls, argon2
 //!                       high-water mark: drop slow readers        ◄── Peer::send (send_vec)
 //!                       sweep timer (one per loop): idle and      ◄── Peer::run_on_own_loop
@@ -91,6 +92,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
     service.set_login_takeover_grace(config.login_takeover_grace);
     service.set_hold_limits(config.login_hold_bytes, config.login_hold_total);
     service.set_max_pending_hashes(config.max_pending_hashes);
+    service.set_login_limits(&config.login_limits);
     let mut lp = EventLoop::new()?;
     let mut server = TcpServer::new(&lp, config.listen, "ChatServer", ServerOption::NoReusePort)?;
     server.set_thread_num(config.threads);
@@ -173,6 +175,7 @@ fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Co
         login_timeout: config.login_timeout,
         slots: AddressSlots::new(config.max_anonymous_per_address),
     });
+    let connections = AddressSlots::new(config.max_connections_per_address);
     let sweep_rules = rules.clone();
     server.set_thread_init_callback(move |lp: &mut EventLoop| {
         idle::install(lp, sweep_rules.clone());
@@ -181,7 +184,7 @@ fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Co
     let svc = service.clone();
     server.set_connection_callback(move |conn: &TcpConnectionPtr| {
         if conn.connected() {
-            connection_up(conn, &rules.slots);
+            connection_up(conn, &rules.slots, &connections);
         } else {
             log::debug!("{} down", conn.name());
             idle::untrack(conn);
@@ -214,27 +217,48 @@ fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Co
     );
 }
 
-/// A new connection: its context, with a slot of its address; one over
-/// the address's limit is told (errno 12), shut down, and closed by a
-/// sweep. Its loop thread.
-fn connection_up(conn: &TcpConnectionPtr, slots: &Arc<AddressSlots>) {
+/// A new connection: its context, with a slot among its address's
+/// connections and one among its anonymous connections. One over the
+/// address's connections (`--max-connections-per-address`) is told
+/// (errno 13, `QUOTA`), shut down, and closed by a sweep; so is one over
+/// its anonymous connections (errno 12). Its loop thread.
+fn connection_up(
+    conn: &TcpConnectionPtr,
+    slots: &Arc<AddressSlots>,
+    connections: &Arc<AddressSlots>,
+) {
     log::debug!("{} up from {}", conn.name(), conn.peer_addr());
     if let Err(e) = conn.set_tcp_no_delay(true) {
         log::debug!("{}: TCP_NODELAY: {e}", conn.name());
     }
-    let slot = slots.try_take(conn.peer_addr().ip());
-    let refused = slot.is_none();
-    let cx = Arc::new(Context::new(TcpPeer::new_ref(conn), slot));
+    let ip = conn.peer_addr().ip();
+    let connection_slot = connections.try_take(ip);
+    // Over the connections' quota: no anonymous slot is taken either.
+    let slot = connection_slot.as_ref().and_then(|_| slots.try_take(ip));
+    let refusal = match (&connection_slot, &slot) {
+        (None, _) => Some((
+            errno::QUOTA,
+            "too many connections from your address",
+            "too many connections from your address; try again later",
+        )),
+        (Some(_), None) => Some((
+            errno::TOO_MANY,
+            "too many connections not logged in from your address",
+            "too many connections not logged in from your address; try again later",
+        )),
+        _ => None,
+    };
+    let cx = Arc::new(Context::new(
+        TcpPeer::new_ref(conn),
+        ip,
+        slot,
+        connection_slot,
+    ));
     conn.set_context(cx.clone());
     idle::track(conn);
-    if refused {
-        let ip = conn.peer_addr().ip();
-        log::info!(
-            "{}: too many connections not logged in from {ip}, refusing",
-            conn.name()
-        );
-        let why = "too many connections not logged in from your address; try again later";
-        conn.send_vec(encode(&reply::failure(None, errno::TOO_MANY, why)));
+    if let Some((errno, what, why)) = refusal {
+        log::info!("{}: {what} ({ip}), refusing", conn.name());
+        conn.send_vec(encode(&reply::failure(None, errno, why)));
         cx.close_by_sweep();
         conn.shutdown();
     }

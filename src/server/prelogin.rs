@@ -1,6 +1,11 @@
 //! Connections before login: at most `--max-anonymous-per-address` of them
 //! from one source address, each for at most `--login-timeout`.
 //!
+//! (The same [`AddressSlots`] also count every connection of an address,
+//! logged in or not, against `--max-connections-per-address`: there a
+//! connection holds its slot for its whole life, in its `Context`, and one
+//! over the quota gets errno 13 at accept.)
+//!
 //! [`AddressSlots`] counts the anonymous connections of each address. The
 //! connection callback takes a [`Slot`] for a new connection; when the
 //! address has none left, the connection gets an ERROR_MSG (errno 12,

@@ -61,8 +61,10 @@
 //! with the node's liveness, are what decide.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::delivery::{self, Cursors};
+use super::limits::AccountKey;
 use super::session::{Held, Login};
 use super::{chat, history, user_key, Ctx, Me, PeerRef, Presence, Service, Session};
 use crate::cluster::Claim;
@@ -82,8 +84,12 @@ const STORE_FAILED: Failure = (
 /// REG_MSG (5): hash the password and create the account; answers 6.
 ///
 /// A register (or login) from a connection that has
-/// `--max-pending-hashes` registers and logins queued or running already
-/// is answered at once with errno 12 ([`Ctx::hashes_full`]).
+/// `--max-pending-hashes` registers and logins queued or running already,
+/// or from an address with `--max-pending-hashes-per-address`, is answered
+/// at once with errno 12 ([`Ctx::reserve_hash`]). So is one beyond the
+/// address's registrations per window (with `retry_after`); one from an
+/// address that has created its accounts per window gets errno 13
+/// (`QUOTA`, with `retry_after`). See [`super::limits`].
 ///
 /// The account is created on the hashing thread, so a login pipelined
 /// behind the register on the same peer finds it. The answer goes out
@@ -94,11 +100,31 @@ const STORE_FAILED: Failure = (
 /// Called on the peer's own thread (by `Service::handle`), like every
 /// handler here.
 pub fn register(ctx: Ctx, username: String, password: String) {
-    if ctx.hashes_full() {
-        return;
+    let address = ctx.session.address();
+    if let Some(ip) = address {
+        let limits = ctx.svc.limits();
+        if let Err(wait) = limits.accounts.lock().check(&ip, Instant::now()) {
+            return ctx.fail_retry(
+                errno::QUOTA,
+                "your address has created as many accounts as it may for now",
+                wait,
+            );
+        }
     }
-    let key = ctx.session.peer_id();
-    ctx.on_hasher(key, move |ctx, store, pending| {
+    let Some(pending) = ctx.reserve_hash() else {
+        return;
+    };
+    if let Some(ip) = address {
+        let limits = ctx.svc.limits();
+        if let Err(wait) = limits.registrations.lock().hit(ip, Instant::now()) {
+            return ctx.fail_retry(
+                errno::TOO_MANY,
+                "too many registrations from your address; try again later",
+                wait,
+            );
+        }
+    }
+    ctx.on_hasher(pending, move |ctx, store, pending| {
         let answer = match ctx.svc.hasher.hash(&password) {
             Err(e) => {
                 log::error!("password hashing failed: {e}");
@@ -119,7 +145,14 @@ pub fn register(ctx: Ctx, username: String, password: String) {
         // The hash is done: no longer pending, before the client can know.
         drop(pending);
         ctx.on_own_loop(move |ctx| match answer {
-            Ok(v) => ctx.send(&v),
+            Ok(v) => {
+                // Counted here, on the I/O thread, as the limits' threads
+                // rule asks; checked when the next register arrives.
+                if let Some(ip) = address {
+                    let _ = ctx.svc.limits().accounts.lock().hit(ip, Instant::now());
+                }
+                ctx.send(&v)
+            }
             Err((errno, errmsg)) => ctx.fail(errno, errmsg),
         });
     });
@@ -127,11 +160,31 @@ pub fn register(ctx: Ctx, username: String, password: String) {
 
 /// LOGIN_MSG (1), by `uid` or by `username`; answers 2. See the module docs.
 /// The peer's own thread.
+///
+/// Failed logins are throttled ([`super::limits`]): an address with too
+/// many of late is answered at once, an account with too many is answered
+/// when its turn on the hashing threads comes (where the account is looked
+/// up), both with errno 12 and `retry_after`, and neither hashes.
 pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: String) {
     // Before the session lock: the answer is sent without holding it.
-    if ctx.hashes_full() {
-        return;
+    if let Some(ip) = ctx.session.address() {
+        let failures = ctx
+            .svc
+            .limits()
+            .address_failures
+            .lock()
+            .check(&ip, Instant::now());
+        if let Err(wait) = failures {
+            return ctx.fail_retry(
+                errno::TOO_MANY,
+                "too many failed logins from your address; try again later",
+                wait,
+            );
+        }
     }
+    let Some(pending) = ctx.reserve_hash() else {
+        return;
+    };
     {
         let mut state = ctx.session.state();
         if let Login::Active { .. } = state.login {
@@ -143,13 +196,28 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
         }
         state.login = Login::Verifying;
     }
-    let key = ctx.session.peer_id();
-    ctx.on_hasher(key, move |ctx, store, pending| {
+    ctx.on_hasher(pending, move |ctx, store, pending| {
         let account = match (uid, &username) {
             (Some(uid), _) => store.user_by_id(uid),
             (None, Some(name)) => store.user_by_name(name),
             (None, None) => Ok(None),
         };
+        let key = match (&account, uid, username) {
+            (Ok(Some(user)), _, _) => Some(AccountKey::Id(user.id)),
+            (_, Some(uid), _) => Some(AccountKey::Id(uid)),
+            (_, None, Some(name)) => Some(AccountKey::Name(name)),
+            (_, None, None) => None,
+        };
+        // The per-account throttle is the hashing threads' own lock.
+        let svc = ctx.svc.clone();
+        let throttle = &svc.limits().account_failures;
+        if let Some(key) = &key {
+            let blocked = throttle.lock().check(key, Instant::now());
+            if let Err(wait) = blocked {
+                drop(pending);
+                return finish_throttled_login(ctx, wait);
+            }
+        }
         let failure = match account {
             Err(e) => {
                 log::error!("{}: login: {e}", ctx.peer.name());
@@ -157,6 +225,9 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
             }
             Ok(Some(user)) if ctx.svc.hasher.verify(&password, &user.password_hash) => {
                 drop(pending);
+                if let Some(key) = &key {
+                    throttle.lock().clear_hits(key);
+                }
                 // The claim takes the session and online-map locks, which
                 // I/O threads take too: it runs on the user's worker, not
                 // on this idle-class thread, which could be preempted while
@@ -175,8 +246,40 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
             }
         };
         drop(pending);
+        if failure == BAD_LOGIN {
+            if let Some(key) = key {
+                let _ = throttle.lock().hit(key, Instant::now());
+            }
+        }
         finish_failed_login(ctx, failure);
     });
+}
+
+/// A login refused by the per-account throttle, on the hashing thread:
+/// answered on the peer's own thread with errno 12 and `retry_after`.
+fn finish_throttled_login(ctx: Ctx, wait: Duration) {
+    ctx.on_own_loop(move |ctx| {
+        let Some(held) = end_login(&ctx) else {
+            return;
+        };
+        ctx.fail_retry(
+            errno::TOO_MANY,
+            "too many failed logins for this account; try again later",
+            wait,
+        );
+        replay(&ctx, held);
+    });
+}
+
+/// The peer's own thread, when a login failed: back to anonymous, and what
+/// was held meanwhile; `None` when the connection has closed.
+fn end_login(ctx: &Ctx) -> Option<Held> {
+    let mut state = ctx.session.state();
+    if state.closed {
+        return None;
+    }
+    state.login = Login::Anonymous;
+    Some(std::mem::take(&mut state.held))
 }
 
 const ALREADY_ONLINE: Failure = (errno::ALREADY_ONLINE, "this account is logged in already");
@@ -465,16 +568,18 @@ fn deliver_login(
 }
 
 /// A login failed: answer on the peer's own thread, then replay what was
-/// held meanwhile.
+/// held meanwhile. A wrong password (or no such account) counts against
+/// the address's failed logins there.
 fn finish_failed_login(ctx: Ctx, (errno, errmsg): Failure) {
     ctx.on_own_loop(move |ctx| {
-        let held = {
-            let mut state = ctx.session.state();
-            if state.closed {
-                return;
+        if (errno, errmsg) == BAD_LOGIN {
+            if let Some(ip) = ctx.session.address() {
+                let failures = &ctx.svc.limits().address_failures;
+                let _ = failures.lock().hit(ip, Instant::now());
             }
-            state.login = Login::Anonymous;
-            std::mem::take(&mut state.held)
+        }
+        let Some(held) = end_login(&ctx) else {
+            return;
         };
         ctx.fail(errno, errmsg);
         replay(&ctx, held);

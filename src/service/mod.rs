@@ -59,6 +59,7 @@ pub mod group_cache;
 pub mod groups;
 pub mod history;
 pub mod known;
+pub mod limits;
 pub mod msglog;
 pub mod online;
 pub mod peer;
@@ -68,6 +69,7 @@ pub mod undeleted;
 #[cfg(test)]
 mod tests;
 
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -78,11 +80,13 @@ use serde_json::{Map, Value};
 
 use crate::cluster::Cluster;
 use crate::protocol::{encode, errno, msg_id, parse, reply, Request, SyncFrom};
-use crate::runtime::{BusyTime, HashGate, PasswordHasher, Priority, WorkerPool};
+use crate::runtime::throttle::retry_after_secs;
+use crate::runtime::{BusyTime, HashGate, HashQueue, PasswordHasher, Priority, WorkerPool};
 use crate::storage::{Page, Store, StoreError};
 pub use cluster_node::ClusterNode;
 pub use group_cache::GroupCache;
 pub use known::KnownUsers;
+pub use limits::{Limits, LoginLimits};
 pub use msglog::LogWriter;
 pub use online::{OnlineMap, Presence};
 pub use peer::{Peer, PeerRef, Task};
@@ -102,8 +106,9 @@ pub struct Service {
     /// The background thread that writes cursors and prunes the log.
     chores: Mutex<Option<Chores>>,
     /// Password hashing (register, login phase 1), apart from the database
-    /// workers so a login's later phases never queue behind other hashes.
-    hashers: WorkerPool,
+    /// workers so a login's later phases never queue behind other hashes,
+    /// in a queue fair between addresses and connections.
+    hashers: HashQueue,
     /// Holds each hash back while the I/O threads are busy.
     hash_gate: HashGate,
     online: OnlineMap,
@@ -124,6 +129,9 @@ pub struct Service {
     /// `--max-pending-hashes`: hashing jobs one session may have queued or
     /// running.
     max_pending_hashes: AtomicU32,
+    /// The limits per address and per account; set once, before the
+    /// server accepts connections (the defaults if never).
+    limits: OnceLock<Limits>,
 }
 
 /// How the message log is written and kept (`--log-writers`,
@@ -218,25 +226,32 @@ impl Ctx {
         });
     }
 
-    /// Runs `job` on the hashing pool, on thread `key % hash threads`: for
-    /// the requests that hash a password. A connection's register and login
-    /// all use this pool with its peer id, so they keep their order. Any
-    /// thread.
+    /// Runs `job` on the hashing threads, for the requests that hash a
+    /// password, given the `pending` hash [`Ctx::reserve_hash`] counted. The
+    /// queue is fair between source addresses and between connections, and
+    /// runs a connection's jobs one at a time in order, so a connection's
+    /// register and login keep their order ([`HashQueue`]). Any thread.
     ///
     /// A job whose peer is no longer connected when its turn comes is
     /// dropped unrun: no hash, no store call, no answer (nobody would read
     /// it). So a connection that writes a thousand registrations and closes
     /// costs the hashing threads almost nothing.
     ///
-    /// The job counts against the session's pending hashes until it ends
-    /// ([`Ctx::hashes_full`] checks them first).
-    pub fn on_hasher<F>(self, key: u64, job: F)
+    /// The job counts against the session's and its address's pending
+    /// hashes until it drops `pending`.
+    pub fn on_hasher<F>(self, pending: PendingHash, job: F)
     where
         F: FnOnce(Ctx, &dyn Store, PendingHash) + Send + 'static,
     {
         let svc = self.svc.clone();
-        let pending = PendingHash::new(&self.session);
-        svc.hashers.submit(key, move || {
+        // A session without an address takes turns with the others that
+        // have none.
+        let addr = self
+            .session
+            .address()
+            .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        let conn = self.session.peer_id();
+        svc.hashers.submit(addr, conn, move || {
             // Checked before and after the gate: the wait may be long.
             // (Returning drops `pending`.)
             if self.peer_gone() {
@@ -251,21 +266,46 @@ impl Ctx {
         });
     }
 
-    /// `true`, and the request answered with errno 12, when the session
-    /// has `--max-pending-hashes` hashing jobs queued or running already:
-    /// the register or login must not hash. The peer's own thread (the
-    /// only one that adds pending hashes, so the answer holds until the
-    /// caller's `on_hasher`).
-    pub fn hashes_full(&self) -> bool {
+    /// One more pending hash for this request, to hand to
+    /// [`Ctx::on_hasher`]; or `None`, and the request answered with errno
+    /// 12, when the session has `--max-pending-hashes` hashing jobs queued
+    /// or running already, or its address `--max-pending-hashes-per-address`:
+    /// the register or login must not hash. The peer's own thread (I/O
+    /// threads are the only ones that add pending hashes, so the counts
+    /// hold).
+    pub fn reserve_hash(&self) -> Option<PendingHash> {
         let max = self.svc.max_pending_hashes.load(Ordering::Relaxed);
-        if self.session.pending_hashes() < max {
-            return false;
+        if self.session.pending_hashes() >= max {
+            self.fail(
+                errno::TOO_MANY,
+                "too many password checks in flight on this connection; wait for their answers",
+            );
+            return None;
         }
-        self.fail(
-            errno::TOO_MANY,
-            "too many password checks in flight on this connection; wait for their answers",
-        );
-        true
+        let address = match self.session.address() {
+            None => None,
+            Some(ip) => match self.svc.limits().pending.take(ip) {
+                Ok(count) => count,
+                Err(()) => {
+                    self.fail(
+                        errno::TOO_MANY,
+                        "too many password checks in flight from your address; try again later",
+                    );
+                    return None;
+                }
+            },
+        };
+        Some(PendingHash::new(&self.session, address))
+    }
+
+    /// [`Ctx::fail`] with a `"retry_after"` of `wait`, in whole seconds
+    /// (rounded up); any thread.
+    pub fn fail_retry(&self, errno: i64, errmsg: &str, wait: Duration) {
+        let mut v = reply::failure(Some(self.req), errno, errmsg);
+        if let Some(fields) = v.as_object_mut() {
+            fields.insert("retry_after".into(), retry_after_secs(wait).into());
+        }
+        self.send(&v);
     }
 
     /// `true` (and logged) when the peer has closed: its hashing job is
@@ -331,7 +371,7 @@ impl Service {
             workers: WorkerPool::new(workers, "chat-worker", WORKER_PRIORITY)?,
             log: LogWriter::new(log_options.writers, log_options.batch, log_options.queue)?,
             chores: Mutex::new(None),
-            hashers: WorkerPool::new(hash_threads, "chat-hash", hash_priority)?,
+            hashers: HashQueue::new(hash_threads, "chat-hash", hash_priority)?,
             hash_gate: HashGate::new(hash_max_wait),
             online: OnlineMap::default(),
             groups: GroupCache::default(),
@@ -342,6 +382,7 @@ impl Service {
             takeover_grace_ms: AtomicU64::new(NO_TAKEOVER),
             hold: Arc::new(HoldBudget::default()),
             max_pending_hashes: AtomicU32::new(DEFAULT_MAX_PENDING_HASHES),
+            limits: OnceLock::new(),
         });
         *svc.chores.lock() = Some(Chores::start(&svc, log_options.retention)?);
         Ok(svc)
@@ -397,6 +438,22 @@ impl Service {
     /// Any thread; call it before the server accepts connections.
     pub fn set_max_pending_hashes(&self, n: u32) {
         self.max_pending_hashes.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// Sets the limits per address and per account
+    /// ([`limits`](self::limits)); any thread, once, before the server
+    /// accepts connections. A second call, or one after the first register
+    /// or login, is ignored (and logged).
+    pub fn set_login_limits(&self, config: &LoginLimits) {
+        if self.limits.set(Limits::new(config)).is_err() {
+            log::error!("the login limits are set already; ignoring the second setting");
+        }
+    }
+
+    /// The limits' state; any thread.
+    pub fn limits(&self) -> &Limits {
+        self.limits
+            .get_or_init(|| Limits::new(&LoginLimits::default()))
     }
 
     /// Turns cluster mode on; any thread. Call it once, before any peer is

@@ -1,7 +1,7 @@
 //! `Session`: the service's state for one peer, its login above all.
 //!
-//! The server creates one per connection ([`Session::new`] with the peer's
-//! id), keeps it beside the peer and passes both to every
+//! The server creates one per connection ([`Session::with_address`] with
+//! the peer's id and source address), keeps it beside the peer and passes both to every
 //! [`Service::handle`](super::Service::handle) and to
 //! [`Service::disconnected`](super::Service::disconnected). The logged-in
 //! account is the peer's *identity*: a `uid`/`from` in a request that names
@@ -38,12 +38,15 @@
 //! The session's mutex first, then an online-map shard; never the other
 //! way round.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
 
 mod held;
+
+use super::limits::AddressCount;
 
 pub use held::{footprint, Held, HoldBudget, MAX_HELD};
 
@@ -90,6 +93,9 @@ pub struct SessionState {
 pub struct Session {
     /// The peer's id: the worker shard key before login.
     peer_id: u64,
+    /// Its source address, for the limits per address
+    /// (src/service/limits.rs); `None`: none apply.
+    address: Option<IpAddr>,
     state: Mutex<SessionState>,
     /// Hashing jobs (register, login phase 1) of this session queued or
     /// running: one [`PendingHash`] each.
@@ -97,31 +103,50 @@ pub struct Session {
 }
 
 /// One hashing job of a session, queued or running: counted by
-/// [`Session::pending_hashes`] from [`PendingHash::new`] until it is
-/// dropped (when the job ends, is dropped unrun, or never runs because the
-/// pool stopped). Any thread.
-pub struct PendingHash(Arc<Session>);
+/// [`Session::pending_hashes`] (and in its address's count, if one is
+/// kept) from [`PendingHash::new`] until it is dropped (when the job ends,
+/// is dropped unrun, or never runs because the pool stopped). Any thread;
+/// the drop takes no lock.
+pub struct PendingHash {
+    session: Arc<Session>,
+    address: Option<AddressCount>,
+}
 
 impl PendingHash {
-    /// Counts one more hashing job of `session`; any thread (the service
-    /// does it on the peer's own thread, right after checking the limit).
-    pub fn new(session: &Arc<Session>) -> PendingHash {
+    /// Counts one more hashing job of `session`, whose address's count
+    /// (taken already) is `address`; any thread (the service does it on
+    /// the peer's own thread, right after checking the limits).
+    pub fn new(session: &Arc<Session>, address: Option<AddressCount>) -> PendingHash {
         session.hashing.fetch_add(1, Ordering::AcqRel);
-        PendingHash(session.clone())
+        PendingHash {
+            session: session.clone(),
+            address,
+        }
     }
 }
 
 impl Drop for PendingHash {
     fn drop(&mut self) {
-        self.0.hashing.fetch_sub(1, Ordering::AcqRel);
+        self.session.hashing.fetch_sub(1, Ordering::AcqRel);
+        if let Some(n) = &self.address {
+            n.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
 impl Session {
-    /// A fresh, anonymous session for the peer `peer_id`; any thread.
+    /// A fresh, anonymous session for the peer `peer_id`, of no known
+    /// address; any thread.
     pub fn new(peer_id: u64) -> Session {
+        Session::with_address(peer_id, None)
+    }
+
+    /// A fresh, anonymous session for the peer `peer_id` from `address`
+    /// (an IPv4-mapped IPv6 address counts as the IPv4 one); any thread.
+    pub fn with_address(peer_id: u64, address: Option<IpAddr>) -> Session {
         Session {
             peer_id,
+            address: address.map(|ip| ip.to_canonical()),
             state: Mutex::new(SessionState {
                 login: Login::Anonymous,
                 closed: false,
@@ -134,6 +159,11 @@ impl Session {
     /// The peer's id (the worker shard key before login); any thread.
     pub fn peer_id(&self) -> u64 {
         self.peer_id
+    }
+
+    /// The peer's source address, if known; any thread.
+    pub fn address(&self) -> Option<IpAddr> {
+        self.address
     }
 
     /// Locks the mutable state; any thread, briefly. Lock order: the

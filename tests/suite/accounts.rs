@@ -1,10 +1,11 @@
 //! Accounts over real TCP: register, login, logout, refresh, friends, and
 //! every way of acting as someone else.
 
-use std::time::Duration;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
 
 use crate::support::client::nested;
-use crate::support::{Server, Test, TestDb};
+use crate::support::{Client, Server, Test, TestDb};
 use serde_json::json;
 
 /// The tests of this module.
@@ -13,7 +14,11 @@ pub fn tests() -> Vec<Test> {
         register_login_logout,
         passwords_are_hashed,
         impersonation_is_refused,
-        friends
+        friends,
+        failed_logins_are_throttled_per_account,
+        failed_logins_are_throttled_per_address,
+        registrations_are_limited_per_address,
+        accounts_per_address_are_a_quota
     ];
     tests.extend(tests![hash_priority_reaches_the_hashing_threads]);
     tests
@@ -268,4 +273,157 @@ fn threads_of(pid: u32) -> Vec<ThreadInfo> {
         });
     }
     out
+}
+
+/// A second client address (see [`Client::connect_from`]).
+const ELSEWHERE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+/// A login of `uid` with `password` on `c`; the ack.
+fn login(c: &mut Client, uid: i64, password: &str) -> serde_json::Value {
+    let v = c.request(json!({"msgId": 1, "uid": uid, "password": password}));
+    assert_eq!(v["msgId"], 2, "{v}");
+    v
+}
+
+/// A refusal by a throttle: errno 12 with a `retry_after` of 1 to `max`
+/// seconds.
+fn assert_throttled(v: &serde_json::Value, max: u64) {
+    assert_eq!(v["errno"], 12, "{v}");
+    let after = v["retry_after"].as_u64().unwrap_or(0);
+    assert!((1..=max).contains(&after), "retry_after {after}: {v}");
+}
+
+/// Five wrong passwords for alice within the window (by id and by name:
+/// one account either way) block her logins for the cool-down, the right
+/// password too, and without hashing; bob, from the same address, logs in
+/// meanwhile. After the cool-down she gets in; five more failures block
+/// her for twice as long.
+fn failed_logins_are_throttled_per_account(db: TestDb) {
+    let server = Server::start(
+        &db,
+        &[
+            "--login-failures-per-account",
+            "5",
+            "--login-cooldown",
+            "2s",
+            "--login-cooldown-max",
+            "8s",
+        ],
+    );
+    let mut alice = server.connect();
+    let alice_id = alice.register("alice", "right");
+    let mut bob = server.connect();
+    let bob_id = bob.register("bob", "secret");
+    let mut attacker = server.connect();
+    for i in 0..5 {
+        let v = if i % 2 == 0 {
+            login(&mut attacker, alice_id, "wrong")
+        } else {
+            attacker.request(json!({"msgId": 1, "username": "alice", "password": "wrong"}))
+        };
+        assert_eq!(v["errno"], 1, "failure {i}: {v}");
+    }
+    let v = login(&mut attacker, alice_id, "wrong");
+    assert_throttled(&v, 2);
+    let v = login(&mut server.connect(), alice_id, "right");
+    assert_throttled(&v, 2);
+    // Another account, same address: unaffected.
+    assert_eq!(login(&mut bob, bob_id, "secret")["errno"], 0);
+
+    std::thread::sleep(Duration::from_millis(2100));
+    let mut c = server.connect();
+    assert_eq!(
+        login(&mut c, alice_id, "right")["errno"],
+        0,
+        "the cool-down is over"
+    );
+    drop(c);
+    // The success cleared her count; five more failures: a second block, 4 s.
+    for _ in 0..5 {
+        assert_eq!(login(&mut attacker, alice_id, "wrong")["errno"], 1);
+    }
+    let v = login(&mut attacker, alice_id, "wrong");
+    assert_throttled(&v, 4);
+    assert!(
+        v["retry_after"].as_u64() > Some(2),
+        "the cool-down doubled: {v}"
+    );
+}
+
+/// Twenty failed logins from one address, against many names, block that
+/// address's logins (carol's right password too); carol from another
+/// address logs in during the attack.
+fn failed_logins_are_throttled_per_address(db: TestDb) {
+    let server = Server::start(
+        &db,
+        &[
+            "--login-failures-per-address",
+            "20",
+            "--login-cooldown",
+            "30s",
+        ],
+    );
+    let mut carol = server.connect();
+    let carol_id = carol.register("carol", "secret");
+    drop(carol);
+    let mut attacker = server.connect();
+    for i in 0..20 {
+        let name = format!("nobody{i}");
+        let v = attacker.request(json!({"msgId": 1, "username": name, "password": "guess"}));
+        assert_eq!(v["errno"], 1, "failure {i}: {v}");
+    }
+    let start = Instant::now();
+    let v = attacker.request(json!({"msgId": 1, "username": "nobody99", "password": "guess"}));
+    assert_throttled(&v, 30);
+    let v = login(&mut server.connect(), carol_id, "secret");
+    assert_throttled(&v, 30);
+    assert!(start.elapsed() < Duration::from_secs(5), "answered at once");
+    let mut carol = Client::connect_from(server.addr, ELSEWHERE);
+    assert_eq!(login(&mut carol, carol_id, "secret")["errno"], 0);
+}
+
+/// Three registrations per window from one address; the fourth gets errno
+/// 12 with `retry_after`, another address registers meanwhile, and the
+/// next window lets the first address in again.
+fn registrations_are_limited_per_address(db: TestDb) {
+    let server = Server::start(
+        &db,
+        &["--registrations-per-address", "3", "--login-window", "2s"],
+    );
+    let mut c = server.connect();
+    for i in 0..3 {
+        c.register(&format!("user{i}"), "secret");
+    }
+    let v = c.request(json!({"msgId": 5, "username": "user3", "password": "secret"}));
+    assert_eq!(v["msgId"], 6, "{v}");
+    assert_throttled(&v, 2);
+    Client::connect_from(server.addr, ELSEWHERE).register("elsewhere", "secret");
+    std::thread::sleep(Duration::from_millis(2100));
+    c.register("user3", "secret");
+    let created = db.query_i64("SELECT COUNT(*) FROM user");
+    assert_eq!(created, 5);
+}
+
+/// Two accounts per window from one address: the third registration gets
+/// errno 13 (`QUOTA`) with `retry_after`; a registration that created
+/// nothing (a name taken) does not count; another address is not affected.
+fn accounts_per_address_are_a_quota(db: TestDb) {
+    let server = Server::start(
+        &db,
+        &["--accounts-per-address", "2", "--accounts-window", "1h"],
+    );
+    let mut c = server.connect();
+    c.register("first", "secret");
+    let v = c.request(json!({"msgId": 5, "username": "first", "password": "x"}));
+    assert_eq!(v["errno"], 1, "taken: {v}");
+    c.register("second", "secret");
+    let v = c.request(json!({"msgId": 5, "username": "third", "password": "secret"}));
+    assert_eq!(v["msgId"], 6, "{v}");
+    assert_eq!(v["errno"], 13, "{v}");
+    let after = v["retry_after"].as_u64().unwrap_or(0);
+    assert!((3000..=3600).contains(&after), "retry_after {after}: {v}");
+    // Logins are not limited by it.
+    c.login_ok("secret");
+    Client::connect_from(server.addr, ELSEWHERE).register("third", "secret");
+    assert_eq!(db.query_i64("SELECT COUNT(*) FROM user"), 3);
 }

@@ -29,7 +29,9 @@ pub struct Server {
 /// CPU and registrations would time out (docs/benchmarks.md, section 10); the
 /// idle class itself is tested in accounts.rs. Every test connects from
 /// 127.0.0.1, some with a thousand connections at once, so the limit on
-/// anonymous connections per address is off (prelogin.rs tests it).
+/// anonymous connections per address is off (prelogin.rs tests it), and
+/// so are the other limits per address and the failed-login throttles
+/// (hashing.rs, accounts.rs and prelogin.rs test them).
 pub fn base_args(db: &TestDb) -> Vec<String> {
     [
         "--listen",
@@ -47,6 +49,18 @@ pub fn base_args(db: &TestDb) -> Vec<String> {
         "--workers",
         "4",
         "--max-anonymous-per-address",
+        "0",
+        "--max-connections-per-address",
+        "0",
+        "--max-pending-hashes-per-address",
+        "0",
+        "--login-failures-per-account",
+        "0",
+        "--login-failures-per-address",
+        "0",
+        "--registrations-per-address",
+        "0",
+        "--accounts-per-address",
         "0",
     ]
     .iter()
