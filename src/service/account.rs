@@ -130,6 +130,8 @@ pub fn register(ctx: Ctx, username: String, password: String) {
                 log::error!("password hashing failed: {e}");
                 Err(STORE_FAILED)
             }
+            // Closed while hashing: the account is not created either.
+            Ok(_) if !ctx.peer.connected() => return,
             Ok(hash) => match store.create_user(&username, &hash) {
                 Ok(Some(uid)) => {
                     ctx.svc.known.insert(uid);
