@@ -111,7 +111,7 @@ fn one_connection_s_backlog_does_not_delay_another_s_login(db: TestDb) {
             "--argon2-memory",
             "8MiB",
             "--argon2-passes",
-            "2",
+            "4",
             "--hash-threads",
             "1",
             "--max-pending-hashes",
