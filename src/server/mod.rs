@@ -239,7 +239,7 @@ fn connection_up(
         (None, _) => Some((
             errno::QUOTA,
             "too many connections from your address",
-            "too many connections from your address; try again later",
+            "too many connections from your address; close one first",
         )),
         (Some(_), None) => Some((
             errno::TOO_MANY,
