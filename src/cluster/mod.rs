@@ -138,9 +138,11 @@ mod publisher;
 mod scripts;
 mod shared;
 mod subscriber;
+mod throttle;
 
 pub use config::{default_node_id, ClusterConfig, ClusterError};
 pub use handle::Cluster;
+pub use throttle::SharedThrottle;
 
 /// What the cluster needs from the server: implemented by the server,
 /// called by the cluster's threads.

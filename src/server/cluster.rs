@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::cluster::{default_node_id, Cluster, ClusterConfig, ClusterError};
+use crate::cluster::{default_node_id, Cluster, ClusterConfig, ClusterError, SharedThrottle};
 use crate::config::Config;
 use crate::service::{ClusterNode, Service};
 
@@ -35,6 +35,11 @@ pub fn join(
         liveness: config.liveness,
         ..ClusterConfig::new(url.clone(), node_id)
     };
+    // Failed logins are counted cluster-wide too, with the cluster's
+    // prefix and timeouts.
+    let shared =
+        SharedThrottle::new(url, &cfg.key_prefix, cfg.io_timeout).map_err(ClusterError::Url)?;
+    service.share_login_failures(shared);
     let cluster = Cluster::start(cfg, Arc::new(ClusterNode::new(service)))?;
     service.attach_cluster(cluster.clone());
     log::info!(

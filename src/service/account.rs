@@ -60,11 +60,12 @@
 //! only: a killed node leaves it `online`, and Redis's claims, which expire
 //! with the node's liveness, are what decide.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::delivery::{self, Cursors};
-use super::limits::AccountKey;
+use super::limits::{self, AccountKey};
 use super::session::{Held, Login};
 use super::{chat, history, user_key, Ctx, Me, PeerRef, Presence, Service, Session};
 use crate::cluster::Claim;
@@ -177,11 +178,7 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
             .lock()
             .check(&ip, Instant::now());
         if let Err(wait) = failures {
-            return ctx.fail_retry(
-                errno::TOO_MANY,
-                "too many failed logins from your address; try again later",
-                wait,
-            );
+            return ctx.fail_retry(errno::TOO_MANY, ADDRESS_BLOCKED, wait);
         }
     }
     let Some(pending) = ctx.reserve_hash() else {
@@ -210,15 +207,10 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
             (_, None, Some(name)) => Some(AccountKey::Name(name)),
             (_, None, None) => None,
         };
-        // The per-account throttle is the hashing threads' own lock.
-        let svc = ctx.svc.clone();
-        let throttle = &svc.limits().account_failures;
-        if let Some(key) = &key {
-            let blocked = throttle.lock().check(key, Instant::now());
-            if let Err(wait) = blocked {
-                drop(pending);
-                return finish_throttled_login(ctx, wait);
-            }
+        let ip = ctx.session.address();
+        if let Some((wait, why)) = login_blocked(&ctx.svc, key.as_ref(), ip) {
+            drop(pending);
+            return finish_throttled_login(ctx, wait, why);
         }
         let failure = match account {
             Err(e) => {
@@ -227,9 +219,7 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
             }
             Ok(Some(user)) if ctx.svc.hasher.verify(&password, &user.password_hash) => {
                 drop(pending);
-                if let Some(key) = &key {
-                    throttle.lock().clear_hits(key);
-                }
+                count_login(&ctx.svc, key, ip, false);
                 // The claim takes the session and online-map locks, which
                 // I/O threads take too: it runs on the user's worker, not
                 // on this idle-class thread, which could be preempted while
@@ -249,26 +239,80 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
         };
         drop(pending);
         if failure == BAD_LOGIN {
-            if let Some(key) = key {
-                let _ = throttle.lock().hit(key, Instant::now());
-            }
+            count_login(&ctx.svc, key, ip, true);
         }
         finish_failed_login(ctx, failure);
     });
 }
 
-/// A login refused by the per-account throttle, on the hashing thread:
+const ACCOUNT_BLOCKED: &str = "too many failed logins for this account; try again later";
+const ADDRESS_BLOCKED: &str = "too many failed logins from your address; try again later";
+
+/// The hashing thread, before the password check: how long still, and
+/// why, when the login is blocked by this node's failures of the account
+/// or, in cluster mode, by the cluster's of the account or the address
+/// (this node's of the address were checked on arrival). The per-account
+/// map is the hashing threads' own lock; the cluster's counts block on
+/// Redis (bounded).
+fn login_blocked(
+    svc: &Service,
+    key: Option<&AccountKey>,
+    ip: Option<IpAddr>,
+) -> Option<(Duration, &'static str)> {
+    let key = key?;
+    let limits = svc.limits();
+    if let Err(wait) = limits.account_failures.lock().check(key, Instant::now()) {
+        return Some((wait, ACCOUNT_BLOCKED));
+    }
+    let shared = svc.shared_throttle()?;
+    if let Some(Err(wait)) = shared.check(&key.shared_name()) {
+        return Some((wait, ACCOUNT_BLOCKED));
+    }
+    match ip.and_then(|ip| shared.check(&limits::shared_address(ip))) {
+        Some(Err(wait)) => Some((wait, ADDRESS_BLOCKED)),
+        _ => None,
+    }
+}
+
+/// The hashing thread, after a password check of the account `key` from
+/// `ip`: a failure counts against the account, in cluster mode
+/// cluster-wide (with the address too), or on this node when Redis cannot
+/// be asked or on a single node (this node's count of the address is kept
+/// on the I/O thread, by `finish_failed_login`); a success clears the
+/// account's counts.
+fn count_login(svc: &Service, key: Option<AccountKey>, ip: Option<IpAddr>, failed: bool) {
+    let Some(key) = key else {
+        return;
+    };
+    let limits = svc.limits();
+    let shared = svc.shared_throttle();
+    let (account_rule, address_rule) = limits.failure_rules;
+    if !failed {
+        limits.account_failures.lock().clear_hits(&key);
+        if let Some(shared) = shared {
+            shared.clear(&key.shared_name());
+        }
+        return;
+    }
+    let counted = shared.is_some_and(|shared| {
+        if let Some(ip) = ip {
+            let _ = shared.fail(&limits::shared_address(ip), address_rule);
+        }
+        shared.fail(&key.shared_name(), account_rule).is_some()
+    });
+    if !counted {
+        let _ = limits.account_failures.lock().hit(key, Instant::now());
+    }
+}
+
+/// A login refused by a failed-login throttle, on the hashing thread:
 /// answered on the peer's own thread with errno 12 and `retry_after`.
-fn finish_throttled_login(ctx: Ctx, wait: Duration) {
+fn finish_throttled_login(ctx: Ctx, wait: Duration, why: &'static str) {
     ctx.on_own_loop(move |ctx| {
         let Some(held) = end_login(&ctx) else {
             return;
         };
-        ctx.fail_retry(
-            errno::TOO_MANY,
-            "too many failed logins for this account; try again later",
-            wait,
-        );
+        ctx.fail_retry(errno::TOO_MANY, why, wait);
         replay(&ctx, held);
     });
 }

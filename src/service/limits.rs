@@ -15,8 +15,10 @@
 //! that doubles with each block, up to `--login-cooldown-max`; the others
 //! are a count per window. The arithmetic is [`Throttle`]'s (src/runtime/
 //! throttle.rs), which also bounds each map to [`THROTTLE_KEYS`] keys.
-//! All counts are this node's own and kept in memory: a restart forgets
-//! them, and in cluster mode each node counts for itself.
+//! All counts are kept in memory, and a restart forgets them. In cluster
+//! mode the failed logins are also counted cluster-wide in Redis
+//! ([`SharedThrottle`](crate::cluster::SharedThrottle), on the hashing
+//! threads); the other limits are each node's own.
 //!
 //! A session without an address (the service's unit tests' peers) has
 //! only the per-connection limit and the per-account throttle.
@@ -96,6 +98,21 @@ pub enum AccountKey {
     Name(String),
 }
 
+impl AccountKey {
+    /// Its name in the cluster-wide counts.
+    pub fn shared_name(&self) -> String {
+        match self {
+            AccountKey::Id(uid) => format!("acct:id:{uid}"),
+            AccountKey::Name(name) => format!("acct:name:{name}"),
+        }
+    }
+}
+
+/// An address's name in the cluster-wide counts.
+pub fn shared_address(ip: IpAddr) -> String {
+    format!("addr:{ip}")
+}
+
 /// The limits' state; see the [module documentation](self).
 pub struct Limits {
     /// Pending hashes per address.
@@ -108,6 +125,9 @@ pub struct Limits {
     pub registrations: Mutex<Throttle<IpAddr>>,
     /// Accounts created per address; I/O threads only.
     pub accounts: Mutex<Throttle<IpAddr>>,
+    /// The rules of the failed-login throttles, for the cluster-wide
+    /// counts: per account, per address.
+    pub failure_rules: (Rule, Rule),
 }
 
 impl Limits {
@@ -145,6 +165,10 @@ impl Limits {
                 rate(config.accounts_per_address, config.accounts_window),
                 THROTTLE_KEYS,
             )),
+            failure_rules: (
+                failures(config.failures_per_account),
+                failures(config.failures_per_address),
+            ),
         }
     }
 }

@@ -78,7 +78,7 @@ use parking_lot::Mutex;
 
 use serde_json::{Map, Value};
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, SharedThrottle};
 use crate::protocol::{encode, errno, msg_id, parse, reply, Request, SyncFrom};
 use crate::runtime::throttle::retry_after_secs;
 use crate::runtime::{BusyTime, HashGate, HashQueue, PasswordHasher, Priority, WorkerPool};
@@ -132,6 +132,8 @@ pub struct Service {
     /// The limits per address and per account; set once, before the
     /// server accepts connections (the defaults if never).
     limits: OnceLock<Limits>,
+    /// Cluster mode's failed-login counts, shared by every node.
+    shared_throttle: OnceLock<SharedThrottle>,
 }
 
 /// How the message log is written and kept (`--log-writers`,
@@ -383,6 +385,7 @@ impl Service {
             hold: Arc::new(HoldBudget::default()),
             max_pending_hashes: AtomicU32::new(DEFAULT_MAX_PENDING_HASHES),
             limits: OnceLock::new(),
+            shared_throttle: OnceLock::new(),
         });
         *svc.chores.lock() = Some(Chores::start(&svc, log_options.retention)?);
         Ok(svc)
@@ -448,6 +451,21 @@ impl Service {
         if self.limits.set(Limits::new(config)).is_err() {
             log::error!("the login limits are set already; ignoring the second setting");
         }
+    }
+
+    /// Counts failed logins cluster-wide in `throttle` as well as on this
+    /// node (cluster mode); any thread, once, before the server accepts
+    /// connections. A second call is ignored (and logged).
+    pub fn share_login_failures(&self, throttle: SharedThrottle) {
+        if self.shared_throttle.set(throttle).is_err() {
+            log::error!("a shared login throttle is set already; ignoring the second");
+        }
+    }
+
+    /// The cluster-wide failed-login counts, in cluster mode; any thread
+    /// (its calls block: hashing threads or workers).
+    pub fn shared_throttle(&self) -> Option<&SharedThrottle> {
+        self.shared_throttle.get()
     }
 
     /// The limits' state; any thread.

@@ -5,7 +5,8 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use crate::support::client::nested;
-use crate::support::{Client, Server, Test, TestDb};
+use crate::support::redis::KeyPrefix;
+use crate::support::{require, Client, Need, Server, Test, TestDb};
 use serde_json::json;
 
 /// The tests of this module.
@@ -21,6 +22,11 @@ pub fn tests() -> Vec<Test> {
         accounts_per_address_are_a_quota
     ];
     tests.extend(tests![hash_priority_reaches_the_hashing_threads]);
+    tests.extend(
+        tests![failed_logins_are_throttled_across_the_cluster]
+            .into_iter()
+            .map(|t| t.needs(&[Need::Mysql, Need::Redis])),
+    );
     tests
 }
 
@@ -426,4 +432,57 @@ fn accounts_per_address_are_a_quota(db: TestDb) {
     c.login_ok("secret");
     Client::connect_from(server.addr, ELSEWHERE).register("third", "secret");
     assert_eq!(db.query_i64("SELECT COUNT(*) FROM user"), 3);
+}
+
+/// Two nodes of a cluster (one MySQL database, one Redis, no proxy): three
+/// wrong passwords for alice on node a and two on node b block her on
+/// both, which neither node's own count would (5 each); bob logs in on b
+/// meanwhile. The next block, after five more failures, is twice as long:
+/// the strikes are shared too.
+fn failed_logins_are_throttled_across_the_cluster() {
+    let db = TestDb::mysql();
+    let url = require::redis_url();
+    let prefix = KeyPrefix::new(&url, "login-throttle");
+    let node = |id: &str| {
+        Server::start(
+            &db,
+            &[
+                "--redis",
+                &url,
+                "--redis-prefix",
+                &prefix.name,
+                "--node-id",
+                id,
+                "--login-failures-per-account",
+                "5",
+                "--login-cooldown",
+                "1s",
+                "--login-cooldown-max",
+                "4s",
+            ],
+        )
+    };
+    let (a, b) = (node("a"), node("b"));
+    let alice_id = a.connect().register("alice", "right");
+    let bob_id = b.connect().register("bob", "secret");
+    let (mut on_a, mut on_b) = (a.connect(), b.connect());
+    for i in 0..5 {
+        let c = if i < 3 { &mut on_a } else { &mut on_b };
+        assert_eq!(login(c, alice_id, "wrong")["errno"], 1, "failure {i}");
+    }
+    assert_throttled(&login(&mut on_b, alice_id, "wrong"), 1);
+    assert_throttled(&login(&mut on_a, alice_id, "right"), 1);
+    assert_eq!(login(&mut b.connect(), bob_id, "secret")["errno"], 0);
+
+    std::thread::sleep(Duration::from_millis(1100));
+    for i in 0..5 {
+        let c = if i % 2 == 0 { &mut on_a } else { &mut on_b };
+        assert_eq!(login(c, alice_id, "wrong")["errno"], 1, "failure {i}");
+    }
+    let v = login(&mut on_a, alice_id, "right");
+    assert_throttled(&v, 2);
+    assert_eq!(
+        v["retry_after"], 2,
+        "the second block is twice the first: {v}"
+    );
 }
