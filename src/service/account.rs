@@ -265,10 +265,15 @@ fn login_blocked(
         return Some((wait, ACCOUNT_BLOCKED));
     }
     let shared = svc.shared_throttle()?;
-    if let Some(Err(wait)) = shared.check(&key.shared_name()) {
-        return Some((wait, ACCOUNT_BLOCKED));
+    // A limit of 0 is off: no round trip for it.
+    let (account_rule, address_rule) = limits.failure_rules;
+    if account_rule.limit > 0 {
+        if let Some(Err(wait)) = shared.check(&key.shared_name()) {
+            return Some((wait, ACCOUNT_BLOCKED));
+        }
     }
-    match ip.and_then(|ip| shared.check(&limits::shared_address(ip))) {
+    let ip = ip.filter(|_| address_rule.limit > 0)?;
+    match shared.check(&limits::shared_address(ip)) {
         Some(Err(wait)) => Some((wait, ADDRESS_BLOCKED)),
         _ => None,
     }

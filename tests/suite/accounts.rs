@@ -23,9 +23,12 @@ pub fn tests() -> Vec<Test> {
     ];
     tests.extend(tests![hash_priority_reaches_the_hashing_threads]);
     tests.extend(
-        tests![failed_logins_are_throttled_across_the_cluster]
-            .into_iter()
-            .map(|t| t.needs(&[Need::Mysql, Need::Redis])),
+        tests![
+            failed_logins_are_throttled_across_the_cluster,
+            failed_logins_of_an_address_add_up_across_the_cluster
+        ]
+        .into_iter()
+        .map(|t| t.needs(&[Need::Mysql, Need::Redis])),
     );
     tests
 }
@@ -485,4 +488,38 @@ fn failed_logins_are_throttled_across_the_cluster() {
         v["retry_after"], 2,
         "the second block is twice the first: {v}"
     );
+}
+
+/// Two nodes of a cluster with `--login-failures-per-address 4`: two failed
+/// logins from 127.0.0.1 on each node block that address on both, while
+/// 127.0.0.2 logs in.
+fn failed_logins_of_an_address_add_up_across_the_cluster() {
+    let db = TestDb::mysql();
+    let url = require::redis_url();
+    let prefix = KeyPrefix::new(&url, "address-throttle");
+    let node = |id: &str| {
+        let args = [
+            "--redis",
+            &url,
+            "--redis-prefix",
+            &prefix.name,
+            "--node-id",
+            id,
+            "--login-failures-per-address",
+            "4",
+        ];
+        Server::start(&db, &args)
+    };
+    let (a, b) = (node("a"), node("b"));
+    let carol_id = a.connect().register("carol", "secret");
+    let (mut on_a, mut on_b) = (a.connect(), b.connect());
+    for i in 0..4 {
+        let c = if i % 2 == 0 { &mut on_a } else { &mut on_b };
+        let v = c.request(json!({"msgId": 1, "username": format!("nobody{i}"), "password": "x"}));
+        assert_eq!(v["errno"], 1, "failure {i}: {v}");
+    }
+    assert_throttled(&login(&mut on_b, carol_id, "secret"), 60);
+    assert_throttled(&login(&mut on_a, carol_id, "secret"), 60);
+    let mut elsewhere = Client::connect_from(b.addr, ELSEWHERE);
+    assert_eq!(login(&mut elsewhere, carol_id, "secret")["errno"], 0);
 }
