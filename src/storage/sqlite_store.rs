@@ -8,8 +8,10 @@
 //! than fail when such a process holds a lock.
 //!
 //! The message log's [`append`](Store::append) is one `IMMEDIATE`
-//! transaction of cached statements: a lookup per cid, an upsert with
-//! `RETURNING` per conversation (its new `last_seq`), an insert per entry.
+//! transaction of cached statements: a lookup per cid, an upsert and a
+//! read per conversation (its new `last_seq`), multi-row inserts of the
+//! entries, which the `chatlog` table stores in the order they were
+//! appended (the schema file says why).
 //!
 //! Durability: `synchronous = NORMAL` in WAL mode keeps every committed
 //! transaction across a crash or `kill -9` of the server; only an operating
@@ -38,14 +40,20 @@ const SCHEMA: &str = include_str!("sqlite_schema.sql");
 
 /// WAL pages after which a commit copies the WAL back into the database
 /// itself (SQLite's default is 1,000): only a bound, since the
-/// [`Checkpointer`] does it every half second; 100,000 pages of 4 KiB.
+/// [`Checkpointer`] does it every half second; 100,000 pages of 4 KiB,
+/// 400 MB.
 const WAL_CHECKPOINT_PAGES: i64 = 100_000;
 
-/// The page size of a new database file, in bytes (SQLite's default is
-/// 4 KiB). A batch of the log touches one leaf page per conversation, and
-/// a commit writes every touched page whole into the WAL: smaller pages
-/// write (and checksum) a quarter of the bytes for the same messages.
-const PAGE_SIZE: i64 = 1024;
+/// The page size of a new database file, in bytes: SQLite's default. A
+/// commit writes every page it touched whole into the WAL, with a write
+/// call for each page and one for its frame header, so what costs is the
+/// number of pages rather than their size. Measured with
+/// examples/log_bytes.rs on the appended layout (docs/benchmarks.md, "The
+/// message log's cost"): 4 KiB pages take about 3.1 write calls and 15 µs
+/// of CPU per message, 1 KiB pages 6.6 calls and 19 µs. (For the first,
+/// keyed layout, 1 KiB had been the better choice; a database keeps the
+/// page size it was made with.)
+const PAGE_SIZE: i64 = 4096;
 
 /// The page cache of the connection, in KiB (SQLite's default is 2 MiB):
 /// a batch of the log dirties a page per conversation, and a cache that
@@ -116,7 +124,8 @@ impl SqliteStore {
         SqliteStore::init(Connection::open_in_memory()?)
     }
 
-    fn init(conn: Connection) -> Result<SqliteStore, StoreError> {
+    fn init(mut conn: Connection) -> Result<SqliteStore, StoreError> {
+        migrate_chatlog(&mut conn)?;
         conn.execute_batch(SCHEMA)?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         // Room for every statement of this module in the statement cache.
@@ -547,13 +556,50 @@ impl Store for SqliteStore {
         self.with(|c| {
             let deleted = c
                 .prepare_cached(
-                    "DELETE FROM chatlog WHERE (conv, seq) IN (SELECT conv, seq FROM chatlog \
-                     WHERE ts < ? ORDER BY ts, conv, seq LIMIT ?)",
+                    "DELETE FROM chatlog WHERE id IN (SELECT id FROM chatlog \
+                     WHERE ts < ? ORDER BY ts, id LIMIT ?)",
                 )?
                 .execute(params![cutoff_ms, n])?;
             Ok(deleted as u64)
         })
     }
+}
+
+/// Moves a `chatlog` of the first layout (keyed by `(conv, seq)`, `WITHOUT
+/// ROWID`) into the appended one of the schema: renamed aside, its indexes
+/// dropped, the schema run (it creates the new table and indexes), the rows
+/// copied in time order, the old table dropped; one transaction, so an
+/// interrupted migration leaves the old layout, and the next open starts
+/// again. Any other database is left alone. Runs at open, before anything
+/// else uses the connection.
+fn migrate_chatlog(conn: &mut Connection) -> Result<(), StoreError> {
+    let table: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'chatlog'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let keyed = table.is_some_and(|sql| sql.to_ascii_uppercase().contains("WITHOUT ROWID"));
+    if !keyed {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "ALTER TABLE chatlog RENAME TO chatlog_keyed; \
+         DROP INDEX IF EXISTS chatlog_sender_cid; \
+         DROP INDEX IF EXISTS chatlog_ts;",
+    )?;
+    tx.execute_batch(SCHEMA)?;
+    let moved = tx.execute(
+        "INSERT INTO chatlog (conv, seq, sender, ts, cid, body) \
+         SELECT conv, seq, sender, ts, cid, body FROM chatlog_keyed ORDER BY ts, conv, seq",
+        [],
+    )?;
+    tx.execute_batch("DROP TABLE chatlog_keyed")?;
+    tx.commit()?;
+    log::info!("message log: {moved} entries moved to the appended layout");
+    Ok(())
 }
 
 /// Where the entries' `(sender, cid)` pairs already are: sender → cid →
@@ -625,8 +671,16 @@ fn insert_entries(
     let new = new_entries(entries, out);
     for chunk in sql::fixed_chunks(&new) {
         let rows = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        // `OR IGNORE`, and the count checked below: a statement that may
+        // abort half-way through several rows makes SQLite save every page
+        // it touches to a statement journal first (a temporary file, once it
+        // outgrows memory), so that the rows before the failure can be
+        // undone; that was a third of the log writer's time. No row can
+        // conflict (places come from the counters under the write lock, cids
+        // were looked up above), and if one did, the count would be short
+        // and the whole transaction is rolled back.
         let mut insert = tx.prepare_cached(&format!(
-            "INSERT INTO chatlog (conv, seq, sender, ts, cid, body) VALUES {rows}"
+            "INSERT OR IGNORE INTO chatlog (conv, seq, sender, ts, cid, body) VALUES {rows}"
         ))?;
         let mut params: Vec<rusqlite::types::Value> = Vec::with_capacity(chunk.len() * 6);
         for (e, at) in chunk {
@@ -639,7 +693,13 @@ fn insert_entries(
                 e.body.clone().into(),
             ]);
         }
-        insert.execute(params_from_iter(params))?;
+        let inserted = insert.execute(params_from_iter(params))?;
+        if inserted != chunk.len() {
+            return Err(StoreError::Data(format!(
+                "the log took {inserted} of {} entries: a place or cid was taken",
+                chunk.len()
+            )));
+        }
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use super::append::{first_cursors, Plan};
 use super::sql::{
     batches, batches_by, limit_plus_one, new_read_seq, placeholders, statements, CHUNK,
 };
-use super::{open, Appended, MysqlStore, NewEntry, SqliteStore, Store, StoreError, Stored};
+use super::{open, Appended, MysqlStore, NewEntry, Page, SqliteStore, Store, StoreError, Stored};
 use crate::model::Conv;
 
 /// A name no other test (in this or a concurrent test process) uses.
@@ -177,6 +177,116 @@ fn sqlite_migration_gives_members_cursors_once() {
         let next = store.append(&[entry(ab, b, "more")]).unwrap();
         assert!(next[0].stored().seq >= 2);
     }
+}
+
+#[test]
+fn sqlite_keyed_chatlog_moves_to_the_appended_layout() {
+    let (dir, store) = sqlite();
+    let a = store.create_user("a", "h").unwrap().unwrap();
+    let b = store.create_user("b", "h").unwrap().unwrap();
+    let ab = Conv::direct(a, b).unwrap();
+    drop(store);
+    let path = dir.path().join("data/db/chat.db");
+    // The first layout of the log: keyed by (conv, seq), WITHOUT ROWID,
+    // holding three entries (one with a cid), written out of time order.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TABLE chatlog;
+         CREATE TABLE chatlog (conv INTEGER NOT NULL, seq INTEGER NOT NULL,
+             sender INTEGER NOT NULL, ts INTEGER NOT NULL, cid TEXT, body TEXT NOT NULL,
+             PRIMARY KEY (conv, seq)) WITHOUT ROWID;
+         CREATE UNIQUE INDEX chatlog_sender_cid ON chatlog (sender, cid) WHERE cid IS NOT NULL;
+         CREATE INDEX chatlog_ts ON chatlog (ts);",
+    )
+    .unwrap();
+    for (seq, ts, cid) in [(2, 20, None), (1, 10, Some("c1")), (3, 30, None)] {
+        conn.execute(
+            "INSERT INTO chatlog VALUES (?, ?, ?, ?, ?, ?)",
+            rusqlite::params![ab.key(), seq, a, ts, cid, format!("m{seq}")],
+        )
+        .unwrap();
+    }
+    conn.execute(
+        "INSERT INTO conversation (id, last_seq, last_ts) VALUES (?, 3, 30)",
+        [ab.key()],
+    )
+    .unwrap();
+    drop(conn);
+    for _ in 0..2 {
+        let store = SqliteStore::open(&path).unwrap();
+        let (page, more) = store.log_page(ab, Page::After(0), 0, 10).unwrap();
+        let got: Vec<(i64, i64, &str)> = page
+            .iter()
+            .map(|e| (e.seq, e.ts, e.body.as_str()))
+            .collect();
+        assert_eq!(got, [(1, 10, "m1"), (2, 20, "m2"), (3, 30, "m3")]);
+        assert!(!more);
+        // The cid is still known, and numbering goes on after the copy.
+        let again = store.append(&[with_cid(ab, a, "c1")]).unwrap();
+        assert!(matches!(
+            again[0],
+            Appended::Duplicate(Stored { seq: 1, .. })
+        ));
+        let next = store.append(&[entry(ab, b, "m4")]).unwrap();
+        assert_eq!(next[0].stored().seq, 4);
+        drop(store);
+        // Appended layout: a rowid table, in time order.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'chatlog'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!sql.to_ascii_uppercase().contains("WITHOUT ROWID"), "{sql}");
+        let order: Vec<i64> = conn
+            .prepare("SELECT seq FROM chatlog ORDER BY id LIMIT 3")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(order, [1, 2, 3]);
+        let old: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'chatlog_keyed'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old, 0);
+        // The second round reopens the migrated file: nothing changes.
+        conn.execute("DELETE FROM chatlog WHERE seq = 4", [])
+            .unwrap();
+        conn.execute("UPDATE conversation SET last_seq = 3", [])
+            .unwrap();
+    }
+}
+
+#[test]
+fn sqlite_append_that_finds_its_place_taken_stores_nothing() {
+    let (dir, store) = sqlite();
+    let a = store.create_user("a", "h").unwrap().unwrap();
+    let b = store.create_user("b", "h").unwrap().unwrap();
+    let ab = Conv::direct(a, b).unwrap();
+    store.append(&[entry(ab, a, "one")]).unwrap();
+    // Damage the counter, so the next append numbers from 1 again.
+    let conn = rusqlite::Connection::open(dir.path().join("data/db/chat.db")).unwrap();
+    conn.execute("UPDATE conversation SET last_seq = 0", [])
+        .unwrap();
+    let err = store
+        .append(&[entry(ab, b, "two"), entry(ab, a, "three")])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Data(_)), "{err}");
+    // Rolled back whole: the old entry alone, the counter as it was.
+    let (page, _) = store.log_page(ab, Page::After(0), 0, 10).unwrap();
+    let bodies: Vec<&str> = page.iter().map(|e| e.body.as_str()).collect();
+    assert_eq!(bodies, ["one"]);
+    let last: i64 = conn
+        .query_row("SELECT last_seq FROM conversation", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(last, 0);
 }
 
 fn entry(conv: Conv, sender: i64, body: &str) -> NewEntry {
