@@ -550,7 +550,7 @@ pub fn logout(ctx: Ctx, me: Me) {
 /// ACOUNT_FRESH_MSG (7): the current friends and groups; answers 8. The
 /// peer's own thread; the lists are read on the user's worker.
 pub fn refresh(ctx: Ctx, me: Me) {
-    ctx.on_worker(user_key(me.uid), move |ctx, store| {
+    ctx.request_on_worker(user_key(me.uid), move |ctx, store| {
         let loaded = store
             .friends(me.uid)
             .and_then(|f| Ok((f, store.user_groups(me.uid)?)));

@@ -35,6 +35,16 @@
 //! to which peer), the [`GroupCache`] (who is in which group), the
 //! [`KnownUsers`] and the store.
 //!
+//! # Limits
+//!
+//! Every parsed request first takes a token from one of its session's rate
+//! limits (chat, or everything else); a request that finds none is
+//! answered with errno 12 and `retry_after`, and not handled. A request
+//! that needs a worker goes there with [`Ctx::request_on_worker`], which
+//! bounds the jobs in flight per connection and in total; the quotas
+//! (friends, groups, members) are checked on that worker. [`limits`] has
+//! the list, the defaults and the reasons.
+//!
 //! # Cluster mode
 //!
 //! With a [`Cluster`] attached ([`Service::attach_cluster`]) the handlers
@@ -59,6 +69,7 @@ pub mod group_cache;
 pub mod groups;
 pub mod history;
 pub mod known;
+pub mod limits;
 pub mod msglog;
 pub mod online;
 pub mod peer;
@@ -83,10 +94,11 @@ use crate::storage::{Page, Store, StoreError};
 pub use cluster_node::ClusterNode;
 pub use group_cache::GroupCache;
 pub use known::KnownUsers;
+pub use limits::{LimitSettings, Limits};
 pub use msglog::LogWriter;
 pub use online::{OnlineMap, Presence};
 pub use peer::{Peer, PeerRef, Task};
-pub use session::{HoldBudget, Login, PendingHash, Session};
+pub use session::{Bucket, HoldBudget, Login, PendingHash, PendingRequest, Session};
 pub use undeleted::Undeleted;
 
 /// How much lower the database workers' priority is than the I/O threads'
@@ -124,6 +136,8 @@ pub struct Service {
     /// `--max-pending-hashes`: hashing jobs one session may have queued or
     /// running.
     max_pending_hashes: AtomicU32,
+    /// Rate limits, jobs in flight, quotas ([`limits`]).
+    limits: Limits,
 }
 
 /// How the message log is written and kept (`--log-writers`,
@@ -206,7 +220,10 @@ impl Ctx {
     }
 
     /// Runs `job` on the worker for `key` (see [`WorkerPool`]), giving it
-    /// this context and the store; any thread.
+    /// this context and the store; any thread. Never refused: for the
+    /// service's own jobs, which must not be lost (a login's phases, what
+    /// a delivery recorded). A job a client's request causes goes through
+    /// [`Ctx::request_on_worker`] instead.
     pub fn on_worker<F>(self, key: u64, job: F)
     where
         F: FnOnce(Ctx, &dyn Store) + Send + 'static,
@@ -216,6 +233,43 @@ impl Ctx {
             let store = self.svc.store.clone();
             job(self, &*store);
         });
+    }
+
+    /// Runs `job` on the worker for `key`, like [`Ctx::on_worker`], for a
+    /// job that a client request causes (one job per request, which the
+    /// client can repeat at will). Bounded twice: a connection may have at
+    /// most `--max-pending-requests` such jobs queued or running, and the
+    /// pool at most `--worker-queue`; beyond either the request is
+    /// answered at once with errno 12 and nothing is done. The peer's own
+    /// thread (the only one that adds the session's pending requests, so
+    /// the check holds until the job is queued).
+    ///
+    /// Internal jobs that must not be lost (a login's phases, cursor
+    /// writes, marking offline) use [`Ctx::on_worker`], which never
+    /// refuses; see the [`WorkerPool`] docs.
+    pub fn request_on_worker<F>(self, key: u64, job: F)
+    where
+        F: FnOnce(Ctx, &dyn Store) + Send + 'static,
+    {
+        let max = self.svc.limits.max_pending_requests();
+        if max > 0 && self.session.pending_requests() >= max {
+            return self.fail(
+                errno::TOO_MANY,
+                "too many requests in flight on this connection; wait for their answers",
+            );
+        }
+        let pending = PendingRequest::new(&self.session);
+        let answer = self.clone();
+        let svc = self.svc.clone();
+        let refused = svc.workers.try_submit(key, move || {
+            let _pending = pending;
+            let store = self.svc.store.clone();
+            job(self, &*store);
+        });
+        if let Err(job) = refused {
+            drop(job); // gives the pending count back
+            answer.fail(errno::TOO_MANY, "the server is busy; try again later");
+        }
     }
 
     /// Runs `job` on the hashing pool, on thread `key % hash threads`: for
@@ -342,6 +396,7 @@ impl Service {
             takeover_grace_ms: AtomicU64::new(NO_TAKEOVER),
             hold: Arc::new(HoldBudget::default()),
             max_pending_hashes: AtomicU32::new(DEFAULT_MAX_PENDING_HASHES),
+            limits: Limits::default(),
         });
         *svc.chores.lock() = Some(Chores::start(&svc, log_options.retention)?);
         Ok(svc)
@@ -397,6 +452,19 @@ impl Service {
     /// Any thread; call it before the server accepts connections.
     pub fn set_max_pending_hashes(&self, n: u32) {
         self.max_pending_hashes.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// Puts the rate limits, the bounds on worker jobs and the quotas in
+    /// force ([`limits`]; a new service has [`LimitSettings::default`]).
+    /// Any thread; call it before the server accepts connections.
+    pub fn set_limits(&self, settings: &LimitSettings) {
+        self.limits.set(settings);
+        self.workers.set_max_requests(settings.worker_queue);
+    }
+
+    /// The limits in force; any thread.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Turns cluster mode on; any thread. Call it once, before any peer is
@@ -459,6 +527,18 @@ impl Service {
             session: session.clone(),
             req: request.msg_id(),
         };
+        // Login and register have their own bounds (the hashing pool's);
+        // everything else draws on a rate limit first.
+        let bucket = match request {
+            Request::Login { .. } | Request::Register { .. } => None,
+            Request::OneChat { .. } | Request::GroupChat { .. } => Some(Bucket::Chat),
+            _ => Some(Bucket::Request),
+        };
+        if let Some(bucket) = bucket {
+            if limits::rate_limited(&ctx, bucket, request.cid()) {
+                return;
+            }
+        }
         // The requests an anonymous session may make; the rest need a login.
         match request {
             Request::Login {
