@@ -36,11 +36,13 @@
 //! user's worker, against the store.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use super::session::bucket::retry_after_secs;
 use super::session::{Bucket, Rate};
-use super::Ctx;
+use super::{Ctx, Service, Session};
 use crate::protocol::{errno, reply};
 use crate::runtime::workers::DEFAULT_MAX_REQUESTS;
 
@@ -213,24 +215,36 @@ pub fn is_full(count: u64, max: u32) -> bool {
 }
 
 /// Takes a token from the session's `bucket`; when there is none, answers
-/// the request with errno 12 and `retry_after` (seconds, fractional: see
-/// [`retry_after_secs`]) and returns `true`: the request must not be
-/// handled. A chat message with a cid is answered with 28 for that cid,
-/// as [`msglog::refuse`](super::msglog::refuse) does. The peer's own
-/// thread; O(1).
+/// the request with [`throttled`] and returns `true`: the request must not
+/// be handled. The peer's own thread; O(1).
 pub fn rate_limited(ctx: &Ctx, bucket: Bucket, cid: Option<&str>) -> bool {
-    let rate = ctx.svc.limits.rate(bucket);
-    let Err(wait) = ctx.session.take_token(bucket, rate, Instant::now()) else {
+    let Some(wait) = over_rate(&ctx.svc, &ctx.session, bucket) else {
         return false;
     };
+    ctx.send(&throttled(Some(ctx.req), cid, bucket, wait));
+    true
+}
+
+/// Takes a token from `session`'s `bucket`: `None` when there was one,
+/// else how long until there is. The peer's own thread; O(1).
+pub fn over_rate(svc: &Service, session: &Session, bucket: Bucket) -> Option<Duration> {
+    let rate = svc.limits.rate(bucket);
+    session.take_token(bucket, rate, Instant::now()).err()
+}
+
+/// The refusal of a request over its rate: its ack (or 27 naming `req`;
+/// 28 for a chat message with a cid, as
+/// [`msglog::refuse`](super::msglog::refuse) answers) with errno 12 and
+/// `retry_after`, the seconds until a token is there (fractional, see
+/// [`retry_after_secs`]).
+pub fn throttled(req: Option<i64>, cid: Option<&str>, bucket: Bucket, wait: Duration) -> Value {
     let what = match bucket {
         Bucket::Chat => "too many chat messages; slow down and send again later",
         Bucket::Request => "too many requests; slow down and try again later",
     };
-    let mut v = reply::failure_for(Some(ctx.req), cid, errno::TOO_MANY, what);
+    let mut v = reply::failure_for(req, cid, errno::TOO_MANY, what);
     v["retry_after"] = retry_after_secs(wait).into();
-    ctx.send(&v);
-    true
+    v
 }
 
 /// Answers a request refused by quota `q` (errno 13); any thread.

@@ -516,6 +516,13 @@ impl Service {
         let request = match parse(&obj) {
             Ok(r) => r,
             Err(e) => {
+                // Answering costs as much as a ping: the same rate limit.
+                if let Some(wait) = limits::over_rate(self, session, Bucket::Request) {
+                    let req = obj.get("msgId").and_then(Value::as_i64);
+                    let v = limits::throttled(req, None, Bucket::Request, wait);
+                    peer.send(encode(&v));
+                    return;
+                }
                 log::debug!("{}: {e}", peer.name());
                 peer.send(encode(&e.reply()));
                 return;
