@@ -14,7 +14,8 @@
 //! | members of one group | `--max-group-size` | 2000 | errno 13 |
 //! | one-to-one messages waiting for one recipient | `--max-pending-per-recipient` | 100000 | errno 13 (see [`super::msglog`]'s quota) |
 //!
-//! 0 turns any of them off.
+//! 0 turns a limit or quota off (a rate of 0: no rate limit); the bursts
+//! and `--worker-queue` are at least 1.
 //!
 //! # Refuse, or stop reading?
 //!
