@@ -2,7 +2,7 @@
 //! together, in Redis.
 //!
 //! On a single node the failed-login throttles are maps in memory
-//! (src/service/limits.rs). In cluster mode a guesser could spread its
+//! (src/service/login_limits.rs). In cluster mode a guesser could spread its
 //! attempts over the nodes, so each failure is also counted here, under
 //! the cluster's key prefix, and each login also looks here for a block:
 //!

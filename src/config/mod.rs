@@ -220,6 +220,72 @@ pub const OPTIONS: &[Opt] = &[
         help: "the window of --accounts-per-address",
     },
     Opt {
+        key: "max-pending-requests",
+        value: "N",
+        default: "64",
+        help: "requests one connection may have waiting for a database worker; more get errno 12 (0: no limit)",
+    },
+    Opt {
+        key: "worker-queue",
+        value: "N",
+        default: "65536",
+        help: "requests all connections together may have waiting for the database workers; more get errno 12",
+    },
+    Opt {
+        key: "chat-rate",
+        value: "N",
+        default: "1000",
+        help: "chat messages (9, 13) one connection may send per second, on average; more get errno 12 with retry_after (0: no limit)",
+    },
+    Opt {
+        key: "chat-burst",
+        value: "N",
+        default: "2000",
+        help: "chat messages one connection may send at once after a pause (the rate limit's bucket)",
+    },
+    Opt {
+        key: "request-rate",
+        value: "N",
+        default: "1000",
+        help: "other requests (all but chat, login, register) one connection may send per second; more get errno 12 with retry_after (0: no limit)",
+    },
+    Opt {
+        key: "request-burst",
+        value: "N",
+        default: "2000",
+        help: "other requests one connection may send at once after a pause",
+    },
+    Opt {
+        key: "max-friends",
+        value: "N",
+        default: "1000",
+        help: "friends one user may have; more get errno 13 (0: no limit)",
+    },
+    Opt {
+        key: "max-groups-created",
+        value: "N",
+        default: "100",
+        help: "groups one user may have created (and not dismissed); more get errno 13 (0: no limit)",
+    },
+    Opt {
+        key: "max-groups-joined",
+        value: "N",
+        default: "500",
+        help: "groups one user may be a member of; more get errno 13 (0: no limit)",
+    },
+    Opt {
+        key: "max-group-size",
+        value: "N",
+        default: "2000",
+        help: "members one group may have; more get errno 13 (0: no limit)",
+    },
+    Opt {
+        key: "max-pending-per-recipient",
+        value: "N",
+        default: "100000",
+        help: "one-to-one messages waiting for one recipient; more get errno 13 (0: no limit)",
+    },
+    Opt {
         key: "log-writers",
         value: "N",
         default: "1 (SQLite), 2 (MySQL)",
@@ -343,6 +409,29 @@ pub struct Config {
     /// `--login-cooldown-max`, `--registrations-per-address`,
     /// `--accounts-per-address`, `--accounts-window`).
     pub login_limits: LoginLimits,
+    /// Requests one connection may have waiting for a worker
+    /// (`--max-pending-requests`); 0: no limit.
+    pub max_pending_requests: u32,
+    /// Requests all connections may have waiting for the workers
+    /// (`--worker-queue`), at least 1.
+    pub worker_queue: usize,
+    /// Chat messages per second and burst of one connection
+    /// (`--chat-rate`, `--chat-burst`); a rate of 0: no limit.
+    pub chat_rate: (u32, u32),
+    /// Other requests per second and burst of one connection
+    /// (`--request-rate`, `--request-burst`); a rate of 0: no limit.
+    pub request_rate: (u32, u32),
+    /// Friends of one user (`--max-friends`); 0: no limit.
+    pub max_friends: u32,
+    /// Groups one user created (`--max-groups-created`); 0: no limit.
+    pub max_groups_created: u32,
+    /// Groups one user is in (`--max-groups-joined`); 0: no limit.
+    pub max_groups_joined: u32,
+    /// Members of one group (`--max-group-size`); 0: no limit.
+    pub max_group_size: u32,
+    /// One-to-one messages waiting for one recipient
+    /// (`--max-pending-per-recipient`); 0: no limit.
+    pub max_pending_per_recipient: u64,
     /// Message log writer threads (`--log-writers`).
     pub log_writers: usize,
     /// The most chat messages one log transaction commits (`--log-batch`).
@@ -526,6 +615,10 @@ impl Config {
             accounts_per_address: limit("accounts-per-address", 100)?,
             accounts_window: window("accounts-window", defaults.accounts_window)?,
         };
+        let count32 = |key: &str, default: u32, min: u32| -> Result<u32, ConfigError> {
+            let n = count(key, default as usize, min as usize)?;
+            u32::try_from(n).map_err(|_| ConfigError(format!("{key} = {n}: at most {}", u32::MAX)))
+        };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let idle = duration("idle-timeout", Duration::from_secs(300))?;
         let argon2_memory = size("argon2-memory", 19 * 1024 * 1024, 8 * 1024)?;
@@ -545,6 +638,21 @@ impl Config {
                 }
                 None => Priority::Idle,
             },
+            max_pending_requests: count32("max-pending-requests", 64, 0)?,
+            worker_queue: count("worker-queue", 65_536, 1)?,
+            chat_rate: (
+                count32("chat-rate", 1000, 0)?,
+                count32("chat-burst", 2000, 1)?,
+            ),
+            request_rate: (
+                count32("request-rate", 1000, 0)?,
+                count32("request-burst", 2000, 1)?,
+            ),
+            max_friends: count32("max-friends", 1000, 0)?,
+            max_groups_created: count32("max-groups-created", 100, 0)?,
+            max_groups_joined: count32("max-groups-joined", 500, 0)?,
+            max_group_size: count32("max-group-size", 2000, 0)?,
+            max_pending_per_recipient: count("max-pending-per-recipient", 100_000, 0)? as u64,
             log_writers: count("log-writers", default_writers, 1)?,
             log_batch: count("log-batch", 512, 1)?,
             log_queue: count("log-queue", 65_536, 1)?,

@@ -183,6 +183,62 @@ fn pending_hashes_per_connection() {
 }
 
 #[test]
+fn rate_limits_jobs_in_flight_and_quotas() {
+    let c = run(&[], &[]).unwrap();
+    assert_eq!(c.max_pending_requests, 64);
+    assert_eq!(c.worker_queue, 65_536);
+    assert_eq!(c.chat_rate, (1000, 2000));
+    assert_eq!(c.request_rate, (1000, 2000));
+    assert_eq!(
+        (
+            c.max_friends,
+            c.max_groups_created,
+            c.max_groups_joined,
+            c.max_group_size
+        ),
+        (1000, 100, 500, 2000)
+    );
+    assert_eq!(c.max_pending_per_recipient, 100_000);
+    let c = run(
+        &[
+            "--max-pending-requests=0",
+            "--worker-queue",
+            "8",
+            "--chat-rate=5",
+            "--chat-burst=10",
+            "--request-rate=0",
+            "--max-friends=2",
+            "--max-groups-created=3",
+            "--max-groups-joined=4",
+            "--max-group-size=5",
+        ],
+        &[
+            ("CHAT_MAX_PENDING_PER_RECIPIENT", "6"),
+            ("CHAT_REQUEST_BURST", "7"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.max_pending_requests, 0);
+    assert_eq!(c.worker_queue, 8);
+    assert_eq!(c.chat_rate, (5, 10));
+    assert_eq!(c.request_rate, (0, 7));
+    assert_eq!(
+        (
+            c.max_friends,
+            c.max_groups_created,
+            c.max_groups_joined,
+            c.max_group_size
+        ),
+        (2, 3, 4, 5)
+    );
+    assert_eq!(c.max_pending_per_recipient, 6);
+    assert!(run(&["--worker-queue=0"], &[]).is_err());
+    assert!(run(&["--chat-burst=0"], &[]).is_err());
+    assert!(run(&["--max-friends=-1"], &[]).is_err());
+    assert!(run(&["--chat-rate=99999999999"], &[]).is_err());
+}
+
+#[test]
 fn hash_priority_is_idle_or_a_nice_increment() {
     let priority = |v: &str| run(&["--hash-priority", v], &[]).map(|c| c.hash_priority);
     assert_eq!(priority("idle").unwrap(), Priority::Idle);

@@ -2,7 +2,7 @@
 //! that doubles, in bounded memory.
 //!
 //! The service keeps several, keyed by account or by source address: failed
-//! logins, registrations, accounts created (src/service/limits.rs). Each
+//! logins, registrations, accounts created (src/service/login_limits.rs). Each
 //! counts *hits* of a key inside a window that opens with the key's first
 //! hit and lasts [`Rule::window`]. The hit that reaches [`Rule::limit`]
 //! blocks the key:

@@ -31,6 +31,26 @@
 //! I/O threads are busy; see [`HashGate`](super::HashGate), and the
 //! [runtime docs](super) for the whole picture.)
 //!
+//! # Bounds: requests may be refused, internal jobs never
+//!
+//! The queues themselves are unbounded channels, and that is on purpose:
+//! some jobs must never be refused. A login's phase 2 (its worker job is
+//! queued under the online-map lock, after the password was found right),
+//! the cursor writes that record what was delivered, marking a user
+//! offline, pruning: dropping one of those would lose a login half done or
+//! state the next login relies on. Each of them is bounded by its cause
+//! instead (a login per password hash, which `--max-pending-hashes`
+//! bounds; one cursor write per user per flush; one offline mark per
+//! disconnect). They go in with [`WorkerPool::submit`].
+//!
+//! What a client can cause at will, one job per request (refresh,
+//! friends, groups, history), goes in with [`WorkerPool::try_submit`],
+//! which counts those jobs over the whole pool and refuses one beyond
+//! [`WorkerPool::set_max_requests`] (`--worker-queue`). The service adds
+//! a second bound per connection (`--max-pending-requests`; see
+//! `Ctx::request_on_worker`). So the memory the queues can hold is
+//! bounded by the two limits plus the internal jobs' causes.
+//!
 //! # Shutdown
 //!
 //! [`WorkerPool::shutdown`] waits until no job is queued or running (jobs may
@@ -62,6 +82,24 @@ pub struct WorkerPool {
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Jobs submitted and not yet finished, over all queues.
     in_flight: Arc<AtomicUsize>,
+    /// Of those, the jobs that came in through [`WorkerPool::try_submit`].
+    requests: Arc<AtomicUsize>,
+    /// The most `requests` may be ([`WorkerPool::set_max_requests`]).
+    max_requests: AtomicUsize,
+}
+
+/// The default of [`WorkerPool::set_max_requests`] (`--worker-queue`).
+pub const DEFAULT_MAX_REQUESTS: usize = 65_536;
+
+/// One job of [`WorkerPool::try_submit`], queued or running: counted from
+/// the submit until it is dropped (the job ended, panicked, or was dropped
+/// unrun because the pool stopped).
+struct RequestSlot(Arc<AtomicUsize>);
+
+impl Drop for RequestSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl WorkerPool {
@@ -91,7 +129,43 @@ impl WorkerPool {
             queues,
             threads: Mutex::new(threads),
             in_flight,
+            requests: Arc::new(AtomicUsize::new(0)),
+            max_requests: AtomicUsize::new(DEFAULT_MAX_REQUESTS),
         })
+    }
+
+    /// Sets how many [`try_submit`](Self::try_submit) jobs may be queued or
+    /// running at once, over all the pool's threads (at least 1). Any
+    /// thread; the server sets it once, at start.
+    pub fn set_max_requests(&self, n: usize) {
+        self.max_requests.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// Queues `job` like [`submit`](Self::submit), unless the pool holds
+    /// [`set_max_requests`](Self::set_max_requests) such jobs already: then
+    /// the job is given back, unrun, for the caller to refuse. For the jobs
+    /// a client can ask for at will; any thread, never blocks.
+    ///
+    /// # Errors
+    /// The job itself, when the pool is full.
+    pub fn try_submit<F: FnOnce() + Send + 'static>(&self, key: u64, job: F) -> Result<(), F> {
+        let max = self.max_requests.load(Ordering::Relaxed);
+        if self.requests.fetch_add(1, Ordering::AcqRel) >= max {
+            self.requests.fetch_sub(1, Ordering::AcqRel);
+            return Err(job);
+        }
+        let slot = RequestSlot(self.requests.clone());
+        self.submit(key, move || {
+            let _slot = slot;
+            job();
+        });
+        Ok(())
+    }
+
+    /// The [`try_submit`](Self::try_submit) jobs queued or running; any
+    /// thread.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::Acquire)
     }
 
     /// The worker that runs jobs submitted with `key`; any thread.
@@ -187,6 +261,53 @@ mod tests {
         let (tx, rx) = crossbeam_channel::bounded(1);
         pool.submit(0, move || tx.send(42).unwrap());
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(42));
+        assert!(pool.shutdown(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn try_submit_refuses_beyond_the_limit_and_submit_never_does() {
+        let pool = WorkerPool::new(1, "test-worker", Priority::Nice(0)).unwrap();
+        pool.set_max_requests(2);
+        // Hold the only worker so that jobs stay queued.
+        let (release, held) = crossbeam_channel::bounded::<()>(0);
+        pool.submit(0, move || {
+            let _ = held.recv();
+        });
+        let ran = Arc::new(AtomicUsize::new(0));
+        let job = |ran: &Arc<AtomicUsize>| {
+            let ran = ran.clone();
+            move || {
+                ran.fetch_add(1, Ordering::AcqRel);
+            }
+        };
+        assert!(pool.try_submit(1, job(&ran)).is_ok());
+        assert!(pool.try_submit(2, job(&ran)).is_ok());
+        assert!(
+            pool.try_submit(3, job(&ran)).is_err(),
+            "the third is refused"
+        );
+        assert_eq!(pool.requests(), 2);
+        // Internal jobs go in whatever the count.
+        pool.submit(4, job(&ran));
+        release.send(()).unwrap();
+        assert!(pool.shutdown(Duration::from_secs(5)));
+        assert_eq!(ran.load(Ordering::Acquire), 3);
+        assert_eq!(pool.requests(), 0, "every slot was given back");
+    }
+
+    #[test]
+    fn a_panicking_request_gives_its_slot_back() {
+        let pool = WorkerPool::new(1, "test-worker", Priority::Nice(0)).unwrap();
+        pool.set_max_requests(1);
+        assert!(pool.try_submit(0, || panic!("boom")).is_ok());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pool.requests() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(pool.requests(), 0);
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        assert!(pool.try_submit(0, move || tx.send(7).unwrap()).is_ok());
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(7));
         assert!(pool.shutdown(Duration::from_secs(5)));
     }
 

@@ -43,7 +43,8 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::protocol::{encode, errno, reply};
 use crate::runtime::{self, BusyTime, PasswordHasher};
-use crate::service::{LogOptions, Service};
+use crate::service::session::Rate;
+use crate::service::{LimitSettings, LogOptions, Service};
 use crate::storage;
 use context::Context;
 use peer::TcpPeer;
@@ -93,6 +94,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
     service.set_hold_limits(config.login_hold_bytes, config.login_hold_total);
     service.set_max_pending_hashes(config.max_pending_hashes);
     service.set_login_limits(&config.login_limits);
+    service.set_limits(&limit_settings(config));
     let mut lp = EventLoop::new()?;
     let mut server = TcpServer::new(&lp, config.listen, "ChatServer", ServerOption::NoReusePort)?;
     server.set_thread_num(config.threads);
@@ -124,6 +126,22 @@ pub fn run(config: &Config) -> Result<(), Error> {
 
 /// One busy-time source per I/O loop, for the hash gate
 /// ([`runtime::HashGate`]), which does not know about event loops.
+/// The service's limits ([`crate::service::limits`]) as configured.
+fn limit_settings(config: &Config) -> LimitSettings {
+    let rate = |(per_second, burst)| Rate { per_second, burst };
+    LimitSettings {
+        max_pending_requests: config.max_pending_requests,
+        worker_queue: config.worker_queue,
+        chat: rate(config.chat_rate),
+        request: rate(config.request_rate),
+        max_friends: config.max_friends,
+        max_groups_created: config.max_groups_created,
+        max_groups_joined: config.max_groups_joined,
+        max_group_size: config.max_group_size,
+        max_pending_per_recipient: config.max_pending_per_recipient,
+    }
+}
+
 fn busy_time_sources(server: &TcpServer) -> Vec<BusyTime> {
     let busy = |lp: EventLoopHandle| -> BusyTime { Box::new(move || lp.stats().busy_time) };
     server.io_loops().into_iter().map(busy).collect()

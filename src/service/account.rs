@@ -65,7 +65,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::delivery::{self, Cursors};
-use super::limits::{self, AccountKey};
+use super::login_limits::{self, AccountKey};
 use super::session::{Held, Login};
 use super::{chat, history, user_key, Ctx, Me, PeerRef, Presence, Service, Session};
 use crate::cluster::Claim;
@@ -90,7 +90,7 @@ const STORE_FAILED: Failure = (
 /// at once with errno 12 ([`Ctx::reserve_hash`]). So is one beyond the
 /// address's registrations per window (with `retry_after`); one from an
 /// address that has created its accounts per window gets errno 13
-/// (`QUOTA`, with `retry_after`). See [`super::limits`].
+/// (`QUOTA`, with `retry_after`). See [`super::login_limits`].
 ///
 /// The account is created on the hashing thread, so a login pipelined
 /// behind the register on the same peer finds it. The answer goes out
@@ -103,7 +103,7 @@ const STORE_FAILED: Failure = (
 pub fn register(ctx: Ctx, username: String, password: String) {
     let address = ctx.session.address();
     if let Some(ip) = address {
-        let limits = ctx.svc.limits();
+        let limits = ctx.svc.login_limits();
         if let Err(wait) = limits.accounts.lock().check(&ip, Instant::now()) {
             return ctx.fail_retry(
                 errno::QUOTA,
@@ -116,7 +116,7 @@ pub fn register(ctx: Ctx, username: String, password: String) {
         return;
     };
     if let Some(ip) = address {
-        let limits = ctx.svc.limits();
+        let limits = ctx.svc.login_limits();
         if let Err(wait) = limits.registrations.lock().hit(ip, Instant::now()) {
             return ctx.fail_retry(
                 errno::TOO_MANY,
@@ -152,7 +152,7 @@ pub fn register(ctx: Ctx, username: String, password: String) {
                 // Counted here, on the I/O thread, as the limits' threads
                 // rule asks; checked when the next register arrives.
                 if let Some(ip) = address {
-                    let _ = ctx.svc.limits().accounts.lock().hit(ip, Instant::now());
+                    let _ = ctx.svc.login_limits().accounts.lock().hit(ip, Instant::now());
                 }
                 ctx.send(&v)
             }
@@ -164,7 +164,7 @@ pub fn register(ctx: Ctx, username: String, password: String) {
 /// LOGIN_MSG (1), by `uid` or by `username`; answers 2. See the module docs.
 /// The peer's own thread.
 ///
-/// Failed logins are throttled ([`super::limits`]): an address with too
+/// Failed logins are throttled ([`super::login_limits`]): an address with too
 /// many of late is answered at once, an account with too many is answered
 /// when its turn on the hashing threads comes (where the account is looked
 /// up), both with errno 12 and `retry_after`, and neither hashes.
@@ -173,7 +173,7 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
     if let Some(ip) = ctx.session.address() {
         let failures = ctx
             .svc
-            .limits()
+            .login_limits()
             .address_failures
             .lock()
             .check(&ip, Instant::now());
@@ -260,7 +260,7 @@ fn login_blocked(
     ip: Option<IpAddr>,
 ) -> Option<(Duration, &'static str)> {
     let key = key?;
-    let limits = svc.limits();
+    let limits = svc.login_limits();
     if let Err(wait) = limits.account_failures.lock().check(key, Instant::now()) {
         return Some((wait, ACCOUNT_BLOCKED));
     }
@@ -273,7 +273,7 @@ fn login_blocked(
         }
     }
     let ip = ip.filter(|_| address_rule.limit > 0)?;
-    match shared.check(&limits::shared_address(ip)) {
+    match shared.check(&login_limits::shared_address(ip)) {
         Some(Err(wait)) => Some((wait, ADDRESS_BLOCKED)),
         _ => None,
     }
@@ -289,7 +289,7 @@ fn count_login(svc: &Service, key: Option<AccountKey>, ip: Option<IpAddr>, faile
     let Some(key) = key else {
         return;
     };
-    let limits = svc.limits();
+    let limits = svc.login_limits();
     let shared = svc.shared_throttle();
     let (account_rule, address_rule) = limits.failure_rules;
     if !failed {
@@ -301,7 +301,7 @@ fn count_login(svc: &Service, key: Option<AccountKey>, ip: Option<IpAddr>, faile
     }
     let counted = shared.is_some_and(|shared| {
         if let Some(ip) = ip {
-            let _ = shared.fail(&limits::shared_address(ip), address_rule);
+            let _ = shared.fail(&login_limits::shared_address(ip), address_rule);
         }
         shared.fail(&key.shared_name(), account_rule).is_some()
     });
@@ -625,7 +625,7 @@ fn finish_failed_login(ctx: Ctx, (errno, errmsg): Failure) {
     ctx.on_own_loop(move |ctx| {
         if (errno, errmsg) == BAD_LOGIN {
             if let Some(ip) = ctx.session.address() {
-                let failures = &ctx.svc.limits().address_failures;
+                let failures = &ctx.svc.login_limits().address_failures;
                 let _ = failures.lock().hit(ip, Instant::now());
             }
         }
@@ -706,7 +706,7 @@ pub fn logout(ctx: Ctx, me: Me) {
 /// ACOUNT_FRESH_MSG (7): the current friends and groups; answers 8. The
 /// peer's own thread; the lists are read on the user's worker.
 pub fn refresh(ctx: Ctx, me: Me) {
-    ctx.on_worker(user_key(me.uid), move |ctx, store| {
+    ctx.request_on_worker(user_key(me.uid), move |ctx, store| {
         let loaded = store
             .friends(me.uid)
             .and_then(|f| Ok((f, store.user_groups(me.uid)?)));

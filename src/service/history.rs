@@ -29,7 +29,7 @@ const PRUNE_BATCH: usize = 10_000;
 
 /// SYNC (29): one page of `conv`'s log; answers 30. The peer's own thread.
 pub fn sync(ctx: Ctx, me: Me, conv: Conv, page: Page, limit: usize) {
-    ctx.on_worker(user_key(me.uid), move |ctx, store| {
+    ctx.request_on_worker(user_key(me.uid), move |ctx, store| {
         let answer = floor_of(store, me.uid, conv).and_then(|floor| match floor {
             Ok(floor) => store.log_page(conv, page, floor, limit).map(Ok),
             Err(refusal) => Ok(Err(refusal)),
@@ -48,7 +48,7 @@ pub fn sync(ctx: Ctx, me: Me, conv: Conv, page: Page, limit: usize) {
 /// CONVS (31): every conversation of the user; answers 32. The peer's own
 /// thread.
 pub fn convs(ctx: Ctx, me: Me) {
-    ctx.on_worker(user_key(me.uid), move |ctx, store| {
+    ctx.request_on_worker(user_key(me.uid), move |ctx, store| {
         match store.conversations(me.uid) {
             Ok(list) => ctx.send(&reply::convs_ok(me.uid, &list)),
             Err(e) => ctx.store_failed(&e),
@@ -59,7 +59,7 @@ pub fn convs(ctx: Ctx, me: Me) {
 /// READ (33): moves the user's read position of `conv` forward; answers
 /// 34 with the new position. The peer's own thread.
 pub fn read(ctx: Ctx, me: Me, conv: Conv, seq: i64) {
-    ctx.on_worker(user_key(me.uid), move |ctx, store| {
+    ctx.request_on_worker(user_key(me.uid), move |ctx, store| {
         match store.set_read(me.uid, conv, seq) {
             Ok(Some(read)) => ctx.send(&reply::read_ok(conv, read)),
             // A one-to-one conversation with no message yet has no cursor

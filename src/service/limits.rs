@@ -1,274 +1,264 @@
-//! Limits on registers and logins, by source address and by account
-//! (issue 12, items 6 and 7): what keeps one client, or one address, from
-//! taking the password hasher for itself, guessing passwords quickly, or
-//! creating accounts without end.
+//! The service's limits on what one client may ask for: how fast
+//! (rate limits), how much at once (worker jobs in flight) and how much
+//! it may keep (quotas).
 //!
-//! | limit | counted | over it |
-//! |---|---|---|
-//! | pending hashes per address (`--max-pending-hashes-per-address`) | registers and logins queued or running, all connections of the address | errno 12 in the ack, nothing hashed |
-//! | failed logins per account (`--login-failures-per-account`) | wrong password or no such account, per account named | errno 12 + `retry_after` in the login ack, nothing hashed |
-//! | failed logins per address (`--login-failures-per-address`) | the same, per source address | the same |
-//! | registrations per address (`--registrations-per-address`) | registers that reach the hasher | errno 12 + `retry_after` in the register ack |
-//! | accounts per address (`--accounts-per-address`) | accounts created | errno 13 + `retry_after` in the register ack |
+//! | limit | option | default | over it |
+//! |---|---|---|---|
+//! | worker jobs of one connection's requests | `--max-pending-requests` | 64 | errno 12 in the request's ack |
+//! | worker jobs of all requests | `--worker-queue` | 65536 | errno 12 in the request's ack |
+//! | chat messages (9, 13) per second, per connection | `--chat-rate`, `--chat-burst` | 1000/s, 2000 | errno 12, `retry_after` |
+//! | other requests per second, per connection | `--request-rate`, `--request-burst` | 1000/s, 2000 | errno 12, `retry_after` |
+//! | friends of one user | `--max-friends` | 1000 | errno 13 |
+//! | groups one user created (and still exist) | `--max-groups-created` | 100 | errno 13 |
+//! | groups one user is a member of | `--max-groups-joined` | 500 | errno 13 |
+//! | members of one group | `--max-group-size` | 2000 | errno 13 |
+//! | one-to-one messages waiting for one recipient | `--max-pending-per-recipient` | 100000 | errno 13 (see [`super::msglog`]'s quota) |
 //!
-//! The failed-login limits block for a cool-down (`--login-cooldown`)
-//! that doubles with each block, up to `--login-cooldown-max`; the others
-//! are a count per window. The arithmetic is [`Throttle`]'s (src/runtime/
-//! throttle.rs), which also bounds each map to [`THROTTLE_KEYS`] keys.
-//! All counts are kept in memory, and a restart forgets them. In cluster
-//! mode the failed logins are also counted cluster-wide in Redis
-//! ([`SharedThrottle`](crate::cluster::SharedThrottle), on the hashing
-//! threads); the other limits are each node's own.
+//! 0 turns a limit or quota off (a rate of 0: no rate limit); the bursts
+//! and `--worker-queue` are at least 1.
 //!
-//! A session without an address (the service's unit tests' peers) has
-//! only the per-connection limit and the per-account throttle.
+//! # Refuse, or stop reading?
+//!
+//! A connection over its worker jobs could instead be left unread until
+//! they drain (backpressure through TCP). Refusing was chosen: the
+//! connection's other traffic (chat, pings, the answers to what it asked)
+//! keeps flowing, a well-behaved client never reaches 64 requests without
+//! an answer, and the refusal names the cause, where a stalled socket
+//! would look like a slow server. The cost is that a client must handle
+//! errno 12; the original's client shows it like any other error.
 //!
 //! # Threads
 //!
-//! Each map is under its own lock, held for one map operation. The
-//! hashing threads run in the idle scheduling class and may be preempted
-//! for long while holding a lock, so a lock they take is one no I/O thread
-//! takes: the per-account throttle is checked and counted on the hashing
-//! threads only (where the account is looked up). The per-address maps are
-//! the I/O threads' alone (the request's arrival, the answer's departure);
-//! a pending hash is given back with an atomic decrement, from any thread.
+//! The limits are atomics, written once at start
+//! ([`Service::set_limits`](super::Service::set_limits)) and read with
+//! relaxed loads: the I/O threads read them on every request without
+//! sharing a written cache line. Rate checks run on the peer's own
+//! thread, against the buckets in its session; quota checks run on the
+//! user's worker, against the store.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use serde_json::Value;
 
-use crate::runtime::throttle::{Cooldown, Rule, Throttle};
+use super::session::bucket::retry_after_secs;
+use super::session::{Bucket, Rate};
+use super::{Ctx, Service, Session};
+use crate::protocol::{errno, reply};
+use crate::runtime::workers::DEFAULT_MAX_REQUESTS;
 
-/// The most keys each throttle remembers (about 100 bytes each).
-pub const THROTTLE_KEYS: usize = 100_000;
-
-/// The limits' settings (`--max-pending-hashes-per-address`,
-/// `--login-failures-per-account`, …; see the README). A count of 0 turns
-/// its limit off.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoginLimits {
-    /// Registers and logins one address may have queued or running.
-    pub pending_per_address: u32,
-    /// Failed logins per account within `window` that block it.
-    pub failures_per_account: u32,
-    /// Failed logins per address within `window` that block it.
-    pub failures_per_address: u32,
-    /// The window of the failed-login and registration counts.
-    pub window: Duration,
-    /// The first block after too many failed logins; each next doubles.
-    pub cooldown: Duration,
-    /// The longest block.
-    pub cooldown_max: Duration,
-    /// Registrations per address within `window`.
-    pub registrations_per_address: u32,
-    /// Accounts created per address within `accounts_window`.
-    pub accounts_per_address: u32,
-    /// The window of the accounts count.
-    pub accounts_window: Duration,
+/// The limits as configured; see the [module docs](self) for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitSettings {
+    /// `--max-pending-requests`.
+    pub max_pending_requests: u32,
+    /// `--worker-queue`.
+    pub worker_queue: usize,
+    /// `--chat-rate`, `--chat-burst`.
+    pub chat: Rate,
+    /// `--request-rate`, `--request-burst`.
+    pub request: Rate,
+    /// `--max-friends`.
+    pub max_friends: u32,
+    /// `--max-groups-created`.
+    pub max_groups_created: u32,
+    /// `--max-groups-joined`.
+    pub max_groups_joined: u32,
+    /// `--max-group-size`.
+    pub max_group_size: u32,
+    /// `--max-pending-per-recipient`.
+    pub max_pending_per_recipient: u64,
 }
 
-impl Default for LoginLimits {
+/// Default `--max-pending-requests`.
+pub const DEFAULT_MAX_PENDING_REQUESTS: u32 = 64;
+/// Default `--chat-rate` and `--request-rate`: far above what a person
+/// types, and above the ~150 messages a second per user of the 1,000-user
+/// benchmark.
+pub const DEFAULT_RATE: u32 = 1_000;
+/// Default `--chat-burst` and `--request-burst`.
+pub const DEFAULT_BURST: u32 = 2_000;
+/// Default `--max-friends`.
+pub const DEFAULT_MAX_FRIENDS: u32 = 1_000;
+/// Default `--max-groups-created`.
+pub const DEFAULT_MAX_GROUPS_CREATED: u32 = 100;
+/// Default `--max-groups-joined`.
+pub const DEFAULT_MAX_GROUPS_JOINED: u32 = 500;
+/// Default `--max-group-size`.
+pub const DEFAULT_MAX_GROUP_SIZE: u32 = 2_000;
+/// Default `--max-pending-per-recipient`.
+pub const DEFAULT_MAX_PENDING_PER_RECIPIENT: u64 = 100_000;
+
+impl Default for LimitSettings {
     fn default() -> Self {
-        LoginLimits {
-            pending_per_address: 16,
-            failures_per_account: 5,
-            failures_per_address: 20,
-            window: Duration::from_secs(60),
-            cooldown: Duration::from_secs(60),
-            cooldown_max: Duration::from_secs(15 * 60),
-            registrations_per_address: 20,
-            accounts_per_address: 100,
-            accounts_window: Duration::from_secs(24 * 3600),
+        let rate = Rate {
+            per_second: DEFAULT_RATE,
+            burst: DEFAULT_BURST,
+        };
+        LimitSettings {
+            max_pending_requests: DEFAULT_MAX_PENDING_REQUESTS,
+            worker_queue: DEFAULT_MAX_REQUESTS,
+            chat: rate,
+            request: rate,
+            max_friends: DEFAULT_MAX_FRIENDS,
+            max_groups_created: DEFAULT_MAX_GROUPS_CREATED,
+            max_groups_joined: DEFAULT_MAX_GROUPS_JOINED,
+            max_group_size: DEFAULT_MAX_GROUP_SIZE,
+            max_pending_per_recipient: DEFAULT_MAX_PENDING_PER_RECIPIENT,
         }
     }
 }
 
-/// An account as a failed login names it: an existing account by its id
-/// (however the login named it), one that does not exist as it was named,
-/// so that the answers do not tell which names exist.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum AccountKey {
-    /// An account id.
-    Id(i64),
-    /// A user name with no account.
-    Name(String),
-}
-
-impl AccountKey {
-    /// Its name in the cluster-wide counts.
-    pub fn shared_name(&self) -> String {
-        match self {
-            AccountKey::Id(uid) => format!("acct:id:{uid}"),
-            AccountKey::Name(name) => format!("acct:name:{name}"),
-        }
-    }
-}
-
-/// An address's name in the cluster-wide counts.
-pub fn shared_address(ip: IpAddr) -> String {
-    format!("addr:{ip}")
-}
-
-/// The limits' state; see the [module documentation](self).
+/// The limits in force, readable from any thread without contention.
+#[derive(Debug)]
 pub struct Limits {
-    /// Pending hashes per address.
-    pub pending: PendingByAddress,
-    /// Failed logins per account; hashing threads only.
-    pub account_failures: Mutex<Throttle<AccountKey>>,
-    /// Failed logins per address; I/O threads only.
-    pub address_failures: Mutex<Throttle<IpAddr>>,
-    /// Registrations per address; I/O threads only.
-    pub registrations: Mutex<Throttle<IpAddr>>,
-    /// Accounts created per address; I/O threads only.
-    pub accounts: Mutex<Throttle<IpAddr>>,
-    /// The rules of the failed-login throttles, for the cluster-wide
-    /// counts: per account, per address.
-    pub failure_rules: (Rule, Rule),
+    max_pending_requests: AtomicU32,
+    chat_rate: AtomicU32,
+    chat_burst: AtomicU32,
+    request_rate: AtomicU32,
+    request_burst: AtomicU32,
+    max_friends: AtomicU32,
+    max_groups_created: AtomicU32,
+    max_groups_joined: AtomicU32,
+    max_group_size: AtomicU32,
+    max_pending_per_recipient: AtomicU64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let l = Limits {
+            max_pending_requests: AtomicU32::new(0),
+            chat_rate: AtomicU32::new(0),
+            chat_burst: AtomicU32::new(0),
+            request_rate: AtomicU32::new(0),
+            request_burst: AtomicU32::new(0),
+            max_friends: AtomicU32::new(0),
+            max_groups_created: AtomicU32::new(0),
+            max_groups_joined: AtomicU32::new(0),
+            max_group_size: AtomicU32::new(0),
+            max_pending_per_recipient: AtomicU64::new(0),
+        };
+        l.set(&LimitSettings::default());
+        l
+    }
+}
+
+/// A stored amount a quota bounds, for [`Limits::quota`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quota {
+    /// Friends of one user.
+    Friends,
+    /// Groups one user created.
+    GroupsCreated,
+    /// Groups one user is a member of.
+    GroupsJoined,
+    /// Members of one group.
+    GroupSize,
 }
 
 impl Limits {
-    /// The state for `config`, empty; any thread.
-    pub fn new(config: &LoginLimits) -> Limits {
-        let cooldown = Some(Cooldown {
-            first: config.cooldown,
-            max: config.cooldown_max.max(config.cooldown),
-        });
-        let failures = |limit| Rule {
-            limit,
-            window: config.window,
-            cooldown,
-        };
-        let rate = |limit, window| Rule {
-            limit,
-            window,
-            cooldown: None,
-        };
-        Limits {
-            pending: PendingByAddress::new(config.pending_per_address),
-            account_failures: Mutex::new(Throttle::new(
-                failures(config.failures_per_account),
-                THROTTLE_KEYS,
-            )),
-            address_failures: Mutex::new(Throttle::new(
-                failures(config.failures_per_address),
-                THROTTLE_KEYS,
-            )),
-            registrations: Mutex::new(Throttle::new(
-                rate(config.registrations_per_address, config.window),
-                THROTTLE_KEYS,
-            )),
-            accounts: Mutex::new(Throttle::new(
-                rate(config.accounts_per_address, config.accounts_window),
-                THROTTLE_KEYS,
-            )),
-            failure_rules: (
-                failures(config.failures_per_account),
-                failures(config.failures_per_address),
-            ),
+    /// Puts `s` in force; any thread (the server calls it once, at start).
+    pub fn set(&self, s: &LimitSettings) {
+        let r = Ordering::Relaxed;
+        self.max_pending_requests.store(s.max_pending_requests, r);
+        self.chat_rate.store(s.chat.per_second, r);
+        self.chat_burst.store(s.chat.burst, r);
+        self.request_rate.store(s.request.per_second, r);
+        self.request_burst.store(s.request.burst, r);
+        self.max_friends.store(s.max_friends, r);
+        self.max_groups_created.store(s.max_groups_created, r);
+        self.max_groups_joined.store(s.max_groups_joined, r);
+        self.max_group_size.store(s.max_group_size, r);
+        self.max_pending_per_recipient
+            .store(s.max_pending_per_recipient, r);
+    }
+
+    /// The rate of `bucket`; any thread.
+    pub fn rate(&self, bucket: Bucket) -> Rate {
+        let r = Ordering::Relaxed;
+        match bucket {
+            Bucket::Chat => Rate {
+                per_second: self.chat_rate.load(r),
+                burst: self.chat_burst.load(r),
+            },
+            Bucket::Request => Rate {
+                per_second: self.request_rate.load(r),
+                burst: self.request_burst.load(r),
+            },
         }
+    }
+
+    /// `--max-pending-requests` (0: none); any thread.
+    pub fn max_pending_requests(&self) -> u32 {
+        self.max_pending_requests.load(Ordering::Relaxed)
+    }
+
+    /// The maximum of `q` (0: none); any thread.
+    pub fn quota(&self, q: Quota) -> u32 {
+        let r = Ordering::Relaxed;
+        match q {
+            Quota::Friends => self.max_friends.load(r),
+            Quota::GroupsCreated => self.max_groups_created.load(r),
+            Quota::GroupsJoined => self.max_groups_joined.load(r),
+            Quota::GroupSize => self.max_group_size.load(r),
+        }
+    }
+
+    /// `--max-pending-per-recipient` (0: none); any thread.
+    pub fn max_pending_per_recipient(&self) -> u64 {
+        self.max_pending_per_recipient.load(Ordering::Relaxed)
     }
 }
 
-/// The hashing jobs queued or running per source address, against a
-/// limit. An address's count is an atomic that its
-/// [`PendingHash`](super::PendingHash)es decrement when they end, from any
-/// thread, without the map's lock; the map forgets addresses at zero now
-/// and then.
-pub struct PendingByAddress {
-    /// 0: no limit.
-    limit: u32,
-    counts: Mutex<Counts>,
+/// `true` when `count` already fills a quota of `max` (0: no quota).
+pub fn is_full(count: u64, max: u32) -> bool {
+    max > 0 && count >= u64::from(max)
 }
 
-struct Counts {
-    map: HashMap<IpAddr, Arc<AtomicU32>>,
-    /// Sweep for addresses at zero when the map grows past this.
-    sweep_above: usize,
+/// Takes a token from the session's `bucket`; when there is none, answers
+/// the request with [`throttled`] and returns `true`: the request must not
+/// be handled. The peer's own thread; O(1).
+pub fn rate_limited(ctx: &Ctx, bucket: Bucket, cid: Option<&str>) -> bool {
+    let Some(wait) = over_rate(&ctx.svc, &ctx.session, bucket) else {
+        return false;
+    };
+    ctx.send(&throttled(Some(ctx.req), cid, bucket, wait));
+    true
 }
 
-/// A pending hash's place in its address's count.
-pub type AddressCount = Arc<AtomicU32>;
-
-impl PendingByAddress {
-    /// Counts against `limit` per address (0: no limit, nothing counted).
-    pub fn new(limit: u32) -> PendingByAddress {
-        PendingByAddress {
-            limit,
-            counts: Mutex::new(Counts {
-                map: HashMap::new(),
-                sweep_above: 64,
-            }),
-        }
-    }
-
-    /// One more pending hash for `ip`: `Ok(Some(count))` to decrement when
-    /// it ends, `Ok(None)` when nothing is counted (no limit), `Err(())`
-    /// when the address has `limit` pending already. I/O threads.
-    #[allow(clippy::result_unit_err)]
-    pub fn take(&self, ip: IpAddr) -> Result<Option<AddressCount>, ()> {
-        if self.limit == 0 {
-            return Ok(None);
-        }
-        let mut counts = self.counts.lock();
-        if counts.map.len() > counts.sweep_above {
-            counts.map.retain(|_, n| n.load(Ordering::Acquire) > 0);
-            counts.sweep_above = (counts.map.len() * 2).max(64);
-        }
-        let n = counts.map.entry(ip).or_default();
-        // Only I/O threads add, under this lock: the check holds.
-        if n.load(Ordering::Acquire) >= self.limit {
-            return Err(());
-        }
-        n.fetch_add(1, Ordering::AcqRel);
-        Ok(Some(n.clone()))
-    }
-
-    /// The hashes pending for `ip` now; any thread (the tests').
-    #[cfg(test)]
-    pub fn count(&self, ip: IpAddr) -> u32 {
-        let counts = self.counts.lock();
-        counts.map.get(&ip).map_or(0, |n| n.load(Ordering::Acquire))
-    }
+/// Takes a token from `session`'s `bucket`: `None` when there was one,
+/// else how long until there is. The peer's own thread; O(1).
+pub fn over_rate(svc: &Service, session: &Session, bucket: Bucket) -> Option<Duration> {
+    let rate = svc.limits.rate(bucket);
+    session.take_token(bucket, rate, Instant::now()).err()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::Ipv4Addr;
+/// The refusal of a request over its rate: its ack (or 27 naming `req`;
+/// 28 for a chat message with a cid, as
+/// [`msglog::refuse`](super::msglog::refuse) answers) with errno 12 and
+/// `retry_after`, the seconds until a token is there (fractional, see
+/// [`retry_after_secs`]).
+pub fn throttled(req: Option<i64>, cid: Option<&str>, bucket: Bucket, wait: Duration) -> Value {
+    let what = match bucket {
+        Bucket::Chat => "too many chat messages; slow down and send again later",
+        Bucket::Request => "too many requests; slow down and try again later",
+    };
+    let mut v = reply::failure_for(req, cid, errno::TOO_MANY, what);
+    v["retry_after"] = retry_after_secs(wait).into();
+    v
+}
 
-    #[test]
-    fn pending_hashes_are_counted_per_address_and_given_back() {
-        let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-        let b = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
-        let p = PendingByAddress::new(2);
-        let one = p.take(a).unwrap().unwrap();
-        let _two = p.take(a).unwrap().unwrap();
-        assert!(p.take(a).is_err(), "the third is over the limit");
-        assert!(p.take(b).is_ok(), "another address has its own");
-        one.fetch_sub(1, Ordering::AcqRel);
-        assert_eq!(p.count(a), 1);
-        assert!(p.take(a).is_ok());
-        assert!(
-            matches!(PendingByAddress::new(0).take(a), Ok(None)),
-            "0: no limit"
-        );
-    }
-
-    #[test]
-    fn addresses_at_zero_are_forgotten() {
-        let p = PendingByAddress::new(1);
-        for i in 0..10_000u32 {
-            let ip = IpAddr::V4(Ipv4Addr::from(i));
-            let n = p.take(ip).unwrap().unwrap();
-            n.fetch_sub(1, Ordering::AcqRel);
+/// Answers a request refused by quota `q` (errno 13); any thread.
+pub fn refuse_quota(ctx: &Ctx, q: Quota, max: u32) {
+    let what = match q {
+        Quota::Friends => format!("you have {max} friends, the most allowed; remove one first"),
+        Quota::GroupsCreated => {
+            format!("you created {max} groups, the most allowed; dismiss one first")
         }
-        assert!(
-            p.counts.lock().map.len() <= 129,
-            "the map kept idle addresses"
-        );
-    }
+        Quota::GroupsJoined => {
+            format!("you are in {max} groups, the most allowed; quit one first")
+        }
+        Quota::GroupSize => format!("the group has {max} members, the most allowed"),
+    };
+    ctx.fail(errno::QUOTA, &what);
 }

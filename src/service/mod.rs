@@ -35,6 +35,16 @@
 //! to which peer), the [`GroupCache`] (who is in which group), the
 //! [`KnownUsers`] and the store.
 //!
+//! # Limits
+//!
+//! Every parsed request first takes a token from one of its session's rate
+//! limits (chat, or everything else); a request that finds none is
+//! answered with errno 12 and `retry_after`, and not handled. A request
+//! that needs a worker goes there with [`Ctx::request_on_worker`], which
+//! bounds the jobs in flight per connection and in total; the quotas
+//! (friends, groups, members) are checked on that worker. [`limits`] has
+//! the list, the defaults and the reasons.
+//!
 //! # Cluster mode
 //!
 //! With a [`Cluster`] attached ([`Service::attach_cluster`]) the handlers
@@ -60,6 +70,7 @@ pub mod groups;
 pub mod history;
 pub mod known;
 pub mod limits;
+pub mod login_limits;
 pub mod msglog;
 pub mod online;
 pub mod peer;
@@ -86,11 +97,12 @@ use crate::storage::{Page, Store, StoreError};
 pub use cluster_node::ClusterNode;
 pub use group_cache::GroupCache;
 pub use known::KnownUsers;
-pub use limits::{Limits, LoginLimits};
+pub use limits::{LimitSettings, Limits};
+pub use login_limits::{LoginLimits, LoginThrottles};
 pub use msglog::LogWriter;
 pub use online::{OnlineMap, Presence};
 pub use peer::{Peer, PeerRef, Task};
-pub use session::{HoldBudget, Login, PendingHash, Session};
+pub use session::{Bucket, HoldBudget, Login, PendingHash, PendingRequest, Session};
 pub use undeleted::Undeleted;
 
 /// How much lower the database workers' priority is than the I/O threads'
@@ -129,11 +141,14 @@ pub struct Service {
     /// `--max-pending-hashes`: hashing jobs one session may have queued or
     /// running.
     max_pending_hashes: AtomicU32,
-    /// The limits per address and per account; set once, before the
-    /// server accepts connections (the defaults if never).
-    limits: OnceLock<Limits>,
+    /// The limits per address and per account on registers and logins;
+    /// set once, before the server accepts connections (the defaults if
+    /// never).
+    login_limits: OnceLock<LoginThrottles>,
     /// Cluster mode's failed-login counts, shared by every node.
     shared_throttle: OnceLock<SharedThrottle>,
+    /// Rate limits, jobs in flight, quotas ([`limits`]).
+    limits: Limits,
 }
 
 /// How the message log is written and kept (`--log-writers`,
@@ -216,7 +231,10 @@ impl Ctx {
     }
 
     /// Runs `job` on the worker for `key` (see [`WorkerPool`]), giving it
-    /// this context and the store; any thread.
+    /// this context and the store; any thread. Never refused: for the
+    /// service's own jobs, which must not be lost (a login's phases, what
+    /// a delivery recorded). A job a client's request causes goes through
+    /// [`Ctx::request_on_worker`] instead.
     pub fn on_worker<F>(self, key: u64, job: F)
     where
         F: FnOnce(Ctx, &dyn Store) + Send + 'static,
@@ -226,6 +244,43 @@ impl Ctx {
             let store = self.svc.store.clone();
             job(self, &*store);
         });
+    }
+
+    /// Runs `job` on the worker for `key`, like [`Ctx::on_worker`], for a
+    /// job that a client request causes (one job per request, which the
+    /// client can repeat at will). Bounded twice: a connection may have at
+    /// most `--max-pending-requests` such jobs queued or running, and the
+    /// pool at most `--worker-queue`; beyond either the request is
+    /// answered at once with errno 12 and nothing is done. The peer's own
+    /// thread (the only one that adds the session's pending requests, so
+    /// the check holds until the job is queued).
+    ///
+    /// Internal jobs that must not be lost (a login's phases, cursor
+    /// writes, marking offline) use [`Ctx::on_worker`], which never
+    /// refuses; see the [`WorkerPool`] docs.
+    pub fn request_on_worker<F>(self, key: u64, job: F)
+    where
+        F: FnOnce(Ctx, &dyn Store) + Send + 'static,
+    {
+        let max = self.svc.limits.max_pending_requests();
+        if max > 0 && self.session.pending_requests() >= max {
+            return self.fail(
+                errno::TOO_MANY,
+                "too many requests in flight on this connection; wait for their answers",
+            );
+        }
+        let pending = PendingRequest::new(&self.session);
+        let answer = self.clone();
+        let svc = self.svc.clone();
+        let refused = svc.workers.try_submit(key, move || {
+            let _pending = pending;
+            let store = self.svc.store.clone();
+            job(self, &*store);
+        });
+        if let Err(job) = refused {
+            drop(job); // gives the pending count back
+            answer.fail(errno::TOO_MANY, "the server is busy; try again later");
+        }
     }
 
     /// Runs `job` on the hashing threads, for the requests that hash a
@@ -286,7 +341,7 @@ impl Ctx {
         }
         let address = match self.session.address() {
             None => None,
-            Some(ip) => match self.svc.limits().pending.take(ip) {
+            Some(ip) => match self.svc.login_limits().pending.take(ip) {
                 Ok(count) => count,
                 Err(()) => {
                     self.fail(
@@ -384,8 +439,9 @@ impl Service {
             takeover_grace_ms: AtomicU64::new(NO_TAKEOVER),
             hold: Arc::new(HoldBudget::default()),
             max_pending_hashes: AtomicU32::new(DEFAULT_MAX_PENDING_HASHES),
-            limits: OnceLock::new(),
+            login_limits: OnceLock::new(),
             shared_throttle: OnceLock::new(),
+            limits: Limits::default(),
         });
         *svc.chores.lock() = Some(Chores::start(&svc, log_options.retention)?);
         Ok(svc)
@@ -444,11 +500,11 @@ impl Service {
     }
 
     /// Sets the limits per address and per account
-    /// ([`limits`](self::limits)); any thread, once, before the server
+    /// ([`login_limits`](self::login_limits)); any thread, once, before the server
     /// accepts connections. A second call, or one after the first register
     /// or login, is ignored (and logged).
     pub fn set_login_limits(&self, config: &LoginLimits) {
-        if self.limits.set(Limits::new(config)).is_err() {
+        if self.login_limits.set(LoginThrottles::new(config)).is_err() {
             log::error!("the login limits are set already; ignoring the second setting");
         }
     }
@@ -468,10 +524,24 @@ impl Service {
         self.shared_throttle.get()
     }
 
-    /// The limits' state; any thread.
+    /// The login limits' state; any thread.
+    pub fn login_limits(&self) -> &LoginThrottles {
+        self.login_limits
+            .get_or_init(|| LoginThrottles::new(&LoginLimits::default()))
+    }
+
+
+    /// Puts the rate limits, the bounds on worker jobs and the quotas in
+    /// force ([`limits`]; a new service has [`LimitSettings::default`]).
+    /// Any thread; call it before the server accepts connections.
+    pub fn set_limits(&self, settings: &LimitSettings) {
+        self.limits.set(settings);
+        self.workers.set_max_requests(settings.worker_queue);
+    }
+
+    /// The limits in force; any thread.
     pub fn limits(&self) -> &Limits {
-        self.limits
-            .get_or_init(|| Limits::new(&LoginLimits::default()))
+        &self.limits
     }
 
     /// Turns cluster mode on; any thread. Call it once, before any peer is
@@ -523,6 +593,13 @@ impl Service {
         let request = match parse(&obj) {
             Ok(r) => r,
             Err(e) => {
+                // Answering costs as much as a ping: the same rate limit.
+                if let Some(wait) = limits::over_rate(self, session, Bucket::Request) {
+                    let req = obj.get("msgId").and_then(Value::as_i64);
+                    let v = limits::throttled(req, None, Bucket::Request, wait);
+                    peer.send(encode(&v));
+                    return;
+                }
                 log::debug!("{}: {e}", peer.name());
                 peer.send(encode(&e.reply()));
                 return;
@@ -534,6 +611,18 @@ impl Service {
             session: session.clone(),
             req: request.msg_id(),
         };
+        // Login and register have their own bounds (the hashing pool's);
+        // everything else draws on a rate limit first.
+        let bucket = match request {
+            Request::Login { .. } | Request::Register { .. } => None,
+            Request::OneChat { .. } | Request::GroupChat { .. } => Some(Bucket::Chat),
+            _ => Some(Bucket::Request),
+        };
+        if let Some(bucket) = bucket {
+            if limits::rate_limited(&ctx, bucket, request.cid()) {
+                return;
+            }
+        }
         // The requests an anonymous session may make; the rest need a login.
         match request {
             Request::Login {

@@ -33,6 +33,18 @@
 //! count ([`MAX_HELD`]); a request beyond a bound is refused with
 //! `BAD_REQUEST` (see `Service::handle`).
 //!
+//! # Limits that live here
+//!
+//! Besides the login, a session counts what its connection has asked for
+//! and not yet been answered, and how fast it asks:
+//!
+//! - hashing jobs ([`PendingHash`], `--max-pending-hashes`);
+//! - worker jobs of its requests ([`PendingRequest`],
+//!   `--max-pending-requests`);
+//! - two token buckets ([`bucket`]): one for chat messages (9, 13;
+//!   `--chat-rate`, `--chat-burst`) and one for every other request after
+//!   the parse (`--request-rate`, `--request-burst`).
+//!
 //! # Lock order
 //!
 //! The session's mutex first, then an online-map shard; never the other
@@ -44,10 +56,12 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
 
+pub mod bucket;
 mod held;
 
-use super::limits::AddressCount;
+use super::login_limits::AddressCount;
 
+pub use bucket::{Rate, TokenBucket};
 pub use held::{footprint, Held, HoldBudget, MAX_HELD};
 
 /// The account side of a session.
@@ -94,12 +108,55 @@ pub struct Session {
     /// The peer's id: the worker shard key before login.
     peer_id: u64,
     /// Its source address, for the limits per address
-    /// (src/service/limits.rs); `None`: none apply.
+    /// (src/service/login_limits.rs); `None`: none apply.
     address: Option<IpAddr>,
     state: Mutex<SessionState>,
     /// Hashing jobs (register, login phase 1) of this session queued or
     /// running: one [`PendingHash`] each.
     hashing: AtomicU32,
+    /// Worker jobs of this session's requests queued or running: one
+    /// [`PendingRequest`] each.
+    requests: AtomicU32,
+    /// The rate limits' buckets. Only the peer's own thread takes this
+    /// lock, so it is never contended (it is a lock only because the
+    /// session is shared with the workers).
+    buckets: Mutex<Buckets>,
+}
+
+/// Which of a session's buckets a request draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    /// Chat and group chat (9, 13).
+    Chat,
+    /// Every other request.
+    Request,
+}
+
+/// A session's two token buckets.
+#[derive(Debug, Default)]
+struct Buckets {
+    chat: TokenBucket,
+    request: TokenBucket,
+}
+
+/// One worker job of a session's request, queued or running: counted by
+/// [`Session::pending_requests`] from [`PendingRequest::new`] until it is
+/// dropped. Any thread.
+pub struct PendingRequest(Arc<Session>);
+
+impl PendingRequest {
+    /// Counts one more worker job of `session`; any thread (the service
+    /// does it on the peer's own thread, right after checking the limit).
+    pub fn new(session: &Arc<Session>) -> PendingRequest {
+        session.requests.fetch_add(1, Ordering::AcqRel);
+        PendingRequest(session.clone())
+    }
+}
+
+impl Drop for PendingRequest {
+    fn drop(&mut self) {
+        self.0.requests.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// One hashing job of a session, queued or running: counted by
@@ -153,6 +210,8 @@ impl Session {
                 held: Held::default(),
             }),
             hashing: AtomicU32::new(0),
+            requests: AtomicU32::new(0),
+            buckets: Mutex::new(Buckets::default()),
         }
     }
 
@@ -185,5 +244,30 @@ impl Session {
     /// thread. `--max-pending-hashes` bounds it.
     pub fn pending_hashes(&self) -> u32 {
         self.hashing.load(Ordering::Acquire)
+    }
+
+    /// The session's worker jobs queued or running ([`PendingRequest`]);
+    /// any thread. `--max-pending-requests` bounds it.
+    pub fn pending_requests(&self) -> u32 {
+        self.requests.load(Ordering::Acquire)
+    }
+
+    /// Takes a token from `which` bucket under `rate` at `now`, or says
+    /// how long until one is there (see [`TokenBucket::take`]). The peer's
+    /// own thread; O(1).
+    ///
+    /// # Errors
+    /// The wait until the next token, when that bucket is empty.
+    pub fn take_token(
+        &self,
+        which: Bucket,
+        rate: Rate,
+        now: std::time::Instant,
+    ) -> Result<(), std::time::Duration> {
+        let mut buckets = self.buckets.lock();
+        match which {
+            Bucket::Chat => buckets.chat.take(rate, now),
+            Bucket::Request => buckets.request.take(rate, now),
+        }
     }
 }

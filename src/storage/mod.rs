@@ -75,6 +75,23 @@ pub enum JoinOutcome {
     NoSuchGroup,
 }
 
+/// A stored amount that a quota bounds, for [`Store::count`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// The friends of a user.
+    Friends(i64),
+    /// The groups a user is a member of (the ones they created included).
+    GroupsJoined(i64),
+    /// The groups a user created that still exist.
+    GroupsCreated(i64),
+    /// The members of a group.
+    GroupSize(i64),
+    /// The one-to-one messages a user has not been handed: over all their
+    /// one-to-one conversations, `last_seq - max(delivered_seq,
+    /// joined_seq)` (group conversations are not counted).
+    PendingDirect(i64),
+}
+
 /// The persistent state of the chat service.
 ///
 /// Ids are the database's: users and groups get them from an auto-increment
@@ -247,6 +264,10 @@ pub trait Store: Send + Sync {
     /// (`last_seq`) and cursors stay as they are. Run it again until it
     /// returns less than `limit`.
     fn prune_log(&self, cutoff_ms: i64, limit: usize) -> Result<u64, StoreError>;
+
+    /// How many of `what` are stored now (one indexed count; the quotas'
+    /// check). 0 for an unknown user or group.
+    fn count(&self, what: Count) -> Result<u64, StoreError>;
 }
 
 /// Opens the store a URL names (see the module docs), creating its tables

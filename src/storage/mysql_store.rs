@@ -32,7 +32,8 @@ use mysql::{Params, Pool, Transaction, TxOpts, Value};
 use super::append::{first_cursors, new_entries, now_ms, Plan, Range};
 use super::sql::{self, CHUNK};
 use super::{
-    Appended, ConvState, Entry, JoinOutcome, NewEntry, Page, Store, StoreError, Stored, UserRecord,
+    Appended, ConvState, Count, Entry, JoinOutcome, NewEntry, Page, Store, StoreError, Stored,
+    UserRecord,
 };
 use crate::model::Conv;
 use crate::model::{state_str, GroupInfo, MemberInfo, UserInfo};
@@ -469,6 +470,12 @@ impl Store for MysqlStore {
             "DELETE FROM chatlog WHERE ts < ? ORDER BY ts, conv, seq LIMIT ?",
             (cutoff_ms, n),
         )
+    }
+
+    fn count(&self, what: Count) -> Result<u64, StoreError> {
+        let (query, key) = sql::count_query(what);
+        let rows: Vec<i64> = self.rows(query, (key,))?;
+        Ok(rows.first().map_or(0, |&n| u64::try_from(n).unwrap_or(0)))
     }
 }
 

@@ -52,6 +52,35 @@ pub(super) const PUSH_OFFLINE: &str = "INSERT INTO offlinemessage (userid, messa
 pub(super) const OFFLINE_MESSAGES: &str =
     "SELECT id, message FROM offlinemessage WHERE userid = ? ORDER BY id";
 
+// ----- Quotas -----
+
+/// The statement of a [`Count`](super::Count) and the one value it binds.
+/// Every one is a `COUNT` or `SUM` over an index's range; the result is
+/// cast to an integer so that MySQL's `SUM` (a decimal) reads as one.
+pub(super) fn count_query(what: super::Count) -> (&'static str, i64) {
+    use super::Count;
+    match what {
+        Count::Friends(uid) => ("SELECT COUNT(*) FROM friend WHERE userid = ?", uid),
+        Count::GroupsJoined(uid) => ("SELECT COUNT(*) FROM groupuser WHERE userid = ?", uid),
+        Count::GroupsCreated(uid) => (
+            "SELECT COUNT(*) FROM groupuser WHERE userid = ? AND grouprole = 'creator'",
+            uid,
+        ),
+        Count::GroupSize(gid) => ("SELECT COUNT(*) FROM groupuser WHERE groupid = ?", gid),
+        // One-to-one keys are `low << 32 | high`, so at least 2^32; group
+        // keys are below.
+        Count::PendingDirect(uid) => (
+            "SELECT CAST(COALESCE(SUM(v.last_seq - \
+             CASE WHEN c.delivered_seq > c.joined_seq THEN c.delivered_seq ELSE c.joined_seq END), \
+             0) AS SIGNED) \
+             FROM convcursor c JOIN conversation v ON v.id = c.conv \
+             WHERE c.userid = ? AND c.conv >= 4294967296 \
+             AND v.last_seq > c.delivered_seq AND v.last_seq > c.joined_seq",
+            uid,
+        ),
+    }
+}
+
 // ----- The message log -----
 
 /// Binds: sender, cid. Where an entry with this `(sender, cid)` is.

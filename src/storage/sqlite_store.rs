@@ -30,7 +30,8 @@ use super::append::{first_cursors, new_entries, now_ms, Plan, Range};
 use super::checkpoint::Checkpointer;
 use super::sql::{self, CHUNK};
 use super::{
-    Appended, ConvState, Entry, JoinOutcome, NewEntry, Page, Store, StoreError, Stored, UserRecord,
+    Appended, ConvState, Count, Entry, JoinOutcome, NewEntry, Page, Store, StoreError, Stored,
+    UserRecord,
 };
 use crate::model::Conv;
 use crate::model::{state_str, GroupInfo, MemberInfo, UserInfo};
@@ -562,6 +563,13 @@ impl Store for SqliteStore {
                 .execute(params![cutoff_ms, n])?;
             Ok(deleted as u64)
         })
+    }
+
+    fn count(&self, what: Count) -> Result<u64, StoreError> {
+        let (query, key) = sql::count_query(what);
+        let n: i64 =
+            self.with(|c| Ok(c.prepare_cached(query)?.query_row([key], |r| r.get(0))?))?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 }
 

@@ -34,6 +34,7 @@ mod load;
 mod log;
 mod prelogin;
 mod protocol;
+mod quotas;
 mod reliability;
 mod restart;
 mod storage;
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
         hashing::tests(),
         protocol::tests(),
         prelogin::tests(),
+        quotas::tests(),
         reliability::tests(),
         restart::tests(),
         log::tests(),

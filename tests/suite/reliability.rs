@@ -10,7 +10,10 @@
 //!   and new names refuse bidi controls (item 8);
 //! * a chat written one byte at a time arrives whole, and `1e309` is a bad
 //!   field, not a broken stream (item 11);
-//! * a connection gives a large message's input buffer back (item 11).
+//! * a connection gives a large message's input buffer back (item 11);
+//! * one client flooding offline and unknown recipients is throttled
+//!   (errno 12 with `retry_after`), the server's memory stays bounded, and
+//!   the other users' chat gets through meanwhile (item 3).
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -27,6 +30,7 @@ pub fn tests() -> Vec<Test> {
         a_login_written_with_the_close_logs_out,
         a_chat_written_with_the_close_logs_out,
         chats_carry_the_senders_own_name,
+        a_flood_to_offline_and_unknown_users_is_throttled,
     ];
     tests.extend(tests![
         half_messages_then_close_are_released_at_once,
@@ -307,4 +311,112 @@ fn input_buffers_shrink_after_a_large_message() {
     );
     // Without the shrink every connection keeps its megabyte.
     assert!(per_conn < 256.0, "{per_conn:.1} KiB kept per connection");
+}
+
+/// Item 3: one logged-in client writes chats to a user that does not
+/// exist and to one that is offline, as fast as it can, for two seconds.
+/// Before the fix nothing slowed it: every message was a job for the
+/// store. Now its chat rate (`--chat-rate 500` here) refuses most with
+/// errno 12 and a `retry_after`; the server's resident memory grows by
+/// less than 64 MiB; and two other users' chat goes through meanwhile,
+/// every message acknowledged and delivered.
+fn a_flood_to_offline_and_unknown_users_is_throttled(db: TestDb) {
+    let server = Server::start(&db, &["--chat-rate", "500", "--chat-burst", "500"]);
+    let offline = server.connect().register("offline", "secret");
+    let mut carol = server.user("carol");
+    let mut dave = server.user("dave");
+    let flooder = server.connect().register("flooder", "secret");
+    let rss_before = server.rss_kib();
+
+    let mut out = raw_login(&server, flooder);
+    let mut replies = out.try_clone().expect("clone");
+    let reader = std::thread::spawn(move || {
+        // (errno 12 with retry_after, any other reply)
+        let (mut throttled, mut other) = (0u64, 0u64);
+        let mut pending = Vec::new();
+        let mut chunk = [0u8; 65536];
+        replies
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .expect("timeout");
+        while let Ok(n) = replies.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            pending.extend_from_slice(&chunk[..n]);
+            let mut start = 0;
+            while let Some(len) = pending[start..].iter().position(|&b| b == b'\n') {
+                let v: Value = serde_json::from_slice(&pending[start..start + len]).expect("JSON");
+                start += len + 1;
+                if v["errno"] == 12 && v["retry_after"].as_f64().is_some_and(|r| r > 0.0) {
+                    throttled += 1;
+                } else {
+                    other += 1;
+                }
+            }
+            pending.drain(..start);
+        }
+        (throttled, other)
+    });
+    let writer = std::thread::spawn(move || {
+        let mut batch = String::new();
+        for i in 0..100 {
+            let to = if i % 2 == 0 { 999_999 } else { offline };
+            batch.push_str(&json!({"msgId": 9, "to": to, "msg": "flood"}).to_string());
+        }
+        let (start, mut sent) = (Instant::now(), 0u64);
+        while start.elapsed() < Duration::from_secs(2) {
+            if out.write_all(batch.as_bytes()).is_err() {
+                break;
+            }
+            sent += 100;
+        }
+        sent
+    });
+
+    // Meanwhile, carol and dave talk: every message is acknowledged and
+    // delivered. (Each refusal still costs the flooder's I/O thread a
+    // parse and an answer, so a round trip on that thread may wait for
+    // its turn: in a debug build on a busy machine, up to a second or so.)
+    let (talk, mut worst) = (Instant::now(), Duration::ZERO);
+    for i in 0..20 {
+        let cid = format!("c{i}");
+        let t = Instant::now();
+        carol.send(&json!({"msgId": 9, "to": dave.uid, "msg": cid, "cid": cid}));
+        assert_eq!(carol.expect(28)["errno"], 0);
+        assert_eq!(dave.expect(9)["msg"], cid);
+        worst = worst.max(t.elapsed());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "chat during the flood: 20 round trips in {:?}, the worst {worst:?}",
+        talk.elapsed()
+    );
+    assert!(
+        talk.elapsed() < Duration::from_secs(30),
+        "chat slowed to {:?}",
+        talk.elapsed()
+    );
+    let sent = writer.join().expect("writer");
+    let (throttled, other) = reader.join().expect("reader");
+    let rss_after = server.rss_kib();
+    assert!(
+        throttled > 0,
+        "the flooder was never throttled ({sent} sent, {other} other replies)"
+    );
+    // What got past the rate: 500 at once, then 500 a second for the two
+    // seconds of the flood and the draining of what it wrote (a few
+    // seconds at most). Half went to the unknown user (errno 7), half
+    // into the log.
+    let stored = db.chatlog_rows_from(flooder);
+    assert!(
+        stored < 3_000 && other < 3_000,
+        "the rate let through {stored} stored and {other} answered of {sent}"
+    );
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+    // The server is still well.
+    carol.send(&json!({"msgId": 25}));
+    carol.expect(26);
 }

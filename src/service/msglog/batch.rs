@@ -110,7 +110,9 @@ fn recipients(
     let server_error = || (errno::SERVER_ERROR, SERVER_ERROR.to_owned());
     match (post.to, post.conv) {
         (Some(to), _) => match user_exists(svc, store, to) {
-            Ok(true) => Ok(Recipients::User(to)),
+            Ok(true) => {
+                super::quota::admit(svc, store, post.me.uid, to).map(|()| Recipients::User(to))
+            }
             Ok(false) => Err((errno::NOT_FOUND, format!("no user {to}"))),
             Err(e) => {
                 log::error!("log: looking up user {to}: {e}");

@@ -36,6 +36,7 @@
 //! service can be dropped.
 
 mod batch;
+mod quota;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

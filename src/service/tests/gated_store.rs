@@ -283,4 +283,9 @@ impl Store for GatedStore {
         self.enter("prune_log");
         self.inner.prune_log(cutoff_ms, limit)
     }
+
+    fn count(&self, what: crate::storage::Count) -> Result<u64, StoreError> {
+        self.enter("count");
+        self.inner.count(what)
+    }
 }

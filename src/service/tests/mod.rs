@@ -23,6 +23,7 @@
 //! | `groups.rs` | group fan-out to online and offline members; posts behind a loading member list |
 //! | `log.rs` | the message log: seq, acks after commit, cid retries, errors as 28, gap fills, cursors across logins, history permissions |
 //! | `identity.rs` | a chat's sender id and name are the logged-in account's |
+//! | `limits.rs` | worker jobs per connection and in total bounded (errno 12), a login never refused; the rate limit's `retry_after` |
 //! | `takeover.rs` | a login replacing a silent connection: the order across the swap; recent activity, a login under way and `off` still get errno 2 |
 
 mod fake;
@@ -33,6 +34,7 @@ mod groups;
 mod hashing;
 mod hold;
 mod identity;
+mod limits;
 mod log;
 mod login;
 mod offline;

@@ -63,7 +63,8 @@ fn range(lo: i64, hi: i64) -> Vec<i64> {
 fn sync_paging_10000(db: TestDb) {
     const N: i64 = 10_000;
     const L: i64 = 500;
-    let server = Server::start(&db, &[]);
+    // 10,000 posts as fast as the acks come: above one user's chat rate.
+    let server = Server::start(&db, &["--chat-rate", "0"]);
     let mut alice = server.user("alice");
     let b = server.connect().register("bob", "secret");
     let conv = post_n(&mut alice, b, "m", N as usize);

@@ -373,3 +373,62 @@ pub fn concurrent_registrations_and_joins(s: &dyn Store) {
     assert_eq!(all.len(), 20);
     assert_eq!(s.group_member_ids(g).unwrap().len(), 21, "each member once");
 }
+
+/// `Store::count`, the quotas' counts: friends, groups joined and
+/// created, group size, and one-to-one messages not yet handed (after
+/// `max(delivered_seq, joined_seq)`, group conversations not counted).
+pub fn quota_counts(s: &dyn Store) {
+    use chat::model::Conv;
+    use chat::storage::{Count, NewEntry};
+    let [a, b, c] = ["a", "b", "c"].map(|n| user(s, n));
+    for what in [
+        Count::Friends(a),
+        Count::GroupsJoined(a),
+        Count::GroupsCreated(a),
+        Count::GroupSize(77),
+        Count::PendingDirect(a),
+    ] {
+        assert_eq!(s.count(what).unwrap(), 0, "{what:?}");
+    }
+    s.add_friend(a, b).unwrap();
+    s.add_friend(a, c).unwrap();
+    assert_eq!(s.count(Count::Friends(a)).unwrap(), 2);
+    assert_eq!(s.count(Count::Friends(b)).unwrap(), 1, "both directions");
+    let g1 = s.create_group(a, "g1", "").unwrap().unwrap();
+    let g2 = s.create_group(b, "g2", "").unwrap().unwrap();
+    s.join_group(g2, a).unwrap();
+    s.join_group(g2, c).unwrap();
+    assert_eq!(s.count(Count::GroupsJoined(a)).unwrap(), 2);
+    assert_eq!(s.count(Count::GroupsCreated(a)).unwrap(), 1);
+    assert_eq!(s.count(Count::GroupsCreated(c)).unwrap(), 0);
+    assert_eq!(s.count(Count::GroupSize(g2)).unwrap(), 3);
+    assert_eq!(s.count(Count::GroupSize(g1)).unwrap(), 1);
+
+    let entry = |conv, sender, text: &str| NewEntry {
+        conv,
+        sender,
+        cid: None,
+        body: format!("{{\"msg\":\"{text}\"}}"),
+    };
+    let ab = Conv::direct(a, b).unwrap();
+    let cb = Conv::direct(c, b).unwrap();
+    let group = Conv::group(g2).unwrap();
+    let posts = [
+        entry(ab, a, "1"),
+        entry(ab, a, "2"),
+        entry(cb, c, "3"),
+        entry(group, a, "in the group"),
+    ];
+    s.append(&posts).unwrap();
+    assert_eq!(
+        s.count(Count::PendingDirect(b)).unwrap(),
+        3,
+        "groups not counted"
+    );
+    s.set_delivered(b, &[(ab, 1)]).unwrap();
+    assert_eq!(s.count(Count::PendingDirect(b)).unwrap(), 2);
+    s.set_delivered(b, &[(ab, 2), (cb, 1)]).unwrap();
+    assert_eq!(s.count(Count::PendingDirect(b)).unwrap(), 0);
+    s.dismiss_group(g1).unwrap();
+    assert_eq!(s.count(Count::GroupsCreated(a)).unwrap(), 0);
+}

@@ -38,6 +38,7 @@ pub fn tests() -> Vec<Test> {
         conformance::offline_big_utf8_messages,
         conformance::offline_fan_out_in_batches,
         conformance::concurrent_registrations_and_joins,
+        conformance::quota_counts,
         log::log_seqs_are_gapless_per_conversation,
         log::log_direct_conversations_create_cursors,
         log::log_cid_duplicates_are_not_stored,

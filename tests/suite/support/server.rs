@@ -119,8 +119,13 @@ impl Server {
 
     /// A server on a new SQLite file of its own, removed with it.
     pub fn fresh() -> Server {
+        Server::fresh_with(&[])
+    }
+
+    /// [`Server::fresh`] with `extra` flags.
+    pub fn fresh_with(extra: &[&str]) -> Server {
         let db = TestDb::sqlite();
-        let mut server = Server::start(&db, &[]);
+        let mut server = Server::start(&db, extra);
         server.own_db = Some(db);
         server
     }
