@@ -102,8 +102,9 @@
 //! `Unavailable` (the server logs the user in locally, unconfirmed),
 //! `is_online` says `false`. A Redis that *hangs* instead costs each thread
 //! one `io_timeout` per attempt, never a worker: a claim is answered through
-//! a callback, and `is_online` waits at most `ask_timeout`. Each thread reconnects with back-off (100 ms doubling to 5 s by
-//! default) and logs once when Redis goes and once when it comes back. On
+//! a callback, and `is_online` waits at most `ask_timeout`. Each thread
+//! reconnects with back-off (100 ms doubling to 5 s by default) and logs
+//! once when Redis goes and once when it comes back. On
 //! reconnection the subscriber subscribes again, and the publisher loads
 //! the scripts and syncs presence from [`LocalNode::local_users`] —
 //! claiming users who logged in meanwhile, releasing those who left —

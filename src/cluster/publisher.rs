@@ -610,8 +610,30 @@ fn online_reply(v: &Value, n: usize) -> Vec<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::online_reply;
+    use super::{online_reply, ClaimReply};
+    use crate::cluster::Claim;
+    use parking_lot::Mutex;
     use redis::Value;
+    use std::sync::Arc;
+
+    /// A recording reply and what it received.
+    fn recorder() -> (ClaimReply, Arc<Mutex<Vec<Claim>>>) {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        (ClaimReply::new(move |c| g.lock().push(c)), got)
+    }
+
+    #[test]
+    fn a_claim_reply_is_answered_exactly_once() {
+        let (reply, got) = recorder();
+        reply.send(Claim::Claimed);
+        assert_eq!(*got.lock(), [Claim::Claimed]);
+        // Dropped unanswered (a crash, a dropped queue): Unavailable, so a
+        // login never waits forever.
+        let (reply, got) = recorder();
+        drop(reply);
+        assert_eq!(*got.lock(), [Claim::Unavailable]);
+    }
 
     #[test]
     fn online_replies() {

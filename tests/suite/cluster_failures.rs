@@ -217,13 +217,20 @@ fn a_login_during_a_hung_redis_holds_no_worker() {
         slowest = slowest.max(took);
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(slowest < Duration::from_secs(1), "a CONVS took {slowest:?}");
+    // (A blocked worker would hold it for seconds: the claim's timeout.)
+    assert!(
+        slowest < Duration::from_millis(1500),
+        "a CONVS took {slowest:?}"
+    );
     // Admitted locally, within a few seconds.
     let ack = d.expect(2);
     assert_eq!(ack["errno"], 0, "{ack}");
     // The friend list does not wait for Redis either: bob shows offline.
     let (v, took) = timed(&mut a, json!({"msgId": 7}), 8);
-    assert!(took < Duration::from_secs(1), "a refresh took {took:?}");
+    assert!(
+        took < Duration::from_millis(1500),
+        "a refresh took {took:?}"
+    );
     assert!(
         crate::support::cluster::friend_states(&v).contains(&(b.uid, "offline".to_owned())),
         "{v}"
