@@ -37,11 +37,15 @@ pub struct ClusterConfig {
     /// offline and let them log in elsewhere. The heartbeat beats every
     /// third of it. At least 300 ms.
     pub liveness: Duration,
-    /// Connect, read and write timeout of every Redis call (default 2 s).
-    /// A blocking call ([`claim`](super::Cluster::claim),
-    /// [`is_online`](super::Cluster::is_online)) gives up after three of
-    /// them.
+    /// Connect, read and write timeout of every Redis call (default 2 s):
+    /// a Redis that hangs costs each cluster thread at most this long per
+    /// command before the thread treats the link as lost.
     pub io_timeout: Duration,
+    /// How long [`is_online`](super::Cluster::is_online), which blocks a
+    /// worker, waits for the publisher's answer before answering as if
+    /// Redis were down (default 500 ms). A login's claim does not wait on
+    /// the worker at all ([`claim_then`](super::Cluster::claim_then)).
+    pub ask_timeout: Duration,
     /// First delay between reconnection attempts (default 100 ms); it
     /// doubles after each failure up to `reconnect_max`.
     pub reconnect_min: Duration,
@@ -58,6 +62,7 @@ impl ClusterConfig {
             key_prefix: "chat".to_owned(),
             liveness: Duration::from_secs(10),
             io_timeout: Duration::from_secs(2),
+            ask_timeout: Duration::from_millis(500),
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
         }
@@ -84,8 +89,10 @@ impl ClusterConfig {
         if self.liveness < Duration::from_millis(300) {
             return bad(format!("liveness {:?} is below 300 ms", self.liveness));
         }
-        if self.io_timeout.is_zero() || self.reconnect_min.is_zero() {
-            return bad("io timeout and reconnect delay must be above zero".to_owned());
+        if self.io_timeout.is_zero() || self.ask_timeout.is_zero() || self.reconnect_min.is_zero() {
+            return bad(
+                "io timeout, ask timeout and reconnect delay must be above zero".to_owned(),
+            );
         }
         if self.reconnect_max < self.reconnect_min {
             return bad("reconnect_max is below reconnect_min".to_owned());
@@ -98,10 +105,20 @@ impl ClusterConfig {
         self.liveness / 3
     }
 
-    /// How long a blocking call waits for the publisher thread's answer: one
-    /// reconnection, one batch and a margin.
+    /// How long the blocking [`Cluster::claim`](super::Cluster::claim)
+    /// waits for the publisher thread's answer: one reconnection, one batch
+    /// and a margin.
     pub(crate) fn answer_timeout(&self) -> Duration {
         self.io_timeout * 3
+    }
+
+    /// How long after a presence sync a user found held by another live
+    /// node is claimed again before this node gives its session up: time
+    /// for every other node to reconnect (its longest back-off, a
+    /// connection and its sync) and release the claims of users who left
+    /// it while the link was down.
+    pub(crate) fn recheck_after(&self) -> Duration {
+        self.reconnect_max + self.io_timeout * 2
     }
 }
 
@@ -180,6 +197,8 @@ mod tests {
         let c = cfg();
         assert_eq!(c.key_prefix, "chat");
         assert_eq!(c.liveness, Duration::from_secs(10));
+        assert_eq!(c.ask_timeout, Duration::from_millis(500));
+        assert_eq!(c.recheck_after(), Duration::from_secs(9));
         assert_eq!(
             c.beat_interval(),
             Duration::from_millis(3333) + Duration::from_nanos(333_333)
@@ -231,6 +250,13 @@ mod tests {
                     ..cfg()
                 },
                 "liveness",
+            ),
+            (
+                ClusterConfig {
+                    ask_timeout: Duration::ZERO,
+                    ..cfg()
+                },
+                "ask timeout",
             ),
             (
                 ClusterConfig {

@@ -12,7 +12,7 @@ use crossbeam_channel::{bounded, unbounded, Sender};
 use parking_lot::{Mutex, RwLock};
 
 use super::keys::Keys;
-use super::publisher::{Call, Op, Publisher};
+use super::publisher::{Call, ClaimReply, Op, Publisher};
 use super::shared::{self, Counters, Shared};
 use super::{heartbeat, subscriber};
 use super::{Claim, ClusterConfig, ClusterError, ClusterStats, LocalNode};
@@ -98,23 +98,43 @@ impl Cluster {
         self.shared.keys.node_id()
     }
 
-    /// Claims `uid` for this node at login. **Blocks** (at most three
-    /// `io_timeout`s): call it on a worker.
+    /// Claims `uid` for this node at login, and calls `done` with the
+    /// answer. Only **queues**: no thread waits for Redis. `done` is
+    /// called exactly once: on the publisher thread with Redis's answer
+    /// (after at most about two `io_timeout`s when Redis hangs), or at once
+    /// on this thread with [`Claim::Unavailable`] while the publisher has
+    /// no connection. It must only queue (submit the rest of the login to
+    /// a worker).
     ///
     /// * [`Claim::Claimed`]: the user is now this node's, also when this
     ///   node already held the claim, or when the holder was a dead node.
     /// * [`Claim::OnlineElsewhere`]: a live node holds the user; refuse the
     ///   login (errno 2).
     /// * [`Claim::Unavailable`]: Redis cannot be asked; let the user log in
-    ///   here, the claim is made when Redis returns.
+    ///   here. The login is *unconfirmed*: the presence sync claims it
+    ///   when Redis returns, catches the user up from the log, and if
+    ///   another live node holds the user then (and still after
+    ///   [`ClusterConfig`]'s recheck delay), ends the session here through
+    ///   [`LocalNode::lost_claim`].
     ///
     /// Duplicate logins *on this node* are not seen here (the claim is
     /// already this node's): the server checks its own map first.
+    pub fn claim_then(&self, uid: i64, done: impl FnOnce(Claim) + Send + 'static) {
+        let reply = ClaimReply::new(done);
+        if !self.is_connected() {
+            return reply.send(Claim::Unavailable);
+        }
+        let _ = self.enqueue(Call::Claim { uid, reply });
+    }
+
+    /// [`claim_then`](Self::claim_then), waiting for the answer: **blocks**
+    /// (at most three `io_timeout`s). For tests and tools; the server's
+    /// login uses `claim_then`, which holds no worker.
     pub fn claim(&self, uid: i64) -> Claim {
         let (tx, rx) = bounded(1);
-        if self.enqueue(Call::Claim { uid, reply: tx }).is_err() {
-            return Claim::Unavailable;
-        }
+        self.claim_then(uid, move |c| {
+            let _ = tx.send(c);
+        });
         rx.recv_timeout(self.shared.cfg.answer_timeout())
             .unwrap_or(Claim::Unavailable)
     }
@@ -139,12 +159,17 @@ impl Cluster {
     }
 
     /// Which of `uids` are logged in on a live node, this one included,
-    /// as Redis knows it. **Blocks** (like `claim`): call it on a worker.
-    /// When Redis cannot be asked every answer is `false`, so combine the
-    /// result with the server's own map of local users.
+    /// as Redis knows it. **Blocks**, at most [`ClusterConfig::ask_timeout`]
+    /// (500 ms by default): call it on a worker. When Redis cannot be asked
+    /// — the publisher has no connection (answered at once), or no answer
+    /// within the timeout (a hung Redis) — every answer is `false`, so
+    /// combine the result with the server's own map of local users.
     pub fn is_online(&self, uids: &[i64]) -> Vec<bool> {
         if uids.is_empty() {
             return Vec::new();
+        }
+        if !self.is_connected() {
+            return vec![false; uids.len()];
         }
         let (tx, rx) = bounded(1);
         let call = Call::Online {
@@ -154,7 +179,7 @@ impl Cluster {
         if self.enqueue(call).is_err() {
             return vec![false; uids.len()];
         }
-        rx.recv_timeout(self.shared.cfg.answer_timeout())
+        rx.recv_timeout(self.shared.cfg.ask_timeout)
             .unwrap_or_else(|_| vec![false; uids.len()])
     }
 

@@ -9,6 +9,7 @@
 //! | `{prefix}:members:{node}` | set | the user ids `node` claimed | `claim` (SADD), `release` (SREM) |
 //! | `{prefix}:alive:{node}` | string with a TTL | a random token of the running process | the heartbeat, every `liveness / 3` |
 //! | `{prefix}:node:{node}` | pub/sub channel | [envelopes](super::envelope) for users on `node` | every node's publisher |
+//! | `{prefix}:catchup` | pub/sub channel | the id of a node that could not route messages while its link was down | that node's publisher, once back |
 //!
 //! The `members` set is what lets a node find its own claims again without
 //! scanning the key space: after a crash (to clear them) and after a Redis
@@ -67,6 +68,13 @@ impl Keys {
         format!("{}node:", self.prefix)
     }
 
+    /// `{prefix}:catchup`: every node subscribes to it; a node whose link
+    /// came back after messages could not be routed publishes its id
+    /// there, and every other node catches its users up from the log.
+    pub(crate) fn catch_up_channel(&self) -> String {
+        format!("{}catchup", self.prefix)
+    }
+
     /// `{prefix}:node:{this node}`: the channel this node subscribes to.
     pub(crate) fn channel(&self) -> String {
         format!("{}node:{}", self.prefix, self.node_id)
@@ -89,5 +97,6 @@ mod tests {
         assert_eq!(k.members_prefix() + "n1", k.members());
         assert_eq!(k.channel(), "chat:node:n1");
         assert_eq!(k.channel_prefix() + "n1", k.channel());
+        assert_eq!(k.catch_up_channel(), "chat:catchup");
     }
 }

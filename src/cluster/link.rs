@@ -5,25 +5,49 @@
 //! `redis::Connection` is not shareable, and one thread blocked on a slow
 //! Redis must not stall another. Each connection has read and write
 //! timeouts, so a Redis that stops answering (a network partition, a
-//! `SIGSTOP`) turns into an error within `io_timeout`, never a hang.
+//! `SIGSTOP`, a `DEBUG SLEEP`) turns into an error within `io_timeout`,
+//! never a hang — the connection's own setup included: the crate would
+//! send its setup commands (`AUTH`, `SELECT`) before any timeout can be
+//! set and wait for their replies without one, and a hung Redis accepts
+//! TCP connections (the kernel completes the handshake) while answering
+//! nothing. So [`connect`] opens a bare connection and sends those itself,
+//! with the timeouts on. (`CLIENT SETINFO`, which the crate would add, is
+//! turned off in Cargo.toml.)
 
 use std::fmt::Display;
 use std::time::{Duration, Instant};
 
-use redis::{Client, Connection, RedisResult, Value};
+use redis::{Client, Connection, RedisConnectionInfo, RedisResult, Value};
 
-/// Opens a connection with `io_timeout` for connecting and writing, and
-/// `read_timeout` for reading (`None`: `io_timeout`).
+/// Opens a connection to `client`'s server with `io_timeout` for
+/// connecting, writing and its setup, and `read_timeout` for reading
+/// afterwards (`None`: `io_timeout`).
 ///
 /// # Errors
-/// The connection or the timeout setting failed.
+/// The connection, its setup (`AUTH`, `SELECT`) or the timeout setting
+/// failed — within about `io_timeout` per step.
 pub(crate) fn connect(
     client: &Client,
     io_timeout: Duration,
     read_timeout: Option<Duration>,
 ) -> RedisResult<Connection> {
-    let con = client.get_connection_with_timeout(io_timeout)?;
+    let info = client.get_connection_info();
+    let mut bare = info.clone();
+    bare.redis = RedisConnectionInfo::default(); // nothing to set up
+    let mut con = Client::open(bare)?.get_connection_with_timeout(io_timeout)?;
     con.set_write_timeout(Some(io_timeout))?;
+    con.set_read_timeout(Some(io_timeout))?;
+    let setup = &info.redis;
+    if let Some(password) = &setup.password {
+        let mut auth = redis::cmd("AUTH");
+        if let Some(user) = &setup.username {
+            auth.arg(user);
+        }
+        auth.arg(password).query::<()>(&mut con)?;
+    }
+    if setup.db != 0 {
+        redis::cmd("SELECT").arg(setup.db).query::<()>(&mut con)?;
+    }
     con.set_read_timeout(Some(read_timeout.unwrap_or(io_timeout)))?;
     Ok(con)
 }
@@ -134,8 +158,32 @@ impl Health {
 
 #[cfg(test)]
 mod tests {
-    use super::Backoff;
-    use std::time::Duration;
+    use super::{connect, Backoff};
+    use std::net::TcpListener;
+    use std::time::{Duration, Instant};
+
+    /// A server that accepts connections (the kernel does, from the listen
+    /// backlog) and never answers, as a hung Redis: connecting with a
+    /// password and a database fails within the timeouts, it does not
+    /// wait for the setup's replies forever.
+    #[test]
+    fn connect_to_a_silent_server_times_out() {
+        let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = silent.local_addr().expect("addr").port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let client = redis::Client::open(format!("redis://:secret@127.0.0.1:{port}/3"));
+            let t = Instant::now();
+            let result = client.and_then(|c| connect(&c, Duration::from_millis(200), None));
+            let _ = tx.send((result.is_err(), t.elapsed()));
+        });
+        let (failed, took) = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("connect returns instead of hanging");
+        assert!(failed);
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        drop(silent);
+    }
 
     #[test]
     fn backoff_doubles_up_to_max_and_resets() {

@@ -27,10 +27,10 @@
 //!
 //! | when | call | thread |
 //! |---|---|---|
-//! | login, after the local duplicate check | [`claim`](Cluster::claim) → refuse with errno 2 on `OnlineElsewhere` | worker (blocks) |
+//! | login, after the local duplicate check | [`claim_then`](Cluster::claim_then) → refuse with errno 2 on `OnlineElsewhere` | worker (queues; the answer is a callback) |
 //! | logout, disconnect | [`release`](Cluster::release) | any (queues) |
 //! | chat to a user not in the local map | [`send_to_user`](Cluster::send_to_user) | I/O thread (queues) |
-//! | friend and member lists | [`is_online`](Cluster::is_online) for the users not local | worker (blocks) |
+//! | friend and member lists | [`is_online`](Cluster::is_online) for the users not local | worker (blocks, at most `ask_timeout`) |
 //! | SIGTERM | [`shutdown`](Cluster::shutdown) | main (blocks) |
 //!
 //! No Redis call ever runs on an I/O thread: calls that do not wait for an
@@ -69,17 +69,21 @@
 //!   output limit (default 32 MB, or 8 MB for 60 s); the subscriber only
 //!   queues, so this takes a node stalled for seconds under load.
 //!
-//! And one delay: a node paused longer than `liveness` (`SIGSTOP`, swap) is
-//! dead to the others while its users are still connected; messages to them
-//! are stored and arrive at their next login.
+//! (The server's message log closes these holes too: what a node does not
+//! deliver, the recipient's next message of the conversation, the node's
+//! reconcile or the next login fetches from the log.) A node paused longer
+//! than `liveness` (`SIGSTOP`, swap) is dead to the others while its users
+//! are still connected; when it runs again its heartbeat finds its alive
+//! key gone, and the re-sync catches its users up.
 //!
 //! **Order.** Messages from one sender to one recipient arrive in the order
 //! sent while both stay where they are: one I/O thread queues them, one
 //! publisher thread sends them in that order, and Redis delivers a
 //! channel's messages in publish order. The order can break when the
 //! recipient moves (logs out and in on another node) while messages are in
-//! flight, and across an outage: what was stored during it reaches an
-//! online recipient only at the next login, after later messages.
+//! flight, and across an outage; the server's delivery cursors restore the
+//! order within each conversation (a newer message fills the gap from the
+//! log first).
 //!
 //! ## A node that dies
 //!
@@ -95,15 +99,23 @@
 //!
 //! Each node keeps serving its own users. Every call degrades at once, with
 //! nothing logged per message: `send_to_user` stores offline, `claim` says
-//! `Unavailable` (the server logs the user in locally), `is_online` says
-//! `false`. Each thread reconnects with back-off (100 ms doubling to 5 s by
-//! default) and logs once when Redis goes and once when it comes back. On
+//! `Unavailable` (the server logs the user in locally, unconfirmed),
+//! `is_online` says `false`. A Redis that *hangs* instead costs each thread
+//! one `io_timeout` per attempt, never a worker: a claim is answered through
+//! a callback, and `is_online` waits at most `ask_timeout`. Each thread
+//! reconnects with back-off (100 ms doubling to 5 s by default) and logs
+//! once when Redis goes and once when it comes back. On
 //! reconnection the subscriber subscribes again, and the publisher loads
 //! the scripts and syncs presence from [`LocalNode::local_users`] —
 //! claiming users who logged in meanwhile, releasing those who left —
-//! before it sends anything else. Two nodes that both let the same user log
-//! in during the outage keep both sessions; the first to sync holds the
-//! claim.
+//! before it sends anything else; users it claims only then are caught up
+//! ([`LocalNode::catch_up`]). If it had to store messages meanwhile, it says
+//! so on the catch-up channel, and the other nodes — whose subscriptions
+//! may have survived a hang unnoticed — catch their users up from the log
+//! ([`LocalNode::subscribed`]). Two nodes that both let the same user log
+//! in during the outage: the first to hold the claim keeps it, and the
+//! other, when its claim still fails at the recheck (the `presence.rs`
+//! docs), ends its session ([`LocalNode::lost_claim`]).
 //!
 //! ## Files
 //!
@@ -176,12 +188,39 @@ pub trait LocalNode: Send + Sync + 'static {
     /// Called on the publisher thread.
     fn local_users(&self) -> Vec<i64>;
 
-    /// The subscriber has (re)subscribed to this node's channel: messages
-    /// published while it was away reached nobody here, so the server
+    /// Messages for this node's users may have reached nobody: the
+    /// subscriber has (re)subscribed to this node's channel (what was
+    /// published while it was away reached nobody here), another node
+    /// reports on the catch-up channel that its link was down while it had
+    /// messages to route, or this node's alive key had expired. The server
     /// reconciles its connected users with the shared message log.
     ///
-    /// Called on the subscriber thread, after every successful subscribe.
+    /// Called on the subscriber thread (after every successful subscribe,
+    /// and for each catch-up report of another node) or on the publisher
+    /// thread (after a re-sync for an expired alive key).
     fn subscribed(&self) {}
+
+    /// These users became this node's in Redis only now (a presence sync
+    /// claimed them after their login could not): messages routed to them
+    /// before found no holder, so the server catches each of them up from
+    /// the log.
+    ///
+    /// Called on the publisher thread.
+    fn catch_up(&self, uids: &[i64]) {
+        let _ = uids;
+    }
+
+    /// Another live node, `holder`, holds `uid`, whom this node let log in
+    /// while Redis could not be asked, and still held them when the claim
+    /// was tried again ([`ClusterConfig`]'s recheck delay later): messages
+    /// for `uid` go to `holder`, so the server ends its session here
+    /// (errno 2) rather than keep one that receives nothing from other
+    /// nodes.
+    ///
+    /// Called on the publisher thread.
+    fn lost_claim(&self, uid: i64, holder: &str) {
+        let _ = (uid, holder);
+    }
 }
 
 /// The answer to [`Cluster::claim`].

@@ -14,6 +14,14 @@
 //! thread runs it on each (re)connection, when the heartbeat finds that its
 //! alive key had vanished, and — with an empty list — at shutdown.
 //!
+//! A user here whom another live node holds was let in twice while Redis
+//! could not be asked (or left that node during the outage, and that node
+//! has not synced yet). The sync reports them; the publisher claims them
+//! again [`recheck_after`](super::ClusterConfig) later, when every node
+//! has had time to sync, and a user still held elsewhere then loses their
+//! session here ([`LocalNode::lost_claim`](super::LocalNode::lost_claim)):
+//! the session that holds the claim is the one messages reach.
+//!
 //! It runs on the publisher thread, between batches, so it is ordered with
 //! the node's own `claim` and `release` calls: a logout queued after the
 //! sync's snapshot is applied after it.
@@ -38,8 +46,14 @@ pub(crate) struct Synced {
     /// Claims released: users no longer here.
     pub(crate) released: usize,
     /// Users here whom another live node holds (a double login that an
-    /// outage allowed); the other node keeps them.
-    pub(crate) held_elsewhere: usize,
+    /// outage allowed, or a claim a user left behind on a node that has
+    /// not synced yet): the publisher claims them again later and gives
+    /// the local session up if the other node still holds them.
+    pub(crate) held_elsewhere: Vec<i64>,
+    /// Users claimed now who were not in this node's `members` set: they
+    /// logged in while Redis could not be asked, and messages routed to
+    /// them until now found no holder.
+    pub(crate) newly_claimed: Vec<i64>,
 }
 
 /// Makes Redis agree with `local`: this node's claims become exactly the
@@ -55,9 +69,10 @@ pub(crate) fn sync(
 ) -> RedisResult<Synced> {
     let keys = &shared.keys;
     let members: Vec<String> = redis::cmd("SMEMBERS").arg(keys.members()).query(con)?;
+    let members: HashSet<i64> = members.iter().filter_map(|m| m.parse().ok()).collect();
     let stale: Vec<i64> = members
         .iter()
-        .filter_map(|m| m.parse().ok())
+        .copied()
         .filter(|uid| !local.contains(uid))
         .collect();
     let mut out = Synced {
@@ -72,17 +87,46 @@ pub(crate) fn sync(
         run(con, &pipe, chunk.len())?;
     }
     let here: Vec<i64> = local.iter().copied().collect();
-    for chunk in here.chunks(CHUNK) {
+    for (uid, claim) in claim_all(con, scripts, shared, &here)? {
+        match claim {
+            Some(Claim::Claimed) => {
+                out.claimed += 1;
+                if !members.contains(&uid) {
+                    out.newly_claimed.push(uid);
+                }
+            }
+            Some(Claim::OnlineElsewhere(_)) => out.held_elsewhere.push(uid),
+            // Not an answer the script gives: the next sync tries again.
+            Some(Claim::Unavailable) | None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Claims each of `uids` for this node, in pipelines of [`CHUNK`]; each
+/// user with the script's answer (`None`: not one it gives).
+///
+/// # Errors
+/// The first Redis error.
+pub(crate) fn claim_all(
+    con: &mut Connection,
+    scripts: &Scripts,
+    shared: &Shared,
+    uids: &[i64],
+) -> RedisResult<Vec<(i64, Option<Claim>)>> {
+    let mut out = Vec::with_capacity(uids.len());
+    for chunk in uids.chunks(CHUNK) {
         let mut pipe = redis::pipe();
         for &uid in chunk {
-            pipe.add_command(scripts.claim(keys, uid));
+            pipe.add_command(scripts.claim(&shared.keys, uid));
         }
-        for reply in run(con, &pipe, chunk.len())? {
-            match claim_reply(&reply) {
-                Some(Claim::Claimed) => out.claimed += 1,
-                _ => out.held_elsewhere += 1,
-            }
-        }
+        let replies = run(con, &pipe, chunk.len())?;
+        out.extend(
+            chunk
+                .iter()
+                .zip(&replies)
+                .map(|(&u, r)| (u, claim_reply(r))),
+        );
     }
     Ok(out)
 }

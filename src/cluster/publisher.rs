@@ -18,7 +18,8 @@
 //!
 //! The thread drains whatever is queued (up to [`MAX_BATCH`]) and sends it
 //! as one pipeline: one write, one round trip, however many messages. A
-//! caller of `claim` or `is_online` waits for its own reply only.
+//! caller of `is_online` waits for its own reply only; a claim's answer is
+//! a callback ([`ClaimReply`]), so a login waits on no thread.
 //!
 //! # When Redis fails
 //!
@@ -31,6 +32,27 @@
 //! came are degraded too: a message among them may have been published
 //! *and* is stored offline — a possible duplicate, chosen over a possible
 //! loss.
+//!
+//! # When Redis returns
+//!
+//! Three things are settled on the new connection, before any queued call:
+//!
+//! * presence: the [sync](super::presence) claims the users who logged in
+//!   meanwhile, releases those who left, and reports the users another
+//!   live node holds; those are claimed again [`recheck_after`] later
+//!   ([`Publisher::recheck`]), and a user still held elsewhere then loses
+//!   their session here ([`LocalNode::lost_claim`](super::LocalNode::lost_claim));
+//! * users claimed only now are caught up from the log
+//!   ([`LocalNode::catch_up`](super::LocalNode::catch_up)): messages routed
+//!   to them before found no holder;
+//! * when messages could not be routed while the link was down, the
+//!   publisher says so on the catch-up channel (`{prefix}:catchup`), and
+//!   every other node catches its users up from the log. The recipients'
+//!   nodes may not have noticed the outage at all (a Redis that hung
+//!   without closing their connections), so they cannot be relied on to
+//!   resubscribe.
+//!
+//! [`recheck_after`]: super::ClusterConfig
 
 use std::collections::HashSet;
 use std::fmt::Display;
@@ -65,7 +87,7 @@ pub(crate) enum Call {
     /// Route `payload` to `uid`'s node (or to offline storage).
     Publish { uid: i64, payload: Vec<u8> },
     /// Claim `uid` for this node; the answer goes to `reply`.
-    Claim { uid: i64, reply: Sender<Claim> },
+    Claim { uid: i64, reply: ClaimReply },
     /// Drop this node's claim on `uid`.
     Release { uid: i64 },
     /// Which of `uids` are on a live node; the answer goes to `reply`.
@@ -80,9 +102,7 @@ impl Call {
     pub(crate) fn degrade(self, shared: &Shared) {
         match self {
             Call::Publish { uid, payload } => shared.store_by_sender(uid, payload),
-            Call::Claim { reply, .. } => {
-                let _ = reply.send(Claim::Unavailable);
-            }
+            Call::Claim { reply, .. } => reply.send(Claim::Unavailable),
             Call::Release { .. } => {} // the next presence sync releases it
             Call::Online { uids, reply } => {
                 let _ = reply.send(vec![false; uids.len()]);
@@ -99,6 +119,37 @@ impl Call {
             Call::Claim { uid, .. } => scripts.claim(keys, *uid),
             Call::Release { uid } => scripts.release(keys, *uid),
             Call::Online { uids, .. } => scripts.online(keys, uids),
+        }
+    }
+}
+
+/// Where the answer to a claim goes: a function called exactly once, with
+/// Redis's answer, or with [`Claim::Unavailable`] when the call is degraded
+/// — or dropped unanswered (a crash simulated with `abort`), so that a
+/// login never waits forever.
+///
+/// It runs on the publisher thread (or on the caller's, when the call is
+/// degraded there), so it must only queue: a job on a worker, a send.
+pub(crate) struct ClaimReply(Option<Box<dyn FnOnce(Claim) + Send>>);
+
+impl ClaimReply {
+    /// A reply that calls `done`.
+    pub(crate) fn new(done: impl FnOnce(Claim) + Send + 'static) -> ClaimReply {
+        ClaimReply(Some(Box::new(done)))
+    }
+
+    /// Answers with `claim`.
+    pub(crate) fn send(mut self, claim: Claim) {
+        if let Some(done) = self.0.take() {
+            done(claim);
+        }
+    }
+}
+
+impl Drop for ClaimReply {
+    fn drop(&mut self) {
+        if let Some(done) = self.0.take() {
+            done(Claim::Unavailable);
         }
     }
 }
@@ -131,6 +182,14 @@ pub(crate) struct Publisher {
     next_attempt: Instant,
     health: Health,
     refused: Refusals,
+    /// Messages were degraded (stored, not routed) because the link was
+    /// down or broke: said on the catch-up channel once it works again.
+    missed: bool,
+    /// Users here whom another live node held at the last sync: claimed
+    /// again at `recheck_at`.
+    contested: Vec<i64>,
+    /// When to claim `contested` again; `None`: nothing to recheck.
+    recheck_at: Option<Instant>,
 }
 
 /// Commands Redis refused (out of memory, read-only replica, ...): logged
@@ -174,6 +233,9 @@ impl Publisher {
             next_attempt: Instant::now(),
             health,
             refused: Refusals::default(),
+            missed: false,
+            contested: Vec::new(),
+            recheck_at: None,
         }
     }
 
@@ -185,6 +247,9 @@ impl Publisher {
             }
             if self.redis.is_none() && Instant::now() >= self.next_attempt {
                 self.connect();
+            }
+            if self.recheck_at.is_some_and(|t| Instant::now() >= t) {
+                self.recheck();
             }
             let first = match self.next_op() {
                 Ok(op) => op,
@@ -207,14 +272,20 @@ impl Publisher {
         }
     }
 
-    /// Waits for the next op; without a connection, only until the next
-    /// connection attempt is due.
+    /// Waits for the next op; only until the next connection attempt is
+    /// due (without a connection) or the next recheck.
     fn next_op(&self) -> Result<Op, RecvTimeoutError> {
-        if self.redis.is_some() {
-            return self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected);
+        let attempt = self.redis.is_none().then_some(self.next_attempt);
+        let until = match (attempt, self.recheck_at) {
+            (Some(a), Some(r)) => Some(a.min(r)),
+            (a, r) => a.or(r),
+        };
+        match until {
+            None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(t) => self
+                .rx
+                .recv_timeout(t.saturating_duration_since(Instant::now())),
         }
-        let wait = self.next_attempt.saturating_duration_since(Instant::now());
-        self.rx.recv_timeout(wait)
     }
 
     /// Runs a batch in order: calls go out as pipelines, split where a
@@ -248,7 +319,7 @@ impl Publisher {
         }
         let calls = std::mem::take(calls);
         let Some(mut s) = self.ready_redis() else {
-            calls.into_iter().for_each(|c| c.degrade(&self.shared));
+            calls.into_iter().for_each(|c| self.degrade(c));
             return;
         };
         let mut pipe = redis::pipe();
@@ -270,7 +341,7 @@ impl Publisher {
         for call in calls {
             match replies.next() {
                 Some(reply) => self.answer(call, reply),
-                None => call.degrade(&self.shared),
+                None => self.degrade(call),
             }
         }
         match sent {
@@ -284,6 +355,13 @@ impl Publisher {
         }
     }
 
+    /// Degrades a call the link could not carry; remembers a message among
+    /// them for the catch-up report.
+    fn degrade(&mut self, call: Call) {
+        self.missed |= matches!(call, Call::Publish { .. });
+        call.degrade(&self.shared);
+    }
+
     /// Answers one call from its reply.
     fn answer(&self, call: Call, reply: Value) {
         match call {
@@ -292,8 +370,7 @@ impl Publisher {
                 _ => self.shared.store_by_sender(uid, payload),
             },
             Call::Claim { reply: tx, .. } => {
-                let claim = presence::claim_reply(&reply).unwrap_or(Claim::Unavailable);
-                let _ = tx.send(claim);
+                tx.send(presence::claim_reply(&reply).unwrap_or(Claim::Unavailable));
             }
             Call::Release { .. } => {}
             Call::Online { uids, reply: tx } => {
@@ -323,13 +400,19 @@ impl Publisher {
     /// Tries to open a connection; schedules the next attempt on failure.
     fn connect(&mut self) {
         match self.open(true) {
-            Ok(s) => {
+            Ok((s, synced)) => {
                 self.redis = Some(s);
                 self.backoff.reset();
                 if self.health.up() {
                     Counters::bump(&self.shared.counters.reconnects);
                 }
                 self.shared.connected.store(true, Ordering::Release);
+                if let Some(synced) = synced {
+                    self.after_sync(synced);
+                }
+                if self.missed {
+                    self.report_missed();
+                }
             }
             Err(e) => {
                 self.health.down(&e);
@@ -339,47 +422,134 @@ impl Publisher {
     }
 
     /// Connects and loads the scripts; with `sync`, marks the node alive and
-    /// syncs presence too.
-    fn open(&self, sync: bool) -> RedisResult<ScriptedConnection> {
+    /// syncs presence too (its result is the second value).
+    fn open(&self, sync: bool) -> RedisResult<(ScriptedConnection, Option<presence::Synced>)> {
         let cfg = &self.shared.cfg;
         let mut con = link::connect(&self.shared.client, cfg.io_timeout, None)?;
         let scripts = Scripts::load(&mut con)?;
+        let mut synced = None;
         if sync {
             self.shared.beat_command().query::<i64>(&mut con)?;
-            self.sync(&mut con, &scripts)?;
+            synced = Some(self.sync(&mut con, &scripts)?);
         }
-        Ok(ScriptedConnection {
+        let s = ScriptedConnection {
             con,
             scripts,
             last_used: Instant::now(),
-        })
+        };
+        Ok((s, synced))
     }
 
     /// Syncs presence with the node's list of users, and logs what changed.
-    fn sync(&self, con: &mut Connection, scripts: &Scripts) -> RedisResult<()> {
+    fn sync(&self, con: &mut Connection, scripts: &Scripts) -> RedisResult<presence::Synced> {
         let local: HashSet<i64> = self.shared.node.local_users().into_iter().collect();
         let done = presence::sync(con, scripts, &self.shared, &local)?;
         if done != presence::Synced::default() {
             log::info!(
-                "cluster: node {}: presence synced: {} users claimed, {} stale claims \
-                 released, {} users held by another node",
+                "cluster: node {}: presence synced: {} users claimed ({} of them new), \
+                 {} stale claims released, {} users held by another node",
                 self.shared.keys.node_id(),
                 done.claimed,
+                done.newly_claimed.len(),
                 done.released,
-                done.held_elsewhere
+                done.held_elsewhere.len()
             );
         }
-        Ok(())
+        Ok(done)
+    }
+
+    /// Acts on a sync: catches the newly claimed users up, and schedules
+    /// the recheck of the users another node holds.
+    fn after_sync(&mut self, synced: presence::Synced) {
+        if !synced.newly_claimed.is_empty() {
+            self.shared.node.catch_up(&synced.newly_claimed);
+        }
+        self.contested = synced.held_elsewhere;
+        self.recheck_at =
+            (!self.contested.is_empty()).then(|| Instant::now() + self.shared.cfg.recheck_after());
+    }
+
+    /// Says on the catch-up channel that this node could not route
+    /// messages while its link was down, so that the other nodes catch
+    /// their users up from the log.
+    fn report_missed(&mut self) {
+        let Some(mut s) = self.redis.take() else {
+            return;
+        };
+        let sent = redis::cmd("PUBLISH")
+            .arg(self.shared.keys.catch_up_channel())
+            .arg(self.shared.keys.node_id())
+            .query::<i64>(&mut s.con);
+        match sent {
+            Ok(_) => {
+                self.missed = false;
+                s.last_used = Instant::now();
+                self.redis = Some(s);
+            }
+            Err(e) => self.lost(&e),
+        }
     }
 
     /// Runs a presence sync on the current connection, if there is one (a new
-    /// connection syncs anyway).
+    /// connection syncs anyway). The heartbeat asks for it when this node's
+    /// alive key had expired: the other nodes took this node for dead and
+    /// did not route to it, so every local user is caught up too.
     fn resync(&mut self) {
         if let Some(mut s) = self.redis.take() {
             match self.sync(&mut s.con, &s.scripts) {
-                Ok(()) => self.redis = Some(s),
+                Ok(synced) => {
+                    self.redis = Some(s);
+                    self.after_sync(synced);
+                    self.shared.node.subscribed();
+                }
                 Err(e) => self.lost(&e),
             }
+        }
+    }
+
+    /// Claims the users another node held at the last sync once more (the
+    /// other nodes have synced by now): a user this node gets is caught up
+    /// from the log, a user still held elsewhere loses the session here.
+    /// Users who left meanwhile are skipped.
+    fn recheck(&mut self) {
+        self.recheck_at = None;
+        let Some(mut s) = self.ready_redis() else {
+            return; // the next connection syncs, and reports them again
+        };
+        if self.recheck_at.is_some() {
+            // `ready_redis` reconnected, and that sync set a new recheck.
+            self.redis = Some(s);
+            return;
+        }
+        let local: HashSet<i64> = self.shared.node.local_users().into_iter().collect();
+        let uids: Vec<i64> = std::mem::take(&mut self.contested)
+            .into_iter()
+            .filter(|u| local.contains(u))
+            .collect();
+        match presence::claim_all(&mut s.con, &s.scripts, &self.shared, &uids) {
+            Ok(answers) => {
+                s.last_used = Instant::now();
+                self.redis = Some(s);
+                let mut won = Vec::new();
+                for (uid, claim) in answers {
+                    match claim {
+                        Some(Claim::Claimed) => won.push(uid),
+                        Some(Claim::OnlineElsewhere(holder)) => {
+                            log::info!(
+                                "cluster: node {}: user {uid} is on node {holder}, which \
+                                 held them first; ending the session here",
+                                self.shared.keys.node_id()
+                            );
+                            self.shared.node.lost_claim(uid, &holder);
+                        }
+                        Some(Claim::Unavailable) | None => {}
+                    }
+                }
+                if !won.is_empty() {
+                    self.shared.node.catch_up(&won);
+                }
+            }
+            Err(e) => self.lost(&e),
         }
     }
 
@@ -397,7 +567,7 @@ impl Publisher {
         self.shared.connected.store(false, Ordering::Release);
         let redis = match self.redis.take() {
             Some(s) => Ok(s),
-            None => self.open(false),
+            None => self.open(false).map(|(s, _)| s),
         };
         let left = redis.and_then(|mut s| presence::leave(&mut s.con, &s.scripts, &self.shared));
         match left {
@@ -440,8 +610,30 @@ fn online_reply(v: &Value, n: usize) -> Vec<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::online_reply;
+    use super::{online_reply, ClaimReply};
+    use crate::cluster::Claim;
+    use parking_lot::Mutex;
     use redis::Value;
+    use std::sync::Arc;
+
+    /// A recording reply and what it received.
+    fn recorder() -> (ClaimReply, Arc<Mutex<Vec<Claim>>>) {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        (ClaimReply::new(move |c| g.lock().push(c)), got)
+    }
+
+    #[test]
+    fn a_claim_reply_is_answered_exactly_once() {
+        let (reply, got) = recorder();
+        reply.send(Claim::Claimed);
+        assert_eq!(*got.lock(), [Claim::Claimed]);
+        // Dropped unanswered (a crash, a dropped queue): Unavailable, so a
+        // login never waits forever.
+        let (reply, got) = recorder();
+        drop(reply);
+        assert_eq!(*got.lock(), [Claim::Unavailable]);
+    }
 
     #[test]
     fn online_replies() {

@@ -19,6 +19,15 @@
 //! subscriber: their publishers saw `0` receivers, and after subscribing
 //! again the thread calls [`LocalNode::subscribed`](super::LocalNode::subscribed),
 //! whose server catches its connected users up from the message log.
+//!
+//! A Redis that *hangs* (`SIGSTOP`, a long `DEBUG SLEEP`, a stalled host)
+//! may leave this connection open and subscribed throughout: the thread
+//! then sees only read timeouts and never resubscribes, while the senders'
+//! publishers, whose commands timed out, stored what they had for this
+//! node. So the thread also listens on the cluster's catch-up channel
+//! (`{prefix}:catchup`), where a publisher whose link returns says that it
+//! could not route messages; for each such report from another node it
+//! calls `subscribed` too.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -57,7 +66,9 @@ fn listen(
     backoff: &mut Backoff,
 ) -> RedisResult<()> {
     let mut sub = con.as_pubsub();
+    let catch_up = shared.keys.catch_up_channel();
     sub.subscribe(shared.keys.channel())?;
+    sub.subscribe(&catch_up)?;
     sub.set_read_timeout(Some(POLL))?;
     shared.subscribed.store(true, Ordering::Release);
     health.up();
@@ -65,12 +76,27 @@ fn listen(
     shared.node.subscribed();
     while !shared.stopping() {
         match sub.get_message() {
+            Ok(msg) if msg.get_channel_name() == catch_up => caught_up(shared, &msg),
             Ok(msg) => handle(shared, msg.get_payload_bytes()),
             Err(e) if e.is_timeout() => {}
             Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// Another node (its id is the payload) could not route messages while its
+/// link was down: catch the local users up from the log.
+fn caught_up(shared: &Shared, msg: &redis::Msg) {
+    if msg.get_payload_bytes() == shared.keys.node_id().as_bytes() {
+        return; // ours: our own users got their messages locally
+    }
+    log::info!(
+        "cluster: node {}: node {} could not route messages while its link was down",
+        shared.keys.node_id(),
+        String::from_utf8_lossy(msg.get_payload_bytes())
+    );
+    shared.node.subscribed();
 }
 
 /// Delivers one envelope, or stores it when its recipient is not here.

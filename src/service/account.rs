@@ -51,9 +51,15 @@
 //!
 //! # Cluster mode
 //!
-//! Step 1 also asks Redis ([`Cluster::claim`](crate::cluster::Cluster::claim),
-//! on the user's worker, holding no lock): a user held by another live node is
-//! refused with errno 2, as a duplicate login on this node is. Every path
+//! Step 1 also asks Redis ([`Cluster::claim_then`](crate::cluster::Cluster::claim_then),
+//! from the user's worker, holding no lock; the answer comes back to that
+//! worker as a new job, so no worker waits for Redis): a user held by
+//! another live node is refused with errno 2, as a duplicate login on this
+//! node is. When Redis cannot answer (down, or hung past its I/O timeout)
+//! the login is admitted *unconfirmed*: the node claims the user when the
+//! link returns, and if another node holds them by then, the session that
+//! node holds wins and this one gets errno 2 and is closed
+//! ([`super::cluster_node`]). Every path
 //! that removes the user's entry from the online map (logout, disconnect, a
 //! failed phase 2) releases the claim. There is no takeover in cluster
 //! mode: any connection already holding the user wins. The `state` column is information
@@ -225,11 +231,9 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
                 // on this idle-class thread, which could be preempted while
                 // holding them for as long as the machine stays busy.
                 let uid = user.id;
-                return ctx.clone().on_worker(user_key(uid), move |ctx, _| {
-                    if let Err(failure) = claim(&ctx, user) {
-                        finish_failed_login(ctx, failure);
-                    }
-                });
+                return ctx
+                    .clone()
+                    .on_worker(user_key(uid), move |ctx, _| claim_cluster_wide(ctx, user));
             }
             Ok(Some(_)) => BAD_LOGIN,
             Ok(None) => {
@@ -339,21 +343,43 @@ const ALREADY_ONLINE: Failure = (errno::ALREADY_ONLINE, "this account is logged 
 pub const LOGGED_IN_ELSEWHERE: &str =
     "logged in elsewhere: a new login replaced this silent connection";
 
-/// Phase 1's end, on the user's worker: claims the user cluster-wide
-/// (cluster mode), then inserts `LoggingIn` and queues phase 2, both under
-/// the user's online-map lock.
-fn claim(ctx: &Ctx, user: UserRecord) -> Result<(), Failure> {
+/// Phase 1's end, on the user's worker. In cluster mode, first the local
+/// duplicate check and the claim in Redis, whose answer comes back to this
+/// worker as a new job: no thread waits for Redis, so a hung Redis holds
+/// no worker (the login waits, the worker serves others). A claim Redis
+/// cannot answer admits the user *unconfirmed* (see "Cluster mode" in the
+/// module docs). Then [`claim`].
+fn claim_cluster_wide(ctx: Ctx, user: UserRecord) {
     ctx.svc.known.insert(user.id);
-    if let Some(cluster) = ctx.svc.cluster() {
-        if ctx.svc.online.contains(user.id) {
-            return Err(ALREADY_ONLINE);
-        }
-        // Blocks on Redis (bounded): no lock is held here.
-        if let Claim::OnlineElsewhere(node) = cluster.claim(user.id) {
-            log::debug!("{}: {} is online on {node}", ctx.peer.name(), user.id);
-            return Err(ALREADY_ONLINE);
-        }
+    let Some(cluster) = ctx.svc.cluster().cloned() else {
+        return admit(ctx, user);
+    };
+    if ctx.svc.online.contains(user.id) {
+        return finish_failed_login(ctx, ALREADY_ONLINE);
     }
+    let uid = user.id;
+    // Runs on the publisher thread (or here): it only queues.
+    cluster.claim_then(uid, move |answer| {
+        ctx.on_worker(user_key(uid), move |ctx, _| match answer {
+            Claim::OnlineElsewhere(node) => {
+                log::debug!("{}: {uid} is online on {node}", ctx.peer.name());
+                finish_failed_login(ctx, ALREADY_ONLINE);
+            }
+            Claim::Claimed | Claim::Unavailable => admit(ctx, user),
+        });
+    });
+}
+
+/// [`claim`], answering its failure; the user's worker.
+fn admit(ctx: Ctx, user: UserRecord) {
+    if let Err(failure) = claim(&ctx, user) {
+        finish_failed_login(ctx, failure);
+    }
+}
+
+/// Inserts `LoggingIn` and queues phase 2, both under the user's
+/// online-map lock; the user's worker, after the cluster-wide claim.
+fn claim(ctx: &Ctx, user: UserRecord) -> Result<(), Failure> {
     // Session, then shard: `disconnected` marks the session closed under
     // the same lock before it looks at the map, so either it sees our
     // entry and removes it, or we see `closed` and insert none.
@@ -650,7 +676,7 @@ fn replay(ctx: &Ctx, held: Held) {
 /// job on the user's worker queued under the lock, so the user's next
 /// login reads them. (A `LoggingIn` entry's buffered messages need
 /// nothing: the log has them, and no cursor moved past them.)
-fn unclaim(svc: &Arc<Service>, uid: i64, peer_id: u64) -> bool {
+pub(super) fn unclaim(svc: &Arc<Service>, uid: i64, peer_id: u64) -> bool {
     let mut shard = svc.online.lock(uid);
     let removed = match shard.get(&uid) {
         Some(p) if p.peer_id() == peer_id => shard.remove(&uid),

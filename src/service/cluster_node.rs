@@ -31,9 +31,15 @@
 use std::sync::{Arc, Weak};
 
 use super::delivery::{self, Delivery};
-use super::Service;
+use super::{account, Presence, Service};
 use crate::cluster::LocalNode;
 use crate::model::Conv;
+use crate::protocol::{encode, errno, reply};
+
+/// What a session gets before it is closed because another node holds its
+/// account (a second login let in while Redis could not be asked).
+pub const HELD_BY_ANOTHER_NODE: &str =
+    "logged in on another server of the cluster, which keeps the account; closing";
 
 /// Bytes of the place-in-the-log header of a routed payload.
 const ROUTED_HEADER: usize = 16;
@@ -103,6 +109,22 @@ impl LocalNode for ClusterNode {
         }
     }
 
+    /// Publisher thread: catch these users up from the log (on their
+    /// workers): the presence sync claimed them only now.
+    fn catch_up(&self, uids: &[i64]) {
+        if let Some(svc) = self.svc.upgrade() {
+            delivery::schedule_reconcile(&svc, uids);
+        }
+    }
+
+    /// Publisher thread: another live node holds `uid`, let in here too
+    /// while Redis could not be asked: end the session here.
+    fn lost_claim(&self, uid: i64, holder: &str) {
+        if let Some(svc) = self.svc.upgrade() {
+            end_unconfirmed(&svc, uid, holder);
+        }
+    }
+
     /// Publisher thread: everyone in the online map.
     fn local_users(&self) -> Vec<i64> {
         self.svc
@@ -165,4 +187,27 @@ fn deliver_if_here(svc: &Arc<Service>, to: i64, conv: i64, seq: i64, bytes: Vec<
         bytes: Some(bytes),
     };
     let _ = delivery::push(svc, to, d);
+}
+
+/// Publisher thread: ends `uid`'s session here (errno 2, then closed): the
+/// live node `holder` holds the account, so messages from other nodes go
+/// there. The entry leaves the online map at once (a client that keeps
+/// its half of the connection open must not keep the account here) and
+/// the release that queues leaves `holder`'s claim alone. A login still
+/// under way is left to the next sync (it has just claimed, or will).
+fn end_unconfirmed(svc: &Arc<Service>, uid: i64, holder: &str) {
+    let peer = match svc.online.lock(uid).get(&uid) {
+        Some(Presence::Online { peer, .. }) => Some(peer.clone()),
+        _ => None,
+    };
+    let Some(peer) = peer else { return };
+    if !account::unclaim(svc, uid, peer.id()) {
+        return; // it left, or logged in again, meanwhile
+    }
+    log::info!(
+        "{}: {uid} is held by node {holder}; closing this second session",
+        peer.name()
+    );
+    let last = reply::error_msg(errno::ALREADY_ONLINE, HELD_BY_ANOTHER_NODE, None);
+    peer.close_with(encode(&last));
 }

@@ -272,11 +272,16 @@ pub fn schedule_backlog(svc: &Arc<Service>, uid: i64) {
 /// Queues, for every user online here, a [`reconcile`] on their worker.
 /// Any thread; cluster mode calls it when its Redis link is back.
 pub fn schedule_reconcile_all(svc: &Arc<Service>) {
-    let uids = svc.online.uids();
+    schedule_reconcile(svc, &svc.online.uids());
+}
+
+/// Queues a [`reconcile`] of each of `uids` on their worker (users who
+/// are not online here by then are skipped there). Any thread.
+pub fn schedule_reconcile(svc: &Arc<Service>, uids: &[i64]) {
     if !uids.is_empty() {
         log::info!("catching {} connected users up from the log", uids.len());
     }
-    for uid in uids {
+    for &uid in uids {
         let job_svc = svc.clone();
         svc.workers.submit(user_key(uid), move || {
             let store = job_svc.store.clone();

@@ -8,6 +8,7 @@
 //! reported ignored, and fails under CI. Every wait is bounded.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,10 @@ pub fn tests() -> Vec<Test> {
         a_restart_within_liveness_clears_the_old_claims,
         publisher_throughput,
     ];
-    let private = tests![a_redis_outage_degrades_then_recovers_without_restart];
+    let private = tests![
+        a_redis_outage_degrades_then_recovers_without_restart,
+        after_a_hang_double_claims_are_settled_and_missed_routes_reported,
+    ];
     (shared.into_iter().map(|t| t.needs(&[Need::Redis])))
         .chain(private.into_iter().map(|t| t.needs(&[Need::RedisServer])))
         .collect()
@@ -42,6 +46,12 @@ struct TestNode {
     users: Mutex<HashSet<i64>>,
     delivered: Mutex<Vec<(i64, Vec<u8>)>>,
     offline: Mutex<Vec<(i64, Vec<u8>)>>,
+    /// Calls of `subscribed` (resubscriptions and catch-up reports).
+    subscribed: AtomicUsize,
+    /// Users `catch_up` was called for.
+    caught_up: Mutex<Vec<i64>>,
+    /// `lost_claim` calls: user and holder.
+    lost: Mutex<Vec<(i64, String)>>,
 }
 
 impl LocalNode for TestNode {
@@ -59,6 +69,18 @@ impl LocalNode for TestNode {
 
     fn local_users(&self) -> Vec<i64> {
         self.users.lock().iter().copied().collect()
+    }
+
+    fn subscribed(&self) {
+        self.subscribed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn catch_up(&self, uids: &[i64]) {
+        self.caught_up.lock().extend_from_slice(uids);
+    }
+
+    fn lost_claim(&self, uid: i64, holder: &str) {
+        self.lost.lock().push((uid, holder.to_owned()));
     }
 }
 
@@ -405,4 +427,63 @@ fn publisher_throughput() {
         n as f64 / took.as_secs_f64()
     );
     assert_eq!(a.stats().stored_by_sender, 0);
+}
+
+/// A Redis that hangs (`SIGSTOP`) and answers again, without losing its
+/// data. During the hang b lets in 70, whom a holds, and 72, whom nobody
+/// holds, and cannot route a message. Afterwards: b claims 72 and catches
+/// it up; 70 stays a's, and after the recheck delay b is told to end its
+/// session of 70; a is told to catch its users up (b's report on the
+/// catch-up channel), though a never lost its subscription.
+fn after_a_hang_double_claims_are_settled_and_missed_routes_reported() {
+    let redis = PrivateRedis::start();
+    let p = KeyPrefix::new(&redis.url(), "hang");
+    let fast = |id: &str| ClusterConfig {
+        io_timeout: Duration::from_millis(500),
+        reconnect_max: Duration::from_millis(500),
+        ..config(&p, id, Duration::from_secs(10))
+    };
+    let start = |id: &str| {
+        let local = Arc::new(TestNode::default());
+        let cluster = match Cluster::start(fast(id), local.clone()) {
+            Ok(c) => c,
+            Err(e) => panic!("start {id}: {e}"),
+        };
+        wait_until("the node is connected and subscribed", || {
+            cluster.is_connected() && cluster.is_subscribed()
+        });
+        (cluster, local)
+    };
+    let (a, la) = start("a");
+    let (b, lb) = start("b");
+    login(&a, &la, 70);
+    login(&a, &la, 71);
+    let subscribed_before = la.subscribed.load(Ordering::SeqCst);
+
+    redis.pause();
+    b.send_to_user(71, b"during\n".to_vec());
+    wait_until("b stored it", || lb.offline_for(71) == [b"during\n"]);
+    let t = Instant::now();
+    assert_eq!(b.claim(70), Claim::Unavailable);
+    assert_eq!(b.claim(72), Claim::Unavailable);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    lb.connect(70);
+    lb.connect(72);
+    redis.resume();
+
+    wait_until("72 is b's and caught up", || {
+        p.holder(72).as_deref() == Some("b") && lb.caught_up.lock().contains(&72)
+    });
+    wait_until("a was told to catch up", || {
+        la.subscribed.load(Ordering::SeqCst) > subscribed_before
+    });
+    assert!(a.is_subscribed());
+    wait_until("b ends its session of 70", || {
+        *lb.lost.lock() == [(70, "a".to_owned())]
+    });
+    assert_eq!(p.holder(70).as_deref(), Some("a"));
+    assert!(la.lost.lock().is_empty());
+    assert!(!lb.caught_up.lock().contains(&70));
+    a.shutdown();
+    b.shutdown();
 }

@@ -58,24 +58,40 @@ impl Env {
 pub struct Cluster {
     /// `nodes[k]` is `node{k+1}`.
     pub nodes: Vec<Option<Server>>,
-    /// nginx in front of the nodes started first.
-    pub nginx: Nginx,
+    /// nginx in front of the nodes started first (`None`: started with
+    /// [`start_with`](Cluster::start_with), clients connect to the nodes).
+    pub nginx: Option<Nginx>,
     liveness: String,
+    /// More arguments for every node (`--workers 1`, ...).
+    extra: Vec<String>,
 }
 
 impl Cluster {
     /// Starts `n` nodes with `--liveness liveness` and nginx in front, and
     /// waits until each node listens on its Redis channel.
     pub fn start(env: &Env, n: usize, liveness: &str) -> Cluster {
+        Cluster::launch(env, n, liveness, &[], true)
+    }
+
+    /// `n` nodes as [`start`](Self::start) does, with `extra` arguments for
+    /// every node, and without nginx: for the tests that pick each
+    /// client's node themselves (they need no `nginx` program).
+    pub fn start_with(env: &Env, n: usize, liveness: &str, extra: &[&str]) -> Cluster {
+        Cluster::launch(env, n, liveness, extra, false)
+    }
+
+    fn launch(env: &Env, n: usize, liveness: &str, extra: &[&str], proxy: bool) -> Cluster {
+        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
         let nodes: Vec<Option<Server>> = (1..=n)
-            .map(|k| Some(start_node(env, k, liveness)))
+            .map(|k| Some(start_node(env, k, liveness, &extra)))
             .collect();
         let addrs: Vec<SocketAddr> = nodes.iter().flatten().map(|s| s.addr).collect();
-        let nginx = Nginx::start(&addrs);
+        let nginx = proxy.then(|| Nginx::start(&addrs));
         let c = Cluster {
             nodes,
             nginx,
             liveness: liveness.to_owned(),
+            extra,
         };
         for k in 1..=n {
             c.wait_subscribed(env, k);
@@ -105,16 +121,20 @@ impl Cluster {
     /// nginx) and waits until it is subscribed.
     pub fn restart(&mut self, env: &Env, k: usize) {
         self.kill(k);
-        self.nodes[k - 1] = Some(start_node(env, k, &self.liveness));
+        self.nodes[k - 1] = Some(start_node(env, k, &self.liveness, &self.extra));
         self.wait_subscribed(env, k);
     }
 
-    /// A new connection through nginx.
+    /// A new connection through nginx (to node 1 without nginx).
     pub fn connect(&self) -> Client {
-        Client::connect(self.nginx.addr)
+        match &self.nginx {
+            Some(nginx) => Client::connect(nginx.addr),
+            None => self.node(1).connect(),
+        }
     }
 
-    /// A new account registered through nginx and logged in on node `k`.
+    /// A new account registered through nginx (or node 1) and logged in on
+    /// node `k`.
     pub fn user_on(&self, k: usize, name: &str) -> Client {
         let mut c = self.connect();
         c.register(name, "secret");
@@ -126,21 +146,20 @@ impl Cluster {
     }
 }
 
-fn start_node(env: &Env, k: usize, liveness: &str) -> Server {
+fn start_node(env: &Env, k: usize, liveness: &str, extra: &[String]) -> Server {
     let id = format!("node{k}");
-    Server::start(
-        &env.db,
-        &[
-            "--redis",
-            &env.redis.url,
-            "--redis-prefix",
-            &env.redis.name,
-            "--node-id",
-            &id,
-            "--liveness",
-            liveness,
-        ],
-    )
+    let mut args = vec![
+        "--redis",
+        &env.redis.url,
+        "--redis-prefix",
+        &env.redis.name,
+        "--node-id",
+        &id,
+        "--liveness",
+        liveness,
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    Server::start(&env.db, &args)
 }
 
 /// The `state` of each friend in a login or refresh ack, by uid.

@@ -1,6 +1,7 @@
 //! Redis for the cluster tests: a connection with timeouts, a key prefix of
 //! the test's own ([`KeyPrefix`], its keys deleted on drop), and a
-//! `redis-server` of the test's own that it can kill ([`PrivateRedis`]).
+//! `redis-server` of the test's own that it can kill, or hang
+//! ([`PrivateRedis`]: `SIGSTOP`/`SIGCONT`, or `DEBUG SLEEP`).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -92,14 +93,28 @@ impl Drop for KeyPrefix {
 pub struct PrivateRedis {
     port: u16,
     child: Option<Child>,
+    /// Started with `DEBUG` enabled ([`with_debug`](Self::with_debug)).
+    debug: bool,
 }
 
 impl PrivateRedis {
     /// Starts one; fails the test if it does not answer within 10 s.
     pub fn start() -> PrivateRedis {
+        PrivateRedis::launch(false)
+    }
+
+    /// Starts one that accepts `DEBUG` commands from local clients (Redis 7
+    /// refuses them by default), for [`debug_sleep`](Self::debug_sleep).
+    /// Needs Redis 7 or later (older servers refuse the option).
+    pub fn with_debug() -> PrivateRedis {
+        PrivateRedis::launch(true)
+    }
+
+    fn launch(debug: bool) -> PrivateRedis {
         let mut r = PrivateRedis {
             port: free_port(),
             child: None,
+            debug,
         };
         assert!(r.restart(), "a private redis-server starts on {}", r.url());
         r
@@ -115,6 +130,11 @@ impl PrivateRedis {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(if self.debug {
+                &["--enable-debug-command", "local"][..]
+            } else {
+                &[]
+            })
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
@@ -130,8 +150,50 @@ impl PrivateRedis {
         false
     }
 
+    /// Hangs the server with `SIGSTOP`: its sockets stay open and accept
+    /// connections (the kernel completes the handshake), but nothing is
+    /// answered until [`resume`](Self::resume). A *hung* Redis, not a dead one.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Ends a [`pause`](Self::pause) with `SIGCONT`.
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    /// Hangs the server for `d` from the inside: `DEBUG SLEEP` blocks its
+    /// one command thread, so every client waits. Returns when the command
+    /// has started (the sleep runs on: a `PING` from another connection
+    /// goes unanswered); `false` when it could not be sent or did not
+    /// start. Needs a server started [`with_debug`](Self::with_debug).
+    pub fn debug_sleep(&self, d: Duration) -> bool {
+        let Some(mut con) = redis_con(&self.url()) else {
+            return false;
+        };
+        let cmd = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(format!("{:.3}", d.as_secs_f64()))
+            .get_packed_command();
+        if con.send_packed_command(&cmd).is_err() {
+            return false;
+        }
+        // A refused DEBUG answers at once with an error; a sleeping server
+        // answers nothing, to this connection or any other.
+        let _ = con.set_read_timeout(Some(Duration::from_millis(200)));
+        matches!(con.recv_response(), Err(e) if e.is_timeout())
+    }
+
+    fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            // SAFETY: kill(2) on our own, not yet reaped child's pid.
+            unsafe { libc::kill(c.id() as i32, sig) };
+        }
+    }
+
     /// SIGKILL, and wait for the process to be gone.
     pub fn kill(&mut self) {
+        self.resume(); // a stopped process dies only once continued
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
