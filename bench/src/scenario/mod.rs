@@ -15,6 +15,7 @@
 //! (`connect` only fails when no connection at all succeeded).
 
 mod log;
+mod soak;
 mod traffic;
 
 use crate::config::{Config, Scenario};
@@ -34,6 +35,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 /// Runs `config` and reports; see [`crate::run`].
 pub(crate) fn run(config: &Config) -> Result<Report, BenchError> {
     config.validate().map_err(BenchError::Config)?;
+    if config.scenario == Scenario::Soak {
+        return soak::run(config);
+    }
+    run_with(config, None)
+}
+
+/// Runs `config`; `soak` is the server a `soak` run started.
+fn run_with(config: &Config, soak: Option<soak::SoakServer>) -> Result<Report, BenchError> {
     let n = config.user_count();
     sys::raise_nofile_limit(n as u64 + 256);
     let (setup, reused) = initial_setup(config, n)?;
@@ -51,6 +60,7 @@ pub(crate) fn run(config: &Config) -> Result<Report, BenchError> {
         },
         setup,
         started: Instant::now(),
+        soak,
     };
     runner.report.threads = runner.threads;
     runner.run_all(reused)?;
@@ -87,6 +97,7 @@ fn initial_setup(config: &Config, n: usize) -> Result<(Setup, bool), BenchError>
     match config.scenario {
         Scenario::Group => setup.add_groups(n, n),
         Scenario::Mixed => setup.add_groups(n, config.members),
+        Scenario::Soak => soak::add_groups(&mut setup, n, config.members, config.threads.max(1)),
         _ => {}
     }
     Ok((setup, false))
@@ -99,6 +110,8 @@ struct Runner<'a> {
     setup: Setup,
     report: Report,
     started: Instant,
+    /// `soak`: the server the run started, until its phase takes it.
+    soak: Option<soak::SoakServer>,
 }
 
 impl Runner<'_> {
@@ -129,7 +142,10 @@ impl Runner<'_> {
         if self.config.setup_only {
             return self.save_setup();
         }
-        if scenario == Scenario::Reconnect {
+        if scenario == Scenario::Soak {
+            self.report.setup_secs = self.started.elapsed().as_secs_f64();
+            self.soak()?;
+        } else if scenario == Scenario::Reconnect {
             self.report.setup_secs = self.started.elapsed().as_secs_f64();
             let cpu_before = pid.and_then(sys::cpu_seconds);
             self.reconnect()?;
