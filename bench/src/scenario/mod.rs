@@ -9,7 +9,9 @@
 //! 5. `--setup-only` saves the setup here and stops;
 //! 6. the measured phase: hold (`connect`), traffic (`chat`, `group`), the
 //!    mix (`mixed`) or fill-then-sync (`sync`), with the server's CPU time
-//!    and memory read around it.
+//!    and memory read around it; or drops and catch-ups (`reconnect`), or
+//!    all of that under a server that is killed and restarted (`soak`,
+//!    which starts the server before step 1: see [`soak`]).
 //!
 //! A setup step that fails ends the run with a report that says why
 //! (`connect` only fails when no connection at all succeeded).
