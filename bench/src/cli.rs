@@ -2,7 +2,8 @@
 //!
 //! Options take their value as the next argument or after `=`
 //! (`--users 100` or `--users=100`). Durations are in seconds and may be
-//! fractional. [`HELP`] is the full list.
+//! fractional, or carry a unit: `500ms`, `90s`, `4m`, `1h`. [`HELP`] is the
+//! full list.
 
 use crate::config::{Config, Scenario};
 use crate::phases::mixed::Mix;
@@ -40,6 +41,13 @@ SCENARIOS:
                and catch up (CONVS, SYNC after the seq held); counts every
                acked message lost, pushed twice or out of order (exit 1 if
                any is lost or reordered)
+    soak       starts --server itself and SIGKILLs it every --restart-every,
+               restarting it on the same --db, while --users in pairs and
+               groups chat with cids, drop and come back, a few read slowly,
+               flood, or first try a wrong password; at the end every acked
+               message must be in its receivers' view exactly once with the
+               seqs gapless, the server's memory flat (VmRSS series), and
+               every user able to log in (nobody stuck online); exit 1 if not
 
 COMMON OPTIONS:
     --addr HOST:PORT      server (repeatable: users go round-robin) [127.0.0.1:6000]
@@ -74,6 +82,26 @@ SCENARIO OPTIONS:
     --drop-fraction F     reconnect: share of users that drop [0.2]
     --drop-every SECS     reconnect: mean time between drops [3]
     --connect-concurrency N   connects in progress at once [512]
+
+SOAK OPTIONS (also --users, --window, --members, --msg-rate [soak: 5],
+--drop-fraction, --drop-every, --offline-for; --duration [soak: 30m]):
+    --server PATH         the chat-server binary to start (required)
+    --server-arg ARG      one more argument for it (repeatable)
+    --db URL              sqlite:PATH or mysql://... [a fresh SQLite file]
+    --restart-every SECS  SIGKILL and restart the server this often; 0: never [4m]
+    --sample-every SECS   read the server's VmRSS this often [5]
+    --warmup SECS         of each server's life, memory not judged [60]
+    --rss-tolerance PCT   last third's peak memory at most this much above
+                          the first third's [20]
+    --slow-readers N      users that stop reading --slow-pause at a time, the
+                          flooders' partners first [2]
+    --slow-pause SECS     [10]
+    --flooders N          users sending up to --flood-rate messages a second
+                          with --flood-window in flight [1]
+    --flood-rate R        [200]
+    --flood-window W      [64]
+    --group-share F       share of messages sent to the user's group [0.3]
+    --wrong-password F    share of logins first tried with a wrong password [0.2]
     --per-source N        connections per loopback source address before
                           moving to 127.0.0.2, 127.0.0.3, ... [25000]
 
@@ -120,6 +148,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
     let mut json = false;
     let mut scenario = None;
     let mut addrs: Vec<SocketAddr> = Vec::new();
+    let mut msg_rate_given = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -141,7 +170,24 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             "--setup-only" => config.setup_only = true,
             "--cid" => config.cid = true,
             "--log-messages" => config.log_messages = number(&flag, &value(&flag)?)?,
-            "--msg-rate" => config.msg_rate = number(&flag, &value(&flag)?)?,
+            "--msg-rate" => {
+                config.msg_rate = number(&flag, &value(&flag)?)?;
+                msg_rate_given = true;
+            }
+            "--server" => config.soak.server = Some(PathBuf::from(value(&flag)?)),
+            "--server-arg" => config.soak.server_args.push(value(&flag)?),
+            "--db" => config.soak.db = Some(value(&flag)?),
+            "--restart-every" => config.soak.restart_every = seconds(&flag, &value(&flag)?)?,
+            "--sample-every" => config.soak.sample_every = seconds(&flag, &value(&flag)?)?,
+            "--warmup" => config.soak.warmup = seconds(&flag, &value(&flag)?)?,
+            "--rss-tolerance" => config.soak.rss_tolerance = number(&flag, &value(&flag)?)?,
+            "--slow-readers" => config.soak.slow_readers = number(&flag, &value(&flag)?)?,
+            "--slow-pause" => config.soak.slow_pause = seconds(&flag, &value(&flag)?)?,
+            "--flooders" => config.soak.flooders = number(&flag, &value(&flag)?)?,
+            "--flood-window" => config.soak.flood_window = number(&flag, &value(&flag)?)?,
+            "--flood-rate" => config.soak.flood_rate = number(&flag, &value(&flag)?)?,
+            "--group-share" => config.soak.group_share = number(&flag, &value(&flag)?)?,
+            "--wrong-password" => config.soak.wrong_password = number(&flag, &value(&flag)?)?,
             "--drop-fraction" => config.drop_fraction = number(&flag, &value(&flag)?)?,
             "--drop-every" => config.drop_every = seconds(&flag, &value(&flag)?)?,
             "--addr" => addrs.push(resolve(&value(&flag)?)?),
@@ -179,6 +225,14 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
     if !addrs.is_empty() {
         config.addrs = addrs;
     }
+    if config.scenario == Scenario::Soak {
+        if !msg_rate_given {
+            config.msg_rate = 5.0;
+        }
+        if config.duration.is_none() && config.messages.is_none() {
+            config.duration = Some(Duration::from_secs(30 * 60));
+        }
+    }
     config.validate()?;
     Ok(Command::Run {
         config: Box::new(config),
@@ -191,9 +245,15 @@ fn number<T: FromStr>(flag: &str, text: &str) -> Result<T, String> {
         .map_err(|_| format!("{flag}: {text:?} is not a valid number"))
 }
 
+/// Seconds, or a number with a unit: `ms`, `s`, `m`, `h`.
 fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
-    let secs: f64 = number(flag, text)?;
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{flag}: {text:?} is not a duration"))
+    let (digits, unit) = [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
+        .iter()
+        .find_map(|&(suffix, unit)| Some((text.strip_suffix(suffix)?, unit)))
+        .unwrap_or((text, 1.0));
+    let secs: f64 = number(flag, digits)?;
+    Duration::try_from_secs_f64(secs * unit)
+        .map_err(|_| format!("{flag}: {text:?} is not a duration"))
 }
 
 fn resolve(text: &str) -> Result<SocketAddr, String> {
@@ -300,6 +360,52 @@ mod tests {
             .unwrap_err()
             .contains("no message log"));
         assert!(run(&["reconnect", "--users", "1"]).is_err());
+    }
+
+    #[test]
+    fn the_soak_options() {
+        let (c, _) = run(&[
+            "soak",
+            "--server",
+            "target/release/chat-server",
+            "--server-arg=--threads",
+            "--server-arg",
+            "2",
+            "--restart-every",
+            "1m",
+            "--db",
+            "mysql://root@127.0.0.1:3306/soak",
+            "--slow-pause",
+            "500ms",
+        ])
+        .expect("valid");
+        assert_eq!(c.scenario, Scenario::Soak);
+        assert_eq!(c.soak.server_args, ["--threads", "2"]);
+        assert_eq!(c.soak.restart_every, Duration::from_secs(60));
+        assert_eq!(c.soak.slow_pause, Duration::from_millis(500));
+        assert_eq!(
+            c.soak.db.as_deref(),
+            Some("mysql://root@127.0.0.1:3306/soak")
+        );
+        assert_eq!(c.duration, Some(Duration::from_secs(1800)), "30 minutes");
+        assert_eq!(c.msg_rate, 5.0);
+        let (c, _) = run(&[
+            "soak",
+            "--server",
+            "s",
+            "--duration",
+            "2h",
+            "--msg-rate",
+            "1",
+        ])
+        .expect("valid");
+        assert_eq!(
+            (c.duration, c.msg_rate),
+            (Some(Duration::from_secs(7200)), 1.0)
+        );
+        assert!(run(&["soak"]).unwrap_err().contains("--server"));
+        assert!(run(&["soak", "--server", "s", "--flooders", "60"]).is_err());
+        assert!(run(&["chat", "--duration", "3x"]).is_err());
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub enum Scenario {
     /// Pairs chat with cids while some users drop and come back: every
     /// acked message lost, duplicated or reordered across the reconnects.
     Reconnect,
+    /// A long run against a server the bench starts and kills with SIGKILL
+    /// every `restart_every`: `reconnect`'s pairs plus groups, slow
+    /// readers, flooders and wrong passwords; at the end every acked
+    /// message accounted for, memory flat, nobody stuck online.
+    Soak,
 }
 
 impl Scenario {
@@ -43,6 +48,7 @@ impl Scenario {
             Scenario::Mixed => "mixed",
             Scenario::Sync => "sync",
             Scenario::Reconnect => "reconnect",
+            Scenario::Soak => "soak",
         }
     }
 
@@ -57,6 +63,7 @@ impl Scenario {
             Scenario::Mixed,
             Scenario::Sync,
             Scenario::Reconnect,
+            Scenario::Soak,
         ]
         .into_iter()
         .find(|s| s.name() == name)
@@ -138,6 +145,65 @@ pub struct Config {
     pub drop_fraction: f64,
     /// `reconnect`: mean time between one user's drops.
     pub drop_every: Duration,
+    /// `soak`: what to run and how.
+    pub soak: SoakConfig,
+}
+
+/// The `soak` scenario's own parameters.
+#[derive(Clone, Debug)]
+pub struct SoakConfig {
+    /// The `chat-server` binary the bench starts (required).
+    pub server: Option<PathBuf>,
+    /// Extra arguments for it (`--listen` and `--db` are the bench's).
+    pub server_args: Vec<String>,
+    /// The store: `sqlite:PATH` or `mysql://…`; a fresh SQLite file in a
+    /// temporary directory when `None`.
+    pub db: Option<String>,
+    /// Between two SIGKILLs (zero: never).
+    pub restart_every: Duration,
+    /// Between two readings of the server's memory.
+    pub sample_every: Duration,
+    /// Of each server's life, how long memory is not judged.
+    pub warmup: Duration,
+    /// How much the last third's peak memory may exceed the first third's,
+    /// in percent.
+    pub rss_tolerance: f64,
+    /// Users that now and then stop reading.
+    pub slow_readers: usize,
+    /// How long a slow reader stops reading, each time (it reads for as
+    /// long between pauses).
+    pub slow_pause: Duration,
+    /// Users that send as fast as their `flood_window` allows.
+    pub flooders: usize,
+    /// Messages a flooder has awaiting their SEND_ACK.
+    pub flood_window: u64,
+    /// Messages a second a flooder sends at most.
+    pub flood_rate: f64,
+    /// Share of a user's messages that go to its group.
+    pub group_share: f64,
+    /// Share of logins tried first with a wrong password.
+    pub wrong_password: f64,
+}
+
+impl Default for SoakConfig {
+    fn default() -> Self {
+        SoakConfig {
+            server: None,
+            server_args: Vec::new(),
+            db: None,
+            restart_every: Duration::from_secs(240),
+            sample_every: Duration::from_secs(5),
+            warmup: Duration::from_secs(60),
+            rss_tolerance: 20.0,
+            slow_readers: 2,
+            slow_pause: Duration::from_secs(10),
+            flooders: 1,
+            flood_window: 64,
+            flood_rate: 200.0,
+            group_share: 0.3,
+            wrong_password: 0.2,
+        }
+    }
 }
 
 impl Default for Config {
@@ -176,6 +242,7 @@ impl Default for Config {
             msg_rate: 0.0,
             drop_fraction: 0.2,
             drop_every: Duration::from_secs(3),
+            soak: SoakConfig::default(),
         }
     }
 }
@@ -202,7 +269,9 @@ impl Config {
     pub fn user_count(&self) -> usize {
         match self.scenario {
             Scenario::Group => self.members,
-            Scenario::Chat | Scenario::Sync | Scenario::Reconnect => self.users / 2 * 2,
+            Scenario::Chat | Scenario::Sync | Scenario::Reconnect | Scenario::Soak => {
+                self.users / 2 * 2
+            }
             _ => self.users,
         }
     }
@@ -221,7 +290,7 @@ impl Config {
         match self.scenario {
             Scenario::Chat if self.users < 2 => Err("chat needs at least 2 users".into()),
             Scenario::Sync if self.users < 2 => Err("sync needs at least 2 users".into()),
-            Scenario::Sync | Scenario::Reconnect if self.legacy => {
+            Scenario::Sync | Scenario::Reconnect | Scenario::Soak if self.legacy => {
                 Err("the C++ original has no message log".into())
             }
             Scenario::Reconnect if self.users < 2 => Err("reconnect needs at least 2 users".into()),
@@ -231,6 +300,7 @@ impl Config {
             Scenario::Reconnect if !(self.msg_rate >= 0.0 && self.msg_rate.is_finite()) => {
                 Err("--msg-rate must be a number of messages a second, 0 for no limit".into())
             }
+            Scenario::Soak => self.validate_soak(),
             Scenario::Group if self.members < 2 => Err("group needs at least 2 members".into()),
             Scenario::Group if self.senders == 0 || self.senders > self.members => {
                 Err("--senders must be between 1 and --members".into())
@@ -241,6 +311,33 @@ impl Config {
             _ if self.window == 0 => Err("--window must be at least 1".into()),
             _ if self.threads == 0 => Err("--threads must be at least 1".into()),
             _ => Ok(()),
+        }
+    }
+
+    fn validate_soak(&self) -> Result<(), String> {
+        let s = &self.soak;
+        let share = |x: f64| (0.0..=1.0).contains(&x);
+        if self.users < 4 {
+            Err("soak needs at least 4 users".into())
+        } else if s.server.is_none() {
+            Err("soak needs --server PATH (the chat-server binary it starts)".into())
+        } else if !share(self.drop_fraction) || !share(s.group_share) || !share(s.wrong_password) {
+            Err(
+                "--drop-fraction, --group-share and --wrong-password must be between 0 and 1"
+                    .into(),
+            )
+        } else if !(self.msg_rate > 0.0 && self.msg_rate.is_finite()) {
+            Err("soak: --msg-rate must be a positive number of messages a second".into())
+        } else if s.slow_readers.max(s.flooders) > self.users / 2 {
+            Err("soak: --slow-readers and --flooders must be at most half the users each".into())
+        } else if s.sample_every.is_zero() || s.flood_window == 0 || self.window == 0 {
+            Err("soak: --sample-every, --flood-window and --window must be above 0".into())
+        } else if !(s.flood_rate > 0.0 && s.flood_rate.is_finite()) {
+            Err("soak: --flood-rate must be a positive number of messages a second".into())
+        } else if !(s.rss_tolerance >= 0.0 && s.rss_tolerance.is_finite()) {
+            Err("--rss-tolerance must be a percentage".into())
+        } else {
+            Ok(())
         }
     }
 

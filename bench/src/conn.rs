@@ -39,6 +39,9 @@ pub(crate) struct Conn {
     connected: bool,
     /// The interest the socket is registered with.
     registered: Interest,
+    /// A slow reader: while set, readable events are left unread, so the
+    /// kernel's buffers fill and the server's output queue grows.
+    paused: bool,
 }
 
 impl Conn {
@@ -67,6 +70,7 @@ impl Conn {
             written: 0,
             connected: false,
             registered: Conn::INITIAL_INTEREST,
+            paused: false,
         })
     }
 
@@ -104,6 +108,17 @@ impl Conn {
     pub fn abort_on_close(&mut self) {
         // Without it the close is an orderly FIN: still a drop.
         let _ = socket2::SockRef::from(&self.stream).set_linger(Some(std::time::Duration::ZERO));
+    }
+
+    /// Stops (`true`) or resumes reading. After a resume the caller must
+    /// read once: the edge that announced the waiting bytes is spent.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
+    /// Whether reading is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused
     }
 
     /// Whether the connect has completed.

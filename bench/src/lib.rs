@@ -25,6 +25,7 @@
 //! | [`setup`] | account and group names, ids, the `--setup-only` state file |
 //! | [`report`] | the table and the JSON line |
 //! | [`sys`] | open-file limit, server memory and CPU time from `/proc` |
+//! | [`supervisor`] | `soak`: the server process it starts, kills and restarts; memory samples and their verdict |
 //!
 //! ## Use from a test
 //!
@@ -59,12 +60,13 @@ pub mod rng;
 mod scenario;
 pub mod seq;
 pub mod setup;
+pub mod supervisor;
 pub mod sys;
 mod worker;
 
-pub use config::{Config, Scenario};
+pub use config::{Config, Scenario, SoakConfig};
 pub use phases::mixed::Mix;
-pub use report::Report;
+pub use report::{Report, SoakReport};
 
 use std::fmt;
 

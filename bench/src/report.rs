@@ -89,6 +89,100 @@ pub struct Report {
     pub server_cpu_secs: Option<f64>,
     /// Where `--setup-only` saved the setup.
     pub state_file: Option<String>,
+    /// `soak`: restarts, memory, the final checks.
+    pub soak: Option<SoakReport>,
+}
+
+/// What the `soak` scenario adds to the report.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SoakReport {
+    /// Kills with SIGKILL, each followed by a restart.
+    pub restarts: u64,
+    /// The longest time from a kill until the new server listened, in ms.
+    pub restart_down_ms_max: u64,
+    /// The server's `VmRSS` over time: (seconds since traffic began, KiB).
+    pub rss_kib: Vec<(f64, u64)>,
+    /// Whether memory stayed flat; `None`: too few samples to tell.
+    pub rss_flat: Option<bool>,
+    /// The comparisons behind `rss_flat`.
+    pub rss_details: Vec<String>,
+    /// Acked messages found at a second seq (the receiver would show them
+    /// twice).
+    pub doubled: u64,
+    /// Seqs below a conversation's `last_seq` the final catch-up could not
+    /// fetch.
+    pub gaps: u64,
+    /// Logins with a wrong password that succeeded.
+    pub wrong_password_accepted: u64,
+    /// Final logins (after every connection was reset): succeeded.
+    pub final_logins: u64,
+    /// Final logins refused with errno 2: the account stuck online.
+    pub stuck_online: u64,
+    /// The exit code of the server's last, graceful stop (`None`: it had to
+    /// be killed, or was not running).
+    pub server_exit: Option<i32>,
+    /// Every check that failed, one line each.
+    pub violations: Vec<String>,
+}
+
+impl SoakReport {
+    fn to_json(&self) -> Value {
+        json!({
+            "restarts": self.restarts,
+            "restart_down_ms_max": self.restart_down_ms_max,
+            "rss_kib": self.rss_kib.iter().map(|&(t, k)| json!([round(t), k])).collect::<Vec<_>>(),
+            "rss_flat": self.rss_flat,
+            "rss_details": self.rss_details,
+            "doubled": self.doubled,
+            "gaps": self.gaps,
+            "wrong_password_accepted": self.wrong_password_accepted,
+            "final_logins": self.final_logins,
+            "stuck_online": self.stuck_online,
+            "server_exit": self.server_exit,
+            "violations": self.violations,
+        })
+    }
+
+    /// Table rows: the counts, the memory series (at most 30 points), the
+    /// verdicts and the violations.
+    fn rows(&self, rows: &mut Vec<(String, String)>) {
+        let mut put = |k: &str, v: String| rows.push((k.to_string(), v));
+        put("restarts", self.restarts.to_string());
+        put("restart_down_ms_max", self.restart_down_ms_max.to_string());
+        for (k, v) in [
+            ("doubled", self.doubled),
+            ("gaps", self.gaps),
+            ("wrong_password_accepted", self.wrong_password_accepted),
+            ("final_logins", self.final_logins),
+            ("stuck_online", self.stuck_online),
+        ] {
+            put(k, v.to_string());
+        }
+        put(
+            "server_exit",
+            self.server_exit.map_or("killed".into(), |c| c.to_string()),
+        );
+        let step = self.rss_kib.len().div_ceil(30).max(1);
+        let series: Vec<String> = self
+            .rss_kib
+            .iter()
+            .step_by(step)
+            .map(|(t, k)| format!("{t:.0}s:{k}"))
+            .collect();
+        put("rss_kib (t:KiB)", series.join(" "));
+        let verdict = match self.rss_flat {
+            Some(true) => "flat",
+            Some(false) => "GREW",
+            None => "too few samples",
+        };
+        put("rss_verdict", verdict.into());
+        for d in &self.rss_details {
+            put("  rss", d.clone());
+        }
+        for v in &self.violations {
+            put("  VIOLATION", v.clone());
+        }
+    }
 }
 
 impl Report {
@@ -203,6 +297,9 @@ impl Report {
             json!(self.server_cpu_us_per_msg().map(round)),
         );
         put("state_file", json!(self.state_file));
+        if let Some(soak) = &self.soak {
+            put("soak", soak.to_json());
+        }
         Value::Object(m)
     }
 
@@ -220,7 +317,7 @@ impl Report {
         for (key, value) in fields {
             if matches!(
                 key.as_str(),
-                "scenario" | "ok" | "failed" | "error_kinds" | "actions"
+                "scenario" | "ok" | "failed" | "error_kinds" | "actions" | "soak"
             ) {
                 continue;
             }
@@ -234,6 +331,9 @@ impl Report {
                 other => other.to_string(),
             };
             rows.push((key, shown));
+        }
+        if let Some(soak) = &self.soak {
+            soak.rows(&mut rows);
         }
         for (name, n) in &self.actions {
             rows.push((format!("  action: {name}"), n.to_string()));

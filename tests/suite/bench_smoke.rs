@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
+use crate::support::server::base_args;
 use crate::support::{Server, Test, TestDb};
-use chat_bench::{Config, Report, Scenario};
+use chat_bench::{Config, Report, Scenario, SoakConfig};
 
 /// The tests of this module.
 pub fn tests() -> Vec<Test> {
@@ -16,7 +17,8 @@ pub fn tests() -> Vec<Test> {
     ];
     tests.extend(both_stores![
         sync_reads_back_the_whole_log,
-        reconnect_loses_nothing_acked_against_the_real_server
+        reconnect_loses_nothing_acked_against_the_real_server,
+        soak_accounts_for_every_acked_message_across_kill9_restarts
     ]);
     tests
 }
@@ -170,4 +172,80 @@ fn reconnect_loses_nothing_acked_against_the_real_server(db: TestDb) {
     // Messages whose SEND_ACK was lost with a dropped connection are not
     // owed, but were stored all the same and may arrive too.
     assert!(r.delivered >= r.expected, "{}", r.table());
+}
+
+/// The `soak` scenario, short: 20 s of traffic while the bench SIGKILLs
+/// the server it started at 8 s and 16 s and restarts it on the same
+/// store. Every acked message must be in its receivers' view once, every
+/// conversation gapless, every user able to log in at the end. (Memory is
+/// sampled, but 20 s of a debug build say nothing about a leak: the
+/// tolerance is wide here; `chat-bench soak` for 30 minutes judges it.)
+fn soak_accounts_for_every_acked_message_across_kill9_restarts(db: TestDb) {
+    // The test flags, but the bench gives --listen and --db itself.
+    let mut server_args = Vec::new();
+    let mut base = base_args(&db).into_iter();
+    while let Some(arg) = base.next() {
+        if arg == "--listen" || arg == "--db" {
+            base.next();
+        } else {
+            server_args.push(arg);
+        }
+    }
+    let cfg = Config {
+        scenario: Scenario::Soak,
+        users: 16,
+        threads: 2,
+        members: 4,
+        window: 2,
+        msg_rate: 10.0,
+        duration: Some(Duration::from_secs(20)),
+        drop_every: Duration::from_secs(3),
+        offline_for: Duration::from_millis(300),
+        timeout: Duration::from_secs(60),
+        progress: false,
+        soak: SoakConfig {
+            server: Some(env!("CARGO_BIN_EXE_chat-server").into()),
+            server_args,
+            db: Some(db.url.clone()),
+            restart_every: Duration::from_secs(8),
+            sample_every: Duration::from_millis(500),
+            warmup: Duration::from_secs(2),
+            rss_tolerance: 200.0,
+            slow_readers: 2,
+            slow_pause: Duration::from_secs(2),
+            flooders: 1,
+            flood_window: 8,
+            flood_rate: 100.0,
+            ..SoakConfig::default()
+        },
+        ..Config::default()
+    };
+    let r = chat_bench::run(&cfg).expect("soak run");
+    let table = r.table();
+    assert!(r.failed.is_none(), "{table}");
+    let soak = r.soak.as_ref().expect("the soak part of the report");
+    assert_eq!(soak.restarts, 2, "killed at 8 s and 16 s: {table}");
+    assert_eq!(r.lost, Some(0), "{table}");
+    assert_eq!(r.reordered, Some(0), "{table}");
+    assert_eq!((soak.doubled, soak.gaps), (0, 0), "{table}");
+    assert_eq!(
+        (soak.final_logins, soak.stuck_online),
+        (16, 0),
+        "everybody can log in at the end: {table}"
+    );
+    assert_eq!(soak.wrong_password_accepted, 0, "{table}");
+    assert!(r.acked.is_some_and(|n| n > 200), "{table}");
+    assert!(r.delivered >= r.expected, "{table}");
+    for action in [
+        "verified",
+        "wrong password refused",
+        "pause reading",
+        "caught up",
+    ] {
+        let n = r.actions.get(action).copied().unwrap_or(0);
+        assert!(n > 0, "{action}: {table}");
+    }
+    assert_eq!(r.actions.get("verified"), Some(&16), "{table}");
+    assert!(soak.rss_kib.len() >= 20, "sampled every 0.5 s: {table}");
+    assert!(soak.rss_flat.is_some(), "{table}");
 }

@@ -15,15 +15,17 @@
 //!   messages fill holes and are older by nature; within a page they must
 //!   ascend, which the page check counts.)
 //!
-//! The sender's message number (`tag`, from the bench payload) is booked
-//! too, so that at the end [`Inbox::lost`] finds the acked messages that
-//! never arrived by any way.
+//! The sender's uid and message number (`tag`, from the bench payload) are
+//! booked too, with the seq they arrived at, so that at the end
+//! [`Inbox::lost`] finds the acked messages that never arrived by any way,
+//! and a message found at two different seqs (stored twice: the receiver
+//! would show it twice) counts as **doubled**.
 //!
 //! [`Inbox::held`] is where a catch-up starts: the highest seq up to which
 //! the conversation is contiguous, counting the receiver's own messages,
 //! which its SEND_ACKs placed.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 /// How a message reached the receiver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,8 +78,8 @@ impl ConvBook {
 #[derive(Debug, Default)]
 pub(crate) struct Inbox {
     convs: HashMap<String, ConvBook>,
-    /// The partner's message numbers that arrived.
-    tags: HashSet<u64>,
+    /// `(sender uid, tag)` of every message that arrived, and its seq.
+    tags: HashMap<(i64, u64), u64>,
     /// Counts, for the report.
     pub delivered: u64,
     pub duplicated: u64,
@@ -85,11 +87,13 @@ pub(crate) struct Inbox {
     pub reordered: u64,
     pub offline: u64,
     pub synced: u64,
+    /// Messages found at a second seq of their conversation.
+    pub doubled: u64,
 }
 
 impl Inbox {
-    /// Books a message of the partner's at `(conv, seq)` numbered `tag`.
-    pub fn receive(&mut self, conv: &str, seq: u64, tag: u64, via: Via) -> Booked {
+    /// Books a message from uid `from` at `(conv, seq)` numbered `tag`.
+    pub fn receive(&mut self, conv: &str, seq: u64, from: i64, tag: u64, via: Via) -> Booked {
         let book = self.convs.entry(conv.to_owned()).or_default();
         let new = book.insert(seq);
         let pushed = via != Via::Sync;
@@ -106,7 +110,13 @@ impl Inbox {
                 Booked::Refetched
             };
         }
-        self.tags.insert(tag);
+        if let Some(&first) = self.tags.get(&(from, tag)) {
+            if first != seq {
+                self.doubled += 1;
+            }
+        } else {
+            self.tags.insert((from, tag), seq);
+        }
         self.delivered += 1;
         match via {
             Via::Offline => self.offline += 1,
@@ -138,9 +148,12 @@ impl Inbox {
         self.convs.get(conv).map_or(0, |b| b.base)
     }
 
-    /// The acked message numbers (`acked`) that never arrived.
-    pub fn lost<'a>(&self, acked: impl IntoIterator<Item = &'a u64>) -> u64 {
-        acked.into_iter().filter(|t| !self.tags.contains(t)).count() as u64
+    /// The message numbers `from` had acked (`acked`) that never arrived.
+    pub fn lost<'a>(&self, from: i64, acked: impl IntoIterator<Item = &'a u64>) -> u64 {
+        acked
+            .into_iter()
+            .filter(|&&t| !self.tags.contains_key(&(from, t)))
+            .count() as u64
     }
 }
 
@@ -151,22 +164,22 @@ mod tests {
     #[test]
     fn duplicates_refetches_and_order() {
         let mut inbox = Inbox::default();
-        assert_eq!(inbox.receive("d1-2", 1, 0, Via::Live), Booked::New);
-        assert_eq!(inbox.receive("d1-2", 1, 0, Via::Live), Booked::Duplicate);
-        assert_eq!(inbox.receive("d1-2", 3, 2, Via::Live), Booked::New);
+        assert_eq!(inbox.receive("d1-2", 1, 7, 0, Via::Live), Booked::New);
+        assert_eq!(inbox.receive("d1-2", 1, 7, 0, Via::Live), Booked::Duplicate);
+        assert_eq!(inbox.receive("d1-2", 3, 7, 2, Via::Live), Booked::New);
         assert_eq!(
-            inbox.receive("d1-2", 2, 1, Via::Live),
+            inbox.receive("d1-2", 2, 7, 1, Via::Live),
             Booked::Reordered,
             "pushed below a later push on the same connection"
         );
         inbox.new_session();
-        assert_eq!(inbox.receive("d1-2", 5, 4, Via::Offline), Booked::New);
+        assert_eq!(inbox.receive("d1-2", 5, 7, 4, Via::Offline), Booked::New);
         assert_eq!(
-            inbox.receive("d1-2", 4, 3, Via::Sync),
+            inbox.receive("d1-2", 4, 7, 3, Via::Sync),
             Booked::New,
             "a catch-up fills the hole: older, not reordered"
         );
-        assert_eq!(inbox.receive("d1-2", 5, 4, Via::Sync), Booked::Refetched);
+        assert_eq!(inbox.receive("d1-2", 5, 7, 4, Via::Sync), Booked::Refetched);
         assert_eq!(
             (
                 inbox.delivered,
@@ -182,18 +195,29 @@ mod tests {
     #[test]
     fn held_counts_own_messages_and_stops_at_a_hole() {
         let mut inbox = Inbox::default();
-        inbox.receive("d1-2", 1, 0, Via::Live);
+        inbox.receive("d1-2", 1, 7, 0, Via::Live);
         inbox.own("d1-2", 2);
-        inbox.receive("d1-2", 4, 1, Via::Live);
+        inbox.receive("d1-2", 4, 7, 1, Via::Live);
         assert_eq!(inbox.held("d1-2"), 2, "3 is missing");
         assert_eq!(inbox.held("g9"), 0);
     }
 
     #[test]
+    fn a_message_at_two_seqs_is_doubled() {
+        let mut inbox = Inbox::default();
+        inbox.receive("g5", 1, 7, 0, Via::Live);
+        inbox.receive("g5", 2, 8, 0, Via::Live);
+        assert_eq!(inbox.doubled, 0, "same tag, other sender");
+        inbox.receive("g5", 3, 7, 0, Via::Sync);
+        assert_eq!(inbox.doubled, 1, "7's message 0 stored twice");
+    }
+
+    #[test]
     fn lost_is_acked_and_never_arrived() {
         let mut inbox = Inbox::default();
-        inbox.receive("d1-2", 1, 0, Via::Live);
-        inbox.receive("d1-2", 3, 2, Via::Sync);
-        assert_eq!(inbox.lost(&[0, 1, 2, 3]), 2);
+        inbox.receive("d1-2", 1, 7, 0, Via::Live);
+        inbox.receive("d1-2", 3, 7, 2, Via::Sync);
+        assert_eq!(inbox.lost(7, &[0, 1, 2, 3]), 2);
+        assert_eq!(inbox.lost(8, &[0]), 1, "another sender's 0 did not arrive");
     }
 }

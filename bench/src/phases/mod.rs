@@ -16,6 +16,7 @@
 //! | mixed | [`mixed`] | a paced mix of chat, group chat, friends and re-login |
 //! | fill, sync | [`sync`] | writes the log with cids; reads it back with SYNC |
 //! | reconnect | [`reconnect`] | chat with cids while users drop, come back and catch up ([`inbox`]) |
+//! | soak | [`reconnect`] with its `soak` additions | the same with groups, slow readers, flooders, wrong passwords and a final catch-up, while the server is killed and restarted |
 
 pub(crate) mod acks;
 pub(crate) mod connect;
@@ -123,6 +124,13 @@ pub(crate) struct ReconnectBooks {
     pub synced: u64,
     /// Fetched by a catch-up although already received (expected overlap).
     pub refetched: u64,
+    /// `soak`: messages found at two seqs (stored twice).
+    pub doubled: u64,
+    /// `soak`: seqs below a conversation's `last_seq` that no final
+    /// catch-up could fetch.
+    pub gaps: u64,
+    /// `soak`: logins with a wrong password that succeeded.
+    pub wrong_password_accepted: u64,
 }
 
 impl ReconnectBooks {
@@ -133,6 +141,9 @@ impl ReconnectBooks {
         self.duplicated += o.duplicated;
         self.synced += o.synced;
         self.refetched += o.refetched;
+        self.doubled += o.doubled;
+        self.gaps += o.gaps;
+        self.wrong_password_accepted += o.wrong_password_accepted;
     }
 }
 

@@ -5,7 +5,7 @@
 use super::Runner;
 use crate::phases::reconnect::{ReconnectPhase, ReconnectPlan};
 use crate::phases::sync::{FillPhase, FillPlan, SyncPhase, SyncPlan};
-use crate::phases::Phase;
+use crate::phases::{Outcome, Phase};
 use crate::BenchError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,6 +94,7 @@ impl Runner<'_> {
             drain: config.drain,
             deadline: send_until + config.drain * 4 + Duration::from_secs(5),
             roster: Arc::clone(&roster),
+            soak: None,
         });
         let parts = (0..self.threads)
             .map(|w| {
@@ -103,6 +104,12 @@ impl Runner<'_> {
             .collect();
         let started = Instant::now();
         let outcome = self.run_phase("reconnect", parts)?;
+        self.report_reconnect(outcome, started);
+        Ok(())
+    }
+
+    /// Closes the books of a `reconnect` (or `soak`) phase into the report.
+    pub(super) fn report_reconnect(&mut self, outcome: Outcome, started: Instant) {
         let books = outcome.reconnect;
         let r = &mut self.report;
         let end = outcome
@@ -149,6 +156,5 @@ impl Runner<'_> {
         } else if outcome.ok == 0 {
             r.failed = Some("no message was sent".into());
         }
-        Ok(())
     }
 }

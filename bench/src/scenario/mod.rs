@@ -9,12 +9,15 @@
 //! 5. `--setup-only` saves the setup here and stops;
 //! 6. the measured phase: hold (`connect`), traffic (`chat`, `group`), the
 //!    mix (`mixed`) or fill-then-sync (`sync`), with the server's CPU time
-//!    and memory read around it.
+//!    and memory read around it; or drops and catch-ups (`reconnect`), or
+//!    all of that under a server that is killed and restarted (`soak`,
+//!    which starts the server before step 1: see [`soak`]).
 //!
 //! A setup step that fails ends the run with a report that says why
 //! (`connect` only fails when no connection at all succeeded).
 
 mod log;
+mod soak;
 mod traffic;
 
 use crate::config::{Config, Scenario};
@@ -34,6 +37,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 /// Runs `config` and reports; see [`crate::run`].
 pub(crate) fn run(config: &Config) -> Result<Report, BenchError> {
     config.validate().map_err(BenchError::Config)?;
+    if config.scenario == Scenario::Soak {
+        return soak::run(config);
+    }
+    run_with(config, None)
+}
+
+/// Runs `config`; `soak` is the server a `soak` run started.
+fn run_with(config: &Config, soak: Option<soak::SoakServer>) -> Result<Report, BenchError> {
     let n = config.user_count();
     sys::raise_nofile_limit(n as u64 + 256);
     let (setup, reused) = initial_setup(config, n)?;
@@ -51,6 +62,7 @@ pub(crate) fn run(config: &Config) -> Result<Report, BenchError> {
         },
         setup,
         started: Instant::now(),
+        soak,
     };
     runner.report.threads = runner.threads;
     runner.run_all(reused)?;
@@ -87,6 +99,7 @@ fn initial_setup(config: &Config, n: usize) -> Result<(Setup, bool), BenchError>
     match config.scenario {
         Scenario::Group => setup.add_groups(n, n),
         Scenario::Mixed => setup.add_groups(n, config.members),
+        Scenario::Soak => soak::add_groups(&mut setup, n, config.members, config.threads.max(1)),
         _ => {}
     }
     Ok((setup, false))
@@ -99,6 +112,8 @@ struct Runner<'a> {
     setup: Setup,
     report: Report,
     started: Instant,
+    /// `soak`: the server the run started, until its phase takes it.
+    soak: Option<soak::SoakServer>,
 }
 
 impl Runner<'_> {
@@ -129,7 +144,10 @@ impl Runner<'_> {
         if self.config.setup_only {
             return self.save_setup();
         }
-        if scenario == Scenario::Reconnect {
+        if scenario == Scenario::Soak {
+            self.report.setup_secs = self.started.elapsed().as_secs_f64();
+            self.soak()?;
+        } else if scenario == Scenario::Reconnect {
             self.report.setup_secs = self.started.elapsed().as_secs_f64();
             let cpu_before = pid.and_then(sys::cpu_seconds);
             self.reconnect()?;

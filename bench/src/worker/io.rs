@@ -72,6 +72,8 @@ pub(crate) struct Io {
     pub(super) sessions: Vec<Session>,
     pub(super) by_user: HashMap<usize, usize>,
     pub(super) dirty: Vec<usize>,
+    /// Slots whose reading was resumed, to read at once.
+    pub(super) resumed: Vec<usize>,
     /// Connections that failed, to report to the phase.
     pub(super) closed: Vec<(usize, String)>,
     /// Deliveries to this worker's own senders.
@@ -155,6 +157,24 @@ impl Io {
             conn.abort_on_close();
         }
         self.close(slot);
+    }
+
+    /// Stops reading `slot` (a slow reader): what the server sends waits in
+    /// the kernel's buffers, then in the server's output queue.
+    pub fn pause_reading(&mut self, slot: usize) {
+        if let Some(conn) = self.conn_mut(slot) {
+            conn.set_paused(true);
+        }
+    }
+
+    /// Reads `slot` again, starting with what piled up meanwhile.
+    pub fn resume_reading(&mut self, slot: usize) {
+        if let Some(conn) = self.conn_mut(slot) {
+            if conn.is_paused() {
+                conn.set_paused(false);
+                self.resumed.push(slot);
+            }
+        }
     }
 
     /// Tells the worker serving sender `user` that one of its messages was

@@ -94,6 +94,7 @@ impl Worker {
                 sessions: Vec::new(),
                 by_user: HashMap::new(),
                 dirty: Vec::new(),
+                resumed: Vec::new(),
                 closed: Vec::new(),
                 local_feedback: Vec::new(),
                 remote_feedback: vec![Vec::new(); threads],
@@ -167,6 +168,10 @@ impl Worker {
                 let slot = event.token().0;
                 self.handle(slot, event, &mut scratch, &mut values, &mut phase);
             }
+            // Resumed readers: their bytes came with an edge already spent.
+            for slot in std::mem::take(&mut self.io.resumed) {
+                self.read(slot, false, &mut scratch, &mut values, &mut phase);
+            }
             self.after_events(&mut phase);
         }
     }
@@ -194,17 +199,36 @@ impl Worker {
                 Err(e) => return self.io.fail(slot, format!("connect: {e}")),
             }
         }
+        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+        if readable && self.io.conn_mut(slot).is_some_and(|c| c.is_paused()) {
+            // A slow reader: leave it unread, write what is queued.
+            return self.io.flush(slot);
+        }
+        if readable {
+            self.read(slot, event.is_read_closed(), scratch, values, phase);
+        } else {
+            self.io.flush(slot);
+        }
+    }
+
+    /// Reads what `slot` holds and hands it to the phase (or parks it),
+    /// then writes what is left or reports the close.
+    fn read(
+        &mut self,
+        slot: usize,
+        read_closed: bool,
+        scratch: &mut [u8],
+        values: &mut Vec<Value>,
+        phase: &mut Option<Box<dyn Phase>>,
+    ) {
         let Some(conn) = self.io.conn_mut(slot) else {
             return;
         };
-        let mut closed = None;
-        if event.is_readable() || event.is_read_closed() || event.is_error() {
-            match conn.read(scratch, values, event.is_read_closed()) {
-                Ok(true) => {}
-                Ok(false) => closed = Some("closed by server".to_string()),
-                Err(reason) => closed = Some(reason),
-            }
-        }
+        let closed = match conn.read(scratch, values, read_closed) {
+            Ok(true) => None,
+            Ok(false) => Some("closed by server".to_string()),
+            Err(reason) => Some(reason),
+        };
         match phase.as_mut() {
             Some(p) => {
                 for value in values.drain(..) {

@@ -8,13 +8,27 @@ use crate::phases::inbox::Via;
 use crate::proto;
 use crate::worker::Io;
 use serde_json::Value;
+use std::time::Duration;
 
 impl ReconnectPhase {
     pub(super) fn on_login_ack(&mut self, io: &mut Io, i: usize, msg: &Value) {
         let errno = proto::errno(msg);
-        if errno == 2 && self.people[i].login_tries < MAX_LOGIN_TRIES {
-            // The server has not seen the old connection go yet.
-            self.people[i].wake = Some(io.now + LOGIN_RETRY);
+        if std::mem::take(&mut self.people[i].wrong_pending) {
+            if errno == 0 {
+                self.outcome.reconnect.wrong_password_accepted += 1;
+            } else {
+                // Refused, as it must be: now the right one.
+                self.count("wrong password refused");
+                return self.login(io, i);
+            }
+        } else if (errno == 2 || errno == 12) && self.people[i].login_tries < MAX_LOGIN_TRIES {
+            // 2: the server has not seen the old connection go yet; 12:
+            // too many logins at once, try again later.
+            let after = msg
+                .get("retry_after")
+                .and_then(Value::as_f64)
+                .map_or(LOGIN_RETRY, |s| Duration::from_secs_f64(s.clamp(0.0, 10.0)));
+            self.people[i].wake = Some(io.now + after.max(LOGIN_RETRY));
             self.count("login retry");
             return;
         }
@@ -34,8 +48,15 @@ impl ReconnectPhase {
     }
 
     pub(super) fn on_convs(&mut self, io: &mut Io, i: usize, msg: &Value) {
+        let verifying = self.verifying;
         let p = &mut self.people[i];
         let convs = msg.get("convs").and_then(Value::as_array);
+        // A catch-up cut short by a close may have left a position behind.
+        p.after = 0;
+        if verifying {
+            p.verify = super::Verify::Started;
+            p.last_seqs = last_seqs(msg);
+        }
         p.catch_up = convs
             .into_iter()
             .flatten()
@@ -57,6 +78,7 @@ impl ReconnectPhase {
                 let page = proto::sync_after(conv, p.after, proto::SYNC_PAGE_MAX);
                 io.send(p.slot, &page);
             }
+            None if p.verify == super::Verify::Started => self.verified(i),
             None => {
                 p.state = State::Online;
                 p.login_tries = 0;
@@ -64,7 +86,11 @@ impl ReconnectPhase {
                 let at = self.next_drop(io.now);
                 self.people[i].wake = dropper.then_some(at);
                 self.count("caught up");
-                self.pump(io, i);
+                if self.verifying {
+                    self.verify(io, i);
+                } else {
+                    self.pump(io, i);
+                }
             }
         }
     }
@@ -95,4 +121,17 @@ impl ReconnectPhase {
         }
         self.next_page(io, i);
     }
+}
+
+/// Every conversation of a CONVS_ACK with its `last_seq`.
+fn last_seqs(msg: &Value) -> Vec<(String, u64)> {
+    msg.get("convs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let conv = c.get("conv")?.as_str()?;
+            Some((conv.to_owned(), c.get("last_seq")?.as_u64()?))
+        })
+        .collect()
 }

@@ -20,6 +20,11 @@
 //! partner's acked messages: `lost`, `duplicated` (pushed twice),
 //! `reordered` (pushed out of seq order on one connection, or a page not
 //! ascending).
+//!
+//! The `soak` scenario runs this phase with a [`SoakPlan`] (see [`soak`]):
+//! groups besides the pairs, slow readers, flooders, wrong passwords, a
+//! server that is killed and restarted under it, and at the end a final
+//! catch-up of every user that checks each conversation is held gapless.
 
 use super::acks::{AckEvent, Acks, InFlight};
 use super::delivery::{Roster, WallClock};
@@ -35,6 +40,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod catch_up;
+mod soak;
+
+pub(crate) use soak::SoakPlan;
 
 /// Login attempts after a reconnect before the user gives up.
 const MAX_LOGIN_TRIES: u32 = 50;
@@ -65,7 +73,13 @@ pub(crate) struct ReconnectPlan {
     pub drain: Duration,
     /// Hard end of the phase.
     pub deadline: Instant,
+    /// The `soak` scenario's additions; `None` for `reconnect`.
+    pub soak: Option<SoakPlan>,
 }
+
+/// Tags of messages to a group carry this bit, so that a SEND_ACK tells
+/// which books the message goes to.
+const GROUP_TAG: u64 = 1 << 40;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -81,6 +95,17 @@ enum State {
     CatchingUp,
     /// Could not come back.
     Failed,
+    /// `soak`: the final catch-up is done; nothing more to do.
+    Verified,
+}
+
+/// Where a user is in the final catch-up of `soak`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verify {
+    /// Not started.
+    No,
+    /// CONVS answered, catching up to its `last_seq`s.
+    Started,
 }
 
 struct Person {
@@ -97,6 +122,23 @@ struct Person {
     next_tag: u64,
     /// This user's messages its SEND_ACK said are stored.
     acked: HashSet<u64>,
+    /// `soak`: the same for its messages to its group.
+    acked_group: HashSet<u64>,
+    /// `soak`: its group and the other members (person indices).
+    group: Option<(i64, Vec<usize>)>,
+    /// `soak`: stops reading now and then.
+    slow: bool,
+    /// `soak`: reading is stopped until `pause_at`.
+    paused: bool,
+    /// `soak`: when a slow reader next stops or resumes reading.
+    pause_at: Option<Instant>,
+    /// `soak`: sends with the flood window, without a gap.
+    flooder: bool,
+    /// `soak`: the login in flight carries a wrong password.
+    wrong_pending: bool,
+    verify: Verify,
+    /// `soak`: each conversation's `last_seq` from the final CONVS.
+    last_seqs: Vec<(String, u64)>,
     inbox: Inbox,
     /// Conversations still to catch up, the front one being synced.
     catch_up: VecDeque<String>,
@@ -113,6 +155,8 @@ pub(crate) struct ReconnectPhase {
     rng: Rng,
     clock: WallClock,
     idle_since: Option<Instant>,
+    /// `soak`: sending is over, every user does its final catch-up.
+    verifying: bool,
     outcome: Outcome,
 }
 
@@ -128,6 +172,7 @@ impl ReconnectPhase {
             rng: Rng::new(seed),
             clock: WallClock::default(),
             idle_since: None,
+            verifying: false,
             outcome: Outcome::default(),
         }
     }
@@ -151,18 +196,29 @@ impl ReconnectPhase {
             return;
         };
         let to = roster.uids[self.people[partner].user];
+        let group_share = plan.soak.as_ref().map_or(0.0, |s| s.group_share);
         let p = &mut self.people[i];
+        // A flooder may catch up on a whole window of gaps at once.
+        let (window, gap, burst) = match &plan.soak {
+            Some(soak) if p.flooder => (soak.flood_window, soak.flood_gap, soak.flood_window),
+            _ => (plan.window, plan.send_gap, 1),
+        };
         while p.state == State::Online
-            && p.in_flight < plan.window
+            && p.in_flight < window
             && io.now < plan.send_until
             && io.now >= p.next_send
         {
-            if !plan.send_gap.is_zero() {
-                // At most one gap's worth of catching up after a pause.
-                let earliest = io.now.checked_sub(plan.send_gap).unwrap_or(io.now);
-                p.next_send = p.next_send.max(earliest) + plan.send_gap;
+            if !gap.is_zero() {
+                // At most `burst` gaps' worth of catching up after a pause.
+                let earliest = io.now.checked_sub(gap * burst as u32).unwrap_or(io.now);
+                p.next_send = p.next_send.max(earliest) + gap;
             }
-            let tag = p.next_tag;
+            let gid = p
+                .group
+                .as_ref()
+                .map(|g| g.0)
+                .filter(|_| group_share > 0.0 && self.rng.unit() < group_share);
+            let tag = p.next_tag | if gid.is_some() { GROUP_TAG } else { 0 };
             p.next_tag += 1;
             let cid = acks.cid(InFlight {
                 user: p.user,
@@ -172,7 +228,12 @@ impl ReconnectPhase {
             let from = roster.uids[p.user];
             let text = roster.text(tag);
             let name = &roster.names_json[p.user];
-            let body = proto::one_chat(from, name, to, &text, self.clock.now(), Some(&cid));
+            let body = match gid {
+                Some(gid) => {
+                    proto::group_chat(from, name, gid, &text, self.clock.now(), Some(&cid))
+                }
+                None => proto::one_chat(from, name, to, &text, self.clock.now(), Some(&cid)),
+            };
             io.send(p.slot, &body);
             p.in_flight += 1;
             self.outcome.ok += 1;
@@ -189,6 +250,7 @@ impl ReconnectPhase {
         self.by_slot.remove(&p.slot);
         p.state = State::Away;
         p.in_flight = 0;
+        p.paused = false;
         p.wake = Some(io.now + self.plan.away_for);
         self.count("drop");
     }
@@ -211,23 +273,35 @@ impl ReconnectPhase {
         }
     }
 
-    fn login(&mut self, io: &mut Io, i: usize) {
-        let uid = self.plan.roster.uids[self.people[i].user];
+    pub(super) fn login(&mut self, io: &mut Io, i: usize) {
+        let roster = Arc::clone(&self.plan.roster);
+        let uid = roster.uids[self.people[i].user];
+        let wrong_share = self.plan.soak.as_ref().map_or(0.0, |s| s.wrong_password);
+        let wrong =
+            self.people[i].login_tries == 0 && wrong_share > 0.0 && self.rng.unit() < wrong_share;
         let p = &mut self.people[i];
         p.state = State::LoggingIn;
         p.wake = None;
         p.login_tries += 1;
-        io.send(p.slot, &proto::login(uid, &self.plan.roster.password));
+        p.wrong_pending = wrong;
+        let password = if wrong {
+            format!("{}-wrong", roster.password)
+        } else {
+            roster.password.clone()
+        };
+        io.send(p.slot, &proto::login(uid, &password));
     }
 
     /// Books a chat message that reached `i`.
     pub(super) fn book(&mut self, io: &Io, i: usize, m: &Value, via: Via) {
-        if proto::msg_id(m) != Some(proto::ONE_CHAT_MSG) {
-            return;
-        }
+        let from = match proto::msg_id(m) {
+            Some(proto::ONE_CHAT_MSG) => m.get("from"),
+            Some(proto::GROUP_CHAT_MSG) => m.get("uid"),
+            _ => return,
+        };
+        let from = from.and_then(Value::as_i64);
         let roster = Arc::clone(&self.plan.roster);
         let me = roster.uids[self.people[i].user];
-        let from = m.get("from").and_then(Value::as_i64);
         let Some((conv, seq)) = proto::log_pos(m) else {
             self.outcome.error("a message without conv or seq");
             return;
@@ -244,7 +318,10 @@ impl ReconnectPhase {
             self.outcome.stale += 1;
             return;
         };
-        let booked = self.people[i].inbox.receive(conv, seq, payload.seq, via);
+        let from = from.unwrap_or(-1);
+        let booked = self.people[i]
+            .inbox
+            .receive(conv, seq, from, payload.seq, via);
         if matches!(booked, Booked::New | Booked::Reordered) {
             Counters::add(&io.counters.delivered, 1);
         }
@@ -270,7 +347,11 @@ impl ReconnectPhase {
         };
         let p = &mut self.people[i];
         if let Some((conv, seq)) = stored {
-            p.acked.insert(sent.tag);
+            if sent.tag & GROUP_TAG != 0 {
+                p.acked_group.insert(sent.tag);
+            } else {
+                p.acked.insert(sent.tag);
+            }
             p.inbox.own(&conv, seq);
         }
         p.in_flight = p.in_flight.saturating_sub(1);
@@ -280,7 +361,7 @@ impl ReconnectPhase {
     fn all_settled(&self) -> bool {
         self.people
             .iter()
-            .all(|p| matches!(p.state, State::Online | State::Failed))
+            .all(|p| matches!(p.state, State::Online | State::Failed | State::Verified))
     }
 }
 
@@ -292,7 +373,10 @@ impl Phase for ReconnectPhase {
             let i = self.people.len();
             self.by_user.insert(user, i);
             self.by_slot.insert(slot, i);
-            let dropper = self.rng.unit() < self.plan.drop_fraction;
+            let (slow, flooder) = self.plan.soak.as_ref().map_or((false, false), |s| {
+                (s.slow.contains(&user), s.flooders.contains(&user))
+            });
+            let dropper = !slow && !flooder && self.rng.unit() < self.plan.drop_fraction;
             let wake = dropper.then(|| self.next_drop(io.now));
             self.people.push(Person {
                 user,
@@ -306,6 +390,15 @@ impl Phase for ReconnectPhase {
                 next_send: io.now,
                 next_tag: 0,
                 acked: HashSet::new(),
+                acked_group: HashSet::new(),
+                group: None,
+                slow,
+                paused: false,
+                pause_at: None,
+                flooder,
+                wrong_pending: false,
+                verify: Verify::No,
+                last_seqs: Vec::new(),
                 inbox: Inbox::default(),
                 catch_up: VecDeque::new(),
                 after: 0,
@@ -315,6 +408,7 @@ impl Phase for ReconnectPhase {
             let partner = self.by_user.get(&(self.people[i].user ^ 1)).copied();
             self.people[i].partner = partner;
         }
+        self.join_groups(io);
         for i in 0..self.people.len() {
             self.pump(io, i);
         }
@@ -374,12 +468,16 @@ impl Phase for ReconnectPhase {
             let p = &mut self.people[i];
             p.state = State::Away;
             p.in_flight = 0;
+            p.paused = false;
             p.wake = Some(io.now + self.plan.away_for);
         }
     }
 
     fn tick(&mut self, io: &mut Io) -> Option<Instant> {
         let mut next = self.plan.deadline;
+        if self.plan.soak.is_some() {
+            next = next.min(self.soak_tick(io));
+        }
         for i in 0..self.people.len() {
             if !self.plan.send_gap.is_zero() && io.now < self.plan.send_until {
                 self.pump(io, i);
@@ -408,6 +506,9 @@ impl Phase for ReconnectPhase {
         }
         if io.now >= self.plan.send_until {
             let settled = self.all_settled() && self.people.iter().all(|p| p.in_flight == 0);
+            if settled && self.plan.soak.is_some() && !self.verifying {
+                self.start_verifying(io);
+            }
             match (settled, self.idle_since) {
                 (true, None) => self.idle_since = Some(io.now),
                 (false, _) => self.idle_since = None,
@@ -421,23 +522,28 @@ impl Phase for ReconnectPhase {
         if io.now >= self.plan.deadline {
             return true;
         }
+        if self.plan.soak.is_some() {
+            return self.verifying
+                && self
+                    .people
+                    .iter()
+                    .all(|p| matches!(p.state, State::Verified | State::Failed));
+        }
         // Once everyone is back and every ack is in, deliveries still in
         // flight get `drain` to arrive; then the books close.
         self.idle_since
             .is_some_and(|since| io.now >= since + self.plan.drain || self.nothing_owed())
     }
 
-    fn finish(mut self: Box<Self>, _io: &mut Io) -> Outcome {
+    fn finish(mut self: Box<Self>, io: &mut Io) -> Outcome {
         let mut lost = 0;
         let mut acked = 0;
-        for p in &self.people {
-            let Some(partner) = p.partner else {
-                continue;
-            };
-            let owed = &self.people[partner].acked;
-            acked += owed.len() as u64;
-            lost += p.inbox.lost(owed);
+        for (i, p) in self.people.iter().enumerate() {
+            let (owed, missing) = self.owed_to(i);
+            acked += owed;
+            lost += missing;
             let o = &mut self.outcome;
+            o.reconnect.doubled += p.inbox.doubled;
             o.offline_delivered += p.inbox.offline;
             o.seq_reordered += p.inbox.reordered;
             let r = &mut o.reconnect;
@@ -451,18 +557,38 @@ impl Phase for ReconnectPhase {
         self.outcome.failed = self
             .people
             .iter()
-            .filter(|p| p.state != State::Online)
+            .filter(|p| !matches!(p.state, State::Online | State::Verified))
             .count() as u64;
+        if self.plan.soak.is_some() {
+            self.leave_all(io);
+        }
         self.outcome
     }
 }
 
 impl ReconnectPhase {
-    /// Whether every receiver has every message its partner had acked.
+    /// Whether every receiver has every message owed to it.
     fn nothing_owed(&self) -> bool {
-        self.people.iter().all(|p| {
-            p.partner
-                .is_none_or(|q| p.inbox.lost(&self.people[q].acked) == 0)
-        })
+        (0..self.people.len()).all(|i| self.owed_to(i).1 == 0)
+    }
+
+    /// Messages acked to their senders that `i` should have received (from
+    /// its partner, and from the other members of its group), and how many
+    /// of them it has not.
+    fn owed_to(&self, i: usize) -> (u64, u64) {
+        let p = &self.people[i];
+        let uids = &self.plan.roster.uids;
+        let mut owed = 0;
+        let mut lost = 0;
+        if let Some(q) = p.partner.map(|q| &self.people[q]) {
+            owed += q.acked.len() as u64;
+            lost += p.inbox.lost(uids[q.user], &q.acked);
+        }
+        for &m in p.group.iter().flat_map(|(_, members)| members) {
+            let q = &self.people[m];
+            owed += q.acked_group.len() as u64;
+            lost += p.inbox.lost(uids[q.user], &q.acked_group);
+        }
+        (owed, lost)
     }
 }
