@@ -158,7 +158,12 @@ pub fn register(ctx: Ctx, username: String, password: String) {
                 // Counted here, on the I/O thread, as the limits' threads
                 // rule asks; checked when the next register arrives.
                 if let Some(ip) = address {
-                    let _ = ctx.svc.login_limits().accounts.lock().hit(ip, Instant::now());
+                    let _ = ctx
+                        .svc
+                        .login_limits()
+                        .accounts
+                        .lock()
+                        .hit(ip, Instant::now());
                 }
                 ctx.send(&v)
             }

@@ -530,7 +530,6 @@ impl Service {
             .get_or_init(|| LoginThrottles::new(&LoginLimits::default()))
     }
 
-
     /// Puts the rate limits, the bounds on worker jobs and the quotas in
     /// force ([`limits`]; a new service has [`LimitSettings::default`]).
     /// Any thread; call it before the server accepts connections.
