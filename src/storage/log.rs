@@ -6,7 +6,7 @@
 //! | table | one row per | key | what it holds |
 //! |---|---|---|---|
 //! | `conversation` | conversation with at least one message | `id` ([`Conv::key`]) | `last_seq`, `last_ts`: the newest message's number and time |
-//! | `chatlog` | stored message | `(conv, seq)`; unique `(sender, cid)` | sender, server time, the sender's cid, the message |
+//! | `chatlog` | stored message | `(conv, seq)`; unique `(sender, cid)` (SQLite: rows in append order, both keys unique indexes) | sender, server time, the sender's cid, the message |
 //! | `convcursor` | participant of a conversation | `(userid, conv)` | `delivered_seq`, `read_seq`, `joined_seq` |
 //!
 //! `conversation.last_seq` is the only counter: [`append`](super::Store::append)
