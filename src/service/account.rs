@@ -528,7 +528,7 @@ fn load_account(ctx: Ctx, store: &dyn Store, user: UserRecord) {
         Ok(l) => l,
         Err(e) => {
             log::error!("{}: login of {}: {e}", ctx.peer.name(), user.id);
-            unclaim(&ctx.svc, user.id, ctx.peer.id());
+            delivery::unclaim(&ctx.svc, user.id, ctx.peer.id());
             return finish_failed_login(ctx, STORE_FAILED);
         }
     };
@@ -676,32 +676,6 @@ fn replay(ctx: &Ctx, held: Held) {
     }
 }
 
-/// Removes `uid`'s entry if it belongs to the peer `peer_id`, and returns
-/// whether it did. An `Online` entry's changed cursors are written by a
-/// job on the user's worker queued under the lock, so the user's next
-/// login reads them. (A `LoggingIn` entry's buffered messages need
-/// nothing: the log has them, and no cursor moved past them.)
-pub(super) fn unclaim(svc: &Arc<Service>, uid: i64, peer_id: u64) -> bool {
-    let mut shard = svc.online.lock(uid);
-    let removed = match shard.get(&uid) {
-        Some(p) if p.peer_id() == peer_id => shard.remove(&uid),
-        _ => None,
-    };
-    if let (Some(cluster), Some(_)) = (svc.cluster(), &removed) {
-        // Queued under the lock: a later login here claims after it.
-        cluster.release(uid);
-    }
-    match removed {
-        Some(Presence::Online { peer, mut cursors }) => {
-            delivery::submit_delivered(svc, uid, cursors.take_changed(peer.written()));
-            drop(shard);
-            true
-        }
-        Some(Presence::LoggingIn { .. }) => true,
-        None => false,
-    }
-}
-
 /// Fills in the `online` flags from the online map and, in cluster mode,
 /// Redis (the database's `state` lags behind them, and a killed node leaves
 /// it wrong). Worker only: it may wait for Redis.
@@ -728,7 +702,7 @@ fn mark_online(svc: &Service, friends: &mut [UserInfo], groups: &mut [GroupInfo]
 /// peer's own thread.
 pub fn logout(ctx: Ctx, me: Me) {
     ctx.session.state().login = Login::Anonymous;
-    if unclaim(&ctx.svc, me.uid, ctx.peer.id()) {
+    if delivery::unclaim(&ctx.svc, me.uid, ctx.peer.id()) {
         set_offline(&ctx.svc, me.uid);
     }
     ctx.send(&reply::logout_ok());
@@ -760,7 +734,7 @@ pub fn disconnected(svc: &Arc<Service>, peer: &PeerRef, session: &Arc<Session>) 
     let login = std::mem::replace(&mut state.login, Login::Anonymous);
     if let Login::Claimed { uid, .. } | Login::Active { uid, .. } = login {
         // Still under the session lock: a login's phase 1 cannot slip in.
-        if unclaim(svc, uid, peer.id()) {
+        if delivery::unclaim(svc, uid, peer.id()) {
             set_offline(svc, uid);
         }
     }

@@ -31,7 +31,7 @@
 use std::sync::{Arc, Weak};
 
 use super::delivery::{self, Delivery};
-use super::{account, Presence, Service};
+use super::{Presence, Service};
 use crate::cluster::LocalNode;
 use crate::model::Conv;
 use crate::protocol::{encode, errno, reply};
@@ -201,7 +201,7 @@ fn end_unconfirmed(svc: &Arc<Service>, uid: i64, holder: &str) {
         _ => None,
     };
     let Some(peer) = peer else { return };
-    if !account::unclaim(svc, uid, peer.id()) {
+    if !delivery::unclaim(svc, uid, peer.id()) {
         return; // it left, or logged in again, meanwhile
     }
     log::info!(

@@ -355,3 +355,29 @@ pub fn flush_all(svc: &Service, now: bool) {
         }
     }
 }
+
+/// Removes `uid`'s entry if it belongs to the peer `peer_id`, and returns
+/// whether it did. An `Online` entry's changed cursors are written by a
+/// job on the user's worker queued under the lock, so the user's next
+/// login reads them. (A `LoggingIn` entry's buffered messages need
+/// nothing: the log has them, and no cursor moved past them.)
+pub(super) fn unclaim(svc: &Arc<Service>, uid: i64, peer_id: u64) -> bool {
+    let mut shard = svc.online.lock(uid);
+    let removed = match shard.get(&uid) {
+        Some(p) if p.peer_id() == peer_id => shard.remove(&uid),
+        _ => None,
+    };
+    if let (Some(cluster), Some(_)) = (svc.cluster(), &removed) {
+        // Queued under the lock: a later login here claims after it.
+        cluster.release(uid);
+    }
+    match removed {
+        Some(Presence::Online { peer, mut cursors }) => {
+            submit_delivered(svc, uid, cursors.take_changed(peer.written()));
+            drop(shard);
+            true
+        }
+        Some(Presence::LoggingIn { .. }) => true,
+        None => false,
+    }
+}
