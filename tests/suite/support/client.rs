@@ -32,50 +32,28 @@ pub struct Client {
 impl Client {
     /// Connects to `addr`.
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        Client {
-            stream,
-            pending: Vec::new(),
-            uid: 0,
-            name: String::new(),
+        Client::over(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// Connects to `addr` from `source`, another address of this host: on
+    /// Linux every 127.x.y.z is the loopback, so tests can play clients at
+    /// different addresses (chat-bench's `--per-source` binds the same way).
+    pub fn connect_from(addr: SocketAddr, source: std::net::Ipv4Addr) -> Client {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let connected = || -> std::io::Result<TcpStream> {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            socket.bind(&SocketAddr::new(source.into(), 0).into())?;
+            socket.connect(&addr.into())?;
+            Ok(socket.into())
+        };
+        match connected() {
+            Ok(stream) => Client::over(stream),
+            Err(e) => panic!("connect from {source} to {addr}: {e}"),
         }
     }
 
-    /// Connects to `addr` (an IPv4 address) from `source`, another address
-    /// of this host: on Linux every 127.x.y.z is the loopback, so tests
-    /// can play clients at different addresses.
-    pub fn connect_from(addr: SocketAddr, source: std::net::Ipv4Addr) -> Client {
-        use std::os::fd::FromRawFd;
-        let SocketAddr::V4(to) = addr else {
-            panic!("connect_from needs an IPv4 server address, not {addr}");
-        };
-        let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: port.to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(ip).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        // SAFETY: a new socket, bound and connected with valid sockaddr_in
-        // values; on success its descriptor is handed to the TcpStream,
-        // which owns it from then on (on failure it is closed here).
-        let stream = unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-            let from = sockaddr(source, 0);
-            let dest = sockaddr(*to.ip(), to.port());
-            if libc::bind(fd, (&from as *const libc::sockaddr_in).cast(), len) != 0
-                || libc::connect(fd, (&dest as *const libc::sockaddr_in).cast(), len) != 0
-            {
-                let e = std::io::Error::last_os_error();
-                libc::close(fd);
-                panic!("connect from {source} to {addr}: {e}");
-            }
-            TcpStream::from_raw_fd(fd)
-        };
+    /// A client on a connected stream.
+    fn over(stream: TcpStream) -> Client {
         stream.set_nodelay(true).expect("nodelay");
         Client {
             stream,
