@@ -114,6 +114,11 @@ pub struct SoakReport {
     pub gaps: u64,
     /// Logins with a wrong password that succeeded.
     pub wrong_password_accepted: u64,
+    /// Users that never finished the final catch-up (the run's deadline
+    /// came first): what they were owed is `unchecked`, not `lost`.
+    pub unverified: u64,
+    /// Acked messages owed to the `unverified` users and not seen by them.
+    pub unchecked: u64,
     /// Final logins (after every connection was reset): succeeded.
     pub final_logins: u64,
     /// Final logins refused with errno 2: the account stuck online.
@@ -136,6 +141,8 @@ impl SoakReport {
             "doubled": self.doubled,
             "gaps": self.gaps,
             "wrong_password_accepted": self.wrong_password_accepted,
+            "unverified": self.unverified,
+            "unchecked": self.unchecked,
             "final_logins": self.final_logins,
             "stuck_online": self.stuck_online,
             "server_exit": self.server_exit,
@@ -153,6 +160,8 @@ impl SoakReport {
             ("doubled", self.doubled),
             ("gaps", self.gaps),
             ("wrong_password_accepted", self.wrong_password_accepted),
+            ("unverified", self.unverified),
+            ("unchecked", self.unchecked),
             ("final_logins", self.final_logins),
             ("stuck_online", self.stuck_online),
         ] {

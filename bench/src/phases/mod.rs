@@ -131,6 +131,11 @@ pub(crate) struct ReconnectBooks {
     pub gaps: u64,
     /// `soak`: logins with a wrong password that succeeded.
     pub wrong_password_accepted: u64,
+    /// `soak`: users that never finished the final catch-up.
+    pub unverified: u64,
+    /// `soak`: acked messages owed to those users and not received before
+    /// the end; neither lost nor delivered as far as the bench can tell.
+    pub unchecked: u64,
 }
 
 impl ReconnectBooks {
@@ -144,6 +149,8 @@ impl ReconnectBooks {
         self.doubled += o.doubled;
         self.gaps += o.gaps;
         self.wrong_password_accepted += o.wrong_password_accepted;
+        self.unverified += o.unverified;
+        self.unchecked += o.unchecked;
     }
 }
 

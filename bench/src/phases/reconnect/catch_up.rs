@@ -21,13 +21,18 @@ impl ReconnectPhase {
                 self.count("wrong password refused");
                 return self.login(io, i);
             }
-        } else if (errno == 2 || errno == 12) && self.people[i].login_tries < MAX_LOGIN_TRIES {
+        } else if errno == 12 || (errno == 2 && self.people[i].login_tries < MAX_LOGIN_TRIES) {
             // 2: the server has not seen the old connection go yet; 12:
-            // too many logins at once, try again later.
+            // too many logins at once or a cool-down: wait as long as the
+            // server asks (the phase's deadline bounds the waiting, not a
+            // count: a user given up on here would go unchecked).
             let after = msg
                 .get("retry_after")
                 .and_then(Value::as_f64)
-                .map_or(LOGIN_RETRY, |s| Duration::from_secs_f64(s.clamp(0.0, 10.0)));
+                .filter(|s| s.is_finite())
+                .map_or(LOGIN_RETRY, |s| {
+                    Duration::from_secs_f64(s.clamp(0.0, 3600.0))
+                });
             self.people[i].wake = Some(io.now + after.max(LOGIN_RETRY));
             self.count("login retry");
             return;
