@@ -1,0 +1,139 @@
+//! The TLS listener (`--tls-listen`): the same protocol over TLS beside
+//! the plain listener, certificates the client refuses, and SIGHUP
+//! reloading the certificate while clients stay connected. Certificates
+//! are made at run time by a test CA (support/tls.rs).
+
+use std::io::ErrorKind;
+use std::time::Duration;
+
+use crate::support::tls::{TestCa, TlsDir};
+use crate::support::{wait_until, Client, Server, Test, TestDb};
+
+/// The tests of this module.
+pub fn tests() -> Vec<Test> {
+    let mut tests = both_stores![a_tls_client_and_a_plain_client_chat];
+    tests.extend(tests![
+        a_client_refuses_a_wrong_or_expired_certificate,
+        a_plain_text_client_on_the_tls_port_is_closed,
+        sighup_reloads_the_certificate_and_keeps_connections,
+    ]);
+    tests
+}
+
+/// A server on `db` with a TLS listener serving `dir`'s cert.pem/key.pem.
+fn tls_server(db: &TestDb, dir: &TlsDir, pair: &(String, String)) -> Server {
+    let (cert, key) = dir.pair(pair);
+    Server::start(
+        db,
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ],
+    )
+}
+
+/// Registers and logs in `name` on `c`.
+fn sign_up(c: &mut Client, name: &str) {
+    c.register(name, "secret");
+    c.login_ok("secret");
+}
+
+/// Register, login and chat both ways between a client on the TLS port
+/// and one on the plain port: one server, one protocol, two transports.
+fn a_tls_client_and_a_plain_client_chat(db: TestDb) {
+    let (ca, dir) = (TestCa::new(), TlsDir::new());
+    let server = tls_server(&db, &dir, &ca.issue(false));
+    let tls_addr = server.tls_addr.expect("a TLS listener");
+    assert_ne!(tls_addr, server.addr);
+    let mut alice = Client::connect_tls(tls_addr, &ca.client_config()).expect("handshake");
+    sign_up(&mut alice, "alice");
+    let mut bob = server.user("bob");
+
+    alice.chat(bob.uid, "over tls");
+    assert_eq!(bob.recv_chat(), (alice.uid, "over tls".to_owned()));
+    bob.chat(alice.uid, "over plain tcp");
+    assert_eq!(alice.recv_chat(), (bob.uid, "over plain tcp".to_owned()));
+    // A large message crosses in several TLS records.
+    let big = "x".repeat(40_000);
+    alice.chat(bob.uid, &big);
+    assert_eq!(bob.recv_chat(), (alice.uid, big));
+}
+
+/// The client checks the server: a certificate from a CA it does not
+/// trust, or one that has expired, fails the handshake.
+fn a_client_refuses_a_wrong_or_expired_certificate() {
+    let (ca, other, dir) = (TestCa::new(), TestCa::new(), TlsDir::new());
+    let db = TestDb::sqlite();
+    let server = tls_server(&db, &dir, &ca.issue(false));
+    let addr = server.tls_addr.expect("a TLS listener");
+    let err = Client::connect_tls(addr, &other.client_config())
+        .err()
+        .expect("refused");
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+    assert!(Client::connect_tls(addr, &ca.client_config()).is_ok());
+    drop(server);
+
+    let expired_dir = TlsDir::new();
+    let server = tls_server(&db, &expired_dir, &ca.issue(true));
+    let addr = server.tls_addr.expect("a TLS listener");
+    let err = Client::connect_tls(addr, &ca.client_config())
+        .err()
+        .expect("refused");
+    assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+    assert!(err.to_string().to_lowercase().contains("expired"), "{err}");
+}
+
+/// The original client's login, in plain text on the TLS port: the
+/// connection is closed (after a TLS alert), and the server goes on.
+fn a_plain_text_client_on_the_tls_port_is_closed() {
+    let (ca, dir) = (TestCa::new(), TlsDir::new());
+    let db = TestDb::sqlite();
+    let server = tls_server(&db, &dir, &ca.issue(false));
+    let mut c = Client::connect(server.tls_addr.expect("a TLS listener"));
+    c.send_raw(br#"{"msgId":1,"id":1,"password":"secret"}"#);
+    c.expect_closed(Duration::from_secs(10));
+    let mut ok = Client::connect_tls(server.tls_addr.unwrap(), &ca.client_config()).unwrap();
+    sign_up(&mut ok, "carol");
+}
+
+/// SIGHUP: new handshakes get the new certificate, a connection made
+/// before keeps working; a bad new certificate is logged and the last
+/// good one stays.
+fn sighup_reloads_the_certificate_and_keeps_connections() {
+    let (old_ca, new_ca, dir) = (TestCa::new(), TestCa::new(), TlsDir::new());
+    let db = TestDb::sqlite();
+    let mut server = tls_server(&db, &dir, &old_ca.issue(false));
+    let addr = server.tls_addr.expect("a TLS listener");
+    let mut alice = Client::connect_tls(addr, &old_ca.client_config()).unwrap();
+    sign_up(&mut alice, "alice");
+
+    dir.pair(&new_ca.issue(false));
+    // Still running afterwards: SIGHUP does not stop the server.
+    assert_eq!(server.signal_and_wait(libc::SIGHUP, Duration::ZERO), None);
+    wait_until("new handshakes see the new certificate", || {
+        Client::connect_tls(addr, &new_ca.client_config()).is_ok()
+    });
+    assert!(Client::connect_tls(addr, &old_ca.client_config()).is_err());
+    let mut bob = Client::connect_tls(addr, &new_ca.client_config()).unwrap();
+    sign_up(&mut bob, "bob");
+    alice.chat(bob.uid, "still here");
+    assert_eq!(bob.recv_chat(), (alice.uid, "still here".to_owned()));
+    bob.chat(alice.uid, "welcome");
+    assert_eq!(alice.recv_chat(), (bob.uid, "welcome".to_owned()));
+
+    dir.write("cert.pem", "not a certificate\n");
+    assert_eq!(server.signal_and_wait(libc::SIGHUP, Duration::ZERO), None);
+    wait_until("the bad certificate is logged", || {
+        server.log().contains("TLS certificate not reloaded")
+    });
+    assert!(Client::connect_tls(addr, &new_ca.client_config()).is_ok());
+    alice.chat(bob.uid, "after the bad reload");
+    assert_eq!(
+        bob.recv_chat(),
+        (alice.uid, "after the bad reload".to_owned())
+    );
+}
