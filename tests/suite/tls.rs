@@ -6,8 +6,9 @@
 use std::io::ErrorKind;
 use std::time::Duration;
 
+use crate::support::cli::register;
 use crate::support::tls::{TestCa, TlsDir};
-use crate::support::{wait_until, Client, Server, Test, TestDb};
+use crate::support::{wait_until, CliClient, Client, Server, Test, TestDb};
 
 /// The tests of this module.
 pub fn tests() -> Vec<Test> {
@@ -16,6 +17,7 @@ pub fn tests() -> Vec<Test> {
         a_client_refuses_a_wrong_or_expired_certificate,
         a_plain_text_client_on_the_tls_port_is_closed,
         sighup_reloads_the_certificate_and_keeps_connections,
+        chat_client_over_tls_and_its_refusals,
     ]);
     tests
 }
@@ -136,4 +138,50 @@ fn sighup_reloads_the_certificate_and_keeps_connections() {
         bob.recv_chat(),
         (alice.uid, "after the bad reload".to_owned())
     );
+}
+
+/// `chat-client --tls --ca FILE`: registers, logs in and chats with a
+/// plain client; a CA it does not trust, or a certificate that expired,
+/// makes it exit 1 with the reason.
+fn chat_client_over_tls_and_its_refusals() {
+    let (ca, other, dir) = (TestCa::new(), TestCa::new(), TlsDir::new());
+    let db = TestDb::sqlite();
+    let server = tls_server(&db, &dir, &ca.issue(false));
+    let tls_addr = server.tls_addr.expect("a TLS listener").to_string();
+    let ca_file = dir.write("ca.pem", &ca.pem());
+    let ca_file = ca_file.display().to_string();
+    let name = format!("localhost:{}", server.tls_addr.unwrap().port());
+    let mut alice =
+        CliClient::start_with(&["--tls", "--ca", &ca_file, &name, "--linger-ms", "200"]);
+    let alice_id = register(&mut alice, "alice", "pw-alice");
+    alice.send(&format!("login:{alice_id}:pw-alice"));
+    alice.expect_ok(&format!("logged in uid={alice_id} name=alice"));
+    let mut bob = server.user("bob");
+    alice.send(&format!("chat:{}:hello over tls", bob.uid));
+    assert_eq!(bob.recv_chat(), (alice_id, "hello over tls".to_owned()));
+    bob.chat(alice_id, "hello over tcp");
+    alice.expect(&format!("message from {} (bob)", bob.uid));
+
+    // By IP (the certificate's other name), trusting another CA: refused.
+    let other_file = dir.write("other-ca.pem", &other.pem());
+    let other_file = other_file.display().to_string();
+    let mut refused = CliClient::start_with(&["--tls", "--ca", &other_file, &tls_addr]);
+    assert_eq!(refused.wait_exit().code(), Some(1));
+    refused.expect_stderr("cannot connect");
+    drop(server);
+
+    let expired_dir = TlsDir::new();
+    let server = tls_server(&db, &expired_dir, &ca.issue(true));
+    let addr = server.tls_addr.unwrap().to_string();
+    let mut refused = CliClient::start_with(&[
+        "--tls",
+        "--ca",
+        &ca_file,
+        "--server-name",
+        "localhost",
+        &addr,
+    ]);
+    assert_eq!(refused.wait_exit().code(), Some(1));
+    let why = refused.expect_stderr("cannot connect").to_lowercase();
+    assert!(why.contains("expired"), "{why}");
 }

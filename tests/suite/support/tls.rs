@@ -47,6 +47,11 @@ impl TestCa {
         (cert.pem(), key.serialize_pem())
     }
 
+    /// The CA's certificate, PEM (for `chat-client --ca`).
+    pub fn pem(&self) -> String {
+        self.cert.pem()
+    }
+
     /// A client configuration that trusts this CA only.
     pub fn client_config(&self) -> Arc<ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
