@@ -18,6 +18,7 @@ pub fn tests() -> Vec<Test> {
         a_plain_text_client_on_the_tls_port_is_closed,
         sighup_reloads_the_certificate_and_keeps_connections,
         chat_client_over_tls_and_its_refusals,
+        chat_bench_over_tls_loses_nothing,
     ]);
     tests
 }
@@ -184,4 +185,46 @@ fn chat_client_over_tls_and_its_refusals() {
     assert_eq!(refused.wait_exit().code(), Some(1));
     let why = refused.expect_stderr("cannot connect").to_lowercase();
     assert!(why.contains("expired"), "{why}");
+}
+
+/// `chat-bench --tls --ca FILE --server-name localhost`: setup (register,
+/// login) and the chat scenario over TLS, every message delivered once and
+/// in order; a bench trusting another CA fails its run.
+fn chat_bench_over_tls_loses_nothing() {
+    use chat_bench::{Config, Scenario};
+    let (ca, other, dir) = (TestCa::new(), TestCa::new(), TlsDir::new());
+    let db = TestDb::sqlite();
+    let server = tls_server(&db, &dir, &ca.issue(false));
+    let ca_file = dir.write("ca.pem", &ca.pem());
+    let config = |ca_file: std::path::PathBuf| Config {
+        scenario: Scenario::Chat,
+        addrs: vec![server.tls_addr.expect("a TLS listener")],
+        users: 20,
+        threads: 2,
+        messages: Some(50),
+        window: 4,
+        timeout: Duration::from_secs(60),
+        drain: Duration::from_secs(5),
+        progress: false,
+        tls: true,
+        ca: Some(ca_file),
+        server_name: Some("localhost".into()),
+        ..Config::default()
+    };
+    let report = chat_bench::run(&config(ca_file)).expect("bench run");
+    assert!(report.failed.is_none(), "{:?}", report.failed);
+    assert!(report.delivered.unwrap_or(0) > 0, "{report:?}");
+    assert_eq!(report.delivered, report.expected, "{report:?}");
+    for n in [report.lost, report.duplicated, report.reordered] {
+        assert_eq!(n.unwrap_or(0), 0, "{report:?}");
+    }
+
+    let other_file = dir.write("other-ca.pem", &other.pem());
+    let mut refused = config(other_file);
+    refused.timeout = Duration::from_secs(10);
+    let failed = match chat_bench::run(&refused) {
+        Ok(report) => report.failed,
+        Err(e) => Some(e.to_string()),
+    };
+    assert!(failed.is_some(), "a bench trusting another CA must fail");
 }
