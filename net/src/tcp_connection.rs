@@ -185,8 +185,8 @@ pub struct TcpConnection {
     /// lock, so a drain cannot slip between the check and the wait.
     drained: Mutex<Vec<DrainedTask>>,
     /// The TLS state of a TLS connection (see "TLS"), locked after
-    /// `output`; `None` for a plain one.
-    tls: Option<Mutex<TlsSession>>,
+    /// `output`; `None` for a plain one, which so pays one pointer.
+    tls: Option<Box<Mutex<TlsSession>>>,
 }
 
 /// A task for [`TcpConnection::when_drained`].
@@ -226,7 +226,7 @@ impl TcpConnection {
             close_callback,
             context: Mutex::new(None),
             drained: Mutex::new(Vec::new()),
-            tls: tls.map(Mutex::new),
+            tls: tls.map(|s| Box::new(Mutex::new(s))),
         })
     }
 
