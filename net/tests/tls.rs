@@ -260,3 +260,33 @@ fn plain_connections_are_not_tls() {
     let _c = connect(server.addr);
     assert!(!rx.recv_timeout(Duration::from_secs(10)).unwrap());
 }
+
+/// `send` from another thread on a TLS connection: under the output lock
+/// and the session's, the records leave in the order of the sends, and
+/// every byte arrives (some sends race with the handshake).
+#[test]
+fn sends_from_other_threads_keep_their_order_over_tls() {
+    const N: u32 = 20_000;
+    let id = identity();
+    let acceptor = TlsAcceptor::new(server_config(&id));
+    let server = start_server(1, move |s| {
+        s.set_tls(acceptor);
+        s.set_connection_callback(|conn| {
+            if conn.connected() {
+                let conn = conn.clone();
+                std::thread::spawn(move || {
+                    for i in 0..N {
+                        conn.send(&i.to_be_bytes());
+                    }
+                });
+            }
+        });
+    });
+    let mut c = tls_connect(server.addr, &client_config(&id));
+    let mut data = vec![0; 4 * N as usize];
+    c.read_exact(&mut data).unwrap();
+    for (i, chunk) in data.chunks(4).enumerate() {
+        let got = u32::from_be_bytes(chunk.try_into().unwrap());
+        assert_eq!(got, i as u32, "message {i} out of order");
+    }
+}
