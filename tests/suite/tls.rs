@@ -19,6 +19,7 @@ pub fn tests() -> Vec<Test> {
         sighup_reloads_the_certificate_and_keeps_connections,
         chat_client_over_tls_and_its_refusals,
         chat_bench_over_tls_loses_nothing,
+        a_bad_certificate_or_a_missing_key_stops_the_start,
     ]);
     tests
 }
@@ -227,4 +228,42 @@ fn chat_bench_over_tls_loses_nothing() {
         Err(e) => Some(e.to_string()),
     };
     assert!(failed.is_some(), "a bench trusting another CA must fail");
+}
+
+/// A certificate that does not load, at start, is a clear error (exit 1);
+/// `--tls-listen` without a key is a usage error (exit 2).
+fn a_bad_certificate_or_a_missing_key_stops_the_start() {
+    let ca = TestCa::new();
+    let files = TlsDir::new();
+    let (_, key) = files.pair(&ca.issue(false));
+    let garbage = files.write("garbage.pem", "not a certificate\n");
+    let db = TestDb::sqlite();
+    let start = |extra: &[&str]| {
+        let mut args = crate::support::server::base_args(&db);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        std::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
+            .args(&args)
+            .env("RUST_LOG", "error")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run chat-server")
+    };
+    let out = start(&[
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &garbage.display().to_string(),
+        "--tls-key",
+        &key,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--tls-cert") && err.contains("garbage.pem"),
+        "{err}"
+    );
+    let out = start(&["--tls-listen", "127.0.0.1:0", "--tls-cert", &key]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--tls-key"), "{err}");
 }
