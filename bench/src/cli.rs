@@ -105,6 +105,11 @@ SOAK OPTIONS (also --users, --window, --members, --msg-rate [soak: 5],
     --per-source N        connections per loopback source address before
                           moving to 127.0.0.2, 127.0.0.3, ... [25000]
 
+TLS (a chat-server --tls-listen port):
+    --tls                 every connection speaks TLS
+    --ca FILE             trust the PEM certificate(s) in FILE [the system's]
+    --server-name NAME    the name the certificate must carry [the IP]
+
 SETUP AND THE C++ ORIGINAL:
     --legacy              talk to the C++ original: one request in flight per
                           connection, a pause after requests it never answers,
@@ -167,6 +172,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             "--quiet" => config.progress = false,
             "--login" => config.login = true,
             "--legacy" => config.legacy = true,
+            "--tls" => config.tls = true,
+            "--ca" => config.ca = Some(PathBuf::from(value(&flag)?)),
+            "--server-name" => config.server_name = Some(value(&flag)?),
             "--setup-only" => config.setup_only = true,
             "--cid" => config.cid = true,
             "--log-messages" => config.log_messages = number(&flag, &value(&flag)?)?,

@@ -147,6 +147,12 @@ pub struct Config {
     pub drop_every: Duration,
     /// `soak`: what to run and how.
     pub soak: SoakConfig,
+    /// `--tls`: talk TLS to every address.
+    pub tls: bool,
+    /// `--ca`: the PEM file of trusted certificates (else the system's).
+    pub ca: Option<PathBuf>,
+    /// `--server-name`: the name the certificate must carry (else the IP).
+    pub server_name: Option<String>,
 }
 
 /// The `soak` scenario's own parameters.
@@ -243,6 +249,9 @@ impl Default for Config {
             drop_fraction: 0.2,
             drop_every: Duration::from_secs(3),
             soak: SoakConfig::default(),
+            tls: false,
+            ca: None,
+            server_name: None,
         }
     }
 }

@@ -15,10 +15,17 @@
 //! which the worker calls once per loop iteration, so several requests queued
 //! in one iteration leave in one `write`. (In `--legacy` mode the scenarios
 //! never queue a second request before the first is answered.)
+//!
+//! With `--tls` (see [`crate::tls`]) a connection carries a rustls client
+//! session: [`Conn::queue`] hands the plaintext to it, [`Conn::flush`]
+//! moves its ciphertext into the output buffer first, and [`Conn::read`]
+//! decrypts before the JSON reader sees the bytes.
 
 use crate::json_stream::JsonReader;
+use crate::tls::Tls;
 use mio::net::TcpStream;
 use mio::Interest;
+use rustls::ClientConnection;
 use serde_json::Value;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{self, ErrorKind, Read, Write};
@@ -42,16 +49,27 @@ pub(crate) struct Conn {
     /// A slow reader: while set, readable events are left unread, so the
     /// kernel's buffers fill and the server's output queue grows.
     paused: bool,
+    /// The TLS session, with `--tls`; `out` then holds ciphertext.
+    tls: Option<Box<ClientConnection>>,
 }
 
 impl Conn {
     /// Starts a non-blocking connect to `addr`, from `source` when given
-    /// (port chosen by the kernel). `TCP_NODELAY` is set so that each
-    /// request leaves at once, as the original's client sends it.
+    /// (port chosen by the kernel), speaking TLS with `tls`. `TCP_NODELAY`
+    /// is set so that each request leaves at once, as the original's client
+    /// sends it.
     ///
     /// # Errors
     /// Socket creation, bind or an immediate connect failure.
-    pub fn connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<Conn> {
+    pub fn connect(
+        addr: SocketAddr,
+        source: Option<IpAddr>,
+        tls: Option<&Tls>,
+    ) -> io::Result<Conn> {
+        let tls = match tls {
+            Some(t) => Some(Box::new(t.session()?)),
+            None => None,
+        };
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_nonblocking(true)?;
         socket.set_nodelay(true)?;
@@ -71,6 +89,7 @@ impl Conn {
             connected: false,
             registered: Conn::INITIAL_INTEREST,
             paused: false,
+            tls,
         })
     }
 
@@ -151,6 +170,16 @@ impl Conn {
 
     /// Appends a request to the output buffer (written by [`Conn::flush`]).
     pub fn queue(&mut self, text: &str, newline: bool) {
+        if let Some(tls) = self.tls.as_mut() {
+            // No buffer limit: rustls takes it all (encrypted, or kept
+            // until the handshake is done).
+            let mut w = tls.writer();
+            let _ = w.write_all(text.as_bytes());
+            if newline {
+                let _ = w.write_all(b"\n");
+            }
+            return;
+        }
         self.out.extend_from_slice(text.as_bytes());
         if newline {
             self.out.push(b'\n');
@@ -159,7 +188,7 @@ impl Conn {
 
     /// Whether queued bytes are waiting to be written.
     pub fn has_output(&self) -> bool {
-        self.written < self.out.len()
+        self.written < self.out.len() || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     /// Writes queued bytes until done or until the socket is full.
@@ -169,6 +198,11 @@ impl Conn {
     pub fn flush(&mut self) -> io::Result<()> {
         if !self.connected {
             return Ok(());
+        }
+        if let Some(tls) = self.tls.as_mut() {
+            while tls.wants_write() {
+                tls.write_tls(&mut self.out)?;
+            }
         }
         while self.written < self.out.len() {
             match self.stream.write(&self.out[self.written..]) {
@@ -208,9 +242,15 @@ impl Conn {
             match self.stream.read(scratch) {
                 Ok(0) => return Ok(false),
                 Ok(n) => {
-                    self.reader
-                        .feed(&scratch[..n], values)
-                        .map_err(|e| e.to_string())?;
+                    if let Some(tls) = self.tls.as_mut() {
+                        if !feed_tls(tls, &scratch[..n], &mut self.reader, values)? {
+                            return Ok(false); // the server's close_notify
+                        }
+                    } else {
+                        self.reader
+                            .feed(&scratch[..n], values)
+                            .map_err(|e| e.to_string())?;
+                    }
                     if n < scratch.len() && !to_the_end {
                         return Ok(true);
                     }
@@ -221,4 +261,37 @@ impl Conn {
             }
         }
     }
+}
+
+/// Hands ciphertext to rustls and the plaintext it yields to `reader`.
+/// `Ok(false)` once the server has sent `close_notify`.
+fn feed_tls(
+    tls: &mut ClientConnection,
+    mut data: &[u8],
+    reader: &mut JsonReader,
+    values: &mut Vec<Value>,
+) -> Result<bool, String> {
+    let mut plain = [0u8; 16 * 1024];
+    let mut open = true;
+    while !data.is_empty() {
+        tls.read_tls(&mut data).map_err(|e| format!("tls: {e}"))?;
+        let state = tls.process_new_packets().map_err(|e| format!("tls: {e}"))?;
+        let mut left = state.plaintext_bytes_to_read();
+        while left > 0 {
+            let n = match tls.reader().read(&mut plain) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(format!("tls: {e}")),
+            };
+            if n == 0 {
+                break;
+            }
+            reader
+                .feed(&plain[..n], values)
+                .map_err(|e| e.to_string())?;
+            left = left.saturating_sub(n);
+        }
+        open &= !state.peer_has_closed();
+    }
+    Ok(open)
 }

@@ -62,6 +62,7 @@ pub mod seq;
 pub mod setup;
 pub mod supervisor;
 pub mod sys;
+pub mod tls;
 mod worker;
 
 pub use config::{Config, Scenario, SoakConfig};

@@ -28,11 +28,17 @@ pub(crate) struct Pool {
 
 impl Pool {
     /// Starts `threads` workers. `newline` ends each request with `\n`;
-    /// `progress` prints a line per second on standard error during phases.
+    /// `progress` prints a line per second on standard error during phases;
+    /// `tls` makes every connection TLS (`--tls`).
     ///
     /// # Errors
     /// A `Poll` or `Waker` could not be created, or a thread not spawned.
-    pub fn new(threads: usize, newline: bool, progress: bool) -> io::Result<Pool> {
+    pub fn new(
+        threads: usize,
+        newline: bool,
+        progress: bool,
+        tls: Option<crate::tls::Tls>,
+    ) -> io::Result<Pool> {
         let threads = threads.max(1);
         let counters = Arc::new(Counters::default());
         let mut polls = Vec::with_capacity(threads);
@@ -68,6 +74,7 @@ impl Pool {
                 },
             )?;
             worker.set_newline(newline);
+            worker.set_tls(tls.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("bench-worker-{id}"))
                 .spawn(move || worker.run())?;

@@ -21,6 +21,7 @@
 //! | `Connector` | [`Connector`] | [`connector`] |
 //! | `TcpClient` | [`TcpClient`] | [`tcp_client`] |
 //! | `Callbacks.h` | [`ConnectionCallback`], [`MessageCallback`], … | [`callbacks`] |
+//! | (none: muduo has no TLS) | [`TlsAcceptor`], [`TlsSession`] | [`tls`] |
 //!
 //! `net/README.md` explains the thread rules, the life of a connection,
 //! and how muduo's C++ idioms were carried over. The examples in
@@ -42,6 +43,7 @@ pub mod tcp_client;
 pub mod tcp_connection;
 pub mod tcp_server;
 pub mod timer_queue;
+pub mod tls;
 
 pub use acceptor::Acceptor;
 pub use buffer::Buffer;
@@ -61,3 +63,4 @@ pub use tcp_client::TcpClient;
 pub use tcp_connection::{CrossThreadSend, KeepAlive, State, TcpConnection, TcpConnectionPtr};
 pub use tcp_server::{ServerOption, TcpServer};
 pub use timer_queue::TimerId;
+pub use tls::{TlsAcceptor, TlsSession};

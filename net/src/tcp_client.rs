@@ -160,6 +160,7 @@ fn new_connection(inner: &Arc<ClientInner>, lp: &mut EventLoop, stream: TcpStrea
         inner.callbacks.lock().clone(),
         CrossThreadSend::Direct,
         remove_connection_callback(Arc::downgrade(inner)),
+        None,
     );
     *inner.connection.lock() = Some(conn.clone());
     conn.connect_established(lp);

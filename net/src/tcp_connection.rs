@@ -49,6 +49,20 @@
 //! is held for one short syscall. Callbacks (write complete, high-water
 //! mark) run on the loop either way.
 //!
+//! # TLS
+//!
+//! A connection made with a [`TlsSession`] (see [`crate::tls`]) keeps the
+//! same shape: its session sits in a second mutex, always locked after
+//! the output lock. `send` hands the plaintext to rustls and writes (or
+//! buffers) the ciphertext under both locks; the output buffer, the
+//! high-water mark, [`output_len`](TcpConnection::output_len) and
+//! [`bytes_written`](TcpConnection::bytes_written) count ciphertext. The
+//! loop decrypts into the input buffer, so the message callback sees
+//! plaintext. `shutdown` queues a `close_notify` once the output drains,
+//! then sends the FIN; a peer's `close_notify` reads as end of stream. A
+//! plain connection has no session and takes neither the second lock nor
+//! a copy.
+//!
 //! # Edge-triggered I/O
 //!
 //! mio is edge-triggered where muduo's pollers are level-triggered, so a
@@ -71,9 +85,11 @@ use parking_lot::Mutex;
 use crate::buffer::{Buffer, INITIAL_SIZE};
 use crate::callbacks::{CloseCallback, ConnectionCallbacks};
 use crate::event_loop::{EventLoop, EventLoopHandle};
+use crate::tls::TlsSession;
 
 mod channel;
 mod keep_alive;
+mod tls_io;
 
 use channel::ConnectionChannel;
 pub use keep_alive::KeepAlive;
@@ -168,6 +184,9 @@ pub struct TcpConnection {
     /// ([`when_drained`](Self::when_drained)). Taken under the `output`
     /// lock, so a drain cannot slip between the check and the wait.
     drained: Mutex<Vec<DrainedTask>>,
+    /// The TLS state of a TLS connection (see "TLS"), locked after
+    /// `output`; `None` for a plain one, which so pays one pointer.
+    tls: Option<Box<Mutex<TlsSession>>>,
 }
 
 /// A task for [`TcpConnection::when_drained`].
@@ -184,6 +203,7 @@ impl TcpConnection {
         callbacks: ConnectionCallbacks,
         cross_thread_send: CrossThreadSend,
         close_callback: CloseCallback,
+        tls: Option<TlsSession>,
     ) -> TcpConnectionPtr {
         let local_addr = stream.local_addr().unwrap_or(peer_addr);
         log::debug!("TcpConnection {} fd={} created", name, stream.as_raw_fd());
@@ -206,6 +226,7 @@ impl TcpConnection {
             close_callback,
             context: Mutex::new(None),
             drained: Mutex::new(Vec::new()),
+            tls: tls.map(|s| Box::new(Mutex::new(s))),
         })
     }
 
@@ -238,6 +259,11 @@ impl TcpConnection {
     /// How sends from other threads reach the socket; any thread.
     pub fn cross_thread_send(&self) -> CrossThreadSend {
         self.cross_thread_send
+    }
+
+    /// `true` for a TLS connection; any thread.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The current state; any thread.
@@ -483,6 +509,9 @@ impl TcpConnection {
             log::debug!("TcpConnection {} closed, give up writing", self.name);
             return None;
         }
+        if let Some(tls) = &self.tls {
+            return self.send_tls(&mut output, tls, data);
+        }
         let mut written = 0;
         // Bytes already waiting must leave first: then we may only append.
         if output.is_empty() {
@@ -526,17 +555,23 @@ impl TcpConnection {
     }
 
     fn shutdown_in_loop(&self) {
-        let output = self.output.lock();
+        let mut output = self.output.lock();
         if output.is_empty() {
-            self.shutdown_write();
+            self.shutdown_write(&mut output);
         }
         // Otherwise `handle_write` shuts down once the output drains.
     }
 
-    /// Sends our FIN; the caller holds the output lock. A send that raced
-    /// with `shutdown` and comes after this fails with `EPIPE` and is
-    /// dropped.
-    fn shutdown_write(&self) {
+    /// Sends our FIN; the caller holds the output lock (`output`). A send
+    /// that raced with `shutdown` and comes after this fails with `EPIPE`
+    /// and is dropped. A TLS connection first sends its `close_notify`
+    /// (the FIN follows once that has drained).
+    fn shutdown_write(&self, output: &mut Buffer) {
+        if let Some(tls) = &self.tls {
+            if !self.tls_close_notify(output, tls) {
+                return;
+            }
+        }
         if let Err(e) = self.stream.shutdown(Shutdown::Write) {
             log::debug!("TcpConnection {} shutdown: {}", self.name, e);
         }
@@ -571,7 +606,7 @@ impl TcpConnection {
             self.owner.queue_in_loop(move |_| task());
         }
         if self.state() == State::Disconnecting {
-            self.shutdown_write();
+            self.shutdown_write(&mut output);
         }
     }
 

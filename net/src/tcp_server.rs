@@ -45,6 +45,7 @@ use crate::event_loop::{EventLoop, EventLoopHandle};
 use crate::event_loop_thread::ThreadInitCallback;
 use crate::event_loop_thread_pool::EventLoopThreadPool;
 use crate::tcp_connection::{CrossThreadSend, KeepAlive, TcpConnection, TcpConnectionPtr};
+use crate::tls::TlsAcceptor;
 
 /// Process-wide connection ids (servers and clients).
 pub(crate) static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
@@ -73,6 +74,8 @@ pub struct TcpServer {
     cross_thread_send: CrossThreadSend,
     /// Set on every accepted socket; `None` leaves the kernel's default.
     keep_alive: Option<KeepAlive>,
+    /// Every accepted connection speaks TLS with this acceptor's config.
+    tls: Option<TlsAcceptor>,
     thread_init: Option<ThreadInitCallback>,
     connections: ConnectionMap,
     /// The acceptor's channel on the main loop, from `start` until
@@ -107,6 +110,7 @@ impl TcpServer {
             callbacks: ConnectionCallbacks::default(),
             cross_thread_send: CrossThreadSend::default(),
             keep_alive: None,
+            tls: None,
             thread_init: None,
             connections: Arc::new(Mutex::new(HashMap::new())),
             accepting: None,
@@ -189,6 +193,14 @@ impl TcpServer {
         self.keep_alive = Some(keep_alive);
     }
 
+    /// Makes every connection accepted from now on speak TLS, with the
+    /// configuration `acceptor` holds when it is accepted (keep a clone to
+    /// [`reload`](TlsAcceptor::reload) it). The callbacks see plaintext;
+    /// see [`crate::tls`]. Before `start`.
+    pub fn set_tls(&mut self, acceptor: TlsAcceptor) {
+        self.tls = Some(acceptor);
+    }
+
     /// Starts the I/O threads and begins accepting on `lp`, the main loop.
     /// Calling it again does nothing.
     ///
@@ -245,9 +257,17 @@ impl TcpServer {
         let connections = self.connections.clone();
         let cross_thread_send = self.cross_thread_send;
         let keep_alive = self.keep_alive;
+        let tls = self.tls.clone();
         let close_callback = self.remove_connection_callback();
         let prefix = format!("{}-{}#", self.name, self.listen_addr);
         Box::new(move |lp, stream, peer| {
+            let session = match tls.as_ref().map(TlsAcceptor::new_session).transpose() {
+                Ok(session) => session,
+                Err(e) => {
+                    log::error!("TcpServer TLS session for {}: {}", peer, e);
+                    return; // dropping the stream closes it
+                }
+            };
             let io_loop = pool.borrow_mut().get_next_loop();
             let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
             log::debug!("TcpServer new connection {}{} from {}", prefix, id, peer);
@@ -260,6 +280,7 @@ impl TcpServer {
                 callbacks.clone(),
                 cross_thread_send,
                 close_callback.clone(),
+                session,
             );
             if let Some(ka) = keep_alive {
                 // Before the connection callback, which may read it back.

@@ -28,6 +28,7 @@ mod values;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::runtime::Priority;
@@ -62,6 +63,24 @@ pub const OPTIONS: &[Opt] = &[
         value: "ADDR",
         default: "127.0.0.1:6000",
         help: "address to listen on (port 0 picks a free port)",
+    },
+    Opt {
+        key: "tls-listen",
+        value: "ADDR",
+        default: "",
+        help: "also listen here for the same protocol over TLS (needs --tls-cert and --tls-key); the plain --listen stays",
+    },
+    Opt {
+        key: "tls-cert",
+        value: "FILE",
+        default: "",
+        help: "TLS certificate chain, PEM, leaf first; re-read on SIGHUP",
+    },
+    Opt {
+        key: "tls-key",
+        value: "FILE",
+        default: "",
+        help: "TLS private key, PEM (PKCS#8, PKCS#1 or SEC1); re-read on SIGHUP",
     },
     Opt {
         key: "threads",
@@ -358,6 +377,12 @@ pub const OPTIONS: &[Opt] = &[
 pub struct Config {
     /// Where to listen (`--listen`).
     pub listen: SocketAddr,
+    /// Where to listen for TLS (`--tls-listen`); `None`: no TLS listener.
+    pub tls_listen: Option<SocketAddr>,
+    /// The TLS certificate chain (`--tls-cert`), PEM.
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key (`--tls-key`), PEM.
+    pub tls_key: Option<PathBuf>,
     /// Number of I/O threads (`--threads`).
     pub threads: usize,
     /// Number of worker threads (`--workers`), at least 1.
@@ -534,6 +559,20 @@ impl Config {
                 .map_err(|e| bad("listen", from, &v, format!("{e}")))?,
             None => SocketAddr::from(([127, 0, 0, 1], 6000)),
         };
+        let tls_listen = match get("tls-listen") {
+            Some((v, _)) if v.trim().is_empty() => None,
+            Some((v, from)) => Some(
+                v.parse()
+                    .map_err(|e| bad("tls-listen", from, &v, format!("{e}")))?,
+            ),
+            None => None,
+        };
+        let path = |key: &str| {
+            get(key)
+                .map(|(v, _)| v)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let count = |key: &str, default: usize, min: usize| -> Result<usize, ConfigError> {
             match get(key) {
                 Some((v, from)) => match v.trim().parse::<usize>() {
@@ -628,6 +667,9 @@ impl Config {
         let default_writers = if db.starts_with("mysql://") { 2 } else { 1 };
         let config = Config {
             listen,
+            tls_listen,
+            tls_cert: path("tls-cert"),
+            tls_key: path("tls-key"),
             threads: count("threads", cores, 0)?,
             workers: count("workers", 4, 1)?,
             hash_threads: count("hash-threads", 1, 1)?,
@@ -679,7 +721,18 @@ impl Config {
             redis_prefix: get("redis-prefix").map_or_else(|| "chat".to_owned(), |(v, _)| v),
         };
         config.check_cluster()?;
+        config.check_tls()?;
         Ok(config)
+    }
+
+    /// A TLS listener needs its certificate and key.
+    fn check_tls(&self) -> Result<(), ConfigError> {
+        if self.tls_listen.is_some() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return Err(ConfigError(
+                "--tls-listen needs --tls-cert FILE and --tls-key FILE (PEM)".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Cluster mode shares one store between nodes: only MySQL can be shared.

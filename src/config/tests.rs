@@ -352,3 +352,20 @@ fn cluster_mode_needs_mysql() {
     assert_eq!(c.liveness, Duration::from_millis(500));
     assert_eq!(c.redis_prefix, "chat");
 }
+
+#[test]
+fn tls_listener_needs_a_certificate_and_a_key() {
+    let c = run(&[], &[]).unwrap();
+    assert!(c.tls_listen.is_none() && c.tls_cert.is_none() && c.tls_key.is_none());
+    let c = run(
+        &["--tls-listen", "127.0.0.1:0", "--tls-cert", "c.pem"],
+        &[("CHAT_TLS_KEY", "k.pem")],
+    )
+    .unwrap();
+    assert_eq!(c.tls_listen, Some("127.0.0.1:0".parse().unwrap()));
+    assert_eq!(c.tls_cert, Some(PathBuf::from("c.pem")));
+    assert_eq!(c.tls_key, Some(PathBuf::from("k.pem")));
+    let err = run(&["--tls-listen", "127.0.0.1:0", "--tls-cert", "c.pem"], &[]).unwrap_err();
+    assert!(err.0.contains("--tls-key"), "{err}");
+    assert!(run(&["--tls-listen", "nowhere"], &[]).is_err());
+}

@@ -30,6 +30,7 @@ mod idle;
 mod peer;
 mod prelogin;
 pub mod shutdown;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -98,17 +99,36 @@ pub fn run(config: &Config) -> Result<(), Error> {
     let mut lp = EventLoop::new()?;
     let mut server = TcpServer::new(&lp, config.listen, "ChatServer", ServerOption::NoReusePort)?;
     server.set_thread_num(config.threads);
+    let tls = tls::listener(&lp, config)?;
     let cluster = cluster::join(config, &service, server.listen_addr())?;
-    install_callbacks(&mut server, &service, config);
+    let shared = Shared::new(config);
+    install_callbacks(&mut server, &service, config, &shared);
     server.start(&mut lp)?;
-    service.watch_io_loops(busy_time_sources(&server));
-    let stop = shutdown::on_signals(lp.handle())?;
+    let mut busy = busy_time_sources(&server);
+    let mut reload = None;
+    let mut tls_server = None;
+    if let Some((mut s, acceptor)) = tls {
+        install_callbacks(&mut s, &service, config, &shared);
+        s.start(&mut lp)?;
+        busy.extend(busy_time_sources(&s));
+        if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+            reload = Some(tls::reloader(acceptor, cert.clone(), key.clone()));
+        }
+        announce_tls(s.listen_addr());
+        tls_server = Some(s);
+    }
+    service.watch_io_loops(busy);
+    let stop = shutdown::on_signals(lp.handle(), reload)?;
     announce(server.listen_addr(), &config.db, cluster.as_deref());
 
     lp.run();
 
     log::info!("shutting down: no new connections, finishing queued writes");
     server.stop_accepting(&mut lp);
+    if let Some(s) = tls_server.as_mut() {
+        s.stop_accepting(&mut lp);
+    }
+    drop(tls_server);
     drop(server); // closes every connection and joins the I/O threads
     if let Some(cluster) = cluster {
         // Routes what is queued (or stores it), releases this node's claims.
@@ -147,6 +167,13 @@ fn busy_time_sources(server: &TcpServer) -> Vec<BusyTime> {
     server.io_loops().into_iter().map(busy).collect()
 }
 
+/// The TLS listener's line, printed before [`announce`]'s.
+fn announce_tls(addr: SocketAddr) {
+    let line = format!("chat-server TLS listening on {addr}");
+    log::info!("{line}");
+    eprintln!("{line}");
+}
+
 /// The readiness line tests and operators wait for.
 fn announce(addr: SocketAddr, db: &str, cluster: Option<&Cluster>) {
     let node = cluster.map_or_else(String::new, |c| format!(", cluster node: {}", c.node_id()));
@@ -178,7 +205,32 @@ fn describe_store(db: &str) -> String {
     }
 }
 
-fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Config) {
+/// What the plain and the TLS listener share: the per-address limits
+/// count a client's connections on both.
+struct Shared {
+    rules: Arc<idle::Rules>,
+    connections: Arc<AddressSlots>,
+}
+
+impl Shared {
+    fn new(config: &Config) -> Shared {
+        Shared {
+            rules: Arc::new(idle::Rules {
+                idle_timeout: config.idle_timeout,
+                login_timeout: config.login_timeout,
+                slots: AddressSlots::new(config.max_anonymous_per_address),
+            }),
+            connections: AddressSlots::new(config.max_connections_per_address),
+        }
+    }
+}
+
+fn install_callbacks(
+    server: &mut TcpServer,
+    service: &Arc<Service>,
+    config: &Config,
+    shared: &Shared,
+) {
     // Peers gone without a FIN are reset by the kernel, then close as any
     // connection does (and leave the online map).
     if let Some(ka) = config.keepalive {
@@ -188,12 +240,8 @@ fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Co
             probes: ka.probes,
         });
     }
-    let rules = Arc::new(idle::Rules {
-        idle_timeout: config.idle_timeout,
-        login_timeout: config.login_timeout,
-        slots: AddressSlots::new(config.max_anonymous_per_address),
-    });
-    let connections = AddressSlots::new(config.max_connections_per_address);
+    let rules = shared.rules.clone();
+    let connections = shared.connections.clone();
     let sweep_rules = rules.clone();
     server.set_thread_init_callback(move |lp: &mut EventLoop| {
         idle::install(lp, sweep_rules.clone());

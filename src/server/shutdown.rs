@@ -17,12 +17,16 @@
 //! 6. return, and the process exits with status 0.
 //!
 //! A second signal during this exits at once with status 130.
+//!
+//! With a TLS listener the same thread also answers SIGHUP: it re-reads
+//! the certificate and key (file I/O, kept off the I/O threads) and swaps
+//! them in for new handshakes (see `super::tls`).
 
 use std::io;
 use std::thread::JoinHandle;
 
 use net::EventLoopHandle;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
 /// The signal thread; [`SignalGuard::close`] ends it.
@@ -42,18 +46,32 @@ impl SignalGuard {
 }
 
 /// Quits `main_loop` on the first SIGINT or SIGTERM; exits the process on
-/// the second.
+/// the second. With `reload`, SIGHUP runs it (on the signal thread) and
+/// the server goes on; without, SIGHUP keeps its default action.
 ///
 /// # Errors
 /// If the signal handlers cannot be installed or the thread cannot start.
-pub fn on_signals(main_loop: EventLoopHandle) -> io::Result<SignalGuard> {
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+pub fn on_signals<R>(main_loop: EventLoopHandle, reload: Option<R>) -> io::Result<SignalGuard>
+where
+    R: Fn() + Send + 'static,
+{
+    let mut signals = if reload.is_some() {
+        Signals::new([SIGINT, SIGTERM, SIGHUP])?
+    } else {
+        Signals::new([SIGINT, SIGTERM])?
+    };
     let handle = signals.handle();
     let thread = std::thread::Builder::new()
         .name("chat-signals".into())
         .spawn(move || {
             let mut seen = 0;
             for signal in signals.forever() {
+                if signal == SIGHUP {
+                    if let Some(reload) = &reload {
+                        reload();
+                    }
+                    continue;
+                }
                 seen += 1;
                 if seen == 1 {
                     log::info!("signal {signal}: shutting down (again to exit at once)");

@@ -43,12 +43,30 @@ pub(crate) fn run(config: &Config) -> Result<Report, BenchError> {
     run_with(config, None)
 }
 
+/// The TLS settings of a `--tls` run (reads `--ca`).
+fn tls(config: &Config) -> Result<Option<crate::tls::Tls>, BenchError> {
+    if !config.tls {
+        return Ok(None);
+    }
+    let Some(&addr) = config.addrs.first() else {
+        return Err(BenchError::Config("--tls needs an address".into()));
+    };
+    crate::tls::Tls::new(config.ca.as_deref(), config.server_name.as_deref(), addr)
+        .map(Some)
+        .map_err(|e| BenchError::Config(format!("--tls: {e}")))
+}
+
 /// Runs `config`; `soak` is the server a `soak` run started.
 fn run_with(config: &Config, soak: Option<soak::SoakServer>) -> Result<Report, BenchError> {
     let n = config.user_count();
     sys::raise_nofile_limit(n as u64 + 256);
     let (setup, reused) = initial_setup(config, n)?;
-    let pool = Pool::new(config.threads, !config.legacy, config.progress)?;
+    let pool = Pool::new(
+        config.threads,
+        !config.legacy,
+        config.progress,
+        tls(config)?,
+    )?;
     let mut runner = Runner {
         config,
         threads: pool.size(),

@@ -8,6 +8,7 @@
 
 use super::worker_of;
 use crate::conn::Conn;
+use crate::tls::Tls;
 use mio::{Registry, Token, Waker};
 use std::collections::HashMap;
 use std::io;
@@ -81,6 +82,8 @@ pub(crate) struct Io {
     /// Deliveries to each other worker's senders, sent once per iteration.
     pub(super) remote_feedback: Vec<Vec<usize>>,
     pub(super) peers: Arc<Vec<Peer>>,
+    /// `--tls`: every connection speaks TLS with these settings.
+    pub(super) tls: Option<Tls>,
 }
 
 impl Io {
@@ -94,7 +97,7 @@ impl Io {
         addr: SocketAddr,
         source: Option<IpAddr>,
     ) -> io::Result<usize> {
-        let mut conn = Conn::connect(addr, source)?;
+        let mut conn = Conn::connect(addr, source, self.tls.as_ref())?;
         let slot = self.sessions.len();
         self.registry
             .register(conn.source(), Token(slot), Conn::INITIAL_INTEREST)?;

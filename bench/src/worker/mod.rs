@@ -99,12 +99,18 @@ impl Worker {
                 local_feedback: Vec::new(),
                 remote_feedback: vec![Vec::new(); threads],
                 peers,
+                tls: None,
             },
             commands: channels.commands,
             feedback: channels.feedback,
             results: channels.results,
             parked: Vec::new(),
         })
+    }
+
+    /// Makes every connection this worker opens speak TLS.
+    pub fn set_tls(&mut self, tls: Option<crate::tls::Tls>) {
+        self.io.tls = tls;
     }
 
     /// Sets whether requests end with a newline.

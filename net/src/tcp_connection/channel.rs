@@ -31,6 +31,10 @@ use crate::event_loop::EventLoop;
 /// allocation per read event; an idle connection keeps about 1 KiB.
 const SHRINK_INPUT_ABOVE: usize = 64 * 1024;
 
+/// A TLS connection's reads per event: rustls takes a few KiB per read, so
+/// this is about as many bytes per event as a plain connection's budget.
+const TLS_READS_PER_EVENT: usize = 64;
+
 /// The loop-side half of a connection: its channel handler and input buffer.
 pub(super) struct ConnectionChannel {
     pub(super) conn: TcpConnectionPtr,
@@ -63,6 +67,9 @@ impl ConnectionChannel {
     /// is drained and the connection open, so the next arrival raises a new
     /// edge; `false` when it closed or the rest was deferred.
     fn drain(&mut self, lp: &mut EventLoop, token: Token, at: Instant, peer_closed: bool) -> bool {
+        if self.conn.is_tls() {
+            return self.drain_tls(lp, token, at, peer_closed);
+        }
         let conn = &self.conn;
         for _ in 0..READS_PER_EVENT {
             if conn.disconnected() {
@@ -98,14 +105,61 @@ impl ConnectionChannel {
         }
         // Budget spent and the socket not drained: come back next iteration
         // (with the hang-up, if there was one, so the drain goes on).
-        let again = if peer_closed {
-            Ready::READABLE | Ready::READ_CLOSED
-        } else {
-            Ready::READABLE
-        };
-        lp.defer_event(token, again);
+        defer(lp, token, peer_closed);
         false
     }
+
+    /// [`drain`](Self::drain) for a TLS connection: each read goes through
+    /// rustls (which reads at most a few records' worth), so the budget is
+    /// counted in [`TLS_READS_PER_EVENT`], and the message callback sees
+    /// plaintext only. The peer's `close_notify` ends the stream as a FIN
+    /// does; a TLS error (a peer speaking plain text, say) closes.
+    fn drain_tls(
+        &mut self,
+        lp: &mut EventLoop,
+        token: Token,
+        at: Instant,
+        peer_closed: bool,
+    ) -> bool {
+        let conn = &self.conn;
+        for _ in 0..TLS_READS_PER_EVENT {
+            if conn.disconnected() {
+                return false; // a callback closed it
+            }
+            match conn.tls_read(&mut self.input) {
+                Ok(step) => {
+                    if step.plaintext > 0 {
+                        (conn.callbacks.message)(conn, &mut self.input, at);
+                    }
+                    if step.peer_closed {
+                        conn.handle_close(lp);
+                        return false;
+                    }
+                    if step.drained {
+                        return true;
+                    }
+                }
+                Err(e) => {
+                    log::debug!("TcpConnection {} TLS read: {}", conn.name, e);
+                    conn.handle_close(lp);
+                    return false;
+                }
+            }
+        }
+        defer(lp, token, peer_closed);
+        false
+    }
+}
+
+/// Asks the loop to come back to `token` next iteration, with the hang-up
+/// when there was one.
+fn defer(lp: &mut EventLoop, token: Token, peer_closed: bool) {
+    let again = if peer_closed {
+        Ready::READABLE | Ready::READ_CLOSED
+    } else {
+        Ready::READABLE
+    };
+    lp.defer_event(token, again);
 }
 
 /// Shrinks `input` back to [`INITIAL_SIZE`] writable bytes when it has grown

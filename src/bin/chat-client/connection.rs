@@ -11,16 +11,20 @@
 //! server sends one per line, but a read may end anywhere), using the same
 //! decoder as the server, and calls back once per object. A blocking socket
 //! and a thread are the simplest correct design for one connection; the
-//! reactor in `net` is for the server's thousands.
+//! reactor in `net` is for the server's thousands. With `--tls` the same
+//! two threads share the connection's TLS state (see [`super::tls`]).
 
 use serde_json::{Map, Value};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use chat::protocol::codec;
+
+use super::tls::{self, TlsChannel};
 
 /// The largest single message the client accepts. Far above the server's
 /// request limit: a login ack carries every offline message at once.
@@ -33,6 +37,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Connection {
     stream: TcpStream,
+    /// The TLS state, with `--tls`.
+    tls: Option<Arc<TlsChannel>>,
 }
 
 /// Why the reader stopped.
@@ -59,19 +65,30 @@ impl fmt::Display for Closed {
 
 impl Connection {
     /// Connects to `addr` (`HOST:PORT`), trying each address it resolves to
-    /// for at most `timeout`.
+    /// for at most `timeout`; with `--tls` ([`tls::install`]), also runs
+    /// the handshake, for at most `timeout` too.
     ///
     /// # Errors
     ///
-    /// The resolver's error, or the last address's connect error.
+    /// The resolver's error, the last address's connect error, or the
+    /// handshake's (a certificate the client refuses: `InvalidData`).
     pub fn connect(addr: &str, timeout: Duration) -> io::Result<Connection> {
         let mut last = io::Error::new(io::ErrorKind::NotFound, "the name resolves to no address");
         for sa in addr.to_socket_addrs()? {
             match TcpStream::connect_timeout(&sa, timeout) {
-                Ok(stream) => {
+                Ok(mut stream) => {
                     stream.set_nodelay(true)?;
                     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
-                    return Ok(Connection { stream });
+                    let tls = match tls::current() {
+                        Some(client) => {
+                            stream.set_read_timeout(Some(timeout))?;
+                            let channel = client.handshake(&mut stream)?;
+                            stream.set_read_timeout(None)?;
+                            Some(channel)
+                        }
+                        None => None,
+                    };
+                    return Ok(Connection { stream, tls });
                 }
                 Err(e) => last = e,
             }
@@ -86,11 +103,17 @@ impl Connection {
     /// The socket's write error (the server is gone, or stuck for longer
     /// than the write timeout).
     pub fn send(&self, message: &Value) -> io::Result<()> {
-        (&self.stream).write_all(&codec::encode(message))
+        match &self.tls {
+            Some(tls) => tls.send(&self.stream, &codec::encode(message)),
+            None => (&self.stream).write_all(&codec::encode(message)),
+        }
     }
 
     /// Closes both directions; the reader then sees [`Closed::Eof`].
     pub fn close(&self) {
+        if let Some(tls) = &self.tls {
+            tls.close(&self.stream);
+        }
         // Already closed by the peer is fine: there is nothing left to do.
         let _ = self.stream.shutdown(Shutdown::Both);
     }
@@ -107,20 +130,40 @@ impl Connection {
         C: FnOnce(Closed) + Send + 'static,
     {
         let stream = self.stream.try_clone()?;
+        let tls = self.tls.clone();
         thread::Builder::new()
             .name("chat-client-reader".into())
-            .spawn(move || on_close(read_loop(stream, on_message)))
+            .spawn(move || on_close(read_loop(stream, tls, on_message)))
     }
 }
 
+/// Appends the next bytes from the server to `pending`; 0 at the end.
+fn read_some(
+    mut stream: &TcpStream,
+    tls: Option<&TlsChannel>,
+    chunk: &mut [u8],
+    pending: &mut Vec<u8>,
+) -> io::Result<usize> {
+    if let Some(tls) = tls {
+        return tls.read_some(stream, pending);
+    }
+    let n = stream.read(chunk)?;
+    pending.extend_from_slice(&chunk[..n]);
+    Ok(n)
+}
+
 /// Reads until the stream ends, decoding as it goes.
-fn read_loop(mut stream: TcpStream, mut on_message: impl FnMut(Map<String, Value>)) -> Closed {
+fn read_loop(
+    stream: TcpStream,
+    tls: Option<Arc<TlsChannel>>,
+    mut on_message: impl FnMut(Map<String, Value>),
+) -> Closed {
     let mut pending: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
-        match stream.read(&mut chunk) {
+        match read_some(&stream, tls.as_deref(), &mut chunk, &mut pending) {
             Ok(0) => return Closed::Eof,
-            Ok(n) => pending.extend_from_slice(&chunk[..n]),
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Closed::Error(e),
         }

@@ -12,10 +12,11 @@
 //!
 //! | module | what it does |
 //! |---|---|
-//! | [`options`] | the command line: address, `--linger-ms`, `--timeout-ms` |
+//! | [`options`] | the command line: address, `--linger-ms`, `--timeout-ms`, `--tls` |
 //! | [`command`] | a typed line → [`Command`](command::Command); the command table |
 //! | [`request`] | a command → the JSON request the original client would send |
 //! | [`connection`] | the socket and the reader thread, framing with `protocol::codec` |
+//! | [`tls`] | `--tls`: rustls around the same socket, trust from `--ca` or the system |
 //! | [`incoming`] | a server message → [`Incoming`](incoming::Incoming) |
 //! | [`render`] | an incoming message → lines of text; errno in plain words |
 //! | [`state`] | [`ClientState`](state::ClientState), shared by the threads: who is logged in, the awaited reply |
@@ -44,6 +45,7 @@ mod request;
 mod state;
 mod style;
 mod terminal;
+mod tls;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -76,6 +78,15 @@ fn run(args: impl IntoIterator<Item = String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(t) = &options.tls {
+        match tls::TlsClient::new(t.ca.as_deref(), t.server_name.as_deref(), &options.addr) {
+            Ok(client) => tls::install(client),
+            Err(e) => {
+                eprintln!("chat-client: --tls: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let conn = match Connection::connect(&options.addr, options.connect_timeout) {
         Ok(conn) => conn,
         Err(e) => {

@@ -1,5 +1,6 @@
 //! Command-line options of `chat-client`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The port of `chat-server`'s default address.
@@ -21,6 +22,13 @@ options:
   --reconnect      when the server goes away, connect again (backoff from
                    0.5 s to 30 s), log in again and catch up (the default
                    on a terminal); --no-reconnect: exit with status 1
+  --tls            talk TLS (to chat-server's --tls-listen port), checking
+                   the server's certificate against the system's trusted
+                   CAs, or --ca's
+  --ca FILE        with --tls: trust only the CA certificate(s) in this
+                   PEM file (a self-signed server's own certificate works)
+  --server-name N  with --tls: the name the certificate must carry
+                   (default: the host of HOST:PORT)
   --no-log         talk as the original client, for a server without the
                    message log: no cid on chats, no SEND_ACK awaited, no
                    catch-up after login, no history
@@ -53,6 +61,17 @@ pub struct Options {
     /// Reconnect when the server goes away: `None` is the mode's default
     /// (on a terminal yes, from a pipe no).
     pub reconnect: Option<bool>,
+    /// `--tls`, with its `--ca` and `--server-name`.
+    pub tls: Option<TlsOptions>,
+}
+
+/// `--tls` and its settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// `--ca FILE`; `None`: the system's store.
+    pub ca: Option<PathBuf>,
+    /// `--server-name`; `None`: the host of the address.
+    pub server_name: Option<String>,
 }
 
 impl Default for Options {
@@ -64,6 +83,7 @@ impl Default for Options {
             connect_timeout: Duration::from_secs(5),
             log: true,
             reconnect: None,
+            tls: None,
         }
     }
 }
@@ -99,6 +119,7 @@ impl Options {
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Invocation, String> {
     let mut options = Options::default();
     let mut addr = None;
+    let (mut tls, mut ca, mut server_name) = (false, None, None);
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -117,6 +138,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Invocation, Strin
             "--no-log" => options.log = false,
             "--reconnect" => options.reconnect = Some(true),
             "--no-reconnect" => options.reconnect = Some(false),
+            "--tls" => tls = true,
+            "--ca" => ca = Some(PathBuf::from(value("--ca")?)),
+            "--server-name" => server_name = Some(value("--server-name")?),
             "--linger-ms" => options.linger = millis("--linger-ms", &value("--linger-ms")?)?,
             "--timeout-ms" => {
                 options.reply_timeout = millis("--timeout-ms", &value("--timeout-ms")?)?;
@@ -125,6 +149,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Invocation, Strin
             _ if addr.is_some() => return Err(format!("unexpected argument {arg}")),
             _ => addr = Some(arg),
         }
+    }
+    if !tls && (ca.is_some() || server_name.is_some()) {
+        return Err("--ca and --server-name go with --tls".into());
+    }
+    if tls {
+        options.tls = Some(TlsOptions { ca, server_name });
     }
     if let Some(addr) = addr {
         options.addr = if addr.contains(':') {
@@ -172,6 +202,15 @@ mod tests {
         assert_eq!(o.reconnect, Some(true));
         assert_eq!(run(&["-h"]), Ok(Invocation::Help));
         assert!(run(&["--linger-ms"]).is_err());
+        let Ok(Invocation::Run(o)) = run(&["--tls", "--ca=ca.pem", "h:1"]) else {
+            panic!("--tls");
+        };
+        let want = TlsOptions {
+            ca: Some(PathBuf::from("ca.pem")),
+            server_name: None,
+        };
+        assert_eq!(o.tls, Some(want));
+        assert!(run(&["--ca", "ca.pem"]).is_err());
         assert!(run(&["--bogus"]).is_err());
         assert!(run(&["a:1", "b:2"]).is_err());
     }

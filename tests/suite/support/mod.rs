@@ -13,6 +13,7 @@
 //! | [`redis`] | a Redis connection, a key prefix of the test's own, a private `redis-server` |
 //! | [`nginx`] | nginx (its stream module) in front of some servers |
 //! | [`cluster`] | [`Env`] and [`Cluster`]: nodes on one MySQL database and one Redis, nginx in front |
+//! | [`tls`] | a test CA, certificates (valid, expired) and their PEM files, a rustls client config |
 //!
 //! Every wait is bounded, so a broken program fails a test instead of
 //! hanging the suite.
@@ -31,6 +32,7 @@ pub mod nginx;
 pub mod redis;
 pub mod require;
 pub mod server;
+pub mod tls;
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -16,6 +16,9 @@ pub struct Server {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where it listens for TLS (`--tls-listen`), from its
+    /// `chat-server TLS listening on ADDR` line.
+    pub tls_addr: Option<SocketAddr>,
     log: Arc<Mutex<String>>,
     /// The store of a server started with [`Server::fresh`], removed after
     /// the process is killed.
@@ -93,7 +96,9 @@ impl Server {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.strip_prefix("chat-server listening on ") {
                     let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
-                    let _ = tx.send(addr);
+                    let _ = tx.send((false, addr));
+                } else if let Some(rest) = line.strip_prefix("chat-server TLS listening on ") {
+                    let _ = tx.send((true, rest.trim().to_owned()));
                 }
                 let mut log = log2.lock().unwrap();
                 if log.len() < 1 << 20 {
@@ -102,16 +107,22 @@ impl Server {
                 }
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(a) => a.parse().expect("listen address"),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("server did not start:\n{}", log.lock().unwrap());
+        // The TLS line, when there is one, comes first.
+        let mut tls_addr = None;
+        let addr = loop {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok((true, a)) => tls_addr = Some(a.parse().expect("TLS listen address")),
+                Ok((false, a)) => break a.parse().expect("listen address"),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("server did not start:\n{}", log.lock().unwrap());
+                }
             }
         };
         Server {
             child,
             addr,
+            tls_addr,
             log,
             own_db: None,
         }
