@@ -38,6 +38,7 @@ mod quotas;
 mod reliability;
 mod restart;
 mod storage;
+mod tokens;
 
 use std::process::ExitCode;
 
@@ -67,6 +68,7 @@ fn main() -> ExitCode {
         restart::tests(),
         log::tests(),
         storage::tests(),
+        tokens::tests(),
         client::tests(),
         client_tty::tests(),
         bench_smoke::tests(),
