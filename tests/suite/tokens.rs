@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::cluster::{Cluster, Env};
-use crate::support::{Client, Need, Server, Test, TestDb};
+use crate::support::redis::KeyPrefix;
+use crate::support::{require, Client, Need, Server, Test, TestDb};
 
 /// The tests of this module.
 pub fn tests() -> Vec<Test> {
@@ -22,9 +23,12 @@ pub fn tests() -> Vec<Test> {
         a_token_gets_in_while_the_password_is_brute_forced
     ]);
     tests.extend(
-        tests![a_token_of_one_node_works_on_another]
-            .into_iter()
-            .map(|t| t.needs(&[Need::Mysql, Need::Redis])),
+        tests![
+            a_token_of_one_node_works_on_another,
+            bad_tokens_count_against_the_address_across_the_cluster
+        ]
+        .into_iter()
+        .map(|t| t.needs(&[Need::Mysql, Need::Redis])),
     );
     tests
 }
@@ -281,4 +285,36 @@ fn a_token_of_one_node_works_on_another() {
     a.expect_errno(4, 0);
     let ack = token_login(&mut cluster.node(2).connect(), &token);
     assert_eq!(ack["errno"], 0, "{ack}");
+}
+
+/// Bad tokens count against the address on every node: four on node a
+/// block a good password login from the same address on node b.
+fn bad_tokens_count_against_the_address_across_the_cluster() {
+    let db = TestDb::mysql();
+    let url = require::redis_url();
+    let prefix = KeyPrefix::new(&url, "token-throttle");
+    let node = |id: &str| {
+        let args = [
+            "--redis",
+            &url,
+            "--redis-prefix",
+            &prefix.name,
+            "--node-id",
+            id,
+            "--login-failures-per-address",
+            "4",
+        ];
+        Server::start(&db, &args)
+    };
+    let (a, b) = (node("a"), node("b"));
+    let carol_id = a.connect().register("carol", "secret");
+    let mut on_a = a.connect();
+    for i in 0..4 {
+        let v = token_login(&mut on_a, &format!("forged{i}"));
+        assert_eq!(v["errno"], 1, "failure {i}: {v}");
+    }
+    let v = b
+        .connect()
+        .request(json!({"msgId": 1, "uid": carol_id, "password": "secret"}));
+    assert_eq!(v["errno"], 12, "{v}");
 }
