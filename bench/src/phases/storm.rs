@@ -10,7 +10,8 @@
 //!
 //! Per worker; the worker's storm users and chatters are its own. The
 //! phase ends when every storm user of the worker is logged in again, or
-//! failed, or the deadline passed. `Outcome::ok`/`failed`/`latency` are the
+//! failed, and every chatter's message in flight is acked (each chatter
+//! sends at least one, at the drop), or the deadline passed. `Outcome::ok`/`failed`/`latency` are the
 //! logins (reconnect to ack), `last_arrival` the last login ack;
 //! `acked`/`ack_failed`/`ack_latency` the chatters'.
 
@@ -105,7 +106,11 @@ impl StormPhase {
     /// Sends the next chat of every idle chatter whose time has come.
     fn chat(&mut self, io: &mut Io) -> Option<Instant> {
         let mut next = None::<Instant>;
+        let storm_over = self.storming.is_empty();
         for (&slot, c) in &mut self.chatting {
+            if storm_over && c.count > 0 {
+                continue;
+            }
             if c.sent_at.is_none() && c.next_at <= io.now {
                 c.count += 1;
                 let cid = format!("storm-{}-{}", c.chatter.user, c.count);
@@ -237,7 +242,8 @@ impl Phase for StormPhase {
     }
 
     fn is_done(&self, io: &Io) -> bool {
-        self.storming.is_empty() || io.now >= self.deadline
+        let quiet = self.chatting.values().all(|c| c.sent_at.is_none());
+        (self.storming.is_empty() && quiet) || io.now >= self.deadline
     }
 
     fn finish(mut self: Box<Self>, _io: &mut Io) -> Outcome {
