@@ -53,6 +53,9 @@ CREATE TABLE IF NOT EXISTS user (
     name VARCHAR(50) NOT NULL,
     password VARCHAR(255) NOT NULL,
     state ENUM('online', 'offline') NOT NULL DEFAULT 'offline',
+    -- Resume tokens carry it; a password change or a revoking logout moves
+    -- it on. The server adds it to an older table at start.
+    token_gen BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (id),
     UNIQUE KEY name (name)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;

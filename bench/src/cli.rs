@@ -48,6 +48,11 @@ SCENARIOS:
                message must be in its receivers' view exactly once with the
                seqs gapless, the server's memory flat (VmRSS series), and
                every user able to log in (nobody stuck online); exit 1 if not
+    storm      --users log in, then all drop and reconnect at once and log in
+               again, by resume token (--tokens) or by password, while
+               --chatters other users chat in pairs with cids, one message
+               every 100 ms each; the time until all are logged in again,
+               the logins' latency, and the chatters' SEND_ACK latency
 
 COMMON OPTIONS:
     --addr HOST:PORT      server (repeatable: users go round-robin) [127.0.0.1:6000]
@@ -81,6 +86,8 @@ SCENARIO OPTIONS:
                           (0: as fast as --window allows) [0]
     --drop-fraction F     reconnect: share of users that drop [0.2]
     --drop-every SECS     reconnect: mean time between drops [3]
+    --tokens              storm: log in again by resume token, not password
+    --chatters M          storm: users chatting during the storm [0]
     --connect-concurrency N   connects in progress at once [512]
 
 SOAK OPTIONS (also --users, --window, --members, --msg-rate [soak: 5],
@@ -177,6 +184,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             "--server-name" => config.server_name = Some(value(&flag)?),
             "--setup-only" => config.setup_only = true,
             "--cid" => config.cid = true,
+            "--tokens" => config.tokens = true,
+            "--chatters" => config.chatters = number(&flag, &value(&flag)?)?,
             "--log-messages" => config.log_messages = number(&flag, &value(&flag)?)?,
             "--msg-rate" => {
                 config.msg_rate = number(&flag, &value(&flag)?)?;

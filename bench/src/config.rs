@@ -34,6 +34,10 @@ pub enum Scenario {
     /// readers, flooders and wrong passwords; at the end every acked
     /// message accounted for, memory flat, nobody stuck online.
     Soak,
+    /// `users` log in, then all drop and reconnect at once, logging in by
+    /// resume token (`tokens`) or by password, while `chatters` other
+    /// users chat: time until all are back, and the chatters' latency.
+    Storm,
 }
 
 impl Scenario {
@@ -49,6 +53,7 @@ impl Scenario {
             Scenario::Sync => "sync",
             Scenario::Reconnect => "reconnect",
             Scenario::Soak => "soak",
+            Scenario::Storm => "storm",
         }
     }
 
@@ -64,6 +69,7 @@ impl Scenario {
             Scenario::Sync,
             Scenario::Reconnect,
             Scenario::Soak,
+            Scenario::Storm,
         ]
         .into_iter()
         .find(|s| s.name() == name)
@@ -136,6 +142,10 @@ pub struct Config {
     /// Send a cid with every chat and time its SEND_ACK (`chat`, `group`,
     /// `mixed`; always on in `sync` and `reconnect`).
     pub cid: bool,
+    /// `storm`: log in again by resume token instead of by password.
+    pub tokens: bool,
+    /// `storm`: users (in pairs) chatting with cids during the storm.
+    pub chatters: usize,
     /// `sync`: messages written during setup, over all conversations.
     pub log_messages: u64,
     /// `reconnect`: messages per second per sender at most (0: as fast as
@@ -244,6 +254,8 @@ impl Default for Config {
             per_source: 25_000,
             progress: false,
             cid: false,
+            tokens: false,
+            chatters: 0,
             log_messages: 10_000,
             msg_rate: 0.0,
             drop_fraction: 0.2,
@@ -281,6 +293,7 @@ impl Config {
             Scenario::Chat | Scenario::Sync | Scenario::Reconnect | Scenario::Soak => {
                 self.users / 2 * 2
             }
+            Scenario::Storm => self.users + self.chatters / 2 * 2,
             _ => self.users,
         }
     }
@@ -310,6 +323,9 @@ impl Config {
                 Err("--msg-rate must be a number of messages a second, 0 for no limit".into())
             }
             Scenario::Soak => self.validate_soak(),
+            Scenario::Storm if self.legacy => {
+                Err("the C++ original has no resume tokens and no send acks".into())
+            }
             Scenario::Group if self.members < 2 => Err("group needs at least 2 members".into()),
             Scenario::Group if self.senders == 0 || self.senders > self.members => {
                 Err("--senders must be between 1 and --members".into())

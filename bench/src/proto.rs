@@ -92,6 +92,12 @@ pub fn login(uid: i64, password: &str) -> String {
     )
 }
 
+/// `{"msgId":1,"token":…}`: a login with the resume token of an earlier
+/// login ack.
+pub fn login_token(token: &str) -> String {
+    format!(r#"{{"msgId":{LOGIN_MSG},"token":{}}}"#, quote(token))
+}
+
 /// `{"msgId":3,…}`.
 pub fn logout(uid: i64) -> String {
     format!(r#"{{"msgId":{LOGOUT_MSG},"uid":{uid}}}"#)

@@ -21,7 +21,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use chat::model::Conv;
 use chat::protocol::codec::{decode, encode};
 use chat::protocol::request::{
-    MAX_GROUP_NAME_CHARS, MAX_PASSWORD_CHARS, MAX_SYNC_LIMIT, MAX_USERNAME_CHARS,
+    MAX_GROUP_NAME_CHARS, MAX_PASSWORD_CHARS, MAX_SYNC_LIMIT, MAX_TOKEN_CHARS, MAX_USERNAME_CHARS,
 };
 use chat::protocol::{errno, parse, Request, SyncFrom};
 use libfuzzer_sys::fuzz_target;
@@ -166,6 +166,14 @@ fn check_request(request: &Request, obj: &Map<String, Value>) {
                 check_name(name, MAX_USERNAME_CHARS);
             }
             assert!((1..=MAX_PASSWORD_CHARS).contains(&password.chars().count()));
+        }
+        Request::TokenLogin { token } => {
+            assert!((1..=MAX_TOKEN_CHARS).contains(&token.chars().count()));
+        }
+        Request::ChangePassword { old, new } => {
+            for p in [old, new] {
+                assert!((1..=MAX_PASSWORD_CHARS).contains(&p.chars().count()));
+            }
         }
         Request::Register { username, password } => {
             check_name(username, MAX_USERNAME_CHARS);

@@ -143,6 +143,18 @@ pub const OPTIONS: &[Opt] = &[
         help: "a login of an account online on a connection silent longer than this replaces that connection (off: never, the login gets errno 2); single node only",
     },
     Opt {
+        key: "token-ttl",
+        value: "DURATION",
+        default: "30d",
+        help: "how long a resume token handed out by a login stays valid (a login with it hands out a fresh one)",
+    },
+    Opt {
+        key: "token-key-file",
+        value: "PATH",
+        default: "DATA-DIR/token.key",
+        help: "the 32-byte key that signs resume tokens; created (mode 0600) when missing, next to the SQLite database or, for MySQL, in the current directory; every node of a cluster must read the same file",
+    },
+    Opt {
         key: "high-water-mark",
         value: "SIZE",
         default: "4MiB",
@@ -407,6 +419,11 @@ pub struct Config {
     /// connection has received nothing for longer than this
     /// (`--login-takeover-grace`); `None` never replaces (errno 2).
     pub login_takeover_grace: Option<Duration>,
+    /// How long a resume token stays valid (`--token-ttl`), at least 1s.
+    pub token_ttl: Duration,
+    /// The file holding the resume tokens' key (`--token-key-file`); `None`:
+    /// `token.key` in the data directory ([`Config::token_key_path`]).
+    pub token_key_file: Option<String>,
     /// Output bytes queued for one connection before it is dropped as a slow
     /// reader (`--high-water-mark`).
     pub high_water_mark: usize,
@@ -704,6 +721,17 @@ impl Config {
             idle_timeout: (!idle.is_zero()).then_some(idle),
             keepalive,
             login_takeover_grace: grace,
+            token_ttl: match get("token-ttl") {
+                Some((v, from)) => match parse_duration(&v) {
+                    Ok(d) if d >= Duration::from_secs(1) => d,
+                    Ok(_) => return Err(bad("token-ttl", from, &v, "must be at least 1s".into())),
+                    Err(why) => return Err(bad("token-ttl", from, &v, why)),
+                },
+                None => Duration::from_secs(30 * 86_400),
+            },
+            token_key_file: get("token-key-file")
+                .map(|(v, _)| v)
+                .filter(|v| !v.is_empty()),
             high_water_mark: size("high-water-mark", 4 * 1024 * 1024, 1024)?,
             login_timeout: (!login_timeout.is_zero()).then_some(login_timeout),
             max_anonymous_per_address: count("max-anonymous-per-address", 64, 0)?,
@@ -733,6 +761,24 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Where the resume tokens' key lives: `--token-key-file`, else
+    /// `token.key` in the SQLite database's directory, else (MySQL, or an
+    /// in-memory SQLite) in the current directory.
+    pub fn token_key_path(&self) -> std::path::PathBuf {
+        use std::path::{Path, PathBuf};
+        if let Some(file) = &self.token_key_file {
+            return PathBuf::from(file);
+        }
+        let dir = self
+            .db
+            .strip_prefix("sqlite:")
+            .filter(|path| !path.starts_with(':'))
+            .and_then(|path| Path::new(path).parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        dir.join("token.key")
     }
 
     /// Cluster mode shares one store between nodes: only MySQL can be shared.

@@ -369,3 +369,44 @@ fn tls_listener_needs_a_certificate_and_a_key() {
     assert!(err.0.contains("--tls-key"), "{err}");
     assert!(run(&["--tls-listen", "nowhere"], &[]).is_err());
 }
+
+#[test]
+fn token_ttl_and_key_file() {
+    let c = run(&[], &[]).unwrap();
+    assert_eq!(c.token_ttl, Duration::from_secs(30 * 86_400));
+    assert_eq!(c.token_key_path(), std::path::Path::new("data/token.key"));
+    let ttl = |v: &str| run(&["--token-ttl", v], &[]).map(|c| c.token_ttl);
+    assert_eq!(ttl("2s").unwrap(), Duration::from_secs(2));
+    assert_eq!(ttl("7d").unwrap(), Duration::from_secs(7 * 86_400));
+    for bad in ["0", "500ms", "soon"] {
+        let err = ttl(bad).unwrap_err().to_string();
+        assert!(err.contains("token-ttl"), "{bad}: {err}");
+    }
+    let key = |a: &[&str]| run(a, &[]).unwrap().token_key_path();
+    assert_eq!(
+        key(&["--db", "sqlite:/var/chat/chat.db"]),
+        std::path::Path::new("/var/chat/token.key")
+    );
+    assert_eq!(
+        key(&["--db", "sqlite:chat.db"]),
+        std::path::Path::new("token.key")
+    );
+    assert_eq!(
+        key(&["--db", "sqlite::memory:"]),
+        std::path::Path::new("token.key")
+    );
+    assert_eq!(
+        key(&["--db", "mysql://root@127.0.0.1:3306/chat"]),
+        std::path::Path::new("token.key"),
+        "MySQL: the current directory"
+    );
+    assert_eq!(
+        key(&[
+            "--db",
+            "mysql://root@h/chat",
+            "--token-key-file",
+            "/etc/chat.key"
+        ]),
+        std::path::Path::new("/etc/chat.key")
+    );
+}

@@ -29,7 +29,7 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
 }
 
 /// Parses a duration: a number of seconds, or a number with a unit `ms`,
-/// `s`, `m` or `h`.
+/// `s`, `m`, `h` or `d`.
 ///
 /// # Errors
 /// Text that is not such a duration.
@@ -45,6 +45,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => Duration::from_secs(n),
         "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
         "h" => Duration::from_secs(n.saturating_mul(3600)),
+        "d" => Duration::from_secs(n.saturating_mul(86_400)),
         other => return Err(format!("unknown duration unit {other:?}")),
     };
     Ok(d)

@@ -6,11 +6,13 @@
 //! the message log's (send acks, sync, conversations, read positions).
 //! `docs/protocol.md` describes every message and its fields.
 
-/// `{"msgId":1,"uid":…,"password":…}` (or `"username"` instead of `"uid"`).
+/// `{"msgId":1,"uid":…,"password":…}` (or `"username"` instead of `"uid"`),
+/// or `{"msgId":1,"token":…}` with a resume token of an earlier login.
 pub const LOGIN_MSG: i64 = 1;
-/// Reply to [`LOGIN_MSG`].
+/// Reply to [`LOGIN_MSG`]; on success it carries a resume `token`.
 pub const LOGIN_MSG_ACK: i64 = 2;
-/// `{"msgId":3}`; a `uid`, when present, must be the logged-in account.
+/// `{"msgId":3}`; a `uid`, when present, must be the logged-in account;
+/// `"revoke":true` also revokes every resume token of the account.
 pub const LOGOUT_MSG: i64 = 3;
 /// Reply to [`LOGOUT_MSG`] (declared but never sent by the original).
 pub const LOGOUT_MSG_ACK: i64 = 4;
@@ -82,6 +84,12 @@ pub const CONVS_ACK: i64 = 32;
 pub const READ_MSG: i64 = 33;
 /// Reply to [`READ_MSG`], with the new read position.
 pub const READ_ACK: i64 = 34;
+
+/// `{"msgId":37,"old":…,"new":…}`: changes the logged-in account's
+/// password and revokes every resume token it had.
+pub const CHANGE_PASSWORD_MSG: i64 = 37;
+/// Reply to [`CHANGE_PASSWORD_MSG`]; on success with a fresh `token`.
+pub const CHANGE_PASSWORD_ACK: i64 = 38;
 
 /// Error numbers carried in `errno`. 1 and 2 keep the original's meaning.
 pub mod errno {

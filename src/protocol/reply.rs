@@ -56,6 +56,7 @@ pub fn ack_id(request_msg_id: i64) -> Option<i64> {
         msg_id::SYNC_MSG => msg_id::SYNC_ACK,
         msg_id::CONVS_MSG => msg_id::CONVS_ACK,
         msg_id::READ_MSG => msg_id::READ_ACK,
+        msg_id::CHANGE_PASSWORD_MSG => msg_id::CHANGE_PASSWORD_ACK,
         _ => return None,
     };
     Some(ack)
@@ -190,6 +191,21 @@ pub fn register_ok(uid: i64, username: &str) -> Value {
         "username": username,
         "sysmsg": format!("{username} registered"),
     })
+}
+
+/// `ack` with the resume token `token`, when there is one (a server
+/// without a token key issues none): the successful login ack (2) and
+/// change-password ack (38) carry it.
+pub fn with_token(mut ack: Value, token: Option<String>) -> Value {
+    if let Some(token) = token {
+        ack["token"] = token.into();
+    }
+    ack
+}
+
+/// The successful change-password ack (msgId 38).
+pub fn password_changed() -> Value {
+    ok(msg_id::CHANGE_PASSWORD_ACK)
 }
 
 /// The successful logout ack (msgId 4).

@@ -58,6 +58,9 @@ pub const MAX_USERNAME_CHARS: usize = 50;
 /// Longest password, in characters (it is hashed, so the column size does not
 /// limit it; the bound keeps hashing cheap).
 pub const MAX_PASSWORD_CHARS: usize = 128;
+/// Longest resume token accepted, in characters (the server's own are
+/// shorter; the bound keeps garbage cheap to refuse).
+pub const MAX_TOKEN_CHARS: usize = 256;
 /// Longest group name, in characters (`allgroup.groupname` is `VARCHAR(50)`).
 pub const MAX_GROUP_NAME_CHARS: usize = 50;
 /// Longest group description, in characters (`allgroup.groupdesc` is `VARCHAR(200)`).
@@ -75,8 +78,13 @@ pub enum Request {
         username: Option<String>,
         password: String,
     },
-    /// [`msg_id::LOGOUT_MSG`].
-    Logout { uid: Option<i64> },
+    /// [`msg_id::LOGIN_MSG`] with a resume token instead of a password.
+    TokenLogin { token: String },
+    /// [`msg_id::LOGOUT_MSG`]; `revoke` (`"revoke":true`) also revokes the
+    /// account's resume tokens.
+    Logout { uid: Option<i64>, revoke: bool },
+    /// [`msg_id::CHANGE_PASSWORD_MSG`].
+    ChangePassword { old: String, new: String },
     /// [`msg_id::REG_MSG`].
     Register { username: String, password: String },
     /// [`msg_id::ACOUNT_FRESH_MSG`].
@@ -135,7 +143,8 @@ impl Request {
     /// The msgId this request arrived with.
     pub fn msg_id(&self) -> i64 {
         match self {
-            Request::Login { .. } => msg_id::LOGIN_MSG,
+            Request::Login { .. } | Request::TokenLogin { .. } => msg_id::LOGIN_MSG,
+            Request::ChangePassword { .. } => msg_id::CHANGE_PASSWORD_MSG,
             Request::Logout { .. } => msg_id::LOGOUT_MSG,
             Request::Register { .. } => msg_id::REG_MSG,
             Request::Refresh { .. } => msg_id::ACOUNT_FRESH_MSG,
@@ -176,13 +185,15 @@ impl Request {
     pub fn claimed_uid(&self) -> Option<i64> {
         match self {
             Request::Login { .. }
+            | Request::TokenLogin { .. }
+            | Request::ChangePassword { .. }
             | Request::Register { .. }
             | Request::Ping
             | Request::Sync { .. }
             | Request::Convs
             | Request::Read { .. } => None,
             Request::OneChat { from, .. } => *from,
-            Request::Logout { uid }
+            Request::Logout { uid, .. }
             | Request::Refresh { uid }
             | Request::AddFriend { uid, .. }
             | Request::CreateGroup { uid, .. }
@@ -280,6 +291,11 @@ fn parse_fields(f: &Fields<'_>) -> Result<Request, ProtocolError> {
         msg_id::LOGIN_MSG => parse_login(f)?,
         msg_id::LOGOUT_MSG => Request::Logout {
             uid: f.opt_id("uid")?,
+            revoke: f.opt_bool("revoke")?.unwrap_or(false),
+        },
+        msg_id::CHANGE_PASSWORD_MSG => Request::ChangePassword {
+            old: f.password_in("old")?,
+            new: f.password_in("new")?,
         },
         msg_id::REG_MSG => Request::Register {
             username: f.new_name("username", MAX_USERNAME_CHARS)?,
@@ -351,6 +367,20 @@ fn parse_fields(f: &Fields<'_>) -> Result<Request, ProtocolError> {
 }
 
 fn parse_login(f: &Fields<'_>) -> Result<Request, ProtocolError> {
+    if let Some(token) = f.opt_str("token")? {
+        if ["uid", "username", "password"]
+            .iter()
+            .any(|k| f.get(k).is_some())
+        {
+            return Err(
+                f.error("a login with a `token` takes no `uid`, `username` or `password`".into())
+            );
+        }
+        f.check_len("token", token, 1, MAX_TOKEN_CHARS)?;
+        return Ok(Request::TokenLogin {
+            token: token.to_owned(),
+        });
+    }
     let uid = f.opt_id("uid")?;
     let username = match f.opt_str("username")? {
         Some(_) => Some(f.name("username", MAX_USERNAME_CHARS)?),
@@ -455,9 +485,22 @@ impl Fields<'_> {
     }
 
     fn password(&self) -> Result<String, ProtocolError> {
-        let s = self.str("password")?;
-        self.check_len("password", s, 1, MAX_PASSWORD_CHARS)?;
+        self.password_in("password")
+    }
+
+    /// A password in the field `key`: 1..=[`MAX_PASSWORD_CHARS`] characters.
+    fn password_in(&self, key: &str) -> Result<String, ProtocolError> {
+        let s = self.str(key)?;
+        self.check_len(key, s, 1, MAX_PASSWORD_CHARS)?;
         Ok(s.to_owned())
+    }
+
+    fn opt_bool(&self, key: &str) -> Result<Option<bool>, ProtocolError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(self.error(format!("field `{key}` must be true or false"))),
+        }
     }
 
     fn desc(&self) -> Result<String, ProtocolError> {

@@ -15,6 +15,7 @@
 //! | [`throttle`] | [`Throttle`](throttle::Throttle): at most N per window per key, a doubling cool-down, bounded keys |
 //! | [`password`] | [`PasswordHasher`]: argon2id in per-thread reused memory |
 //! | [`allocator`] | [`return_large_allocations_to_the_os`]: glibc's mmap threshold |
+//! | [`token`] | [`TokenKey`]: resume tokens, HMAC-signed, and their key file |
 //! | [`sharded_map`] | [`ShardedMap`]: a hash map in independently locked shards |
 //!
 //! # Password hashing, protected in one place
@@ -64,6 +65,7 @@ pub mod password;
 pub mod priority;
 pub mod sharded_map;
 pub mod throttle;
+pub mod token;
 pub mod workers;
 
 pub use allocator::return_large_allocations_to_the_os;
@@ -72,4 +74,5 @@ pub use hash_queue::HashQueue;
 pub use password::PasswordHasher;
 pub use priority::Priority;
 pub use sharded_map::{Shard, ShardKey, ShardedMap};
+pub use token::TokenKey;
 pub use workers::WorkerPool;

@@ -95,6 +95,10 @@ pub fn run(config: &Config) -> Result<(), Error> {
     service.set_hold_limits(config.login_hold_bytes, config.login_hold_total);
     service.set_max_pending_hashes(config.max_pending_hashes);
     service.set_login_limits(&config.login_limits);
+    let key_path = config.token_key_path();
+    let key = runtime::TokenKey::load_or_create(&key_path, config.token_ttl)
+        .map_err(|e| format!("token key {}: {e}", key_path.display()))?;
+    service.set_token_key(key);
     service.set_limits(&limit_settings(config));
     let mut lp = EventLoop::new()?;
     let mut server = TcpServer::new(&lp, config.listen, "ChatServer", ServerOption::NoReusePort)?;

@@ -80,10 +80,10 @@ use crate::protocol::{encode, errno, reply};
 use crate::storage::{Entry, Store, StoreError, UserRecord};
 
 /// A failed request: errno and errmsg.
-type Failure = (i64, &'static str);
+pub(super) type Failure = (i64, &'static str);
 
-const BAD_LOGIN: Failure = (errno::FAILED, "no such account or wrong password");
-const STORE_FAILED: Failure = (
+pub(super) const BAD_LOGIN: Failure = (errno::FAILED, "no such account or wrong password");
+pub(super) const STORE_FAILED: Failure = (
     errno::SERVER_ERROR,
     "the server could not complete the request",
 );
@@ -255,7 +255,8 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
 }
 
 const ACCOUNT_BLOCKED: &str = "too many failed logins for this account; try again later";
-const ADDRESS_BLOCKED: &str = "too many failed logins from your address; try again later";
+pub(super) const ADDRESS_BLOCKED: &str =
+    "too many failed logins from your address; try again later";
 
 /// The hashing thread, before the password check: how long still, and
 /// why, when the login is blocked by this node's failures of the account
@@ -263,7 +264,7 @@ const ADDRESS_BLOCKED: &str = "too many failed logins from your address; try aga
 /// (this node's of the address were checked on arrival). The per-account
 /// map is the hashing threads' own lock; the cluster's counts block on
 /// Redis (bounded).
-fn login_blocked(
+pub(super) fn login_blocked(
     svc: &Service,
     key: Option<&AccountKey>,
     ip: Option<IpAddr>,
@@ -294,7 +295,12 @@ fn login_blocked(
 /// be asked or on a single node (this node's count of the address is kept
 /// on the I/O thread, by `finish_failed_login`); a success clears the
 /// account's counts.
-fn count_login(svc: &Service, key: Option<AccountKey>, ip: Option<IpAddr>, failed: bool) {
+pub(super) fn count_login(
+    svc: &Service,
+    key: Option<AccountKey>,
+    ip: Option<IpAddr>,
+    failed: bool,
+) {
     let Some(key) = key else {
         return;
     };
@@ -321,7 +327,7 @@ fn count_login(svc: &Service, key: Option<AccountKey>, ip: Option<IpAddr>, faile
 
 /// A login refused by a failed-login throttle, on the hashing thread:
 /// answered on the peer's own thread with errno 12 and `retry_after`.
-fn finish_throttled_login(ctx: Ctx, wait: Duration, why: &'static str) {
+pub(super) fn finish_throttled_login(ctx: Ctx, wait: Duration, why: &'static str) {
     ctx.on_own_loop(move |ctx| {
         let Some(held) = end_login(&ctx) else {
             return;
@@ -354,7 +360,7 @@ pub const LOGGED_IN_ELSEWHERE: &str =
 /// no worker (the login waits, the worker serves others). A claim Redis
 /// cannot answer admits the user *unconfirmed* (see "Cluster mode" in the
 /// module docs). Then [`claim`].
-fn claim_cluster_wide(ctx: Ctx, user: UserRecord) {
+pub(super) fn claim_cluster_wide(ctx: Ctx, user: UserRecord) {
     ctx.svc.known.insert(user.id);
     let Some(cluster) = ctx.svc.cluster().cloned() else {
         return admit(ctx, user);
@@ -536,8 +542,11 @@ fn load_account(ctx: Ctx, store: &dyn Store, user: UserRecord) {
     // The legacy rows are older than anything in the log.
     let (ids, mut texts): (Vec<i64>, Vec<String>) = legacy.into_iter().unzip();
     texts.extend(pending.iter().map(|e| chat::stored_text(&e.delivered())));
-    let ack = encode(&reply::login_ok(
-        user.id, &user.name, texts, &friends, &groups,
+    // Every successful login hands out a fresh resume token (src/service/credentials.rs).
+    let token = ctx.svc.issue_token(user.id, user.token_gen);
+    let ack = encode(&reply::with_token(
+        reply::login_ok(user.id, &user.name, texts, &friends, &groups),
+        token,
     ));
     ctx.on_own_loop(move |ctx| {
         let uid = user.id;
@@ -652,7 +661,7 @@ fn deliver_login(
 /// A login failed: answer on the peer's own thread, then replay what was
 /// held meanwhile. A wrong password (or no such account) counts against
 /// the address's failed logins there.
-fn finish_failed_login(ctx: Ctx, (errno, errmsg): Failure) {
+pub(super) fn finish_failed_login(ctx: Ctx, (errno, errmsg): Failure) {
     ctx.on_own_loop(move |ctx| {
         if (errno, errmsg) == BAD_LOGIN {
             if let Some(ip) = ctx.session.address() {

@@ -11,7 +11,9 @@
 //! | msgId | request | handler | runs on |
 //! |---|---|---|---|
 //! | 1 | login | [`account::login`] | hashing pool (argon2), the user's worker (claim, load), the I/O thread (ack) |
-//! | 3 | logout | [`account::logout`] | I/O thread; a worker marks the account offline |
+//! | 1 with `token` | token login | [`credentials::token_login`] | I/O thread (MAC), the user's worker (generation, claim, load), the I/O thread (ack) |
+//! | 3 | logout | [`account::logout`] | I/O thread; a worker marks the account offline (and, with `revoke`, first revokes the tokens: [`credentials::logout`]) |
+//! | 37 | change password | [`credentials::change_password`] | hashing pool (argon2 twice); the ack from the I/O thread |
 //! | 5 | register | [`account::register`] | hashing pool (argon2, the new account); the ack from the I/O thread |
 //! | 7 | refresh | [`account::refresh`] | worker |
 //! | 9 | one-to-one chat | [`chat::one_chat`] | I/O thread, then a log writer (commit, hand on, ack) |
@@ -62,6 +64,7 @@
 pub mod account;
 pub mod chat;
 pub mod cluster_node;
+pub mod credentials;
 pub mod cursors;
 pub mod delivery;
 pub mod friends;
@@ -92,7 +95,9 @@ use serde_json::{Map, Value};
 use crate::cluster::{Cluster, SharedThrottle};
 use crate::protocol::{encode, errno, msg_id, parse, reply, Request, SyncFrom};
 use crate::runtime::throttle::retry_after_secs;
-use crate::runtime::{BusyTime, HashGate, HashQueue, PasswordHasher, Priority, WorkerPool};
+use crate::runtime::{
+    BusyTime, HashGate, HashQueue, PasswordHasher, Priority, TokenKey, WorkerPool,
+};
 use crate::storage::{Page, Store, StoreError};
 pub use cluster_node::ClusterNode;
 pub use group_cache::GroupCache;
@@ -149,6 +154,10 @@ pub struct Service {
     shared_throttle: OnceLock<SharedThrottle>,
     /// Rate limits, jobs in flight, quotas ([`limits`]).
     limits: Limits,
+    /// Signs and checks resume tokens; set once, before the server accepts
+    /// connections. Without it no login hands out a token and every token
+    /// login fails.
+    tokens: OnceLock<TokenKey>,
 }
 
 /// How the message log is written and kept (`--log-writers`,
@@ -442,6 +451,7 @@ impl Service {
             login_limits: OnceLock::new(),
             shared_throttle: OnceLock::new(),
             limits: Limits::default(),
+            tokens: OnceLock::new(),
         });
         *svc.chores.lock() = Some(Chores::start(&svc, log_options.retention)?);
         Ok(svc)
@@ -507,6 +517,26 @@ impl Service {
         if self.login_limits.set(LoginThrottles::new(config)).is_err() {
             log::error!("the login limits are set already; ignoring the second setting");
         }
+    }
+
+    /// Signs resume tokens with `key` ([`credentials`]); any thread, once,
+    /// before the server accepts connections. A second call is ignored
+    /// (and logged).
+    pub fn set_token_key(&self, key: TokenKey) {
+        if self.tokens.set(key).is_err() {
+            log::error!("a token key is set already; ignoring the second");
+        }
+    }
+
+    /// The key set by [`Service::set_token_key`]; any thread.
+    pub fn token_key(&self) -> Option<&TokenKey> {
+        self.tokens.get()
+    }
+
+    /// A resume token for `uid` at `generation`, when there is a key; any
+    /// thread (one HMAC).
+    pub fn issue_token(&self, uid: i64, generation: i64) -> Option<String> {
+        Some(self.token_key()?.issue(uid, generation))
     }
 
     /// Counts failed logins cluster-wide in `throttle` as well as on this
@@ -613,7 +643,7 @@ impl Service {
         // Login and register have their own bounds (the hashing pool's);
         // everything else draws on a rate limit first.
         let bucket = match request {
-            Request::Login { .. } | Request::Register { .. } => None,
+            Request::Login { .. } | Request::TokenLogin { .. } | Request::Register { .. } => None,
             Request::OneChat { .. } | Request::GroupChat { .. } => Some(Bucket::Chat),
             _ => Some(Bucket::Request),
         };
@@ -629,6 +659,7 @@ impl Service {
                 username,
                 password,
             } => account::login(ctx, uid, username, password),
+            Request::TokenLogin { token } => credentials::token_login(ctx, token),
             Request::Register { username, password } => account::register(ctx, username, password),
             Request::Ping => ctx.send(&reply::pong()),
             other => Self::handle_authenticated(ctx, other, obj),
@@ -664,7 +695,8 @@ impl Service {
         }
         let me = Me { uid, name };
         match request {
-            Request::Logout { .. } => account::logout(ctx, me),
+            Request::Logout { revoke, .. } => credentials::logout(ctx, me, revoke),
+            Request::ChangePassword { old, new } => credentials::change_password(ctx, me, old, new),
             Request::Refresh { .. } => account::refresh(ctx, me),
             Request::OneChat { to, cid, .. } => chat::one_chat(ctx, me, to, cid, obj),
             Request::AddFriend { fid, .. } => friends::add(ctx, me, fid),
@@ -685,7 +717,10 @@ impl Service {
             Request::Convs => history::convs(ctx, me),
             Request::Read { conv, seq } => history::read(ctx, me, conv, seq),
             // Handled before the identity check.
-            Request::Login { .. } | Request::Register { .. } | Request::Ping => {}
+            Request::Login { .. }
+            | Request::TokenLogin { .. }
+            | Request::Register { .. }
+            | Request::Ping => {}
         }
     }
 

@@ -62,6 +62,10 @@ pub struct UserRecord {
     pub password_hash: String,
     /// Whether the `state` column says `online`.
     pub online: bool,
+    /// The `token_gen` column: resume tokens issued at another generation
+    /// are revoked. Moved on by [`Store::set_password`] and
+    /// [`Store::revoke_tokens`].
+    pub token_gen: i64,
 }
 
 /// The outcome of [`Store::join_group`].
@@ -108,6 +112,13 @@ pub trait Store: Send + Sync {
 
     /// The account with this name.
     fn user_by_name(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Replaces the account's password hash and moves its token generation
+    /// on (every resume token it had is revoked). `false`: no such account.
+    fn set_password(&self, uid: i64, password_hash: &str) -> Result<bool, StoreError>;
+
+    /// Moves the account's token generation on. `false`: no such account.
+    fn revoke_tokens(&self, uid: i64) -> Result<bool, StoreError>;
 
     /// Sets the `state` of an account. Returns whether it changed: `false`
     /// when it already had that state or there is no such account. Setting

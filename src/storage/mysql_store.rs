@@ -43,6 +43,8 @@ const SCHEMA: &str = include_str!("../../chat.sql");
 
 /// MySQL's error number for a duplicate key (`ER_DUP_ENTRY`).
 const ER_DUP_ENTRY: u16 = 1062;
+/// MySQL's error number for adding a column that exists (`ER_DUP_FIELDNAME`).
+const ER_DUP_FIELDNAME: u16 = 1060;
 
 /// MySQL's error number for a deadlock (`ER_LOCK_DEADLOCK`): InnoDB rolled
 /// the transaction back.
@@ -92,6 +94,7 @@ impl MysqlStore {
         for statement in sql::statements(SCHEMA) {
             conn.query_drop(statement)?;
         }
+        migrate_token_gen(&mut conn)?;
         Ok(MysqlStore { pool })
     }
 
@@ -171,12 +174,37 @@ fn insert_cursor(tx: &mut Transaction<'_>, uid: i64, gid: i64, at: i64) -> Resul
     Ok(())
 }
 
-fn user_record((id, name, password_hash, state): (i64, String, String, String)) -> UserRecord {
+type UserRow = (i64, String, String, String, i64);
+
+fn user_record((id, name, password_hash, state, token_gen): UserRow) -> UserRecord {
     UserRecord {
         id,
         name,
         password_hash,
         online: sql::is_online(&state),
+        token_gen,
+    }
+}
+
+/// Gives a `user` table made before resume tokens its `token_gen` column
+/// (every account at generation 0); one that has it is left alone. Two
+/// nodes starting at once may both try: the loser's duplicate-column error
+/// is taken as done.
+fn migrate_token_gen(conn: &mut mysql::PooledConn) -> Result<(), StoreError> {
+    let found: Option<i64> = conn.query_first(
+        "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() \
+         AND table_name = 'user' AND column_name = 'token_gen'",
+    )?;
+    if found.unwrap_or(0) > 0 {
+        return Ok(());
+    }
+    match conn.query_drop("ALTER TABLE user ADD COLUMN token_gen BIGINT NOT NULL DEFAULT 0") {
+        Ok(()) => {
+            log::info!("user: token_gen column added (resume tokens)");
+            Ok(())
+        }
+        Err(mysql::Error::MySqlError(e)) if e.code == ER_DUP_FIELDNAME => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -199,6 +227,14 @@ impl Store for MysqlStore {
     fn user_by_name(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
         let row = self.rows(sql::USER_BY_NAME, (name,))?.pop();
         Ok(row.map(user_record))
+    }
+
+    fn set_password(&self, uid: i64, password_hash: &str) -> Result<bool, StoreError> {
+        Ok(self.exec(sql::SET_PASSWORD, (password_hash, uid))? > 0)
+    }
+
+    fn revoke_tokens(&self, uid: i64) -> Result<bool, StoreError> {
+        Ok(self.exec(sql::REVOKE_TOKENS, (uid,))? > 0)
     }
 
     fn set_online(&self, uid: i64, online: bool) -> Result<bool, StoreError> {

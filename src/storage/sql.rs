@@ -14,8 +14,16 @@ use crate::model::{state_str, Conv, GroupInfo, MemberInfo, Role, UserInfo};
 /// SQLite's and MySQL's limits, and large enough to make round trips rare.
 pub(super) const CHUNK: usize = 500;
 
-pub(super) const USER_BY_ID: &str = "SELECT id, name, password, state FROM user WHERE id = ?";
-pub(super) const USER_BY_NAME: &str = "SELECT id, name, password, state FROM user WHERE name = ?";
+pub(super) const USER_BY_ID: &str =
+    "SELECT id, name, password, state, token_gen FROM user WHERE id = ?";
+pub(super) const USER_BY_NAME: &str =
+    "SELECT id, name, password, state, token_gen FROM user WHERE name = ?";
+
+/// Binds: new hash, uid.
+pub(super) const SET_PASSWORD: &str =
+    "UPDATE user SET password = ?, token_gen = token_gen + 1 WHERE id = ?";
+/// Binds: uid.
+pub(super) const REVOKE_TOKENS: &str = "UPDATE user SET token_gen = token_gen + 1 WHERE id = ?";
 
 /// Binds: new state, uid, new state. Matches only when the state changes,
 /// so the affected-row count says whether it did (in both databases).

@@ -56,7 +56,10 @@ CREATE TABLE IF NOT EXISTS user (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL UNIQUE,
     password TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'offline' CHECK (state IN ('online', 'offline'))
+    state TEXT NOT NULL DEFAULT 'offline' CHECK (state IN ('online', 'offline')),
+    -- Resume tokens carry it; a password change or a revoking logout moves
+    -- it on. Added to older databases at open (migrate_token_gen).
+    token_gen INTEGER NOT NULL DEFAULT 0
 );
 
 CREATE TABLE IF NOT EXISTS friend (

@@ -128,6 +128,7 @@ impl SqliteStore {
     fn init(mut conn: Connection) -> Result<SqliteStore, StoreError> {
         migrate_chatlog(&mut conn)?;
         conn.execute_batch(SCHEMA)?;
+        migrate_token_gen(&conn)?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         // Room for every statement of this module in the statement cache.
         conn.set_prepared_statement_cache_capacity(64);
@@ -188,6 +189,7 @@ fn user_record(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
         name: r.get(1)?,
         password_hash: r.get(2)?,
         online: sql::is_online(&r.get::<_, String>(3)?),
+        token_gen: r.get(4)?,
     })
 }
 
@@ -209,6 +211,19 @@ impl Store for SqliteStore {
 
     fn user_by_name(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
         self.user_where(sql::USER_BY_NAME, &name)
+    }
+
+    fn set_password(&self, uid: i64, password_hash: &str) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let changed = c
+                .prepare_cached(sql::SET_PASSWORD)?
+                .execute(params![password_hash, uid])?;
+            Ok(changed > 0)
+        })
+    }
+
+    fn revoke_tokens(&self, uid: i64) -> Result<bool, StoreError> {
+        self.with(|c| Ok(c.prepare_cached(sql::REVOKE_TOKENS)?.execute([uid])? > 0))
     }
 
     fn set_online(&self, uid: i64, online: bool) -> Result<bool, StoreError> {
@@ -607,6 +622,23 @@ fn migrate_chatlog(conn: &mut Connection) -> Result<(), StoreError> {
     tx.execute_batch("DROP TABLE chatlog_keyed")?;
     tx.commit()?;
     log::info!("message log: {moved} entries moved to the appended layout");
+    Ok(())
+}
+
+/// Gives a `user` table made before resume tokens its `token_gen` column
+/// (every account at generation 0); a table that has it is left alone.
+/// Runs at open, after the schema (which creates the column in a new
+/// database).
+fn migrate_token_gen(conn: &Connection) -> Result<(), StoreError> {
+    let has: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('user') WHERE name = 'token_gen'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        conn.execute_batch("ALTER TABLE user ADD COLUMN token_gen INTEGER NOT NULL DEFAULT 0")?;
+        log::info!("user: token_gen column added (resume tokens)");
+    }
     Ok(())
 }
 

@@ -20,6 +20,9 @@ pub fn tests() -> Vec<Test> {
         reconnect_loses_nothing_acked_against_the_real_server,
         soak_accounts_for_every_acked_message_across_kill9_restarts
     ]);
+    tests.extend(tests![
+        storm_logs_everyone_in_again_by_token_and_by_password
+    ]);
     tests
 }
 
@@ -248,4 +251,22 @@ fn soak_accounts_for_every_acked_message_across_kill9_restarts(db: TestDb) {
     assert_eq!(r.actions.get("verified"), Some(&16), "{table}");
     assert!(soak.rss_kib.len() >= 20, "sampled every 0.5 s: {table}");
     assert!(soak.rss_flat.is_some(), "{table}");
+}
+
+/// The `storm` scenario, small: 20 users drop and log in again at once,
+/// by resume token and then by password, while 6 others chat. Every one
+/// must be logged in again and every chat acked.
+fn storm_logs_everyone_in_again_by_token_and_by_password() {
+    let db = TestDb::sqlite();
+    let server = Server::start(&db, &[]);
+    for tokens in [true, false] {
+        let r = run(&server, Scenario::Storm, |c| {
+            c.tokens = tokens;
+            c.chatters = 6;
+        });
+        assert_eq!(r.ops, Some(20), "tokens {tokens}: {}", r.table());
+        assert_eq!(r.op_failures, Some(0), "{}", r.table());
+        assert!(r.acked.is_some_and(|n| n > 0), "{}", r.table());
+        assert_eq!(r.ack_failed, Some(0), "{}", r.table());
+    }
 }

@@ -20,7 +20,8 @@ pub fn tests() -> Vec<Test> {
         history_and_convs_show_the_log_and_mark_it_read,
         a_login_catches_up_on_what_another_device_sent,
         a_reconnect_logs_in_again_and_shows_nothing_twice,
-        a_chat_cut_off_by_a_crash_is_sent_again_after_the_reconnect
+        a_chat_cut_off_by_a_crash_is_sent_again_after_the_reconnect,
+        a_reconnect_logs_in_with_the_token_and_passwd_changes_the_password
     ]
 }
 
@@ -497,4 +498,34 @@ fn a_chat_cut_off_by_a_crash_is_sent_again_after_the_reconnect() {
     assert_eq!(got, 1, "{lines:#?}");
     assert!(alice.finish().success());
     assert!(bob.finish().success());
+}
+
+/// `passwd` changes the password (a wrong current one is refused), and
+/// the reconnect logs in with the resume token of the change's ack, not
+/// with a password: the password is made unusable in the database while
+/// the server is down, the token handed out before the change was
+/// revoked, and bob still gets back in.
+fn a_reconnect_logs_in_with_the_token_and_passwd_changes_the_password() {
+    let db = crate::support::TestDb::sqlite();
+    let mut server = Server::start(&db, &[]);
+    let addr = server.addr.to_string();
+    let mut bob = CliClient::start_with(&[&addr, "--linger-ms", "200", "--reconnect"]);
+    let bob_id = register(&mut bob, "bob", "pw-b");
+    bob.send("login:bob:pw-b");
+    bob.expect_ok("logged in");
+    bob.send("passwd:wrong:new-pw");
+    bob.expect("wrong password");
+    bob.send("passwd:pw-b:new-pw");
+    bob.expect_ok("password changed");
+
+    server.kill9();
+    bob.expect_stderr("reconnecting");
+    db.exec(&format!(
+        "UPDATE user SET password = 'not a hash' WHERE id = {bob_id}"
+    ));
+    let server = Server::start(&db, &["--listen", &addr]);
+    bob.expect_ok(&format!("reconnected to {addr}"));
+    bob.expect_ok(&format!("logged in uid={bob_id} name=bob"));
+    assert!(bob.finish().success());
+    drop(server);
 }

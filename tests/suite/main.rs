@@ -39,6 +39,7 @@ mod reliability;
 mod restart;
 mod storage;
 mod tls;
+mod tokens;
 
 use std::process::ExitCode;
 
@@ -69,6 +70,7 @@ fn main() -> ExitCode {
         log::tests(),
         storage::tests(),
         tls::tests(),
+        tokens::tests(),
         client::tests(),
         client_tty::tests(),
         bench_smoke::tests(),

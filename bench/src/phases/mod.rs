@@ -16,6 +16,7 @@
 //! | mixed | [`mixed`] | a paced mix of chat, group chat, friends and re-login |
 //! | fill, sync | [`sync`] | writes the log with cids; reads it back with SYNC |
 //! | reconnect | [`reconnect`] | chat with cids while users drop, come back and catch up ([`inbox`]) |
+//! | storm | [`storm`] | drops, reconnects and logs in again (token or password) all at once, while chatters chat |
 //! | soak | [`reconnect`] with its `soak` additions | the same with groups, slow readers, flooders, wrong passwords and a final catch-up, while the server is killed and restarted |
 
 pub(crate) mod acks;
@@ -26,6 +27,7 @@ pub(crate) mod inbox;
 pub(crate) mod mixed;
 pub(crate) mod reconnect;
 pub(crate) mod requests;
+pub(crate) mod storm;
 pub(crate) mod sync;
 pub(crate) mod traffic;
 

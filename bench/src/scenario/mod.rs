@@ -11,13 +11,15 @@
 //!    mix (`mixed`) or fill-then-sync (`sync`), with the server's CPU time
 //!    and memory read around it; or drops and catch-ups (`reconnect`), or
 //!    all of that under a server that is killed and restarted (`soak`,
-//!    which starts the server before step 1: see [`soak`]).
+//!    which starts the server before step 1: see [`soak`]); or everyone
+//!    dropping and logging in again at once (`storm`: see [`storm`]).
 //!
 //! A setup step that fails ends the run with a report that says why
 //! (`connect` only fails when no connection at all succeeded).
 
 mod log;
 mod soak;
+mod storm;
 mod traffic;
 
 use crate::config::{Config, Scenario};
@@ -81,6 +83,7 @@ fn run_with(config: &Config, soak: Option<soak::SoakServer>) -> Result<Report, B
         setup,
         started: Instant::now(),
         soak,
+        tokens: HashMap::new(),
     };
     runner.report.threads = runner.threads;
     runner.run_all(reused)?;
@@ -132,6 +135,8 @@ struct Runner<'a> {
     started: Instant,
     /// `soak`: the server the run started, until its phase takes it.
     soak: Option<soak::SoakServer>,
+    /// `storm`: the resume token of each user's login ack, by user.
+    tokens: HashMap<usize, String>,
 }
 
 impl Runner<'_> {
@@ -165,6 +170,12 @@ impl Runner<'_> {
         if scenario == Scenario::Soak {
             self.report.setup_secs = self.started.elapsed().as_secs_f64();
             self.soak()?;
+        } else if scenario == Scenario::Storm {
+            self.report.setup_secs = self.started.elapsed().as_secs_f64();
+            let cpu_before = pid.and_then(sys::cpu_seconds);
+            self.storm()?;
+            let cpu_after = pid.and_then(sys::cpu_seconds);
+            self.report.server_cpu_secs = cpu_after.zip(cpu_before).map(|(a, b)| a - b);
         } else if scenario == Scenario::Reconnect {
             self.report.setup_secs = self.started.elapsed().as_secs_f64();
             let cpu_before = pid.and_then(sys::cpu_seconds);
@@ -334,14 +345,19 @@ impl Runner<'_> {
 
     fn login(&mut self) -> Result<Outcome, BenchError> {
         let password = self.setup.password.clone();
+        // `storm` keeps the acks for their resume tokens.
+        let keep = self.config.scenario == Scenario::Storm;
         let scripts = self
             .setup
             .accounts
             .iter()
             .enumerate()
-            .filter_map(|(i, a)| Some((i, vec![setup::login_step(a.uid?, &password, false)])))
+            .filter_map(|(i, a)| Some((i, vec![setup::login_step(a.uid?, &password, keep)])))
             .collect();
-        self.scripts("login", scripts)
+        let mut outcome = self.scripts("login", scripts)?;
+        self.keep_tokens(&outcome.replies);
+        outcome.replies.clear();
+        Ok(outcome)
     }
 
     /// Creates the groups, then joins every other member; false on failure.

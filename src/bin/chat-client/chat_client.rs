@@ -25,7 +25,7 @@
 //! line.
 
 use parking_lot::Mutex;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::io;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -88,8 +88,10 @@ pub struct ChatClient {
     cids: Option<CidGen>,
     /// Held while a request waits for its reply (and for a whole reconnect).
     pub(super) turn: Mutex<()>,
-    /// The last successful login request (password included, in memory
-    /// only), for logging in again after a reconnect; cleared by logout.
+    /// How to log in again after a reconnect: a token login with the
+    /// resume token of the last login ack, or (from a server without
+    /// tokens) the last successful login request, password included, in
+    /// memory only; cleared by logout.
     pub(super) login: Mutex<Option<Value>>,
     /// What to do when the connection is lost; taken when it happens.
     pub(super) on_lost: Mutex<Option<OnLost>>,
@@ -216,6 +218,14 @@ impl ChatClient {
             (_, Some(cid)) => self.chat(&message, &cid, command),
             (Command::History { .. }, _) => self.history(&message),
             (Command::Login { .. }, _) => self.log_in(&message),
+            (Command::ChangePassword { .. }, _) => {
+                let flow = self.request(&message);
+                if self.login.lock().is_some() {
+                    // The old token is revoked: keep the ack's.
+                    self.remember_login(&Value::Null);
+                }
+                flow
+            }
             (Command::Logout, _) => {
                 let flow = self.request(&message);
                 if self.state.user().is_none() {
@@ -234,11 +244,22 @@ impl ChatClient {
         if flow != Flow::Continue || self.state.user().is_none() {
             return flow;
         }
-        *self.login.lock() = Some(login.clone());
+        self.remember_login(login);
         if self.cids.is_some() && !self.state.no_log() {
             return self.catch_up();
         }
         Flow::Continue
+    }
+
+    /// Keeps how to log in again: the latest resume token when the server
+    /// handed one out, else `login` itself (unless it is `null`).
+    fn remember_login(&self, login: &Value) {
+        let again = match self.state.token() {
+            Some(token) => json!({ "msgId": msg_id::LOGIN_MSG, "token": token }),
+            None if login.is_null() => return,
+            None => login.clone(),
+        };
+        *self.login.lock() = Some(again);
     }
 
     /// Sends a chat with `cid` and waits for its SEND_ACK.

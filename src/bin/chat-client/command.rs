@@ -51,6 +51,8 @@ pub enum Command {
     },
     /// `logout` (msgId 3).
     Logout,
+    /// `passwd:old:new` (msgId 37): change the password.
+    ChangePassword { old: String, new: String },
     /// `refresh` (msgId 7).
     Refresh,
     /// `chat:fid:message` (msgId 9).
@@ -140,6 +142,12 @@ pub const COMMANDS: &[Spec] = &[
         false,
     ),
     spec("help", "", "show this list", false),
+    spec(
+        "passwd",
+        ":old:new",
+        "change your password (revokes the saved logins of your other devices)",
+        true,
+    ),
     spec("quit", "", "log out and leave", false),
     spec("chat", ":fid:message", "send a message to a user", true),
     spec("addFriend", ":fid", "make a user your friend", true),
@@ -261,6 +269,13 @@ pub fn parse(line: &str) -> Result<Option<Command>, CommandError> {
             Command::Register {
                 name: args.nonempty(name, "the user name")?,
                 password: password.filter(|p| !p.is_empty()).map(str::to_owned),
+            }
+        }
+        "passwd" => {
+            let (old, new) = args.two("the current password")?;
+            Command::ChangePassword {
+                old: args.nonempty(old, "the current password")?,
+                new: args.nonempty(new.unwrap_or(""), "the new password")?,
             }
         }
         "login" => {

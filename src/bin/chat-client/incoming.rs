@@ -67,6 +67,9 @@ pub enum Reply {
     Registered(User),
     /// msgId 4.
     LoggedOut,
+    /// msgId 38: the password is changed; a resume token of the new
+    /// generation (the earlier ones are revoked).
+    PasswordChanged { token: Option<String> },
     /// msgId 8: as [`Reply::LoggedIn`], without offline messages.
     Refreshed(AccountView),
     /// msgId 16.
@@ -115,6 +118,9 @@ pub struct AccountView {
     pub friends: Vec<Friend>,
     /// The groups, with their members.
     pub groups: Vec<Group>,
+    /// The resume token of a login ack, for logging in again without the
+    /// password (a server before tokens sends none).
+    pub token: Option<String>,
 }
 
 /// One stored message: delivered at login, or in a SYNC page.
@@ -215,7 +221,7 @@ pub fn parse(obj: Map<String, Value>) -> Incoming {
 
 /// The request msgId whose ack is `ack` (the inverse of `reply::ack_id`).
 fn request_of(ack: i64) -> Option<i64> {
-    const REQUESTS: [i64; 15] = [
+    const REQUESTS: [i64; 16] = [
         msg_id::LOGIN_MSG,
         msg_id::LOGOUT_MSG,
         msg_id::REG_MSG,
@@ -231,6 +237,7 @@ fn request_of(ack: i64) -> Option<i64> {
         msg_id::SYNC_MSG,
         msg_id::CONVS_MSG,
         msg_id::READ_MSG,
+        msg_id::CHANGE_PASSWORD_MSG,
     ];
     REQUESTS
         .into_iter()
@@ -246,6 +253,9 @@ fn success(request: i64, obj: &Map<String, Value>) -> Option<Reply> {
         msg_id::ACOUNT_FRESH_MSG => Reply::Refreshed(account(obj)?),
         msg_id::REG_MSG => Reply::Registered(user(obj)?),
         msg_id::LOGOUT_MSG => Reply::LoggedOut,
+        msg_id::CHANGE_PASSWORD_MSG => Reply::PasswordChanged {
+            token: text(obj, "token"),
+        },
         msg_id::ADD_FRIEND_MSG => Reply::FriendAdded { fid },
         msg_id::DEL_FRIEND_MSG => Reply::FriendDeleted { fid },
         msg_id::CREATE_GROUP_MSG => Reply::GroupCreated {
@@ -301,6 +311,7 @@ fn account(obj: &Map<String, Value>) -> Option<AccountView> {
         offline: list(obj, "offlinemsgs").map(offline).collect(),
         friends: list(obj, "friends").filter_map(|f| friend(&f)).collect(),
         groups: list(obj, "groups").filter_map(|g| group(&g)).collect(),
+        token: text(obj, "token"),
     })
 }
 

@@ -12,9 +12,11 @@
 //!
 //! The reconnect holds the client's `turn` from the first attempt to the
 //! end, so a command typed meanwhile waits ([`ClientState::wait_open`] and
-//! then the turn) and runs on the new connection. The password of the last
-//! login is kept in memory for this and nowhere else; a logout forgets it,
-//! and a client that was not logged in only reconnects. A resent chat is
+//! then the turn) and runs on the new connection. The login again uses the
+//! resume token of the last login ack (`{"msgId":1,"token":…}`), so the
+//! password is not kept at all (only against a server without tokens is
+//! the last login, password included, kept in memory); a logout forgets
+//! it, and a client that was not logged in only reconnects. A resent chat is
 //! not stored twice: the server answers a known cid with the message's
 //! original place.
 //!

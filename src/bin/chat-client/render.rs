@@ -73,6 +73,9 @@ fn reply_lines(reply: &Reply, style: &Style) -> Vec<String> {
             format!("registered uid={} name={}", user.uid, clean(&user.name))
         }
         Reply::LoggedOut => "logged out".to_owned(),
+        Reply::PasswordChanged { .. } => {
+            "password changed; the saved logins of your other devices are revoked".to_owned()
+        }
         Reply::FriendAdded { fid } => id("added friend", fid),
         Reply::FriendDeleted { fid } => id("deleted friend", fid),
         Reply::GroupCreated { gid, name } => format!("created group {gid} name={}", clean(name)),

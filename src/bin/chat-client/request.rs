@@ -50,6 +50,9 @@ pub fn build(command: &Command, user: Option<&User>, cid: Option<&str>) -> Optio
             v
         }
         Command::Logout => with_uid(json!({ "msgId": msg_id::LOGOUT_MSG }), uid),
+        Command::ChangePassword { old, new } => {
+            json!({ "msgId": msg_id::CHANGE_PASSWORD_MSG, "old": old, "new": new })
+        }
         Command::Refresh => with_uid(json!({ "msgId": msg_id::ACOUNT_FRESH_MSG }), uid),
         Command::Chat { to, text } => {
             let mut v = json!({

@@ -90,6 +90,8 @@ struct Inner {
     quiet_convs: bool,
     /// The errno of the last login that failed (since the last success).
     login_errno: Option<i64>,
+    /// The resume token of the last login (or password change) ack.
+    token: Option<String>,
     /// The connection is closed (by either side).
     closed: bool,
     /// We are closing it on purpose, so its end is no error.
@@ -160,12 +162,15 @@ impl Inner {
                 self.login_errno = None;
                 self.book.logged_in(view.user.uid);
                 self.user = Some(view.user.clone());
+                self.token = view.token.clone();
                 let book = &mut self.book;
                 view.offline.retain(|m| fresh(book, m));
             }
             Reply::Refreshed(view) => self.user = Some(view.user.clone()),
+            Reply::PasswordChanged { token } => self.token = token.clone(),
             Reply::LoggedOut => {
                 self.user = None;
+                self.token = None;
                 self.pending.clear();
                 self.pending_order.clear();
             }
@@ -281,6 +286,11 @@ impl ClientState {
     }
 
     /// The errno of the last failed login, `None` after a success.
+    pub fn token(&self) -> Option<String> {
+        self.state.lock().token.clone()
+    }
+
+    /// The errno of the last login that failed (since the last success).
     pub fn last_errno(&self) -> Option<i64> {
         self.state.lock().login_errno
     }

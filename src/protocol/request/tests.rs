@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{parse, ProtocolError, Request};
+use super::{parse, ProtocolError, Request, MAX_TOKEN_CHARS};
 use crate::protocol::msg_id::{self, errno};
 
 fn p(v: Value) -> Result<Request, ProtocolError> {
@@ -131,10 +131,19 @@ fn register_and_name_rules() {
 fn logout_and_refresh_with_and_without_uid() {
     assert_eq!(
         p(json!({"msgId": 3})).unwrap(),
-        Request::Logout { uid: None }
+        Request::Logout {
+            uid: None,
+            revoke: false
+        }
     );
     let r = p(json!({"msgId": 3, "uid": 4})).unwrap();
-    assert_eq!(r, Request::Logout { uid: Some(4) });
+    assert_eq!(
+        r,
+        Request::Logout {
+            uid: Some(4),
+            revoke: false
+        }
+    );
     assert_eq!(r.claimed_uid(), Some(4));
     assert_eq!(
         p(json!({"msgId": 7, "uid": 4})).unwrap(),
@@ -408,4 +417,52 @@ fn new_names_reject_invisible_and_bidi_characters() {
     // Login looks a name up and creates nothing: an old account whose name
     // has such a character can still log in by name.
     assert!(p(json!({"msgId": 1, "username": "al\u{202E}ice", "password": "p"})).is_ok());
+}
+
+#[test]
+fn login_with_a_token_alone() {
+    let r = p(json!({"msgId": 1, "token": "abc"})).unwrap();
+    assert_eq!(
+        r,
+        Request::TokenLogin {
+            token: "abc".into()
+        }
+    );
+    assert_eq!(r.msg_id(), msg_id::LOGIN_MSG);
+    bad(
+        json!({"msgId": 1, "token": "abc", "password": "pw"}),
+        "token",
+    );
+    bad(json!({"msgId": 1, "token": "abc", "uid": 1}), "token");
+    bad(json!({"msgId": 1, "token": 5}), "token");
+    bad(json!({"msgId": 1, "token": ""}), "token");
+    bad(
+        json!({"msgId": 1, "token": "a".repeat(MAX_TOKEN_CHARS + 1)}),
+        "token",
+    );
+}
+
+#[test]
+fn logout_revoke_and_change_password() {
+    let r = p(json!({"msgId": 3, "revoke": true})).unwrap();
+    assert_eq!(
+        r,
+        Request::Logout {
+            uid: None,
+            revoke: true
+        }
+    );
+    bad(json!({"msgId": 3, "revoke": "yes"}), "revoke");
+    let r = p(json!({"msgId": 37, "old": "a", "new": "b"})).unwrap();
+    assert_eq!(
+        r,
+        Request::ChangePassword {
+            old: "a".into(),
+            new: "b".into()
+        }
+    );
+    assert_eq!(r.msg_id(), msg_id::CHANGE_PASSWORD_MSG);
+    assert_eq!(r.claimed_uid(), None);
+    bad(json!({"msgId": 37, "old": "a"}), "new");
+    bad(json!({"msgId": 37, "new": "b", "old": ""}), "old");
 }

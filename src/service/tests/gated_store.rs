@@ -139,6 +139,16 @@ impl Store for GatedStore {
         self.inner.user_by_name(name)
     }
 
+    fn set_password(&self, uid: i64, password_hash: &str) -> Result<bool, StoreError> {
+        self.enter("set_password");
+        self.inner.set_password(uid, password_hash)
+    }
+
+    fn revoke_tokens(&self, uid: i64) -> Result<bool, StoreError> {
+        self.enter("revoke_tokens");
+        self.inner.revoke_tokens(uid)
+    }
+
     fn set_online(&self, uid: i64, online: bool) -> Result<bool, StoreError> {
         self.enter("set_online");
         self.inner.set_online(uid, online)

@@ -39,6 +39,27 @@ pub fn users_have_unique_names(s: &dyn Store) {
     assert_eq!(s.user_by_name("ALICE").unwrap(), None);
 }
 
+pub fn password_change_and_revoke_move_the_token_generation(s: &dyn Store) {
+    let a = user(s, "a");
+    let b = user(s, "b");
+    let gen = |u: i64| s.user_by_id(u).unwrap().unwrap().token_gen;
+    assert_eq!((gen(a), gen(b)), (0, 0), "a new account is at generation 0");
+    assert!(s.set_password(a, "$argon2id$new").unwrap());
+    let rec = s.user_by_id(a).unwrap().unwrap();
+    assert_eq!(
+        (rec.password_hash.as_str(), rec.token_gen),
+        ("$argon2id$new", 1)
+    );
+    assert!(s.revoke_tokens(a).unwrap());
+    assert!(s.revoke_tokens(a).unwrap());
+    assert_eq!(gen(a), 3);
+    assert_eq!(s.user_by_name("a").unwrap().unwrap().token_gen, 3);
+    assert_eq!(gen(b), 0, "another account is untouched");
+    assert_eq!(s.user_by_id(b).unwrap().unwrap().password_hash, HASH);
+    assert!(!s.set_password(9_999_999, "x").unwrap(), "no such user");
+    assert!(!s.revoke_tokens(9_999_999).unwrap(), "no such user");
+}
+
 pub fn online_state_and_reset(s: &dyn Store) {
     let a = user(s, "a");
     let b = user(s, "b");

@@ -30,6 +30,7 @@ pub fn tests() -> Vec<Test> {
     let mut suite: Vec<[Test; 2]> = on_both_stores![
         conformance::users_have_unique_names,
         conformance::online_state_and_reset,
+        conformance::password_change_and_revoke_move_the_token_generation,
         conformance::friendship_is_mutual_and_unique,
         conformance::groups_with_hostile_names,
         conformance::membership_is_unique,

@@ -46,6 +46,17 @@ impl TestDb {
         }
     }
 
+    /// The resume tokens' key file of servers on this store (every node of
+    /// a cluster on it shares it): the server's default beside a SQLite
+    /// file; for MySQL a file in the temporary folder (the default, the
+    /// current directory, would be the repository), removed on drop.
+    pub fn token_key_file(&self) -> PathBuf {
+        match &self.cleanup {
+            Cleanup::Dir(dir) => dir.join("token.key"),
+            Cleanup::Mysql { name, .. } => std::env::temp_dir().join(format!("{name}.token.key")),
+        }
+    }
+
     /// `true` for the MySQL store.
     pub fn is_mysql(&self) -> bool {
         matches!(self.cleanup, Cleanup::Mysql { .. })
@@ -63,6 +74,22 @@ impl TestDb {
                 let pool = mysql::Pool::new(self.url.as_str()).expect("mysql pool");
                 let mut conn = pool.get_conn().expect("mysql conn");
                 conn.query_first::<i64, _>(sql).expect("query").unwrap_or(0)
+            }
+        }
+    }
+
+    /// Runs one statement that returns no rows, straight on the database.
+    pub fn exec(&self, sql: &str) {
+        match &self.cleanup {
+            Cleanup::Dir(dir) => {
+                let conn = rusqlite::Connection::open(dir.join("chat.db")).expect("open sqlite");
+                conn.execute_batch(sql).expect(sql);
+            }
+            Cleanup::Mysql { .. } => {
+                use mysql::prelude::Queryable;
+                let pool = mysql::Pool::new(self.url.as_str()).expect("mysql pool");
+                let mut conn = pool.get_conn().expect("mysql conn");
+                conn.query_drop(sql).expect(sql);
             }
         }
     }
@@ -106,6 +133,7 @@ impl Drop for TestDb {
                 let _ = std::fs::remove_dir_all(dir);
             }
             Cleanup::Mysql { admin, name } => {
+                let _ = std::fs::remove_file(self.token_key_file());
                 // Not a panic: this may run while a failed test unwinds.
                 let drop = format!("DROP DATABASE IF EXISTS `{name}`");
                 if let Err(e) = try_mysql_exec(admin, &drop) {

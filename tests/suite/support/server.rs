@@ -34,8 +34,10 @@ pub struct Server {
 /// 127.0.0.1, some with a thousand connections at once, so the limit on
 /// anonymous connections per address is off (prelogin.rs tests it), and
 /// so are the other limits per address and the failed-login throttles
-/// (hashing.rs, accounts.rs and prelogin.rs test them).
+/// (hashing.rs, accounts.rs and prelogin.rs test them). The resume
+/// tokens' key is the store's ([`TestDb::token_key_file`]).
 pub fn base_args(db: &TestDb) -> Vec<String> {
+    let key = db.token_key_file().display().to_string();
     [
         "--listen",
         "127.0.0.1:0",
@@ -65,6 +67,8 @@ pub fn base_args(db: &TestDb) -> Vec<String> {
         "0",
         "--accounts-per-address",
         "0",
+        "--token-key-file",
+        &key,
     ]
     .iter()
     .map(|s| s.to_string())
