@@ -105,15 +105,8 @@ pub fn run(config: &Config) -> Result<(), Error> {
     let (readiness, checker) = web::Readiness::start(checked_store, cluster.clone())?;
     let mut web = match config.http {
         Some(addr) => Some(
-            web::start(
-                &mut lp,
-                addr,
-                config.threads.max(1),
-                &service,
-                readiness.clone(),
-                config.max_message,
-            )
-            .map_err(|e| format!("--http {addr}: {e}"))?,
+            web::start(&mut lp, addr, config, &service, readiness.clone())
+                .map_err(|e| format!("--http {addr}: {e}"))?,
         ),
         None => None,
     };

@@ -19,12 +19,14 @@ mod ws_peer;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use net::http::{HttpCallback, HttpRequest, HttpResponse, HttpServer, Reply};
-use net::EventLoop;
+use net::http::{HttpCallback, HttpRequest, HttpResponse, HttpServer, Limits, Reply};
+use net::websocket::WsLimits;
+use net::{EventLoop, KeepAlive, TcpConnectionPtr};
 
 pub use readiness::Readiness;
 use ws_peer::ChatSocket;
 
+use crate::config::Config;
 use crate::service::Service;
 
 const INDEX_HTML: &str = include_str!("../../web/index.html");
@@ -38,7 +40,8 @@ struct Routes {
     max_message: usize,
 }
 
-/// Binds the web listener on `addr` with `threads` I/O threads, serving
+/// Binds the web listener on `addr` with `--threads` I/O threads (one at
+/// least) and the TCP listener's keepalive and high-water mark, serving
 /// until it is dropped; the main loop's thread.
 ///
 /// # Errors
@@ -46,19 +49,43 @@ struct Routes {
 pub fn start(
     lp: &mut EventLoop,
     addr: SocketAddr,
-    threads: usize,
+    config: &Config,
     svc: &Arc<Service>,
     readiness: Arc<Readiness>,
-    max_message: usize,
 ) -> std::io::Result<HttpServer> {
     let routes = Routes {
         svc: svc.clone(),
         readiness,
-        max_message,
+        max_message: config.max_message,
     };
     let callback: HttpCallback = Arc::new(move |req, _conn| routes.route(req));
-    let mut server = HttpServer::new(lp, addr, "ChatWeb", callback)?;
-    server.set_thread_num(threads);
+    // A text frame holds one message (and the frame header).
+    let ws_limits = WsLimits {
+        max_frame: config.max_message + 16,
+        max_message: config.max_message + 16,
+    };
+    let mut server =
+        HttpServer::with_limits(lp, addr, "ChatWeb", callback, Limits::default(), ws_limits)?;
+    server.set_thread_num(config.threads.max(1));
+    let tcp = server.tcp_server();
+    // The TCP listener's bounds on what a client can make the server hold.
+    if let Some(ka) = config.keepalive {
+        tcp.set_keep_alive(KeepAlive {
+            idle: ka.idle,
+            interval: ka.interval,
+            probes: ka.probes,
+        });
+    }
+    tcp.set_high_water_mark_callback(
+        |conn: &TcpConnectionPtr, queued: usize| {
+            log::warn!(
+                "{}: {queued} bytes unsent (slow reader), closing",
+                conn.name()
+            );
+            conn.force_close();
+        },
+        config.high_water_mark,
+    );
     server.start(lp)?;
     Ok(server)
 }
