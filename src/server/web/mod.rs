@@ -9,6 +9,10 @@
 //! | `GET /readyz` | 200 when the store answered its last check and, in cluster mode, Redis is linked; 503 otherwise and from SIGTERM on |
 //! | anything else | 404 (405 for a method other than GET/HEAD) |
 //!
+//! A WebSocket is admitted as a TCP connection is (the same slots per
+//! address, shared by both listeners) and swept by the same timer (idle
+//! and login timeouts), so a client meets the same limits on either.
+//!
 //! Threads: the routes run on the web listener's I/O threads and never
 //! block: `/readyz` reads a flag that a checker thread refreshes every
 //! second with a cheap store query ([`Readiness`]).
@@ -26,6 +30,7 @@ use net::{EventLoop, KeepAlive, TcpConnectionPtr};
 pub use readiness::Readiness;
 use ws_peer::ChatSocket;
 
+use super::{idle, Admission};
 use crate::config::Config;
 use crate::service::Service;
 
@@ -38,6 +43,7 @@ struct Routes {
     svc: Arc<Service>,
     readiness: Arc<Readiness>,
     max_message: usize,
+    admission: Admission,
 }
 
 /// Binds the web listener on `addr` with `--threads` I/O threads (one at
@@ -52,11 +58,13 @@ pub fn start(
     config: &Config,
     svc: &Arc<Service>,
     readiness: Arc<Readiness>,
+    admission: &Admission,
 ) -> std::io::Result<HttpServer> {
     let routes = Routes {
         svc: svc.clone(),
         readiness,
         max_message: config.max_message,
+        admission: admission.clone(),
     };
     let callback: HttpCallback = Arc::new(move |req, _conn| routes.route(req));
     // A text frame holds one message (and the frame header).
@@ -68,6 +76,10 @@ pub fn start(
         HttpServer::with_limits(lp, addr, "ChatWeb", callback, Limits::default(), ws_limits)?;
     server.set_thread_num(config.threads.max(1));
     let tcp = server.tcp_server();
+    // The same sweep as the TCP listener's loops (idle and login timeouts),
+    // over this listener's WebSockets.
+    let rules = admission.rules.clone();
+    tcp.set_thread_init_callback(move |lp: &mut EventLoop| idle::install(lp, rules.clone()));
     // The TCP listener's bounds on what a client can make the server hold.
     if let Some(ka) = config.keepalive {
         tcp.set_keep_alive(KeepAlive {
@@ -109,6 +121,7 @@ impl Routes {
             "/ws" => Reply::Upgrade(Arc::new(ChatSocket::new(
                 self.svc.clone(),
                 self.max_message,
+                self.admission.clone(),
             ))),
             "/healthz" => Reply::Respond(HttpResponse::text(200, "ok\n")),
             "/readyz" => Reply::Respond(match self.readiness.why_not() {
