@@ -27,6 +27,7 @@
 mod cluster;
 mod context;
 mod idle;
+mod metrics;
 mod peer;
 mod prelogin;
 pub mod shutdown;
@@ -48,6 +49,7 @@ use crate::service::session::Rate;
 use crate::service::{LimitSettings, LogOptions, PeerRef, Service};
 use crate::storage;
 use context::Context;
+use metrics::Transport;
 use peer::TcpPeer;
 use prelogin::AddressSlots;
 
@@ -102,7 +104,10 @@ pub fn run(config: &Config) -> Result<(), Error> {
     server.set_thread_num(config.threads);
     let cluster = cluster::join(config, &service, server.listen_addr())?;
     let admission = install_callbacks(&mut server, &service, config);
-    let (readiness, checker) = web::Readiness::start(checked_store, cluster.clone())?;
+    let sampled = service.clone();
+    let sample = move || metrics::record_sample(sampled.online_users(), sampled.worker_jobs());
+    let (readiness, checker) =
+        web::Readiness::start(checked_store, cluster.clone(), Box::new(sample))?;
     let mut web = match config.http {
         Some(addr) => Some(
             web::start(
@@ -248,9 +253,11 @@ fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Co
     let admits = admission.clone();
     server.set_connection_callback(move |conn: &TcpConnectionPtr| {
         if conn.connected() {
+            metrics::count_connection(Transport::Tcp, 1);
             connection_up(conn, &admits);
         } else {
             log::debug!("{} down", conn.name());
+            metrics::count_connection(Transport::Tcp, -1);
             idle::untrack(conn);
             if let Some(cx) = conn.context::<Context>() {
                 svc.disconnected(&cx.peer, &cx.session);
@@ -369,6 +376,7 @@ fn on_message(svc: &Arc<Service>, conn: &TcpConnectionPtr, buf: &mut Buffer, max
         match decoded {
             Ok(Some((obj, consumed))) => {
                 buf.retrieve(consumed);
+                metrics::count_request(&obj);
                 svc.handle(&cx.peer, &cx.session, obj);
             }
             Ok(None) => return,
@@ -377,11 +385,11 @@ fn on_message(svc: &Arc<Service>, conn: &TcpConnectionPtr, buf: &mut Buffer, max
                 if let Some(consumed) = e.skip() {
                     log::debug!("{}: {e}", conn.name());
                     buf.retrieve(consumed);
-                    conn.send_vec(encode(&e.reply()));
+                    cx.peer.send(encode(&e.reply()));
                     continue;
                 }
                 log::info!("{}: {e}; closing", conn.name());
-                conn.send_vec(encode(&e.reply()));
+                cx.peer.send(encode(&e.reply()));
                 cx.start_discarding();
                 buf.retrieve_all();
                 conn.shutdown();

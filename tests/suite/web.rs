@@ -21,6 +21,7 @@ pub fn tests() -> Vec<Test> {
         http_routes,
         ws_errors_are_the_tcp_listeners,
         ws_limits_are_the_tcp_listeners,
+        metrics_parse_and_move,
         readyz_is_503_from_sigterm
     ]);
     tests
@@ -223,6 +224,60 @@ fn ws_limits_are_the_tcp_listeners() {
     };
     // Shut down after the notice, then closed by the sweep.
     let _ = ws.expect_close();
+}
+
+/// The value of the sample `series` (name and labels, exactly) in a scrape.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+}
+
+/// `/metrics` is OpenMetrics text (every line a comment or a sample, `#
+/// EOF` last), and its counters move with the traffic.
+fn metrics_parse_and_move() {
+    let server = Server::start_web(&TestDb::sqlite(), &[]);
+    let web = server.web.expect("a web listener");
+    let scrape = || {
+        let r = http(web, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n", 1);
+        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+        assert!(
+            r.contains("Content-Type: application/openmetrics-text"),
+            "{r}"
+        );
+        let body = r.split_once("\r\n\r\n").expect("a body").1.to_owned();
+        assert!(body.ends_with("# EOF\n"), "{body}");
+        for line in body.lines().filter(|l| !l.starts_with('#')) {
+            let (series, value) = line.rsplit_once(' ').expect("name value");
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+            let name = series.split('{').next().unwrap_or("");
+            assert!(
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+                "{line}"
+            );
+            assert_eq!(series.contains('{'), series.ends_with('}'), "{line}");
+        }
+        body
+    };
+    let before = scrape();
+    let mut alice = WsClient::user(web, "alice");
+    let mut bob = server.user("bob");
+    alice.chat(bob.uid, "counted");
+    bob.expect(9);
+    alice.chat(777_777, "to nobody");
+    alice.expect_errno(27, 7);
+    let after = scrape();
+    let chats = "chat_messages_total{kind=\"chat\"}";
+    assert_eq!(sample(&after, chats) - sample(&before, chats), 2.0);
+    assert_eq!(sample(&after, "chat_errors_total{errno=\"7\"}"), 1.0);
+    assert_eq!(sample(&after, "chat_connections{transport=\"ws\"}"), 1.0);
+    assert!(sample(&after, "chat_connections{transport=\"tcp\"}") >= 1.0);
+    assert!(sample(&after, "process_open_fds") > 0.0 || sample(&before, "process_open_fds") == 0.0);
+    wait_until("the sampler sees two users", || {
+        sample(&scrape(), "chat_logged_in_users") == 2.0
+    });
+    assert!(sample(&scrape(), "process_resident_memory_bytes") > 0.0);
 }
 
 /// From SIGTERM on `/readyz` answers 503, while the listeners still

@@ -4,7 +4,9 @@
 //! lookup of a user that does not exist) once a second and reads whether
 //! the cluster's Redis link is up; the HTTP threads only read the result,
 //! so a hung database never blocks a loop. From SIGTERM on the answer is
-//! 503 whatever the checks say ([`Readiness::set_draining`]).
+//! 503 whatever the checks say ([`Readiness::set_draining`]). The same
+//! thread samples what `/metrics` reads but is too dear for an I/O
+//! thread (`/proc`, the online map's shards).
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -28,13 +30,15 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    /// Starts the checker on `store` (and `cluster`'s link, if any).
+    /// Starts the checker on `store` (and `cluster`'s link, if any), which
+    /// also calls `sample` each round (the `/metrics` sampler).
     ///
     /// # Errors
     /// If the thread cannot be started.
     pub fn start(
         store: Arc<dyn Store>,
         cluster: Option<Arc<Cluster>>,
+        sample: Box<dyn Fn() + Send>,
     ) -> std::io::Result<(Arc<Readiness>, JoinHandle<()>)> {
         let me = Arc::new(Readiness {
             failing: AtomicU8::new(NOT_CHECKED),
@@ -53,6 +57,7 @@ impl Readiness {
                         failing |= REDIS_DOWN;
                     }
                     r.failing.store(failing, Ordering::Release);
+                    sample();
                     std::thread::park_timeout(Duration::from_secs(1));
                 }
             })?;

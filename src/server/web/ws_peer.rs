@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use net::websocket::{close_code, encode_frame, opcode, WebSocket, WebSocketHandler, WsEvent};
 
 use super::super::context::Context;
+use super::super::metrics::{self, Transport};
 use super::super::{idle, Admission};
 use crate::protocol::codec::{self, DecodeError};
 use crate::protocol::{encode, reply};
@@ -78,10 +79,12 @@ impl Peer for WsPeer {
     }
 
     fn send(&self, frame: Vec<u8>) {
+        metrics::count_frame(&frame);
         let _ = self.ws.send_frames_counted(WsPeer::frames(&frame));
     }
 
     fn send_counted(&self, frame: Vec<u8>) -> Option<u64> {
+        metrics::count_frame(&frame);
         self.ws.send_frames_counted(WsPeer::frames(&frame))
     }
 
@@ -146,6 +149,7 @@ impl WebSocketHandler for ChatSocket {
         let ws_peer = Arc::new(WsPeer::new(ws.clone()));
         let peer: PeerRef = ws_peer.clone();
         log::debug!("{} up from {ip}", peer.name());
+        metrics::count_connection(Transport::WebSocket, 1);
         let (cx, refusal) = self.admission.admit(peer.clone(), ip);
         idle::track_with(conn, cx.clone());
         *self.state.lock() = Some((ws_peer, cx.clone()));
@@ -178,6 +182,7 @@ impl WebSocketHandler for ChatSocket {
             match codec::decode(rest, self.max_message) {
                 Ok(Some((obj, consumed))) => {
                     rest = rest.get(consumed..).unwrap_or_default();
+                    metrics::count_request(&obj);
                     self.svc.handle(peer, session, obj);
                 }
                 Ok(None) if rest.iter().all(u8::is_ascii_whitespace) => return,
@@ -200,6 +205,7 @@ impl WebSocketHandler for ChatSocket {
         let parts = self.state.lock().take();
         if let Some((_, cx)) = parts {
             log::debug!("{} down", cx.peer.name());
+            metrics::count_connection(Transport::WebSocket, -1);
             idle::untrack(ws.connection());
             self.svc.disconnected(&cx.peer, &cx.session);
         }
