@@ -11,12 +11,25 @@ use serde_json::json;
 use tungstenite::Message;
 
 use crate::support::client::without_log;
+use crate::support::cluster::Cluster;
+use crate::support::redis::PrivateRedis;
 use crate::support::ws::WsClient;
-use crate::support::{wait_until, Server, Test, TestDb};
+use crate::support::{wait_until, Env, Need, Server, Test, TestDb};
 
 /// The tests of this module.
 pub fn tests() -> Vec<Test> {
-    let mut tests = both_stores![ws_and_tcp_users_chat, offline_and_groups_over_ws];
+    let mut tests = both_stores![
+        ws_and_tcp_users_chat,
+        offline_and_groups_over_ws,
+        a_silent_websocket_is_replaced_by_a_tcp_login
+    ];
+    tests.push(
+        Test::new(
+            "web::readyz_follows_the_cluster_redis",
+            readyz_follows_the_cluster_redis,
+        )
+        .needs(&[Need::Mysql, Need::Redis, Need::RedisServer]),
+    );
     tests.extend(tests![
         http_routes,
         ws_errors_are_the_tcp_listeners,
@@ -156,6 +169,50 @@ fn offline_and_groups_over_ws(db: TestDb) {
     );
     let heard = bob.expect(13);
     assert_eq!(heard["msg"], "hello group", "{heard}");
+}
+
+/// The takeover over WebSocket: after `--login-takeover-grace` a TCP login
+/// of the same account replaces a silent WebSocket, which gets the notice
+/// (errno 2) and a close 1000.
+fn a_silent_websocket_is_replaced_by_a_tcp_login(db: TestDb) {
+    let server = Server::start_web(&db, &["--login-takeover-grace", "1s"]);
+    let web = server.web.expect("a web listener");
+    let mut silent = WsClient::user(web, "alice");
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut second = server.connect();
+    second.uid = silent.uid;
+    second.login_ok("secret");
+    let last = silent.expect_errno(27, 2);
+    assert!(
+        last["errmsg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("logged in elsewhere"),
+        "{last}"
+    );
+    assert_eq!(silent.expect_close(), Some(1000));
+}
+
+/// In cluster mode `/readyz` is 503 while the node's Redis is down and 200
+/// again once it is back.
+fn readyz_follows_the_cluster_redis() {
+    let mut redis = PrivateRedis::start();
+    let env = Env::on("readyz", &redis.url());
+    let cluster = Cluster::start_with(&env, 1, "2s", &["--http", "127.0.0.1:0"]);
+    let web = cluster.node(1).web.expect("a web listener");
+    let ready = || http(web, "GET /readyz HTTP/1.0\r\n\r\n", 1);
+    wait_until("/readyz answers 200", || {
+        ready().starts_with("HTTP/1.1 200 ")
+    });
+    redis.kill();
+    wait_until("/readyz answers 503", || {
+        let r = ready();
+        r.starts_with("HTTP/1.1 503 ") && r.contains("Redis")
+    });
+    assert!(redis.restart(), "redis-server restarts");
+    wait_until("/readyz answers 200 again", || {
+        ready().starts_with("HTTP/1.1 200 ")
+    });
 }
 
 /// Bad input over `/ws`: a text frame that is not JSON gets the TCP

@@ -2,7 +2,8 @@
 //!
 //! A checker thread (`chat-readyz`) runs a cheap store query (an indexed
 //! lookup of a user that does not exist) once a second and reads whether
-//! the cluster's Redis link is up; the HTTP threads only read the result,
+//! the cluster's Redis link is up (publisher connected and subscriber
+//! listening); the HTTP threads only read the result,
 //! so a hung database never blocks a loop. From SIGTERM on the answer is
 //! 503 whatever the checks say ([`Readiness::set_draining`]). The same
 //! thread samples what `/metrics` reads but is too dear for an I/O
@@ -53,7 +54,10 @@ impl Readiness {
                     if store.user_by_id(0).is_err() {
                         failing |= STORE_DOWN;
                     }
-                    if cluster.as_ref().is_some_and(|c| !c.is_connected()) {
+                    if cluster
+                        .as_ref()
+                        .is_some_and(|c| !c.is_connected() || !c.is_subscribed())
+                    {
                         failing |= REDIS_DOWN;
                     }
                     r.failing.store(failing, Ordering::Release);
