@@ -11,7 +11,7 @@
 //! in and the process's RSS, CPU time and open descriptors, read from
 //! `/proc`. A scrape, on a web I/O thread, only reads atomics.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -20,6 +20,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use serde_json::{Map, Value};
+
+use crate::cluster::ClusterStats;
 
 /// msgIds and errnos above this share the last slot.
 const SLOTS: usize = 64;
@@ -45,6 +47,12 @@ pub struct Metrics {
     cpu_micros: AtomicU64,
     open_fds: AtomicU64,
     worker_jobs: AtomicU64,
+    /// Sampled cluster counters (published, stored by sender, delivered,
+    /// stored by receiver, reconnects), when in cluster mode.
+    cluster: [AtomicU64; 5],
+    cluster_on: AtomicBool,
+    /// `--metrics off`: nothing is counted (to measure what counting costs).
+    off: AtomicBool,
 }
 
 /// The process's counters.
@@ -57,7 +65,19 @@ pub static METRICS: Metrics = Metrics {
     cpu_micros: AtomicU64::new(0),
     open_fds: AtomicU64::new(0),
     worker_jobs: AtomicU64::new(0),
+    cluster: [const { AtomicU64::new(0) }; 5],
+    cluster_on: AtomicBool::new(false),
+    off: AtomicBool::new(false),
 };
+
+/// Turns counting off (`--metrics off`), before the listeners start.
+pub fn disable() {
+    METRICS.off.store(true, Ordering::Relaxed);
+}
+
+fn off() -> bool {
+    METRICS.off.load(Ordering::Relaxed)
+}
 
 fn slot(n: i64) -> usize {
     usize::try_from(n).map_or(SLOTS - 1, |n| n.min(SLOTS - 1))
@@ -65,11 +85,17 @@ fn slot(n: i64) -> usize {
 
 /// A connection of `transport` opened (`+1`) or closed (`-1`); any thread.
 pub fn count_connection(transport: Transport, delta: i64) {
+    if off() {
+        return;
+    }
     METRICS.connections[transport as usize].fetch_add(delta, Ordering::Relaxed);
 }
 
 /// One decoded request; any thread.
 pub fn count_request(obj: &Map<String, Value>) {
+    if off() {
+        return;
+    }
     let id = obj.get("msgId").and_then(Value::as_i64).unwrap_or(-1);
     METRICS.requests[slot(id)].fetch_add(1, Ordering::Relaxed);
 }
@@ -79,7 +105,7 @@ pub fn count_request(obj: &Map<String, Value>) {
 pub fn count_frame(frame: &[u8]) {
     const PREFIX: &[u8] = b"{\"errmsg\":";
     const KEY: &[u8] = b"\"errno\":";
-    if !frame.starts_with(PREFIX) {
+    if off() || !frame.starts_with(PREFIX) {
         return;
     }
     // In a JSON string a quote is escaped, so the key is the first match.
@@ -98,7 +124,20 @@ pub fn count_frame(frame: &[u8]) {
 }
 
 /// Records the sampled values; the sampler thread.
-pub fn record_sample(logged_in: usize, worker_jobs: usize) {
+pub fn record_sample(logged_in: usize, worker_jobs: usize, cluster: Option<ClusterStats>) {
+    if let Some(c) = cluster {
+        let values = [
+            c.published,
+            c.stored_by_sender,
+            c.delivered,
+            c.stored_by_receiver,
+            c.reconnects,
+        ];
+        for (slot, v) in METRICS.cluster.iter().zip(values) {
+            slot.store(v, Ordering::Relaxed);
+        }
+        METRICS.cluster_on.store(true, Ordering::Relaxed);
+    }
     METRICS.logged_in.store(logged_in as u64, Ordering::Relaxed);
     METRICS
         .worker_jobs
@@ -239,6 +278,34 @@ impl Collector for ChatCollector {
             MetricType::Counter,
         )?;
         ConstCounter::new(cpu).encode(e)?;
+        if m.cluster_on.load(Ordering::Relaxed) {
+            let names = [
+                (
+                    "chat_cluster_published",
+                    "Messages published to the recipient's node",
+                ),
+                (
+                    "chat_cluster_stored_by_sender",
+                    "Messages stored instead of published (the fallback)",
+                ),
+                (
+                    "chat_cluster_delivered",
+                    "Messages received from the channel and delivered here",
+                ),
+                (
+                    "chat_cluster_stored_by_receiver",
+                    "Messages received whose recipient had left: stored",
+                ),
+                (
+                    "chat_cluster_reconnects",
+                    "Reconnections of the publisher to Redis",
+                ),
+            ];
+            for ((name, help), v) in names.into_iter().zip(&m.cluster) {
+                let e = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+                ConstCounter::new(load(v)).encode(e)?;
+            }
+        }
         Ok(())
     }
 }

@@ -31,7 +31,8 @@ use net::{EventLoop, KeepAlive, TcpConnectionPtr};
 pub use readiness::Readiness;
 use ws_peer::ChatSocket;
 
-use super::{idle, metrics, Admission};
+use super::admission::Admission;
+use super::{idle, metrics};
 use crate::config::Config;
 use crate::service::Service;
 

@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 
 use net::websocket::{close_code, encode_frame, opcode, WebSocket, WebSocketHandler, WsEvent};
 
+use super::super::admission::Admission;
 use super::super::context::Context;
+use super::super::idle;
 use super::super::metrics::{self, Transport};
-use super::super::{idle, Admission};
 use crate::protocol::codec::{self, DecodeError};
 use crate::protocol::{encode, reply};
 use crate::service::{Peer, PeerRef, Service, Task};
