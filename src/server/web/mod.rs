@@ -141,10 +141,7 @@ impl Routes {
         };
         match reply {
             Reply::Respond(mut r) if req.method == "HEAD" => {
-                // The length of the GET's body, without the body.
-                let len = r.body.len();
                 r.body.clear();
-                r.add_header("X-Content-Length", &len.to_string());
                 Reply::Respond(r)
             }
             other => other,

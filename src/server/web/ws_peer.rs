@@ -175,6 +175,7 @@ impl WebSocketHandler for ChatSocket {
         let WsEvent::Text(text) = message else {
             let e = DecodeError::Invalid("binary frames are not accepted; send text".into());
             peer.send(encode(&e.reply()));
+            cx.close_by_sweep();
             ws.close(close_code::UNSUPPORTED, "text frames only");
             return;
         };
@@ -189,14 +190,14 @@ impl WebSocketHandler for ChatSocket {
                 Ok(None) if rest.iter().all(u8::is_ascii_whitespace) => return,
                 Ok(None) => {
                     let e = DecodeError::Invalid("incomplete JSON object in a text frame".into());
-                    fail(ws, peer, &e);
+                    fail(ws, &cx, &e);
                 }
                 Err(e) => match e.skip() {
                     Some(consumed) => {
                         peer.send(encode(&e.reply()));
                         rest = rest.get(consumed..).unwrap_or_default();
                     }
-                    None => fail(ws, peer, &e),
+                    None => fail(ws, &cx, &e),
                 },
             }
         }
@@ -213,9 +214,11 @@ impl WebSocketHandler for ChatSocket {
     }
 }
 
-/// A message that ends the connection: its error reply, then a close.
-fn fail(ws: &WebSocket, peer: &PeerRef, e: &DecodeError) {
-    log::info!("{}: {e}; closing", peer.name());
-    peer.send(encode(&e.reply()));
+/// A message that ends the connection: its error reply, then a close
+/// frame; the sweep closes the socket if the client does not.
+fn fail(ws: &WebSocket, cx: &Context, e: &DecodeError) {
+    log::info!("{}: {e}; closing", cx.peer.name());
+    cx.peer.send(encode(&e.reply()));
+    cx.close_by_sweep();
     ws.close(close_code::POLICY, "bad message");
 }
