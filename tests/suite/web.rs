@@ -247,7 +247,7 @@ fn ws_limits_are_the_tcp_listeners() {
             "--max-connections-per-address",
             "1",
             "--login-timeout",
-            "1s",
+            "3s",
         ],
     );
     let web = server.web.expect("a web listener");
