@@ -252,6 +252,9 @@ fn ws_limits_are_the_tcp_listeners() {
     );
     let web = server.web.expect("a web listener");
     let mut tcp = server.connect();
+    // Answered: the server has admitted it.
+    tcp.send(&json!({"msgId": 25}));
+    tcp.expect(26);
     // The second connection from 127.0.0.1, over WebSocket: refused.
     let mut ws = WsClient::connect(web);
     assert_eq!(ws.expect_errno(27, 13)["errno"], 13);
