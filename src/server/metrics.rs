@@ -173,6 +173,19 @@ fn process_sample() -> Option<(u64, u64, u64)> {
     Some((rss_pages * page, (utime + stime) * 1_000_000 / tick, fds))
 }
 
+/// A few lines for `/inspect`: connections, users, worker jobs.
+pub fn summary() -> String {
+    let m = &METRICS;
+    format!(
+        "connections: {} tcp, {} ws\nlogged in: {}\nworker jobs: {}\nopen fds: {}\n",
+        m.connections[0].load(Ordering::Relaxed),
+        m.connections[1].load(Ordering::Relaxed),
+        m.logged_in.load(Ordering::Relaxed),
+        m.worker_jobs.load(Ordering::Relaxed),
+        m.open_fds.load(Ordering::Relaxed),
+    )
+}
+
 /// The names of the requests' msgIds, for the `kind` label.
 fn kind(id: usize) -> Option<&'static str> {
     Some(match id {

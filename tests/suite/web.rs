@@ -101,6 +101,16 @@ fn http_routes() {
     wait_until("/readyz answers 200", || {
         http(web, "GET /readyz HTTP/1.0\r\n\r\n", 1).starts_with("HTTP/1.1 200 ")
     });
+    let inspect = http(web, "GET /inspect HTTP/1.1\r\nConnection: close\r\n\r\n", 1);
+    for want in [
+        "HTTP/1.1 200 OK",
+        "tcp-0",
+        "tcp-1",
+        "web-0",
+        "worker jobs: ",
+    ] {
+        assert!(inspect.contains(want), "{want}: {inspect}");
+    }
     let missing = http(web, "GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n", 1);
     assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
     // Two requests in one write on one connection: two answers, in order.
