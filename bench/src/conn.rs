@@ -16,13 +16,30 @@
 //! in one iteration leave in one `write`. (In `--legacy` mode the scenarios
 //! never queue a second request before the first is answered.)
 //!
+//! With [`Framing::WebSocket`] (`--transport ws`) the connection speaks
+//! the chat protocol over the server's `/ws` (src/ws.rs): the upgrade
+//! request goes first, each request is a masked text frame, and the
+//! server's frames are turned back into the JSON stream the reader takes.
+//!
 //! With `--tls` (see [`crate::tls`]) a connection carries a rustls client
-//! session: [`Conn::queue`] hands the plaintext to it, [`Conn::flush`]
+//! session: [`Conn::queue`] hands the framed plaintext to it, [`Conn::flush`]
 //! moves its ciphertext into the output buffer first, and [`Conn::read`]
-//! decrypts before the JSON reader sees the bytes.
+//! decrypts before the framing and the JSON reader see the bytes.
+
+/// How requests are framed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One request per line (our server over TCP).
+    Lines,
+    /// Requests back to back with no newline (`--legacy`).
+    Bare,
+    /// One request per WebSocket text frame (`--transport ws`).
+    WebSocket,
+}
 
 use crate::json_stream::JsonReader;
 use crate::tls::Tls;
+use crate::ws;
 use mio::net::TcpStream;
 use mio::Interest;
 use rustls::ClientConnection;
@@ -49,21 +66,27 @@ pub(crate) struct Conn {
     /// A slow reader: while set, readable events are left unread, so the
     /// kernel's buffers fill and the server's output queue grows.
     paused: bool,
+    framing: Framing,
+    /// The WebSocket reader, with `Framing::WebSocket`.
+    ws: Option<Box<ws::Reader>>,
+    /// The next frame's mask (a simple sequence: the server only unmasks).
+    mask: u32,
     /// The TLS session, with `--tls`; `out` then holds ciphertext.
     tls: Option<Box<ClientConnection>>,
 }
 
 impl Conn {
     /// Starts a non-blocking connect to `addr`, from `source` when given
-    /// (port chosen by the kernel), speaking TLS with `tls`. `TCP_NODELAY`
-    /// is set so that each request leaves at once, as the original's client
-    /// sends it.
+    /// (port chosen by the kernel), framing requests with `framing` and
+    /// speaking TLS with `tls`. `TCP_NODELAY` is set so that each request
+    /// leaves at once, as the original's client sends it.
     ///
     /// # Errors
     /// Socket creation, bind or an immediate connect failure.
     pub fn connect(
         addr: SocketAddr,
         source: Option<IpAddr>,
+        framing: Framing,
         tls: Option<&Tls>,
     ) -> io::Result<Conn> {
         let tls = match tls {
@@ -81,7 +104,8 @@ impl Conn {
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(e),
         }
-        Ok(Conn {
+        let websocket = framing == Framing::WebSocket;
+        let mut conn = Conn {
             stream: TcpStream::from_std(socket.into()),
             reader: JsonReader::new(MAX_VALUE),
             out: Vec::new(),
@@ -89,8 +113,15 @@ impl Conn {
             connected: false,
             registered: Conn::INITIAL_INTEREST,
             paused: false,
+            framing,
+            ws: websocket.then(Box::default),
+            mask: 0x9e37_79b9,
             tls,
-        })
+        };
+        if websocket {
+            conn.emit(&ws::upgrade_request(&addr.to_string()));
+        }
+        Ok(conn)
     }
 
     /// Interest to register a new connection with: writable tells when the
@@ -169,21 +200,70 @@ impl Conn {
     }
 
     /// Appends a request to the output buffer (written by [`Conn::flush`]).
-    pub fn queue(&mut self, text: &str, newline: bool) {
-        if let Some(tls) = self.tls.as_mut() {
+    pub fn queue(&mut self, text: &str) {
+        if self.tls.is_some() {
+            // Framed into a scratch vector, then encrypted.
+            let mut plain = Vec::with_capacity(text.len() + 16);
+            frame(
+                &mut plain,
+                self.framing,
+                &mut self.mask,
+                0x1,
+                text.as_bytes(),
+            );
+            return self.emit(&plain);
+        }
+        frame(
+            &mut self.out,
+            self.framing,
+            &mut self.mask,
+            0x1,
+            text.as_bytes(),
+        );
+    }
+
+    /// A control frame (a pong) on a WebSocket.
+    fn queue_frame(&mut self, opcode: u8, payload: &[u8]) {
+        let mut bytes = Vec::with_capacity(payload.len() + 16);
+        frame(
+            &mut bytes,
+            Framing::WebSocket,
+            &mut self.mask,
+            opcode,
+            payload,
+        );
+        self.emit(&bytes);
+    }
+
+    /// Plaintext bytes to send: to the TLS session, or straight into the
+    /// output buffer.
+    fn emit(&mut self, bytes: &[u8]) {
+        match self.tls.as_mut() {
             // No buffer limit: rustls takes it all (encrypted, or kept
             // until the handshake is done).
-            let mut w = tls.writer();
-            let _ = w.write_all(text.as_bytes());
-            if newline {
-                let _ = w.write_all(b"\n");
+            Some(tls) => {
+                let _ = tls.writer().write_all(bytes);
             }
-            return;
+            None => self.out.extend_from_slice(bytes),
         }
-        self.out.extend_from_slice(text.as_bytes());
-        if newline {
-            self.out.push(b'\n');
+    }
+
+    /// Hands read bytes to the JSON reader (through the WebSocket reader
+    /// first, with that framing); `Ok(false)` once the server sent a close.
+    fn take(&mut self, bytes: &[u8], values: &mut Vec<Value>) -> Result<bool, String> {
+        let Some(reader) = self.ws.as_mut() else {
+            self.reader.feed(bytes, values).map_err(|e| e.to_string())?;
+            return Ok(true);
+        };
+        let mut decoded = ws::Decoded::default();
+        reader.feed(bytes, MAX_VALUE, &mut decoded)?;
+        self.reader
+            .feed(&decoded.text, values)
+            .map_err(|e| e.to_string())?;
+        for ping in decoded.pings {
+            self.queue_frame(0xA, &ping);
         }
+        Ok(!decoded.closed)
     }
 
     /// Whether queued bytes are waiting to be written.
@@ -242,14 +322,16 @@ impl Conn {
             match self.stream.read(scratch) {
                 Ok(0) => return Ok(false),
                 Ok(n) => {
-                    if let Some(tls) = self.tls.as_mut() {
-                        if !feed_tls(tls, &scratch[..n], &mut self.reader, values)? {
-                            return Ok(false); // the server's close_notify
+                    let open = match self.tls.as_mut() {
+                        Some(tls) => {
+                            let (plain, open) = decrypt(tls, &scratch[..n])?;
+                            self.take(&plain, values)? && open
                         }
-                    } else {
-                        self.reader
-                            .feed(&scratch[..n], values)
-                            .map_err(|e| e.to_string())?;
+                        None => self.take(&scratch[..n], values)?,
+                    };
+                    if !open {
+                        // The server's close, or its TLS close_notify.
+                        return Ok(false);
                     }
                     if n < scratch.len() && !to_the_end {
                         return Ok(true);
@@ -263,35 +345,44 @@ impl Conn {
     }
 }
 
-/// Hands ciphertext to rustls and the plaintext it yields to `reader`.
-/// `Ok(false)` once the server has sent `close_notify`.
-fn feed_tls(
-    tls: &mut ClientConnection,
-    mut data: &[u8],
-    reader: &mut JsonReader,
-    values: &mut Vec<Value>,
-) -> Result<bool, String> {
-    let mut plain = [0u8; 16 * 1024];
+/// Frames `payload` onto `out` as `framing` wants: a line, a bare object,
+/// or a masked WebSocket frame of `opcode` (the mask a simple sequence in
+/// `mask`: the server only unmasks).
+fn frame(out: &mut Vec<u8>, framing: Framing, mask: &mut u32, opcode: u8, payload: &[u8]) {
+    match framing {
+        Framing::WebSocket => {
+            *mask = mask.wrapping_mul(0x0101_0101).wrapping_add(0x6b43_a9b5);
+            ws::encode_masked(out, opcode, payload, mask.to_be_bytes());
+        }
+        Framing::Lines => {
+            out.extend_from_slice(payload);
+            out.push(b'\n');
+        }
+        Framing::Bare => out.extend_from_slice(payload),
+    }
+}
+
+/// Hands ciphertext to rustls; returns the plaintext it yields, and
+/// `false` once the server has sent `close_notify`.
+fn decrypt(tls: &mut ClientConnection, mut data: &[u8]) -> Result<(Vec<u8>, bool), String> {
+    let mut plain = Vec::new();
     let mut open = true;
     while !data.is_empty() {
         tls.read_tls(&mut data).map_err(|e| format!("tls: {e}"))?;
         let state = tls.process_new_packets().map_err(|e| format!("tls: {e}"))?;
-        let mut left = state.plaintext_bytes_to_read();
-        while left > 0 {
-            let n = match tls.reader().read(&mut plain) {
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => 0,
+        let start = plain.len();
+        plain.resize(start + state.plaintext_bytes_to_read(), 0);
+        let mut filled = start;
+        while filled < plain.len() {
+            match tls.reader().read(&mut plain[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) => return Err(format!("tls: {e}")),
-            };
-            if n == 0 {
-                break;
             }
-            reader
-                .feed(&plain[..n], values)
-                .map_err(|e| e.to_string())?;
-            left = left.saturating_sub(n);
         }
+        plain.truncate(filled);
         open &= !state.peer_has_closed();
     }
-    Ok(open)
+    Ok((plain, open))
 }

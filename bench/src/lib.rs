@@ -64,6 +64,7 @@ pub mod supervisor;
 pub mod sys;
 pub mod tls;
 mod worker;
+mod ws;
 
 pub use config::{Config, Scenario, SoakConfig};
 pub use phases::mixed::Mix;

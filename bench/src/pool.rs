@@ -5,6 +5,7 @@
 //! end their phases by their own deadlines, so the wait always ends; if a
 //! worker thread dies, the run stops with an error instead of hanging.
 
+use crate::conn::Framing;
 use crate::phases::{Outcome, Phase};
 use crate::worker::{Channels, Command, Counters, Peer, Worker, WAKER};
 use mio::{Poll, Waker};
@@ -27,7 +28,8 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// Starts `threads` workers. `newline` ends each request with `\n`;
+    /// Starts `threads` workers. `framing` frames each request (a line, a
+    /// bare object for `--legacy`, a WebSocket frame for `--transport ws`);
     /// `progress` prints a line per second on standard error during phases;
     /// `tls` makes every connection TLS (`--tls`).
     ///
@@ -35,7 +37,7 @@ impl Pool {
     /// A `Poll` or `Waker` could not be created, or a thread not spawned.
     pub fn new(
         threads: usize,
-        newline: bool,
+        framing: Framing,
         progress: bool,
         tls: Option<crate::tls::Tls>,
     ) -> io::Result<Pool> {
@@ -73,7 +75,7 @@ impl Pool {
                     results: results_tx.clone(),
                 },
             )?;
-            worker.set_newline(newline);
+            worker.set_framing(framing);
             worker.set_tls(tls.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("bench-worker-{id}"))

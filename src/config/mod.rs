@@ -83,6 +83,24 @@ pub const OPTIONS: &[Opt] = &[
         help: "TLS private key, PEM (PKCS#8, PKCS#1 or SEC1); re-read on SIGHUP",
     },
     Opt {
+        key: "http",
+        value: "ADDR|off",
+        default: "127.0.0.1:6080",
+        help: "web listener: the browser client, /ws (JSON over WebSocket), /healthz, /readyz, /metrics; off disables",
+    },
+    Opt {
+        key: "metrics",
+        value: "on|off",
+        default: "on",
+        help: "count traffic for the web listener's /metrics; off counts nothing (to measure the cost)",
+    },
+    Opt {
+        key: "drain-grace",
+        value: "DURATION",
+        default: "0s",
+        help: "after SIGTERM, keep accepting this long with /readyz at 503 (for a load balancer), then shut down",
+    },
+    Opt {
         key: "threads",
         value: "N",
         default: "cores",
@@ -395,6 +413,12 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// The TLS private key (`--tls-key`), PEM.
     pub tls_key: Option<PathBuf>,
+    /// The web listener (`--http`); `None` when `off`.
+    pub http: Option<SocketAddr>,
+    /// Whether traffic is counted for `/metrics` (`--metrics`).
+    pub metrics: bool,
+    /// How long SIGTERM leaves the listeners open (`--drain-grace`).
+    pub drain_grace: Duration,
     /// Number of I/O threads (`--threads`).
     pub threads: usize,
     /// Number of worker threads (`--workers`), at least 1.
@@ -590,6 +614,15 @@ impl Config {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
+        let http = match get("http") {
+            Some((v, _)) if v.trim() == "off" => None,
+            Some((v, from)) => Some(
+                v.trim()
+                    .parse()
+                    .map_err(|e| bad("http", from, &v, format!("{e} (an address, or off)")))?,
+            ),
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 6080))),
+        };
         let count = |key: &str, default: usize, min: usize| -> Result<usize, ConfigError> {
             match get(key) {
                 Some((v, from)) => match v.trim().parse::<usize>() {
@@ -687,6 +720,7 @@ impl Config {
             tls_listen,
             tls_cert: path("tls-cert"),
             tls_key: path("tls-key"),
+            http,
             threads: count("threads", cores, 0)?,
             workers: count("workers", 4, 1)?,
             hash_threads: count("hash-threads", 1, 1)?,
@@ -746,6 +780,15 @@ impl Config {
             redis: get("redis").map(|(v, _)| v).filter(|v| !v.is_empty()),
             node_id: get("node-id").map(|(v, _)| v).filter(|v| !v.is_empty()),
             liveness: duration("liveness", Duration::from_secs(10))?,
+            drain_grace: duration("drain-grace", Duration::ZERO)?,
+            metrics: match get("metrics") {
+                None => true,
+                Some((v, from)) => match v.trim() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(bad("metrics", from, &v, "on or off".into())),
+                },
+            },
             redis_prefix: get("redis-prefix").map_or_else(|| "chat".to_owned(), |(v, _)| v),
         };
         config.check_cluster()?;

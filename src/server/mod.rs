@@ -18,38 +18,43 @@
 //! service sees each connection as a [`Peer`](crate::service::Peer),
 //! implemented here by `TcpPeer` (peer.rs), and the server keeps the peer
 //! and the service's session in the connection's `Context` (context.rs).
+//! The web listener (`--http`, web/) serves the page, `/ws` (a second
+//! `Peer`, `WsPeer`, admitted and swept as TCP connections are:
+//! admission.rs, idle.rs), `/healthz`, `/readyz` and `/metrics`
+//! (metrics.rs) on its own I/O threads.
 //!
 //! [`run`] is the whole life of a server process: open the store, reset
 //! users a crash left online, listen, join the cluster (with `--redis`),
 //! serve until SIGINT or SIGTERM, then shut down gracefully (see
 //! [`shutdown`]).
 
+mod admission;
 mod cluster;
 mod context;
 mod idle;
+mod listener;
+mod metrics;
 mod peer;
 mod prelogin;
 pub mod shutdown;
+mod timed_store;
 mod tls;
+mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use net::{
-    Buffer, EventLoop, EventLoopHandle, KeepAlive, ServerOption, TcpConnectionPtr, TcpServer,
-};
+use net::http::HttpServer;
+use net::{EventLoop, EventLoopHandle, ServerOption, TcpServer};
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::protocol::{encode, errno, reply};
 use crate::runtime::{self, BusyTime, PasswordHasher};
 use crate::service::session::Rate;
 use crate::service::{LimitSettings, LogOptions, Service};
 use crate::storage;
-use context::Context;
-use peer::TcpPeer;
-use prelogin::AddressSlots;
+use admission::Admission;
 
 /// How long shutdown waits for queued database writes.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -67,7 +72,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// cannot be started.
 pub fn run(config: &Config) -> Result<(), Error> {
     runtime::return_large_allocations_to_the_os();
-    let store = storage::open(&config.db)?;
+    let store = timed_store::TimedStore::wrap(storage::open(&config.db)?);
     // In cluster mode the other nodes' users are in the same table: Redis's
     // claims, not the `state` column, say who is online.
     if config.redis.is_none() {
@@ -77,6 +82,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
         }
     }
     let hasher = PasswordHasher::new(config.argon2_memory_kib, config.argon2_passes)?;
+    let checked_store = store.clone();
     let service = Service::new(
         store,
         config.workers,
@@ -105,35 +111,79 @@ pub fn run(config: &Config) -> Result<(), Error> {
     server.set_thread_num(config.threads);
     let tls = tls::listener(&lp, config)?;
     let cluster = cluster::join(config, &service, server.listen_addr())?;
-    let shared = Shared::new(config);
-    install_callbacks(&mut server, &service, config, &shared);
+    let admission = Admission::new(config);
+    listener::install_callbacks(&mut server, &service, config, &admission);
+    let sampled = service.clone();
+    let sampled_cluster = cluster.clone();
+    let sample = move || {
+        let stats = sampled_cluster.as_ref().map(|c| c.stats());
+        metrics::record_sample(sampled.online_users(), sampled.worker_jobs(), stats);
+    };
+    if !config.metrics {
+        metrics::disable();
+    }
+    let (readiness, checker) =
+        web::Readiness::start(checked_store, cluster.clone(), Box::new(sample))?;
+    let inspector = Arc::new(web::Inspector::default());
+    let web_parts = web::Parts {
+        svc: service.clone(),
+        readiness: readiness.clone(),
+        admission: admission.clone(),
+        inspector: inspector.clone(),
+    };
+    let mut web = match config.http {
+        Some(addr) => Some(
+            web::start(&mut lp, addr, config, web_parts)
+                .map_err(|e| format!("--http {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     server.start(&mut lp)?;
-    let mut busy = busy_time_sources(&server);
+    let mut loops = busy_time_sources(&server);
     let mut reload = None;
     let mut tls_server = None;
     if let Some((mut s, acceptor)) = tls {
-        install_callbacks(&mut s, &service, config, &shared);
+        listener::install_callbacks(&mut s, &service, config, &admission);
         s.start(&mut lp)?;
-        busy.extend(busy_time_sources(&s));
+        loops.extend(busy_time_sources(&s));
         if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
             reload = Some(tls::reloader(acceptor, cert.clone(), key.clone()));
         }
         announce_tls(s.listen_addr());
         tls_server = Some(s);
     }
-    service.watch_io_loops(busy);
-    let stop = shutdown::on_signals(lp.handle(), reload)?;
+    if let Some(web) = &web {
+        loops.extend(web.io_loops().into_iter().map(busy_time));
+    }
+    service.watch_io_loops(loops);
+    inspector.set_loops(named_loops(&server, tls_server.as_ref(), web.as_ref()));
+    let draining = readiness.clone();
+    let on_first = move || draining.set_draining();
+    let stop = shutdown::on_signals(lp.handle(), config.drain_grace, on_first, reload)?;
+    if let Some(web) = &web {
+        let line = format!("web client: http://{}/", web.listen_addr());
+        log::info!("{line}");
+        eprintln!("{line}");
+    }
     announce(server.listen_addr(), &config.db, cluster.as_deref());
 
     lp.run();
 
     log::info!("shutting down: no new connections, finishing queued writes");
+    readiness.set_draining();
     server.stop_accepting(&mut lp);
     if let Some(s) = tls_server.as_mut() {
         s.stop_accepting(&mut lp);
     }
+    if let Some(web) = web.as_mut() {
+        web.stop_accepting(&mut lp);
+    }
     drop(tls_server);
     drop(server); // closes every connection and joins the I/O threads
+    drop(web); // the same for the web listener's
+    readiness.stop();
+    checker.thread().unpark();
+    let _ = checker.join();
     if let Some(cluster) = cluster {
         // Routes what is queued (or stores it), releases this node's claims.
         cluster.shutdown();
@@ -167,8 +217,29 @@ fn limit_settings(config: &Config) -> LimitSettings {
 }
 
 fn busy_time_sources(server: &TcpServer) -> Vec<BusyTime> {
-    let busy = |lp: EventLoopHandle| -> BusyTime { Box::new(move || lp.stats().busy_time) };
-    server.io_loops().into_iter().map(busy).collect()
+    server.io_loops().into_iter().map(busy_time).collect()
+}
+
+/// Every I/O loop, named by listener, for `/inspect`.
+fn named_loops(
+    server: &TcpServer,
+    tls: Option<&TcpServer>,
+    web: Option<&HttpServer>,
+) -> Vec<(String, EventLoopHandle)> {
+    let name = |kind: &'static str, loops: Vec<EventLoopHandle>| {
+        let named = loops.into_iter().enumerate();
+        named.map(move |(i, lp)| (format!("{kind}-{i}"), lp))
+    };
+    let tls = tls.map(TcpServer::io_loops).unwrap_or_default();
+    let web = web.map(HttpServer::io_loops).unwrap_or_default();
+    name("tcp", server.io_loops())
+        .chain(name("tls", tls))
+        .chain(name("web", web))
+        .collect()
+}
+
+fn busy_time(lp: EventLoopHandle) -> BusyTime {
+    Box::new(move || lp.stats().busy_time)
 }
 
 /// The TLS listener's line, printed before [`announce`]'s.
@@ -206,179 +277,5 @@ fn describe_store(db: &str) -> String {
     match std::env::current_dir() {
         Ok(dir) => format!("sqlite:{}", dir.join(path).display()),
         Err(_) => db.to_owned(),
-    }
-}
-
-/// What the plain and the TLS listener share: the per-address limits
-/// count a client's connections on both.
-struct Shared {
-    rules: Arc<idle::Rules>,
-    connections: Arc<AddressSlots>,
-}
-
-impl Shared {
-    fn new(config: &Config) -> Shared {
-        Shared {
-            rules: Arc::new(idle::Rules {
-                idle_timeout: config.idle_timeout,
-                login_timeout: config.login_timeout,
-                slots: AddressSlots::new(config.max_anonymous_per_address),
-            }),
-            connections: AddressSlots::new(config.max_connections_per_address),
-        }
-    }
-}
-
-fn install_callbacks(
-    server: &mut TcpServer,
-    service: &Arc<Service>,
-    config: &Config,
-    shared: &Shared,
-) {
-    // Peers gone without a FIN are reset by the kernel, then close as any
-    // connection does (and leave the online map).
-    if let Some(ka) = config.keepalive {
-        server.set_keep_alive(KeepAlive {
-            idle: ka.idle,
-            interval: ka.interval,
-            probes: ka.probes,
-        });
-    }
-    let rules = shared.rules.clone();
-    let connections = shared.connections.clone();
-    let sweep_rules = rules.clone();
-    server.set_thread_init_callback(move |lp: &mut EventLoop| {
-        idle::install(lp, sweep_rules.clone());
-    });
-
-    let svc = service.clone();
-    server.set_connection_callback(move |conn: &TcpConnectionPtr| {
-        if conn.connected() {
-            connection_up(conn, &rules.slots, &connections);
-        } else {
-            log::debug!("{} down", conn.name());
-            idle::untrack(conn);
-            if let Some(cx) = conn.context::<Context>() {
-                svc.disconnected(&cx.peer, &cx.session);
-            }
-            // Breaks the cycle connection → context → peer → connection;
-            // gives back the address slot with the context.
-            conn.clear_context();
-        }
-    });
-
-    let svc = service.clone();
-    let max_message = config.max_message;
-    server.set_message_callback(
-        move |conn: &TcpConnectionPtr, buf: &mut Buffer, _: Instant| {
-            on_message(&svc, conn, buf, max_message);
-        },
-    );
-
-    server.set_high_water_mark_callback(
-        |conn: &TcpConnectionPtr, queued: usize| {
-            log::warn!(
-                "{}: {queued} bytes unsent (slow reader), closing",
-                conn.name()
-            );
-            conn.force_close();
-        },
-        config.high_water_mark,
-    );
-}
-
-/// A new connection: its context, with a slot among its address's
-/// connections and one among its anonymous connections. One over the
-/// address's connections (`--max-connections-per-address`) is told
-/// (errno 13, `QUOTA`), shut down, and closed by a sweep; so is one over
-/// its anonymous connections (errno 12). Its loop thread.
-fn connection_up(
-    conn: &TcpConnectionPtr,
-    slots: &Arc<AddressSlots>,
-    connections: &Arc<AddressSlots>,
-) {
-    log::debug!("{} up from {}", conn.name(), conn.peer_addr());
-    if let Err(e) = conn.set_tcp_no_delay(true) {
-        log::debug!("{}: TCP_NODELAY: {e}", conn.name());
-    }
-    let ip = conn.peer_addr().ip();
-    let connection_slot = connections.try_take(ip);
-    // Over the connections' quota: no anonymous slot is taken either.
-    let slot = connection_slot.as_ref().and_then(|_| slots.try_take(ip));
-    let refusal = match (&connection_slot, &slot) {
-        (None, _) => Some((
-            errno::QUOTA,
-            "too many connections from your address",
-            "too many connections from your address; close one first",
-        )),
-        (Some(_), None) => Some((
-            errno::TOO_MANY,
-            "too many connections not logged in from your address",
-            "too many connections not logged in from your address; try again later",
-        )),
-        _ => None,
-    };
-    let cx = Arc::new(Context::new(
-        TcpPeer::new_ref(conn),
-        ip,
-        slot,
-        connection_slot,
-    ));
-    conn.set_context(cx.clone());
-    idle::track(conn);
-    if let Some((errno, what, why)) = refusal {
-        log::info!("{}: {what} ({ip}), refusing", conn.name());
-        conn.send_vec(encode(&reply::failure(None, errno, why)));
-        cx.close_by_sweep();
-        conn.shutdown();
-    }
-}
-
-/// Decodes every complete message in `buf` and hands it to the service.
-/// A message with a number out of range gets an error reply and is
-/// skipped. Bytes that can never be a message get an error reply; then
-/// the connection is shut down and the rest of its input ignored.
-fn on_message(svc: &Arc<Service>, conn: &TcpConnectionPtr, buf: &mut Buffer, max_message: usize) {
-    let Some(cx) = conn.context::<Context>() else {
-        buf.retrieve_all();
-        return;
-    };
-    if cx.discarding() {
-        buf.retrieve_all();
-        return;
-    }
-    cx.touch();
-    // Every complete object, in order; a partial one waits for more bytes.
-    loop {
-        // Again before each object: a takeover may close the connection
-        // (from a worker) while this read is being handled.
-        if cx.discarding() {
-            buf.retrieve_all();
-            return;
-        }
-        // The lock is the connection's own and held for one decode only.
-        let decoded = cx.decoder.lock().decode(buf.peek(), max_message);
-        match decoded {
-            Ok(Some((obj, consumed))) => {
-                buf.retrieve(consumed);
-                svc.handle(&cx.peer, &cx.session, obj);
-            }
-            Ok(None) => return,
-            Err(e) => {
-                // One bad message (a number out of range): refuse it, go on.
-                if let Some(consumed) = e.skip() {
-                    log::debug!("{}: {e}", conn.name());
-                    buf.retrieve(consumed);
-                    conn.send_vec(encode(&e.reply()));
-                    continue;
-                }
-                log::info!("{}: {e}; closing", conn.name());
-                conn.send_vec(encode(&e.reply()));
-                cx.start_discarding();
-                buf.retrieve_all();
-                conn.shutdown();
-                return;
-            }
-        }
     }
 }

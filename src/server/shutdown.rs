@@ -24,6 +24,7 @@
 
 use std::io;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use net::EventLoopHandle;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -45,13 +46,21 @@ impl SignalGuard {
     }
 }
 
-/// Quits `main_loop` on the first SIGINT or SIGTERM; exits the process on
-/// the second. With `reload`, SIGHUP runs it (on the signal thread) and
-/// the server goes on; without, SIGHUP keeps its default action.
+/// On the first SIGINT or SIGTERM calls `first` (which turns the web
+/// listener's `/readyz` to 503) and quits `main_loop` `grace` later
+/// (`--drain-grace`: a load balancer sees the 503 and stops sending new
+/// clients while the listeners still accept); exits the process on the
+/// second. With `reload`, SIGHUP runs it (on the signal thread) and the
+/// server goes on; without, SIGHUP keeps its default action.
 ///
 /// # Errors
 /// If the signal handlers cannot be installed or the thread cannot start.
-pub fn on_signals<R>(main_loop: EventLoopHandle, reload: Option<R>) -> io::Result<SignalGuard>
+pub fn on_signals<R>(
+    main_loop: EventLoopHandle,
+    grace: Duration,
+    first: impl Fn() + Send + 'static,
+    reload: Option<R>,
+) -> io::Result<SignalGuard>
 where
     R: Fn() + Send + 'static,
 {
@@ -75,7 +84,12 @@ where
                 seen += 1;
                 if seen == 1 {
                     log::info!("signal {signal}: shutting down (again to exit at once)");
-                    main_loop.quit();
+                    first();
+                    if grace.is_zero() {
+                        main_loop.quit();
+                    } else {
+                        main_loop.run_after(grace, |lp| lp.quit());
+                    }
                 } else {
                     log::warn!("signal {signal} again: exiting now");
                     std::process::exit(130);

@@ -40,6 +40,7 @@ mod restart;
 mod storage;
 mod tls;
 mod tokens;
+mod web;
 
 use std::process::ExitCode;
 
@@ -67,6 +68,7 @@ fn main() -> ExitCode {
         quotas::tests(),
         reliability::tests(),
         restart::tests(),
+        web::tests(),
         log::tests(),
         storage::tests(),
         tls::tests(),

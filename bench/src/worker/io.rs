@@ -7,7 +7,7 @@
 //! message and one wake-up per other worker.
 
 use super::worker_of;
-use crate::conn::Conn;
+use crate::conn::{Conn, Framing};
 use crate::tls::Tls;
 use mio::{Registry, Token, Waker};
 use std::collections::HashMap;
@@ -65,8 +65,11 @@ pub(crate) struct Io {
     pub threads: usize,
     /// Time at the start of the current iteration.
     pub now: Instant,
-    /// Whether requests end with `\n` (our server) or not (`--legacy`).
-    pub newline: bool,
+    /// How requests are framed: lines (our server), bare (`--legacy`) or
+    /// WebSocket frames (`--transport ws`).
+    pub framing: Framing,
+    /// `--tls`: every connection speaks TLS with these settings.
+    pub(super) tls: Option<Tls>,
     /// Shared progress figures.
     pub counters: Arc<Counters>,
     pub(super) registry: Registry,
@@ -82,8 +85,6 @@ pub(crate) struct Io {
     /// Deliveries to each other worker's senders, sent once per iteration.
     pub(super) remote_feedback: Vec<Vec<usize>>,
     pub(super) peers: Arc<Vec<Peer>>,
-    /// `--tls`: every connection speaks TLS with these settings.
-    pub(super) tls: Option<Tls>,
 }
 
 impl Io {
@@ -97,7 +98,7 @@ impl Io {
         addr: SocketAddr,
         source: Option<IpAddr>,
     ) -> io::Result<usize> {
-        let mut conn = Conn::connect(addr, source, self.tls.as_ref())?;
+        let mut conn = Conn::connect(addr, source, self.framing, self.tls.as_ref())?;
         let slot = self.sessions.len();
         self.registry
             .register(conn.source(), Token(slot), Conn::INITIAL_INTEREST)?;
@@ -137,9 +138,8 @@ impl Io {
     /// Queues a request on `slot`; it is written at the end of the iteration.
     /// Does nothing when the connection is gone.
     pub fn send(&mut self, slot: usize, text: &str) {
-        let newline = self.newline;
         if let Some(conn) = self.sessions.get_mut(slot).and_then(|s| s.conn.as_mut()) {
-            conn.queue(text, newline);
+            conn.queue(text);
             self.dirty.push(slot);
         }
     }

@@ -33,6 +33,7 @@ pub mod redis;
 pub mod require;
 pub mod server;
 pub mod tls;
+pub mod ws;
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};

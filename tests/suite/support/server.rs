@@ -11,6 +11,13 @@ use std::time::{Duration, Instant};
 
 use super::{Client, TestDb};
 
+/// Which start-up line of the server's log an address came from.
+enum Line {
+    Main,
+    Tls,
+    Web,
+}
+
 /// A running `chat-server`, killed on drop.
 pub struct Server {
     child: Child,
@@ -19,6 +26,8 @@ pub struct Server {
     /// Where it listens for TLS (`--tls-listen`), from its
     /// `chat-server TLS listening on ADDR` line.
     pub tls_addr: Option<SocketAddr>,
+    /// Where its web listener listens, when it has one.
+    pub web: Option<SocketAddr>,
     log: Arc<Mutex<String>>,
     /// The store of a server started with [`Server::fresh`], removed after
     /// the process is killed.
@@ -35,12 +44,16 @@ pub struct Server {
 /// anonymous connections per address is off (prelogin.rs tests it), and
 /// so are the other limits per address and the failed-login throttles
 /// (hashing.rs, accounts.rs and prelogin.rs test them). The resume
-/// tokens' key is the store's ([`TestDb::token_key_file`]).
+/// tokens' key is the store's ([`TestDb::token_key_file`]). The web
+/// listener is off (its default port would be shared by every server);
+/// [`Server::start_web`] turns it on, on a port of its own.
 pub fn base_args(db: &TestDb) -> Vec<String> {
     let key = db.token_key_file().display().to_string();
     [
         "--listen",
         "127.0.0.1:0",
+        "--http",
+        "off",
         "--db",
         &db.url,
         "--argon2-memory",
@@ -100,9 +113,11 @@ impl Server {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.strip_prefix("chat-server listening on ") {
                     let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
-                    let _ = tx.send((false, addr));
+                    let _ = tx.send((Line::Main, addr));
                 } else if let Some(rest) = line.strip_prefix("chat-server TLS listening on ") {
-                    let _ = tx.send((true, rest.trim().to_owned()));
+                    let _ = tx.send((Line::Tls, rest.trim().to_owned()));
+                } else if let Some(rest) = line.strip_prefix("web client: http://") {
+                    let _ = tx.send((Line::Web, rest.trim_end_matches('/').to_owned()));
                 }
                 let mut log = log2.lock().unwrap();
                 if log.len() < 1 << 20 {
@@ -111,12 +126,14 @@ impl Server {
                 }
             }
         });
-        // The TLS line, when there is one, comes first.
+        // The TLS and web listeners' lines, when there are any, come first.
         let mut tls_addr = None;
+        let mut web = None;
         let addr = loop {
             match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok((true, a)) => tls_addr = Some(a.parse().expect("TLS listen address")),
-                Ok((false, a)) => break a.parse().expect("listen address"),
+                Ok((Line::Tls, a)) => tls_addr = Some(a.parse().expect("TLS listen address")),
+                Ok((Line::Web, a)) => web = Some(a.parse().expect("web address")),
+                Ok((Line::Main, a)) => break a.parse().expect("listen address"),
                 Err(_) => {
                     let _ = child.kill();
                     panic!("server did not start:\n{}", log.lock().unwrap());
@@ -127,9 +144,18 @@ impl Server {
             child,
             addr,
             tls_addr,
+            web,
             log,
             own_db: None,
         }
+    }
+
+    /// As [`Server::start`], with the web listener on a free port
+    /// ([`Server::web`]).
+    pub fn start_web(db: &TestDb, extra: &[&str]) -> Server {
+        let mut args = vec!["--http", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        Server::start(db, &args)
     }
 
     /// A server on a new SQLite file of its own, removed with it.

@@ -1,0 +1,1 @@
+// placeholder: the web client is built on branch r13-webui
