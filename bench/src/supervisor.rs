@@ -64,6 +64,9 @@ impl ServerProcess {
     /// message carries the end of its log.
     pub fn start(cmd: &ServerCommand, listen: SocketAddr) -> Result<ServerProcess, String> {
         let mut child = Command::new(&cmd.program)
+            // No web listener unless the extra arguments ask for one: its
+            // default port would be taken by the next server started.
+            .args(["--http", "off"])
             .args(&cmd.args)
             .args(["--listen", &listen.to_string(), "--db", &cmd.db])
             .env(

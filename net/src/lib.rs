@@ -20,6 +20,8 @@
 //! | `Buffer` | [`Buffer`] | [`buffer`] |
 //! | `Connector` | [`Connector`] | [`connector`] |
 //! | `TcpClient` | [`TcpClient`] | [`tcp_client`] |
+//! | `HttpServer`, `HttpContext`, `HttpRequest`, `HttpResponse` | [`http::HttpServer`], … | [`http`] |
+//! | (none: RFC 6455) | [`websocket::WebSocket`], [`websocket::WebSocketHandler`] | [`websocket`] |
 //! | `Callbacks.h` | [`ConnectionCallback`], [`MessageCallback`], … | [`callbacks`] |
 //!
 //! `net/README.md` explains the thread rules, the life of a connection,
@@ -37,11 +39,13 @@ pub mod connector;
 pub mod event_loop;
 pub mod event_loop_thread;
 pub mod event_loop_thread_pool;
+pub mod http;
 pub mod poller;
 pub mod tcp_client;
 pub mod tcp_connection;
 pub mod tcp_server;
 pub mod timer_queue;
+pub mod websocket;
 
 pub use acceptor::Acceptor;
 pub use buffer::Buffer;

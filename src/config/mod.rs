@@ -64,6 +64,18 @@ pub const OPTIONS: &[Opt] = &[
         help: "address to listen on (port 0 picks a free port)",
     },
     Opt {
+        key: "http",
+        value: "ADDR|off",
+        default: "127.0.0.1:6080",
+        help: "web listener: the browser client, /ws (JSON over WebSocket), /healthz, /readyz, /metrics; off disables",
+    },
+    Opt {
+        key: "drain-grace",
+        value: "DURATION",
+        default: "0s",
+        help: "after SIGTERM, keep accepting this long with /readyz at 503 (for a load balancer), then shut down",
+    },
+    Opt {
         key: "threads",
         value: "N",
         default: "cores",
@@ -358,6 +370,10 @@ pub const OPTIONS: &[Opt] = &[
 pub struct Config {
     /// Where to listen (`--listen`).
     pub listen: SocketAddr,
+    /// The web listener (`--http`); `None` when `off`.
+    pub http: Option<SocketAddr>,
+    /// How long SIGTERM leaves the listeners open (`--drain-grace`).
+    pub drain_grace: Duration,
     /// Number of I/O threads (`--threads`).
     pub threads: usize,
     /// Number of worker threads (`--workers`), at least 1.
@@ -534,6 +550,15 @@ impl Config {
                 .map_err(|e| bad("listen", from, &v, format!("{e}")))?,
             None => SocketAddr::from(([127, 0, 0, 1], 6000)),
         };
+        let http = match get("http") {
+            Some((v, _)) if v.trim() == "off" => None,
+            Some((v, from)) => Some(
+                v.trim()
+                    .parse()
+                    .map_err(|e| bad("http", from, &v, format!("{e} (an address, or off)")))?,
+            ),
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 6080))),
+        };
         let count = |key: &str, default: usize, min: usize| -> Result<usize, ConfigError> {
             match get(key) {
                 Some((v, from)) => match v.trim().parse::<usize>() {
@@ -628,6 +653,7 @@ impl Config {
         let default_writers = if db.starts_with("mysql://") { 2 } else { 1 };
         let config = Config {
             listen,
+            http,
             threads: count("threads", cores, 0)?,
             workers: count("workers", 4, 1)?,
             hash_threads: count("hash-threads", 1, 1)?,
@@ -676,6 +702,7 @@ impl Config {
             redis: get("redis").map(|(v, _)| v).filter(|v| !v.is_empty()),
             node_id: get("node-id").map(|(v, _)| v).filter(|v| !v.is_empty()),
             liveness: duration("liveness", Duration::from_secs(10))?,
+            drain_grace: duration("drain-grace", Duration::ZERO)?,
             redis_prefix: get("redis-prefix").map_or_else(|| "chat".to_owned(), |(v, _)| v),
         };
         config.check_cluster()?;

@@ -30,6 +30,7 @@ mod idle;
 mod peer;
 mod prelogin;
 pub mod shutdown;
+mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,6 +77,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
         }
     }
     let hasher = PasswordHasher::new(config.argon2_memory_kib, config.argon2_passes)?;
+    let checked_store = store.clone();
     let service = Service::new(
         store,
         config.workers,
@@ -100,16 +102,51 @@ pub fn run(config: &Config) -> Result<(), Error> {
     server.set_thread_num(config.threads);
     let cluster = cluster::join(config, &service, server.listen_addr())?;
     install_callbacks(&mut server, &service, config);
+    let (readiness, checker) = web::Readiness::start(checked_store, cluster.clone())?;
+    let mut web = match config.http {
+        Some(addr) => Some(
+            web::start(
+                &mut lp,
+                addr,
+                config.threads.max(1),
+                &service,
+                readiness.clone(),
+                config.max_message,
+            )
+            .map_err(|e| format!("--http {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     server.start(&mut lp)?;
-    service.watch_io_loops(busy_time_sources(&server));
-    let stop = shutdown::on_signals(lp.handle())?;
+    let mut loops = busy_time_sources(&server);
+    if let Some(web) = &web {
+        loops.extend(web.io_loops().into_iter().map(busy_time));
+    }
+    service.watch_io_loops(loops);
+    let draining = readiness.clone();
+    let stop = shutdown::on_signals(lp.handle(), config.drain_grace, move || {
+        draining.set_draining()
+    })?;
+    if let Some(web) = &web {
+        let line = format!("web client: http://{}/", web.listen_addr());
+        log::info!("{line}");
+        eprintln!("{line}");
+    }
     announce(server.listen_addr(), &config.db, cluster.as_deref());
 
     lp.run();
 
     log::info!("shutting down: no new connections, finishing queued writes");
+    readiness.set_draining();
     server.stop_accepting(&mut lp);
+    if let Some(web) = web.as_mut() {
+        web.stop_accepting(&mut lp);
+    }
     drop(server); // closes every connection and joins the I/O threads
+    drop(web); // the same for the web listener's
+    readiness.stop();
+    checker.thread().unpark();
+    let _ = checker.join();
     if let Some(cluster) = cluster {
         // Routes what is queued (or stores it), releases this node's claims.
         cluster.shutdown();
@@ -143,8 +180,11 @@ fn limit_settings(config: &Config) -> LimitSettings {
 }
 
 fn busy_time_sources(server: &TcpServer) -> Vec<BusyTime> {
-    let busy = |lp: EventLoopHandle| -> BusyTime { Box::new(move || lp.stats().busy_time) };
-    server.io_loops().into_iter().map(busy).collect()
+    server.io_loops().into_iter().map(busy_time).collect()
+}
+
+fn busy_time(lp: EventLoopHandle) -> BusyTime {
+    Box::new(move || lp.stats().busy_time)
 }
 
 /// The readiness line tests and operators wait for.

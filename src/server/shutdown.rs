@@ -20,6 +20,7 @@
 
 use std::io;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use net::EventLoopHandle;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -41,12 +42,19 @@ impl SignalGuard {
     }
 }
 
-/// Quits `main_loop` on the first SIGINT or SIGTERM; exits the process on
-/// the second.
+/// On the first SIGINT or SIGTERM calls `first` (which turns the web
+/// listener's `/readyz` to 503) and quits `main_loop` `grace` later
+/// (`--drain-grace`: a load balancer sees the 503 and stops sending new
+/// clients while the listeners still accept); exits the process on the
+/// second.
 ///
 /// # Errors
 /// If the signal handlers cannot be installed or the thread cannot start.
-pub fn on_signals(main_loop: EventLoopHandle) -> io::Result<SignalGuard> {
+pub fn on_signals(
+    main_loop: EventLoopHandle,
+    grace: Duration,
+    first: impl Fn() + Send + 'static,
+) -> io::Result<SignalGuard> {
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
     let handle = signals.handle();
     let thread = std::thread::Builder::new()
@@ -57,7 +65,12 @@ pub fn on_signals(main_loop: EventLoopHandle) -> io::Result<SignalGuard> {
                 seen += 1;
                 if seen == 1 {
                     log::info!("signal {signal}: shutting down (again to exit at once)");
-                    main_loop.quit();
+                    first();
+                    if grace.is_zero() {
+                        main_loop.quit();
+                    } else {
+                        main_loop.run_after(grace, |lp| lp.quit());
+                    }
                 } else {
                     log::warn!("signal {signal} again: exiting now");
                     std::process::exit(130);

@@ -1,3 +1,4 @@
+<<<<<<< HEAD
 // The browser client of chat-server: plain JavaScript, no framework, no
 // build step. It speaks docs/protocol.md over the WebSocket at /ws, one
 // JSON object per text frame both ways.
@@ -850,3 +851,6 @@ function bindInput() {
 
 bindInput();
 setAuthMode('login');
+=======
+// placeholder: the web client is built on branch r13-webui
+>>>>>>> r13-web

@@ -38,6 +38,7 @@ mod quotas;
 mod reliability;
 mod restart;
 mod storage;
+mod web;
 
 use std::process::ExitCode;
 
@@ -65,6 +66,7 @@ fn main() -> ExitCode {
         quotas::tests(),
         reliability::tests(),
         restart::tests(),
+        web::tests(),
         log::tests(),
         storage::tests(),
         client::tests(),

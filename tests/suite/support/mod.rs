@@ -31,6 +31,7 @@ pub mod nginx;
 pub mod redis;
 pub mod require;
 pub mod server;
+pub mod ws;
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -16,6 +16,8 @@ pub struct Server {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its web listener listens, when it has one.
+    pub web: Option<SocketAddr>,
     log: Arc<Mutex<String>>,
     /// The store of a server started with [`Server::fresh`], removed after
     /// the process is killed.
@@ -31,11 +33,15 @@ pub struct Server {
 /// 127.0.0.1, some with a thousand connections at once, so the limit on
 /// anonymous connections per address is off (prelogin.rs tests it), and
 /// so are the other limits per address and the failed-login throttles
-/// (hashing.rs, accounts.rs and prelogin.rs test them).
+/// (hashing.rs, accounts.rs and prelogin.rs test them). The web listener
+/// is off (its default port would be shared by every server);
+/// [`Server::start_web`] turns it on, on a port of its own.
 pub fn base_args(db: &TestDb) -> Vec<String> {
     [
         "--listen",
         "127.0.0.1:0",
+        "--http",
+        "off",
         "--db",
         &db.url,
         "--argon2-memory",
@@ -93,7 +99,10 @@ impl Server {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.strip_prefix("chat-server listening on ") {
                     let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
-                    let _ = tx.send(addr);
+                    let _ = tx.send((false, addr));
+                }
+                if let Some(rest) = line.strip_prefix("web client: http://") {
+                    let _ = tx.send((true, rest.trim_end_matches('/').to_owned()));
                 }
                 let mut log = log2.lock().unwrap();
                 if log.len() < 1 << 20 {
@@ -102,19 +111,33 @@ impl Server {
                 }
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(a) => a.parse().expect("listen address"),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("server did not start:\n{}", log.lock().unwrap());
+        // The web listener's line, if any, comes first.
+        let mut web = None;
+        let addr = loop {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok((true, a)) => web = Some(a.parse().expect("web address")),
+                Ok((false, a)) => break a.parse().expect("listen address"),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("server did not start:\n{}", log.lock().unwrap());
+                }
             }
         };
         Server {
             child,
             addr,
+            web,
             log,
             own_db: None,
         }
+    }
+
+    /// As [`Server::start`], with the web listener on a free port
+    /// ([`Server::web`]).
+    pub fn start_web(db: &TestDb, extra: &[&str]) -> Server {
+        let mut args = vec!["--http", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        Server::start(db, &args)
     }
 
     /// A server on a new SQLite file of its own, removed with it.

@@ -1,0 +1,288 @@
+//! [`HttpServer`]: HTTP/1.1 on a [`TcpServer`] (muduo's `HttpServer`).
+//!
+//! As in muduo, each connection gets an [`HttpContext`] in its context
+//! slot, the message callback parses requests off the input buffer and
+//! hands each to the user's callback, and the response is written at once.
+//! Unlike muduo's, the callback may answer [`Reply::Upgrade`]: the server
+//! then completes a WebSocket handshake and the connection's input is read
+//! as frames from then on (see [`crate::websocket`]). A request that cannot
+//! be parsed gets its status (400, 413, 431) and the connection is closed;
+//! input after that is dropped.
+//!
+//! Thread rules: as [`TcpServer`]: built, configured and started on the
+//! main loop's thread; the callback runs on the connection's loop thread.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use super::context::{HttpContext, Limits};
+use super::request::HttpRequest;
+use super::response::HttpResponse;
+use crate::websocket::{
+    close_code, handshake, opcode, FrameReader, WebSocket, WebSocketHandler, WsEvent, WsLimits,
+};
+use crate::{Buffer, EventLoop, EventLoopHandle, ServerOption, TcpConnectionPtr, TcpServer};
+
+/// What the callback answers a request with.
+pub enum Reply {
+    /// This response.
+    Respond(HttpResponse),
+    /// Accept a WebSocket upgrade and serve it with this handler (a request
+    /// that is no valid upgrade gets 400 or 426 instead).
+    Upgrade(Arc<dyn WebSocketHandler>),
+}
+
+/// The user's callback: a request in, a reply out; the connection's loop.
+pub type HttpCallback = Arc<dyn Fn(&HttpRequest, &TcpConnectionPtr) -> Reply + Send + Sync>;
+
+/// The phase of one connection, in its context slot; locked by its loop
+/// thread only (uncontended).
+enum Phase {
+    Http(HttpContext),
+    WebSocket {
+        reader: FrameReader,
+        ws: WebSocket,
+        handler: Arc<dyn WebSocketHandler>,
+    },
+    /// A fatal error was answered: the rest of the input is dropped.
+    Closing,
+}
+
+struct ConnState {
+    phase: Mutex<Phase>,
+}
+
+/// An HTTP server. See the [module docs](self).
+pub struct HttpServer {
+    server: TcpServer,
+}
+
+impl HttpServer {
+    /// A server listening on `addr` (port 0 picks one), answering with
+    /// `callback`; it serves once [`HttpServer::start`]ed.
+    ///
+    /// # Errors
+    /// The bind or listen error.
+    pub fn new(
+        lp: &EventLoop,
+        addr: SocketAddr,
+        name: &str,
+        callback: HttpCallback,
+    ) -> io::Result<HttpServer> {
+        HttpServer::with_limits(
+            lp,
+            addr,
+            name,
+            callback,
+            Limits::default(),
+            WsLimits::default(),
+        )
+    }
+
+    /// As [`HttpServer::new`], with request and WebSocket size limits.
+    ///
+    /// # Errors
+    /// The bind or listen error.
+    pub fn with_limits(
+        lp: &EventLoop,
+        addr: SocketAddr,
+        name: &str,
+        callback: HttpCallback,
+        limits: Limits,
+        ws_limits: WsLimits,
+    ) -> io::Result<HttpServer> {
+        let mut server = TcpServer::new(lp, addr, name, ServerOption::NoReusePort)?;
+        server.set_connection_callback(move |conn: &TcpConnectionPtr| {
+            if conn.connected() {
+                conn.set_context(Arc::new(ConnState {
+                    phase: Mutex::new(Phase::Http(HttpContext::new(limits))),
+                }));
+            } else {
+                on_down(conn);
+            }
+        });
+        server.set_message_callback(
+            move |conn: &TcpConnectionPtr, buf: &mut Buffer, _: Instant| {
+                on_message(conn, buf, &callback, ws_limits);
+            },
+        );
+        Ok(HttpServer { server })
+    }
+
+    /// The I/O threads (0: the main loop does the I/O too). Before `start`.
+    pub fn set_thread_num(&mut self, n: usize) {
+        self.server.set_thread_num(n);
+    }
+
+    /// The TCP server underneath, for its other settings. Before `start`.
+    pub fn tcp_server(&mut self) -> &mut TcpServer {
+        &mut self.server
+    }
+
+    /// Starts the I/O threads and accepting on `lp`.
+    ///
+    /// # Errors
+    /// If a thread cannot be started or the listener registered.
+    pub fn start(&mut self, lp: &mut EventLoop) -> io::Result<()> {
+        self.server.start(lp)
+    }
+
+    /// The bound address.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.server.listen_addr()
+    }
+
+    /// Stops accepting; open connections stay.
+    pub fn stop_accepting(&mut self, lp: &mut EventLoop) {
+        self.server.stop_accepting(lp);
+    }
+
+    /// The I/O loops.
+    pub fn io_loops(&self) -> Vec<EventLoopHandle> {
+        self.server.io_loops()
+    }
+}
+
+fn on_down(conn: &TcpConnectionPtr) {
+    if let Some(state) = conn.context::<ConnState>() {
+        let phase = std::mem::replace(&mut *state.phase.lock(), Phase::Closing);
+        if let Phase::WebSocket { ws, handler, .. } = phase {
+            handler.on_close(&ws);
+        }
+    }
+    // The handler may hold the connection: break the cycle.
+    conn.clear_context();
+}
+
+fn on_message(
+    conn: &TcpConnectionPtr,
+    buf: &mut Buffer,
+    callback: &HttpCallback,
+    ws_limits: WsLimits,
+) {
+    let Some(state) = conn.context::<ConnState>() else {
+        buf.retrieve_all();
+        return;
+    };
+    let mut phase = state.phase.lock();
+    loop {
+        match &mut *phase {
+            Phase::Closing => {
+                buf.retrieve_all();
+                return;
+            }
+            Phase::Http(context) => match context.parse(buf) {
+                Ok(None) => return,
+                Ok(Some(request)) => {
+                    if let Some(next) = serve(conn, &request, callback, ws_limits) {
+                        *phase = next;
+                    }
+                }
+                Err(e) => {
+                    let mut response = HttpResponse::text(e.status(), "");
+                    response.body = response.reason.as_bytes().to_vec();
+                    response.close = true;
+                    conn.send_vec(response.to_bytes());
+                    conn.shutdown();
+                    *phase = Phase::Closing;
+                }
+            },
+            Phase::WebSocket {
+                reader,
+                ws,
+                handler,
+            } => match reader.next_event(buf) {
+                Ok(None) => return,
+                Ok(Some(event)) => {
+                    let (ws, handler) = (ws.clone(), handler.clone());
+                    if let Some(next) = websocket_event(&ws, handler.as_ref(), event) {
+                        *phase = next;
+                    }
+                }
+                Err(code) => {
+                    ws.close(code, "");
+                    *phase = Phase::Closing;
+                }
+            },
+        }
+    }
+}
+
+/// Answers one request; the connection's next phase if it changes.
+fn serve(
+    conn: &TcpConnectionPtr,
+    request: &HttpRequest,
+    callback: &HttpCallback,
+    ws_limits: WsLimits,
+) -> Option<Phase> {
+    match callback(request, conn) {
+        Reply::Respond(mut response) => {
+            let close = response.close || !request.keep_alive();
+            response.close = close;
+            conn.send_vec(response.to_bytes());
+            if close {
+                conn.shutdown();
+                return Some(Phase::Closing);
+            }
+            None
+        }
+        Reply::Upgrade(handler) => match handshake::accept(request) {
+            Ok(response) => {
+                conn.send_vec(response.to_bytes());
+                let ws = WebSocket::new(conn.clone());
+                handler.on_open(&ws);
+                Some(Phase::WebSocket {
+                    reader: FrameReader::new(ws_limits),
+                    ws,
+                    handler,
+                })
+            }
+            Err((status, why)) => {
+                let mut response = HttpResponse::text(status, why);
+                if status == 426 {
+                    response.add_header("Upgrade", "websocket");
+                    response.add_header("Sec-WebSocket-Version", "13");
+                }
+                response.close = true;
+                conn.send_vec(response.to_bytes());
+                conn.shutdown();
+                Some(Phase::Closing)
+            }
+        },
+    }
+}
+
+/// The server's part of a WebSocket event; the next phase if it changes.
+/// Called with the phase locked: the handler must not re-enter this
+/// connection's message callback (it cannot: that is this very thread).
+fn websocket_event(
+    ws: &WebSocket,
+    handler: &dyn WebSocketHandler,
+    event: WsEvent,
+) -> Option<Phase> {
+    match event {
+        WsEvent::Ping(payload) => ws.send_control(opcode::PONG, &payload),
+        WsEvent::Pong => {}
+        WsEvent::Close(code) => {
+            // Echo the peer's code (RFC 6455, 5.5.1), then drop the rest.
+            let code = code.map_or(close_code::NORMAL, |(c, _)| c);
+            let code = if matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+                code
+            } else {
+                close_code::PROTOCOL
+            };
+            ws.close(code, "");
+            return Some(Phase::Closing);
+        }
+        message => {
+            if !ws.closing() {
+                handler.on_message(ws, message);
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,104 @@
+//! The web listener (`--http`): the browser client, `/ws`, and the
+//! operator's endpoints, on net's [`HttpServer`].
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /`, `/app.js`, `/style.css` | the web client, embedded from `src/web/` at build time |
+//! | `GET /ws` | a WebSocket speaking the chat protocol, one JSON object per text frame ([`ws_peer`]) |
+//! | `GET /healthz` | 200 while the process serves |
+//! | `GET /readyz` | 200 when the store answered its last check and, in cluster mode, Redis is linked; 503 otherwise and from SIGTERM on |
+//! | anything else | 404 (405 for a method other than GET/HEAD) |
+//!
+//! Threads: the routes run on the web listener's I/O threads and never
+//! block: `/readyz` reads a flag that a checker thread refreshes every
+//! second with a cheap store query ([`Readiness`]).
+
+mod readiness;
+mod ws_peer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use net::http::{HttpCallback, HttpRequest, HttpResponse, HttpServer, Reply};
+use net::EventLoop;
+
+pub use readiness::Readiness;
+use ws_peer::ChatSocket;
+
+use crate::service::Service;
+
+const INDEX_HTML: &str = include_str!("../../web/index.html");
+const APP_JS: &str = include_str!("../../web/app.js");
+const STYLE_CSS: &str = include_str!("../../web/style.css");
+
+/// What the routes need.
+struct Routes {
+    svc: Arc<Service>,
+    readiness: Arc<Readiness>,
+    max_message: usize,
+}
+
+/// Binds the web listener on `addr` with `threads` I/O threads, serving
+/// until it is dropped; the main loop's thread.
+///
+/// # Errors
+/// When the address cannot be bound (in use, say) or a thread not started.
+pub fn start(
+    lp: &mut EventLoop,
+    addr: SocketAddr,
+    threads: usize,
+    svc: &Arc<Service>,
+    readiness: Arc<Readiness>,
+    max_message: usize,
+) -> std::io::Result<HttpServer> {
+    let routes = Routes {
+        svc: svc.clone(),
+        readiness,
+        max_message,
+    };
+    let callback: HttpCallback = Arc::new(move |req, _conn| routes.route(req));
+    let mut server = HttpServer::new(lp, addr, "ChatWeb", callback)?;
+    server.set_thread_num(threads);
+    server.start(lp)?;
+    Ok(server)
+}
+
+impl Routes {
+    fn route(&self, req: &HttpRequest) -> Reply {
+        if req.method != "GET" && req.method != "HEAD" {
+            let mut r = HttpResponse::text(405, "GET only\n");
+            r.add_header("Allow", "GET, HEAD");
+            return Reply::Respond(r);
+        }
+        let page = |ty: &str, body: &str| {
+            let mut r = HttpResponse::with_body(200, ty, body);
+            r.add_header("Cache-Control", "no-cache");
+            Reply::Respond(r)
+        };
+        let reply = match req.path.as_str() {
+            "/" | "/index.html" => page("text/html; charset=utf-8", INDEX_HTML),
+            "/app.js" => page("text/javascript; charset=utf-8", APP_JS),
+            "/style.css" => page("text/css; charset=utf-8", STYLE_CSS),
+            "/ws" => Reply::Upgrade(Arc::new(ChatSocket::new(
+                self.svc.clone(),
+                self.max_message,
+            ))),
+            "/healthz" => Reply::Respond(HttpResponse::text(200, "ok\n")),
+            "/readyz" => Reply::Respond(match self.readiness.why_not() {
+                None => HttpResponse::text(200, "ready\n"),
+                Some(why) => HttpResponse::text(503, &format!("not ready: {why}\n")),
+            }),
+            _ => Reply::Respond(HttpResponse::text(404, "not found\n")),
+        };
+        match reply {
+            Reply::Respond(mut r) if req.method == "HEAD" => {
+                // The length of the GET's body, without the body.
+                let len = r.body.len();
+                r.body.clear();
+                r.add_header("X-Content-Length", &len.to_string());
+                Reply::Respond(r)
+            }
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The web listener (`--http`) end to end: its HTTP routes, and the chat
+//! protocol over `/ws` (one JSON object per text frame) with the same
+//! service as the TCP listener: a WebSocket user and TCP users chat, in
+//! groups, offline, and with the same errors.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use serde_json::json;
+use tungstenite::Message;
+
+use crate::support::client::without_log;
+use crate::support::ws::WsClient;
+use crate::support::{wait_until, Server, Test, TestDb};
+
+/// The tests of this module.
+pub fn tests() -> Vec<Test> {
+    let mut tests = both_stores![ws_and_tcp_users_chat, offline_and_groups_over_ws];
+    tests.extend(tests![
+        http_routes,
+        ws_errors_are_the_tcp_listeners,
+        readyz_is_503_from_sigterm
+    ]);
+    tests
+}
+
+/// Sends raw `request` bytes and reads until the server closes or
+/// `responses` responses have arrived; returns what came.
+fn http(web: SocketAddr, request: &str, responses: usize) -> String {
+    let mut s = TcpStream::connect(web).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(request.as_bytes()).expect("write");
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while String::from_utf8_lossy(&got).matches("HTTP/1.1 ").count() < responses || !complete(&got)
+    {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Whether the last response in `got` has all of its body.
+fn complete(got: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(got);
+    let Some(start) = text.rfind("HTTP/1.1 ") else {
+        return false;
+    };
+    let last = &text[start..];
+    let Some((head, body)) = last.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    body.len() >= length
+}
+
+/// `/`, its assets, `/healthz`, `/readyz`, 404, keep-alive with two
+/// requests in one write.
+fn http_routes() {
+    let server = Server::start_web(&TestDb::sqlite(), &[]);
+    let web = server.web.expect("a web listener");
+    let page = http(
+        web,
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        1,
+    );
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+    assert!(page.contains("text/html"), "{page}");
+    assert!(page.contains("<html"), "{page}");
+    for path in ["/app.js", "/style.css", "/healthz"] {
+        let r = http(
+            web,
+            &format!("GET {path} HTTP/1.1\r\nConnection: close\r\n\r\n"),
+            1,
+        );
+        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{path}: {r}");
+    }
+    wait_until("/readyz answers 200", || {
+        http(web, "GET /readyz HTTP/1.0\r\n\r\n", 1).starts_with("HTTP/1.1 200 ")
+    });
+    let missing = http(web, "GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n", 1);
+    assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
+    // Two requests in one write on one connection: two answers, in order.
+    let two = http(
+        web,
+        "GET /healthz HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\nConnection: close\r\n\r\n",
+        2,
+    );
+    let (first, second) = two.split_once("HTTP/1.1 404").expect("two responses");
+    assert!(first.starts_with("HTTP/1.1 200 OK"), "{two}");
+    assert!(second.contains("Connection: close"), "{two}");
+    // /ws without an upgrade: 426.
+    let plain = http(web, "GET /ws HTTP/1.1\r\n\r\n", 1);
+    assert!(plain.starts_with("HTTP/1.1 426 "), "{plain}");
+}
+
+/// A WebSocket user and a TCP user chat both ways.
+fn ws_and_tcp_users_chat(db: TestDb) {
+    let server = Server::start_web(&db, &[]);
+    let web = server.web.expect("a web listener");
+    let mut alice = WsClient::user(web, "alice");
+    let mut bob = server.user("bob");
+    let sent = json!({"msgId": 9, "from": alice.uid, "username": "alice", "to": bob.uid,
+                      "msg": "from the browser 👋", "time": "2024-05-06 07:08:09"});
+    alice.send(&sent);
+    assert_eq!(without_log(&bob.expect(9)), sent);
+    bob.chat(alice.uid, "from the terminal");
+    let got = alice.expect(9);
+    assert_eq!(
+        (got["from"].as_i64(), got["msg"].as_str()),
+        (Some(bob.uid), Some("from the terminal"))
+    );
+    // The same errors as over TCP: to nobody, errno 7.
+    alice.chat(777_777, "void");
+    assert_eq!(alice.expect_errno(27, 7)["req"], 9);
+    // A ping (msgId 25) answered as over TCP.
+    alice.send(&json!({"msgId": 25}));
+    alice.expect(26);
+}
+
+/// Offline messages reach a user who logs in over WebSocket; group chat
+/// crosses the two listeners.
+fn offline_and_groups_over_ws(db: TestDb) {
+    let server = Server::start_web(&db, &[]);
+    let web = server.web.expect("a web listener");
+    let mut bob = server.user("bob");
+    let mut carol_tcp = server.connect();
+    let carol = carol_tcp.register("carol", "secret");
+    drop(carol_tcp);
+    bob.chat(carol, "while you were away");
+    std::thread::sleep(Duration::from_millis(200));
+    let mut carol_ws = WsClient::connect(web);
+    carol_ws.send(&json!({"msgId": 1, "uid": carol, "password": "secret"}));
+    let login = carol_ws.expect_errno(2, 0);
+    let offline = login["offlinemsgs"].to_string();
+    let delivered_later =
+        offline.contains("while you were away") || carol_ws.recv()["msg"] == "while you were away";
+    assert!(delivered_later, "{login}");
+
+    let gid = bob.create_group("g", "both listeners");
+    carol_ws.send(&json!({"msgId": 12, "gid": gid}));
+    carol_ws.expect_errno(18, 0);
+    carol_ws.send(
+        &json!({"msgId": 13, "uid": carol, "username": "carol", "gid": gid,
+                          "msg": "hello group", "time": "2024-05-06 07:08:09"}),
+    );
+    let heard = bob.expect(13);
+    assert_eq!(heard["msg"], "hello group", "{heard}");
+}
+
+/// Bad input over `/ws`: a text frame that is not JSON gets the TCP
+/// listener's error reply, then close 1008; a binary frame close 1003.
+fn ws_errors_are_the_tcp_listeners() {
+    let server = Server::start_web(&TestDb::sqlite(), &[]);
+    let web = server.web.expect("a web listener");
+    let mut c = WsClient::connect(web);
+    c.send_message(Message::text("this is not json"));
+    let v = c.expect(27);
+    assert_eq!(v["errno"], 11, "{v}");
+    assert_eq!(c.expect_close(), Some(1008));
+
+    let mut c = WsClient::connect(web);
+    c.send_message(Message::binary(vec![1, 2, 3]));
+    c.expect(27);
+    assert_eq!(c.expect_close(), Some(1003));
+
+    // An object split over two frames is not two halves of one message.
+    let mut c = WsClient::connect(web);
+    c.send_message(Message::text("{\"msgId\":"));
+    c.expect(27);
+    assert_eq!(c.expect_close(), Some(1008));
+}
+
+/// From SIGTERM on `/readyz` answers 503, while the listeners still
+/// accept (`--drain-grace` keeps them open).
+fn readyz_is_503_from_sigterm() {
+    let server = Server::start_web(&TestDb::sqlite(), &["--drain-grace", "3s"]);
+    let web = server.web.expect("a web listener");
+    wait_until("/readyz answers 200", || {
+        http(web, "GET /readyz HTTP/1.0\r\n\r\n", 1).starts_with("HTTP/1.1 200 ")
+    });
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(server.pid() as libc::pid_t, libc::SIGTERM);
+    }
+    wait_until("/readyz answers 503", || {
+        http(web, "GET /readyz HTTP/1.0\r\n\r\n", 1).starts_with("HTTP/1.1 503 ")
+    });
+    // The chat listener still accepts during the grace.
+    let mut c = server.connect();
+    c.send(&json!({"msgId": 25}));
+    c.expect(26);
+}
