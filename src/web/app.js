@@ -1,4 +1,3 @@
-<<<<<<< HEAD
 // The browser client of chat-server: plain JavaScript, no framework, no
 // build step. It speaks docs/protocol.md over the WebSocket at /ws, one
 // JSON object per text frame both ways.
@@ -851,6 +850,3 @@ function bindInput() {
 
 bindInput();
 setAuthMode('login');
-=======
-// placeholder: the web client is built on branch r13-webui
->>>>>>> r13-web
