@@ -30,9 +30,13 @@ use super::prelogin::{AddressSlots, Verdict};
 use crate::protocol::{encode, errno, reply};
 use crate::service::Login;
 
+/// A tracked connection, and its context when it is not in the
+/// connection's own slot (a WebSocket's, whose slot is the HTTP server's).
+type Tracked = (TcpConnectionPtr, Option<Arc<Context>>);
+
 thread_local! {
     /// The connections of this thread's loop, by id.
-    static CONNECTIONS: RefCell<HashMap<u64, TcpConnectionPtr>> = RefCell::new(HashMap::new());
+    static CONNECTIONS: RefCell<HashMap<u64, Tracked>> = RefCell::new(HashMap::new());
 }
 
 /// What the sweep enforces; one, shared by every loop.
@@ -49,7 +53,13 @@ pub struct Rules {
 
 /// Starts tracking a new connection. Its loop thread only.
 pub fn track(conn: &TcpConnectionPtr) {
-    CONNECTIONS.with(|c| c.borrow_mut().insert(conn.id(), conn.clone()));
+    CONNECTIONS.with(|c| c.borrow_mut().insert(conn.id(), (conn.clone(), None)));
+}
+
+/// Starts tracking a connection whose [`Context`] is `cx` (a WebSocket on
+/// the web listener); [`untrack`] drops it. Its loop thread only.
+pub fn track_with(conn: &TcpConnectionPtr, cx: Arc<Context>) {
+    CONNECTIONS.with(|c| c.borrow_mut().insert(conn.id(), (conn.clone(), Some(cx))));
 }
 
 /// Stops tracking a closed connection. Its loop thread only.
@@ -76,10 +86,10 @@ pub fn install(lp: &mut EventLoop, rules: Arc<Rules>) {
 
 fn sweep(rules: &Rules) {
     // A copy of the table: closing a connection untracks it.
-    let conns: Vec<TcpConnectionPtr> = CONNECTIONS.with(|c| c.borrow().values().cloned().collect());
+    let conns: Vec<Tracked> = CONNECTIONS.with(|c| c.borrow().values().cloned().collect());
     let now = Instant::now();
-    for conn in conns {
-        let Some(cx) = conn.context::<Context>() else {
+    for (conn, own) in conns {
+        let Some(cx) = own.or_else(|| conn.context::<Context>()) else {
             continue;
         };
         if cx.due_for_close() {
@@ -117,7 +127,9 @@ fn check_login(rules: &Rules, conn: &TcpConnectionPtr, cx: &Context, now: Instan
         let timeout = rules.login_timeout.unwrap_or_default();
         log::info!("{}: not logged in within {timeout:?}, closing", conn.name());
         let why = format!("not logged in within {timeout:?}; closing");
-        conn.send_vec(encode(&reply::failure(None, errno::NOT_LOGGED_IN, &why)));
+        // Through the peer: a WebSocket frames it.
+        cx.peer
+            .send(encode(&reply::failure(None, errno::NOT_LOGGED_IN, &why)));
         cx.close_by_sweep();
         conn.shutdown();
     }

@@ -32,7 +32,7 @@ mod prelogin;
 pub mod shutdown;
 mod web;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,7 +45,7 @@ use crate::config::Config;
 use crate::protocol::{encode, errno, reply};
 use crate::runtime::{self, BusyTime, PasswordHasher};
 use crate::service::session::Rate;
-use crate::service::{LimitSettings, LogOptions, Service};
+use crate::service::{LimitSettings, LogOptions, PeerRef, Service};
 use crate::storage;
 use context::Context;
 use peer::TcpPeer;
@@ -101,17 +101,17 @@ pub fn run(config: &Config) -> Result<(), Error> {
     let mut server = TcpServer::new(&lp, config.listen, "ChatServer", ServerOption::NoReusePort)?;
     server.set_thread_num(config.threads);
     let cluster = cluster::join(config, &service, server.listen_addr())?;
-    install_callbacks(&mut server, &service, config);
+    let admission = install_callbacks(&mut server, &service, config);
     let (readiness, checker) = web::Readiness::start(checked_store, cluster.clone())?;
     let mut web = match config.http {
         Some(addr) => Some(
             web::start(
                 &mut lp,
                 addr,
-                config.threads.max(1),
+                config,
                 &service,
                 readiness.clone(),
-                config.max_message,
+                &admission,
             )
             .map_err(|e| format!("--http {addr}: {e}"))?,
         ),
@@ -218,7 +218,9 @@ fn describe_store(db: &str) -> String {
     }
 }
 
-fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Config) {
+/// The TCP listener's callbacks; returns what admits connections, for the
+/// web listener's to share.
+fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Config) -> Admission {
     // Peers gone without a FIN are reset by the kernel, then close as any
     // connection does (and leave the online map).
     if let Some(ka) = config.keepalive {
@@ -233,16 +235,20 @@ fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Co
         login_timeout: config.login_timeout,
         slots: AddressSlots::new(config.max_anonymous_per_address),
     });
-    let connections = AddressSlots::new(config.max_connections_per_address);
+    let admission = Admission {
+        rules: rules.clone(),
+        connections: AddressSlots::new(config.max_connections_per_address),
+    };
     let sweep_rules = rules.clone();
     server.set_thread_init_callback(move |lp: &mut EventLoop| {
         idle::install(lp, sweep_rules.clone());
     });
 
     let svc = service.clone();
+    let admits = admission.clone();
     server.set_connection_callback(move |conn: &TcpConnectionPtr| {
         if conn.connected() {
-            connection_up(conn, &rules.slots, &connections);
+            connection_up(conn, &admits);
         } else {
             log::debug!("{} down", conn.name());
             idle::untrack(conn);
@@ -273,45 +279,59 @@ fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Co
         },
         config.high_water_mark,
     );
+    admission
 }
 
-/// A new connection: its context, with a slot among its address's
-/// connections and one among its anonymous connections. One over the
-/// address's connections (`--max-connections-per-address`) is told
-/// (errno 13, `QUOTA`), shut down, and closed by a sweep; so is one over
-/// its anonymous connections (errno 12). Its loop thread.
-fn connection_up(
-    conn: &TcpConnectionPtr,
-    slots: &Arc<AddressSlots>,
-    connections: &Arc<AddressSlots>,
-) {
+/// What admits a connection: the sweep's rules (with the anonymous slots)
+/// and the connections' slots per address; one for both listeners.
+#[derive(Clone)]
+pub(crate) struct Admission {
+    rules: Arc<idle::Rules>,
+    connections: Arc<AddressSlots>,
+}
+
+/// A refusal at accept: the errno and the log and reply texts.
+type Refusal = (i64, &'static str, &'static str);
+
+impl Admission {
+    /// The context of a new connection from `ip` served by `peer`, with a
+    /// slot among its address's connections and one among its anonymous
+    /// connections, and the refusal to send when one is missing: over the
+    /// address's connections (`--max-connections-per-address`) errno 13,
+    /// `QUOTA`; over its anonymous connections errno 12. Any thread.
+    fn admit(&self, peer: PeerRef, ip: IpAddr) -> (Arc<Context>, Option<Refusal>) {
+        let connection_slot = self.connections.try_take(ip);
+        // Over the connections' quota: no anonymous slot is taken either.
+        let slot = connection_slot
+            .as_ref()
+            .and_then(|_| self.rules.slots.try_take(ip));
+        let refusal = match (&connection_slot, &slot) {
+            (None, _) => Some((
+                errno::QUOTA,
+                "too many connections from your address",
+                "too many connections from your address; close one first",
+            )),
+            (Some(_), None) => Some((
+                errno::TOO_MANY,
+                "too many connections not logged in from your address",
+                "too many connections not logged in from your address; try again later",
+            )),
+            _ => None,
+        };
+        let cx = Arc::new(Context::new(peer, ip, slot, connection_slot));
+        (cx, refusal)
+    }
+}
+
+/// A new connection: its context ([`Admission::admit`]); one refused is
+/// told why, shut down, and closed by a sweep. Its loop thread.
+fn connection_up(conn: &TcpConnectionPtr, admission: &Admission) {
     log::debug!("{} up from {}", conn.name(), conn.peer_addr());
     if let Err(e) = conn.set_tcp_no_delay(true) {
         log::debug!("{}: TCP_NODELAY: {e}", conn.name());
     }
     let ip = conn.peer_addr().ip();
-    let connection_slot = connections.try_take(ip);
-    // Over the connections' quota: no anonymous slot is taken either.
-    let slot = connection_slot.as_ref().and_then(|_| slots.try_take(ip));
-    let refusal = match (&connection_slot, &slot) {
-        (None, _) => Some((
-            errno::QUOTA,
-            "too many connections from your address",
-            "too many connections from your address; close one first",
-        )),
-        (Some(_), None) => Some((
-            errno::TOO_MANY,
-            "too many connections not logged in from your address",
-            "too many connections not logged in from your address; try again later",
-        )),
-        _ => None,
-    };
-    let cx = Arc::new(Context::new(
-        TcpPeer::new_ref(conn),
-        ip,
-        slot,
-        connection_slot,
-    ));
+    let (cx, refusal) = admission.admit(TcpPeer::new_ref(conn), ip);
     conn.set_context(cx.clone());
     idle::track(conn);
     if let Some((errno, what, why)) = refusal {

@@ -20,6 +20,7 @@ pub fn tests() -> Vec<Test> {
     tests.extend(tests![
         http_routes,
         ws_errors_are_the_tcp_listeners,
+        ws_limits_are_the_tcp_listeners,
         readyz_is_503_from_sigterm
     ]);
     tests
@@ -177,6 +178,51 @@ fn ws_errors_are_the_tcp_listeners() {
     c.send_message(Message::text("{\"msgId\":"));
     c.expect(27);
     assert_eq!(c.expect_close(), Some(1008));
+}
+
+/// The per-address connection quota counts both listeners, and the login
+/// timeout closes an anonymous WebSocket as it does a TCP connection.
+fn ws_limits_are_the_tcp_listeners() {
+    let server = Server::start_web(
+        &TestDb::sqlite(),
+        &[
+            "--max-connections-per-address",
+            "1",
+            "--login-timeout",
+            "1s",
+        ],
+    );
+    let web = server.web.expect("a web listener");
+    let mut tcp = server.connect();
+    // The second connection from 127.0.0.1, over WebSocket: refused.
+    let mut ws = WsClient::connect(web);
+    assert_eq!(ws.expect_errno(27, 13)["errno"], 13);
+    assert_eq!(ws.expect_close(), Some(1008));
+    // The TCP one is anonymous: the sweep closes it; then a WebSocket may
+    // connect, and it is closed the same way after its second.
+    tcp.expect_errno(27, 3);
+    tcp.expect_closed(Duration::from_secs(10));
+    drop((tcp, ws));
+    // The EOF is the server's shutdown; a later sweep closes the socket
+    // and gives the slot back.
+    let mut tries = 0;
+    let mut ws = loop {
+        let mut ws = WsClient::connect(web);
+        let v = ws.recv();
+        tries += 1;
+        if v["errno"] == 13 && tries < 200 {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        assert_eq!(
+            (v["msgId"].as_i64(), v["errno"].as_i64()),
+            (Some(27), Some(3)),
+            "{v}"
+        );
+        break ws;
+    };
+    // Shut down after the notice, then closed by the sweep.
+    let _ = ws.expect_close();
 }
 
 /// From SIGTERM on `/readyz` answers 503, while the listeners still

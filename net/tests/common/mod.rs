@@ -91,3 +91,41 @@ pub fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// An [`net::http::HttpServer`] on 127.0.0.1:0 with `threads` I/O threads,
+/// answering with `callback` and the given limits; stopped on drop.
+pub fn start_http(
+    threads: usize,
+    callback: net::http::HttpCallback,
+    limits: net::http::Limits,
+    ws_limits: net::websocket::WsLimits,
+) -> TestServer {
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let mut lp = EventLoop::new().unwrap();
+        let addr = "127.0.0.1:0".parse().unwrap();
+        let mut server =
+            net::http::HttpServer::with_limits(&lp, addr, "http", callback, limits, ws_limits)
+                .unwrap();
+        server.set_thread_num(threads);
+        server.start(&mut lp).unwrap();
+        tx.send((lp.handle(), server.listen_addr(), server.io_loops()))
+            .unwrap();
+        lp.run();
+        drop(server);
+    });
+    let (main_loop, addr, io_loops) = rx.recv_timeout(IO_TIMEOUT).unwrap();
+    TestServer {
+        main_loop,
+        addr,
+        io_loops,
+        thread: Some(thread),
+    }
+}
+
+/// Reads until the peer closes (or the timeout); what arrived.
+pub fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}

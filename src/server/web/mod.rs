@@ -9,6 +9,10 @@
 //! | `GET /readyz` | 200 when the store answered its last check and, in cluster mode, Redis is linked; 503 otherwise and from SIGTERM on |
 //! | anything else | 404 (405 for a method other than GET/HEAD) |
 //!
+//! A WebSocket is admitted as a TCP connection is (the same slots per
+//! address, shared by both listeners) and swept by the same timer (idle
+//! and login timeouts), so a client meets the same limits on either.
+//!
 //! Threads: the routes run on the web listener's I/O threads and never
 //! block: `/readyz` reads a flag that a checker thread refreshes every
 //! second with a cheap store query ([`Readiness`]).
@@ -19,12 +23,15 @@ mod ws_peer;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use net::http::{HttpCallback, HttpRequest, HttpResponse, HttpServer, Reply};
-use net::EventLoop;
+use net::http::{HttpCallback, HttpRequest, HttpResponse, HttpServer, Limits, Reply};
+use net::websocket::WsLimits;
+use net::{EventLoop, KeepAlive, TcpConnectionPtr};
 
 pub use readiness::Readiness;
 use ws_peer::ChatSocket;
 
+use super::{idle, Admission};
+use crate::config::Config;
 use crate::service::Service;
 
 const INDEX_HTML: &str = include_str!("../../web/index.html");
@@ -36,9 +43,11 @@ struct Routes {
     svc: Arc<Service>,
     readiness: Arc<Readiness>,
     max_message: usize,
+    admission: Admission,
 }
 
-/// Binds the web listener on `addr` with `threads` I/O threads, serving
+/// Binds the web listener on `addr` with `--threads` I/O threads (one at
+/// least) and the TCP listener's keepalive and high-water mark, serving
 /// until it is dropped; the main loop's thread.
 ///
 /// # Errors
@@ -46,19 +55,49 @@ struct Routes {
 pub fn start(
     lp: &mut EventLoop,
     addr: SocketAddr,
-    threads: usize,
+    config: &Config,
     svc: &Arc<Service>,
     readiness: Arc<Readiness>,
-    max_message: usize,
+    admission: &Admission,
 ) -> std::io::Result<HttpServer> {
     let routes = Routes {
         svc: svc.clone(),
         readiness,
-        max_message,
+        max_message: config.max_message,
+        admission: admission.clone(),
     };
     let callback: HttpCallback = Arc::new(move |req, _conn| routes.route(req));
-    let mut server = HttpServer::new(lp, addr, "ChatWeb", callback)?;
-    server.set_thread_num(threads);
+    // A text frame holds one message (and the frame header).
+    let ws_limits = WsLimits {
+        max_frame: config.max_message + 16,
+        max_message: config.max_message + 16,
+    };
+    let mut server =
+        HttpServer::with_limits(lp, addr, "ChatWeb", callback, Limits::default(), ws_limits)?;
+    server.set_thread_num(config.threads.max(1));
+    let tcp = server.tcp_server();
+    // The same sweep as the TCP listener's loops (idle and login timeouts),
+    // over this listener's WebSockets.
+    let rules = admission.rules.clone();
+    tcp.set_thread_init_callback(move |lp: &mut EventLoop| idle::install(lp, rules.clone()));
+    // The TCP listener's bounds on what a client can make the server hold.
+    if let Some(ka) = config.keepalive {
+        tcp.set_keep_alive(KeepAlive {
+            idle: ka.idle,
+            interval: ka.interval,
+            probes: ka.probes,
+        });
+    }
+    tcp.set_high_water_mark_callback(
+        |conn: &TcpConnectionPtr, queued: usize| {
+            log::warn!(
+                "{}: {queued} bytes unsent (slow reader), closing",
+                conn.name()
+            );
+            conn.force_close();
+        },
+        config.high_water_mark,
+    );
     server.start(lp)?;
     Ok(server)
 }
@@ -82,6 +121,7 @@ impl Routes {
             "/ws" => Reply::Upgrade(Arc::new(ChatSocket::new(
                 self.svc.clone(),
                 self.max_message,
+                self.admission.clone(),
             ))),
             "/healthz" => Reply::Respond(HttpResponse::text(200, "ok\n")),
             "/readyz" => Reply::Respond(match self.readiness.why_not() {

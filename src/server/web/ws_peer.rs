@@ -9,6 +9,11 @@
 //! [`Service::handle`] as the TCP listener's lines, with the same session
 //! and limits: only the line framing differs.
 //!
+//! A WebSocket gets the same server [`Context`] as a TCP connection, from
+//! the same [`Admission`] (slots per address), and is swept by the same
+//! timer (src/server/idle.rs), so limits and timeouts are the TCP
+//! listener's too.
+//!
 //! Threads: as `TcpPeer` (src/server/peer.rs): every method from any
 //! thread; the handler's on the connection's loop.
 
@@ -18,9 +23,10 @@ use std::time::{Duration, Instant};
 
 use net::websocket::{close_code, encode_frame, opcode, WebSocket, WebSocketHandler, WsEvent};
 
+use super::super::context::Context;
+use super::super::{idle, Admission};
 use crate::protocol::codec::{self, DecodeError};
-use crate::protocol::encode;
-use crate::service::session::Session;
+use crate::protocol::{encode, reply};
 use crate::service::{Peer, PeerRef, Service, Task};
 
 /// A [`Peer`] backed by a WebSocket.
@@ -105,23 +111,25 @@ impl Peer for WsPeer {
     }
 }
 
-/// One connection's peer (as itself and as the service holds it) and
-/// session, made when the upgrade completes.
-type Parts = (Arc<WsPeer>, PeerRef, Arc<Session>);
+/// One connection's peer and its server [`Context`] (peer, session,
+/// address slots), made when the upgrade completes.
+type Parts = (Arc<WsPeer>, Arc<Context>);
 
-/// The handler of one `/ws` connection: its peer and session.
+/// The handler of one `/ws` connection: its peer and context.
 pub struct ChatSocket {
     svc: Arc<Service>,
     max_message: usize,
+    admission: Admission,
     state: parking_lot::Mutex<Option<Parts>>,
 }
 
 impl ChatSocket {
     /// A handler for one upgrade; the peer is made in `on_open`.
-    pub fn new(svc: Arc<Service>, max_message: usize) -> ChatSocket {
+    pub fn new(svc: Arc<Service>, max_message: usize, admission: Admission) -> ChatSocket {
         ChatSocket {
             svc,
             max_message,
+            admission,
             state: parking_lot::Mutex::new(None),
         }
     }
@@ -133,19 +141,32 @@ impl ChatSocket {
 
 impl WebSocketHandler for ChatSocket {
     fn on_open(&self, ws: &WebSocket) {
-        let ip = ws.connection().peer_addr().ip();
+        let conn = ws.connection();
+        let ip = conn.peer_addr().ip();
         let ws_peer = Arc::new(WsPeer::new(ws.clone()));
         let peer: PeerRef = ws_peer.clone();
-        let session = Arc::new(Session::with_address(peer.id(), Some(ip)));
         log::debug!("{} up from {ip}", peer.name());
-        *self.state.lock() = Some((ws_peer, peer, session));
+        let (cx, refusal) = self.admission.admit(peer.clone(), ip);
+        idle::track_with(conn, cx.clone());
+        *self.state.lock() = Some((ws_peer, cx.clone()));
+        if let Some((errno, what, why)) = refusal {
+            log::info!("{}: {what} ({ip}), refusing", peer.name());
+            peer.send(encode(&reply::failure(None, errno, why)));
+            cx.close_by_sweep();
+            ws.close(close_code::POLICY, what);
+        }
     }
 
     fn on_message(&self, ws: &WebSocket, message: WsEvent) {
-        let Some((ws_peer, peer, session)) = self.parts() else {
+        let Some((ws_peer, cx)) = self.parts() else {
             return;
         };
+        if cx.discarding() {
+            return;
+        }
         ws_peer.touch();
+        cx.touch();
+        let (peer, session) = (&cx.peer, &cx.session);
         let WsEvent::Text(text) = message else {
             let e = DecodeError::Invalid("binary frames are not accepted; send text".into());
             peer.send(encode(&e.reply()));
@@ -157,28 +178,30 @@ impl WebSocketHandler for ChatSocket {
             match codec::decode(rest, self.max_message) {
                 Ok(Some((obj, consumed))) => {
                     rest = rest.get(consumed..).unwrap_or_default();
-                    self.svc.handle(&peer, &session, obj);
+                    self.svc.handle(peer, session, obj);
                 }
                 Ok(None) if rest.iter().all(u8::is_ascii_whitespace) => return,
                 Ok(None) => {
                     let e = DecodeError::Invalid("incomplete JSON object in a text frame".into());
-                    fail(ws, &peer, &e);
+                    fail(ws, peer, &e);
                 }
                 Err(e) => match e.skip() {
                     Some(consumed) => {
                         peer.send(encode(&e.reply()));
                         rest = rest.get(consumed..).unwrap_or_default();
                     }
-                    None => fail(ws, &peer, &e),
+                    None => fail(ws, peer, &e),
                 },
             }
         }
     }
 
-    fn on_close(&self, _ws: &WebSocket) {
-        if let Some((_, peer, session)) = self.state.lock().take() {
-            log::debug!("{} down", peer.name());
-            self.svc.disconnected(&peer, &session);
+    fn on_close(&self, ws: &WebSocket) {
+        let parts = self.state.lock().take();
+        if let Some((_, cx)) = parts {
+            log::debug!("{} down", cx.peer.name());
+            idle::untrack(ws.connection());
+            self.svc.disconnected(&cx.peer, &cx.session);
         }
     }
 }
