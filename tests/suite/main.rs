@@ -39,6 +39,7 @@ mod reliability;
 mod restart;
 mod storage;
 mod web;
+mod web_browser;
 
 use std::process::ExitCode;
 
@@ -77,6 +78,7 @@ fn main() -> ExitCode {
         cluster_failures::tests(),
         cluster_load::tests(),
         cluster_redis::tests(),
+        web_browser::tests(),
     ]
     .into_iter()
     .flatten()

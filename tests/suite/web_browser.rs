@@ -1,0 +1,228 @@
+//! The browser client (src/web/) in a real browser: headless Chromium,
+//! driven over WebDriver ([`support::webdriver`]), against a real
+//! `chat-server` serving the page and `/ws` on `--http`.
+//!
+//! Two browser users register, befriend, chat one-to-one and in a group
+//! with a TCP user of the JSON protocol (the suite's `Client`); one
+//! reloads the page, signs in again and finds the history. The test finds
+//! everything through the page's stable ids and `data-*` attributes, and
+//! waits for what a person would see: a conversation in the sidebar with
+//! its unread badge, a message's bubble, its acked state.
+//!
+//! A screenshot of the chat is written to `web-client.png` in the system's
+//! temporary directory, or where `CHAT_WEB_SCREENSHOT` says (the README's
+//! picture, docs/img/web-client.png, is made that way).
+
+use serde_json::{json, Value};
+
+use crate::support::webdriver::{Driver, Session};
+use crate::support::{Need, Server, Test, TestDb};
+
+pub fn tests() -> Vec<Test> {
+    both_stores![browser_users_chat_with_each_other_and_tcp]
+        .into_iter()
+        .map(|t| t.needs(&[Need::Chromium]))
+        .collect()
+}
+
+/// Registers `name` on the page's sign-up tab; returns the new uid once
+/// the chat shows.
+fn register(page: &Session, web: &str, name: &str, password: &str) -> i64 {
+    page.goto(&format!("{web}/"));
+    page.click("#tab-register");
+    page.type_into("#auth-username", name);
+    page.type_into("#auth-password", password);
+    page.click("#auth-submit");
+    signed_in(page, name)
+}
+
+/// Signs in on the page's first tab, by name.
+fn sign_in(page: &Session, name: &str, password: &str) -> i64 {
+    page.type_into("#auth-username", name);
+    page.type_into("#auth-password", password);
+    page.click("#auth-submit");
+    signed_in(page, name)
+}
+
+/// Waits until the chat shows for `name` and returns its uid.
+fn signed_in(page: &Session, name: &str) -> i64 {
+    let v = page.wait_for(
+        &format!("{name} is signed in"),
+        "const app = document.querySelector('#app');
+         return app.hidden ? document.querySelector('#auth-error').textContent
+                           : [document.querySelector('#me-name').textContent, app.dataset.uid];",
+        &[],
+        |v| v.is_array(),
+    );
+    assert_eq!(v[0], name, "{v}");
+    v[1].as_str().and_then(|s| s.parse().ok()).expect("uid")
+}
+
+/// The sidebar's entry for `key` (`u:UID`, `g:GID`): [presence, unread].
+const CONV_ENTRY: &str =
+    "const li = document.querySelector(`#conv-list [data-conv-key=\"${arguments[0]}\"]`);
+    return li ? [li.dataset.presence || null, Number(li.dataset.unread)] : null;";
+
+fn wait_entry(page: &Session, key: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    page.wait_for(
+        &format!("{key} shows in the sidebar"),
+        CONV_ENTRY,
+        &[json!(key)],
+        ok,
+    )
+}
+
+/// Opens the conversation `key` from the sidebar.
+fn open(page: &Session, key: &str) {
+    page.click(&format!("#conv-list [data-conv-key=\"{key}\"]"));
+    page.wait_for(
+        &format!("{key} is open"),
+        "return document.querySelector('#chat').dataset.convKey;",
+        &[],
+        |v| v == key,
+    );
+}
+
+/// The open conversation's bubbles: [text, mine, state, seq].
+const BUBBLES: &str = "return [...document.querySelectorAll('#message-list .msg')].map(m =>
+    [m.querySelector('.text').textContent, m.classList.contains('mine'), m.dataset.state,
+     m.dataset.seq ? Number(m.dataset.seq) : null]);";
+
+/// Waits until the open conversation shows `text` (`mine`: as one's own,
+/// acked by the server).
+fn wait_bubble(page: &Session, text: &str, mine: bool) {
+    page.wait_for(&format!("the bubble {text:?} shows"), BUBBLES, &[], |v| {
+        v.as_array().is_some_and(|list| {
+            list.iter().any(|b| {
+                b[0] == text
+                    && b[1] == mine
+                    && b[2] == "sent"
+                    && b[3].as_i64().is_some_and(|s| s > 0)
+            })
+        })
+    });
+}
+
+/// Writes `text` in the composer and sends it; waits for its ack.
+fn say(page: &Session, text: &str) {
+    page.type_into("#composer-input", text);
+    page.click("#send-btn");
+    wait_bubble(page, text, true);
+}
+
+fn browser_users_chat_with_each_other_and_tcp(db: TestDb) {
+    let server = Server::start_web(&db, &[]);
+    let web = format!("http://{}", server.web.expect("the web listener's address"));
+    let driver = Driver::start();
+    let ann_page = driver.session(1100, 720);
+    let ben_page = driver.session(1100, 720);
+
+    // Two browser users and one on the JSON protocol over TCP.
+    let ann = register(&ann_page, &web, "ann", "ann's secret");
+    let ben = register(&ben_page, &web, "ben", "ben's secret");
+    let mut carol = server.user("carol");
+    let (ann_key, ben_key) = (format!("u:{ann}"), format!("u:{ben}"));
+
+    // Ann adds Ben by id: he shows in her sidebar, online, and opens.
+    ann_page.click("#tools summary");
+    ann_page.type_into("#add-friend-input", &ben.to_string());
+    ann_page.click("#add-friend-btn");
+    wait_entry(&ann_page, &ben_key, |v| v[0] == "online");
+    open(&ann_page, &ben_key);
+
+    // One-to-one: Ben's sidebar gets Ann with one unread message.
+    say(&ann_page, "Hi Ben! Lunch at noon?");
+    wait_entry(&ben_page, &ann_key, |v| v[1] == 1);
+    open(&ben_page, &ann_key);
+    wait_bubble(&ben_page, "Hi Ben! Lunch at noon?", false);
+    wait_entry(&ben_page, &ann_key, |v| v[1] == 0);
+    say(&ben_page, "Sure — see you at the café");
+    wait_bubble(&ann_page, "Sure — see you at the café", false);
+
+    // A group: Ann creates it, Ben joins in the page, Carol over TCP.
+    ann_page.type_into("#new-group-name", "lunch club");
+    ann_page.click("#new-group-btn");
+    let gid: i64 = ann_page
+        .wait_for(
+            "the new group opens",
+            "return document.querySelector('#chat').dataset.convKey;",
+            &[],
+            |v| v.as_str().is_some_and(|k| k.starts_with("g:")),
+        )
+        .as_str()
+        .and_then(|k| k.strip_prefix("g:")?.parse().ok())
+        .expect("gid");
+    let group_key = format!("g:{gid}");
+    ben_page.click("#tools summary");
+    ben_page.type_into("#join-group-input", &gid.to_string());
+    ben_page.click("#join-group-btn");
+    wait_entry(&ben_page, &group_key, |v| v.is_array());
+    carol.join_group(gid);
+
+    say(&ann_page, "Who is in for the lunch club?");
+    let post = carol.expect(13);
+    assert_eq!(post["msg"], "Who is in for the lunch club?", "{post}");
+    assert_eq!(
+        (post["uid"].as_i64(), post["gid"].as_i64()),
+        (Some(ann), Some(gid))
+    );
+    open(&ben_page, &group_key);
+    wait_bubble(&ben_page, "Who is in for the lunch club?", false);
+
+    carol.send(&json!({"msgId": 13, "gid": gid, "msg": "Count me in, from the terminal"}));
+    wait_bubble(&ann_page, "Count me in, from the terminal", false);
+    wait_bubble(&ben_page, "Count me in, from the terminal", false);
+    say(&ben_page, "Me too!");
+    let post = carol.expect(13);
+    assert_eq!(
+        (post["msg"].as_str(), post["uid"].as_i64()),
+        (Some("Me too!"), Some(ben))
+    );
+    // Carol writes to Ben one-to-one: a conversation with a non-friend.
+    carol.chat(ben, "Ben, bring the menu?");
+    wait_entry(&ben_page, &format!("u:{}", carol.uid), |v| v[1] == 1);
+
+    // Ben reloads: the sign-in card; after it, the history is there again,
+    // loaded from the server (SYNC), with Carol's message still unread.
+    ben_page.goto(&format!("{web}/"));
+    assert_eq!(sign_in(&ben_page, "ben", "ben's secret"), ben);
+    wait_entry(&ben_page, &format!("u:{}", carol.uid), |v| v[1] == 1);
+    open(&ben_page, &ann_key);
+    wait_bubble(&ben_page, "Hi Ben! Lunch at noon?", false);
+    wait_bubble(&ben_page, "Sure — see you at the café", true);
+    open(&ben_page, &group_key);
+    wait_bubble(&ben_page, "Who is in for the lunch club?", false);
+    wait_bubble(&ben_page, "Count me in, from the terminal", false);
+    wait_bubble(&ben_page, "Me too!", true);
+
+    // And Ann sees Ben's answer in the group after it all.
+    wait_bubble(&ann_page, "Me too!", false);
+    // For the picture: the tools folded away, no notice on top, the
+    // members' names (a refresh after strangers posted) in the header.
+    ann_page.wait_for(
+        "the group header counts three members",
+        "return document.querySelector('#chat-sub').textContent;",
+        &[],
+        |v| v.as_str().is_some_and(|s| s.ends_with("3 members")),
+    );
+    ann_page.click("#tools summary");
+    ann_page.script(
+        "const t = document.querySelector('#toast'); t.style.transition = 'none'; t.classList.remove('show');",
+        &[],
+    );
+    save_screenshot(&ann_page);
+}
+
+/// The picture of Ann's window for the README (see the module doc).
+fn save_screenshot(page: &Session) {
+    let png = page.screenshot();
+    assert!(png.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
+    let path = std::env::var_os("CHAT_WEB_SCREENSHOT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("web-client.png"));
+    // Two tests (the stores) may write it at once: write aside, then rename.
+    let aside = path.with_extension(format!("{}.tmp", std::process::id()));
+    if let Err(e) = std::fs::write(&aside, &png).and_then(|()| std::fs::rename(&aside, &path)) {
+        panic!("cannot write {}: {e}", path.display());
+    }
+}
