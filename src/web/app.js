@@ -393,6 +393,13 @@ function receive(m, quiet) {
   if (m.username && m.uid) S.names.set(m.uid, m.username);
   if (typeof m.seq !== 'number' || c.msgs.has(m.seq)) return c; // held already
   c.msgs.set(m.seq, m);
+  // One of ours that a sync brought before its SEND_ACK (after a
+  // reconnect): it is stored, so its waiting bubble goes.
+  const p = m.cid && senderOf(m) === S.me.uid && S.pending.get(m.cid);
+  if (p) {
+    S.pending.delete(m.cid);
+    c.local = c.local.filter((x) => x !== p.item);
+  }
   c.lastSeq = Math.max(c.lastSeq, m.seq);
   if (!quiet && m.seq > c.readSeq && senderOf(m) !== S.me.uid) {
     c.unread = Math.max(0, c.lastSeq - c.readSeq);

@@ -4,7 +4,9 @@
 //!
 //! Two browser users register, befriend, chat one-to-one and in a group
 //! with a TCP user of the JSON protocol (the suite's `Client`); one
-//! reloads the page, signs in again and finds the history. The test finds
+//! reloads the page, signs in again and finds the history. And a page
+//! whose server goes away and comes back reconnects by itself, sends what
+//! was written meanwhile, and shows what it missed. The test finds
 //! everything through the page's stable ids and `data-*` attributes, and
 //! waits for what a person would see: a conversation in the sidebar with
 //! its unread badge, a message's bubble, its acked state.
@@ -15,14 +17,18 @@
 
 use serde_json::{json, Value};
 
+use crate::support::client::nested;
 use crate::support::webdriver::{Driver, Session};
-use crate::support::{Need, Server, Test, TestDb};
+use crate::support::{free_port, Need, Server, Test, TestDb};
 
 pub fn tests() -> Vec<Test> {
-    both_stores![browser_users_chat_with_each_other_and_tcp]
-        .into_iter()
-        .map(|t| t.needs(&[Need::Chromium]))
-        .collect()
+    both_stores![
+        browser_users_chat_with_each_other_and_tcp,
+        browser_reconnects_and_catches_up
+    ]
+    .into_iter()
+    .map(|t| t.needs(&[Need::Chromium]))
+    .collect()
 }
 
 /// Registers `name` on the page's sign-up tab; returns the new uid once
@@ -225,4 +231,94 @@ fn save_screenshot(page: &Session) {
     if let Err(e) = std::fs::write(&aside, &png).and_then(|()| std::fs::rename(&aside, &path)) {
         panic!("cannot write {}: {e}", path.display());
     }
+}
+
+/// The state of the open conversation's bubble with `text`, if any.
+const BUBBLE_STATE: &str = "const m = [...document.querySelectorAll('#message-list .msg')]
+    .find(m => m.querySelector('.text').textContent === arguments[0]);
+    return m ? m.dataset.state : null;";
+
+fn browser_reconnects_and_catches_up(db: TestDb) {
+    // Fixed addresses, so that the server comes back where the page was.
+    let (tcp, web) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let flags = ["--listen", tcp.as_str(), "--http", web.as_str()];
+    let mut server = Server::start(&db, &flags);
+    let url = format!("http://{web}");
+    let driver = Driver::start();
+    let page = driver.session(1000, 700);
+    let ann = register(&page, &url, "ann", "ann's secret");
+    let mut bob = server.user("bob");
+    let bob_key = format!("u:{}", bob.uid);
+    page.click("#tools summary");
+    page.type_into("#add-friend-input", &bob.uid.to_string());
+    page.click("#add-friend-btn");
+    wait_entry(&page, &bob_key, |v| v.is_array());
+    open(&page, &bob_key);
+    bob.chat(ann, "before the restart");
+    wait_bubble(&page, "before the restart", false);
+
+    // The server dies: the page says so, and what Ann writes waits.
+    server.kill9();
+    drop(bob);
+    page.wait_for(
+        "the page sees the connection lost",
+        "return document.querySelector('#conn-state').dataset.state;",
+        &[],
+        |v| v != "online",
+    );
+    page.type_into("#composer-input", "written while offline");
+    page.click("#send-btn");
+    page.wait_for(
+        "the message waits to be sent",
+        BUBBLE_STATE,
+        &[json!("written while offline")],
+        |v| v == "sending",
+    );
+
+    // Back on the same store and addresses; Bob writes before or after the
+    // page is back (live, in the login ack, or by SYNC: the page shows it
+    // once either way).
+    let server = Server::start(&db, &flags);
+    let mut bob = server.connect();
+    bob.name = "bob".into();
+    let ack = bob.request(json!({"msgId": 1, "username": "bob", "password": "secret"}));
+    assert_eq!(ack["errno"], 0, "{ack}");
+    bob.uid = ack["uid"].as_i64().expect("uid");
+    bob.chat(ann, "sent while you were away");
+    wait_bubble(&page, "written while offline", true);
+    wait_bubble(&page, "sent while you were away", false);
+    // Ann's message reached Bob: in his login ack if it was stored before
+    // he logged in, else live.
+    let offline = nested(&ack, "offlinemsgs");
+    let got = match offline.into_iter().find(|m| m["msgId"] == 9) {
+        Some(m) => m,
+        None => bob.expect(9),
+    };
+    assert_eq!(
+        (got["msg"].as_str(), got["from"].as_i64()),
+        (Some("written while offline"), Some(ann))
+    );
+    // Each message once on the page, whatever way it came.
+    let texts = page.script(BUBBLES, &[]);
+    let count = |t: &str| {
+        texts
+            .as_array()
+            .map_or(0, |l| l.iter().filter(|b| b[0] == t).count())
+    };
+    for t in [
+        "before the restart",
+        "written while offline",
+        "sent while you were away",
+    ] {
+        assert_eq!(count(t), 1, "{t:?} on the page: {texts}");
+    }
+    page.wait_for(
+        "the page is online again",
+        "return document.querySelector('#conn-state').dataset.state;",
+        &[],
+        |v| v == "online",
+    );
 }
