@@ -247,6 +247,7 @@ const handlers = {
   [MSG.ADD_FRIEND_ACK](m) {
     if (m.errno) return toast(errText(m), 'error');
     toast('Friend added.');
+    $('#tools').open = false;
     conversation(keyOfUser(m.fid));
     send({ msgId: MSG.REFRESH });
     openConv(keyOfUser(m.fid));
@@ -261,6 +262,7 @@ const handlers = {
   [MSG.CREATE_GROUP_ACK](m) {
     if (m.errno) return toast(errText(m), 'error');
     toast('Group “' + m.groupname + '” created; its id is ' + m.gid + '.');
+    $('#tools').open = false;
     S.groups.set(m.gid, { gid: m.gid, groupname: m.groupname, groupdesc: '', members: [] });
     send({ msgId: MSG.REFRESH });
     openConv(keyOfGroup(m.gid));
@@ -268,6 +270,7 @@ const handlers = {
   [MSG.ADD_GROUP_ACK](m) {
     if (m.errno) return toast(errText(m), 'error');
     toast('Joined the group.');
+    $('#tools').open = false;
     S.groups.set(m.gid, S.groups.get(m.gid) || { gid: m.gid, groupname: 'Group ' + m.gid, groupdesc: '', members: [] });
     send({ msgId: MSG.REFRESH });
     send({ msgId: MSG.CONVS });

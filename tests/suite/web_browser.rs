@@ -78,6 +78,15 @@ fn wait_entry(page: &Session, key: &str, ok: impl Fn(&Value) -> bool) -> Value {
     )
 }
 
+/// Unfolds the sidebar's "New chat or group" tools (they fold away after
+/// each success).
+fn open_tools(page: &Session) {
+    let open = page.script("return document.querySelector('#tools').open;", &[]);
+    if open != true {
+        page.click("#tools summary");
+    }
+}
+
 /// Opens the conversation `key` from the sidebar.
 fn open(page: &Session, key: &str) {
     page.click(&format!("#conv-list [data-conv-key=\"{key}\"]"));
@@ -130,7 +139,7 @@ fn browser_users_chat_with_each_other_and_tcp(db: TestDb) {
     let (ann_key, ben_key) = (format!("u:{ann}"), format!("u:{ben}"));
 
     // Ann adds Ben by id: he shows in her sidebar, online, and opens.
-    ann_page.click("#tools summary");
+    open_tools(&ann_page);
     ann_page.type_into("#add-friend-input", &ben.to_string());
     ann_page.click("#add-friend-btn");
     wait_entry(&ann_page, &ben_key, |v| v[0] == "online");
@@ -146,6 +155,7 @@ fn browser_users_chat_with_each_other_and_tcp(db: TestDb) {
     wait_bubble(&ann_page, "Sure — see you at the café", false);
 
     // A group: Ann creates it, Ben joins in the page, Carol over TCP.
+    open_tools(&ann_page);
     ann_page.type_into("#new-group-name", "lunch club");
     ann_page.click("#new-group-btn");
     let gid: i64 = ann_page
@@ -159,7 +169,7 @@ fn browser_users_chat_with_each_other_and_tcp(db: TestDb) {
         .and_then(|k| k.strip_prefix("g:")?.parse().ok())
         .expect("gid");
     let group_key = format!("g:{gid}");
-    ben_page.click("#tools summary");
+    open_tools(&ben_page);
     ben_page.type_into("#join-group-input", &gid.to_string());
     ben_page.click("#join-group-btn");
     wait_entry(&ben_page, &group_key, |v| v.is_array());
@@ -191,6 +201,19 @@ fn browser_users_chat_with_each_other_and_tcp(db: TestDb) {
     // Ben reloads: the sign-in card; after it, the history is there again,
     // loaded from the server (SYNC), with Carol's message still unread.
     ben_page.goto(&format!("{web}/"));
+    // A wrong password first: the card says so, in words.
+    ben_page.type_into("#auth-username", "ben");
+    ben_page.type_into("#auth-password", "not ben's secret");
+    ben_page.click("#auth-submit");
+    ben_page.wait_for(
+        "the card explains the refused sign-in",
+        "return document.querySelector('#auth-error').textContent;",
+        &[],
+        |v| {
+            v.as_str()
+                .is_some_and(|s| s.starts_with("Wrong user name or password"))
+        },
+    );
     assert_eq!(sign_in(&ben_page, "ben", "ben's secret"), ben);
     wait_entry(&ben_page, &format!("u:{}", carol.uid), |v| v[1] == 1);
     open(&ben_page, &ann_key);
@@ -203,15 +226,16 @@ fn browser_users_chat_with_each_other_and_tcp(db: TestDb) {
 
     // And Ann sees Ben's answer in the group after it all.
     wait_bubble(&ann_page, "Me too!", false);
-    // For the picture: the tools folded away, no notice on top, the
-    // members' names (a refresh after strangers posted) in the header.
+    // Ben is back online for Ann (presence comes with her page's refresh).
+    wait_entry(&ann_page, &ben_key, |v| v[0] == "online");
+    // For the picture: no notice on top, the members' names (a refresh
+    // after strangers posted) in the header.
     ann_page.wait_for(
         "the group header counts three members",
         "return document.querySelector('#chat-sub').textContent;",
         &[],
         |v| v.as_str().is_some_and(|s| s.ends_with("3 members")),
     );
-    ann_page.click("#tools summary");
     ann_page.script(
         "const t = document.querySelector('#toast'); t.style.transition = 'none'; t.classList.remove('show');",
         &[],
@@ -252,7 +276,7 @@ fn browser_reconnects_and_catches_up(db: TestDb) {
     let ann = register(&page, &url, "ann", "ann's secret");
     let mut bob = server.user("bob");
     let bob_key = format!("u:{}", bob.uid);
-    page.click("#tools summary");
+    open_tools(&page);
     page.type_into("#add-friend-input", &bob.uid.to_string());
     page.click("#add-friend-btn");
     wait_entry(&page, &bob_key, |v| v.is_array());
