@@ -110,6 +110,9 @@ SETUP AND THE C++ ORIGINAL:
                           connection, a pause after requests it never answers,
                           window forced to 1, no newline after requests
     --legacy-gap SECS     that pause [0.02]
+    --transport tcp|ws    ws: the protocol over WebSocket, one JSON object
+                          per frame, to --addr = the server's --http
+                          address (a running server, not --server) [tcp]
     --prefix P            name prefix of accounts and groups [fresh per run]
     --password PW         password of every account [bench-pw]
     --setup-only          register users and create groups, save them to
@@ -202,6 +205,13 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             "--hold" => config.hold = seconds(&flag, &value(&flag)?)?,
             "--server-pid" => config.server_pid = Some(number(&flag, &value(&flag)?)?),
             "--legacy-gap" => config.legacy_gap = seconds(&flag, &value(&flag)?)?,
+            "--transport" => {
+                config.websocket = match value(&flag)?.as_str() {
+                    "tcp" => false,
+                    "ws" => true,
+                    other => return Err(format!("--transport {other}: tcp or ws")),
+                }
+            }
             "--prefix" => config.prefix = Some(value(&flag)?),
             "--password" => config.password = value(&flag)?,
             "--state" => config.state_file = PathBuf::from(value(&flag)?),

@@ -105,6 +105,9 @@ pub struct Config {
     pub legacy: bool,
     /// Pause after a request that gets no reply in legacy mode.
     pub legacy_gap: Duration,
+    /// `--transport ws`: speak the protocol over WebSocket to the server's
+    /// web listener (`--addr` is its `--http` address).
+    pub websocket: bool,
     /// Name prefix for accounts and groups; fresh when `None`.
     pub prefix: Option<String>,
     /// Password of every account.
@@ -224,6 +227,7 @@ impl Default for Config {
             server_pid: None,
             legacy: false,
             legacy_gap: Duration::from_millis(20),
+            websocket: false,
             prefix: None,
             password: "bench-pw".to_string(),
             setup_only: false,
@@ -283,6 +287,17 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         if self.addrs.is_empty() {
             return Err("no server address".into());
+        }
+        if self.websocket && self.legacy {
+            return Err(
+                "the C++ original has no WebSocket: --transport ws without --legacy".into(),
+            );
+        }
+        if self.websocket && self.soak.server.is_some() {
+            return Err(
+                "--transport ws drives a running server's --http address (--addr), not --server"
+                    .into(),
+            );
         }
         if self.user_count() == 0 {
             return Err("no users: --users (or --members for group) must be at least 1".into());

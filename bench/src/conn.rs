@@ -15,8 +15,25 @@
 //! which the worker calls once per loop iteration, so several requests queued
 //! in one iteration leave in one `write`. (In `--legacy` mode the scenarios
 //! never queue a second request before the first is answered.)
+//!
+//! With [`Framing::WebSocket`] (`--transport ws`) the connection speaks
+//! the chat protocol over the server's `/ws` (src/ws.rs): the upgrade
+//! request goes first, each request is a masked text frame, and the
+//! server's frames are turned back into the JSON stream the reader takes.
+
+/// How requests are framed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One request per line (our server over TCP).
+    Lines,
+    /// Requests back to back with no newline (`--legacy`).
+    Bare,
+    /// One request per WebSocket text frame (`--transport ws`).
+    WebSocket,
+}
 
 use crate::json_stream::JsonReader;
+use crate::ws;
 use mio::net::TcpStream;
 use mio::Interest;
 use serde_json::Value;
@@ -42,6 +59,11 @@ pub(crate) struct Conn {
     /// A slow reader: while set, readable events are left unread, so the
     /// kernel's buffers fill and the server's output queue grows.
     paused: bool,
+    framing: Framing,
+    /// The WebSocket reader, with `Framing::WebSocket`.
+    ws: Option<Box<ws::Reader>>,
+    /// The next frame's mask (a simple sequence: the server only unmasks).
+    mask: u32,
 }
 
 impl Conn {
@@ -51,7 +73,7 @@ impl Conn {
     ///
     /// # Errors
     /// Socket creation, bind or an immediate connect failure.
-    pub fn connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<Conn> {
+    pub fn connect(addr: SocketAddr, source: Option<IpAddr>, framing: Framing) -> io::Result<Conn> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_nonblocking(true)?;
         socket.set_nodelay(true)?;
@@ -63,14 +85,22 @@ impl Conn {
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(e),
         }
+        let websocket = framing == Framing::WebSocket;
         Ok(Conn {
             stream: TcpStream::from_std(socket.into()),
             reader: JsonReader::new(MAX_VALUE),
-            out: Vec::new(),
+            out: if websocket {
+                ws::upgrade_request(&addr.to_string())
+            } else {
+                Vec::new()
+            },
             written: 0,
             connected: false,
             registered: Conn::INITIAL_INTEREST,
             paused: false,
+            framing,
+            ws: websocket.then(Box::default),
+            mask: 0x9e37_79b9,
         })
     }
 
@@ -150,11 +180,41 @@ impl Conn {
     }
 
     /// Appends a request to the output buffer (written by [`Conn::flush`]).
-    pub fn queue(&mut self, text: &str, newline: bool) {
-        self.out.extend_from_slice(text.as_bytes());
-        if newline {
-            self.out.push(b'\n');
+    pub fn queue(&mut self, text: &str) {
+        match self.framing {
+            Framing::WebSocket => self.queue_frame(0x1, text.as_bytes()),
+            Framing::Lines => {
+                self.out.extend_from_slice(text.as_bytes());
+                self.out.push(b'\n');
+            }
+            Framing::Bare => self.out.extend_from_slice(text.as_bytes()),
         }
+    }
+
+    fn queue_frame(&mut self, opcode: u8, payload: &[u8]) {
+        self.mask = self
+            .mask
+            .wrapping_mul(0x0101_0101)
+            .wrapping_add(0x6b43_a9b5);
+        ws::encode_masked(&mut self.out, opcode, payload, self.mask.to_be_bytes());
+    }
+
+    /// Hands read bytes to the JSON reader (through the WebSocket reader
+    /// first, with that framing); `Ok(false)` once the server sent a close.
+    fn take(&mut self, bytes: &[u8], values: &mut Vec<Value>) -> Result<bool, String> {
+        let Some(reader) = self.ws.as_mut() else {
+            self.reader.feed(bytes, values).map_err(|e| e.to_string())?;
+            return Ok(true);
+        };
+        let mut decoded = ws::Decoded::default();
+        reader.feed(bytes, MAX_VALUE, &mut decoded)?;
+        self.reader
+            .feed(&decoded.text, values)
+            .map_err(|e| e.to_string())?;
+        for ping in decoded.pings {
+            self.queue_frame(0xA, &ping);
+        }
+        Ok(!decoded.closed)
     }
 
     /// Whether queued bytes are waiting to be written.
@@ -208,9 +268,9 @@ impl Conn {
             match self.stream.read(scratch) {
                 Ok(0) => return Ok(false),
                 Ok(n) => {
-                    self.reader
-                        .feed(&scratch[..n], values)
-                        .map_err(|e| e.to_string())?;
+                    if !self.take(&scratch[..n], values)? {
+                        return Ok(false);
+                    }
                     if n < scratch.len() && !to_the_end {
                         return Ok(true);
                     }

@@ -63,6 +63,7 @@ pub mod setup;
 pub mod supervisor;
 pub mod sys;
 mod worker;
+mod ws;
 
 pub use config::{Config, Scenario, SoakConfig};
 pub use phases::mixed::Mix;

@@ -5,6 +5,7 @@
 //! end their phases by their own deadlines, so the wait always ends; if a
 //! worker thread dies, the run stops with an error instead of hanging.
 
+use crate::conn::Framing;
 use crate::phases::{Outcome, Phase};
 use crate::worker::{Channels, Command, Counters, Peer, Worker, WAKER};
 use mio::{Poll, Waker};
@@ -27,12 +28,13 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// Starts `threads` workers. `newline` ends each request with `\n`;
+    /// Starts `threads` workers. `framing` frames each request (a line, a
+    /// bare object for `--legacy`, a WebSocket frame for `--transport ws`);
     /// `progress` prints a line per second on standard error during phases.
     ///
     /// # Errors
     /// A `Poll` or `Waker` could not be created, or a thread not spawned.
-    pub fn new(threads: usize, newline: bool, progress: bool) -> io::Result<Pool> {
+    pub fn new(threads: usize, framing: Framing, progress: bool) -> io::Result<Pool> {
         let threads = threads.max(1);
         let counters = Arc::new(Counters::default());
         let mut polls = Vec::with_capacity(threads);
@@ -67,7 +69,7 @@ impl Pool {
                     results: results_tx.clone(),
                 },
             )?;
-            worker.set_newline(newline);
+            worker.set_framing(framing);
             let handle = std::thread::Builder::new()
                 .name(format!("bench-worker-{id}"))
                 .spawn(move || worker.run())?;

@@ -82,6 +82,7 @@ fn oversized_and_garbage_are_answered_then_closed() {
         max_head: 1024,
         max_headers: 16,
         max_body: 100,
+        ..Limits::default()
     };
     let server = start_http(1, echo(), limits, WsLimits::default());
     let big_header = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(2000));
@@ -114,6 +115,21 @@ fn oversized_and_garbage_are_answered_then_closed() {
     }
     let got = String::from_utf8_lossy(&read_to_close(&mut s)).into_owned();
     assert!(closed || got.starts_with("HTTP/1.1 431 "), "{got:?}");
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_its_lifetime() {
+    let limits = Limits {
+        lifetime: std::time::Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let server = start_http(1, echo(), limits, WsLimits::default());
+    let mut s = connect(server.addr);
+    s.write_all(b"GET /a HTTP/1.1\r\n\r\n").unwrap();
+    let r = read_response(&mut s, &mut Vec::new());
+    assert!(r.ends_with("/a 0"), "{r}");
+    // Kept alive, then closed by the server.
+    assert!(read_to_close(&mut s).is_empty());
 }
 
 #[test]

@@ -70,6 +70,12 @@ pub const OPTIONS: &[Opt] = &[
         help: "web listener: the browser client, /ws (JSON over WebSocket), /healthz, /readyz, /metrics; off disables",
     },
     Opt {
+        key: "metrics",
+        value: "on|off",
+        default: "on",
+        help: "count traffic for the web listener's /metrics; off counts nothing (to measure the cost)",
+    },
+    Opt {
         key: "drain-grace",
         value: "DURATION",
         default: "0s",
@@ -372,6 +378,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The web listener (`--http`); `None` when `off`.
     pub http: Option<SocketAddr>,
+    /// Whether traffic is counted for `/metrics` (`--metrics`).
+    pub metrics: bool,
     /// How long SIGTERM leaves the listeners open (`--drain-grace`).
     pub drain_grace: Duration,
     /// Number of I/O threads (`--threads`).
@@ -703,6 +711,14 @@ impl Config {
             node_id: get("node-id").map(|(v, _)| v).filter(|v| !v.is_empty()),
             liveness: duration("liveness", Duration::from_secs(10))?,
             drain_grace: duration("drain-grace", Duration::ZERO)?,
+            metrics: match get("metrics") {
+                None => true,
+                Some((v, from)) => match v.trim() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(bad("metrics", from, &v, "on or off".into())),
+                },
+            },
             redis_prefix: get("redis-prefix").map_or_else(|| "chat".to_owned(), |(v, _)| v),
         };
         config.check_cluster()?;

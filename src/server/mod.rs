@@ -18,21 +18,27 @@
 //! service sees each connection as a [`Peer`](crate::service::Peer),
 //! implemented here by `TcpPeer` (peer.rs), and the server keeps the peer
 //! and the service's session in the connection's `Context` (context.rs).
+//! The web listener (`--http`, web/) serves the page, `/ws` (a second
+//! `Peer`, `WsPeer`, admitted and swept as TCP connections are:
+//! admission.rs, idle.rs), `/healthz`, `/readyz` and `/metrics`
+//! (metrics.rs) on its own I/O threads.
 //!
 //! [`run`] is the whole life of a server process: open the store, reset
 //! users a crash left online, listen, join the cluster (with `--redis`),
 //! serve until SIGINT or SIGTERM, then shut down gracefully (see
 //! [`shutdown`]).
 
+mod admission;
 mod cluster;
 mod context;
 mod idle;
+mod metrics;
 mod peer;
 mod prelogin;
 pub mod shutdown;
 mod web;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,12 +48,14 @@ use net::{
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::protocol::{encode, errno, reply};
+use crate::protocol::{encode, reply};
 use crate::runtime::{self, BusyTime, PasswordHasher};
 use crate::service::session::Rate;
-use crate::service::{LimitSettings, LogOptions, PeerRef, Service};
+use crate::service::{LimitSettings, LogOptions, Service};
 use crate::storage;
+use admission::Admission;
 use context::Context;
+use metrics::Transport;
 use peer::TcpPeer;
 use prelogin::AddressSlots;
 
@@ -102,7 +110,17 @@ pub fn run(config: &Config) -> Result<(), Error> {
     server.set_thread_num(config.threads);
     let cluster = cluster::join(config, &service, server.listen_addr())?;
     let admission = install_callbacks(&mut server, &service, config);
-    let (readiness, checker) = web::Readiness::start(checked_store, cluster.clone())?;
+    let sampled = service.clone();
+    let sampled_cluster = cluster.clone();
+    let sample = move || {
+        let stats = sampled_cluster.as_ref().map(|c| c.stats());
+        metrics::record_sample(sampled.online_users(), sampled.worker_jobs(), stats);
+    };
+    if !config.metrics {
+        metrics::disable();
+    }
+    let (readiness, checker) =
+        web::Readiness::start(checked_store, cluster.clone(), Box::new(sample))?;
     let mut web = match config.http {
         Some(addr) => Some(
             web::start(
@@ -248,9 +266,11 @@ fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Co
     let admits = admission.clone();
     server.set_connection_callback(move |conn: &TcpConnectionPtr| {
         if conn.connected() {
+            metrics::count_connection(Transport::Tcp, 1);
             connection_up(conn, &admits);
         } else {
             log::debug!("{} down", conn.name());
+            metrics::count_connection(Transport::Tcp, -1);
             idle::untrack(conn);
             if let Some(cx) = conn.context::<Context>() {
                 svc.disconnected(&cx.peer, &cx.session);
@@ -280,47 +300,6 @@ fn install_callbacks(server: &mut TcpServer, service: &Arc<Service>, config: &Co
         config.high_water_mark,
     );
     admission
-}
-
-/// What admits a connection: the sweep's rules (with the anonymous slots)
-/// and the connections' slots per address; one for both listeners.
-#[derive(Clone)]
-pub(crate) struct Admission {
-    rules: Arc<idle::Rules>,
-    connections: Arc<AddressSlots>,
-}
-
-/// A refusal at accept: the errno and the log and reply texts.
-type Refusal = (i64, &'static str, &'static str);
-
-impl Admission {
-    /// The context of a new connection from `ip` served by `peer`, with a
-    /// slot among its address's connections and one among its anonymous
-    /// connections, and the refusal to send when one is missing: over the
-    /// address's connections (`--max-connections-per-address`) errno 13,
-    /// `QUOTA`; over its anonymous connections errno 12. Any thread.
-    fn admit(&self, peer: PeerRef, ip: IpAddr) -> (Arc<Context>, Option<Refusal>) {
-        let connection_slot = self.connections.try_take(ip);
-        // Over the connections' quota: no anonymous slot is taken either.
-        let slot = connection_slot
-            .as_ref()
-            .and_then(|_| self.rules.slots.try_take(ip));
-        let refusal = match (&connection_slot, &slot) {
-            (None, _) => Some((
-                errno::QUOTA,
-                "too many connections from your address",
-                "too many connections from your address; close one first",
-            )),
-            (Some(_), None) => Some((
-                errno::TOO_MANY,
-                "too many connections not logged in from your address",
-                "too many connections not logged in from your address; try again later",
-            )),
-            _ => None,
-        };
-        let cx = Arc::new(Context::new(peer, ip, slot, connection_slot));
-        (cx, refusal)
-    }
 }
 
 /// A new connection: its context ([`Admission::admit`]); one refused is
@@ -369,6 +348,7 @@ fn on_message(svc: &Arc<Service>, conn: &TcpConnectionPtr, buf: &mut Buffer, max
         match decoded {
             Ok(Some((obj, consumed))) => {
                 buf.retrieve(consumed);
+                metrics::count_request(&obj);
                 svc.handle(&cx.peer, &cx.session, obj);
             }
             Ok(None) => return,
@@ -377,11 +357,11 @@ fn on_message(svc: &Arc<Service>, conn: &TcpConnectionPtr, buf: &mut Buffer, max
                 if let Some(consumed) = e.skip() {
                     log::debug!("{}: {e}", conn.name());
                     buf.retrieve(consumed);
-                    conn.send_vec(encode(&e.reply()));
+                    cx.peer.send(encode(&e.reply()));
                     continue;
                 }
                 log::info!("{}: {e}; closing", conn.name());
-                conn.send_vec(encode(&e.reply()));
+                cx.peer.send(encode(&e.reply()));
                 cx.start_discarding();
                 buf.retrieve_all();
                 conn.shutdown();

@@ -15,6 +15,7 @@ use std::time::Duration;
 use net::{CrossThreadSend, TcpConnectionPtr};
 
 use super::context::Context;
+use super::metrics;
 use crate::service::{Peer, PeerRef, Task};
 
 /// A [`Peer`] backed by a TCP connection of the server.
@@ -48,10 +49,12 @@ impl Peer for TcpPeer {
     }
 
     fn send(&self, frame: Vec<u8>) {
+        metrics::count_frame(&frame);
         self.conn.send_vec(frame);
     }
 
     fn send_counted(&self, frame: Vec<u8>) -> Option<u64> {
+        metrics::count_frame(&frame);
         self.conn.send_vec_counted(frame)
     }
 
@@ -72,6 +75,7 @@ impl Peer for TcpPeer {
     }
 
     fn close_with(&self, frame: Vec<u8>) {
+        metrics::count_frame(&frame);
         self.conn.send_vec(frame);
         if let Some(cx) = self.conn.context::<Context>() {
             // As after a fatal decode error: the rest of the input is

@@ -538,6 +538,17 @@ impl Service {
         self.workers.set_max_requests(settings.worker_queue);
     }
 
+    /// Worker jobs queued or running (`/metrics`); any thread, an atomic.
+    pub fn worker_jobs(&self) -> usize {
+        self.workers.in_flight()
+    }
+
+    /// Users logged in on this node (`/metrics`); any thread, but it
+    /// visits every online-map shard: for a sampler, not a hot path.
+    pub fn online_users(&self) -> usize {
+        self.online.uids().len()
+    }
+
     /// The limits in force; any thread.
     pub fn limits(&self) -> &Limits {
         &self.limits

@@ -13,7 +13,8 @@ pub fn tests() -> Vec<Test> {
     let mut tests = tests![
         every_scenario_runs_cleanly_against_the_real_server,
         legacy_mode_drives_the_real_server_too,
-        cid_acks_every_message_the_real_server_stores
+        cid_acks_every_message_the_real_server_stores,
+        chat_over_websocket_against_the_real_server
     ];
     tests.extend(both_stores![
         sync_reads_back_the_whole_log,
@@ -67,6 +68,20 @@ fn run(server: &Server, scenario: Scenario, tweak: impl FnOnce(&mut Config)) -> 
         );
     }
     report
+}
+
+/// `--transport ws`: the chat scenario through the web listener's `/ws`,
+/// nothing lost, duplicated or reordered.
+fn chat_over_websocket_against_the_real_server() {
+    let server = Server::start_web(&TestDb::sqlite(), &[]);
+    let web = server.web.expect("a web listener");
+    let r = run(&server, Scenario::Chat, |c| {
+        c.addrs = vec![web];
+        c.websocket = true;
+    });
+    assert_eq!(r.connected, Some(20), "{r:?}");
+    assert!(r.delivered.unwrap_or(0) > 0, "{r:?}");
+    assert_eq!(r.delivered, r.expected, "{r:?}");
 }
 
 fn every_scenario_runs_cleanly_against_the_real_server() {

@@ -11,16 +11,30 @@ use serde_json::json;
 use tungstenite::Message;
 
 use crate::support::client::without_log;
+use crate::support::cluster::Cluster;
+use crate::support::redis::PrivateRedis;
 use crate::support::ws::WsClient;
-use crate::support::{wait_until, Server, Test, TestDb};
+use crate::support::{wait_until, Env, Need, Server, Test, TestDb};
 
 /// The tests of this module.
 pub fn tests() -> Vec<Test> {
-    let mut tests = both_stores![ws_and_tcp_users_chat, offline_and_groups_over_ws];
+    let mut tests = both_stores![
+        ws_and_tcp_users_chat,
+        offline_and_groups_over_ws,
+        a_silent_websocket_is_replaced_by_a_tcp_login
+    ];
+    tests.push(
+        Test::new(
+            "web::readyz_follows_the_cluster_redis",
+            readyz_follows_the_cluster_redis,
+        )
+        .needs(&[Need::Mysql, Need::Redis, Need::RedisServer]),
+    );
     tests.extend(tests![
         http_routes,
         ws_errors_are_the_tcp_listeners,
         ws_limits_are_the_tcp_listeners,
+        metrics_parse_and_move,
         readyz_is_503_from_sigterm
     ]);
     tests
@@ -157,6 +171,50 @@ fn offline_and_groups_over_ws(db: TestDb) {
     assert_eq!(heard["msg"], "hello group", "{heard}");
 }
 
+/// The takeover over WebSocket: after `--login-takeover-grace` a TCP login
+/// of the same account replaces a silent WebSocket, which gets the notice
+/// (errno 2) and a close 1000.
+fn a_silent_websocket_is_replaced_by_a_tcp_login(db: TestDb) {
+    let server = Server::start_web(&db, &["--login-takeover-grace", "1s"]);
+    let web = server.web.expect("a web listener");
+    let mut silent = WsClient::user(web, "alice");
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut second = server.connect();
+    second.uid = silent.uid;
+    second.login_ok("secret");
+    let last = silent.expect_errno(27, 2);
+    assert!(
+        last["errmsg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("logged in elsewhere"),
+        "{last}"
+    );
+    assert_eq!(silent.expect_close(), Some(1000));
+}
+
+/// In cluster mode `/readyz` is 503 while the node's Redis is down and 200
+/// again once it is back.
+fn readyz_follows_the_cluster_redis() {
+    let mut redis = PrivateRedis::start();
+    let env = Env::on("readyz", &redis.url());
+    let cluster = Cluster::start_with(&env, 1, "2s", &["--http", "127.0.0.1:0"]);
+    let web = cluster.node(1).web.expect("a web listener");
+    let ready = || http(web, "GET /readyz HTTP/1.0\r\n\r\n", 1);
+    wait_until("/readyz answers 200", || {
+        ready().starts_with("HTTP/1.1 200 ")
+    });
+    redis.kill();
+    wait_until("/readyz answers 503", || {
+        let r = ready();
+        r.starts_with("HTTP/1.1 503 ") && r.contains("Redis")
+    });
+    assert!(redis.restart(), "redis-server restarts");
+    wait_until("/readyz answers 200 again", || {
+        ready().starts_with("HTTP/1.1 200 ")
+    });
+}
+
 /// Bad input over `/ws`: a text frame that is not JSON gets the TCP
 /// listener's error reply, then close 1008; a binary frame close 1003.
 fn ws_errors_are_the_tcp_listeners() {
@@ -189,11 +247,14 @@ fn ws_limits_are_the_tcp_listeners() {
             "--max-connections-per-address",
             "1",
             "--login-timeout",
-            "1s",
+            "3s",
         ],
     );
     let web = server.web.expect("a web listener");
     let mut tcp = server.connect();
+    // Answered: the server has admitted it.
+    tcp.send(&json!({"msgId": 25}));
+    tcp.expect(26);
     // The second connection from 127.0.0.1, over WebSocket: refused.
     let mut ws = WsClient::connect(web);
     assert_eq!(ws.expect_errno(27, 13)["errno"], 13);
@@ -223,6 +284,60 @@ fn ws_limits_are_the_tcp_listeners() {
     };
     // Shut down after the notice, then closed by the sweep.
     let _ = ws.expect_close();
+}
+
+/// The value of the sample `series` (name and labels, exactly) in a scrape.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+}
+
+/// `/metrics` is OpenMetrics text (every line a comment or a sample, `#
+/// EOF` last), and its counters move with the traffic.
+fn metrics_parse_and_move() {
+    let server = Server::start_web(&TestDb::sqlite(), &[]);
+    let web = server.web.expect("a web listener");
+    let scrape = || {
+        let r = http(web, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n", 1);
+        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+        assert!(
+            r.contains("Content-Type: application/openmetrics-text"),
+            "{r}"
+        );
+        let body = r.split_once("\r\n\r\n").expect("a body").1.to_owned();
+        assert!(body.ends_with("# EOF\n"), "{body}");
+        for line in body.lines().filter(|l| !l.starts_with('#')) {
+            let (series, value) = line.rsplit_once(' ').expect("name value");
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+            let name = series.split('{').next().unwrap_or("");
+            assert!(
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+                "{line}"
+            );
+            assert_eq!(series.contains('{'), series.ends_with('}'), "{line}");
+        }
+        body
+    };
+    let before = scrape();
+    let mut alice = WsClient::user(web, "alice");
+    let mut bob = server.user("bob");
+    alice.chat(bob.uid, "counted");
+    bob.expect(9);
+    alice.chat(777_777, "to nobody");
+    alice.expect_errno(27, 7);
+    let after = scrape();
+    let chats = "chat_messages_total{kind=\"chat\"}";
+    assert_eq!(sample(&after, chats) - sample(&before, chats), 2.0);
+    assert_eq!(sample(&after, "chat_errors_total{errno=\"7\"}"), 1.0);
+    assert_eq!(sample(&after, "chat_connections{transport=\"ws\"}"), 1.0);
+    assert!(sample(&after, "chat_connections{transport=\"tcp\"}") >= 1.0);
+    assert!(sample(&after, "process_open_fds") > 0.0 || sample(&before, "process_open_fds") == 0.0);
+    wait_until("the sampler sees two users", || {
+        sample(&scrape(), "chat_logged_in_users") == 2.0
+    });
+    assert!(sample(&scrape(), "process_resident_memory_bytes") > 0.0);
 }
 
 /// From SIGTERM on `/readyz` answers 503, while the listeners still

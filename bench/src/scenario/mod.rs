@@ -21,6 +21,7 @@ mod soak;
 mod traffic;
 
 use crate::config::{Config, Scenario};
+use crate::conn::Framing;
 use crate::phases::connect::{ConnectPhase, ConnectSpec};
 use crate::phases::hold::HoldPhase;
 use crate::phases::requests::{RequestPhase, Step};
@@ -48,7 +49,12 @@ fn run_with(config: &Config, soak: Option<soak::SoakServer>) -> Result<Report, B
     let n = config.user_count();
     sys::raise_nofile_limit(n as u64 + 256);
     let (setup, reused) = initial_setup(config, n)?;
-    let pool = Pool::new(config.threads, !config.legacy, config.progress)?;
+    let framing = match (config.legacy, config.websocket) {
+        (true, _) => Framing::Bare,
+        (false, true) => Framing::WebSocket,
+        (false, false) => Framing::Lines,
+    };
+    let pool = Pool::new(config.threads, framing, config.progress)?;
     let mut runner = Runner {
         config,
         threads: pool.size(),

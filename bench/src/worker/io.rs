@@ -7,7 +7,7 @@
 //! message and one wake-up per other worker.
 
 use super::worker_of;
-use crate::conn::Conn;
+use crate::conn::{Conn, Framing};
 use mio::{Registry, Token, Waker};
 use std::collections::HashMap;
 use std::io;
@@ -64,8 +64,9 @@ pub(crate) struct Io {
     pub threads: usize,
     /// Time at the start of the current iteration.
     pub now: Instant,
-    /// Whether requests end with `\n` (our server) or not (`--legacy`).
-    pub newline: bool,
+    /// How requests are framed: lines (our server), bare (`--legacy`) or
+    /// WebSocket frames (`--transport ws`).
+    pub framing: Framing,
     /// Shared progress figures.
     pub counters: Arc<Counters>,
     pub(super) registry: Registry,
@@ -94,7 +95,7 @@ impl Io {
         addr: SocketAddr,
         source: Option<IpAddr>,
     ) -> io::Result<usize> {
-        let mut conn = Conn::connect(addr, source)?;
+        let mut conn = Conn::connect(addr, source, self.framing)?;
         let slot = self.sessions.len();
         self.registry
             .register(conn.source(), Token(slot), Conn::INITIAL_INTEREST)?;
@@ -134,9 +135,8 @@ impl Io {
     /// Queues a request on `slot`; it is written at the end of the iteration.
     /// Does nothing when the connection is gone.
     pub fn send(&mut self, slot: usize, text: &str) {
-        let newline = self.newline;
         if let Some(conn) = self.sessions.get_mut(slot).and_then(|s| s.conn.as_mut()) {
-            conn.queue(text, newline);
+            conn.queue(text);
             self.dirty.push(slot);
         }
     }

@@ -18,6 +18,7 @@ mod io;
 
 pub(crate) use io::{Counters, Io, Peer};
 
+use crate::conn::Framing;
 use crate::phases::{Outcome, Phase};
 use mio::{Events, Poll, Token};
 use serde_json::Value;
@@ -88,7 +89,7 @@ impl Worker {
                 id,
                 threads,
                 now: Instant::now(),
-                newline: true,
+                framing: Framing::Lines,
                 counters,
                 registry,
                 sessions: Vec::new(),
@@ -107,9 +108,9 @@ impl Worker {
         })
     }
 
-    /// Sets whether requests end with a newline.
-    pub fn set_newline(&mut self, newline: bool) {
-        self.io.newline = newline;
+    /// Sets how requests are framed.
+    pub fn set_framing(&mut self, framing: Framing) {
+        self.io.framing = framing;
     }
 
     /// Runs commands until told to stop or until the main thread is gone.

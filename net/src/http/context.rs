@@ -12,6 +12,8 @@
 //! Thread rule: a context belongs to its connection's loop thread, which
 //! alone calls [`HttpContext::parse`].
 
+use std::time::Duration;
+
 use super::request::{HttpRequest, Version};
 use crate::Buffer;
 
@@ -25,6 +27,10 @@ pub struct Limits {
     pub max_headers: usize,
     /// Bytes of body (413 past it).
     pub max_body: usize,
+    /// How long a connection may speak HTTP before it is closed, requests
+    /// or not (a WebSocket upgrade ends the count): idle keep-alive
+    /// connections and slow senders do not pile up.
+    pub lifetime: Duration,
 }
 
 impl Default for Limits {
@@ -33,6 +39,7 @@ impl Default for Limits {
             max_head: 8 * 1024,
             max_headers: 64,
             max_body: 64 * 1024,
+            lifetime: Duration::from_secs(60),
         }
     }
 }

@@ -15,7 +15,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -101,6 +101,7 @@ impl HttpServer {
                 conn.set_context(Arc::new(ConnState {
                     phase: Mutex::new(Phase::Http(HttpContext::new(limits))),
                 }));
+                close_after(conn, limits.lifetime);
             } else {
                 on_down(conn);
             }
@@ -145,6 +146,26 @@ impl HttpServer {
     pub fn io_loops(&self) -> Vec<EventLoopHandle> {
         self.server.io_loops()
     }
+}
+
+/// Closes `conn` after `lifetime` unless it has become a WebSocket.
+fn close_after(conn: &TcpConnectionPtr, lifetime: Duration) {
+    let weak = Arc::downgrade(conn);
+    conn.get_loop().run_after(lifetime, move |_| {
+        let Some(conn) = weak.upgrade() else {
+            return;
+        };
+        let http = conn
+            .context::<ConnState>()
+            .is_some_and(|s| !matches!(*s.phase.lock(), Phase::WebSocket { .. }));
+        if http {
+            log::debug!(
+                "{}: HTTP for longer than {lifetime:?}, closing",
+                conn.name()
+            );
+            conn.force_close();
+        }
+    });
 }
 
 fn on_down(conn: &TcpConnectionPtr) {

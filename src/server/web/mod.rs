@@ -6,6 +6,7 @@
 //! | `GET /`, `/app.js`, `/style.css` | the web client, embedded from `src/web/` at build time |
 //! | `GET /ws` | a WebSocket speaking the chat protocol, one JSON object per text frame ([`ws_peer`]) |
 //! | `GET /healthz` | 200 while the process serves |
+//! | `GET /metrics` | Prometheus (OpenMetrics) text: connections by transport, requests by kind, errors by errno, users logged in, worker queue, process RSS, CPU and fds (src/server/metrics.rs) |
 //! | `GET /readyz` | 200 when the store answered its last check and, in cluster mode, Redis is linked; 503 otherwise and from SIGTERM on |
 //! | anything else | 404 (405 for a method other than GET/HEAD) |
 //!
@@ -30,7 +31,8 @@ use net::{EventLoop, KeepAlive, TcpConnectionPtr};
 pub use readiness::Readiness;
 use ws_peer::ChatSocket;
 
-use super::{idle, Admission};
+use super::admission::Admission;
+use super::{idle, metrics};
 use crate::config::Config;
 use crate::service::Service;
 
@@ -44,6 +46,7 @@ struct Routes {
     readiness: Arc<Readiness>,
     max_message: usize,
     admission: Admission,
+    registry: prometheus_client::registry::Registry,
 }
 
 /// Binds the web listener on `addr` with `--threads` I/O threads (one at
@@ -65,6 +68,7 @@ pub fn start(
         readiness,
         max_message: config.max_message,
         admission: admission.clone(),
+        registry: metrics::registry(),
     };
     let callback: HttpCallback = Arc::new(move |req, _conn| routes.route(req));
     // A text frame holds one message (and the frame header).
@@ -124,6 +128,11 @@ impl Routes {
                 self.admission.clone(),
             ))),
             "/healthz" => Reply::Respond(HttpResponse::text(200, "ok\n")),
+            "/metrics" => Reply::Respond(HttpResponse::with_body(
+                200,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                metrics::scrape(&self.registry),
+            )),
             "/readyz" => Reply::Respond(match self.readiness.why_not() {
                 None => HttpResponse::text(200, "ready\n"),
                 Some(why) => HttpResponse::text(503, &format!("not ready: {why}\n")),
@@ -132,10 +141,7 @@ impl Routes {
         };
         match reply {
             Reply::Respond(mut r) if req.method == "HEAD" => {
-                // The length of the GET's body, without the body.
-                let len = r.body.len();
                 r.body.clear();
-                r.add_header("X-Content-Length", &len.to_string());
                 Reply::Respond(r)
             }
             other => other,

@@ -2,9 +2,12 @@
 //!
 //! A checker thread (`chat-readyz`) runs a cheap store query (an indexed
 //! lookup of a user that does not exist) once a second and reads whether
-//! the cluster's Redis link is up; the HTTP threads only read the result,
+//! the cluster's Redis link is up (publisher connected and subscriber
+//! listening); the HTTP threads only read the result,
 //! so a hung database never blocks a loop. From SIGTERM on the answer is
-//! 503 whatever the checks say ([`Readiness::set_draining`]).
+//! 503 whatever the checks say ([`Readiness::set_draining`]). The same
+//! thread samples what `/metrics` reads but is too dear for an I/O
+//! thread (`/proc`, the online map's shards).
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -28,13 +31,15 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    /// Starts the checker on `store` (and `cluster`'s link, if any).
+    /// Starts the checker on `store` (and `cluster`'s link, if any), which
+    /// also calls `sample` each round (the `/metrics` sampler).
     ///
     /// # Errors
     /// If the thread cannot be started.
     pub fn start(
         store: Arc<dyn Store>,
         cluster: Option<Arc<Cluster>>,
+        sample: Box<dyn Fn() + Send>,
     ) -> std::io::Result<(Arc<Readiness>, JoinHandle<()>)> {
         let me = Arc::new(Readiness {
             failing: AtomicU8::new(NOT_CHECKED),
@@ -49,10 +54,14 @@ impl Readiness {
                     if store.user_by_id(0).is_err() {
                         failing |= STORE_DOWN;
                     }
-                    if cluster.as_ref().is_some_and(|c| !c.is_connected()) {
+                    if cluster
+                        .as_ref()
+                        .is_some_and(|c| !c.is_connected() || !c.is_subscribed())
+                    {
                         failing |= REDIS_DOWN;
                     }
                     r.failing.store(failing, Ordering::Release);
+                    sample();
                     std::thread::park_timeout(Duration::from_secs(1));
                 }
             })?;

@@ -23,8 +23,10 @@ use std::time::{Duration, Instant};
 
 use net::websocket::{close_code, encode_frame, opcode, WebSocket, WebSocketHandler, WsEvent};
 
+use super::super::admission::Admission;
 use super::super::context::Context;
-use super::super::{idle, Admission};
+use super::super::idle;
+use super::super::metrics::{self, Transport};
 use crate::protocol::codec::{self, DecodeError};
 use crate::protocol::{encode, reply};
 use crate::service::{Peer, PeerRef, Service, Task};
@@ -78,10 +80,12 @@ impl Peer for WsPeer {
     }
 
     fn send(&self, frame: Vec<u8>) {
+        metrics::count_frame(&frame);
         let _ = self.ws.send_frames_counted(WsPeer::frames(&frame));
     }
 
     fn send_counted(&self, frame: Vec<u8>) -> Option<u64> {
+        metrics::count_frame(&frame);
         self.ws.send_frames_counted(WsPeer::frames(&frame))
     }
 
@@ -146,6 +150,7 @@ impl WebSocketHandler for ChatSocket {
         let ws_peer = Arc::new(WsPeer::new(ws.clone()));
         let peer: PeerRef = ws_peer.clone();
         log::debug!("{} up from {ip}", peer.name());
+        metrics::count_connection(Transport::WebSocket, 1);
         let (cx, refusal) = self.admission.admit(peer.clone(), ip);
         idle::track_with(conn, cx.clone());
         *self.state.lock() = Some((ws_peer, cx.clone()));
@@ -170,6 +175,7 @@ impl WebSocketHandler for ChatSocket {
         let WsEvent::Text(text) = message else {
             let e = DecodeError::Invalid("binary frames are not accepted; send text".into());
             peer.send(encode(&e.reply()));
+            cx.close_by_sweep();
             ws.close(close_code::UNSUPPORTED, "text frames only");
             return;
         };
@@ -178,19 +184,20 @@ impl WebSocketHandler for ChatSocket {
             match codec::decode(rest, self.max_message) {
                 Ok(Some((obj, consumed))) => {
                     rest = rest.get(consumed..).unwrap_or_default();
+                    metrics::count_request(&obj);
                     self.svc.handle(peer, session, obj);
                 }
                 Ok(None) if rest.iter().all(u8::is_ascii_whitespace) => return,
                 Ok(None) => {
                     let e = DecodeError::Invalid("incomplete JSON object in a text frame".into());
-                    fail(ws, peer, &e);
+                    fail(ws, &cx, &e);
                 }
                 Err(e) => match e.skip() {
                     Some(consumed) => {
                         peer.send(encode(&e.reply()));
                         rest = rest.get(consumed..).unwrap_or_default();
                     }
-                    None => fail(ws, peer, &e),
+                    None => fail(ws, &cx, &e),
                 },
             }
         }
@@ -200,15 +207,18 @@ impl WebSocketHandler for ChatSocket {
         let parts = self.state.lock().take();
         if let Some((_, cx)) = parts {
             log::debug!("{} down", cx.peer.name());
+            metrics::count_connection(Transport::WebSocket, -1);
             idle::untrack(ws.connection());
             self.svc.disconnected(&cx.peer, &cx.session);
         }
     }
 }
 
-/// A message that ends the connection: its error reply, then a close.
-fn fail(ws: &WebSocket, peer: &PeerRef, e: &DecodeError) {
-    log::info!("{}: {e}; closing", peer.name());
-    peer.send(encode(&e.reply()));
+/// A message that ends the connection: its error reply, then a close
+/// frame; the sweep closes the socket if the client does not.
+fn fail(ws: &WebSocket, cx: &Context, e: &DecodeError) {
+    log::info!("{}: {e}; closing", cx.peer.name());
+    cx.peer.send(encode(&e.reply()));
+    cx.close_by_sweep();
     ws.close(close_code::POLICY, "bad message");
 }

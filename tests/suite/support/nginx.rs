@@ -65,13 +65,22 @@ impl Drop for Nginx {
 }
 
 /// deploy/nginx.conf with the `server` lines of `nodes` between its
-/// `BEGIN nodes` / `END nodes` markers and `listen` on `addr`.
+/// `BEGIN nodes` / `END nodes` markers and `listen` on `addr`, without its
+/// `http` block (the test nodes have no web listener).
 fn nginx_conf(nodes: &[SocketAddr], addr: SocketAddr) -> String {
     let template = include_str!("../../../deploy/nginx.conf");
     let mut out = String::new();
     let mut skipping = false;
+    let mut in_http = false;
     for line in template.lines() {
         let t = line.trim_start();
+        if t.starts_with("# BEGIN http") || t.starts_with("# END http") {
+            in_http = t.starts_with("# BEGIN");
+            continue;
+        }
+        if in_http {
+            continue;
+        }
         if t.starts_with("load_module") {
             out.push_str(&format!("load_module {STREAM_MODULE};\n"));
         } else if t.starts_with("# BEGIN nodes") {

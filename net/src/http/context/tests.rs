@@ -62,6 +62,7 @@ fn limits_and_garbage_are_errors() {
         max_head: 64,
         max_headers: 4,
         max_body: 8,
+        ..Limits::default()
     };
     let long = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(100));
     let cases: [(&[u8], u16); 6] = [
