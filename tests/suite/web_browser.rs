@@ -6,7 +6,8 @@
 //! with a TCP user of the JSON protocol (the suite's `Client`); one
 //! reloads the page, signs in again and finds the history. And a page
 //! whose server goes away and comes back reconnects by itself, sends what
-//! was written meanwhile, and shows what it missed. The test finds
+//! was written meanwhile, and shows what it missed; history the page does
+//! not hold comes page by page as one scrolls up. The test finds
 //! everything through the page's stable ids and `data-*` attributes, and
 //! waits for what a person would see: a conversation in the sidebar with
 //! its unread badge, a message's bubble, its acked state.
@@ -24,7 +25,8 @@ use crate::support::{free_port, Need, Server, Test, TestDb};
 pub fn tests() -> Vec<Test> {
     both_stores![
         browser_users_chat_with_each_other_and_tcp,
-        browser_reconnects_and_catches_up
+        browser_reconnects_and_catches_up,
+        history_loads_as_you_scroll_up
     ]
     .into_iter()
     .map(|t| t.needs(&[Need::Chromium]))
@@ -345,4 +347,46 @@ fn browser_reconnects_and_catches_up(db: TestDb) {
         &[],
         |v| v == "online",
     );
+}
+
+/// The open conversation's bubbles: how many, the lowest seq, and what the
+/// line above them says.
+const HISTORY: &str = "const seqs = [...document.querySelectorAll('#message-list .msg')]
+    .map(m => Number(m.dataset.seq));
+    return [seqs.length, Math.min(...seqs), document.querySelector('#history-state').textContent];";
+
+fn history_loads_as_you_scroll_up(db: TestDb) {
+    let server = Server::start_web(&db, &[]);
+    let web = format!("http://{}", server.web.expect("the web listener's address"));
+    let driver = Driver::start();
+    let page = driver.session(1000, 700);
+    let ann = register(&page, &web, "ann", "ann's secret");
+    let mut bob = server.user("bob");
+    let bob_key = format!("u:{}", bob.uid);
+    for i in 1..=70 {
+        bob.chat(ann, &format!("message {i} of 70"));
+    }
+    // Handed to the page live, not opened: 70 unread.
+    wait_entry(&page, &bob_key, |v| v[1] == 70);
+
+    // A new page holds none of them: the newest page first, older ones as
+    // the reader scrolls to the top, until the beginning.
+    page.goto(&format!("{web}/"));
+    sign_in(&page, "ann", "ann's secret");
+    wait_entry(&page, &bob_key, |v| v[1] == 70);
+    open(&page, &bob_key);
+    wait_bubble(&page, "message 70 of 70", false);
+    let first = page.wait_for("the newest page shows", HISTORY, &[], |v| v[0] == 30);
+    assert_eq!(first[1], 41, "{first}");
+    wait_entry(&page, &bob_key, |v| v[1] == 0);
+    let scroll_up = "document.querySelector('#messages').scrollTop = 0;";
+    page.script(scroll_up, &[]);
+    page.wait_for("the second page shows", HISTORY, &[], |v| {
+        v[0] == 60 && v[1] == 11
+    });
+    page.script(scroll_up, &[]);
+    page.wait_for("the whole history shows", HISTORY, &[], |v| {
+        v[0] == 70 && v[1] == 1 && v[2] == "Beginning of the conversation"
+    });
+    wait_bubble(&page, "message 1 of 70", false);
 }
