@@ -9,7 +9,9 @@
 //! more is sampled once a second by the readiness thread
 //! (src/server/web/readiness.rs), off the I/O threads: the users logged
 //! in and the process's RSS, CPU time and open descriptors, read from
-//! `/proc`. A scrape, on a web I/O thread, only reads atomics.
+//! `/proc`. Store calls are timed by `TimedStore` (timed_store.rs) into
+//! one [`Histogram`] per operation. A scrape, on a web I/O thread, only
+//! reads atomics.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
@@ -22,6 +24,15 @@ use prometheus_client::registry::Registry;
 use serde_json::{Map, Value};
 
 use crate::cluster::ClusterStats;
+
+mod histogram;
+mod process;
+
+pub use histogram::Histogram;
+use process::process_sample;
+
+/// The label set of exemplars, which these histograms do not have.
+type NoLabels = Vec<(String, String)>;
 
 /// msgIds and errnos above this share the last slot.
 const SLOTS: usize = 64;
@@ -149,28 +160,17 @@ pub fn record_sample(logged_in: usize, worker_jobs: usize, cluster: Option<Clust
     }
 }
 
-/// RSS bytes, CPU microseconds (user + system) and open descriptors, from
-/// `/proc/self` (Linux); `None` elsewhere or when unreadable.
-fn process_sample() -> Option<(u64, u64, u64)> {
-    // SAFETY: sysconf has no preconditions.
-    let (page, tick) = unsafe {
-        (
-            libc::sysconf(libc::_SC_PAGESIZE),
-            libc::sysconf(libc::_SC_CLK_TCK),
-        )
-    };
-    let page = u64::try_from(page).ok()?;
-    let tick = u64::try_from(tick).ok().filter(|t| *t > 0)?;
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let rss_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The fields after the command name, which is in parentheses.
-    let rest = stat.rsplit_once(')')?.1;
-    let mut fields = rest.split_whitespace();
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    let fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
-    Some((rss_pages * page, (utime + stime) * 1_000_000 / tick, fds))
+/// A few lines for `/inspect`: connections, users, worker jobs.
+pub fn summary() -> String {
+    let m = &METRICS;
+    format!(
+        "connections: {} tcp, {} ws\nlogged in: {}\nworker jobs: {}\nopen fds: {}\n",
+        m.connections[0].load(Ordering::Relaxed),
+        m.connections[1].load(Ordering::Relaxed),
+        m.logged_in.load(Ordering::Relaxed),
+        m.worker_jobs.load(Ordering::Relaxed),
+        m.open_fds.load(Ordering::Relaxed),
+    )
 }
 
 /// The names of the requests' msgIds, for the `kind` label.
@@ -278,6 +278,22 @@ impl Collector for ChatCollector {
             MetricType::Counter,
         )?;
         ConstCounter::new(cpu).encode(e)?;
+        let mut family = encoder.encode_descriptor(
+            "chat_store_latency_seconds",
+            "Store calls' durations, by operation",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (operation, h) in super::timed_store::latencies() {
+            let (sum, count, buckets) = h.snapshot();
+            if count == 0 {
+                continue;
+            }
+            let labels = [("operation", operation)];
+            family
+                .encode_family(&labels)?
+                .encode_histogram::<NoLabels>(sum, count, &buckets, None)?;
+        }
         if m.cluster_on.load(Ordering::Relaxed) {
             let names = [
                 (

@@ -36,12 +36,14 @@ mod metrics;
 mod peer;
 mod prelogin;
 pub mod shutdown;
+mod timed_store;
 mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use net::http::HttpServer;
 use net::{
     Buffer, EventLoop, EventLoopHandle, KeepAlive, ServerOption, TcpConnectionPtr, TcpServer,
 };
@@ -75,7 +77,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// cannot be started.
 pub fn run(config: &Config) -> Result<(), Error> {
     runtime::return_large_allocations_to_the_os();
-    let store = storage::open(&config.db)?;
+    let store = timed_store::TimedStore::wrap(storage::open(&config.db)?);
     // In cluster mode the other nodes' users are in the same table: Redis's
     // claims, not the `state` column, say who is online.
     if config.redis.is_none() {
@@ -121,17 +123,17 @@ pub fn run(config: &Config) -> Result<(), Error> {
     }
     let (readiness, checker) =
         web::Readiness::start(checked_store, cluster.clone(), Box::new(sample))?;
+    let inspector = Arc::new(web::Inspector::default());
+    let web_parts = web::Parts {
+        svc: service.clone(),
+        readiness: readiness.clone(),
+        admission,
+        inspector: inspector.clone(),
+    };
     let mut web = match config.http {
         Some(addr) => Some(
-            web::start(
-                &mut lp,
-                addr,
-                config,
-                &service,
-                readiness.clone(),
-                &admission,
-            )
-            .map_err(|e| format!("--http {addr}: {e}"))?,
+            web::start(&mut lp, addr, config, web_parts)
+                .map_err(|e| format!("--http {addr}: {e}"))?,
         ),
         None => None,
     };
@@ -141,6 +143,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
         loops.extend(web.io_loops().into_iter().map(busy_time));
     }
     service.watch_io_loops(loops);
+    inspector.set_loops(named_loops(&server, web.as_ref()));
     let draining = readiness.clone();
     let stop = shutdown::on_signals(lp.handle(), config.drain_grace, move || {
         draining.set_draining()
@@ -199,6 +202,18 @@ fn limit_settings(config: &Config) -> LimitSettings {
 
 fn busy_time_sources(server: &TcpServer) -> Vec<BusyTime> {
     server.io_loops().into_iter().map(busy_time).collect()
+}
+
+/// Every I/O loop, named by listener, for `/inspect`.
+fn named_loops(server: &TcpServer, web: Option<&HttpServer>) -> Vec<(String, EventLoopHandle)> {
+    let tcp = server.io_loops().into_iter();
+    let tcp = tcp.enumerate().map(|(i, lp)| (format!("tcp-{i}"), lp));
+    let web = web
+        .map(HttpServer::io_loops)
+        .unwrap_or_default()
+        .into_iter();
+    let web = web.enumerate().map(|(i, lp)| (format!("web-{i}"), lp));
+    tcp.chain(web).collect()
 }
 
 fn busy_time(lp: EventLoopHandle) -> BusyTime {

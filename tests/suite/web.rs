@@ -101,6 +101,16 @@ fn http_routes() {
     wait_until("/readyz answers 200", || {
         http(web, "GET /readyz HTTP/1.0\r\n\r\n", 1).starts_with("HTTP/1.1 200 ")
     });
+    let inspect = http(web, "GET /inspect HTTP/1.1\r\nConnection: close\r\n\r\n", 1);
+    for want in [
+        "HTTP/1.1 200 OK",
+        "tcp-0",
+        "tcp-1",
+        "web-0",
+        "worker jobs: ",
+    ] {
+        assert!(inspect.contains(want), "{want}: {inspect}");
+    }
     let missing = http(web, "GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n", 1);
     assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
     // Two requests in one write on one connection: two answers, in order.
@@ -337,7 +347,29 @@ fn metrics_parse_and_move() {
     wait_until("the sampler sees two users", || {
         sample(&scrape(), "chat_logged_in_users") == 2.0
     });
-    assert!(sample(&scrape(), "process_resident_memory_bytes") > 0.0);
+    let text = scrape();
+    assert!(sample(&text, "process_resident_memory_bytes") > 0.0);
+    // The store's calls are timed (the readiness check is one of them).
+    assert!(
+        text.contains("# TYPE chat_store_latency_seconds histogram\n"),
+        "{text}"
+    );
+    let checks = "chat_store_latency_seconds_count{operation=\"user_by_id\"}";
+    assert!(sample(&text, checks) >= 1.0, "{text}");
+    let inf = "chat_store_latency_seconds_bucket{le=\"+Inf\",operation=\"user_by_id\"}";
+    let alt = "chat_store_latency_seconds_bucket{operation=\"user_by_id\",le=\"+Inf\"}";
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(inf) || l.starts_with(alt))
+        .unwrap_or_else(|| panic!("no +Inf bucket in:\n{text}"));
+    // Cumulative: the +Inf bucket holds every observation.
+    let last: f64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0);
+    let count = sample(&text, checks);
+    assert_eq!(last, count, "{line}");
 }
 
 /// From SIGTERM on `/readyz` answers 503, while the listeners still

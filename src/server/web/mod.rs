@@ -7,6 +7,7 @@
 //! | `GET /ws` | a WebSocket speaking the chat protocol, one JSON object per text frame ([`ws_peer`]) |
 //! | `GET /healthz` | 200 while the process serves |
 //! | `GET /metrics` | Prometheus (OpenMetrics) text: connections by transport, requests by kind, errors by errno, users logged in, worker queue, process RSS, CPU and fds (src/server/metrics.rs) |
+//! | `GET /inspect` | plain text: each I/O loop's statistics, connections, users, worker jobs ([`inspect`]) |
 //! | `GET /readyz` | 200 when the store answered its last check and, in cluster mode, Redis is linked; 503 otherwise and from SIGTERM on |
 //! | anything else | 404 (405 for a method other than GET/HEAD) |
 //!
@@ -18,6 +19,7 @@
 //! block: `/readyz` reads a flag that a checker thread refreshes every
 //! second with a cheap store query ([`Readiness`]).
 
+mod inspect;
 mod readiness;
 mod ws_peer;
 
@@ -28,6 +30,7 @@ use net::http::{HttpCallback, HttpRequest, HttpResponse, HttpServer, Limits, Rep
 use net::websocket::WsLimits;
 use net::{EventLoop, KeepAlive, TcpConnectionPtr};
 
+pub use inspect::Inspector;
 pub use readiness::Readiness;
 use ws_peer::ChatSocket;
 
@@ -40,6 +43,18 @@ const INDEX_HTML: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
 
+/// What the web listener is given by the server.
+pub struct Parts {
+    /// The service `/ws` feeds.
+    pub svc: Arc<Service>,
+    /// What `/readyz` answers.
+    pub readiness: Arc<Readiness>,
+    /// The slots a WebSocket takes, shared with the TCP listener.
+    pub admission: Admission,
+    /// What `/inspect` shows.
+    pub inspector: Arc<Inspector>,
+}
+
 /// What the routes need.
 struct Routes {
     svc: Arc<Service>,
@@ -47,6 +62,7 @@ struct Routes {
     max_message: usize,
     admission: Admission,
     registry: prometheus_client::registry::Registry,
+    inspector: Arc<Inspector>,
 }
 
 /// Binds the web listener on `addr` with `--threads` I/O threads (one at
@@ -59,16 +75,16 @@ pub fn start(
     lp: &mut EventLoop,
     addr: SocketAddr,
     config: &Config,
-    svc: &Arc<Service>,
-    readiness: Arc<Readiness>,
-    admission: &Admission,
+    parts: Parts,
 ) -> std::io::Result<HttpServer> {
+    let admission = parts.admission.clone();
     let routes = Routes {
-        svc: svc.clone(),
-        readiness,
+        svc: parts.svc,
+        readiness: parts.readiness,
         max_message: config.max_message,
-        admission: admission.clone(),
+        admission: parts.admission,
         registry: metrics::registry(),
+        inspector: parts.inspector,
     };
     let callback: HttpCallback = Arc::new(move |req, _conn| routes.route(req));
     // A text frame holds one message (and the frame header).
@@ -128,6 +144,7 @@ impl Routes {
                 self.admission.clone(),
             ))),
             "/healthz" => Reply::Respond(HttpResponse::text(200, "ok\n")),
+            "/inspect" => Reply::Respond(HttpResponse::text(200, &self.inspector.page())),
             "/metrics" => Reply::Respond(HttpResponse::with_body(
                 200,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
