@@ -7,7 +7,9 @@
 //! reloads the page, signs in again and finds the history. And a page
 //! whose server goes away and comes back reconnects by itself, sends what
 //! was written meanwhile, and shows what it missed; history the page does
-//! not hold comes page by page as one scrolls up. The test finds
+//! not hold comes page by page as one scrolls up. Friends and groups are
+//! added, listed, left, dismissed and removed from the page, and a refused
+//! request says why. The test finds
 //! everything through the page's stable ids and `data-*` attributes, and
 //! waits for what a person would see: a conversation in the sidebar with
 //! its unread badge, a message's bubble, its acked state.
@@ -26,7 +28,8 @@ pub fn tests() -> Vec<Test> {
     both_stores![
         browser_users_chat_with_each_other_and_tcp,
         browser_reconnects_and_catches_up,
-        history_loads_as_you_scroll_up
+        history_loads_as_you_scroll_up,
+        friends_and_groups_are_managed_in_the_page
     ]
     .into_iter()
     .map(|t| t.needs(&[Need::Chromium]))
@@ -389,4 +392,103 @@ fn history_loads_as_you_scroll_up(db: TestDb) {
         v[0] == 70 && v[1] == 1 && v[2] == "Beginning of the conversation"
     });
     wait_bubble(&page, "message 1 of 70", false);
+}
+
+/// The text of the page's notice (toast) once it says something.
+fn wait_toast(page: &Session, starts: &str) {
+    page.wait_for(
+        &format!("the notice says {starts:?}"),
+        "return document.querySelector('#toast').textContent;",
+        &[],
+        |v| v.as_str().is_some_and(|s| s.starts_with(starts)),
+    );
+}
+
+fn friends_and_groups_are_managed_in_the_page(db: TestDb) {
+    let server = Server::start_web(&db, &[]);
+    let web = format!("http://{}", server.web.expect("the web listener's address"));
+    let driver = Driver::start();
+    let ann_page = driver.session(1000, 700);
+    let ben_page = driver.session(1000, 700);
+    let ann = register(&ann_page, &web, "ann", "ann's secret");
+    let ben = register(&ben_page, &web, "ben", "ben's secret");
+    let (ann_key, ben_key) = (format!("u:{ann}"), format!("u:{ben}"));
+
+    // A refused request says why: no group 999, no user 999.
+    open_tools(&ben_page);
+    ben_page.type_into("#join-group-input", "999");
+    ben_page.click("#join-group-btn");
+    wait_toast(&ben_page, "Not found.");
+    open_tools(&ann_page);
+    ann_page.type_into("#add-friend-input", "999");
+    ann_page.click("#add-friend-btn");
+    wait_toast(&ann_page, "Not found.");
+
+    // Friends, and a group of two with its member list.
+    ann_page.type_into("#add-friend-input", &ben.to_string());
+    ann_page.click("#add-friend-btn");
+    wait_entry(&ann_page, &ben_key, |v| v.is_array());
+    // Ben's page learns of the friendship with its next refresh.
+    wait_entry(&ben_page, &ann_key, |v| v[0] == "online");
+    open_tools(&ann_page);
+    ann_page.type_into("#new-group-name", "book club");
+    ann_page.click("#new-group-btn");
+    let gid: i64 = ann_page
+        .wait_for(
+            "the new group opens",
+            "return document.querySelector('#chat').dataset.convKey;",
+            &[],
+            |v| v.as_str().is_some_and(|k| k.starts_with("g:")),
+        )
+        .as_str()
+        .and_then(|k| k.strip_prefix("g:")?.parse().ok())
+        .expect("gid");
+    let group_key = format!("g:{gid}");
+    open_tools(&ben_page);
+    ben_page.type_into("#join-group-input", &gid.to_string());
+    ben_page.click("#join-group-btn");
+    wait_entry(&ben_page, &group_key, |v| v.is_array());
+    ben_page.click("#members-btn");
+    let members = ben_page.wait_for(
+        "the member list shows both",
+        "return [...document.querySelectorAll('#member-list li')]
+            .map(li => [Number(li.dataset.uid), li.dataset.presence, li.textContent]);",
+        &[],
+        |v| v.as_array().is_some_and(|l| l.len() == 2),
+    );
+    assert_eq!(members[0][0], ann, "{members}");
+    assert!(
+        members[0][2]
+            .as_str()
+            .is_some_and(|s| s.contains("creator")),
+        "{members}"
+    );
+    assert_eq!(
+        (&members[1][0], &members[1][1]),
+        (&json!(ben), &json!("online"))
+    );
+
+    // Ben leaves (the creator cannot: she dismisses); both lists lose it.
+    ben_page.click("#quit-group-btn");
+    ben_page.accept_alert();
+    wait_toast(&ben_page, "You left the group.");
+    wait_entry(&ben_page, &group_key, Value::is_null);
+    assert_eq!(
+        ann_page.script(
+            "return document.querySelector('#quit-group-btn').hidden;",
+            &[]
+        ),
+        true
+    );
+    ann_page.click("#dismiss-group-btn");
+    ann_page.accept_alert();
+    wait_toast(&ann_page, "The group is dismissed.");
+    wait_entry(&ann_page, &group_key, Value::is_null);
+
+    // Ann removes Ben: with no messages between them, he leaves her list.
+    open(&ann_page, &ben_key);
+    ann_page.click("#del-friend-btn");
+    ann_page.accept_alert();
+    wait_toast(&ann_page, "Friend removed.");
+    wait_entry(&ann_page, &ben_key, Value::is_null);
 }

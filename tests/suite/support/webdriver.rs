@@ -3,7 +3,8 @@
 //! WebDriver protocol (JSON over HTTP, <https://www.w3.org/TR/webdriver2/>).
 //!
 //! Only what the browser test uses: open a URL, find an element by CSS
-//! selector, type into it, click it, run a script, take a screenshot, and
+//! selector, type into it, click it, run a script, answer a `confirm()`,
+//! take a screenshot, and
 //! wait until a script's answer satisfies a condition. Every HTTP call has
 //! a timeout and every wait is bounded, so a hung browser fails the test.
 //!
@@ -15,6 +16,7 @@
 //! | [`Session::type_into`] | `POST /session/{id}/element/{e}/clear`, `…/value` |
 //! | [`Session::click`] | `POST /session/{id}/element/{e}/click` |
 //! | [`Session::script`] | `POST /session/{id}/execute/sync` |
+//! | [`Session::accept_alert`] | `POST /session/{id}/alert/accept` |
 //! | [`Session::screenshot`] | `GET /session/{id}/screenshot` |
 //! | drop | `DELETE /session/{id}` |
 
@@ -269,6 +271,19 @@ impl Session<'_> {
                 "timed out waiting until {what}; last answer {v}"
             );
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Answers "OK" to the page's `confirm()` dialog, waiting for it to
+    /// open.
+    pub fn accept_alert(&self) {
+        let end = Instant::now() + PATIENCE;
+        loop {
+            match self.call("POST", "/alert/accept", None) {
+                Ok(_) => return,
+                Err(why) if Instant::now() >= end => panic!("no dialog to accept: {why}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
         }
     }
 
