@@ -41,6 +41,7 @@ mod storage;
 mod tls;
 mod tokens;
 mod web;
+mod web_browser;
 
 use std::process::ExitCode;
 
@@ -81,6 +82,7 @@ fn main() -> ExitCode {
         cluster_failures::tests(),
         cluster_load::tests(),
         cluster_redis::tests(),
+        web_browser::tests(),
     ]
     .into_iter()
     .flatten()

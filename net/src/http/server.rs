@@ -226,6 +226,9 @@ fn on_message(
                 }
                 Err(code) => {
                     ws.close(code, "");
+                    // Leaving the WebSocket phase: `on_down` will not see
+                    // the handler any more, so it hears of the end now.
+                    handler.on_close(ws);
                     *phase = Phase::Closing;
                 }
             },
@@ -297,6 +300,9 @@ fn websocket_event(
                 close_code::PROTOCOL
             };
             ws.close(code, "");
+            // The handler hears of the end here: once the phase is
+            // `Closing`, `on_down` no longer holds it.
+            handler.on_close(ws);
             return Some(Phase::Closing);
         }
         message => {

@@ -4,7 +4,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`trial`] | [`Test`]: a named test, what it needs, whether it runs alone; the `tests!` and `both_stores!` macros |
-//! | [`require`] | [`Need`]: MariaDB, Redis, `redis-server`, nginx, tmux; probed once, missing ones reported |
+//! | [`require`] | [`Need`]: MariaDB, Redis, `redis-server`, nginx, tmux, Chromium; probed once, missing ones reported |
 //! | [`db`] | [`TestDb`]: a private SQLite file or MySQL database per test, removed on drop |
 //! | [`server`] | [`Server`]: a `chat-server` process on `127.0.0.1:0`, found by its announce line |
 //! | [`client`] | [`Client`]: a blocking protocol client where every read has a deadline |
@@ -14,6 +14,7 @@
 //! | [`nginx`] | nginx (its stream module) in front of some servers |
 //! | [`cluster`] | [`Env`] and [`Cluster`]: nodes on one MySQL database and one Redis, nginx in front |
 //! | [`tls`] | a test CA, certificates (valid, expired) and their PEM files, a rustls client config |
+//! | [`webdriver`] | [`webdriver::Driver`]: chromedriver and headless Chromium sessions over W3C WebDriver |
 //!
 //! Every wait is bounded, so a broken program fails a test instead of
 //! hanging the suite.
@@ -33,6 +34,7 @@ pub mod redis;
 pub mod require;
 pub mod server;
 pub mod tls;
+pub mod webdriver;
 pub mod ws;
 
 use std::net::TcpListener;

@@ -11,6 +11,7 @@
 //! | `redis-server` | the `redis-server` program | `redis-server --version` |
 //! | `nginx` | `/usr/sbin/nginx` and its stream module | `nginx -t` of a configuration loading the module |
 //! | `tmux` | the `tmux` program | `tmux -V` |
+//! | `chromium` | the `chromium` and `chromedriver` programs | `chromium --version`, `chromedriver --version` |
 //!
 //! So on a machine where MariaDB and Redis answer on their default local
 //! addresses, `cargo test` runs everything without any variable. A test
@@ -37,14 +38,17 @@ pub enum Need {
     Nginx,
     /// tmux, to drive `chat-client` on a terminal.
     Tmux,
+    /// Chromium and its WebDriver, to drive the browser client.
+    Chromium,
 }
 
-const ALL: [Need; 5] = [
+const ALL: [Need; 6] = [
     Need::Mysql,
     Need::Redis,
     Need::RedisServer,
     Need::Nginx,
     Need::Tmux,
+    Need::Chromium,
 ];
 
 /// The nginx of Debian's packages, and its stream module.
@@ -64,6 +68,7 @@ impl Need {
             Need::RedisServer => "redis-server",
             Need::Nginx => "nginx",
             Need::Tmux => "tmux",
+            Need::Chromium => "chromium",
         }
     }
 
@@ -75,12 +80,14 @@ impl Need {
             Need::RedisServer => "the redis-server program".to_owned(),
             Need::Nginx => format!("{NGINX} with {STREAM_MODULE}"),
             Need::Tmux => "the tmux program".to_owned(),
+            Need::Chromium => "the chromium and chromedriver programs".to_owned(),
         }
     }
 
     /// `Ok` when this machine has it, or why not; probed on the first call.
     pub fn check(self) -> Result<(), &'static str> {
-        static PROBED: [OnceLock<Result<(), String>>; 5] = [const { OnceLock::new() }; 5];
+        static PROBED: [OnceLock<Result<(), String>>; ALL.len()] =
+            [const { OnceLock::new() }; ALL.len()];
         let slot = &PROBED[self as usize];
         slot.get_or_init(|| self.probe().map_err(|e| format!("{}: {e}", self.place())))
             .as_ref()
@@ -95,6 +102,7 @@ impl Need {
             Need::RedisServer => run_ok(Command::new("redis-server").arg("--version")),
             Need::Nginx => probe_nginx(),
             Need::Tmux => run_ok(Command::new("tmux").arg("-V")),
+            Need::Chromium => probe_chromium(),
         }
     }
 }
@@ -218,6 +226,16 @@ fn probe_nginx() -> Result<(), String> {
         });
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// Both programs answer `--version` (apt-get install chromium chromium-driver).
+fn probe_chromium() -> Result<(), String> {
+    use crate::support::webdriver::{CHROMEDRIVER, CHROMIUM};
+    for program in [CHROMIUM, CHROMEDRIVER] {
+        run_ok(Command::new(program).arg("--version"))
+            .map_err(|e| format!("{e} (apt-get install chromium chromium-driver)"))?;
+    }
+    Ok(())
 }
 
 /// Runs a short command; `Ok` if it exits 0.
