@@ -17,6 +17,7 @@
 //! | [`allocator`] | [`return_large_allocations_to_the_os`]: glibc's mmap threshold |
 //! | [`token`] | [`TokenKey`]: resume tokens, HMAC-signed, and their key file |
 //! | [`sharded_map`] | [`ShardedMap`]: a hash map in independently locked shards |
+//! | [`histogram`] | [`Histogram`]: latency buckets in atomics, for `/metrics` |
 //!
 //! # Password hashing, protected in one place
 //!
@@ -61,6 +62,7 @@
 pub mod allocator;
 pub mod hash_gate;
 pub mod hash_queue;
+pub mod histogram;
 pub mod password;
 pub mod priority;
 pub mod sharded_map;
@@ -71,6 +73,7 @@ pub mod workers;
 pub use allocator::return_large_allocations_to_the_os;
 pub use hash_gate::{BusyTime, HashGate};
 pub use hash_queue::HashQueue;
+pub use histogram::Histogram;
 pub use password::PasswordHasher;
 pub use priority::Priority;
 pub use sharded_map::{Shard, ShardKey, ShardedMap};

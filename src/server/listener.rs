@@ -65,8 +65,8 @@ pub(super) fn install_callbacks(
     let svc = service.clone();
     let max_message = config.max_message;
     server.set_message_callback(
-        move |conn: &TcpConnectionPtr, buf: &mut Buffer, _: Instant| {
-            on_message(&svc, conn, buf, max_message);
+        move |conn: &TcpConnectionPtr, buf: &mut Buffer, received: Instant| {
+            on_message(&svc, conn, buf, max_message, received);
         },
     );
 
@@ -105,7 +105,15 @@ fn connection_up(conn: &TcpConnectionPtr, admission: &Admission) {
 /// A message with a number out of range gets an error reply and is
 /// skipped. Bytes that can never be a message get an error reply; then
 /// the connection is shut down and the rest of its input ignored.
-fn on_message(svc: &Arc<Service>, conn: &TcpConnectionPtr, buf: &mut Buffer, max_message: usize) {
+fn on_message(
+    svc: &Arc<Service>,
+    conn: &TcpConnectionPtr,
+    buf: &mut Buffer,
+    max_message: usize,
+    received: Instant,
+) {
+    // The loop's wake-up time, already read: the delivery latency's start.
+    let received = (!metrics::off()).then_some(received);
     let Some(cx) = conn.context::<Context>() else {
         buf.retrieve_all();
         return;
@@ -129,7 +137,7 @@ fn on_message(svc: &Arc<Service>, conn: &TcpConnectionPtr, buf: &mut Buffer, max
             Ok(Some((obj, consumed))) => {
                 buf.retrieve(consumed);
                 metrics::count_request(&obj);
-                svc.handle(&cx.peer, &cx.session, obj);
+                svc.handle_at(&cx.peer, &cx.session, obj, received);
             }
             Ok(None) => return,
             Err(e) => {

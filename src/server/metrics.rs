@@ -10,8 +10,10 @@
 //! (src/server/web/readiness.rs), off the I/O threads: the users logged
 //! in and the process's RSS, CPU time and open descriptors, read from
 //! `/proc`. Store calls are timed by `TimedStore` (timed_store.rs) into
-//! one [`Histogram`] per operation. A scrape, on a web I/O thread, only
-//! reads atomics.
+//! one histogram per operation, and live deliveries of chat messages by
+//! the service (src/service/latency.rs: the read's instant travels with
+//! the message), both into `runtime::Histogram`s (atomic buckets). A
+//! scrape, on a web I/O thread, only reads atomics.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
@@ -25,10 +27,8 @@ use serde_json::{Map, Value};
 
 use crate::cluster::ClusterStats;
 
-mod histogram;
 mod process;
 
-pub use histogram::Histogram;
 use process::process_sample;
 
 /// The label set of exemplars, which these histograms do not have.
@@ -86,7 +86,8 @@ pub fn disable() {
     METRICS.off.store(true, Ordering::Relaxed);
 }
 
-fn off() -> bool {
+/// Whether counting is off (`--metrics off`); any thread.
+pub fn off() -> bool {
     METRICS.off.load(Ordering::Relaxed)
 }
 
@@ -294,6 +295,15 @@ impl Collector for ChatCollector {
                 .encode_family(&labels)?
                 .encode_histogram::<NoLabels>(sum, count, &buckets, None)?;
         }
+        let (sum, count, buckets) = crate::service::latency::LATENCY.snapshot();
+        encoder
+            .encode_descriptor(
+                "chat_delivery_latency_seconds",
+                "From reading a chat message to handing it to a recipient's connection, per live delivery",
+                None,
+                MetricType::Histogram,
+            )?
+            .encode_histogram::<NoLabels>(sum, count, &buckets, None)?;
         if m.cluster_on.load(Ordering::Relaxed) {
             let names = [
                 (
@@ -367,6 +377,14 @@ mod tests {
         assert!(text.contains("# TYPE chat_messages counter\n"), "{text}");
         assert!(
             text.contains("chat_messages_total{kind=\"chat\"} "),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE chat_delivery_latency_seconds histogram\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("chat_delivery_latency_seconds_bucket{le=\"0.00005\"} "),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");

@@ -170,6 +170,7 @@ pub fn deliver_here(svc: &Arc<Service>, to: i64, conv: i64, seq: i64, bytes: &[u
         conv,
         seq,
         bytes: Some(bytes.to_vec()),
+        received: None, // read on another node: not measured
     };
     delivery::push(svc, to, d).is_none()
 }
@@ -185,6 +186,7 @@ fn deliver_if_here(svc: &Arc<Service>, to: i64, conv: i64, seq: i64, bytes: Vec<
         conv,
         seq,
         bytes: Some(bytes),
+        received: None,
     };
     let _ = delivery::push(svc, to, d);
 }

@@ -5,6 +5,7 @@
 //! the kernel) are explained there.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 
 use crate::model::Conv;
 
@@ -18,6 +19,9 @@ pub struct Delivery {
     /// The bytes to send; `None` for the user's own message, which only
     /// moves their cursor.
     pub bytes: Option<Vec<u8>>,
+    /// When the sender's connection read it, if its live delivery is
+    /// measured ([`super::latency`]).
+    pub received: Option<Instant>,
 }
 
 /// The most handed-but-unconfirmed positions one connection remembers;

@@ -21,7 +21,8 @@
 //!
 //! Sends happen under the user's online-map shard lock, so that two
 //! threads pushing to one user (a log thread and a fill, or the subscriber)
-//! cannot reorder what they both checked against the cursor.
+//! cannot reorder what they both checked against the cursor. A live
+//! send is timed for `/metrics` ([`super::latency`]).
 //!
 //! # Persistence
 //!
@@ -43,6 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use super::cursors::{Cursors, Delivery};
+use super::latency;
 use super::online::{Presence, MAX_BUFFERED};
 use super::{user_key, PeerRef, Service};
 use crate::model::Conv;
@@ -92,8 +94,12 @@ fn offer(shard: &mut super::online::Shard, uid: i64, d: Delivery) -> Offered {
         Some(Presence::LoggingIn { buffered, .. }) => {
             // Beyond the bound the message is dropped here; after the login
             // the next one finds a gap and the fill reads it.
+            // Handed over after the login: not a live delivery.
             if buffered.len() < MAX_BUFFERED {
-                buffered.push(d);
+                buffered.push(Delivery {
+                    received: None,
+                    ..d
+                });
             }
             Offered::Done
         }
@@ -113,6 +119,9 @@ fn offer_online(peer: &PeerRef, cursors: &mut Cursors, d: Delivery) -> Offered {
     match d.bytes {
         Some(bytes) => {
             let end = peer.send_counted(bytes);
+            if end.is_some() {
+                latency::observe(d.received);
+            }
             cursors.handed(d.conv, d.seq, end, peer.written());
         }
         None => cursors.own(d.conv, d.seq, peer.written()),

@@ -72,6 +72,7 @@ pub mod group_cache;
 pub mod groups;
 pub mod history;
 pub mod known;
+pub mod latency;
 pub mod limits;
 pub mod login_limits;
 pub mod msglog;
@@ -86,7 +87,7 @@ mod tests;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -214,6 +215,9 @@ pub struct Ctx {
     pub session: Arc<Session>,
     /// The request's msgId.
     pub req: i64,
+    /// When the request was read, if delivery latency is measured
+    /// ([`latency`]).
+    pub received: Option<Instant>,
 }
 
 impl Ctx {
@@ -611,6 +615,18 @@ impl Service {
         session: &Arc<Session>,
         obj: Map<String, Value>,
     ) {
+        self.handle_at(peer, session, obj, None);
+    }
+
+    /// [`handle`](Self::handle) a request read at `received`, to measure
+    /// its delivery's latency ([`latency`]; `None`: not measured).
+    pub fn handle_at(
+        self: &Arc<Self>,
+        peer: &PeerRef,
+        session: &Arc<Session>,
+        obj: Map<String, Value>,
+        received: Option<Instant>,
+    ) {
         // Behind a login: hold it for the login's end to replay, within the
         // count and the bytes (the session's and the process's).
         {
@@ -650,6 +666,7 @@ impl Service {
             peer: peer.clone(),
             session: session.clone(),
             req: request.msg_id(),
+            received,
         };
         // Login and register have their own bounds (the hashing pool's);
         // everything else draws on a rate limit first.

@@ -32,6 +32,7 @@ mod half_open;
 mod hashing;
 mod load;
 mod log;
+mod metrics;
 mod prelogin;
 mod protocol;
 mod quotas;
@@ -70,6 +71,7 @@ fn main() -> ExitCode {
         reliability::tests(),
         restart::tests(),
         web::tests(),
+        metrics::tests(),
         log::tests(),
         storage::tests(),
         tls::tests(),

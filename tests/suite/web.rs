@@ -42,7 +42,7 @@ pub fn tests() -> Vec<Test> {
 
 /// Sends raw `request` bytes and reads until the server closes or
 /// `responses` responses have arrived; returns what came.
-fn http(web: SocketAddr, request: &str, responses: usize) -> String {
+pub(crate) fn http(web: SocketAddr, request: &str, responses: usize) -> String {
     let mut s = TcpStream::connect(web).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
@@ -297,7 +297,7 @@ fn ws_limits_are_the_tcp_listeners() {
 }
 
 /// The value of the sample `series` (name and labels, exactly) in a scrape.
-fn sample(text: &str, series: &str) -> f64 {
+pub(crate) fn sample(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())

@@ -179,13 +179,15 @@ impl WebSocketHandler for ChatSocket {
             ws.close(close_code::UNSUPPORTED, "text frames only");
             return;
         };
+        // One clock read per frame, for the delivery latency.
+        let received = (!metrics::off()).then(Instant::now);
         let mut rest = text.as_bytes();
         while !ws.closing() {
             match codec::decode(rest, self.max_message) {
                 Ok(Some((obj, consumed))) => {
                     rest = rest.get(consumed..).unwrap_or_default();
                     metrics::count_request(&obj);
-                    self.svc.handle(peer, session, obj);
+                    self.svc.handle_at(peer, session, obj, received);
                 }
                 Ok(None) if rest.iter().all(u8::is_ascii_whitespace) => return,
                 Ok(None) => {

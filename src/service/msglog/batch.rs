@@ -164,6 +164,7 @@ fn hand_on(svc: &Arc<Service>, post: &Post, to: &Recipients, body: &str, at: Sto
         conv: at.conv,
         seq: at.seq,
         bytes,
+        received: post.ctx.received,
     };
     match to {
         // Writing to oneself: the message comes back like any other.
