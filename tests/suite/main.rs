@@ -42,6 +42,7 @@ mod tls;
 mod tokens;
 mod web;
 mod web_browser;
+mod web_tls;
 
 use std::process::ExitCode;
 
@@ -70,6 +71,7 @@ fn main() -> ExitCode {
         reliability::tests(),
         restart::tests(),
         web::tests(),
+        web_tls::tests(),
         log::tests(),
         storage::tests(),
         tls::tests(),
