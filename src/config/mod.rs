@@ -89,6 +89,12 @@ pub const OPTIONS: &[Opt] = &[
         help: "web listener: the browser client, /ws (JSON over WebSocket), /healthz, /readyz, /metrics; off disables",
     },
     Opt {
+        key: "https",
+        value: "ADDR",
+        default: "",
+        help: "also serve the web listener's routes here over TLS (https:, wss:; needs --tls-cert and --tls-key, the same certificate as --tls-listen)",
+    },
+    Opt {
         key: "metrics",
         value: "on|off",
         default: "on",
@@ -415,6 +421,8 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// The web listener (`--http`); `None` when `off`.
     pub http: Option<SocketAddr>,
+    /// The web listener over TLS (`--https`); `None`: none.
+    pub https: Option<SocketAddr>,
     /// Whether traffic is counted for `/metrics` (`--metrics`).
     pub metrics: bool,
     /// How long SIGTERM leaves the listeners open (`--drain-grace`).
@@ -623,6 +631,15 @@ impl Config {
             ),
             None => Some(SocketAddr::from(([127, 0, 0, 1], 6080))),
         };
+        let https = match get("https") {
+            Some((v, _)) if v.trim().is_empty() => None,
+            Some((v, from)) => Some(
+                v.trim()
+                    .parse()
+                    .map_err(|e| bad("https", from, &v, format!("{e}")))?,
+            ),
+            None => None,
+        };
         let count = |key: &str, default: usize, min: usize| -> Result<usize, ConfigError> {
             match get(key) {
                 Some((v, from)) => match v.trim().parse::<usize>() {
@@ -721,6 +738,7 @@ impl Config {
             tls_cert: path("tls-cert"),
             tls_key: path("tls-key"),
             http,
+            https,
             threads: count("threads", cores, 0)?,
             workers: count("workers", 4, 1)?,
             hash_threads: count("hash-threads", 1, 1)?,
@@ -796,12 +814,18 @@ impl Config {
         Ok(config)
     }
 
-    /// A TLS listener needs its certificate and key.
+    /// A TLS listener (chat or web) needs its certificate and key.
     fn check_tls(&self) -> Result<(), ConfigError> {
-        if self.tls_listen.is_some() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
-            return Err(ConfigError(
-                "--tls-listen needs --tls-cert FILE and --tls-key FILE (PEM)".into(),
-            ));
+        let missing = self.tls_cert.is_none() || self.tls_key.is_none();
+        for (flag, set) in [
+            ("--tls-listen", self.tls_listen.is_some()),
+            ("--https", self.https.is_some()),
+        ] {
+            if set && missing {
+                return Err(ConfigError(format!(
+                    "{flag} needs --tls-cert FILE and --tls-key FILE (PEM)"
+                )));
+            }
         }
         Ok(())
     }

@@ -371,6 +371,31 @@ fn tls_listener_needs_a_certificate_and_a_key() {
 }
 
 #[test]
+fn https_is_off_by_default_and_needs_a_certificate_and_a_key() {
+    assert!(run(&[], &[]).unwrap().https.is_none());
+    let c = run(
+        &[
+            "--https",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.https, Some("127.0.0.1:0".parse().unwrap()));
+    assert!(c.tls_listen.is_none());
+    let err = run(&["--https", "127.0.0.1:0", "--tls-key", "k.pem"], &[]).unwrap_err();
+    assert!(
+        err.0.contains("--https") && err.0.contains("--tls-cert"),
+        "{err}"
+    );
+    assert!(run(&["--https", "nowhere"], &[]).is_err());
+}
+
+#[test]
 fn token_ttl_and_key_file() {
     let c = run(&[], &[]).unwrap();
     assert_eq!(c.token_ttl, Duration::from_secs(30 * 86_400));

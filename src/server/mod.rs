@@ -21,7 +21,8 @@
 //! The web listener (`--http`, web/) serves the page, `/ws` (a second
 //! `Peer`, `WsPeer`, admitted and swept as TCP connections are:
 //! admission.rs, idle.rs), `/healthz`, `/readyz` and `/metrics`
-//! (metrics.rs) on its own I/O threads.
+//! (metrics.rs) on its own I/O threads; `--https` serves the same routes
+//! over TLS on a second one, with the TLS chat listener's acceptor.
 //!
 //! [`run`] is the whole life of a server process: open the store, reset
 //! users a crash left online, listen, join the cluster (with `--redis`),
@@ -109,7 +110,8 @@ pub fn run(config: &Config) -> Result<(), Error> {
     let mut lp = EventLoop::new()?;
     let mut server = TcpServer::new(&lp, config.listen, "ChatServer", ServerOption::NoReusePort)?;
     server.set_thread_num(config.threads);
-    let tls = tls::listener(&lp, config)?;
+    let acceptor = tls::acceptor(config)?;
+    let tls = tls::listener(&lp, config, acceptor.as_ref())?;
     let cluster = cluster::join(config, &service, server.listen_addr())?;
     let admission = Admission::new(config);
     listener::install_callbacks(&mut server, &service, config, &admission);
@@ -131,37 +133,31 @@ pub fn run(config: &Config) -> Result<(), Error> {
         admission: admission.clone(),
         inspector: inspector.clone(),
     };
-    let mut web = match config.http {
-        Some(addr) => Some(
-            web::start(&mut lp, addr, config, web_parts)
-                .map_err(|e| format!("--http {addr}: {e}"))?,
-        ),
-        None => None,
-    };
+    let mut webs = web::start_all(&mut lp, config, &web_parts, acceptor.as_ref())?;
     server.start(&mut lp)?;
     let mut loops = busy_time_sources(&server);
-    let mut reload = None;
     let mut tls_server = None;
-    if let Some((mut s, acceptor)) = tls {
+    if let Some(mut s) = tls {
         listener::install_callbacks(&mut s, &service, config, &admission);
         s.start(&mut lp)?;
         loops.extend(busy_time_sources(&s));
-        if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
-            reload = Some(tls::reloader(acceptor, cert.clone(), key.clone()));
-        }
         announce_tls(s.listen_addr());
         tls_server = Some(s);
     }
-    if let Some(web) = &web {
+    let reload = match (acceptor, &config.tls_cert, &config.tls_key) {
+        (Some(a), Some(cert), Some(key)) => Some(tls::reloader(a, cert.clone(), key.clone())),
+        _ => None,
+    };
+    for (_, web) in &webs {
         loops.extend(web.io_loops().into_iter().map(busy_time));
     }
     service.watch_io_loops(loops);
-    inspector.set_loops(named_loops(&server, tls_server.as_ref(), web.as_ref()));
+    inspector.set_loops(named_loops(&server, tls_server.as_ref(), &webs));
     let draining = readiness.clone();
     let on_first = move || draining.set_draining();
     let stop = shutdown::on_signals(lp.handle(), config.drain_grace, on_first, reload)?;
-    if let Some(web) = &web {
-        let line = format!("web client: http://{}/", web.listen_addr());
+    for (scheme, web) in &webs {
+        let line = format!("web client: {scheme}://{}/", web.listen_addr());
         log::info!("{line}");
         eprintln!("{line}");
     }
@@ -175,12 +171,12 @@ pub fn run(config: &Config) -> Result<(), Error> {
     if let Some(s) = tls_server.as_mut() {
         s.stop_accepting(&mut lp);
     }
-    if let Some(web) = web.as_mut() {
+    for (_, web) in &mut webs {
         web.stop_accepting(&mut lp);
     }
     drop(tls_server);
     drop(server); // closes every connection and joins the I/O threads
-    drop(web); // the same for the web listener's
+    drop(webs); // the same for the web listeners'
     readiness.stop();
     checker.thread().unpark();
     let _ = checker.join();
@@ -224,17 +220,20 @@ fn busy_time_sources(server: &TcpServer) -> Vec<BusyTime> {
 fn named_loops(
     server: &TcpServer,
     tls: Option<&TcpServer>,
-    web: Option<&HttpServer>,
+    webs: &[(&'static str, HttpServer)],
 ) -> Vec<(String, EventLoopHandle)> {
     let name = |kind: &'static str, loops: Vec<EventLoopHandle>| {
         let named = loops.into_iter().enumerate();
         named.map(move |(i, lp)| (format!("{kind}-{i}"), lp))
     };
     let tls = tls.map(TcpServer::io_loops).unwrap_or_default();
-    let web = web.map(HttpServer::io_loops).unwrap_or_default();
+    let webs = webs.iter().flat_map(|(scheme, web)| {
+        let kind = if *scheme == "https" { "web-tls" } else { "web" };
+        name(kind, web.io_loops())
+    });
     name("tcp", server.io_loops())
         .chain(name("tls", tls))
-        .chain(name("web", web))
+        .chain(webs)
         .collect()
 }
 

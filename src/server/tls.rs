@@ -1,6 +1,7 @@
 //! The TLS listener (`--tls-listen`): the same protocol, the same
-//! callbacks, over TLS, beside the plain listener, and the reload of its
-//! certificate on SIGHUP.
+//! callbacks, over TLS, beside the plain listener; the acceptor it shares
+//! with the web listener over TLS (`--https`, web/); and the reload of
+//! their certificate on SIGHUP.
 //!
 //! ```text
 //!  start (main thread)            SIGHUP (signal thread)         I/O threads
@@ -10,8 +11,9 @@
 //!
 //! The files are read at start and on the signal thread only, never on an
 //! I/O thread. A connection keeps the certificate it was made with, so a
-//! reload drops nothing. The TLS server has I/O threads of its own
-//! (`--threads` of them), running the same callbacks as the plain one.
+//! reload drops nothing, and one reload serves both listeners. The TLS
+//! chat server has I/O threads of its own (`--threads` of them), running
+//! the same callbacks as the plain one.
 
 use std::path::{Path, PathBuf};
 
@@ -20,32 +22,45 @@ use net::{EventLoop, ServerOption, TcpServer, TlsAcceptor};
 use super::Error;
 use crate::config::Config;
 
-/// The TLS server, not yet started, and its acceptor (for reloads); `None`
-/// without `--tls-listen`. Reads the certificate and key.
+/// The one acceptor of both TLS listeners (`--tls-listen`, `--https`), so
+/// one SIGHUP reloads both; `None` when neither is set. Reads the
+/// certificate and key.
 ///
 /// # Errors
-/// The files cannot be read or do not make a key pair, or the address
-/// cannot be bound.
-pub(super) fn listener(
-    lp: &EventLoop,
-    config: &Config,
-) -> Result<Option<(TcpServer, TlsAcceptor)>, Error> {
-    let Some(addr) = config.tls_listen else {
+/// The files cannot be read or do not make a key pair.
+pub(super) fn acceptor(config: &Config) -> Result<Option<TlsAcceptor>, Error> {
+    if config.tls_listen.is_none() && config.https.is_none() {
         return Ok(None);
-    };
+    }
     let (cert, key) = files(config)?;
     let acceptor =
         TlsAcceptor::from_pem_files(cert, key).map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
+    Ok(Some(acceptor))
+}
+
+/// The TLS chat server, not yet started, on `acceptor`; `None` without
+/// `--tls-listen`.
+///
+/// # Errors
+/// The address cannot be bound.
+pub(super) fn listener(
+    lp: &EventLoop,
+    config: &Config,
+    acceptor: Option<&TlsAcceptor>,
+) -> Result<Option<TcpServer>, Error> {
+    let (Some(addr), Some(acceptor)) = (config.tls_listen, acceptor) else {
+        return Ok(None);
+    };
     let mut server = TcpServer::new(lp, addr, "ChatServerTLS", ServerOption::NoReusePort)?;
     server.set_thread_num(config.threads);
     server.set_tls(acceptor.clone());
-    Ok(Some((server, acceptor)))
+    Ok(Some(server))
 }
 
 fn files(config: &Config) -> Result<(&Path, &Path), Error> {
     match (&config.tls_cert, &config.tls_key) {
         (Some(c), Some(k)) => Ok((c, k)),
-        _ => Err("--tls-listen needs --tls-cert and --tls-key".into()),
+        _ => Err("--tls-listen and --https need --tls-cert and --tls-key".into()),
     }
 }
 

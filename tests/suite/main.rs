@@ -43,6 +43,7 @@ mod tls;
 mod tokens;
 mod web;
 mod web_browser;
+mod web_tls;
 
 use std::process::ExitCode;
 
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
         restart::tests(),
         web::tests(),
         metrics::tests(),
+        web_tls::tests(),
         log::tests(),
         storage::tests(),
         tls::tests(),

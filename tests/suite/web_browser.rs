@@ -21,6 +21,7 @@
 use serde_json::{json, Value};
 
 use crate::support::client::nested;
+use crate::support::tls::{TestCa, TlsDir};
 use crate::support::webdriver::{Driver, Session};
 use crate::support::{free_port, Need, Server, Test, TestDb};
 
@@ -29,7 +30,8 @@ pub fn tests() -> Vec<Test> {
         browser_users_chat_with_each_other_and_tcp,
         browser_reconnects_and_catches_up,
         history_loads_as_you_scroll_up,
-        friends_and_groups_are_managed_in_the_page
+        friends_and_groups_are_managed_in_the_page,
+        the_page_works_over_https_and_wss
     ]
     .into_iter()
     .map(|t| t.needs(&[Need::Chromium]))
@@ -491,4 +493,49 @@ fn friends_and_groups_are_managed_in_the_page(db: TestDb) {
     ann_page.accept_alert();
     wait_toast(&ann_page, "Friend removed.");
     wait_entry(&ann_page, &ben_key, Value::is_null);
+}
+
+/// The page loaded over `--https` talks `wss:` (a browser refuses `ws:`
+/// from an https page): a user signs up in it and chats with a TCP user.
+fn the_page_works_over_https_and_wss(db: TestDb) {
+    let (ca, dir) = (TestCa::new(), TlsDir::new());
+    let (cert, key) = dir.pair(&ca.issue(false));
+    let args = [
+        "--https",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+    ];
+    let server = Server::start(&db, &args);
+    let port = server.web_tls.expect("the https listener's address").port();
+    let web = format!("https://localhost:{port}");
+    let driver = Driver::start();
+    let page = driver.insecure_session(1100, 720);
+
+    let ann = register(&page, &web, "ann", "ann's secret");
+    let scheme = page.script("return location.protocol;", &[]);
+    assert_eq!(scheme, "https:");
+    let mut carol = server.user("carol");
+    let carol_key = format!("u:{}", carol.uid);
+    open_tools(&page);
+    page.type_into("#add-friend-input", &carol.uid.to_string());
+    page.click("#add-friend-btn");
+    wait_entry(&page, &carol_key, |v| v[0] == "online");
+    open(&page, &carol_key);
+    say(&page, "over wss");
+    // Past the friend request's notice, if one came first.
+    let got = loop {
+        let v = carol.recv();
+        if v["msgId"] == 9 {
+            break v;
+        }
+    };
+    assert_eq!(
+        (got["from"].as_i64(), got["msg"].as_str()),
+        (Some(ann), Some("over wss"))
+    );
+    carol.chat(ann, "back over tcp");
+    wait_bubble(&page, "back over tcp", false);
 }

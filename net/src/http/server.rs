@@ -25,7 +25,9 @@ use super::response::HttpResponse;
 use crate::websocket::{
     close_code, handshake, opcode, FrameReader, WebSocket, WebSocketHandler, WsEvent, WsLimits,
 };
-use crate::{Buffer, EventLoop, EventLoopHandle, ServerOption, TcpConnectionPtr, TcpServer};
+use crate::{
+    Buffer, EventLoop, EventLoopHandle, ServerOption, TcpConnectionPtr, TcpServer, TlsAcceptor,
+};
 
 /// What the callback answers a request with.
 pub enum Reply {
@@ -117,6 +119,14 @@ impl HttpServer {
     /// The I/O threads (0: the main loop does the I/O too). Before `start`.
     pub fn set_thread_num(&mut self, n: usize) {
         self.server.set_thread_num(n);
+    }
+
+    /// Serves HTTPS (and `wss:` upgrades): every connection is TLS with
+    /// `acceptor`'s configuration, as [`TcpServer::set_tls`]; the routes see
+    /// the plaintext. A client that does not speak TLS is closed after the
+    /// handshake fails. Before `start`.
+    pub fn set_tls(&mut self, acceptor: TlsAcceptor) {
+        self.server.set_tls(acceptor);
     }
 
     /// The TCP server underneath, for its other settings. Before `start`.

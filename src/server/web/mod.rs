@@ -1,5 +1,8 @@
 //! The web listener (`--http`): the browser client, `/ws`, and the
-//! operator's endpoints, on net's [`HttpServer`].
+//! operator's endpoints, on net's [`HttpServer`]; and the same routes over
+//! TLS (`--https`: `https:` and `wss:`), on a second listener with I/O
+//! threads of its own and the chat TLS listener's acceptor (src/server/tls.rs),
+//! so one SIGHUP reloads the certificate of both.
 //!
 //! | route | answer |
 //! |---|---|
@@ -28,7 +31,7 @@ use std::sync::Arc;
 
 use net::http::{HttpCallback, HttpRequest, HttpResponse, HttpServer, Limits, Reply};
 use net::websocket::WsLimits;
-use net::{EventLoop, KeepAlive, TcpConnectionPtr};
+use net::{EventLoop, KeepAlive, TcpConnectionPtr, TlsAcceptor};
 
 pub use inspect::Inspector;
 pub use readiness::Readiness;
@@ -44,6 +47,7 @@ const APP_JS: &str = include_str!("../../web/app.js");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
 
 /// What the web listener is given by the server.
+#[derive(Clone)]
 pub struct Parts {
     /// The service `/ws` feeds.
     pub svc: Arc<Service>,
@@ -65,17 +69,44 @@ struct Routes {
     inspector: Arc<Inspector>,
 }
 
-/// Binds the web listener on `addr` with `--threads` I/O threads (one at
-/// least) and the TCP listener's keepalive and high-water mark, serving
-/// until it is dropped; the main loop's thread.
+/// The web listeners `--http` and `--https` ask for, started, each with
+/// its scheme ("http", "https"); `acceptor` is the TLS one (`Some` when
+/// `--https` is set). The main loop's thread.
+///
+/// # Errors
+/// Which listener could not start, and why.
+pub fn start_all(
+    lp: &mut EventLoop,
+    config: &Config,
+    parts: &Parts,
+    acceptor: Option<&TlsAcceptor>,
+) -> Result<Vec<(&'static str, HttpServer)>, String> {
+    let mut started = Vec::new();
+    if let Some(addr) = config.http {
+        let server = start(lp, addr, config, parts.clone(), None)
+            .map_err(|e| format!("--http {addr}: {e}"))?;
+        started.push(("http", server));
+    }
+    if let (Some(addr), Some(acceptor)) = (config.https, acceptor) {
+        let server = start(lp, addr, config, parts.clone(), Some(acceptor.clone()))
+            .map_err(|e| format!("--https {addr}: {e}"))?;
+        started.push(("https", server));
+    }
+    Ok(started)
+}
+
+/// Binds a web listener on `addr` with `--threads` I/O threads (one at
+/// least) and the TCP listener's keepalive and high-water mark, over TLS
+/// with `tls`, serving until it is dropped; the main loop's thread.
 ///
 /// # Errors
 /// When the address cannot be bound (in use, say) or a thread not started.
-pub fn start(
+fn start(
     lp: &mut EventLoop,
     addr: SocketAddr,
     config: &Config,
     parts: Parts,
+    tls: Option<TlsAcceptor>,
 ) -> std::io::Result<HttpServer> {
     let admission = parts.admission.clone();
     let routes = Routes {
@@ -92,9 +123,17 @@ pub fn start(
         max_frame: config.max_message + 16,
         max_message: config.max_message + 16,
     };
+    let name = if tls.is_some() {
+        "ChatWebTLS"
+    } else {
+        "ChatWeb"
+    };
     let mut server =
-        HttpServer::with_limits(lp, addr, "ChatWeb", callback, Limits::default(), ws_limits)?;
+        HttpServer::with_limits(lp, addr, name, callback, Limits::default(), ws_limits)?;
     server.set_thread_num(config.threads.max(1));
+    if let Some(acceptor) = tls {
+        server.set_tls(acceptor);
+    }
     let tcp = server.tcp_server();
     // The same sweep as the TCP listener's loops (idle and login timeouts),
     // over this listener's WebSockets.

@@ -16,6 +16,7 @@ enum Line {
     Main,
     Tls,
     Web,
+    WebTls,
 }
 
 /// A running `chat-server`, killed on drop.
@@ -28,6 +29,8 @@ pub struct Server {
     pub tls_addr: Option<SocketAddr>,
     /// Where its web listener listens, when it has one.
     pub web: Option<SocketAddr>,
+    /// Where its web listener over TLS (`--https`) listens, when it has one.
+    pub web_tls: Option<SocketAddr>,
     log: Arc<Mutex<String>>,
     /// The store of a server started with [`Server::fresh`], removed after
     /// the process is killed.
@@ -118,6 +121,8 @@ impl Server {
                     let _ = tx.send((Line::Tls, rest.trim().to_owned()));
                 } else if let Some(rest) = line.strip_prefix("web client: http://") {
                     let _ = tx.send((Line::Web, rest.trim_end_matches('/').to_owned()));
+                } else if let Some(rest) = line.strip_prefix("web client: https://") {
+                    let _ = tx.send((Line::WebTls, rest.trim_end_matches('/').to_owned()));
                 }
                 let mut log = log2.lock().unwrap();
                 if log.len() < 1 << 20 {
@@ -129,10 +134,12 @@ impl Server {
         // The TLS and web listeners' lines, when there are any, come first.
         let mut tls_addr = None;
         let mut web = None;
+        let mut web_tls = None;
         let addr = loop {
             match rx.recv_timeout(Duration::from_secs(60)) {
                 Ok((Line::Tls, a)) => tls_addr = Some(a.parse().expect("TLS listen address")),
                 Ok((Line::Web, a)) => web = Some(a.parse().expect("web address")),
+                Ok((Line::WebTls, a)) => web_tls = Some(a.parse().expect("https address")),
                 Ok((Line::Main, a)) => break a.parse().expect("listen address"),
                 Err(_) => {
                     let _ = child.kill();
@@ -145,6 +152,7 @@ impl Server {
             addr,
             tls_addr,
             web,
+            web_tls,
             log,
             own_db: None,
         }

@@ -85,8 +85,20 @@ impl Driver {
     /// A new headless Chromium with a profile of its own (no cookies or
     /// storage shared with other sessions), `width`×`height` pixels.
     pub fn session(&self, width: u32, height: u32) -> Session<'_> {
+        self.session_with(width, height, false)
+    }
+
+    /// As [`Driver::session`], trusting any certificate (WebDriver's
+    /// `acceptInsecureCerts`), for a server whose certificate a test CA
+    /// signed.
+    pub fn insecure_session(&self, width: u32, height: u32) -> Session<'_> {
+        self.session_with(width, height, true)
+    }
+
+    fn session_with(&self, width: u32, height: u32, insecure: bool) -> Session<'_> {
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
+            "acceptInsecureCerts": insecure,
             "goog:chromeOptions": {
                 "binary": which(CHROMIUM),
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",

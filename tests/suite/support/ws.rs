@@ -1,9 +1,13 @@
 //! [`WsClient`]: a blocking WebSocket client of a server's `/ws`, speaking
-//! the chat protocol one JSON object per text frame (tungstenite's client).
+//! the chat protocol one JSON object per text frame (tungstenite's client),
+//! over TCP (`ws:`) or over rustls (`wss:`, [`WsClient::connect_tls`]).
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use net::tls::rustls::{self, pki_types::ServerName, ClientConfig, ClientConnection};
 
 use serde_json::{json, Value};
 use tungstenite::protocol::CloseFrame;
@@ -22,9 +26,15 @@ pub enum WsRecv {
     Timeout,
 }
 
+/// A byte stream tungstenite can run over: TCP or TLS over TCP.
+pub trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
 /// One WebSocket connection to `/ws`.
 pub struct WsClient {
-    ws: WebSocket<TcpStream>,
+    ws: WebSocket<Box<dyn Stream>>,
+    /// The socket under the stream, for its read timeout.
+    sock: TcpStream,
     /// The account logged in on it (0: none).
     pub uid: i64,
     /// Its name.
@@ -34,13 +44,32 @@ pub struct WsClient {
 impl WsClient {
     /// Connects to `ws://web/ws`.
     pub fn connect(web: SocketAddr) -> WsClient {
-        let stream = TcpStream::connect(web).expect("connect to the web listener");
-        stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-        let (ws, response) = tungstenite::client(format!("ws://{web}/ws"), stream)
-            .unwrap_or_else(|e| panic!("WebSocket handshake with {web}: {e}"));
+        let sock = TcpStream::connect(web).expect("connect to the web listener");
+        sock.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        let stream: Box<dyn Stream> = Box::new(sock.try_clone().expect("clone the socket"));
+        WsClient::handshake(format!("ws://{web}/ws"), stream, sock)
+    }
+
+    /// Connects to `wss://localhost:PORT/ws` at `web`, trusting what
+    /// `config` trusts.
+    pub fn connect_tls(web: SocketAddr, config: &Arc<ClientConfig>) -> WsClient {
+        let sock = TcpStream::connect(web).expect("connect to the web listener over TLS");
+        sock.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        let name = ServerName::try_from("localhost").expect("server name");
+        let conn = ClientConnection::new(config.clone(), name).expect("TLS client");
+        let tcp = sock.try_clone().expect("clone the socket");
+        let stream: Box<dyn Stream> = Box::new(rustls::StreamOwned::new(conn, tcp));
+        let url = format!("wss://localhost:{}/ws", web.port());
+        WsClient::handshake(url, stream, sock)
+    }
+
+    fn handshake(url: String, stream: Box<dyn Stream>, sock: TcpStream) -> WsClient {
+        let (ws, response) = tungstenite::client(url.as_str(), stream)
+            .unwrap_or_else(|e| panic!("WebSocket handshake with {url}: {e}"));
         assert_eq!(response.status().as_u16(), 101);
         WsClient {
             ws,
+            sock,
             uid: 0,
             name: String::new(),
         }
@@ -66,7 +95,7 @@ impl WsClient {
             if left.is_zero() {
                 return WsRecv::Timeout;
             }
-            let _ = self.ws.get_mut().set_read_timeout(Some(left));
+            let _ = self.sock.set_read_timeout(Some(left));
             match self.ws.read() {
                 Ok(Message::Text(t)) => {
                     return WsRecv::Json(
@@ -131,7 +160,13 @@ impl WsClient {
 
     /// Registers `name` with password `secret` and logs in.
     pub fn user(web: SocketAddr, name: &str) -> WsClient {
-        let mut c = WsClient::connect(web);
+        WsClient::connect(web).sign_up(name)
+    }
+
+    /// Registers `name` with password `secret` on this connection and
+    /// logs in.
+    pub fn sign_up(self, name: &str) -> WsClient {
+        let mut c = self;
         c.send(&json!({"msgId": 5, "username": name, "password": "secret"}));
         let v = c.expect_errno(6, 0);
         c.uid = v["uid"].as_i64().expect("uid");
