@@ -73,7 +73,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// cannot be started.
 pub fn run(config: &Config) -> Result<(), Error> {
     runtime::return_large_allocations_to_the_os();
-    let store = timed_store::TimedStore::wrap(storage::open(&config.db)?);
+    let store = timed_store::TimedStore::wrap(storage::open(&config.db)?, config.metrics);
     // In cluster mode the other nodes' users are in the same table: Redis's
     // claims, not the `state` column, say who is online.
     if config.redis.is_none() {
