@@ -14,6 +14,9 @@
 //!                       TCP keepalive on every accepted socket    ◄── Peer::close_with (takeover)
 //! ```
 //!
+//! The chat port's callbacks are in listener.rs, one set for the plain and
+//! the TLS listener (`--tls-listen`, tls.rs).
+//!
 //! This folder is the only part of the chat server that imports net: the
 //! service sees each connection as a [`Peer`](crate::service::Peer),
 //! implemented here by `TcpPeer` (peer.rs), and the server keeps the peer
