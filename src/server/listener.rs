@@ -29,15 +29,7 @@ pub(super) fn install_callbacks(
     config: &Config,
     admission: &Admission,
 ) {
-    // Peers gone without a FIN are reset by the kernel, then close as any
-    // connection does (and leave the online map).
-    if let Some(ka) = config.keepalive {
-        server.set_keep_alive(KeepAlive {
-            idle: ka.idle,
-            interval: ka.interval,
-            probes: ka.probes,
-        });
-    }
+    set_connection_bounds(server, config);
     let sweep_rules = admission.rules.clone();
     server.set_thread_init_callback(move |lp: &mut EventLoop| {
         idle::install(lp, sweep_rules.clone());
@@ -69,7 +61,20 @@ pub(super) fn install_callbacks(
             on_message(&svc, conn, buf, max_message, received);
         },
     );
+}
 
+/// What every listener's connections share, the web listener's too: TCP
+/// keepalive (peers gone without a FIN are reset by the kernel, then close
+/// as any connection does and leave the online map) and the high-water
+/// mark that drops a slow reader.
+pub(super) fn set_connection_bounds(server: &mut TcpServer, config: &Config) {
+    if let Some(ka) = config.keepalive {
+        server.set_keep_alive(KeepAlive {
+            idle: ka.idle,
+            interval: ka.interval,
+            probes: ka.probes,
+        });
+    }
     server.set_high_water_mark_callback(
         |conn: &TcpConnectionPtr, queued: usize| {
             log::warn!(

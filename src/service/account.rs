@@ -181,30 +181,14 @@ pub fn register(ctx: Ctx, username: String, password: String) {
 /// up), both with errno 12 and `retry_after`, and neither hashes.
 pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: String) {
     // Before the session lock: the answer is sent without holding it.
-    if let Some(ip) = ctx.session.address() {
-        let failures = ctx
-            .svc
-            .login_limits()
-            .address_failures
-            .lock()
-            .check(&ip, Instant::now());
-        if let Err(wait) = failures {
-            return ctx.fail_retry(errno::TOO_MANY, ADDRESS_BLOCKED, wait);
-        }
+    if refuse_blocked_address(&ctx) {
+        return;
     }
     let Some(pending) = ctx.reserve_hash() else {
         return;
     };
-    {
-        let mut state = ctx.session.state();
-        if let Login::Active { .. } = state.login {
-            drop(state);
-            return ctx.fail(
-                errno::CONFLICT,
-                "this connection is logged in already; log out first",
-            );
-        }
-        state.login = Login::Verifying;
+    if !begin_verifying(&ctx) {
+        return;
     }
     ctx.on_hasher(pending, move |ctx, store, pending| {
         let account = match (uid, &username) {
@@ -252,6 +236,45 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
         }
         finish_failed_login(ctx, failure);
     });
+}
+
+/// On arrival, on the peer's own thread: refuses (errno 12, with
+/// `retry_after`) a password or token check from an address this node has
+/// blocked for its failed logins; true when it did.
+pub(super) fn refuse_blocked_address(ctx: &Ctx) -> bool {
+    let Some(ip) = ctx.session.address() else {
+        return false;
+    };
+    let failures = ctx
+        .svc
+        .login_limits()
+        .address_failures
+        .lock()
+        .check(&ip, Instant::now());
+    match failures {
+        Ok(()) => false,
+        Err(wait) => {
+            ctx.fail_retry(errno::TOO_MANY, ADDRESS_BLOCKED, wait);
+            true
+        }
+    }
+}
+
+/// Marks the session `Verifying` for a login (by password or token);
+/// false, with errno 8 sent, when the connection is logged in already.
+/// The answer is sent after the session lock is released.
+pub(super) fn begin_verifying(ctx: &Ctx) -> bool {
+    let mut state = ctx.session.state();
+    if let Login::Active { .. } = state.login {
+        drop(state);
+        ctx.fail(
+            errno::CONFLICT,
+            "this connection is logged in already; log out first",
+        );
+        return false;
+    }
+    state.login = Login::Verifying;
+    true
 }
 
 const ACCOUNT_BLOCKED: &str = "too many failed logins for this account; try again later";

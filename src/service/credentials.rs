@@ -41,42 +41,18 @@ use std::time::Instant;
 
 use super::account::{self, BAD_LOGIN, STORE_FAILED};
 use super::login_limits::{self, AccountKey};
-use super::session::Login;
 use super::{user_key, Ctx, Me, PendingRequest, Service};
 use crate::protocol::{errno, reply};
 
 /// LOGIN_MSG (1) with a resume token; answers 2. See the module docs.
 pub fn token_login(ctx: Ctx, token: String) {
-    if let Some(ip) = ctx.session.address() {
-        let failures = ctx
-            .svc
-            .login_limits()
-            .address_failures
-            .lock()
-            .check(&ip, Instant::now());
-        if let Err(wait) = failures {
-            return ctx.fail_retry(errno::TOO_MANY, account::ADDRESS_BLOCKED, wait);
-        }
+    if account::refuse_blocked_address(&ctx) {
+        return;
     }
     // A job per request, which the client can repeat: bounded like any
     // request's, checked before the session turns `Verifying`.
-    let max = ctx.svc.limits.max_pending_requests();
-    if max > 0 && ctx.session.pending_requests() >= max {
-        return ctx.fail(
-            errno::TOO_MANY,
-            "too many requests in flight on this connection; wait for their answers",
-        );
-    }
-    {
-        let mut state = ctx.session.state();
-        if let Login::Active { .. } = state.login {
-            drop(state);
-            return ctx.fail(
-                errno::CONFLICT,
-                "this connection is logged in already; log out first",
-            );
-        }
-        state.login = Login::Verifying;
+    if ctx.refuse_over_request_limit() || !account::begin_verifying(&ctx) {
+        return;
     }
     let claims = ctx.svc.token_key().and_then(|key| key.verify(&token));
     // A forged token has no user: its failure is counted on a worker
@@ -131,16 +107,8 @@ const WRONG_PASSWORD: account::Failure = (errno::FAILED, "wrong password");
 /// login's and a register's do, bounded and throttled as a login is: a
 /// wrong `old` counts as a failed login of the account and the address.
 pub fn change_password(ctx: Ctx, me: Me, old: String, new: String) {
-    if let Some(ip) = ctx.session.address() {
-        let failures = ctx
-            .svc
-            .login_limits()
-            .address_failures
-            .lock()
-            .check(&ip, Instant::now());
-        if let Err(wait) = failures {
-            return ctx.fail_retry(errno::TOO_MANY, account::ADDRESS_BLOCKED, wait);
-        }
+    if account::refuse_blocked_address(&ctx) {
+        return;
     }
     let Some(pending) = ctx.reserve_hash() else {
         return;

@@ -259,6 +259,21 @@ impl Ctx {
         });
     }
 
+    /// Refuses (errno 12) a request when the connection already has
+    /// `--max-pending-requests` jobs queued or running; true when it did.
+    /// The peer's own thread.
+    pub fn refuse_over_request_limit(&self) -> bool {
+        let max = self.svc.limits.max_pending_requests();
+        if max == 0 || self.session.pending_requests() < max {
+            return false;
+        }
+        self.fail(
+            errno::TOO_MANY,
+            "too many requests in flight on this connection; wait for their answers",
+        );
+        true
+    }
+
     /// Runs `job` on the worker for `key`, like [`Ctx::on_worker`], for a
     /// job that a client request causes (one job per request, which the
     /// client can repeat at will). Bounded twice: a connection may have at
@@ -275,12 +290,8 @@ impl Ctx {
     where
         F: FnOnce(Ctx, &dyn Store) + Send + 'static,
     {
-        let max = self.svc.limits.max_pending_requests();
-        if max > 0 && self.session.pending_requests() >= max {
-            return self.fail(
-                errno::TOO_MANY,
-                "too many requests in flight on this connection; wait for their answers",
-            );
+        if self.refuse_over_request_limit() {
+            return;
         }
         let pending = PendingRequest::new(&self.session);
         let answer = self.clone();

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use net::http::{HttpCallback, HttpRequest, HttpResponse, HttpServer, Limits, Reply};
 use net::websocket::WsLimits;
-use net::{EventLoop, KeepAlive, TcpConnectionPtr, TlsAcceptor};
+use net::{EventLoop, TlsAcceptor};
 
 pub use inspect::Inspector;
 pub use readiness::Readiness;
@@ -140,23 +140,7 @@ fn start(
     let rules = admission.rules.clone();
     tcp.set_thread_init_callback(move |lp: &mut EventLoop| idle::install(lp, rules.clone()));
     // The TCP listener's bounds on what a client can make the server hold.
-    if let Some(ka) = config.keepalive {
-        tcp.set_keep_alive(KeepAlive {
-            idle: ka.idle,
-            interval: ka.interval,
-            probes: ka.probes,
-        });
-    }
-    tcp.set_high_water_mark_callback(
-        |conn: &TcpConnectionPtr, queued: usize| {
-            log::warn!(
-                "{}: {queued} bytes unsent (slow reader), closing",
-                conn.name()
-            );
-            conn.force_close();
-        },
-        config.high_water_mark,
-    );
+    super::listener::set_connection_bounds(tcp, config);
     server.start(lp)?;
     Ok(server)
 }
