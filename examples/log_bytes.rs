@@ -7,12 +7,15 @@
 //! ```
 //!
 //! Flags after the store: `--no-cid` (messages without a client id),
-//! `--no-ts-index` (drops the pruner's `ts` index first, to see its cost).
+//! `--no-ts-index` (drops the pruner's `ts` index first, to see its cost),
+//! `--batch N` (messages per append call; default 500).
 //!
 //! The load: 1,000 users, user `i` writing to user `i + 1` (1,000
 //! one-to-one conversations), one message after the other round the
 //! users, appended in batches of 500 (so a batch touches 500
-//! conversations, as in the 1,000-user benchmark). Each message is a chat
+//! conversations, as in the 1,000-user benchmark; `--batch 4096` shows the
+//! cost per message when each batch touches every conversation several
+//! times, as the journal's applier does). Each message is a chat
 //! (9) body of about 120 bytes whose `msg` is 32 characters. A warm-up of
 //! 100,000 messages creates every conversation and its cursors; then the
 //! growth over the next 100,000 is measured: the SQLite file after a
@@ -38,29 +41,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |f: &str| args.iter().any(|a| a == f);
     let (with_cid, ts_index) = (!flag("--no-cid"), !flag("--no-ts-index"));
+    let batch = match args.iter().position(|a| a == "--batch") {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .ok_or("--batch needs a positive number")?,
+        None => BATCH,
+    };
     let mut db: Box<dyn Measured> = match args.first().map(String::as_str) {
         Some("sqlite") => Box::new(Sqlite::new()?),
         Some("mysql") => {
             let admin = args.get(1).ok_or("mysql needs the server's URL")?;
             Box::new(Mysql::new(admin)?)
         }
-        _ => return Err("usage: log_bytes sqlite|mysql [URL] [--no-cid] [--no-ts-index]".into()),
+        _ => {
+            return Err(
+                "usage: log_bytes sqlite|mysql [URL] [--no-cid] [--no-ts-index] [--batch N]".into(),
+            )
+        }
     };
     if !ts_index {
         db.drop_ts_index()?;
     }
     let mut next = 0usize;
-    run(db.store(), &mut next, with_cid)?;
+    run(db.store(), &mut next, with_cid, batch)?;
     let before = db.bytes()?;
     let (cpu0, io0) = (cpu_secs(), io());
     let started = Instant::now();
-    run(db.store(), &mut next, with_cid)?;
+    run(db.store(), &mut next, with_cid, batch)?;
     let secs = started.elapsed().as_secs_f64();
     let (cpu1, io1) = (cpu_secs(), io());
     let after = db.bytes()?;
     let sample = message(0, with_cid);
     println!(
-        "{}: body {} bytes, cid {}, ts index {}: {:.1} bytes/message, {:.0} appends/s",
+        "{}: batch {batch}, body {} bytes, cid {}, ts index {}: {:.1} bytes/message, {:.0} appends/s",
         db.name(),
         sample.body.len(),
         if with_cid { "yes" } else { "no" },
@@ -108,13 +123,15 @@ fn run(
     store: &dyn Store,
     next: &mut usize,
     with_cid: bool,
+    batch: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    for _ in 0..MESSAGES / BATCH {
-        let batch: Vec<NewEntry> = (*next..*next + BATCH)
-            .map(|k| message(k, with_cid))
-            .collect();
-        *next += BATCH;
-        store.append(&batch)?;
+    let mut left = MESSAGES;
+    while left > 0 {
+        let n = batch.min(left);
+        let entries: Vec<NewEntry> = (*next..*next + n).map(|k| message(k, with_cid)).collect();
+        *next += n;
+        left -= n;
+        store.append(&entries)?;
     }
     Ok(())
 }

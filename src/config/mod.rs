@@ -359,6 +359,24 @@ pub const OPTIONS: &[Opt] = &[
         help: "chat messages one log writer may have queued; more get errno 12",
     },
     Opt {
+        key: "journal-dir",
+        value: "DIR|off",
+        default: "DB.redo (SQLite), redo-DBNAME beside the token key (MySQL)",
+        help: "the message log's journal (redo log) on a single node; off: commit to the store directly",
+    },
+    Opt {
+        key: "log-fsync",
+        value: "on|off",
+        default: "off",
+        help: "fdatasync the journal per batch: acked messages survive a machine crash, not only kill -9",
+    },
+    Opt {
+        key: "journal-apply-interval",
+        value: "DURATION",
+        default: "200ms",
+        help: "the longest a journaled message waits to be applied to the store",
+    },
+    Opt {
         key: "history-retention",
         value: "DURATION",
         default: "off",
@@ -512,6 +530,14 @@ pub struct Config {
     pub log_batch: usize,
     /// Chat messages one log writer may have queued (`--log-queue`).
     pub log_queue: usize,
+    /// The journal's directory as given (`--journal-dir`); `None`: the
+    /// default ([`Config::journal_dir`]).
+    pub journal_dir_flag: Option<String>,
+    /// `fdatasync` the journal per batch (`--log-fsync`).
+    pub log_fsync: bool,
+    /// The longest a journaled message waits to be applied
+    /// (`--journal-apply-interval`).
+    pub journal_apply_interval: Duration,
     /// Prune log entries older than this (`--history-retention`); `None`
     /// keeps everything.
     pub history_retention: Option<Duration>,
@@ -768,6 +794,16 @@ impl Config {
             log_batch: count("log-batch", 512, 1)?,
             log_queue: count("log-queue", 65_536, 1)?,
             history_retention: retention,
+            journal_dir_flag: get("journal-dir").map(|(v, _)| v),
+            log_fsync: match get("log-fsync") {
+                None => false,
+                Some((v, from)) => match v.trim() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(bad("log-fsync", from, &v, "on or off".into())),
+                },
+            },
+            journal_apply_interval: duration("journal-apply-interval", Duration::from_millis(200))?,
             db,
             max_message: size("max-message", 64 * 1024, 64)?,
             idle_timeout: (!idle.is_zero()).then_some(idle),
@@ -846,6 +882,39 @@ impl Config {
             .map(Path::to_path_buf)
             .unwrap_or_default();
         dir.join("token.key")
+    }
+
+    /// Where the message log's journal lives, `None` for none: off, in
+    /// cluster mode (`--redis`: several nodes number messages in the
+    /// shared store), and for an in-memory SQLite store. By default next
+    /// to the SQLite file (`chat.db` → `chat.db.redo`), or for MySQL
+    /// `redo-DBNAME` in the token key's folder.
+    pub fn journal_dir(&self) -> Option<std::path::PathBuf> {
+        use std::path::PathBuf;
+        if self.redis.is_some() {
+            return None;
+        }
+        match self.journal_dir_flag.as_deref().map(str::trim) {
+            Some("off") => return None,
+            Some(dir) if !dir.is_empty() => return Some(PathBuf::from(dir)),
+            _ => {}
+        }
+        if let Some(rest) = self.db.strip_prefix("mysql://") {
+            let name = rest.rsplit('/').next().unwrap_or("");
+            let name = name.split('?').next().unwrap_or("");
+            let dir = self
+                .token_key_path()
+                .parent()
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            return Some(dir.join(format!("redo-{name}")));
+        }
+        let path = self.db.strip_prefix("sqlite:").unwrap_or(&self.db);
+        let path = path.strip_prefix("//").unwrap_or(path);
+        if path.is_empty() || path.starts_with(':') {
+            return None;
+        }
+        Some(PathBuf::from(format!("{path}.redo")))
     }
 
     /// Cluster mode shares one store between nodes: only MySQL can be shared.

@@ -76,7 +76,20 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// cannot be started.
 pub fn run(config: &Config) -> Result<(), Error> {
     runtime::return_large_allocations_to_the_os();
-    let store = timed_store::TimedStore::wrap(storage::open(&config.db)?, config.metrics);
+    let store = storage::open(&config.db)?;
+    // Single node: the journal in front of the store (storage::journal).
+    let store: Arc<dyn storage::Store> = match config.journal_dir() {
+        Some(dir) => {
+            let options = storage::JournalOptions {
+                dir,
+                fsync: config.log_fsync,
+                apply_interval: config.journal_apply_interval,
+            };
+            Arc::new(storage::JournaledStore::open(store, &options)?)
+        }
+        None => store,
+    };
+    let store = timed_store::TimedStore::wrap(store, config.metrics);
     // In cluster mode the other nodes' users are in the same table: Redis's
     // claims, not the `state` column, say who is online.
     if config.redis.is_none() {
@@ -85,6 +98,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
             log::warn!("{reset} users were left online by an unclean stop; reset to offline");
         }
     }
+    let flushed_store = store.clone();
     let hasher = PasswordHasher::new(config.argon2_memory_kib, config.argon2_passes)?;
     let checked_store = store.clone();
     let service = Service::new(
@@ -188,6 +202,10 @@ pub fn run(config: &Config) -> Result<(), Error> {
         cluster.shutdown();
     }
     let finished = service.shutdown(DRAIN_TIMEOUT);
+    // The journal's last entries and cursor moves into the store itself.
+    if let Err(e) = flushed_store.flush() {
+        log::error!("shutdown: applying the journal: {e}");
+    }
     stop.close();
     if !finished {
         // The log has the counts; the exit status tells the supervisor.

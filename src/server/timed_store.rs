@@ -238,6 +238,31 @@ impl Store for TimedStore {
         timed(29, || self.inner.count(what))
     }
 
+    // The journal's calls and the stop's flush: passed on, not timed.
+
+    fn apply_log(&self, entries: &[Entry]) -> Result<(), StoreError> {
+        self.inner.apply_log(entries)
+    }
+
+    fn log_heads(
+        &self,
+        convs: &[Conv],
+    ) -> Result<std::collections::HashMap<i64, (i64, i64)>, StoreError> {
+        self.inner.log_heads(convs)
+    }
+
+    fn find_cids(&self, entries: &[NewEntry]) -> Result<crate::storage::CidPlaces, StoreError> {
+        self.inner.find_cids(entries)
+    }
+
+    fn sync_log(&self) -> Result<(), StoreError> {
+        self.inner.sync_log()
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush()
+    }
+
     fn set_password(&self, uid: i64, password_hash: &str) -> Result<bool, StoreError> {
         timed(30, || self.inner.set_password(uid, password_hash))
     }

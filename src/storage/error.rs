@@ -24,6 +24,10 @@ pub enum StoreError {
     /// A value read from the database is not one the schema allows, such as
     /// an unknown `grouprole` or a column of an unexpected type.
     Data(String),
+    /// The message log's journal (the redo log in front of the store,
+    /// [`JournaledStore`](super::JournaledStore)) could not be read or
+    /// written, or its applier is too far behind.
+    Journal(String),
 }
 
 impl fmt::Display for StoreError {
@@ -36,6 +40,7 @@ impl fmt::Display for StoreError {
             StoreError::Sqlite(e) => write!(f, "sqlite: {e}"),
             StoreError::Mysql(e) => write!(f, "mysql: {e}"),
             StoreError::Data(why) => write!(f, "unexpected data in the database: {why}"),
+            StoreError::Journal(why) => write!(f, "journal: {why}"),
         }
     }
 }
@@ -46,7 +51,7 @@ impl std::error::Error for StoreError {
             StoreError::CreateDir { source, .. } => Some(source),
             StoreError::Sqlite(e) => Some(e),
             StoreError::Mysql(e) => Some(e),
-            StoreError::BadUrl(_) | StoreError::Data(_) => None,
+            StoreError::BadUrl(_) | StoreError::Data(_) | StoreError::Journal(_) => None,
         }
     }
 }

@@ -34,6 +34,7 @@
 mod append;
 mod checkpoint;
 mod error;
+pub mod journal;
 pub mod log;
 mod mysql_store;
 mod sql;
@@ -45,6 +46,7 @@ mod tests;
 use std::sync::Arc;
 
 pub use self::error::StoreError;
+pub use self::journal::{JournalOptions, JournaledStore};
 pub use self::log::{delivered, Appended, Entry, NewEntry, Page, Stored};
 pub use self::mysql_store::MysqlStore;
 pub use self::sqlite_store::SqliteStore;
@@ -279,7 +281,60 @@ pub trait Store: Send + Sync {
     /// How many of `what` are stored now (one indexed count; the quotas'
     /// check). 0 for an unknown user or group.
     fn count(&self, what: Count) -> Result<u64, StoreError>;
+
+    // ----- What the journal needs (see [`journal`]) -----
+    //
+    // A store that cannot do these cannot be journaled: the defaults
+    // refuse, and `JournaledStore::open` fails with their error.
+
+    /// Stores entries that already have their places (the journal numbered
+    /// them), in one transaction, **idempotently**: an entry whose
+    /// `(conv, seq)` is stored already is skipped; each conversation's
+    /// `last_seq` and `last_ts` become the larger of theirs and the
+    /// entries'; a one-to-one conversation's entry with seq 1 creates both
+    /// participants' cursor rows (when missing). So replaying a journal
+    /// that was partly applied changes nothing that is there.
+    fn apply_log(&self, entries: &[Entry]) -> Result<(), StoreError> {
+        let _ = entries;
+        Err(StoreError::Journal("this store cannot be journaled".into()))
+    }
+
+    /// `(last_seq, last_ts)` of each of `convs` that has a counter row,
+    /// by [`Conv::key`]; missing conversations are absent (they are at 0).
+    fn log_heads(
+        &self,
+        convs: &[Conv],
+    ) -> Result<std::collections::HashMap<i64, (i64, i64)>, StoreError> {
+        let _ = convs;
+        Err(StoreError::Journal("this store cannot be journaled".into()))
+    }
+
+    /// Where the `(sender, cid)` pairs of `entries` are stored, sender →
+    /// cid → place (pairs not stored are absent).
+    fn find_cids(&self, entries: &[NewEntry]) -> Result<CidPlaces, StoreError> {
+        let _ = entries;
+        Err(StoreError::Journal("this store cannot be journaled".into()))
+    }
+
+    /// Makes every committed transaction survive an operating system
+    /// crash (the journal calls it before it deletes a segment, with
+    /// `--log-fsync`). SQLite: syncs its WAL and database file; MySQL:
+    /// nothing (InnoDB flushes its redo log at each commit by default).
+    fn sync_log(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Waits until every write accepted so far is in the database itself
+    /// (a [`JournaledStore`] applies its journal and queued cursor moves;
+    /// other stores have nothing to wait for). The server calls it at a
+    /// graceful stop, after the service has drained.
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
+
+/// What [`Store::find_cids`] returns: sender → cid → place.
+pub type CidPlaces = std::collections::HashMap<i64, std::collections::HashMap<String, Stored>>;
 
 /// Opens the store a URL names (see the module docs), creating its tables
 /// when missing.

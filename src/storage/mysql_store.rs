@@ -413,6 +413,53 @@ impl Store for MysqlStore {
         }
     }
 
+    fn apply_log(&self, entries: &[Entry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut attempt = 0;
+        loop {
+            let result = (|| {
+                let mut tx = self.pool.start_transaction(TxOpts::default())?;
+                apply_heads(&mut tx, entries)?;
+                apply_entries(&mut tx, entries)?;
+                tx.commit()?;
+                Ok(())
+            })();
+            match result {
+                Err(StoreError::Mysql(e)) if is_retryable(&e) && attempt < APPEND_RETRIES => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(1 << (attempt - 1)));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn log_heads(&self, convs: &[Conv]) -> Result<HashMap<i64, Range>, StoreError> {
+        let mut heads = HashMap::with_capacity(convs.len());
+        let mut conn = self.pool.get_conn()?;
+        for chunk in sql::fixed_chunks(convs) {
+            let query = format!(
+                "SELECT id, last_seq, last_ts FROM conversation WHERE id IN ({})",
+                sql::placeholders(chunk.len())
+            );
+            let params: Vec<Value> = chunk.iter().map(|c| c.key().into()).collect();
+            for row in conn.exec_opt::<(i64, i64, i64), _, _>(query, params)? {
+                let (key, last_seq, last_ts) = row?;
+                heads.insert(key, (last_seq, last_ts));
+            }
+        }
+        Ok(heads)
+    }
+
+    fn find_cids(&self, entries: &[NewEntry]) -> Result<super::CidPlaces, StoreError> {
+        let mut tx = self.pool.start_transaction(TxOpts::default())?;
+        let known = stored_cids(&mut tx, entries)?;
+        tx.commit()?;
+        Ok(known)
+    }
+
     fn log_page(
         &self,
         conv: Conv,
@@ -656,6 +703,76 @@ fn insert_entries(
                 at.seq.into(),
                 e.sender.into(),
                 at.ts.into(),
+                e.cid.as_deref().into(),
+                e.body.as_str().into(),
+            ]);
+        }
+        tx.exec_drop(query, params)?;
+    }
+    Ok(())
+}
+
+/// [`Store::apply_log`]'s counters: each conversation's `last_seq` and
+/// `last_ts` raised to its entries' largest (rows in key order, the lock
+/// order of every append), and the cursor rows of the one-to-one
+/// conversations that start here (an entry with seq 1).
+fn apply_heads(tx: &mut Transaction<'_>, entries: &[Entry]) -> Result<(), StoreError> {
+    let mut heads: std::collections::BTreeMap<i64, (Conv, i64, i64, bool)> = Default::default();
+    for e in entries {
+        let h = heads.entry(e.conv.key()).or_insert((e.conv, 0, 0, false));
+        h.1 = h.1.max(e.seq);
+        h.2 = h.2.max(e.ts);
+        h.3 |= e.seq == 1;
+    }
+    let heads: Vec<(i64, (Conv, i64, i64, bool))> = heads.into_iter().collect();
+    for chunk in sql::fixed_chunks(&heads) {
+        let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+        let query = format!(
+            "INSERT INTO conversation (id, last_seq, last_ts) VALUES {rows} \
+             ON DUPLICATE KEY UPDATE last_seq = GREATEST(last_seq, VALUES(last_seq)), \
+             last_ts = GREATEST(last_ts, VALUES(last_ts))"
+        );
+        let params: Vec<Value> = chunk
+            .iter()
+            .flat_map(|&(key, (_, seq, ts, _))| [key.into(), seq.into(), ts.into()])
+            .collect();
+        tx.exec_drop(query, params)?;
+    }
+    let fresh: Vec<(i64, i64)> = heads
+        .iter()
+        .filter(|(_, h)| h.3)
+        .flat_map(|(_, h)| first_cursors(h.0))
+        .collect();
+    for chunk in sql::fixed_chunks(&fresh) {
+        let rows = vec!["(?, ?)"; chunk.len()].join(", ");
+        let query = format!(
+            "INSERT INTO convcursor (userid, conv) VALUES {rows} \
+             ON DUPLICATE KEY UPDATE userid = userid"
+        );
+        let params: Vec<Value> = chunk
+            .iter()
+            .flat_map(|&(uid, key)| [uid.into(), key.into()])
+            .collect();
+        tx.exec_drop(query, params)?;
+    }
+    Ok(())
+}
+
+/// [`Store::apply_log`]'s rows: multi-row `INSERT IGNORE`s, so that an
+/// entry stored already (a replay) is skipped.
+fn apply_entries(tx: &mut Transaction<'_>, entries: &[Entry]) -> Result<(), StoreError> {
+    let batches = sql::batches_by(entries, MAX_ROWS, MAX_BATCH_BYTES, |e| e.body.len());
+    for batch in batches.iter().flat_map(|b| sql::fixed_chunks(b)) {
+        let rows = vec!["(?, ?, ?, ?, ?, ?)"; batch.len()].join(", ");
+        let query =
+            format!("INSERT IGNORE INTO chatlog (conv, seq, sender, ts, cid, body) VALUES {rows}");
+        let mut params: Vec<Value> = Vec::with_capacity(batch.len() * 6);
+        for e in batch {
+            params.extend([
+                e.conv.key().into(),
+                e.seq.into(),
+                e.sender.into(),
+                e.ts.into(),
                 e.cid.as_deref().into(),
                 e.body.as_str().into(),
             ]);

@@ -70,6 +70,8 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// Copies the WAL back on a thread of its own (file databases only).
     _checkpointer: Option<Checkpointer>,
+    /// The database file (`None` in memory), for [`Store::sync_log`].
+    path: Option<std::path::PathBuf>,
 }
 
 impl SqliteStore {
@@ -105,6 +107,7 @@ impl SqliteStore {
         // (docs/benchmarks.md, "Message log: bytes on disk").
         conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
         let mut store = SqliteStore::init(conn)?;
+        store.path = Some(path.to_owned());
         match Checkpointer::start(path, BUSY_TIMEOUT) {
             Ok(c) => store._checkpointer = Some(c),
             Err(e) => warn!(
@@ -135,6 +138,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             _checkpointer: None,
+            path: None,
         })
     }
 
@@ -466,6 +470,59 @@ impl Store for SqliteStore {
         })
     }
 
+    fn apply_log(&self, entries: &[Entry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            apply_heads(&tx, entries)?;
+            apply_entries(&tx, entries)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn log_heads(&self, convs: &[Conv]) -> Result<HashMap<i64, Range>, StoreError> {
+        self.with(|c| {
+            let mut read =
+                c.prepare_cached("SELECT last_seq, last_ts FROM conversation WHERE id = ?")?;
+            let mut heads = HashMap::with_capacity(convs.len());
+            for conv in convs {
+                let head: Option<Range> = read
+                    .query_row(params![conv.key()], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some(head) = head {
+                    heads.insert(conv.key(), head);
+                }
+            }
+            Ok(heads)
+        })
+    }
+
+    fn find_cids(&self, entries: &[NewEntry]) -> Result<super::CidPlaces, StoreError> {
+        self.with(|c| stored_cids(c, entries))
+    }
+
+    fn sync_log(&self) -> Result<(), StoreError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        // An fsync of any descriptor of a file flushes all of it. The WAL
+        // first (it holds the newest commits), then the database file (a
+        // checkpoint may have moved commits there and reset the WAL).
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        for file in [std::path::PathBuf::from(wal), path.clone()] {
+            match fs::File::open(&file).and_then(|f| f.sync_data()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::Journal(format!("sync {}: {e}", file.display()))),
+            }
+        }
+        Ok(())
+    }
+
     fn log_page(
         &self,
         conv: Conv,
@@ -740,6 +797,66 @@ fn insert_entries(
                 chunk.len()
             )));
         }
+    }
+    Ok(())
+}
+
+/// [`Store::apply_log`]'s counters: each conversation's `last_seq` and
+/// `last_ts` raised to its entries' largest, and the cursor rows of the
+/// one-to-one conversations that start here (an entry with seq 1).
+fn apply_heads(tx: &Connection, entries: &[Entry]) -> Result<(), StoreError> {
+    let mut heads: HashMap<i64, (Conv, Range, bool)> = HashMap::new();
+    for e in entries {
+        let h = heads.entry(e.conv.key()).or_insert((e.conv, (0, 0), false));
+        h.1 = (h.1 .0.max(e.seq), h.1 .1.max(e.ts));
+        h.2 |= e.seq == 1;
+    }
+    let mut raise = tx.prepare_cached(
+        "INSERT INTO conversation (id, last_seq, last_ts) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (id) DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq), \
+         last_ts = MAX(last_ts, excluded.last_ts)",
+    )?;
+    let mut cursor =
+        tx.prepare_cached("INSERT OR IGNORE INTO convcursor (userid, conv) VALUES (?, ?)")?;
+    for (key, (conv, (seq, ts), first)) in heads {
+        raise.execute(params![key, seq, ts])?;
+        if first {
+            for (uid, key) in first_cursors(conv) {
+                cursor.execute(params![uid, key])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`Store::apply_log`]'s rows: multi-row `INSERT OR IGNORE`s, so that an
+/// entry stored already (a replay) is skipped. (`OR IGNORE` also spares
+/// the statement journal; see [`insert_entries`].)
+fn apply_entries(tx: &Connection, entries: &[Entry]) -> Result<(), StoreError> {
+    for chunk in sql::fixed_chunks(entries) {
+        let rows = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT OR IGNORE INTO chatlog (conv, seq, sender, ts, cid, body) VALUES {rows}"
+        ))?;
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        let int = |n: i64| ToSqlOutput::Borrowed(ValueRef::Integer(n));
+        fn text(t: &str) -> ToSqlOutput<'_> {
+            ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes()))
+        }
+        let mut params: Vec<ToSqlOutput<'_>> = Vec::with_capacity(chunk.len() * 6);
+        for e in chunk {
+            params.extend([
+                int(e.conv.key()),
+                int(e.seq),
+                int(e.sender),
+                int(e.ts),
+                e.cid
+                    .as_deref()
+                    .map_or(ToSqlOutput::Borrowed(ValueRef::Null), text),
+                text(&e.body),
+            ]);
+        }
+        insert.execute(params_from_iter(params))?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! | [`durability`] | ack after commit (kill -9), idempotent cid retries (also after a dropped connection), errors as 28, offline messages carrying seq, live delivery across restarts |
 //! | [`order`] | concurrent posters into one conversation, a login mid-stream, a slow reader cut off that catches up, a backlog longer than one login ack |
 //! | [`history`] | SYNC paging over 10,000 messages, group history from the join, refusals and bad fields, CONVS and READ, retention |
+//! | [`journal`] | the journal in front of the store: `kill -9` with every message journaled and none applied, a torn tail record cut at the restart |
 //! | [`cluster`] | cid retries across nodes, two nodes posting into one conversation, Redis restarted mid-stream |
 //!
 //! Tests learn conversation names from acks and CONVS, never build them
@@ -16,6 +17,7 @@
 mod cluster;
 mod durability;
 mod history;
+mod journal;
 mod order;
 
 use std::thread::JoinHandle;
@@ -34,6 +36,7 @@ pub fn tests() -> Vec<Test> {
         durability::tests(),
         order::tests(),
         history::tests(),
+        journal::tests(),
         cluster::tests(),
     ]
     .into_iter()

@@ -134,6 +134,8 @@ impl Drop for TestDb {
             }
             Cleanup::Mysql { admin, name } => {
                 let _ = std::fs::remove_file(self.token_key_file());
+                // The server's default journal folder beside the key.
+                let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("redo-{name}")));
                 // Not a panic: this may run while a failed test unwinds.
                 let drop = format!("DROP DATABASE IF EXISTS `{name}`");
                 if let Err(e) = try_mysql_exec(admin, &drop) {
