@@ -136,7 +136,8 @@ impl Shared {
         st.queued.1 += bytes;
         st.queue.push_back((Instant::now(), op));
         st.enqueued += 1;
-        if st.queued.0 >= APPLY_AT {
+        // The first one starts the applier's interval; a full batch, at once.
+        if st.queue.len() == 1 || st.queued.0 >= APPLY_AT {
             self.work.notify_one();
         }
         st.enqueued

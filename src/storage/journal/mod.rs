@@ -35,16 +35,16 @@
 //! # Why readers see everything acked
 //!
 //! Every method that reads log state (or depends on it: `log_page`,
-//! `pending`, `conv_state`, `conversations`, `set_read`, `join_group`'s
+//! `pending`, `conv_state`, `conversations`, `set_read`, `count` of
+//! waiting messages, `join_group`'s
 //! `joined_seq`, `prune_log`, `dismiss_group`) first waits until every
 //! operation queued before the call is in the store. `set_delivered`,
 //! which needs no answer, is queued behind the entries instead (it would
 //! otherwise force a tiny apply every few seconds per user). A cid is
 //! looked up first among the unapplied entries, then in the store; the
 //! applier forgets a cid only after its entry is committed to the store,
-//! so that order cannot miss one. `count` does not wait: its only log
-//! count is the quota's estimate of one-to-one messages waiting, which
-//! may lag by the unapplied tail.
+//! so that order cannot miss one. `count` waits only for the count of
+//! one-to-one messages waiting (the quota's, read at its re-check points).
 //!
 //! # Durability
 //!
@@ -442,6 +442,11 @@ impl Store for JournaledStore {
     }
 
     fn count(&self, what: Count) -> Result<u64, StoreError> {
+        // Only the waiting one-to-one messages depend on the log (the
+        // quota reads them rarely: at its re-check points).
+        if matches!(what, Count::PendingDirect(_)) {
+            self.shared.barrier()?;
+        }
         self.inner().count(what)
     }
 

@@ -250,3 +250,24 @@ fn a_second_process_cannot_share_the_journal() {
     let second = JournaledStore::open(inner(), &options(&dir.0));
     assert!(second.is_err());
 }
+
+#[test]
+fn entries_are_applied_after_the_interval_without_a_reader() {
+    let dir = Folder::new("interval");
+    let inner = inner();
+    let mut opts = options(&dir.0);
+    opts.apply_interval = Duration::from_millis(20);
+    let store = JournaledStore::open(inner.clone(), &opts).unwrap();
+    store.append(&[msg(1, 2, None, "a")]).unwrap();
+    let ab = Conv::direct(1, 2).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while inner
+        .log_page(ab, Page::After(0), 0, 10)
+        .unwrap()
+        .0
+        .is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "never applied");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

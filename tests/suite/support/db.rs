@@ -94,16 +94,19 @@ impl TestDb {
         }
     }
 
-    /// Rows of the message log (`chatlog`), every conversation's.
+    /// Rows of the message log (`chatlog`), every conversation's, once
+    /// the count has settled ([`settled`]).
     pub fn chatlog_rows(&self) -> i64 {
-        self.query_i64("SELECT COUNT(*) FROM chatlog")
+        settled(|| self.query_i64("SELECT COUNT(*) FROM chatlog"))
     }
 
-    /// Rows of the message log written by `sender`.
+    /// Rows of the message log written by `sender`, once settled.
     pub fn chatlog_rows_from(&self, sender: i64) -> i64 {
-        self.query_i64(&format!(
-            "SELECT COUNT(*) FROM chatlog WHERE sender = {sender}"
-        ))
+        settled(|| {
+            self.query_i64(&format!(
+                "SELECT COUNT(*) FROM chatlog WHERE sender = {sender}"
+            ))
+        })
     }
 
     /// Users whose `state` column says online.
@@ -145,3 +148,22 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// A count the server's journal may still be raising: on a single node an
+/// acked message reaches the database within `--journal-apply-interval`
+/// (200 ms), so the count is read until two reads [`SETTLE`] apart agree.
+fn settled(read: impl Fn() -> i64) -> i64 {
+    let mut last = read();
+    for _ in 0..50 {
+        std::thread::sleep(SETTLE);
+        let now = read();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+/// Three times the default apply interval.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(600);
