@@ -12,6 +12,10 @@
 //!                                                            28 SEND_ACK to the sender (with a cid)
 //! ```
 //!
+//! On a single node the store is a [`JournaledStore`](crate::storage::JournaledStore):
+//! "committed" then means one write to its journal (redo log), and an
+//! applier thread moves the entries into the database in large batches.
+//!
 //! A conversation always goes to the same writer (its key modulo the
 //! number of writers), which takes posts in the order the I/O threads
 //! queued them; its deliverer hands each committed batch on, batches in

@@ -23,7 +23,7 @@ use super::record;
 use crate::storage::{Entry, StoreError};
 
 /// Past this size the appender starts a new segment.
-pub const SEGMENT_BYTES: u64 = 64 << 20;
+pub const SEGMENT_BYTES: u64 = 16 << 20;
 
 fn err(what: &str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Journal(format!("{what} {}: {e}", path.display()))
