@@ -58,14 +58,18 @@ fn main() -> ExitCode {
 }
 
 /// env_logger at `RUST_LOG` (default `info`), as text lines or one JSON
-/// object a line (`ts`, `level`, `target`, `msg`).
+/// object a line (`ts_ms`: milliseconds since the epoch, `level`,
+/// `target`, `msg`).
 fn init_logging(format: LogFormat) {
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     if format == LogFormat::Json {
         builder.format(|buf, record| {
+            let ts = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
             let line = serde_json::json!({
-                "ts": buf.timestamp_millis().to_string(),
+                "ts_ms": ts,
                 "level": record.level().as_str(),
                 "target": record.target(),
                 "msg": record.args().to_string(),

@@ -76,12 +76,23 @@ pub fn bind_error(setting: &str, addr: SocketAddr, e: io::Error) -> String {
     format!("cannot listen on {addr} ({setting}): {why}")
 }
 
-/// Prints a start-up line once: to stderr as it is with the text log
-/// format (tests and operators wait for it there), as a log record with
-/// the JSON one.
+/// Prints a start-up line once, to stderr, whatever `RUST_LOG` says
+/// (tests, scripts and operators wait for it): as it is with the text log
+/// format, as a JSON object like the log's records with the JSON one.
 pub fn announce_line(config: &Config, line: &str) {
     match config.log_format {
         LogFormat::Text => eprintln!("{line}"),
-        LogFormat::Json => log::info!("{line}"),
+        LogFormat::Json => {
+            let ts = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            let record = serde_json::json!({
+                "ts_ms": ts,
+                "level": "INFO",
+                "target": "chat::server",
+                "msg": line,
+            });
+            eprintln!("{record}");
+        }
     }
 }

@@ -33,6 +33,7 @@ mod hashing;
 mod load;
 mod log;
 mod metrics;
+mod operations;
 mod prelogin;
 mod protocol;
 mod quotas;
@@ -73,6 +74,7 @@ fn main() -> ExitCode {
         restart::tests(),
         web::tests(),
         metrics::tests(),
+        operations::tests(),
         web_tls::tests(),
         log::tests(),
         storage::tests(),
