@@ -30,6 +30,7 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stdout(), "{text}# the configuration is valid");
             return ExitCode::SUCCESS;
         }
+        Ok(Command::Backup(config, to)) => return backup(&config, &to),
         Ok(Command::Help) => {
             let _ = write!(std::io::stdout(), "{}", usage());
             return ExitCode::SUCCESS;
@@ -52,6 +53,24 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("chat-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `chat-server backup --to FILE`.
+fn backup(config: &Config, to: &std::path::Path) -> ExitCode {
+    match chat::storage::backup::sqlite_backup(&config.db, to) {
+        Ok(copied) => {
+            println!(
+                "chat-server: backed up {} pages to {}",
+                copied.pages,
+                copied.to.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("chat-server: backup: {e}");
             ExitCode::FAILURE
         }
     }

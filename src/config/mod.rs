@@ -180,6 +180,9 @@ pub struct Config {
     pub redis_prefix: String,
     /// The log's format (`--log-format`).
     pub log_format: LogFormat,
+    /// Apply the schema migrations a database needs at start (`false`:
+    /// `--no-migrate`, refuse such a database).
+    pub migrate: bool,
     /// Messages about how the configuration was read (an old-format
     /// file), for the operator: `chat-server` logs each once at start.
     pub notes: Vec<String>,
@@ -195,6 +198,8 @@ pub enum Command {
     /// `--check-config`: the configuration is valid; print this text (the
     /// effective configuration, secrets masked) and exit 0.
     Check(Config, String),
+    /// `backup --to FILE`: copy the store there and exit.
+    Backup(Config, PathBuf),
     /// Print [`usage`] and exit.
     Help,
     /// Print the version and exit.
@@ -259,6 +264,9 @@ impl Config {
             .map_err(|e| clap_error(&e))?;
         let cli = Cli::from_arg_matches(&matches).map_err(|e| clap_error(&e))?;
         let config = resolve::resolve(cli.settings, notes)?;
+        if let Some(settings::Action::Backup { to }) = cli.action {
+            return Ok(Command::Backup(config, to));
+        }
         if cli.check_config {
             let effective = layers::effective(&cmd, &values, &flags);
             return Ok(Command::Check(config, show::render(&declared, &effective)));

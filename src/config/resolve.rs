@@ -77,6 +77,7 @@ pub fn resolve(s: Settings, notes: Vec<String>) -> Result<Config, ConfigError> {
         liveness: s.liveness,
         redis_prefix: s.redis_prefix,
         log_format: s.log_format,
+        migrate: !s.no_migrate,
         notes,
     };
     config.check_cluster()?;

@@ -45,6 +45,21 @@ pub struct Cli {
     pub check_config: bool,
     #[command(flatten)]
     pub settings: Settings,
+    #[command(subcommand)]
+    pub action: Option<Action>,
+}
+
+/// What to do instead of serving; the settings go before it
+/// (`chat-server --db sqlite:/var/lib/chat/chat.db backup --to copy.db`)
+/// or come from the environment or the file.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Action {
+    /// Copy the SQLite store (--db) to a new file, consistently, while the server runs
+    Backup {
+        /// The file to write (must not exist)
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
 }
 
 const AFTER_HELP: &str = "\
@@ -250,6 +265,9 @@ pub struct Settings {
         default_value = "chat"
     )]
     pub redis_prefix: String,
+    /// Refuse a database that needs a migration instead of migrating it (to back it up first)
+    #[arg(long, env = "CHAT_NO_MIGRATE", value_name = "on|off", num_args = 0..=1, default_value = "off", default_missing_value = "on", value_parser = on_off, action = clap::ArgAction::Set)]
+    pub no_migrate: bool,
     /// The log's format: text, or json (one object a line)
     #[arg(
         long,

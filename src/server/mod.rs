@@ -76,7 +76,10 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// cannot be started.
 pub fn run(config: &Config) -> Result<(), Error> {
     runtime::return_large_allocations_to_the_os();
-    let store = timed_store::TimedStore::wrap(startup::open_store(&config.db)?, config.metrics);
+    let store = timed_store::TimedStore::wrap(
+        startup::open_store(&config.db, config.migrate)?,
+        config.metrics,
+    );
     // In cluster mode the other nodes' users are in the same table: Redis's
     // claims, not the `state` column, say who is online.
     if config.redis.is_none() {

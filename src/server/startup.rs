@@ -13,13 +13,17 @@ use crate::storage::{self, Store, StoreError};
 ///
 /// # Errors
 /// The store's error, explained.
-pub fn open_store(db: &str) -> Result<Arc<dyn Store>, String> {
-    storage::open(db).map_err(|e| explain_store_error(db, &e))
+pub fn open_store(db: &str, migrate: bool) -> Result<Arc<dyn Store>, String> {
+    storage::open_with(db, storage::OpenOptions { migrate })
+        .map_err(|e| explain_store_error(db, &e))
 }
 
 /// The message for a store that does not open: where, why, what to check.
 pub fn explain_store_error(db: &str, e: &StoreError) -> String {
     let shown = crate::config::show::mask(db);
+    if let StoreError::Schema(why) = e {
+        return format!("cannot use the store {shown}: {why}");
+    }
     let StoreError::Mysql(err) = e else {
         return format!(
             "cannot open the store {shown}: {e} (check --db: sqlite:PATH needs a \

@@ -24,6 +24,10 @@ pub enum StoreError {
     /// A value read from the database is not one the schema allows, such as
     /// an unknown `grouprole` or a column of an unexpected type.
     Data(String),
+    /// The database's schema is not one this server may use as it is (a
+    /// newer version, an unknown database, the C++ original's tables, or
+    /// migrations refused with `--no-migrate`); the text says what to do.
+    Schema(String),
 }
 
 impl fmt::Display for StoreError {
@@ -36,6 +40,7 @@ impl fmt::Display for StoreError {
             StoreError::Sqlite(e) => write!(f, "sqlite: {e}"),
             StoreError::Mysql(e) => write!(f, "mysql: {e}"),
             StoreError::Data(why) => write!(f, "unexpected data in the database: {why}"),
+            StoreError::Schema(why) => f.write_str(why),
         }
     }
 }
@@ -46,7 +51,7 @@ impl std::error::Error for StoreError {
             StoreError::CreateDir { source, .. } => Some(source),
             StoreError::Sqlite(e) => Some(e),
             StoreError::Mysql(e) => Some(e),
-            StoreError::BadUrl(_) | StoreError::Data(_) => None,
+            StoreError::BadUrl(_) | StoreError::Data(_) | StoreError::Schema(_) => None,
         }
     }
 }

@@ -32,10 +32,12 @@
 //! counts only.)
 
 mod append;
+pub mod backup;
 mod checkpoint;
 mod error;
 pub mod log;
 mod mysql_store;
+pub mod schema;
 mod sql;
 mod sqlite_store;
 
@@ -47,6 +49,7 @@ use std::sync::Arc;
 pub use self::error::StoreError;
 pub use self::log::{delivered, Appended, Entry, NewEntry, Page, Stored};
 pub use self::mysql_store::MysqlStore;
+pub use self::schema::OpenOptions;
 pub use self::sqlite_store::SqliteStore;
 pub use crate::model::ConvState;
 use crate::model::{Conv, GroupInfo, MemberInfo, UserInfo};
@@ -290,8 +293,18 @@ pub trait Store: Send + Sync {
 /// or a MySQL URL without a database name; otherwise whatever opening the
 /// database or creating its tables fails with.
 pub fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(url, OpenOptions::default())
+}
+
+/// [`open`] with `options` (whether to migrate: see [`schema`]).
+///
+/// # Errors
+///
+/// As [`open`], and [`StoreError::Schema`] for a database the store must
+/// not use as it is.
+pub fn open_with(url: &str, options: OpenOptions) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("mysql://") {
-        return Ok(Arc::new(MysqlStore::open(url)?));
+        return Ok(Arc::new(MysqlStore::open_with(url, options)?));
     }
     let path = match url.strip_prefix("sqlite:") {
         Some(":memory:") => return Ok(Arc::new(SqliteStore::open_in_memory()?)),
@@ -307,5 +320,5 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if path.is_empty() {
         return Err(StoreError::BadUrl(format!("{url}: no database path")));
     }
-    Ok(Arc::new(SqliteStore::open(path)?))
+    Ok(Arc::new(SqliteStore::open_with(path, options)?))
 }

@@ -27,6 +27,7 @@ mod cluster;
 mod cluster_failures;
 mod cluster_load;
 mod cluster_redis;
+mod data_ops;
 mod groups;
 mod half_open;
 mod hashing;
@@ -75,6 +76,7 @@ fn main() -> ExitCode {
         web::tests(),
         metrics::tests(),
         operations::tests(),
+        data_ops::tests(),
         web_tls::tests(),
         log::tests(),
         storage::tests(),
