@@ -38,6 +38,7 @@ mod context;
 mod idle;
 mod listener;
 mod metrics;
+mod notify;
 mod peer;
 mod prelogin;
 pub mod shutdown;
@@ -168,9 +169,11 @@ pub fn run(config: &Config) -> Result<(), Error> {
         startup::announce_line(config, &line);
     }
     announce(config, server.listen_addr(), cluster.as_deref());
+    notify::ready();
 
     lp.run();
 
+    notify::stopping();
     log::info!("shutting down: no new connections, finishing queued writes");
     readiness.set_draining();
     server.stop_accepting(&mut lp);

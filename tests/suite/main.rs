@@ -28,6 +28,7 @@ mod cluster_failures;
 mod cluster_load;
 mod cluster_redis;
 mod data_ops;
+mod deploy;
 mod groups;
 mod half_open;
 mod hashing;
@@ -77,6 +78,7 @@ fn main() -> ExitCode {
         metrics::tests(),
         operations::tests(),
         data_ops::tests(),
+        deploy::tests(),
         web_tls::tests(),
         log::tests(),
         storage::tests(),
