@@ -54,6 +54,9 @@ SCENARIOS:
                every 100 ms each; the time until all are logged in again,
                the logins' latency, and the chatters' SEND_ACK latency
 
+Durations (SECS below): a bare number of seconds (10, 2.5) or with a unit
+as chat-server reads them (500ms, 1.5s, 2m, 1h 30m).
+
 COMMON OPTIONS:
     --addr HOST:PORT      server (repeatable: users go round-robin) [127.0.0.1:6000]
     --users N             users / connections [100]
@@ -272,15 +275,15 @@ fn number<T: FromStr>(flag: &str, text: &str) -> Result<T, String> {
         .map_err(|_| format!("{flag}: {text:?} is not a valid number"))
 }
 
-/// Seconds, or a number with a unit: `ms`, `s`, `m`, `h`.
+/// A duration as chat-server reads them: a bare number of seconds (`10`,
+/// `2.5`), or `humantime`'s forms (`500ms`, `1.5s`, `2m`, `1h 30m`).
 fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
-    let (digits, unit) = [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
-        .iter()
-        .find_map(|&(suffix, unit)| Some((text.strip_suffix(suffix)?, unit)))
-        .unwrap_or((text, 1.0));
-    let secs: f64 = number(flag, digits)?;
-    Duration::try_from_secs_f64(secs * unit)
-        .map_err(|_| format!("{flag}: {text:?} is not a duration"))
+    if let Ok(secs) = text.trim().parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("{flag}: {text:?} is not a duration"));
+    }
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{flag}: {text:?} is not a duration such as 10, 500ms or 2m ({e})"))
 }
 
 fn resolve(text: &str) -> Result<SocketAddr, String> {
