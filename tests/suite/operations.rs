@@ -17,6 +17,7 @@ pub fn tests() -> Vec<Test> {
         address_in_use_names_the_address,
         start_up_lines_are_printed_once,
         json_log_format_keeps_the_readiness_line,
+        client_exit_codes_in_scripted_mode,
     ]
 }
 
@@ -215,4 +216,46 @@ fn first_lines_until(mut child: std::process::Child, marker: &str) -> Vec<String
         lines.join("\n")
     );
     lines
+}
+
+/// `chat-client --strict` from a pipe: 0 when every request succeeded (a
+/// `ping` before login included), 3 when the server refused one (0
+/// without `--strict`), non-zero when there is no server.
+fn client_exit_codes_in_scripted_mode() {
+    use std::io::Write;
+    let server = Server::fresh();
+    let addr = server.addr.to_string();
+    let client = |args: &[&str], script: &str| -> (Option<i32>, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+            .args(args)
+            .args(["--linger", "0s", "--timeout", "10s", &addr])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn chat-client");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(script.as_bytes()).expect("write script");
+        drop(stdin);
+        let out = child.wait_with_output().expect("wait");
+        (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+    };
+    let (code, said) = client(&["--strict"], "ping\nregister:exit-codes:secret\n");
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("pong"), "ping before login: {said}");
+    let (code, said) = client(&["--strict"], "login:999999:wrong\n");
+    assert_eq!(code, Some(3), "{said}");
+    assert!(said.contains("refused or unanswered"), "{said}");
+    let (code, said) = client(&[], "login:999999:wrong\n");
+    assert_eq!(code, Some(0), "{said}");
+    drop(server);
+    let gone = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let nobody = gone.local_addr().expect("addr").to_string();
+    drop(gone);
+    let out = Command::new(env!("CARGO_BIN_EXE_chat-client"))
+        .arg(&nobody)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run chat-client");
+    assert_ne!(out.status.code(), Some(0), "no server");
 }

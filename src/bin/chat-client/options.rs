@@ -31,6 +31,9 @@ options:
                    PEM file (a self-signed server's own certificate works)
   --server-name N  with --tls: the name the certificate must carry
                    (default: the host of HOST:PORT)
+  --strict         scripted mode: exit with status 3 when the server
+                   refused a request (an errno) or did not answer it in
+                   time (without it: 0); --no-strict turns it off again
   --no-log         talk as the original client, for a server without the
                    message log: no cid on chats, no SEND_ACK awaited, no
                    catch-up after login, no history
@@ -65,6 +68,9 @@ pub struct Options {
     pub reconnect: Option<bool>,
     /// `--tls`, with its `--ca` and `--server-name`.
     pub tls: Option<TlsOptions>,
+    /// Scripted mode: exit 3 when a request was refused or unanswered
+    /// (`--strict`; off by default, `--no-strict`).
+    pub strict: bool,
 }
 
 /// `--tls` and its settings.
@@ -86,6 +92,7 @@ impl Default for Options {
             log: true,
             reconnect: None,
             tls: None,
+            strict: false,
         }
     }
 }
@@ -138,6 +145,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Invocation, Strin
             "-h" | "--help" => return Ok(Invocation::Help),
             "-V" | "--version" => return Ok(Invocation::Version),
             "--no-log" => options.log = false,
+            "--strict" => options.strict = true,
+            "--no-strict" => options.strict = false,
             "--reconnect" => options.reconnect = Some(true),
             "--no-reconnect" => options.reconnect = Some(false),
             "--tls" => tls = true,
