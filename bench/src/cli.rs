@@ -6,6 +6,7 @@
 //! full list.
 
 use crate::config::{Config, Scenario};
+use crate::gates::Gates;
 use crate::phases::mixed::Mix;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -64,6 +65,10 @@ COMMON OPTIONS:
     --duration SECS       how long traffic runs [10 unless --messages is given]
     --messages K          messages per sender (with --duration: first to end)
     --json                print one JSON object as the last line of output
+    --output FILE         write that JSON object to FILE (stdout keeps the table)
+    --max-p99 DURATION    fail (exit 1) when the p99 latency is above this
+    --min-rate N          fail (exit 1) when fewer than N messages (else
+                          operations) per second were achieved
     --quiet               no progress line on standard error
     --timeout SECS        upper bound of each phase [120]
     --drain SECS          wait for messages in flight after sending stops;
@@ -151,6 +156,8 @@ pub enum Command {
         config: Box<Config>,
         /// Whether to print the JSON report line.
         json: bool,
+        /// `--output`, `--max-p99`, `--min-rate`.
+        gates: Gates,
     },
 }
 
@@ -164,6 +171,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         ..Config::default()
     };
     let mut json = false;
+    let mut gates = Gates::default();
     let mut scenario = None;
     let mut addrs: Vec<SocketAddr> = Vec::new();
     let mut msg_rate_given = false;
@@ -182,6 +190,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "--json" => json = true,
+            "--output" => gates.output = Some(PathBuf::from(value(&flag)?)),
+            "--max-p99" => gates.max_p99 = Some(seconds(&flag, &value(&flag)?)?),
+            "--min-rate" => gates.min_rate = Some(number(&flag, &value(&flag)?)?),
             "--quiet" => config.progress = false,
             "--login" => config.login = true,
             "--legacy" => config.legacy = true,
@@ -267,6 +278,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
     Ok(Command::Run {
         config: Box::new(config),
         json,
+        gates,
     })
 }
 
@@ -326,7 +338,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<(Config, bool), String> {
         match parse(args.iter().map(|s| s.to_string()))? {
-            Command::Run { config, json } => Ok((*config, json)),
+            Command::Run { config, json, .. } => Ok((*config, json)),
             Command::Help => Err("help".into()),
         }
     }
