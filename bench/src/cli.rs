@@ -6,6 +6,7 @@
 //! full list.
 
 use crate::config::{Config, Scenario};
+use crate::gates::Gates;
 use crate::phases::mixed::Mix;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -54,6 +55,9 @@ SCENARIOS:
                every 100 ms each; the time until all are logged in again,
                the logins' latency, and the chatters' SEND_ACK latency
 
+Durations (SECS below): a bare number of seconds (10, 2.5) or with a unit
+as chat-server reads them (500ms, 1.5s, 2m, 1h 30m).
+
 COMMON OPTIONS:
     --addr HOST:PORT      server (repeatable: users go round-robin) [127.0.0.1:6000]
     --users N             users / connections [100]
@@ -61,6 +65,10 @@ COMMON OPTIONS:
     --duration SECS       how long traffic runs [10 unless --messages is given]
     --messages K          messages per sender (with --duration: first to end)
     --json                print one JSON object as the last line of output
+    --output FILE         write that JSON object to FILE (stdout keeps the table)
+    --max-p99 DURATION    fail (exit 1) when the p99 latency is above this
+    --min-rate N          fail (exit 1) when fewer than N messages (else
+                          operations) per second were achieved
     --quiet               no progress line on standard error
     --timeout SECS        upper bound of each phase [120]
     --drain SECS          wait for messages in flight after sending stops;
@@ -148,6 +156,8 @@ pub enum Command {
         config: Box<Config>,
         /// Whether to print the JSON report line.
         json: bool,
+        /// `--output`, `--max-p99`, `--min-rate`.
+        gates: Gates,
     },
 }
 
@@ -161,6 +171,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         ..Config::default()
     };
     let mut json = false;
+    let mut gates = Gates::default();
     let mut scenario = None;
     let mut addrs: Vec<SocketAddr> = Vec::new();
     let mut msg_rate_given = false;
@@ -179,6 +190,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "--json" => json = true,
+            "--output" => gates.output = Some(PathBuf::from(value(&flag)?)),
+            "--max-p99" => gates.max_p99 = Some(seconds(&flag, &value(&flag)?)?),
+            "--min-rate" => gates.min_rate = Some(number(&flag, &value(&flag)?)?),
             "--quiet" => config.progress = false,
             "--login" => config.login = true,
             "--legacy" => config.legacy = true,
@@ -264,6 +278,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
     Ok(Command::Run {
         config: Box::new(config),
         json,
+        gates,
     })
 }
 
@@ -272,15 +287,15 @@ fn number<T: FromStr>(flag: &str, text: &str) -> Result<T, String> {
         .map_err(|_| format!("{flag}: {text:?} is not a valid number"))
 }
 
-/// Seconds, or a number with a unit: `ms`, `s`, `m`, `h`.
+/// A duration as chat-server reads them: a bare number of seconds (`10`,
+/// `2.5`), or `humantime`'s forms (`500ms`, `1.5s`, `2m`, `1h 30m`).
 fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
-    let (digits, unit) = [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
-        .iter()
-        .find_map(|&(suffix, unit)| Some((text.strip_suffix(suffix)?, unit)))
-        .unwrap_or((text, 1.0));
-    let secs: f64 = number(flag, digits)?;
-    Duration::try_from_secs_f64(secs * unit)
-        .map_err(|_| format!("{flag}: {text:?} is not a duration"))
+    if let Ok(secs) = text.trim().parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("{flag}: {text:?} is not a duration"));
+    }
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{flag}: {text:?} is not a duration such as 10, 500ms or 2m ({e})"))
 }
 
 fn resolve(text: &str) -> Result<SocketAddr, String> {
@@ -323,7 +338,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<(Config, bool), String> {
         match parse(args.iter().map(|s| s.to_string()))? {
-            Command::Run { config, json } => Ok((*config, json)),
+            Command::Run { config, json, .. } => Ok((*config, json)),
             Command::Help => Err("help".into()),
         }
     }

@@ -49,6 +49,7 @@
 pub mod cli;
 pub mod config;
 mod conn;
+pub mod gates;
 pub mod histogram;
 pub mod json_stream;
 pub mod ledger;

@@ -220,7 +220,7 @@ impl TcpServer {
         let fd = acceptor.fd();
         let token = acceptor.listen(lp)?;
         self.accepting = Some((token, fd));
-        log::info!("TcpServer {} listening on {}", self.name, self.listen_addr);
+        log::debug!("TcpServer {} listening on {}", self.name, self.listen_addr);
         Ok(())
     }
 

@@ -1,5 +1,7 @@
 //! Precedence and parsing of the configuration.
 
+use std::collections::HashMap;
+
 use super::*;
 
 fn args(a: &[&str]) -> Vec<String> {
@@ -287,41 +289,73 @@ fn errors_name_the_problem() {
     let e = run(&["--bogus", "1"], &[]).unwrap_err();
     assert!(e.0.contains("--bogus"), "{e}");
     let e = run(&["--workers"], &[]).unwrap_err();
-    assert!(e.0.contains("needs a value"), "{e}");
+    assert!(e.0.contains("value is required"), "{e}");
     let e = run(&["--workers", "0"], &[]).unwrap_err();
     assert!(e.0.contains("minimum"), "{e}");
     let e = run(&[], &[("CHAT_LISTEN", "nowhere")]).unwrap_err();
-    assert!(e.0.contains("environment"), "{e}");
-    assert!(parse_config_text("nonsense").is_err());
-    assert!(parse_config_text("colour = blue").is_err());
+    assert!(e.0.contains("environment (CHAT_LISTEN)"), "{e}");
+    assert!(layers::legacy_pairs("nonsense").is_err());
 }
 
 #[test]
 fn sizes_and_durations() {
     assert_eq!(parse_size("65536"), Ok(65536));
     assert_eq!(parse_size("64KiB"), Ok(65536));
+    assert_eq!(
+        parse_size("64KB"),
+        Ok(65536),
+        "the old forms keep their meaning"
+    );
     assert_eq!(parse_size("4m"), Ok(4 << 20));
+    assert_eq!(parse_size("1.5MiB"), Ok(3 << 19));
     assert!(parse_size("4 parsecs").is_err());
     assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+    assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
     assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
     assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+    assert_eq!(parse_duration("5min"), Ok(Duration::from_secs(300)));
+    assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+    assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
     assert!(parse_duration("soon").is_err());
+    assert!(parse_duration("-1s").is_err());
     assert_eq!(
         run(&["--idle-timeout", "0"], &[]).unwrap().idle_timeout,
+        None
+    );
+    assert_eq!(
+        run(&["--idle-timeout", "off"], &[]).unwrap().idle_timeout,
         None
     );
 }
 
 #[test]
-fn help_lists_every_option() {
+fn help_lists_every_setting_with_its_variable_and_default() {
+    use clap::CommandFactory;
     let text = usage();
-    for opt in OPTIONS {
-        assert!(text.contains(&format!("--{}", opt.key)), "{}", opt.key);
-        assert!(text.contains(&opt.env_name()), "{}", opt.key);
+    for arg in settings::Cli::command().get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        assert!(text.contains(&format!("--{long}")), "{long}");
+        if let Some(env) = arg.get_env() {
+            let env = env.to_string_lossy();
+            assert!(env.starts_with("CHAT_"), "{long}: {env}");
+            assert_eq!(
+                env,
+                format!("CHAT_{}", long.replace('-', "_").to_uppercase())
+            );
+            assert!(text.contains(env.as_ref()), "{long}");
+        }
     }
+    assert!(
+        text.contains("[default: sqlite:data/chat.db]"),
+        "the data path"
+    );
     assert!(matches!(
         Config::load(&args(&["--help"]), |_| None),
         Ok(Command::Help)
+    ));
+    assert!(matches!(
+        Config::load(&args(&["--version"]), |_| None),
+        Ok(Command::Version)
     ));
 }
 

@@ -38,9 +38,11 @@ mod context;
 mod idle;
 mod listener;
 mod metrics;
+mod notify;
 mod peer;
 mod prelogin;
 pub mod shutdown;
+mod startup;
 mod timed_store;
 mod tls;
 mod web;
@@ -54,10 +56,10 @@ use net::{EventLoop, EventLoopHandle, ServerOption, TcpServer};
 
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::storage;
 use crate::runtime::{self, BusyTime, PasswordHasher};
 use crate::service::session::Rate;
 use crate::service::{LimitSettings, LogOptions, Service};
-use crate::storage;
 use admission::Admission;
 
 /// How long shutdown waits for queued database writes.
@@ -76,7 +78,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// cannot be started.
 pub fn run(config: &Config) -> Result<(), Error> {
     runtime::return_large_allocations_to_the_os();
-    let store = storage::open(&config.db)?;
+    let store = startup::open_store(&config.db, config.migrate)?;
     // Single node: the journal in front of the store (storage::journal).
     let store: Arc<dyn storage::Store> = match config.journal_dir() {
         Some(dir) => {
@@ -125,7 +127,8 @@ pub fn run(config: &Config) -> Result<(), Error> {
     service.set_token_key(key);
     service.set_limits(&limit_settings(config));
     let mut lp = EventLoop::new()?;
-    let mut server = TcpServer::new(&lp, config.listen, "ChatServer", ServerOption::NoReusePort)?;
+    let mut server = TcpServer::new(&lp, config.listen, "ChatServer", ServerOption::NoReusePort)
+        .map_err(|e| startup::bind_error("--listen", config.listen, e))?;
     server.set_thread_num(config.threads);
     let acceptor = tls::acceptor(config)?;
     let tls = tls::listener(&lp, config, acceptor.as_ref())?;
@@ -158,7 +161,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
         listener::install_callbacks(&mut s, &service, config, &admission);
         s.start(&mut lp)?;
         loops.extend(busy_time_sources(&s));
-        announce_tls(s.listen_addr());
+        announce_tls(config, s.listen_addr());
         tls_server = Some(s);
     }
     let reload = match (acceptor, &config.tls_cert, &config.tls_key) {
@@ -175,13 +178,14 @@ pub fn run(config: &Config) -> Result<(), Error> {
     let stop = shutdown::on_signals(lp.handle(), config.drain_grace, on_first, reload)?;
     for (scheme, web) in &webs {
         let line = format!("web client: {scheme}://{}/", web.listen_addr());
-        log::info!("{line}");
-        eprintln!("{line}");
+        startup::announce_line(config, &line);
     }
-    announce(server.listen_addr(), &config.db, cluster.as_deref());
+    announce(config, server.listen_addr(), cluster.as_deref());
+    notify::ready();
 
     lp.run();
 
+    notify::stopping();
     log::info!("shutting down: no new connections, finishing queued writes");
     readiness.set_draining();
     server.stop_accepting(&mut lp);
@@ -263,21 +267,18 @@ fn busy_time(lp: EventLoopHandle) -> BusyTime {
 }
 
 /// The TLS listener's line, printed before [`announce`]'s.
-fn announce_tls(addr: SocketAddr) {
-    let line = format!("chat-server TLS listening on {addr}");
-    log::info!("{line}");
-    eprintln!("{line}");
+fn announce_tls(config: &Config, addr: SocketAddr) {
+    startup::announce_line(config, &format!("chat-server TLS listening on {addr}"));
 }
 
 /// The readiness line tests and operators wait for.
-fn announce(addr: SocketAddr, db: &str, cluster: Option<&Cluster>) {
+fn announce(config: &Config, addr: SocketAddr, cluster: Option<&Cluster>) {
     let node = cluster.map_or_else(String::new, |c| format!(", cluster node: {}", c.node_id()));
     let line = format!(
         "chat-server listening on {addr} (store: {}{node})",
-        describe_store(db)
+        describe_store(&config.db)
     );
-    log::info!("{line}");
-    eprintln!("{line}");
+    startup::announce_line(config, &line);
 }
 
 /// The store URL without a password, and a SQLite file's absolute path.

@@ -28,6 +28,10 @@ pub enum StoreError {
     /// [`JournaledStore`](super::JournaledStore)) could not be read or
     /// written, or its applier is too far behind.
     Journal(String),
+    /// The database's schema is not one this server may use as it is (a
+    /// newer version, an unknown database, the C++ original's tables, or
+    /// migrations refused with `--no-migrate`); the text says what to do.
+    Schema(String),
 }
 
 impl fmt::Display for StoreError {
@@ -41,6 +45,7 @@ impl fmt::Display for StoreError {
             StoreError::Mysql(e) => write!(f, "mysql: {e}"),
             StoreError::Data(why) => write!(f, "unexpected data in the database: {why}"),
             StoreError::Journal(why) => write!(f, "journal: {why}"),
+            StoreError::Schema(why) => f.write_str(why),
         }
     }
 }
@@ -51,7 +56,10 @@ impl std::error::Error for StoreError {
             StoreError::CreateDir { source, .. } => Some(source),
             StoreError::Sqlite(e) => Some(e),
             StoreError::Mysql(e) => Some(e),
-            StoreError::BadUrl(_) | StoreError::Data(_) | StoreError::Journal(_) => None,
+            StoreError::BadUrl(_)
+            | StoreError::Data(_)
+            | StoreError::Journal(_)
+            | StoreError::Schema(_) => None,
         }
     }
 }

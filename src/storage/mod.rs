@@ -32,11 +32,13 @@
 //! counts only.)
 
 mod append;
+pub mod backup;
 mod checkpoint;
 mod error;
 pub mod journal;
 pub mod log;
 mod mysql_store;
+pub mod schema;
 mod sql;
 mod sqlite_store;
 
@@ -49,6 +51,7 @@ pub use self::error::StoreError;
 pub use self::journal::{JournalOptions, JournaledStore};
 pub use self::log::{delivered, Appended, Entry, NewEntry, Page, Stored};
 pub use self::mysql_store::MysqlStore;
+pub use self::schema::OpenOptions;
 pub use self::sqlite_store::SqliteStore;
 pub use crate::model::ConvState;
 use crate::model::{Conv, GroupInfo, MemberInfo, UserInfo};
@@ -345,8 +348,18 @@ pub type CidPlaces = std::collections::HashMap<i64, std::collections::HashMap<St
 /// or a MySQL URL without a database name; otherwise whatever opening the
 /// database or creating its tables fails with.
 pub fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(url, OpenOptions::default())
+}
+
+/// [`open`] with `options` (whether to migrate: see [`schema`]).
+///
+/// # Errors
+///
+/// As [`open`], and [`StoreError::Schema`] for a database the store must
+/// not use as it is.
+pub fn open_with(url: &str, options: OpenOptions) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("mysql://") {
-        return Ok(Arc::new(MysqlStore::open(url)?));
+        return Ok(Arc::new(MysqlStore::open_with(url, options)?));
     }
     let path = match url.strip_prefix("sqlite:") {
         Some(":memory:") => return Ok(Arc::new(SqliteStore::open_in_memory()?)),
@@ -362,5 +375,5 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if path.is_empty() {
         return Err(StoreError::BadUrl(format!("{url}: no database path")));
     }
-    Ok(Arc::new(SqliteStore::open(path)?))
+    Ok(Arc::new(SqliteStore::open_with(path, options)?))
 }

@@ -30,6 +30,7 @@ use mysql::prelude::{FromRow, FromValue, Queryable};
 use mysql::{Params, Pool, Transaction, TxOpts, Value};
 
 use super::append::{first_cursors, new_entries, now_ms, Plan, Range};
+use super::schema::{self, OpenOptions};
 use super::sql::{self, CHUNK};
 use super::{
     Appended, ConvState, Count, Entry, JoinOutcome, NewEntry, Page, Store, StoreError, Stored,
@@ -81,6 +82,17 @@ impl MysqlStore {
     /// name; [`StoreError::Mysql`] when the server cannot be reached or
     /// refuses the schema.
     pub fn open(url: &str) -> Result<MysqlStore, StoreError> {
+        MysqlStore::open_with(url, OpenOptions::default())
+    }
+
+    /// [`MysqlStore::open`] with `options` (whether to migrate: see
+    /// [`super::schema`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`MysqlStore::open`], and [`StoreError::Schema`] for a database
+    /// it must not use as it is.
+    pub fn open_with(url: &str, options: OpenOptions) -> Result<MysqlStore, StoreError> {
         // The URL may hold a password: never repeat it in an error.
         let opts = mysql::Opts::from_url(url)
             .map_err(|e| StoreError::BadUrl(format!("invalid MySQL URL: {e}")))?;
@@ -91,10 +103,12 @@ impl MysqlStore {
         }
         let pool = Pool::new(opts)?;
         let mut conn = pool.get_conn()?;
+        let found = schema::mysql_check(&mut conn, options)?;
         for statement in sql::statements(SCHEMA) {
             conn.query_drop(statement)?;
         }
         migrate_token_gen(&mut conn)?;
+        schema::mysql_record(&mut conn, found)?;
         Ok(MysqlStore { pool })
     }
 

@@ -28,6 +28,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, Tra
 
 use super::append::{first_cursors, new_entries, now_ms, Plan, Range};
 use super::checkpoint::Checkpointer;
+use super::schema::{self, OpenOptions};
 use super::sql::{self, CHUNK};
 use super::{
     Appended, ConvState, Count, Entry, JoinOutcome, NewEntry, Page, Store, StoreError, Stored,
@@ -84,6 +85,20 @@ impl SqliteStore {
     /// [`StoreError::Sqlite`] when the file cannot be opened or is not a
     /// database.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, OpenOptions::default())
+    }
+
+    /// [`SqliteStore::open`] with `options` (whether to migrate: see
+    /// [`super::schema`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`SqliteStore::open`], and [`StoreError::Schema`] for a database
+    /// it must not use as it is.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        options: OpenOptions,
+    ) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
@@ -106,7 +121,7 @@ impl SqliteStore {
         // a larger WAL checkpoints each hot page once for several commits
         // (docs/benchmarks.md, "Message log: bytes on disk").
         conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
-        let mut store = SqliteStore::init(conn)?;
+        let mut store = SqliteStore::init(conn, options)?;
         store.path = Some(path.to_owned());
         match Checkpointer::start(path, BUSY_TIMEOUT) {
             Ok(c) => store._checkpointer = Some(c),
@@ -125,13 +140,15 @@ impl SqliteStore {
     ///
     /// [`StoreError::Sqlite`] if SQLite cannot allocate it.
     pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
-        SqliteStore::init(Connection::open_in_memory()?)
+        SqliteStore::init(Connection::open_in_memory()?, OpenOptions::default())
     }
 
-    fn init(mut conn: Connection) -> Result<SqliteStore, StoreError> {
+    fn init(mut conn: Connection, options: OpenOptions) -> Result<SqliteStore, StoreError> {
+        let found = schema::sqlite_check(&conn, options)?;
         migrate_chatlog(&mut conn)?;
         conn.execute_batch(SCHEMA)?;
         migrate_token_gen(&conn)?;
+        schema::sqlite_record(&conn, found)?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         // Room for every statement of this module in the statement cache.
         conn.set_prepared_statement_cache_capacity(64);

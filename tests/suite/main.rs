@@ -27,12 +27,15 @@ mod cluster;
 mod cluster_failures;
 mod cluster_load;
 mod cluster_redis;
+mod data_ops;
+mod deploy;
 mod groups;
 mod half_open;
 mod hashing;
 mod load;
 mod log;
 mod metrics;
+mod operations;
 mod prelogin;
 mod protocol;
 mod quotas;
@@ -73,6 +76,9 @@ fn main() -> ExitCode {
         restart::tests(),
         web::tests(),
         metrics::tests(),
+        operations::tests(),
+        data_ops::tests(),
+        deploy::tests(),
         web_tls::tests(),
         log::tests(),
         storage::tests(),

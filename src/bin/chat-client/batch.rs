@@ -4,8 +4,11 @@
 //! incoming messages go to standard output, one per line, in the format of
 //! [`render`](super::render); the client's own complaints (a mistyped
 //! command) go to standard error. At the end the client lingers for
-//! `--linger-ms` so late messages are still shown, logs out, and exits 0.
-//! A lost connection is reported on standard error with exit status 1.
+//! `--linger` so late messages are still shown, logs out, and exits 0, or
+//! [`EXIT_REFUSED`] when the server refused a request (an errno) or did
+//! not answer one within `--timeout` (with `--strict`). A lost
+//! connection is reported on standard error with exit status 1; a bad
+//! command line is 2.
 
 use std::io::{self, BufRead};
 use std::process::ExitCode;
@@ -17,6 +20,10 @@ use super::connection::Connection;
 use super::options::Options;
 use super::output::{Output, Plain};
 use super::style::Style;
+
+/// The exit status of a script some of whose requests the server refused
+/// or left unanswered.
+pub const EXIT_REFUSED: u8 = 3;
 
 /// Runs commands from standard input on `conn`; see the module docs.
 pub fn run(conn: Connection, options: &Options) -> ExitCode {
@@ -65,8 +72,14 @@ pub fn run(conn: Connection, options: &Options) -> ExitCode {
             Flow::Lost => return ExitCode::FAILURE,
         }
     }
-    match client.leave(options.linger) {
+    let left = client.leave(options.linger);
+    let failures = client.state.failures();
+    match left {
         Flow::Lost => ExitCode::FAILURE,
+        _ if options.strict && failures > 0 => {
+            eprintln!("chat-client: {failures} request(s) refused or unanswered");
+            ExitCode::from(EXIT_REFUSED)
+        }
         _ => ExitCode::SUCCESS,
     }
 }

@@ -383,6 +383,7 @@ impl ChatClient {
             Wait::Closed if self.reconnects => Flow::Continue,
             Wait::Closed => Flow::Lost,
             Wait::TimedOut => {
+                self.state.note_unanswered();
                 self.note(&format!(
                     "warning: no reply to {what} within {} ms",
                     self.reply_timeout.as_millis()

@@ -87,7 +87,11 @@ impl Command {
     pub fn needs_login(&self) -> bool {
         !matches!(
             self,
-            Command::Help | Command::Quit | Command::Register { .. } | Command::Login { .. }
+            Command::Help
+                | Command::Quit
+                | Command::Ping
+                | Command::Register { .. }
+                | Command::Login { .. }
         )
     }
 }

@@ -48,6 +48,22 @@ pub enum Incoming {
 }
 
 impl Incoming {
+    /// Whether the server refused a request with this (an ack with an
+    /// errno, an error message, a refused SEND_ACK).
+    pub fn refused(&self) -> bool {
+        matches!(
+            self,
+            Incoming::Ack {
+                outcome: Err(_),
+                ..
+            } | Incoming::Error(_)
+                | Incoming::SendAck {
+                    outcome: Err(_),
+                    ..
+                }
+        )
+    }
+
     /// The msgId of the request this message answers, if it answers one.
     pub fn answers(&self) -> Option<i64> {
         match self {

@@ -15,10 +15,12 @@ On a terminal it is interactive; otherwise it reads commands from standard
 input, one per line, and prints replies and messages one per line.
 
 options:
-  --linger-ms N    non-interactive: after the last command, wait N ms for
-                   late messages before leaving (default 500)
-  --timeout-ms N   wait at most N ms for the server's reply to a request
-                   (default 5000)
+  --linger DURATION  non-interactive: after the last command, wait this
+                   long for late messages before leaving (default 500ms);
+                   --linger-ms N: the same in milliseconds
+  --timeout DURATION  wait at most this long for the server's reply to a
+                   request (default 5s); --timeout-ms N: in milliseconds.
+                   Durations as chat-server reads them: 500ms, 1.5s, 2m
   --reconnect      when the server goes away, connect again (backoff from
                    0.5 s to 30 s), log in again and catch up (the default
                    on a terminal); --no-reconnect: exit with status 1
@@ -29,6 +31,9 @@ options:
                    PEM file (a self-signed server's own certificate works)
   --server-name N  with --tls: the name the certificate must carry
                    (default: the host of HOST:PORT)
+  --strict         scripted mode: exit with status 3 when the server
+                   refused a request (an errno) or did not answer it in
+                   time (without it: 0); --no-strict turns it off again
   --no-log         talk as the original client, for a server without the
                    message log: no cid on chats, no SEND_ACK awaited, no
                    catch-up after login, no history
@@ -63,6 +68,9 @@ pub struct Options {
     pub reconnect: Option<bool>,
     /// `--tls`, with its `--ca` and `--server-name`.
     pub tls: Option<TlsOptions>,
+    /// Scripted mode: exit 3 when a request was refused or unanswered
+    /// (`--strict`; off by default, `--no-strict`).
+    pub strict: bool,
 }
 
 /// `--tls` and its settings.
@@ -84,6 +92,7 @@ impl Default for Options {
             log: true,
             reconnect: None,
             tls: None,
+            strict: false,
         }
     }
 }
@@ -136,6 +145,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Invocation, Strin
             "-h" | "--help" => return Ok(Invocation::Help),
             "-V" | "--version" => return Ok(Invocation::Version),
             "--no-log" => options.log = false,
+            "--strict" => options.strict = true,
+            "--no-strict" => options.strict = false,
             "--reconnect" => options.reconnect = Some(true),
             "--no-reconnect" => options.reconnect = Some(false),
             "--tls" => tls = true,
@@ -145,6 +156,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Invocation, Strin
             "--timeout-ms" => {
                 options.reply_timeout = millis("--timeout-ms", &value("--timeout-ms")?)?;
             }
+            "--timeout" => options.reply_timeout = duration("--timeout", &value("--timeout")?)?,
+            "--linger" => options.linger = duration("--linger", &value("--linger")?)?,
             f if f.starts_with('-') => return Err(format!("unknown option {f}")),
             _ if addr.is_some() => return Err(format!("unexpected argument {arg}")),
             _ => addr = Some(arg),
@@ -166,11 +179,19 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Invocation, Strin
     Ok(Invocation::Run(options))
 }
 
+/// `--timeout-ms`, `--linger-ms`: a bare number is milliseconds (the old
+/// form); with a unit it is a duration as the server reads them (`1.5s`).
 fn millis(flag: &str, value: &str) -> Result<Duration, String> {
-    value
-        .parse::<u64>()
-        .map(Duration::from_millis)
-        .map_err(|_| format!("{flag} wants a number of milliseconds, not \"{value}\""))
+    if let Ok(ms) = value.trim().parse::<u64>() {
+        return Ok(Duration::from_millis(ms));
+    }
+    duration(flag, value)
+}
+
+/// `--timeout`, `--linger`: a duration as the server reads them (`500ms`,
+/// `1.5s`, `2m`; a bare number is seconds).
+fn duration(flag: &str, value: &str) -> Result<Duration, String> {
+    chat::config::parse_duration(value).map_err(|e| format!("{flag}: {e}"))
 }
 
 #[cfg(test)]
@@ -202,6 +223,16 @@ mod tests {
         assert_eq!(o.reconnect, Some(true));
         assert_eq!(run(&["-h"]), Ok(Invocation::Help));
         assert!(run(&["--linger-ms"]).is_err());
+        let Ok(Invocation::Run(o)) = run(&["--timeout", "1.5s", "--linger", "2"]) else {
+            panic!("durations");
+        };
+        assert_eq!(o.reply_timeout, Duration::from_millis(1500));
+        assert_eq!(o.linger, Duration::from_secs(2), "a bare number is seconds");
+        let Ok(Invocation::Run(o)) = run(&["--timeout-ms", "2s"]) else {
+            panic!("a unit on the old flag");
+        };
+        assert_eq!(o.reply_timeout, Duration::from_secs(2));
+        assert!(run(&["--timeout", "soon"]).is_err());
         let Ok(Invocation::Run(o)) = run(&["--tls", "--ca=ca.pem", "h:1"]) else {
             panic!("--tls");
         };

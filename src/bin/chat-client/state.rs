@@ -73,6 +73,9 @@ struct Inner {
     user: Option<User>,
     /// The reply the input thread waits for.
     awaiting: Option<Awaiting>,
+    /// Requests the server refused or did not answer in time (scripted
+    /// mode's exit status).
+    failures: u32,
     /// Chats sent with a cid, by cid (what was sent, and the request to
     /// send again after a reconnect), and their order (oldest first).
     pending: HashMap<String, (Sent, Value)>,
@@ -334,6 +337,17 @@ impl ClientState {
         self.state.lock().book.caught_up(conv, up_to);
     }
 
+    /// Counts a request that got no reply in time.
+    pub fn note_unanswered(&self) {
+        let mut state = self.state.lock();
+        state.failures = state.failures.saturating_add(1);
+    }
+
+    /// Requests refused by the server or unanswered so far.
+    pub fn failures(&self) -> u32 {
+        self.state.lock().failures
+    }
+
     /// Waits until the awaited reply arrives, the connection closes, or
     /// `timeout` passes. Forgets the awaited reply either way.
     pub fn wait_reply(&self, timeout: Duration) -> Wait {
@@ -391,6 +405,9 @@ impl ClientState {
         }
         if let Some(awaited) = answered {
             let mut state = self.state.lock();
+            if message.refused() {
+                state.failures = state.failures.saturating_add(1);
+            }
             // Unless the input thread gave up on it meanwhile.
             if state.awaiting.as_ref() == Some(&awaited) {
                 state.awaiting = None;
