@@ -167,6 +167,12 @@ pub const OPTIONS: &[Opt] = &[
         help: "a login of an account online on a connection silent longer than this replaces that connection (off: never, the login gets errno 2); single node only",
     },
     Opt {
+        key: "sessions-per-user",
+        value: "N",
+        default: "1",
+        help: "how many connections one account may be logged in on at once (1: a second login gets errno 2, as the original); with more, every session gets every message, self-copies included",
+    },
+    Opt {
         key: "token-ttl",
         value: "DURATION",
         default: "30d",
@@ -451,6 +457,9 @@ pub struct Config {
     /// connection has received nothing for longer than this
     /// (`--login-takeover-grace`); `None` never replaces (errno 2).
     pub login_takeover_grace: Option<Duration>,
+    /// How many connections one account may be logged in on at once
+    /// (`--sessions-per-user`), at least 1.
+    pub sessions_per_user: u32,
     /// How long a resume token stays valid (`--token-ttl`), at least 1s.
     pub token_ttl: Duration,
     /// The file holding the resume tokens' key (`--token-key-file`); `None`:
@@ -773,6 +782,7 @@ impl Config {
             idle_timeout: (!idle.is_zero()).then_some(idle),
             keepalive,
             login_takeover_grace: grace,
+            sessions_per_user: count32("sessions-per-user", 1, 1)?,
             token_ttl: match get("token-ttl") {
                 Some((v, from)) => match parse_duration(&v) {
                     Ok(d) if d >= Duration::from_secs(1) => d,
