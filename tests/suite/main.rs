@@ -38,6 +38,7 @@ mod protocol;
 mod quotas;
 mod reliability;
 mod restart;
+mod sessions;
 mod storage;
 mod tls;
 mod tokens;
@@ -71,6 +72,7 @@ fn main() -> ExitCode {
         quotas::tests(),
         reliability::tests(),
         restart::tests(),
+        sessions::tests(),
         web::tests(),
         metrics::tests(),
         web_tls::tests(),
