@@ -64,7 +64,11 @@ fn one_session_by_default() {
     let alice = server.user("alice");
     let mut again = server.connect();
     let v = again.request(json!({"msgId": 1, "uid": alice.uid, "password": "secret"}));
-    assert_eq!((v["msgId"].as_i64(), v["errno"].as_i64()), (Some(2), Some(2)), "{v}");
+    assert_eq!(
+        (v["msgId"].as_i64(), v["errno"].as_i64()),
+        (Some(2), Some(2)),
+        "{v}"
+    );
 }
 
 /// Three sessions of alice: each gets bob's messages, and each of the
@@ -126,7 +130,10 @@ fn every_session_gets_every_message_and_self_copy() {
     assert_eq!(bob.expect(13)["msg"], "to the group");
     for k in [0, 2] {
         let v = s[k].expect(13);
-        assert_eq!((v["msg"].as_str(), v["seq"].as_i64()), (Some("to the group"), Some(1)));
+        assert_eq!(
+            (v["msg"].as_str(), v["seq"].as_i64()),
+            (Some("to the group"), Some(1))
+        );
     }
     s[1].expect_silence(Duration::from_millis(200));
 
@@ -164,7 +171,11 @@ fn read_receipts_and_unread() {
     for session in s.iter_mut() {
         assert_eq!(convs(session), [(conv.clone(), 3, 0, 3)]);
     }
-    assert_eq!(convs(&mut bob), [(conv.clone(), 3, 0, 3)], "bob's own reads count");
+    assert_eq!(
+        convs(&mut bob),
+        [(conv.clone(), 3, 0, 3)],
+        "bob's own reads count"
+    );
 
     s[0].send(&json!({"msgId": 33, "conv": conv, "seq": 3}));
     assert_eq!(s[0].expect_errno(34, 0)["seq"], 3);
