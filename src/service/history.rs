@@ -63,7 +63,9 @@ pub fn read(ctx: Ctx, me: Me, conv: Conv, seq: i64) {
         match store.set_read(me.uid, conv, seq) {
             Ok(Some(read)) => {
                 ctx.send(&reply::read_ok(conv, read));
-                sessions::receipt(&ctx.svc, store, me.uid, ctx.peer.id(), conv, read);
+                if ctx.svc.sessions_per_user() > 1 {
+                    sessions::receipt(&ctx.svc, store, me.uid, ctx.peer.id(), conv, read);
+                }
             }
             // A one-to-one conversation with no message yet has no cursor
             // rows: nothing to read, position 0.

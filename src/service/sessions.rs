@@ -29,9 +29,10 @@
 //!
 //! # Receipts and typing
 //!
-//! A READ (33) that stores a read position pushes
+//! With `N > 1`, a READ (33) that stores a read position pushes
 //! `{"msgId":35,"conv","uid","seq"}` to the user's other sessions and to
-//! the other participants (every member, for a group). TYPING (36) is
+//! the other participants (every member, for a group); with `N = 1` no
+//! receipt is pushed, so the original's protocol sees no change. TYPING (36) is
 //! relayed to the other participants as `{"msgId":36,"conv","uid"}`,
 //! never stored, and at most once per [`TYPING_INTERVAL`] per session and
 //! conversation ([`TypingGate`]); extra notices are dropped silently.

@@ -7,19 +7,23 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::cluster::CLUSTER;
 use crate::support::cluster::wait_friend_state;
 use crate::support::log::{chat_with_cid, group_with_cid, login_as, seqs, texts};
-use crate::support::{Client, Server, Test};
+use crate::support::{Client, Cluster, Env, Server, Test};
 
 /// The tests of this module.
 pub fn tests() -> Vec<Test> {
-    tests![
+    let mut all = tests![
         one_session_by_default,
         every_session_gets_every_message_and_self_copy,
         read_receipts_and_unread,
         presence_lasts_until_the_last_session,
         typing_is_relayed_once_a_second
-    ]
+    ];
+    let cluster = tests![sessions_in_a_cluster];
+    all.extend(cluster.into_iter().map(|t| t.needs(CLUSTER)));
+    all
 }
 
 /// `alice` (registered on `server`) logged in on `n` connections.
@@ -264,4 +268,52 @@ fn typing_is_relayed_once_a_second() {
     s[0].send(&json!({"msgId": 36, "conv": theirs}));
     let v = s[0].recv();
     assert_eq!(v["errno"], 6, "{v}");
+}
+
+/// Two nodes, `--sessions-per-user 3`: alice's two sessions on node 1 get
+/// bob's messages from node 2 and each other's self-copies; a login of
+/// alice on node 2 gets errno 2; her receipt and typing reach bob on node
+/// 2; when node 1 is SIGKILLed bob sees her offline.
+fn sessions_in_a_cluster() {
+    let env = Env::get("sessions");
+    let mut cluster = Cluster::start_with(&env, 2, "2s", &["--sessions-per-user", "3"]);
+    let mut s0 = cluster.user_on(1, "alice");
+    let mut bob = cluster.user_on(2, "bob");
+    let (a, b) = (s0.uid, bob.uid);
+    s0.send(&json!({"msgId": 10, "fid": b}));
+    s0.expect_errno(16, 0);
+    let (mut s1, _) = login_as(cluster.node(1).addr, a, "alice");
+    let mut elsewhere = cluster.node(2).connect();
+    let v = elsewhere.request(json!({"msgId": 1, "uid": a, "password": "secret"}));
+    assert_eq!(v["errno"], 2, "a session on the other node: {v}");
+    wait_friend_state(&mut bob, a, "online");
+
+    bob.chat(a, "from node 2");
+    for s in [&mut s0, &mut s1] {
+        let v = s.expect(9);
+        assert_eq!(
+            (v["msg"].as_str(), v["seq"].as_i64()),
+            (Some("from node 2"), Some(1))
+        );
+    }
+    s0.send(&chat_with_cid(b, "from node 1", "c1"));
+    assert_eq!(s0.expect_errno(28, 0)["seq"], 2);
+    let copy = s1.expect(9);
+    assert_eq!(
+        (copy["msg"].as_str(), copy["seq"].as_i64()),
+        (Some("from node 1"), Some(2))
+    );
+    assert_eq!(bob.expect(9)["seq"], 2);
+    let conv = copy["conv"].as_str().expect("conv").to_owned();
+
+    s0.send(&json!({"msgId": 33, "conv": conv, "seq": 2}));
+    s0.expect_errno(34, 0);
+    let want = json!({"msgId": 35, "conv": conv, "uid": a, "seq": 2});
+    assert_eq!(s1.expect(35), want);
+    assert_eq!(bob.expect(35), want, "a receipt across nodes");
+    s1.send(&json!({"msgId": 36, "conv": conv}));
+    assert_eq!(bob.expect(36), json!({"msgId": 36, "conv": conv, "uid": a}));
+
+    cluster.kill(1);
+    wait_friend_state(&mut bob, a, "offline");
 }
