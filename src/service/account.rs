@@ -80,7 +80,9 @@ use std::time::{Duration, Instant};
 use super::delivery::{self, Cursors, Unclaimed};
 use super::login_limits::{self, AccountKey};
 use super::session::{Held, Login};
-use super::{chat, history, online, user_key, Ctx, Me, PeerRef, Presence, Service, Session};
+use super::{
+    chat, history, online, sessions, user_key, Ctx, Me, PeerRef, Presence, Service, Session,
+};
 use crate::cluster::Claim;
 use crate::model::{GroupInfo, UserInfo};
 use crate::protocol::{encode, errno, reply};
@@ -546,8 +548,14 @@ fn load(ctx: &Ctx, store: &dyn Store, uid: i64) -> Result<Loaded, StoreError> {
     let mut legacy = store.offline_messages(uid)?;
     legacy.retain(|(id, _)| undeleted.binary_search(id).is_err());
     let convs = store.conversations(uid)?;
-    let mut pending = store.pending(uid, MAX_ACK_MESSAGES)?;
-    let mut backlog = pending.len() >= MAX_ACK_MESSAGES;
+    let (mut pending, mut backlog) = if ctx.svc.sessions_per_user() > 1 {
+        // The user's own messages too: another session may have sent them.
+        sessions::pending_with_own(store, &convs, MAX_ACK_MESSAGES)?
+    } else {
+        let pending = store.pending(uid, MAX_ACK_MESSAGES)?;
+        let full = pending.len() >= MAX_ACK_MESSAGES;
+        (pending, full)
+    };
     let mut bytes = 0;
     if let Some(cut) = pending.iter().position(|e| {
         bytes += e.body.len();

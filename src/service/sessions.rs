@@ -53,9 +53,9 @@ use std::time::{Duration, Instant};
 
 use super::cluster_node::{routed, NOTICE_SEQ};
 use super::{user_key, Ctx, Me, Service};
-use crate::model::Conv;
+use crate::model::{Conv, ConvState};
 use crate::protocol::{encode, errno, reply};
-use crate::storage::{Store, StoreError};
+use crate::storage::{Entry, Page, Store, StoreError};
 
 /// The least time between two typing notices of one session in one
 /// conversation that are relayed.
@@ -165,6 +165,38 @@ fn notify(svc: &Service, uid: i64, conv: Conv, frame: Vec<u8>) {
     for peer in peers {
         peer.send(frame.clone());
     }
+}
+
+/// With several sessions per user, the log entries a login ack carries:
+/// per conversation, in seq order, every entry after the user's stored
+/// position, **the user's own included** ([`Store::pending`] leaves those
+/// out: a sole session sent them itself, but a new session has not seen
+/// what another one sent, also during this login, before its cursors
+/// start at `last_seq`). At most `limit`; `true` when more are left.
+/// `convs` must be read before, as [`Store::pending`]'s caller reads them.
+/// The user's worker.
+pub fn pending_with_own(
+    store: &dyn Store,
+    convs: &[ConvState],
+    limit: usize,
+) -> Result<(Vec<Entry>, bool), StoreError> {
+    let mut out = Vec::new();
+    let mut more_left = false;
+    for c in convs {
+        let from = c.delivered_seq.max(c.joined_seq);
+        if c.last_seq <= from {
+            continue;
+        }
+        let room = limit.saturating_sub(out.len());
+        if room == 0 {
+            more_left = true;
+            break;
+        }
+        let (entries, more) = store.log_page(c.conv, Page::After(from), c.joined_seq, room)?;
+        more_left |= more;
+        out.extend(entries);
+    }
+    Ok((out, more_left))
 }
 
 /// The members of `gid`, ascending (empty: no such group): from the cache
