@@ -101,6 +101,9 @@ pub struct Config {
     /// connection has received nothing for longer than this
     /// (`--login-takeover-grace`); `None` never replaces (errno 2).
     pub login_takeover_grace: Option<Duration>,
+    /// How many connections one account may be logged in on at once
+    /// (`--sessions-per-user`), at least 1.
+    pub sessions_per_user: u32,
     /// How long a resume token stays valid (`--token-ttl`), at least 1s.
     pub token_ttl: Duration,
     /// The file holding the resume tokens' key (`--token-key-file`); `None`:

@@ -37,6 +37,7 @@ pub fn resolve(s: Settings, notes: Vec<String>) -> Result<Config, ConfigError> {
         idle_timeout: s.idle_timeout.0,
         keepalive: s.keepalive.0,
         login_takeover_grace: s.login_takeover_grace.0,
+        sessions_per_user: s.sessions_per_user,
         token_ttl: s.token_ttl,
         token_key_file: s.token_key_file.filter(|v| !v.is_empty()),
         high_water_mark: s.high_water_mark,

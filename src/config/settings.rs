@@ -242,6 +242,9 @@ pub struct Settings {
     /// Prune log entries older than this (e.g. 30d); off keeps all history
     #[arg(long, env = "CHAT_HISTORY_RETENTION", value_name = "DURATION|off", default_value = "off", value_parser = duration_or_off)]
     pub history_retention: OrOff<Duration>,
+    /// How many connections one account may be logged in on at once (1: a second login gets errno 2, as the original); with more, every session gets every message, self-copies included
+    #[arg(long, env = "CHAT_SESSIONS_PER_USER", value_name = "N", default_value = "1", value_parser = count32::<1>)]
+    pub sessions_per_user: u32,
     /// The message log's journal (redo log) on a single node (default: beside the SQLite file, or redo-DBNAME beside the token key for MySQL); off: commit to the store directly
     #[arg(long, env = "CHAT_JOURNAL_DIR", value_name = "DIR|off")]
     pub journal_dir: Option<String>,

@@ -3,7 +3,8 @@
 //! Ids 1–13 are the C++ original's and keep its numbering and names, so the
 //! original's client works unchanged. Ids from 14 up are ours: the original
 //! client ignores ids it does not know, so adding them is safe. 28–34 are
-//! the message log's (send acks, sync, conversations, read positions).
+//! the message log's (send acks, sync, conversations, read positions),
+//! 35 and 36 read receipts and typing (several sessions per user).
 //! `docs/protocol.md` describes every message and its fields.
 
 /// `{"msgId":1,"uid":…,"password":…}` (or `"username"` instead of `"uid"`),
@@ -84,6 +85,13 @@ pub const CONVS_ACK: i64 = 32;
 pub const READ_MSG: i64 = 33;
 /// Reply to [`READ_MSG`], with the new read position.
 pub const READ_ACK: i64 = 34;
+/// Pushed `{"msgId":35,"conv":…,"uid":U,"seq":N}`: user `U` has read `conv`
+/// up to `seq` (sent to `U`'s other sessions and the other participants).
+pub const RECEIPT_MSG: i64 = 35;
+/// `{"msgId":36,"conv":…}`: the user is typing in `conv`; relayed to the
+/// other participants with the typist's `uid`, never stored, at most once
+/// a second per session and conversation.
+pub const TYPING_MSG: i64 = 36;
 
 /// `{"msgId":37,"old":…,"new":…}`: changes the logged-in account's
 /// password and revokes every resume token it had.

@@ -346,6 +346,7 @@ fn conv_entry(me: i64, c: &ConvState) -> Option<Value> {
         "kind": c.conv.kind(),
         "last_seq": c.last_seq,
         "read_seq": c.read_seq,
+        "unread": unread(c),
     });
     match c.conv {
         Conv::Direct { .. } => v["peer"] = c.conv.other(me)?.into(),
@@ -363,6 +364,27 @@ pub fn read_ok(conv: Conv, seq: i64) -> Value {
         "conv": conv.to_string(),
         "seq": seq,
     })
+}
+
+/// Messages of `c` after the user's read position (and their join): the
+/// same in every session, as the position is the user's.
+pub fn unread(c: &ConvState) -> i64 {
+    (c.last_seq - c.read_seq.max(c.joined_seq)).max(0)
+}
+
+/// A read receipt (msgId 35, pushed): `uid` has read `conv` up to `seq`.
+pub fn receipt(conv: Conv, uid: i64, seq: i64) -> Value {
+    json!({
+        "msgId": msg_id::RECEIPT_MSG,
+        "conv": conv.to_string(),
+        "uid": uid,
+        "seq": seq,
+    })
+}
+
+/// A typing notice (msgId 36, relayed): `uid` is typing in `conv`.
+pub fn typing(conv: Conv, uid: i64) -> Value {
+    json!({ "msgId": msg_id::TYPING_MSG, "conv": conv.to_string(), "uid": uid })
 }
 
 #[cfg(test)]

@@ -137,6 +137,8 @@ pub enum Request {
     Convs,
     /// [`msg_id::READ_MSG`]: the user has read `conv` up to `seq` (≥ 0).
     Read { conv: Conv, seq: i64 },
+    /// [`msg_id::TYPING_MSG`]: the user is typing in `conv`.
+    Typing { conv: Conv },
 }
 
 impl Request {
@@ -161,6 +163,7 @@ impl Request {
             Request::Sync { .. } => msg_id::SYNC_MSG,
             Request::Convs => msg_id::CONVS_MSG,
             Request::Read { .. } => msg_id::READ_MSG,
+            Request::Typing { .. } => msg_id::TYPING_MSG,
         }
     }
 
@@ -191,7 +194,8 @@ impl Request {
             | Request::Ping
             | Request::Sync { .. }
             | Request::Convs
-            | Request::Read { .. } => None,
+            | Request::Read { .. }
+            | Request::Typing { .. } => None,
             Request::OneChat { from, .. } => *from,
             Request::Logout { uid, .. }
             | Request::Refresh { uid }
@@ -355,6 +359,7 @@ fn parse_fields(f: &Fields<'_>) -> Result<Request, ProtocolError> {
         msg_id::SYNC_MSG => message_log::parse_sync(f)?,
         msg_id::CONVS_MSG => Request::Convs,
         msg_id::READ_MSG => message_log::parse_read(f)?,
+        msg_id::TYPING_MSG => message_log::parse_typing(f)?,
         other => {
             return Err(ProtocolError::new(
                 errno::UNKNOWN_MSG,

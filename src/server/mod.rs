@@ -118,6 +118,7 @@ pub fn run(config: &Config) -> Result<(), Error> {
         },
     )?;
     service.set_login_takeover_grace(config.login_takeover_grace);
+    service.set_sessions_per_user(config.sessions_per_user);
     service.set_hold_limits(config.login_hold_bytes, config.login_hold_total);
     service.set_max_pending_hashes(config.max_pending_hashes);
     service.set_login_limits(&config.login_limits);

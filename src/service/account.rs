@@ -12,9 +12,10 @@
 //!    register and login keep their order): load the account, check the
 //!    argon2 hash. Then, on the *user's* worker (the hashing thread is in
 //!    the idle scheduling class and must hold no lock an I/O thread
-//!    wants), under the user's online-map lock: if the user is online →
-//!    errno 2; otherwise insert `LoggingIn` and submit phase 2 to the
-//!    user's worker, still under the lock.
+//!    wants), under the user's online-map lock: if the user has
+//!    `--sessions-per-user` sessions already (one, by default: online at
+//!    all) → errno 2; otherwise add a `LoggingIn` session and submit
+//!    phase 2 to the user's worker, still under the lock.
 //! 2. **Load**, on the user's worker: offline messages, friends, groups.
 //!    Every "store offline for this user" job was submitted to this same
 //!    worker by someone who found the user absent under that lock, so all
@@ -40,7 +41,8 @@
 //! (27, errno 2, "logged in elsewhere"; [`Peer::close_with`](super::Peer::close_with)),
 //! which also makes it ignore its further input. A connection with
 //! recent activity, or one whose login is still under way, wins: errno 2
-//! as before.
+//! as before. With several sessions per user a takeover happens only when
+//! every session is taken, and replaces a silent one.
 //!
 //! The order holds across the swap: the entry is never absent, so no
 //! message for the user is stored offline because of it; a message routed
@@ -61,8 +63,13 @@
 //! node holds wins and this one gets errno 2 and is closed
 //! ([`super::cluster_node`]). Every path
 //! that removes the user's entry from the online map (logout, disconnect, a
-//! failed phase 2) releases the claim. There is no takeover in cluster
-//! mode: any connection already holding the user wins. The `state` column is information
+//! failed phase 2) releases the claim once it removed the user's last
+//! session here. There is no takeover in cluster
+//! mode: any connection already holding the user wins. All of a user's
+//! sessions are on the node that holds the claim: with
+//! `--sessions-per-user` above 1, a login on that node is admitted while
+//! there is room, one on another node gets errno 2 (see
+//! [`super::sessions`]). The `state` column is information
 //! only: a killed node leaves it `online`, and Redis's claims, which expire
 //! with the node's liveness, are what decide.
 
@@ -70,10 +77,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::delivery::{self, Cursors};
+use super::delivery::{self, Cursors, Unclaimed};
 use super::login_limits::{self, AccountKey};
 use super::session::{Held, Login};
-use super::{chat, history, user_key, Ctx, Me, PeerRef, Presence, Service, Session};
+use super::{
+    chat, history, online, sessions, user_key, Ctx, Me, PeerRef, Presence, Service, Session,
+};
 use crate::cluster::Claim;
 use crate::model::{GroupInfo, UserInfo};
 use crate::protocol::{encode, errno, reply};
@@ -388,7 +397,10 @@ pub(super) fn claim_cluster_wide(ctx: Ctx, user: UserRecord) {
     let Some(cluster) = ctx.svc.cluster().cloned() else {
         return admit(ctx, user);
     };
-    if ctx.svc.online.contains(user.id) {
+    // All of a user's sessions are on one node: a login here while the
+    // user has sessions here only needs room among them (the claim below
+    // then finds this node's own), and one on another node is refused.
+    if ctx.svc.online.session_ids(user.id).len() >= ctx.svc.sessions_per_user() {
         return finish_failed_login(ctx, ALREADY_ONLINE);
     }
     let uid = user.id;
@@ -428,19 +440,34 @@ fn claim(ctx: &Ctx, user: UserRecord) -> Result<(), Failure> {
         return Ok(());
     }
     // The duplicate check and the insert under one lock: of two logins
-    // racing for one user, exactly one finds the slot empty (or takes
-    // over a silent connection; see "Takeover" in the module docs).
-    let replaced = match shard.get(&user.id) {
-        None => None,
-        Some(entry) => Some(replaceable(ctx, entry).ok_or(ALREADY_ONLINE)?),
+    // racing for the last free session of a user, exactly one finds it
+    // (or takes over a silent connection; see "Takeover" in the module
+    // docs).
+    let sessions = shard.entry(user.id).or_default();
+    let replaced = if sessions.len() >= ctx.svc.sessions_per_user() {
+        let at = sessions
+            .iter()
+            .position(|entry| replaceable(ctx, entry).is_some());
+        let Some(at) = at else {
+            if sessions.is_empty() {
+                shard.remove(&user.id);
+            }
+            return Err(ALREADY_ONLINE);
+        };
+        // Its cursors are dropped with it, as its disconnect will find no
+        // session to write them from: what it was handed and not yet
+        // stored is handed again (delivery is at least once).
+        match sessions.swap_remove(at) {
+            Presence::Online { peer, .. } => Some(peer),
+            Presence::LoggingIn { .. } => None,
+        }
+    } else {
+        None
     };
-    shard.insert(
-        user.id,
-        Presence::LoggingIn {
-            peer_id: ctx.peer.id(),
-            buffered: Vec::new(),
-        },
-    );
+    sessions.push(Presence::LoggingIn {
+        peer_id: ctx.peer.id(),
+        buffered: Vec::new(),
+    });
     state.login = Login::Claimed {
         uid: user.id,
         name: user.name.clone(),
@@ -521,8 +548,14 @@ fn load(ctx: &Ctx, store: &dyn Store, uid: i64) -> Result<Loaded, StoreError> {
     let mut legacy = store.offline_messages(uid)?;
     legacy.retain(|(id, _)| undeleted.binary_search(id).is_err());
     let convs = store.conversations(uid)?;
-    let mut pending = store.pending(uid, MAX_ACK_MESSAGES)?;
-    let mut backlog = pending.len() >= MAX_ACK_MESSAGES;
+    let (mut pending, mut backlog) = if ctx.svc.sessions_per_user() > 1 {
+        // The user's own messages too: another session may have sent them.
+        sessions::pending_with_own(store, &convs, MAX_ACK_MESSAGES)?
+    } else {
+        let pending = store.pending(uid, MAX_ACK_MESSAGES)?;
+        let full = pending.len() >= MAX_ACK_MESSAGES;
+        (pending, full)
+    };
     let mut bytes = 0;
     if let Some(cut) = pending.iter().position(|e| {
         bytes += e.body.len();
@@ -574,9 +607,10 @@ fn load_account(ctx: Ctx, store: &dyn Store, user: UserRecord) {
     ctx.on_own_loop(move |ctx| {
         let uid = user.id;
         let svc = ctx.svc.clone();
+        let peer_id = ctx.peer.id();
         if deliver_login(ctx, user, ack, ids, cursors) && backlog {
             // The rest follows the ack in steps, each once the last drained.
-            delivery::continue_when_drained(&svc, uid);
+            delivery::continue_when_drained(&svc, uid, peer_id);
         }
     });
 }
@@ -620,7 +654,7 @@ fn deliver_login(
         }
         let positions = {
             let mut shard = ctx.svc.online.lock(user.id);
-            match shard.get_mut(&user.id) {
+            match online::session_mut(&mut shard, user.id, ctx.peer.id()) {
                 Some(entry @ Presence::LoggingIn { .. }) if entry.peer_id() == ctx.peer.id() => {
                     let online = Presence::online(ctx.peer.clone(), cursors);
                     let Presence::LoggingIn { buffered, .. } = std::mem::replace(entry, online)
@@ -734,7 +768,8 @@ fn mark_online(svc: &Service, friends: &mut [UserInfo], groups: &mut [GroupInfo]
 /// peer's own thread.
 pub fn logout(ctx: Ctx, me: Me) {
     ctx.session.state().login = Login::Anonymous;
-    if delivery::unclaim(&ctx.svc, me.uid, ctx.peer.id()) {
+    // This session only: the user stays online while another one is.
+    if delivery::unclaim(&ctx.svc, me.uid, ctx.peer.id()) == Unclaimed::Last {
         set_offline(&ctx.svc, me.uid);
     }
     ctx.send(&reply::logout_ok());
@@ -766,7 +801,7 @@ pub fn disconnected(svc: &Arc<Service>, peer: &PeerRef, session: &Arc<Session>) 
     let login = std::mem::replace(&mut state.login, Login::Anonymous);
     if let Login::Claimed { uid, .. } | Login::Active { uid, .. } = login {
         // Still under the session lock: a login's phase 1 cannot slip in.
-        if delivery::unclaim(svc, uid, peer.id()) {
+        if delivery::unclaim(svc, uid, peer.id()) == Unclaimed::Last {
             set_offline(svc, uid);
         }
     }

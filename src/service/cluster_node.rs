@@ -31,7 +31,7 @@
 use std::sync::{Arc, Weak};
 
 use super::delivery::{self, Delivery};
-use super::{Presence, Service};
+use super::{PeerRef, Presence, Service};
 use crate::cluster::LocalNode;
 use crate::model::Conv;
 use crate::protocol::{encode, errno, reply};
@@ -158,10 +158,22 @@ impl Service {
     }
 }
 
+/// The seq of a routed *notice* (a read receipt, a typing notice): no
+/// message of the log, so no cursor; every session of the user here is
+/// sent it, and one that finds nobody is dropped ([`super::sessions`]).
+pub const NOTICE_SEQ: i64 = 0;
+
 /// Cluster → here (subscriber thread): hands message `seq` of the
 /// conversation with key `conv` to `to`, if `to` is on this node. `false`
-/// when they are not (any more).
+/// when they are not (any more). A notice ([`NOTICE_SEQ`]) goes to each
+/// of `to`'s sessions here, or nowhere.
 pub fn deliver_here(svc: &Arc<Service>, to: i64, conv: i64, seq: i64, bytes: &[u8]) -> bool {
+    if seq == NOTICE_SEQ {
+        for peer in svc.online.peers(to) {
+            peer.send(bytes.to_vec());
+        }
+        return true;
+    }
     let Some(conv) = Conv::from_key(conv) else {
         log::warn!("cluster: a message for {to} names no conversation ({conv})");
         return true;
@@ -170,6 +182,7 @@ pub fn deliver_here(svc: &Arc<Service>, to: i64, conv: i64, seq: i64, bytes: &[u
         conv,
         seq,
         bytes: Some(bytes.to_vec()),
+        origin: None,
         received: None, // read on another node: not measured
     };
     delivery::push(svc, to, d).is_none()
@@ -179,13 +192,14 @@ pub fn deliver_here(svc: &Arc<Service>, to: i64, conv: i64, seq: i64, bytes: &[u
 /// message for `to`. Delivers it if `to` arrived here meanwhile; otherwise
 /// nothing is needed, as the log keeps it for their next login.
 fn deliver_if_here(svc: &Arc<Service>, to: i64, conv: i64, seq: i64, bytes: Vec<u8>) {
-    let Some(conv) = Conv::from_key(conv) else {
-        return;
+    let Some(conv) = Conv::from_key(conv).filter(|_| seq != NOTICE_SEQ) else {
+        return; // garbage, or a notice: those are never kept
     };
     let d = Delivery {
         conv,
         seq,
         bytes: Some(bytes),
+        origin: None,
         received: None,
     };
     let _ = delivery::push(svc, to, d);
@@ -198,18 +212,27 @@ fn deliver_if_here(svc: &Arc<Service>, to: i64, conv: i64, seq: i64, bytes: Vec<
 /// the release that queues leaves `holder`'s claim alone. A login still
 /// under way is left to the next sync (it has just claimed, or will).
 fn end_unconfirmed(svc: &Arc<Service>, uid: i64, holder: &str) {
-    let peer = match svc.online.lock(uid).get(&uid) {
-        Some(Presence::Online { peer, .. }) => Some(peer.clone()),
-        _ => None,
+    let peers: Vec<PeerRef> = match svc.online.lock(uid).get(&uid) {
+        Some(sessions) => sessions
+            .iter()
+            .filter_map(|p| match p {
+                Presence::Online { peer, .. } => Some(peer.clone()),
+                Presence::LoggingIn { .. } => None,
+            })
+            .collect(),
+        None => Vec::new(),
     };
-    let Some(peer) = peer else { return };
-    if !delivery::unclaim(svc, uid, peer.id()) {
-        return; // it left, or logged in again, meanwhile
+    // Every session here: a user's sessions are all on the node that
+    // holds them.
+    for peer in peers {
+        if delivery::unclaim(svc, uid, peer.id()) == delivery::Unclaimed::NotHere {
+            continue; // it left, or logged in again, meanwhile
+        }
+        log::info!(
+            "{}: {uid} is held by node {holder}; closing this second session",
+            peer.name()
+        );
+        let last = reply::error_msg(errno::ALREADY_ONLINE, HELD_BY_ANOTHER_NODE, None);
+        peer.close_with(encode(&last));
     }
-    log::info!(
-        "{}: {uid} is held by node {holder}; closing this second session",
-        peer.name()
-    );
-    let last = reply::error_msg(errno::ALREADY_ONLINE, HELD_BY_ANOTHER_NODE, None);
-    peer.close_with(encode(&last));
 }

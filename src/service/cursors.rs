@@ -16,9 +16,15 @@ pub struct Delivery {
     pub conv: Conv,
     /// Its number there.
     pub seq: i64,
-    /// The bytes to send; `None` for the user's own message, which only
-    /// moves their cursor.
+    /// The bytes to send; `None` for the user's own message when no other
+    /// session needs a self-copy: it only moves the sending session's
+    /// cursor.
     pub bytes: Option<Vec<u8>>,
+    /// For a message the user sent: the id of the peer (session) that sent
+    /// it, which only moves its cursor; the user's other sessions are sent
+    /// `bytes`, a self-copy ([`super::sessions`]). `None` for a message of
+    /// someone else.
+    pub origin: Option<u64>,
     /// When the sender's connection read it, if its live delivery is
     /// measured ([`super::latency`]).
     pub received: Option<Instant>,

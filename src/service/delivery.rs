@@ -43,55 +43,88 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use super::backfill::{
+    continue_when_drained, fill, reconcile, schedule_backlog, schedule_fill, schedule_reconcile,
+    schedule_reconcile_all, BACKLOG_STEP_BYTES,
+};
 pub use super::cursors::{Cursors, Delivery};
 use super::latency;
-use super::online::{Presence, MAX_BUFFERED};
+use super::online::{session_mut, Presence, MAX_BUFFERED};
 use super::{user_key, PeerRef, Service};
 use crate::model::Conv;
-use crate::storage::{Page, Store, StoreError};
 
 /// How often the cursors of users who stay online are written.
 pub const CURSOR_FLUSH: Duration = Duration::from_secs(5);
 
-/// Messages one fill reads per query.
-const FILL_PAGE: usize = 500;
-
-/// What [`offer`] made of a delivery.
+/// What one session made of a delivery.
 enum Offered {
-    /// Sent (or, for the user's own message, counted), buffered, or not
+    /// Sent (or, for the session's own message, counted), buffered, or not
     /// needed: done.
     Done,
-    /// Not on this node (no entry, or a closing one): given back.
-    Absent(Delivery),
-    /// A gap before it: fill from the log.
+    /// A gap before it: fill this session from the log.
     Gap,
+    /// The session is closing: given back.
+    Closing(Delivery),
 }
 
-/// Hands `d` to `uid` on this node: see the [module docs](self). Gives
-/// it back when `uid` is not here (the caller may route it elsewhere in
-/// cluster mode; otherwise the log keeps it for the next login). Any
-/// thread that holds no shard lock.
+/// Hands `d` to every session of `uid` on this node: see the
+/// [module docs](self). Gives it back when no session of `uid` is here
+/// (the caller may route it elsewhere in cluster mode; otherwise the log
+/// keeps it for the next login). Any thread that holds no shard lock.
 pub fn push(svc: &Arc<Service>, uid: i64, d: Delivery) -> Option<Delivery> {
     let conv = d.conv;
     let seq = d.seq;
-    let offered = offer(&mut svc.online.lock(uid), uid, d);
-    match offered {
-        Offered::Done => None,
-        Offered::Absent(d) => Some(d),
-        Offered::Gap => {
-            schedule_fill(svc, uid, conv, seq);
-            None
+    let mut gaps = Vec::new();
+    let missed = offer(&mut svc.online.lock(uid), uid, d, &mut gaps);
+    for peer_id in gaps {
+        schedule_fill(svc, uid, peer_id, conv, seq);
+    }
+    missed
+}
+
+/// The shard-locked part of [`push`]: offers `d` to each session (a copy
+/// to all but the last), noting in `gaps` the sessions to fill. `Some`
+/// when no session took it.
+fn offer(
+    shard: &mut super::online::Shard,
+    uid: i64,
+    d: Delivery,
+    gaps: &mut Vec<u64>,
+) -> Option<Delivery> {
+    let Some(sessions) = shard.get_mut(&uid) else {
+        return Some(d);
+    };
+    let n = sessions.len();
+    let mut rest = Some(d);
+    let mut taken = false;
+    for (i, session) in sessions.iter_mut().enumerate() {
+        let one = if i + 1 == n {
+            rest.take()
+        } else {
+            rest.clone()
+        };
+        let Some(one) = one else { break };
+        match offer_session(session, one) {
+            Offered::Done => taken = true,
+            Offered::Gap => {
+                taken = true;
+                gaps.push(session.peer_id());
+            }
+            Offered::Closing(back) => rest = Some(back),
         }
+    }
+    if taken {
+        None
+    } else {
+        rest
     }
 }
 
-/// The shard-locked part of [`push`]; also replays a login's buffer.
-fn offer(shard: &mut super::online::Shard, uid: i64, d: Delivery) -> Offered {
-    match shard.get_mut(&uid) {
-        Some(Presence::Online { peer, cursors }) if peer.connected() => {
-            offer_online(peer, cursors, d)
-        }
-        Some(Presence::LoggingIn { buffered, .. }) => {
+/// One session's part of [`offer`].
+fn offer_session(session: &mut Presence, d: Delivery) -> Offered {
+    match session {
+        Presence::Online { peer, cursors } if peer.connected() => offer_online(peer, cursors, d),
+        Presence::LoggingIn { buffered, .. } => {
             // Beyond the bound the message is dropped here; after the login
             // the next one finds a gap and the fill reads it.
             // Handed over after the login: not a live delivery.
@@ -103,11 +136,14 @@ fn offer(shard: &mut super::online::Shard, uid: i64, d: Delivery) -> Offered {
             }
             Offered::Done
         }
-        _ => Offered::Absent(d),
+        Presence::Online { .. } => Offered::Closing(d),
     }
 }
 
-/// The cursor check and the send, under the shard lock.
+/// The cursor check and the send, under the shard lock. The session that
+/// sent `d` only moves its cursor; any other gets the bytes (a self-copy,
+/// for a message of its user's), or, should they be missing, fills them
+/// from the log.
 fn offer_online(peer: &PeerRef, cursors: &mut Cursors, d: Delivery) -> Offered {
     let last = cursors.get(d.conv);
     if d.seq <= last {
@@ -116,21 +152,23 @@ fn offer_online(peer: &PeerRef, cursors: &mut Cursors, d: Delivery) -> Offered {
     if d.seq > last + 1 {
         return Offered::Gap;
     }
+    let sent_here = d.origin == Some(peer.id());
     match d.bytes {
-        Some(bytes) => {
+        Some(bytes) if !sent_here => {
             let end = peer.send_counted(bytes);
             if end.is_some() {
                 latency::observe(d.received);
             }
             cursors.handed(d.conv, d.seq, end, peer.written());
         }
-        None => cursors.own(d.conv, d.seq, peer.written()),
+        None if !sent_here && d.origin.is_some() => return Offered::Gap,
+        _ => cursors.own(d.conv, d.seq, peer.written()),
     }
     Offered::Done
 }
 
 /// The login's last step, under the user's shard lock, right after the
-/// ack: offers what was buffered during the login to the new entry's
+/// ack: offers what was buffered during the login to the new session's
 /// cursors (which already count what the ack carried). Gaps are filled
 /// after the caller unlocks.
 pub fn replay_buffered(
@@ -143,181 +181,15 @@ pub fn replay_buffered(
     for d in buffered {
         let (conv, seq) = (d.conv, d.seq);
         if let Offered::Gap = offer_online(peer, cursors, d) {
-            schedule_fill(svc, uid, conv, seq);
+            schedule_fill(svc, uid, peer.id(), conv, seq);
         }
     }
 }
 
-/// Queues a [`fill`] of `conv` up to `upto` for `uid` on the user's worker.
-pub fn schedule_fill(svc: &Arc<Service>, uid: i64, conv: Conv, upto: i64) {
-    let job_svc = svc.clone();
-    svc.workers.submit(user_key(uid), move || {
-        let store = job_svc.store.clone();
-        if let Err(e) = fill(&job_svc, &*store, uid, conv, upto) {
-            log::error!("filling a gap in {conv} for {uid}: {e}");
-        }
-    });
-}
-
-/// Worker: sends `uid` the messages of `conv` after their cursor, up to at
-/// least `upto`, from the log, in order. Reads the user's floor (a group
-/// member reads only what came after their join) first.
-pub fn fill(
-    svc: &Arc<Service>,
-    store: &dyn Store,
-    uid: i64,
-    conv: Conv,
-    upto: i64,
-) -> Result<(), StoreError> {
-    let mut unlimited = usize::MAX;
-    fill_within(svc, store, uid, conv, upto, &mut unlimited)
-}
-
-/// [`fill`], stopping once `budget` bytes have been sent (it is lowered by
-/// what was sent).
-fn fill_within(
-    svc: &Arc<Service>,
-    store: &dyn Store,
-    uid: i64,
-    conv: Conv,
-    upto: i64,
-    budget: &mut usize,
-) -> Result<(), StoreError> {
-    let floor = match store.conv_state(uid, conv)? {
-        Some(state) => state.joined_seq,
-        None if conv.has_participant(uid) => 0,
-        None => return Ok(()), // no longer a member
-    };
-    while *budget > 0 {
-        let Some(from) = cursor_of(svc, uid, conv) else {
-            break; // gone
-        };
-        if from >= upto {
-            break;
-        }
-        let (entries, more) =
-            store.log_page(conv, Page::After(from.max(floor)), floor, FILL_PAGE)?;
-        let last = entries.last().map(|e| e.seq);
-        {
-            let mut shard = svc.online.lock(uid);
-            let Some(Presence::Online { peer, cursors }) = shard.get_mut(&uid) else {
-                break;
-            };
-            for e in &entries {
-                if e.seq <= cursors.get(conv) {
-                    continue;
-                }
-                if *budget == 0 {
-                    break;
-                }
-                // The log is the authority: a seq missing from it was pruned.
-                if e.sender != uid || conv.other(uid) == Some(uid) {
-                    let bytes = e.delivered();
-                    *budget = budget.saturating_sub(bytes.len());
-                    let end = peer.send_counted(bytes);
-                    cursors.handed(conv, e.seq, end, peer.written());
-                } else {
-                    cursors.own(conv, e.seq, peer.written());
-                }
-            }
-        }
-        if !more || last.is_none_or(|l| l >= upto) {
-            break;
-        }
-    }
-    Ok(())
-}
-
-/// Bytes one backlog step sends: well under the high-water mark, so a
-/// client that reads is never cut off by its own backlog.
-pub const BACKLOG_STEP_BYTES: usize = 1 << 20;
-
-/// Worker: the next part of a backlog that did not fit the login ack:
-/// up to [`BACKLOG_STEP_BYTES`] of what `uid`'s conversations hold beyond
-/// their cursors, in order per conversation. When more is left, the next
-/// step is queued for when this one's bytes have drained into the kernel
-/// ([`Peer::when_drained`](super::Peer::when_drained)), so the output
-/// buffer never holds more than about one step.
-pub fn backlog_step(svc: &Arc<Service>, store: &dyn Store, uid: i64) -> Result<(), StoreError> {
-    let mut budget = BACKLOG_STEP_BYTES;
-    for state in store.conversations(uid)? {
-        let Some(cursor) = cursor_of(svc, uid, state.conv) else {
-            return Ok(()); // gone
-        };
-        if state.last_seq <= cursor.max(state.joined_seq) {
-            continue;
-        }
-        fill_within(svc, store, uid, state.conv, state.last_seq, &mut budget)?;
-        if budget == 0 {
-            continue_when_drained(svc, uid);
-            return Ok(());
-        }
-    }
-    Ok(())
-}
-
-/// Queues the next [`backlog_step`] of `uid` for when their connection's
-/// output has drained.
-pub fn continue_when_drained(svc: &Arc<Service>, uid: i64) {
-    let peer = match svc.online.lock(uid).get(&uid) {
-        Some(Presence::Online { peer, .. }) => peer.clone(),
-        _ => return,
-    };
-    let svc = svc.clone();
-    peer.when_drained(Box::new(move || schedule_backlog(&svc, uid)));
-}
-
-/// Queues a [`backlog_step`] on `uid`'s worker.
-pub fn schedule_backlog(svc: &Arc<Service>, uid: i64) {
-    let job_svc = svc.clone();
-    svc.workers.submit(user_key(uid), move || {
-        let store = job_svc.store.clone();
-        if let Err(e) = backlog_step(&job_svc, &*store, uid) {
-            log::error!("sending the backlog of {uid}: {e}");
-        }
-    });
-}
-
-/// Queues, for every user online here, a [`reconcile`] on their worker.
-/// Any thread; cluster mode calls it when its Redis link is back.
-pub fn schedule_reconcile_all(svc: &Arc<Service>) {
-    schedule_reconcile(svc, &svc.online.uids());
-}
-
-/// Queues a [`reconcile`] of each of `uids` on their worker (users who
-/// are not online here by then are skipped there). Any thread.
-pub fn schedule_reconcile(svc: &Arc<Service>, uids: &[i64]) {
-    if !uids.is_empty() {
-        log::info!("catching {} connected users up from the log", uids.len());
-    }
-    for &uid in uids {
-        let job_svc = svc.clone();
-        svc.workers.submit(user_key(uid), move || {
-            let store = job_svc.store.clone();
-            if let Err(e) = reconcile(&job_svc, &*store, uid) {
-                log::error!("catching {uid} up from the log: {e}");
-            }
-        });
-    }
-}
-
-/// Worker: sends `uid` whatever their conversations hold beyond their
-/// cursors here (messages routed to this node while its link was down).
-pub fn reconcile(svc: &Arc<Service>, store: &dyn Store, uid: i64) -> Result<(), StoreError> {
-    for state in store.conversations(uid)? {
-        let Some(cursor) = cursor_of(svc, uid, state.conv) else {
-            return Ok(()); // gone
-        };
-        if state.last_seq > cursor.max(state.joined_seq) {
-            fill(svc, store, uid, state.conv, state.last_seq)?;
-        }
-    }
-    Ok(())
-}
-
-/// `uid`'s cursor of `conv` on this node, if they are online here.
-fn cursor_of(svc: &Service, uid: i64, conv: Conv) -> Option<i64> {
-    match svc.online.lock(uid).get(&uid) {
+/// The cursor of `conv` of `uid`'s session on the peer `peer_id`, if that
+/// session is logged in here.
+pub(super) fn cursor_of(svc: &Service, uid: i64, peer_id: u64, conv: Conv) -> Option<i64> {
+    match session_mut(&mut svc.online.lock(uid), uid, peer_id) {
         Some(Presence::Online { cursors, .. }) => Some(cursors.get(conv)),
         _ => None,
     }
@@ -325,7 +197,8 @@ fn cursor_of(svc: &Service, uid: i64, conv: Conv) -> Option<i64> {
 
 /// Queues the write of `positions` as `uid`'s delivered cursors on the
 /// user's worker. Called under the user's shard lock when the positions
-/// must be stored before their next login reads them.
+/// must be stored before their next login reads them. The store only
+/// moves a position forward, so of several sessions the furthest wins.
 pub fn submit_delivered(svc: &Service, uid: i64, positions: Vec<(Conv, i64)>) {
     if positions.is_empty() {
         return;
@@ -341,16 +214,21 @@ pub fn submit_delivered(svc: &Service, uid: i64, positions: Vec<(Conv, i64)>) {
     });
 }
 
-/// Writes the changed cursors of every user online here; any thread. Run
-/// every [`CURSOR_FLUSH`] and at shutdown (then `now` is `true`: written
-/// on this thread, as the workers have stopped).
+/// Writes the changed cursors of every session online here; any thread.
+/// Run every [`CURSOR_FLUSH`] and at shutdown (then `now` is `true`:
+/// written on this thread, as the workers have stopped).
 pub fn flush_all(svc: &Service, now: bool) {
     for uid in svc.online.uids() {
         let mut shard = svc.online.lock(uid);
-        let Some(Presence::Online { peer, cursors }) = shard.get_mut(&uid) else {
+        let Some(sessions) = shard.get_mut(&uid) else {
             continue;
         };
-        let changed = cursors.take_changed(peer.written());
+        let mut changed = Vec::new();
+        for session in sessions.iter_mut() {
+            if let Presence::Online { peer, cursors } = session {
+                changed.extend(cursors.take_changed(peer.written()));
+            }
+        }
         if changed.is_empty() {
             continue;
         }
@@ -365,28 +243,47 @@ pub fn flush_all(svc: &Service, now: bool) {
     }
 }
 
-/// Removes `uid`'s entry if it belongs to the peer `peer_id`, and returns
-/// whether it did. An `Online` entry's changed cursors are written by a
-/// job on the user's worker queued under the lock, so the user's next
-/// login reads them. (A `LoggingIn` entry's buffered messages need
-/// nothing: the log has them, and no cursor moved past them.)
-pub(super) fn unclaim(svc: &Arc<Service>, uid: i64, peer_id: u64) -> bool {
+/// What [`unclaim`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unclaimed {
+    /// No session of that peer (it was replaced, or never got this far).
+    NotHere,
+    /// The session; the user has others here.
+    Session,
+    /// The user's last session here: they are gone from this node.
+    Last,
+}
+
+/// Removes `uid`'s session on the peer `peer_id`. An `Online` session's
+/// changed cursors are written by a job on the user's worker queued under
+/// the lock, so the user's next login reads them. (A `LoggingIn` one's
+/// buffered messages need nothing: the log has them, and no cursor moved
+/// past them.) In cluster mode the user's claim is released with their
+/// last session here.
+pub(super) fn unclaim(svc: &Arc<Service>, uid: i64, peer_id: u64) -> Unclaimed {
     let mut shard = svc.online.lock(uid);
-    let removed = match shard.get(&uid) {
-        Some(p) if p.peer_id() == peer_id => shard.remove(&uid),
-        _ => None,
+    let Some(sessions) = shard.get_mut(&uid) else {
+        return Unclaimed::NotHere;
     };
-    if let (Some(cluster), Some(_)) = (svc.cluster(), &removed) {
-        // Queued under the lock: a later login here claims after it.
-        cluster.release(uid);
-    }
-    match removed {
-        Some(Presence::Online { peer, mut cursors }) => {
-            submit_delivered(svc, uid, cursors.take_changed(peer.written()));
-            drop(shard);
-            true
+    let Some(at) = sessions.iter().position(|p| p.peer_id() == peer_id) else {
+        return Unclaimed::NotHere;
+    };
+    let removed = sessions.swap_remove(at);
+    let last = sessions.is_empty();
+    if last {
+        shard.remove(&uid);
+        if let Some(cluster) = svc.cluster() {
+            // Queued under the lock: a later login here claims after it.
+            cluster.release(uid);
         }
-        Some(Presence::LoggingIn { .. }) => true,
-        None => false,
+    }
+    if let Presence::Online { peer, mut cursors } = removed {
+        submit_delivered(svc, uid, cursors.take_changed(peer.written()));
+    }
+    drop(shard);
+    if last {
+        Unclaimed::Last
+    } else {
+        Unclaimed::Session
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::delivery::Cursors;
 use super::online::Presence;
-use super::{user_key, Ctx, Me, Service};
+use super::{sessions, user_key, Ctx, Me, Service};
 use crate::model::{Conv, ConvState};
 use crate::protocol::{errno, reply};
 use crate::storage::{Entry, Page, Store, StoreError};
@@ -61,7 +61,12 @@ pub fn convs(ctx: Ctx, me: Me) {
 pub fn read(ctx: Ctx, me: Me, conv: Conv, seq: i64) {
     ctx.request_on_worker(user_key(me.uid), move |ctx, store| {
         match store.set_read(me.uid, conv, seq) {
-            Ok(Some(read)) => ctx.send(&reply::read_ok(conv, read)),
+            Ok(Some(read)) => {
+                ctx.send(&reply::read_ok(conv, read));
+                if ctx.svc.sessions_per_user() > 1 {
+                    sessions::receipt(&ctx.svc, store, me.uid, ctx.peer.id(), conv, read);
+                }
+            }
             // A one-to-one conversation with no message yet has no cursor
             // rows: nothing to read, position 0.
             Ok(None) if conv.has_participant(me.uid) => ctx.send(&reply::read_ok(conv, 0)),
@@ -120,8 +125,12 @@ pub fn joined(svc: &Service, store: &dyn Store, uid: i64, gid: i64) {
             return;
         }
     };
-    if let Some(Presence::Online { cursors, .. }) = svc.online.lock(uid).get_mut(&uid) {
-        cursors.start_at(conv, state.joined_seq);
+    if let Some(sessions) = svc.online.lock(uid).get_mut(&uid) {
+        for session in sessions {
+            if let Presence::Online { cursors, .. } = session {
+                cursors.start_at(conv, state.joined_seq);
+            }
+        }
     }
 }
 

@@ -62,6 +62,7 @@
 //! peers over an in-memory SQLite store; see that module's docs.
 
 pub mod account;
+pub mod backfill;
 pub mod chat;
 pub mod cluster_node;
 pub mod credentials;
@@ -79,6 +80,7 @@ pub mod msglog;
 pub mod online;
 pub mod peer;
 pub mod session;
+pub mod sessions;
 pub mod undeleted;
 
 #[cfg(test)]
@@ -142,6 +144,9 @@ pub struct Service {
     undeleted: Undeleted,
     /// `--login-takeover-grace` in milliseconds; [`NO_TAKEOVER`]: never.
     takeover_grace_ms: AtomicU64,
+    /// `--sessions-per-user`: connections one account may be logged in on
+    /// at once ([`sessions`]).
+    sessions_per_user: AtomicU32,
     /// The bytes of requests held behind logins, every session together.
     hold: Arc<HoldBudget>,
     /// `--max-pending-hashes`: hashing jobs one session may have queued or
@@ -461,6 +466,7 @@ impl Service {
             known: KnownUsers::default(),
             undeleted: Undeleted::default(),
             takeover_grace_ms: AtomicU64::new(NO_TAKEOVER),
+            sessions_per_user: AtomicU32::new(1),
             hold: Arc::new(HoldBudget::default()),
             max_pending_hashes: AtomicU32::new(DEFAULT_MAX_PENDING_HASHES),
             login_limits: OnceLock::new(),
@@ -483,6 +489,19 @@ impl Service {
             u64::try_from(g.as_millis()).unwrap_or(NO_TAKEOVER - 1)
         });
         self.takeover_grace_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Lets one account be logged in on up to `n` connections at once
+    /// (`--sessions-per-user`; at least 1, the default, which refuses a
+    /// second login with errno 2). See [`sessions`]. Any thread; logins
+    /// past their claim keep the old setting.
+    pub fn set_sessions_per_user(&self, n: u32) {
+        self.sessions_per_user.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// The limit set by [`Service::set_sessions_per_user`]; any thread.
+    pub fn sessions_per_user(&self) -> usize {
+        self.sessions_per_user.load(Ordering::Relaxed) as usize
     }
 
     /// The grace set by [`Service::set_login_takeover_grace`]; any thread.
@@ -755,6 +774,7 @@ impl Service {
             }
             Request::Convs => history::convs(ctx, me),
             Request::Read { conv, seq } => history::read(ctx, me, conv, seq),
+            Request::Typing { conv } => sessions::typing(ctx, me, conv),
             // Handled before the identity check.
             Request::Login { .. }
             | Request::TokenLogin { .. }

@@ -8,10 +8,13 @@
 //! sends the ack and the buffered messages before it unlocks, so that
 //! nothing sent to the user afterwards can overtake them.
 //!
-//! An entry is either [`Presence::Online`] with the user's peer and its
-//! [`Cursors`], or [`Presence::LoggingIn`] from a login's claim until its
-//! last step: messages for the user are then *buffered* in the entry, and
-//! the login replays them right after the ack, so nothing overtakes.
+//! A user's entry is the list of their *sessions* on this node (one per
+//! connection; at most `--sessions-per-user`, 1 by default: see
+//! [`super::sessions`]), never empty. A session is either
+//! [`Presence::Online`] with its peer and its [`Cursors`], or
+//! [`Presence::LoggingIn`] from a login's claim until its last step:
+//! messages for the user are then *buffered* in the session, and the login
+//! replays them right after the ack, so nothing overtakes.
 //!
 //! Every message of the log reaches a user through [`super::delivery`],
 //! which keeps the cursors: per conversation, the last seq this connection
@@ -80,15 +83,23 @@ impl Presence {
     }
 }
 
-/// One shard: user id → presence (a [`runtime::Shard`], used as a
-/// `HashMap`).
-pub type Shard = runtime::Shard<i64, Presence>;
+/// One shard: user id → their sessions here, never empty (a
+/// [`runtime::Shard`], used as a `HashMap`).
+pub type Shard = runtime::Shard<i64, Vec<Presence>>;
+
+/// The session of the peer `peer_id` among `uid`'s, if there is one.
+pub fn session_mut(shard: &mut Shard, uid: i64, peer_id: u64) -> Option<&mut Presence> {
+    shard
+        .get_mut(&uid)?
+        .iter_mut()
+        .find(|p| p.peer_id() == peer_id)
+}
 
 /// The sharded map. See the [module docs](self). Every method may be
 /// called from any thread; none holds a lock when it returns, except
 /// [`lock`](Self::lock)'s guard.
 pub struct OnlineMap {
-    shards: ShardedMap<i64, Presence>,
+    shards: ShardedMap<i64, Vec<Presence>>,
 }
 
 impl Default for OnlineMap {
@@ -109,6 +120,28 @@ impl OnlineMap {
     /// `true` when `uid` is logged in (or logging in) on this node.
     pub fn contains(&self, uid: i64) -> bool {
         self.shards.contains_key(&uid)
+    }
+
+    /// The peers of `uid`'s logged-in sessions here that are still
+    /// connected (a snapshot).
+    pub fn peers(&self, uid: i64) -> Vec<PeerRef> {
+        match self.lock(uid).get(&uid) {
+            Some(sessions) => sessions
+                .iter()
+                .filter_map(|p| match p {
+                    Presence::Online { peer, .. } if peer.connected() => Some(peer.clone()),
+                    _ => None,
+                })
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The ids of `uid`'s sessions here (logged in or logging in).
+    pub fn session_ids(&self, uid: i64) -> Vec<u64> {
+        self.lock(uid)
+            .get(&uid)
+            .map_or_else(Vec::new, |s| s.iter().map(Presence::peer_id).collect())
     }
 
     /// Every user id in the map (a snapshot, shard by shard).

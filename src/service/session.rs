@@ -53,6 +53,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::{Mutex, MutexGuard};
 
@@ -60,6 +61,8 @@ pub mod bucket;
 mod held;
 
 use super::login_limits::AddressCount;
+use super::sessions::TypingGate;
+use crate::model::Conv;
 
 pub use bucket::{Rate, TokenBucket};
 pub use held::{footprint, Held, HoldBudget, MAX_HELD};
@@ -121,6 +124,9 @@ pub struct Session {
     /// lock, so it is never contended (it is a lock only because the
     /// session is shared with the workers).
     buckets: Mutex<Buckets>,
+    /// When typing notices were last relayed ([`super::sessions`]); the
+    /// peer's own thread only, like `buckets`.
+    typing: Mutex<TypingGate>,
 }
 
 /// Which of a session's buckets a request draws on.
@@ -212,6 +218,7 @@ impl Session {
             hashing: AtomicU32::new(0),
             requests: AtomicU32::new(0),
             buckets: Mutex::new(Buckets::default()),
+            typing: Mutex::new(TypingGate::default()),
         }
     }
 
@@ -238,6 +245,13 @@ impl Session {
             Login::Active { uid, name } => Some((*uid, name.clone())),
             _ => None,
         }
+    }
+
+    /// Whether a typing notice in `conv` at `now` may be relayed (at most
+    /// one per [`TYPING_INTERVAL`](super::sessions::TYPING_INTERVAL) and
+    /// conversation); the peer's own thread.
+    pub fn typing_admits(&self, conv: Conv, now: Instant) -> bool {
+        self.typing.lock().admit(conv, now)
     }
 
     /// The session's hashing jobs queued or running ([`PendingHash`]); any

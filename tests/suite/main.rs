@@ -41,6 +41,7 @@ mod protocol;
 mod quotas;
 mod reliability;
 mod restart;
+mod sessions;
 mod storage;
 mod tls;
 mod tokens;
@@ -74,6 +75,7 @@ fn main() -> ExitCode {
         quotas::tests(),
         reliability::tests(),
         restart::tests(),
+        sessions::tests(),
         web::tests(),
         metrics::tests(),
         operations::tests(),

@@ -43,6 +43,11 @@ pub enum Incoming {
         outcome: Result<LogPos, Failure>,
         sent: Option<Sent>,
     },
+    /// 35 RECEIPT: user `uid` (we, on another device, or someone we talk
+    /// with) has read `conv` up to `seq`.
+    Receipt { conv: String, uid: i64, seq: i64 },
+    /// 36 TYPING: user `uid` is typing in `conv`.
+    Typing { conv: String, uid: i64 },
     /// Anything else, kept as it came.
     Unknown(Value),
 }
@@ -223,6 +228,8 @@ pub fn parse(obj: Map<String, Value>) -> Incoming {
         Some(msg_id::GROUP_CHAT_MSG) => group_chat(&obj).map(Incoming::GroupChat),
         Some(msg_id::ERROR_MSG) => Some(Incoming::Error(failure(&obj, int(&obj, "req")))),
         Some(msg_id::SEND_ACK) => send_ack(&obj),
+        Some(msg_id::RECEIPT_MSG) => receipt(&obj),
+        Some(msg_id::TYPING_MSG) => typing(&obj),
         Some(ack) => request_of(ack).and_then(|request| {
             let outcome = match int(&obj, "errno").unwrap_or(errno::OK) {
                 errno::OK => Ok(success(request, &obj)?),
@@ -392,6 +399,23 @@ fn online(obj: &Map<String, Value>) -> bool {
 }
 
 /// An integer field; a string of digits is accepted too.
+/// A 35 RECEIPT with every field.
+fn receipt(obj: &Map<String, Value>) -> Option<Incoming> {
+    Some(Incoming::Receipt {
+        conv: text(obj, "conv")?,
+        uid: int(obj, "uid")?,
+        seq: int(obj, "seq")?,
+    })
+}
+
+/// A 36 TYPING with every field.
+fn typing(obj: &Map<String, Value>) -> Option<Incoming> {
+    Some(Incoming::Typing {
+        conv: text(obj, "conv")?,
+        uid: int(obj, "uid")?,
+    })
+}
+
 fn int(obj: &Map<String, Value>, key: &str) -> Option<i64> {
     match obj.get(key)? {
         Value::Number(n) => n.as_i64(),

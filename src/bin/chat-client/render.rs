@@ -50,6 +50,12 @@ pub fn render(message: &Incoming, style: &Style) -> Vec<String> {
         Incoming::Chat(m) => vec![chat_line(m, "", style)],
         Incoming::GroupChat(m) => vec![group_line(m, "", style)],
         Incoming::SendAck { cid, outcome, sent } => vec![send_ack_line(cid, outcome, sent, style)],
+        Incoming::Receipt { conv, uid, seq } => {
+            vec![style.dim(&format!("{uid} has read {} up to {seq}", clean(conv)))]
+        }
+        Incoming::Typing { conv, uid } => {
+            vec![style.dim(&format!("{uid} is typing in {}", clean(conv)))]
+        }
         Incoming::Unknown(v) => {
             vec![style.dim(&format!("unrecognised message: {}", clean(&v.to_string())))]
         }

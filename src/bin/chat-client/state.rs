@@ -155,7 +155,11 @@ impl Inner {
                 self.login_errno = Some(f.errno);
                 true
             }
-            Incoming::Ack { .. } | Incoming::Error(_) | Incoming::Unknown(_) => true,
+            Incoming::Ack { .. }
+            | Incoming::Error(_)
+            | Incoming::Receipt { .. }
+            | Incoming::Typing { .. }
+            | Incoming::Unknown(_) => true,
         }
     }
 

@@ -343,11 +343,17 @@ fn convs_ack_names_the_peer_or_the_group() {
     assert_eq!(
         v,
         json!({"msgId": 32, "errno": 0, "convs": [
-            {"conv": "d2-7", "kind": "user", "peer": 2, "last_seq": 17, "read_seq": 12},
-            {"conv": "g5", "kind": "group", "gid": 5, "last_seq": 40, "read_seq": 40},
-            {"conv": "d7-7", "kind": "user", "peer": 7, "last_seq": 1, "read_seq": 0},
+            {"conv": "d2-7", "kind": "user", "peer": 2, "last_seq": 17, "read_seq": 12, "unread": 5},
+            {"conv": "g5", "kind": "group", "gid": 5, "last_seq": 40, "read_seq": 40, "unread": 0},
+            {"conv": "d7-7", "kind": "user", "peer": 7, "last_seq": 1, "read_seq": 0, "unread": 1},
         ]})
     );
+    // A member who joined late counts from the join.
+    let late = ConvState {
+        joined_seq: 30,
+        ..state("g5", 40, 0)
+    };
+    assert_eq!(reply::unread(&late), 10);
     // From the other side, the peer is the other participant.
     assert_eq!(reply::convs_ok(2, &convs[..1])["convs"][0]["peer"], 7);
     // Someone else's one-to-one conversation is not listed; groups are.

@@ -74,6 +74,14 @@ pub(super) fn parse_read(f: &Fields<'_>) -> Result<Request, ProtocolError> {
     })
 }
 
+/// `{"msgId":36,"conv":…}`.
+pub(super) fn parse_typing(f: &Fields<'_>) -> Result<Request, ProtocolError> {
+    let name = f.str("conv")?;
+    Ok(Request::Typing {
+        conv: f.conv_named(name)?,
+    })
+}
+
 impl Fields<'_> {
     /// A chat's optional `cid`: see the [module docs](self).
     pub(super) fn opt_cid(&self) -> Result<Option<String>, ProtocolError> {

@@ -160,24 +160,33 @@ fn user_exists(svc: &Service, store: &dyn Store, uid: i64) -> Result<bool, Store
 fn hand_on(svc: &Arc<Service>, post: &Post, to: &Recipients, body: &str, at: Stored) {
     let bytes = delivered(body, at);
     let sender = post.me.uid;
-    let message = |bytes| Delivery {
+    let message = |bytes, origin| Delivery {
         conv: at.conv,
         seq: at.seq,
         bytes,
+        origin,
         received: post.ctx.received,
     };
+    // The sender's own session only moves its cursor; with several
+    // sessions per user the others get a self-copy of the same bytes.
+    let origin = Some(post.ctx.peer.id());
+    let self_copy = |bytes: &Vec<u8>| (svc.sessions_per_user() > 1).then(|| bytes.clone());
     match to {
         // Writing to oneself: the message comes back like any other.
-        Recipients::User(uid) if *uid == sender => send_to(svc, sender, message(Some(bytes))),
+        Recipients::User(uid) if *uid == sender => {
+            send_to(svc, sender, message(Some(bytes), None));
+        }
         Recipients::User(uid) => {
-            send_to(svc, *uid, message(Some(bytes)));
-            delivery::push(svc, sender, message(None));
+            let own = self_copy(&bytes);
+            send_to(svc, *uid, message(Some(bytes), None));
+            delivery::push(svc, sender, message(own, origin));
         }
         Recipients::Members(members) => {
+            let own = self_copy(&bytes);
             for &m in members.iter().filter(|&&m| m != sender) {
-                send_to(svc, m, message(Some(bytes.clone())));
+                send_to(svc, m, message(Some(bytes.clone()), None));
             }
-            delivery::push(svc, sender, message(None));
+            delivery::push(svc, sender, message(own, origin));
         }
     }
 }

@@ -419,9 +419,9 @@ impl Harness {
         }
     }
 
-    /// What the online map holds for `uid`.
+    /// What the online map holds for `uid` (their first session).
     pub fn seen(&self, uid: i64) -> Seen {
-        match self.svc.online.lock(uid).get(&uid) {
+        match self.svc.online.lock(uid).get(&uid).and_then(|s| s.first()) {
             None => Seen::Absent,
             Some(Presence::LoggingIn { peer_id, buffered }) => Seen::LoggingIn {
                 peer: *peer_id,

@@ -38,4 +38,5 @@ mod limits;
 mod log;
 mod login;
 mod offline;
+mod sessions;
 mod takeover;

@@ -254,3 +254,27 @@ fn sync_convs_and_read_replies_have_lines() {
         ["error: history: you are not allowed to do that (errno 6): not a member"]
     );
 }
+
+#[test]
+fn receipts_and_typing_are_shown() {
+    let receipt = parsed(json!({"msgId": 35, "conv": "d5-6", "uid": 6, "seq": 17}));
+    assert_eq!(
+        receipt,
+        Incoming::Receipt {
+            conv: "d5-6".into(),
+            uid: 6,
+            seq: 17
+        }
+    );
+    assert_eq!(
+        render(&receipt, &Style::plain()),
+        ["6 has read d5-6 up to 17"]
+    );
+    let typing = parsed(json!({"msgId": 36, "conv": "g3", "uid": 5}));
+    assert_eq!(render(&typing, &Style::plain()), ["5 is typing in g3"]);
+    // Missing a field: shown as it came.
+    assert!(matches!(
+        parsed(json!({"msgId": 35, "conv": "g3"})),
+        Incoming::Unknown(_)
+    ));
+}
