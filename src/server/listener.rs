@@ -145,7 +145,7 @@ fn on_message(
             Some(frame) => match chat_frame::read(frame.bytes(buf.peek())) {
                 Some(chat) => {
                     metrics::count_msg_id(chat.request().msg_id());
-                    svc.handle_incoming(&cx.peer, &cx.session, Incoming::Chat(chat), received);
+                    svc.handle_incoming(&cx.peer, &cx.session, Incoming::Chat(&chat), received);
                     Ok(Some(frame.consumed))
                 }
                 None => frame.parse(buf.peek()).map(|(obj, consumed)| {

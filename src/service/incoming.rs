@@ -15,8 +15,10 @@ use crate::protocol::{parse, ProtocolError, Request};
 pub enum Incoming<'a> {
     /// The general path: the decoder's serde_json object.
     Object(Map<String, Value>),
-    /// The fast path: a chat or group chat, borrowed from the input buffer.
-    Chat(ChatFrame<'a>),
+    /// The fast path: a chat or group chat, borrowed from the input buffer
+    /// (and by reference: a frame is a few hundred bytes, not worth copying
+    /// at every call on the way).
+    Chat(&'a ChatFrame<'a>),
 }
 
 impl Incoming<'_> {
