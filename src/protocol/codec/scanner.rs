@@ -61,21 +61,8 @@ impl Scanner {
     /// which the first [`scanned`](Scanner::scanned) were seen before)
     /// until its end, the end of `object`, or a byte that cannot be JSON.
     pub fn scan(&mut self, object: &[u8]) -> Scan {
-        let mut i = self.scanned;
-        while let Some(rest) = object.get(i..).filter(|r| !r.is_empty()) {
-            if self.in_string && !self.escaped {
-                // The common case, a string's text: skip to the next byte
-                // that matters (a quote, a backslash, a control byte) in
-                // one tight loop instead of a state step per byte.
-                let run = rest
-                    .iter()
-                    .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-                    .unwrap_or(rest.len());
-                i += run;
-            }
-            let Some(&b) = object.get(i) else {
-                break;
-            };
+        let from = self.scanned;
+        for (i, &b) in object.iter().enumerate().skip(from) {
             self.scanned = i + 1;
             let ok = if self.in_string {
                 self.string_byte(b)
@@ -89,12 +76,11 @@ impl Scanner {
             if !ok {
                 return Scan::Invalid(i);
             }
-            i += 1;
         }
-        self.scanned = self.scanned.max(i);
         Scan::Incomplete
     }
 
+    /// A byte inside a string; `false` when a string cannot hold it raw.
     fn string_byte(&mut self, b: u8) -> bool {
         if self.escaped {
             // serde_json checks which escapes are valid; any byte ends one.
