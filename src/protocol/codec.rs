@@ -284,8 +284,47 @@ impl Decoder {
         result
     }
 
+    /// Finds the first complete object at the front of `buf`, going on
+    /// from where the previous call stopped, without parsing it: the fast
+    /// paths ([`super::chat_frame`]) read a chat straight from its bytes,
+    /// and [`Frame::parse`] is the general path. The same rule for the
+    /// buffer as [`Decoder::decode`], whose results and errors this gives
+    /// too, except those that only the parse finds (an object that is not
+    /// JSON in a subtler way than the scanner sees, a number out of range):
+    /// [`Frame::parse`] reports those. The thread that owns the decoder.
+    ///
+    /// # Errors
+    ///
+    /// As [`Decoder::decode`], less the parse's.
+    pub fn next_frame(
+        &mut self,
+        buf: &[u8],
+        max_message: usize,
+    ) -> Result<Option<Frame>, DecodeError> {
+        let result = self.scan(buf, max_message);
+        match &result {
+            Ok(None) => {}
+            Ok(Some(_)) => self.next_message(),
+            Err(_) => self.reset(),
+        }
+        result
+    }
+
     /// One call of [`Decoder::decode`], leaving the state to it.
     fn step(&mut self, buf: &[u8], max_message: usize) -> Result<Option<Decoded>, DecodeError> {
+        match self.scan(buf, max_message)? {
+            Some(frame) => {
+                // 3. Parse the whole object, once.
+                self.work += frame.len as u64;
+                frame.parse(buf).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Steps 1 and 2 of [`Decoder::step`]: skips the whitespace and scans
+    /// to the end of the object, leaving the state to the caller.
+    fn scan(&mut self, buf: &[u8], max_message: usize) -> Result<Option<Frame>, DecodeError> {
         let resume = self.skipped + self.object.as_ref().map_or(0, Scanner::scanned);
         if buf.len() < resume {
             // The caller broke the rule (the buffer shrank): start again.
@@ -330,9 +369,6 @@ impl Decoder {
         self.work += (scanner.scanned() - before) as u64;
         match scan {
             Scan::Complete(len) => {
-                // 3. Parse the whole object, once.
-                self.work += len as u64;
-                let parsed = parse_object(&window[..len]);
                 let end = start + len;
                 let trailing = buf[end..]
                     .iter()
@@ -340,14 +376,11 @@ impl Decoder {
                     .count();
                 self.work += trailing as u64;
                 self.carried = trailing;
-                let consumed = end + trailing;
-                match parsed {
-                    Ok(object) => Ok(Some((object, consumed))),
-                    Err(_) if only_huge_numbers(&window[..len]) => {
-                        Err(DecodeError::NumberOutOfRange { consumed })
-                    }
-                    Err(e) => Err(e),
-                }
+                Ok(Some(Frame {
+                    start,
+                    len,
+                    consumed: end + trailing,
+                }))
             }
             Scan::Incomplete if object.len() > max_message => Err(DecodeError::TooLarge),
             Scan::Incomplete => Ok(None),
@@ -357,6 +390,46 @@ impl Decoder {
                 Err(e) => e,
                 Ok(_) => DecodeError::Invalid(format!("unexpected {}", describe_byte(window[at]))),
             }),
+        }
+    }
+}
+
+/// Where a complete object lies in the buffer [`Decoder::next_frame`]
+/// scanned: its bytes are `buf[start..start + len]`, from `{` to `}`, and
+/// `consumed` counts them with the whitespace around them, as
+/// [`Decoder::decode`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    start: usize,
+    len: usize,
+    /// The bytes to remove from the front of the buffer once the object
+    /// is handled.
+    pub consumed: usize,
+}
+
+impl Frame {
+    /// The object's bytes in the buffer it was found in (empty for
+    /// another buffer that is too short); any thread.
+    pub fn bytes<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        buf.get(self.start..self.start + self.len)
+            .unwrap_or_default()
+    }
+
+    /// The general path: parses the object with serde_json, with the
+    /// results and errors of [`Decoder::decode`]; any thread.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::Invalid`] and [`DecodeError::NumberOutOfRange`], as
+    /// [`Decoder::decode`].
+    pub fn parse(&self, buf: &[u8]) -> Result<Decoded, DecodeError> {
+        let bytes = self.bytes(buf);
+        match parse_object(bytes) {
+            Ok(object) => Ok((object, self.consumed)),
+            Err(_) if only_huge_numbers(bytes) => Err(DecodeError::NumberOutOfRange {
+                consumed: self.consumed,
+            }),
+            Err(e) => Err(e),
         }
     }
 }

@@ -50,7 +50,8 @@ mod invisible;
 mod message_log;
 
 pub use message_log::{
-    strip_log_fields, SyncFrom, DEFAULT_SYNC_LIMIT, LOG_FIELDS, MAX_CID_CHARS, MAX_SYNC_LIMIT,
+    strip_log_fields, valid_cid, SyncFrom, DEFAULT_SYNC_LIMIT, LOG_FIELDS, MAX_CID_CHARS,
+    MAX_SYNC_LIMIT,
 };
 
 /// Longest user name, in characters (the `user.name` column is `VARCHAR(50)`).

@@ -18,6 +18,7 @@
 //! | [`token`] | [`TokenKey`]: resume tokens, HMAC-signed, and their key file |
 //! | [`sharded_map`] | [`ShardedMap`]: a hash map in independently locked shards |
 //! | [`histogram`] | [`Histogram`]: latency buckets in atomics, for `/metrics` |
+//! | [`word_hash`] | [`WordHash`]: a keyed hasher for small integer keys, cheaper than SipHash |
 //!
 //! # Password hashing, protected in one place
 //!
@@ -68,6 +69,7 @@ pub mod priority;
 pub mod sharded_map;
 pub mod throttle;
 pub mod token;
+pub mod word_hash;
 pub mod workers;
 
 pub use allocator::return_large_allocations_to_the_os;
@@ -78,4 +80,5 @@ pub use password::PasswordHasher;
 pub use priority::Priority;
 pub use sharded_map::{Shard, ShardKey, ShardedMap};
 pub use token::TokenKey;
+pub use word_hash::WordHash;
 pub use workers::WorkerPool;

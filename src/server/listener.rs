@@ -18,8 +18,8 @@ use super::idle;
 use super::metrics::{self, Transport};
 use super::peer::TcpPeer;
 use crate::config::Config;
-use crate::protocol::{encode, reply};
-use crate::service::Service;
+use crate::protocol::{chat_frame, encode, reply};
+use crate::service::{Incoming, Service};
 
 /// The chat port's callbacks, on the plain listener and on the TLS one;
 /// `admission` is shared by every listener (the web one's too).
@@ -136,14 +136,27 @@ fn on_message(
             buf.retrieve_all();
             return;
         }
-        // The lock is the connection's own and held for one decode only.
-        let decoded = cx.decoder.lock().decode(buf.peek(), max_message);
+        // The lock is the connection's own and held for one scan only.
+        let scanned = cx.decoder.lock().next_frame(buf.peek(), max_message);
+        // A chat in the common form takes the fast path (no `Map`); every
+        // other object, and every error, the general one.
+        let decoded = scanned.and_then(|found| match found {
+            None => Ok(None),
+            Some(frame) => match chat_frame::read(frame.bytes(buf.peek())) {
+                Some(chat) => {
+                    metrics::count_msg_id(chat.request().msg_id());
+                    svc.handle_incoming(&cx.peer, &cx.session, Incoming::Chat(&chat), received);
+                    Ok(Some(frame.consumed))
+                }
+                None => frame.parse(buf.peek()).map(|(obj, consumed)| {
+                    metrics::count_request(&obj);
+                    svc.handle_at(&cx.peer, &cx.session, obj, received);
+                    Some(consumed)
+                }),
+            },
+        });
         match decoded {
-            Ok(Some((obj, consumed))) => {
-                buf.retrieve(consumed);
-                metrics::count_request(&obj);
-                svc.handle_at(&cx.peer, &cx.session, obj, received);
-            }
+            Ok(Some(consumed)) => buf.retrieve(consumed),
             Ok(None) => return,
             Err(e) => {
                 // One bad message (a number out of range): refuse it, go on.

@@ -108,7 +108,15 @@ pub fn count_request(obj: &Map<String, Value>) {
     if off() {
         return;
     }
-    let id = obj.get("msgId").and_then(Value::as_i64).unwrap_or(-1);
+    count_msg_id(obj.get("msgId").and_then(Value::as_i64).unwrap_or(-1));
+}
+
+/// [`count_request`] for a request whose msgId is known already (the
+/// fast path of chats); any thread.
+pub fn count_msg_id(id: i64) {
+    if off() {
+        return;
+    }
     METRICS.requests[slot(id)].fetch_add(1, Ordering::Relaxed);
 }
 

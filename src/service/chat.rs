@@ -26,18 +26,16 @@
 //!
 //! The cluster's way in is [`super::cluster_node`].
 
-use serde_json::{Map, Value};
-
 use super::msglog::{self, Post};
-use super::{Ctx, Me};
+use super::{Ctx, Incoming, Me};
 use crate::model::Conv;
-use crate::protocol::{errno, strip_log_fields};
+use crate::protocol::errno;
 
 /// ONE_CHAT_MSG (9): store the object in the log of the conversation with
 /// `to` and hand it on. Failures come back as error messages (27) with
 /// `req: 9`, or as 28 when the message carries a `cid`. The sender's own
 /// thread.
-pub fn one_chat(ctx: Ctx, me: Me, to: i64, cid: Option<String>, obj: Map<String, Value>) {
+pub fn one_chat(ctx: Ctx, me: Me, to: i64, cid: Option<String>, obj: Incoming<'_>) {
     let Some(conv) = Conv::direct(me.uid, to) else {
         return msglog::refuse(
             &ctx,
@@ -52,7 +50,7 @@ pub fn one_chat(ctx: Ctx, me: Me, to: i64, cid: Option<String>, obj: Map<String,
 
 /// GROUP_CHAT_MSG (13): store the object in group `gid`'s log and hand it
 /// to every other member; only members may post. The sender's own thread.
-pub fn group_chat(ctx: Ctx, me: Me, gid: i64, cid: Option<String>, obj: Map<String, Value>) {
+pub fn group_chat(ctx: Ctx, me: Me, gid: i64, cid: Option<String>, obj: Incoming<'_>) {
     let Some(conv) = Conv::group(gid) else {
         return msglog::refuse(&ctx, cid.as_deref(), errno::NOT_FOUND, "no such group");
     };
@@ -85,12 +83,11 @@ fn submit(ctx: Ctx, me: Me, conv: Conv, to: Option<i64>, cid: Option<String>, bo
 /// Puts the sender's identity into a chat object and encodes it for the
 /// log: `from` (or `uid`) and `username` are the logged-in account's,
 /// replacing whatever the client wrote, so that nobody can post under
-/// another's name; `conv`, `seq` and `ts` are the server's to add.
-fn stamp(mut obj: Map<String, Value>, id_field: &str, me: &Me) -> String {
-    strip_log_fields(&mut obj);
-    obj.insert(id_field.to_owned(), me.uid.into());
-    obj.insert("username".to_owned(), me.name.clone().into());
-    Value::Object(obj).to_string()
+/// another's name; `conv`, `seq` and `ts` are the server's to add. The
+/// same bytes whether the chat came as an object or on the fast path
+/// ([`crate::protocol::chat_frame`]).
+fn stamp(obj: Incoming<'_>, id_field: &str, me: &Me) -> String {
+    obj.stamped(id_field, me)
 }
 
 /// The text stored in the legacy offline table: the encoded object without

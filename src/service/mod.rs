@@ -72,6 +72,7 @@ pub mod friends;
 pub mod group_cache;
 pub mod groups;
 pub mod history;
+pub mod incoming;
 pub mod known;
 pub mod latency;
 pub mod limits;
@@ -96,7 +97,7 @@ use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
 use crate::cluster::{Cluster, SharedThrottle};
-use crate::protocol::{encode, errno, msg_id, parse, reply, Request, SyncFrom};
+use crate::protocol::{encode, errno, msg_id, reply, Request, SyncFrom};
 use crate::runtime::throttle::retry_after_secs;
 use crate::runtime::{
     BusyTime, HashGate, HashQueue, PasswordHasher, Priority, TokenKey, WorkerPool,
@@ -104,6 +105,7 @@ use crate::runtime::{
 use crate::storage::{Page, Store, StoreError};
 pub use cluster_node::ClusterNode;
 pub use group_cache::GroupCache;
+pub use incoming::Incoming;
 pub use known::KnownUsers;
 pub use limits::{LimitSettings, Limits};
 pub use login_limits::{LoginLimits, LoginThrottles};
@@ -657,11 +659,30 @@ impl Service {
         obj: Map<String, Value>,
         received: Option<Instant>,
     ) {
+        self.handle_incoming(peer, session, Incoming::Object(obj), received);
+    }
+
+    /// [`handle_at`](Self::handle_at) a request in either form
+    /// ([`Incoming`]): a chat the fast path read from its bytes is handled
+    /// exactly as its object would be.
+    pub fn handle_incoming(
+        self: &Arc<Self>,
+        peer: &PeerRef,
+        session: &Arc<Session>,
+        incoming: Incoming<'_>,
+        received: Option<Instant>,
+    ) {
         // Behind a login: hold it for the login's end to replay, within the
         // count and the bytes (the session's and the process's).
         {
             let mut state = session.state();
             if matches!(state.login, Login::Verifying | Login::Claimed { .. }) {
+                let Some(obj) = incoming.into_object() else {
+                    drop(state);
+                    let v = reply::failure(None, errno::SERVER_ERROR, "cannot hold the request");
+                    peer.send(encode(&v));
+                    return;
+                };
                 if let Err(obj) = state.held.push(obj, &self.hold) {
                     drop(state);
                     let req = obj.get("msgId").and_then(Value::as_i64);
@@ -676,12 +697,12 @@ impl Service {
             }
         }
         // Malformed: answered, and the peer stays open.
-        let request = match parse(&obj) {
+        let request = match incoming.request() {
             Ok(r) => r,
             Err(e) => {
                 // Answering costs as much as a ping: the same rate limit.
                 if let Some(wait) = limits::over_rate(self, session, Bucket::Request) {
-                    let req = obj.get("msgId").and_then(Value::as_i64);
+                    let req = incoming.msg_id();
                     let v = limits::throttled(req, None, Bucket::Request, wait);
                     peer.send(encode(&v));
                     return;
@@ -720,13 +741,13 @@ impl Service {
             Request::TokenLogin { token } => credentials::token_login(ctx, token),
             Request::Register { username, password } => account::register(ctx, username, password),
             Request::Ping => ctx.send(&reply::pong()),
-            other => Self::handle_authenticated(ctx, other, obj),
+            other => Self::handle_authenticated(ctx, other, incoming),
         }
     }
 
     /// The requests that need a logged-in connection: the identity check,
     /// then the handler map.
-    fn handle_authenticated(ctx: Ctx, request: Request, obj: Map<String, Value>) {
+    fn handle_authenticated(ctx: Ctx, request: Request, body: Incoming<'_>) {
         // Errors about a chat message with a cid come as 28 with that cid.
         let fail = |errno, errmsg: &str| {
             ctx.send(&reply::failure_for(
@@ -756,7 +777,7 @@ impl Service {
             Request::Logout { revoke, .. } => credentials::logout(ctx, me, revoke),
             Request::ChangePassword { old, new } => credentials::change_password(ctx, me, old, new),
             Request::Refresh { .. } => account::refresh(ctx, me),
-            Request::OneChat { to, cid, .. } => chat::one_chat(ctx, me, to, cid, obj),
+            Request::OneChat { to, cid, .. } => chat::one_chat(ctx, me, to, cid, body),
             Request::AddFriend { fid, .. } => friends::add(ctx, me, fid),
             Request::DelFriend { fid, .. } => friends::delete(ctx, me, fid),
             Request::CreateGroup { name, desc, .. } => groups::create(ctx, me, name, desc),
@@ -764,7 +785,7 @@ impl Service {
             Request::QuitGroup { gid, .. } => groups::quit(ctx, me, gid),
             Request::DismissGroup { gid, .. } => groups::dismiss(ctx, me, gid),
             Request::GroupMembers { gid, .. } => groups::members(ctx, me, gid),
-            Request::GroupChat { gid, cid, .. } => chat::group_chat(ctx, me, gid, cid, obj),
+            Request::GroupChat { gid, cid, .. } => chat::group_chat(ctx, me, gid, cid, body),
             Request::Sync { conv, page, limit } => {
                 let page = match page {
                     SyncFrom::After(n) => Page::After(n),

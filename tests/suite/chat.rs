@@ -17,7 +17,8 @@ pub fn tests() -> Vec<Test> {
     both_stores![
         one_to_one,
         offline_messages_are_stored_and_delivered_once,
-        order_across_login
+        order_across_login,
+        fast_and_general_paths_store_the_same_bytes
     ]
 }
 
@@ -179,4 +180,36 @@ fn order_across_login(db: TestDb) {
             "from {uid} ({offline} came offline)"
         );
     }
+}
+
+/// The same chat in four spellings, two that the fast path reads from the
+/// bytes (src/protocol/chat_frame.rs) and two that it leaves to serde_json
+/// (a `\u` escape; a nested value elsewhere would do too): one body in the
+/// log, byte for byte, and the same object delivered four times.
+fn fast_and_general_paths_store_the_same_bytes(db: TestDb) {
+    let server = Server::start(&db, &[]);
+    let mut alice = server.user("alice");
+    let mut bob = server.user("bob");
+    let (a, b) = (alice.uid, bob.uid);
+    let spellings = [
+        // Fast: fields in any order, duplicate keys (the last counts).
+        format!(r#"{{"to":{b},"msgId":9,"msg":"é \"q\"","x":1}}"#),
+        format!(r#"{{"msgId":9,"msg":"no","to":{b},"msg":"é \"q\"","x":1}}"#),
+        // General: an escape serde_json does not write; a forged name and
+        // a seq, which the server replaces and removes.
+        format!(r#"{{"msgId":9,"x":1,"msg":"\u00e9 \"q\"","to":{b}}}"#),
+        format!(
+            r#" {{ "msgId" : 9 , "seq":5, "username":"mallory", "to":{b}, "msg":"\u00e9 \"q\"", "x":1 }}"#
+        ),
+    ];
+    let mut seen = Vec::new();
+    for text in &spellings {
+        alice.send_raw(format!("{text}\n").as_bytes());
+        seen.push(without_log(&bob.expect(9)));
+    }
+    let expected = json!({"msgId": 9, "from": a, "username": "alice", "to": b,
+                          "msg": "é \"q\"", "x": 1});
+    assert!(seen.iter().all(|v| *v == expected), "{seen:?}");
+    assert_eq!(db.chatlog_rows(), 4);
+    assert_eq!(db.query_i64("SELECT COUNT(DISTINCT body) FROM chatlog"), 1);
 }

@@ -52,6 +52,15 @@ pub fn strip_log_fields(obj: &mut Map<String, Value>) {
     }
 }
 
+/// Whether `cid` passes every check [`Fields::opt_cid`] makes, for the
+/// fast path of chats (`protocol::chat_frame`), which takes the general
+/// path for any cid that does not.
+pub fn valid_cid(cid: &str) -> bool {
+    (1..=MAX_CID_CHARS).contains(&cid.chars().count())
+        && !cid.chars().any(char::is_control)
+        && invisible::first_refused(cid).is_none()
+}
+
 /// `{"msgId":29,"conv":…,"after"|"before":N,"limit":L}`.
 pub(super) fn parse_sync(f: &Fields<'_>) -> Result<Request, ProtocolError> {
     let name = f.str("conv")?;
