@@ -56,10 +56,10 @@ use net::{EventLoop, EventLoopHandle, ServerOption, TcpServer};
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::storage;
 use crate::runtime::{self, BusyTime, PasswordHasher};
 use crate::service::session::Rate;
 use crate::service::{LimitSettings, LogOptions, Service};
+use crate::storage;
 use admission::Admission;
 
 /// How long shutdown waits for queued database writes.
