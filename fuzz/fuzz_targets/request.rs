@@ -197,6 +197,9 @@ fn check_request(request: &Request, obj: &Map<String, Value>) {
             assert!(at >= 0, "sync position {at}");
             assert!((1..=MAX_SYNC_LIMIT).contains(limit), "limit {limit}");
         }
+        Request::Typing { conv } => {
+            assert_eq!(Conv::parse(&conv.to_string()), Some(*conv));
+        }
         Request::Read { conv, seq } => {
             assert_eq!(Conv::parse(&conv.to_string()), Some(*conv));
             assert!(*seq >= 0, "read position {seq}");
