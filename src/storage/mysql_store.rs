@@ -683,7 +683,13 @@ fn create_first_cursors(
         .filter(|(c, count)| ranges.get(&c.key()).is_some_and(|r| r.0 == *count))
         .flat_map(|&(c, _)| first_cursors(c))
         .collect();
-    for chunk in sql::fixed_chunks(&fresh) {
+    insert_cursors(tx, &fresh)
+}
+
+/// Inserts `(userid, conv)` cursor rows that do not exist yet (an
+/// existing one keeps its positions).
+fn insert_cursors(tx: &mut Transaction<'_>, fresh: &[(i64, i64)]) -> Result<(), StoreError> {
+    for chunk in sql::fixed_chunks(fresh) {
         let rows = vec!["(?, ?)"; chunk.len()].join(", ");
         let query = format!(
             "INSERT INTO convcursor (userid, conv) VALUES {rows} \
@@ -757,19 +763,7 @@ fn apply_heads(tx: &mut Transaction<'_>, entries: &[Entry]) -> Result<(), StoreE
         .filter(|(_, h)| h.3)
         .flat_map(|(_, h)| first_cursors(h.0))
         .collect();
-    for chunk in sql::fixed_chunks(&fresh) {
-        let rows = vec!["(?, ?)"; chunk.len()].join(", ");
-        let query = format!(
-            "INSERT INTO convcursor (userid, conv) VALUES {rows} \
-             ON DUPLICATE KEY UPDATE userid = userid"
-        );
-        let params: Vec<Value> = chunk
-            .iter()
-            .flat_map(|&(uid, key)| [uid.into(), key.into()])
-            .collect();
-        tx.exec_drop(query, params)?;
-    }
-    Ok(())
+    insert_cursors(tx, &fresh)
 }
 
 /// [`Store::apply_log`]'s rows: multi-row `INSERT IGNORE`s, so that an
