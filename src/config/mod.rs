@@ -90,6 +90,10 @@ pub struct Config {
     pub hash_priority: Priority,
     /// Store URL (`--db`).
     pub db: String,
+    /// The data directory as given (`--data-dir`); `None`: the SQLite
+    /// file's folder, or for MySQL the working directory
+    /// ([`Config::data_dir`]).
+    pub data_dir: Option<PathBuf>,
     /// Largest message in bytes (`--max-message`).
     pub max_message: usize,
     /// Close connections idle this long; `None` never does (`--idle-timeout 0`).
@@ -279,7 +283,8 @@ impl Config {
             return Ok(Command::Backup(config, to));
         }
         if cli.check_config {
-            let effective = layers::effective(&cmd, &values, &flags);
+            let mut effective = layers::effective(&cmd, &values, &flags);
+            show::fill_derived(&mut effective, &config);
             return Ok(Command::Check(config, show::render(&declared, &effective)));
         }
         Ok(Command::Run(config))
@@ -319,11 +324,14 @@ impl Config {
         if let Some(rest) = self.db.strip_prefix("mysql://") {
             let name = rest.rsplit('/').next().unwrap_or("");
             let name = name.split('?').next().unwrap_or("");
-            let dir = self
-                .token_key_path()
-                .parent()
-                .map(PathBuf::from)
-                .unwrap_or_default();
+            let dir = match &self.data_dir {
+                Some(dir) => dir.clone(),
+                None => self
+                    .token_key_path()
+                    .parent()
+                    .map(PathBuf::from)
+                    .unwrap_or_default(),
+            };
             return Some(dir.join(format!("redo-{name}")));
         }
         let path = self.db.strip_prefix("sqlite:").unwrap_or(&self.db);
@@ -335,21 +343,29 @@ impl Config {
     }
 
     /// Where the resume tokens' key lives: `--token-key-file`, else
-    /// `token.key` in the SQLite database's directory, else (MySQL, or an
-    /// in-memory SQLite) in the current directory.
+    /// `token.key` in the [data directory](Config::data_dir).
     pub fn token_key_path(&self) -> std::path::PathBuf {
-        use std::path::{Path, PathBuf};
-        if let Some(file) = &self.token_key_file {
-            return PathBuf::from(file);
+        match &self.token_key_file {
+            Some(file) => PathBuf::from(file),
+            None => self.data_dir().join("token.key"),
         }
-        let dir = self
-            .db
+    }
+
+    /// The folder of the server's files: `--data-dir`, else the SQLite
+    /// database's folder (`data` for the default store), else (MySQL, or
+    /// an in-memory SQLite) the working directory, as before `--data-dir`
+    /// existed.
+    pub fn data_dir(&self) -> PathBuf {
+        use std::path::Path;
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        self.db
             .strip_prefix("sqlite:")
             .filter(|path| !path.starts_with(':'))
             .and_then(|path| Path::new(path).parent())
             .map(Path::to_path_buf)
-            .unwrap_or_default();
-        dir.join("token.key")
+            .unwrap_or_default()
     }
 
     /// Cluster mode shares one store between nodes: only MySQL can be shared.

@@ -15,7 +15,12 @@ use crate::service::LoginLimits;
 /// together (TLS without a certificate, a cluster on SQLite).
 pub fn resolve(s: Settings, notes: Vec<String>) -> Result<Config, ConfigError> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let db = with_password(&s.db, password(&s)?)?;
+    let data_dir = s.data_dir.clone().filter(|d| !d.as_os_str().is_empty());
+    let db = match s.db.as_deref().filter(|d| !d.is_empty()) {
+        Some(db) => db.to_owned(),
+        None => default_db(data_dir.as_deref()),
+    };
+    let db = with_password(&db, password(&s)?)?;
     // SQLite has one writer anyway; MySQL commits two batches at once.
     let default_writers = if db.starts_with("mysql://") { 2 } else { 1 };
     let config = Config {
@@ -33,6 +38,7 @@ pub fn resolve(s: Settings, notes: Vec<String>) -> Result<Config, ConfigError> {
         hash_max_wait: s.hash_max_wait,
         hash_priority: s.hash_priority,
         db,
+        data_dir,
         max_message: s.max_message,
         idle_timeout: s.idle_timeout.0,
         keepalive: s.keepalive.0,
@@ -88,6 +94,16 @@ pub fn resolve(s: Settings, notes: Vec<String>) -> Result<Config, ConfigError> {
     config.check_tls()?;
     Ok(config)
 }
+
+/// The store when `--db` is not given: `chat.db` in the data directory
+/// (`data` when that is not given either).
+pub fn default_db(data_dir: Option<&Path>) -> String {
+    let dir = data_dir.unwrap_or(Path::new(DEFAULT_DATA_DIR));
+    format!("sqlite:{}", dir.join("chat.db").display())
+}
+
+/// The data directory when neither `--data-dir` nor `--db` says.
+pub const DEFAULT_DATA_DIR: &str = "data";
 
 /// The MySQL password from `--db-password-file` (its first line) or
 /// `--db-password`, if either is set.

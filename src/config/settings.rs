@@ -111,15 +111,12 @@ pub struct Settings {
     /// How long a password hash waits while the I/O threads are over 25% busy (0: never waits)
     #[arg(long, env = "CHAT_HASH_MAX_WAIT", value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub hash_max_wait: Duration,
-    /// Store: sqlite:PATH, sqlite::memory: or mysql://user[:pass]@host:port/db
-    #[arg(
-        long,
-        env = "CHAT_DB",
-        value_name = "URL",
-        default_value = "sqlite:data/chat.db",
-        hide_env_values = true
-    )]
-    pub db: String,
+    /// Folder of the server's files: the default store (DIR/chat.db), its journal, the token key [default: data; with --db sqlite:PATH, that file's folder; with a MySQL --db, the working directory]
+    #[arg(long, env = "CHAT_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Store: sqlite:PATH, sqlite::memory: or mysql://user[:pass]@host:port/db [default: sqlite:DATA-DIR/chat.db, so sqlite:data/chat.db]
+    #[arg(long, env = "CHAT_DB", value_name = "URL", hide_env_values = true)]
+    pub db: Option<String>,
     /// MySQL password, replacing the one in --db (better from the environment than a flag)
     #[arg(
         long,

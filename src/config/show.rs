@@ -36,10 +36,34 @@ pub fn render(cmd: &ClapCommand, effective: &BTreeMap<String, (Option<String>, S
     out
 }
 
+/// Shows the settings whose default follows from others (`db` and
+/// `data-dir`) with the value the server uses, when nothing set them.
+pub fn fill_derived(
+    effective: &mut BTreeMap<String, (Option<String>, String)>,
+    config: &super::Config,
+) {
+    let derived = [
+        ("db", config.db.clone()),
+        ("data-dir", config.data_dir().display().to_string()),
+    ];
+    for (key, value) in derived {
+        if value.is_empty() {
+            continue;
+        }
+        if let Some(entry @ (None, _)) = effective.get_mut(key) {
+            *entry = (Some(value), "the default".to_owned());
+        }
+    }
+}
+
 /// `scheme://user:***@host/...` for a URL with a password, `***` for
-/// anything else that is not a URL.
+/// anything else that is not a URL or a `sqlite:` path.
 pub fn mask(value: &str) -> String {
     let Some((scheme, rest)) = value.split_once("://") else {
+        // A SQLite path holds no secret.
+        if value.starts_with("sqlite:") {
+            return value.to_owned();
+        }
         return "***".to_owned();
     };
     let host_start = rest.find('/').unwrap_or(rest.len());

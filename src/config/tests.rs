@@ -346,7 +346,9 @@ fn help_lists_every_setting_with_its_variable_and_default() {
         }
     }
     assert!(
-        text.contains("[default: sqlite:data/chat.db]"),
+        text.contains("[default: sqlite:DATA-DIR/chat.db, so sqlite:data/chat.db]")
+            && text.contains("--data-dir <DIR>")
+            && text.contains("[default: data;"),
         "the data path"
     );
     assert!(matches!(
@@ -467,5 +469,68 @@ fn token_ttl_and_key_file() {
             "/etc/chat.key"
         ]),
         std::path::Path::new("/etc/chat.key")
+    );
+}
+
+/// `--data-dir` moves the default store, its journal and the token key;
+/// an explicit `--db` or `--token-key-file` still wins; flag over
+/// environment over file, as every setting.
+#[test]
+fn data_dir_places_the_default_files() {
+    use std::path::{Path, PathBuf};
+    let c = run(&[], &[]).unwrap();
+    assert_eq!(c.data_dir(), Path::new("data"));
+    assert_eq!(c.journal_dir(), Some(PathBuf::from("data/chat.db.redo")));
+    let c = run(&["--data-dir", "/var/lib/chat"], &[]).unwrap();
+    assert_eq!(c.db, "sqlite:/var/lib/chat/chat.db");
+    assert_eq!(c.token_key_path(), Path::new("/var/lib/chat/token.key"));
+    assert_eq!(
+        c.journal_dir(),
+        Some(PathBuf::from("/var/lib/chat/chat.db.redo"))
+    );
+    let env = [("CHAT_DATA_DIR", "/from/env")];
+    let c = run(&[], &env).unwrap();
+    assert_eq!(c.db, "sqlite:/from/env/chat.db");
+    let c = run(&["--data-dir=/flag"], &env).unwrap();
+    assert_eq!(c.db, "sqlite:/flag/chat.db", "the flag wins");
+    let file = std::env::temp_dir().join(format!("chat-data-dir-{}.toml", std::process::id()));
+    std::fs::write(&file, "data-dir = \"/from/file\"\n").unwrap();
+    let path = file.display().to_string();
+    let c = run(&["--config", &path], &[]).unwrap();
+    assert_eq!(c.token_key_path(), Path::new("/from/file/token.key"));
+    let c = run(&["--config", &path], &env).unwrap();
+    assert_eq!(c.data_dir(), Path::new("/from/env"), "env over file");
+    std::fs::remove_file(&file).unwrap();
+    // An explicit store and key file are not moved.
+    let c = run(&["--data-dir", "/d", "--db", "sqlite:/elsewhere/x.db"], &[]).unwrap();
+    assert_eq!(c.db, "sqlite:/elsewhere/x.db");
+    assert_eq!(c.token_key_path(), Path::new("/d/token.key"));
+    let c = run(
+        &[
+            "--data-dir",
+            "/d",
+            "--db",
+            "mysql://root@h:3306/chat",
+            "--token-key-file",
+            "/k",
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.token_key_path(), Path::new("/k"));
+    assert_eq!(c.journal_dir(), Some(PathBuf::from("/d/redo-chat")));
+    // --check-config shows the derived store and where it came from.
+    let Ok(Command::Check(_, text)) =
+        Config::load(&args(&["--check-config", "--data-dir", "/d"]), |_| None)
+    else {
+        panic!("check-config")
+    };
+    assert!(
+        text.contains("db = \"sqlite:/d/chat.db\"  # from the default"),
+        "{text}"
+    );
+    assert!(
+        text.contains("data-dir = \"/d\"  # from the command line"),
+        "{text}"
     );
 }

@@ -39,6 +39,7 @@ fn systemd_unit_verifies() {
     for needed in [
         "Type=notify",
         "StateDirectory=chat-server",
+        "Environment=CHAT_DATA_DIR=/var/lib/chat-server",
         "EnvironmentFile=-/etc/chat-server/env",
         "LimitNOFILE=",
         "NoNewPrivileges=yes",

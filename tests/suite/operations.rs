@@ -18,6 +18,7 @@ pub fn tests() -> Vec<Test> {
         start_up_lines_are_printed_once,
         json_log_format_keeps_the_readiness_line,
         client_exit_codes_in_scripted_mode,
+        data_dir_holds_the_default_files,
     ]
 }
 
@@ -179,6 +180,38 @@ fn json_log_format_keeps_the_readiness_line() {
         .as_str()
         .unwrap()
         .starts_with("chat-server listening on"));
+}
+
+/// With `--data-dir` (from the environment, as the systemd unit sets it)
+/// and no `--db` or `--token-key-file`, the server creates its SQLite
+/// store, the journal and the token key in that folder, and
+/// `--check-config` names them.
+fn data_dir_holds_the_default_files() {
+    let dir = std::env::temp_dir().join(unique("chat-data-dir"));
+    let dir_arg = dir.display().to_string();
+    let out = server(&["--check-config"], &[("CHAT_DATA_DIR", &dir_arg)]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "db = \"sqlite:{dir_arg}/chat.db\"  # from the default"
+        )),
+        "{stdout}"
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["--listen", "127.0.0.1:0", "--http", "off", "--threads", "1"])
+        .env("CHAT_DATA_DIR", &dir_arg)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    first_lines_until(child, "chat-server listening on");
+    for file in ["chat.db", "token.key", "chat.db.redo"] {
+        assert!(dir.join(file).exists(), "{file} in {dir_arg}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Reads the child's stderr lines until one contains `marker` (20 s at
