@@ -5,6 +5,7 @@
 //! chat-server --listen 0.0.0.0:6000 --db mysql://chat@127.0.0.1:3306/chat --db-password-file /run/secrets/db
 //! chat-server --help                                      # every setting, its env var, its default
 //! chat-server --config /etc/chat/chat.toml --check-config # validate, print the effective settings
+//! chat-server --db sqlite:/var/lib/chat/chat.db migrate-legacy --from mysql://root@127.0.0.1:3306/chat
 //! ```
 //!
 //! The work is done by [`chat::server::run`]; this file only reads the
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Command::Backup(config, to)) => return backup(&config, &to),
+        Ok(Command::MigrateLegacy(config, from)) => return migrate_legacy(&config, &from),
         Ok(Command::Help) => {
             let _ = write!(std::io::stdout(), "{}", usage());
             return ExitCode::SUCCESS;
@@ -71,6 +73,28 @@ fn backup(config: &Config, to: &std::path::Path) -> ExitCode {
         }
         Err(e) => {
             eprintln!("chat-server: backup: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `chat-server migrate-legacy --from URL`: the C++ original's database
+/// into the store.
+fn migrate_legacy(config: &Config, from: &str) -> ExitCode {
+    let options = chat::storage::OpenOptions {
+        migrate: config.migrate,
+    };
+    match chat::storage::legacy::migrate_legacy(from, &config.db, options) {
+        Ok(imported) => {
+            println!("chat-server: imported {imported}");
+            println!(
+                "chat-server: each password is hashed at its user's first login; \
+                 keep the original's database out of reach meanwhile"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("chat-server: migrate-legacy: {e}");
             ExitCode::FAILURE
         }
     }

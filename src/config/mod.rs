@@ -215,6 +215,9 @@ pub enum Command {
     Check(Config, String),
     /// `backup --to FILE`: copy the store there and exit.
     Backup(Config, PathBuf),
+    /// `migrate-legacy --from URL`: import the C++ original's database
+    /// there into the store and exit.
+    MigrateLegacy(Config, String),
     /// Print [`usage`] and exit.
     Help,
     /// Print the version and exit.
@@ -279,8 +282,12 @@ impl Config {
             .map_err(|e| clap_error(&e))?;
         let cli = Cli::from_arg_matches(&matches).map_err(|e| clap_error(&e))?;
         let config = resolve::resolve(cli.settings, notes)?;
-        if let Some(settings::Action::Backup { to }) = cli.action {
-            return Ok(Command::Backup(config, to));
+        match cli.action {
+            Some(settings::Action::Backup { to }) => return Ok(Command::Backup(config, to)),
+            Some(settings::Action::MigrateLegacy { from }) => {
+                return Ok(Command::MigrateLegacy(config, from))
+            }
+            None => {}
         }
         if cli.check_config {
             let mut effective = layers::effective(&cmd, &values, &flags);

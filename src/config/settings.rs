@@ -60,6 +60,12 @@ pub enum Action {
         #[arg(long, value_name = "FILE")]
         to: PathBuf,
     },
+    /// Import the C++ original's MySQL database into the store (--db, new or empty): users (passwords hashed at their first login), friends, groups, offline messages
+    MigrateLegacy {
+        /// The original's database: mysql://user[:pass]@host:port/db (only read)
+        #[arg(long, value_name = "URL")]
+        from: String,
+    },
 }
 
 const AFTER_HELP: &str = "\

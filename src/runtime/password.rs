@@ -79,7 +79,19 @@ impl PasswordHasher {
 
     /// `true` when `password` matches the stored `hash`. A malformed stored
     /// hash never matches. Hashing threads only, like [`hash`](Self::hash).
+    ///
+    /// A [legacy credential](legacy_credential) is compared in constant
+    /// time; when it does not match, the time of a verification is spent
+    /// anyway ([`verify_nothing`](Self::verify_nothing)), so that a wrong
+    /// password takes as long for an imported account as for any other.
     pub fn verify(&self, password: &str, hash: &str) -> bool {
+        if let Some(plain) = hash.strip_prefix(LEGACY_PREFIX) {
+            let matches = constant_time_eq(password.as_bytes(), plain.as_bytes());
+            if !matches {
+                self.verify_nothing(password);
+            }
+            return matches;
+        }
         match verify_phc(password, hash) {
             Ok(matches) => matches,
             Err(e) => {
@@ -88,6 +100,35 @@ impl PasswordHasher {
             }
         }
     }
+}
+
+/// What marks a stored password as the C++ original's plain text, imported
+/// by `chat-server migrate-legacy` ([`crate::storage::legacy`]): no PHC
+/// string starts with it. The login that verifies it replaces it with a
+/// hash ([`is_legacy`]).
+pub const LEGACY_PREFIX: &str = "$legacy-plain$";
+
+/// The stored form of an imported plain-text password.
+pub fn legacy_credential(password: &str) -> String {
+    format!("{LEGACY_PREFIX}{password}")
+}
+
+/// `true` when `stored` is a [legacy credential](legacy_credential): the
+/// next successful login hashes the password and stores the hash instead.
+pub fn is_legacy(stored: &str) -> bool {
+    stored.starts_with(LEGACY_PREFIX)
+}
+
+/// Equality of `a` and `b` in a time that depends on their lengths only,
+/// not on where they first differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= x ^ y;
+    }
+    std::hint::black_box(diff) == 0
 }
 
 /// Recomputes the hash of `password` with the algorithm, version, costs and
@@ -202,6 +243,26 @@ mod tests {
         assert!(PasswordHasher::new(128, 2)
             .unwrap()
             .verify("pässword", &hash));
+    }
+
+    /// An imported plain-text password matches exactly (not a prefix, not
+    /// an extension), and is recognised as legacy; a hash is not.
+    #[test]
+    fn legacy_credentials_compare_exactly() {
+        let h = PasswordHasher::new(64, 1).unwrap();
+        let stored = legacy_credential("123456");
+        assert!(is_legacy(&stored));
+        assert!(h.verify("123456", &stored));
+        for wrong in ["12345", "1234567", "", "123457", "$legacy-plain$123456"] {
+            assert!(!h.verify(wrong, &stored), "{wrong}");
+        }
+        assert!(h.verify("", &legacy_credential("")));
+        let hash = h.hash("123456").unwrap();
+        assert!(!is_legacy(&hash));
+        assert!(
+            !h.verify("123456", "123456"),
+            "bare plain text never matches"
+        );
     }
 
     /// Our hand-built PHC strings and the `argon2` crate's own agree both

@@ -10,7 +10,9 @@
 //! 1. **Verify**, on the hashing thread of the *peer* (the user is
 //!    not known yet; register uses the same thread, so a peer's
 //!    register and login keep their order): load the account, check the
-//!    argon2 hash. Then, on the *user's* worker (the hashing thread is in
+//!    argon2 hash (an account imported by `chat-server migrate-legacy`
+//!    has its plain text instead: compared, then replaced by its hash
+//!    here, `rehash_legacy`). Then, on the *user's* worker (the hashing thread is in
 //!    the idle scheduling class and must hold no lock an I/O thread
 //!    wants), under the user's online-map lock: if the user has
 //!    `--sessions-per-user` sessions already (one, by default: online at
@@ -222,6 +224,7 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
                 STORE_FAILED
             }
             Ok(Some(user)) if ctx.svc.hasher.verify(&password, &user.password_hash) => {
+                let user = rehash_legacy(&ctx, store, user, &password);
                 drop(pending);
                 count_login(&ctx.svc, key, ip, false);
                 // The claim takes the session and online-map locks, which
@@ -245,6 +248,39 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
         }
         finish_failed_login(ctx, failure);
     });
+}
+
+/// The first login of an account imported from the C++ original
+/// (`chat-server migrate-legacy`), its password verified against the
+/// plain text: stores its hash instead, here on the hashing thread, and
+/// returns the account as stored now (the new hash moved its token
+/// generation). Any other account is returned as it is. A failure is
+/// logged and leaves the plain text for the next login to replace.
+fn rehash_legacy(ctx: &Ctx, store: &dyn Store, user: UserRecord, password: &str) -> UserRecord {
+    if !crate::runtime::password::is_legacy(&user.password_hash) {
+        return user;
+    }
+    let stored = ctx
+        .svc
+        .hasher
+        .hash(password)
+        .and_then(|hash| {
+            store
+                .set_password(user.id, &hash)
+                .map_err(|e| e.to_string())
+        })
+        .and_then(|_| store.user_by_id(user.id).map_err(|e| e.to_string()));
+    match stored {
+        Ok(Some(now)) => {
+            log::info!("user {}: the imported password is hashed now", user.id);
+            now
+        }
+        Ok(None) => user,
+        Err(e) => {
+            log::error!("user {}: hashing the imported password: {e}", user.id);
+            user
+        }
+    }
 }
 
 /// On arrival, on the peer's own thread: refuses (errno 12, with

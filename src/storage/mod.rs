@@ -36,6 +36,7 @@ pub mod backup;
 mod checkpoint;
 mod error;
 pub mod journal;
+pub mod legacy;
 pub mod log;
 mod mysql_store;
 pub mod schema;
@@ -63,7 +64,8 @@ pub struct UserRecord {
     pub id: i64,
     /// The unique account name.
     pub name: String,
-    /// The argon2 hash in PHC string form (`$argon2id$v=19$…`).
+    /// The argon2 hash in PHC string form (`$argon2id$v=19$…`), or an
+    /// imported plain-text password ([`legacy`]) until its first login.
     pub password_hash: String,
     /// Whether the `state` column says `online`.
     pub online: bool,

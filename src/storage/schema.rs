@@ -7,7 +7,8 @@
 //! one made by this server before versions were recorded (a `user` table
 //! with the port's columns: migration 1), the C++ original's (its `user`
 //! table with plaintext passwords: refused, with the way to import it), or
-//! something else (refused). A version above [`CURRENT`] was written by a
+//! something else (refused). The original's is imported by `chat-server
+//! migrate-legacy` ([`super::legacy`]) into a new database. A version above [`CURRENT`] was written by a
 //! newer server and is refused: an older binary must not guess at it.
 //!
 //! Migrations run at open, in order, before the server serves; with
@@ -99,8 +100,9 @@ pub fn decide(
         _ if legacy => {
             return refuse(
                 "these are the C++ original's tables (plaintext passwords in user.password), \
-                 which this server does not convert by itself: see docs/operations.md, \
-                 \"From the C++ original\""
+                 which this server does not use as they are: import them into a new database \
+                 with `chat-server --db NEW migrate-legacy --from THIS-DATABASE-URL` \
+                 (docs/operations.md, \"From the C++ original\")"
                     .into(),
             )
         }
@@ -183,7 +185,9 @@ pub fn mysql_check(
 }
 
 /// The original's `user.password` is `VARCHAR(50)` holding the password
-/// itself; the port's is `VARCHAR(255)` holding an argon2 hash.
+/// itself; the port's is `VARCHAR(255)` holding an argon2 hash (or, after
+/// `migrate-legacy`, a marked plain text, but such a database has its
+/// version recorded and is not asked).
 fn mysql_legacy(conn: &mut mysql::PooledConn) -> Result<bool, StoreError> {
     use mysql::prelude::Queryable;
     let plaintext: Option<i64> =
