@@ -21,7 +21,8 @@ pub fn tests() -> Vec<Test> {
         a_login_catches_up_on_what_another_device_sent,
         a_reconnect_logs_in_again_and_shows_nothing_twice,
         a_chat_cut_off_by_a_crash_is_sent_again_after_the_reconnect,
-        a_reconnect_logs_in_with_the_token_and_passwd_changes_the_password
+        a_reconnect_logs_in_with_the_token_and_passwd_changes_the_password,
+        users_and_groups_by_name
     ]
 }
 
@@ -226,7 +227,7 @@ fn errors_are_shown_in_plain_words() {
     c.expect_stderr("log in first");
     c.send("frobnicate");
     c.expect_stderr("unknown command \"frobnicate\"");
-    c.send("chat:x:hi");
+    c.send("chat:0:hi");
     c.expect_stderr("fid must be a positive number");
     c.send("login:carol");
     c.expect_stderr("the password is missing");
@@ -528,4 +529,54 @@ fn a_reconnect_logs_in_with_the_token_and_passwd_changes_the_password() {
     bob.expect_ok(&format!("logged in uid={bob_id} name=bob"));
     assert!(bob.finish().success());
     drop(server);
+}
+
+/// `chat:bob:…`, `groupChat:team:…`, `groupMembers:TEAM`: names from the
+/// last login or refresh ack, exact or (when only one matches) ignoring
+/// case; a name the lists do not hold is refused by the client itself
+/// (nothing sent), and with `--strict` it makes the exit status 3.
+fn users_and_groups_by_name() {
+    let server = Server::fresh();
+    let Pair {
+        mut alice,
+        mut bob,
+        alice_id,
+        bob_id,
+    } = friends(&server);
+    // bob became a friend after alice's login ack: not known by name yet.
+    alice.send("chat:bob:too early");
+    alice.expect_stderr("unknown user \"bob\"");
+    alice.send("refresh");
+    alice.expect_ok(&format!("refreshed uid={alice_id}"));
+    alice.send("chat:bob:hello by name");
+    let line = bob.expect(&format!("message from {alice_id} (alice)"));
+    assert!(line.ends_with(": hello by name"), "{line}");
+
+    let gid = group_of_two(&mut alice, &mut bob, "team:by name");
+    bob.send("refresh");
+    bob.expect_ok(&format!("refreshed uid={bob_id}"));
+    bob.send("groupChat:team:hi team");
+    let line = alice.expect(&format!("group {gid} message from {bob_id} (bob)"));
+    assert!(line.ends_with(": hi team"), "{line}");
+    bob.send("groupMembers:TEAM");
+    bob.expect_ok(&format!("group {gid} members: 2"));
+    // alice, a fellow member, by name (bob's friend list is empty of her
+    // only if the friendship were one-way; it is not, but either way).
+    bob.send("chat:Alice:case does not matter");
+    alice.expect(": case does not matter");
+    bob.send("groupChat:nosuchgroup:x");
+    bob.expect_stderr("unknown group \"nosuchgroup\"");
+    assert!(alice.finish().success());
+    assert!(
+        bob.finish().success(),
+        "no --strict: a refusal is no failure"
+    );
+
+    let mut strict =
+        CliClient::start_with(&[&server.addr.to_string(), "--strict", "--linger-ms", "200"]);
+    strict.send("login:bob:pw:bob");
+    strict.expect_ok(&format!("logged in uid={bob_id}"));
+    strict.send("chat:carol:hi");
+    strict.expect_stderr("unknown user \"carol\"");
+    assert_eq!(strict.finish().code(), Some(3), "--strict: a name refused");
 }

@@ -5,8 +5,9 @@
 //! [`render`](super::render); the client's own complaints (a mistyped
 //! command) go to standard error. At the end the client lingers for
 //! `--linger` so late messages are still shown, logs out, and exits 0, or
-//! [`EXIT_REFUSED`] when the server refused a request (an errno) or did
-//! not answer one within `--timeout` (with `--strict`). A lost
+//! [`EXIT_REFUSED`] when the server refused a request (an errno), the
+//! client refused a name it could not resolve ([`names`](super::names)),
+//! or the server did not answer one within `--timeout` (with `--strict`). A lost
 //! connection is reported on standard error with exit status 1; a bad
 //! command line is 2.
 

@@ -204,6 +204,16 @@ impl ChatClient {
             }
             _ => {}
         }
+        let resolved = match self.state.resolve(command) {
+            Ok(resolved) => resolved,
+            Err(why) => {
+                // A local refusal counts as the server's would (--strict).
+                self.note(&why);
+                self.state.note_failure();
+                return Flow::Continue;
+            }
+        };
+        let command = &resolved;
         if self.cids.is_none() && matches!(command, Command::History { .. } | Command::Convs) {
             self.note("history and convs need the message log (started with --no-log)");
             return Flow::Continue;
@@ -433,12 +443,12 @@ fn chat_of(command: &Command) -> Option<Sent> {
     match command {
         Command::Chat { to, text } => Some(Sent {
             request: msg_id::ONE_CHAT_MSG,
-            to: *to,
+            to: to.id()?,
             text: text.clone(),
         }),
         Command::GroupChat { gid, text } => Some(Sent {
             request: msg_id::GROUP_CHAT_MSG,
-            to: *gid,
+            to: gid.id()?,
             text: text.clone(),
         }),
         _ => None,

@@ -4,10 +4,13 @@
 //! separated by `:`.
 //!
 //! ```text
-//!   chat:6:see you at 10:30      →  Chat { to: 6, text: "see you at 10:30" }
+//!   chat:6:see you at 10:30      →  Chat { to: Id(6), text: "see you at 10:30" }
 //!   └┬─┘ └┤ └──────┬─────────┘
 //!   name  fid    message (the rest of the line, ':' included)
 //! ```
+//!
+//! A user or group may be named instead of numbered (`chat:alice:hi`,
+//! `groupChat:team:hi`): see [`Target`].
 //!
 //! Only the leading fields are split off, so the last field (a message, a
 //! password, a group description) may itself contain `:`. Command names are
@@ -26,6 +29,29 @@ pub enum Account {
     Id(i64),
     /// `login:alice:…`: anything else is an account name.
     Name(String),
+}
+
+/// Whom a command addresses: a user or a group, by number (the original's
+/// way) or by name. A field made only of digits is a number; anything else
+/// is a name, which the client turns into the number before sending
+/// ([`crate::names`]), from the friends and groups the login and refresh
+/// acks listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `chat:6:…`: the id itself.
+    Id(i64),
+    /// `chat:alice:…`: a name to look up.
+    Name(String),
+}
+
+impl Target {
+    /// The id, once it is one.
+    pub fn id(&self) -> Option<i64> {
+        match self {
+            Target::Id(id) => Some(*id),
+            Target::Name(_) => None,
+        }
+    }
 }
 
 /// One thing the user asked for.
@@ -55,24 +81,25 @@ pub enum Command {
     ChangePassword { old: String, new: String },
     /// `refresh` (msgId 7).
     Refresh,
-    /// `chat:fid:message` (msgId 9).
-    Chat { to: i64, text: String },
+    /// `chat:fid:message` (msgId 9); `fid` a user's id or name, as in
+    /// every command below that names a user (`gid`: a group's).
+    Chat { to: Target, text: String },
     /// `addFriend:fid` (msgId 10).
-    AddFriend { fid: i64 },
+    AddFriend { fid: Target },
     /// `delFriend:fid` (msgId 14).
-    DelFriend { fid: i64 },
+    DelFriend { fid: Target },
     /// `createGroup:name:desc` (msgId 11); `desc` may be empty.
     CreateGroup { name: String, desc: String },
     /// `joinGroup:gid` (msgId 12).
-    JoinGroup { gid: i64 },
+    JoinGroup { gid: Target },
     /// `quitGroup:gid` (msgId 19).
-    QuitGroup { gid: i64 },
+    QuitGroup { gid: Target },
     /// `dismissGroup:gid` (msgId 21).
-    DismissGroup { gid: i64 },
+    DismissGroup { gid: Target },
     /// `groupMembers:gid` (msgId 23).
-    GroupMembers { gid: i64 },
+    GroupMembers { gid: Target },
     /// `groupChat:gid:message` (msgId 13).
-    GroupChat { gid: i64, text: String },
+    GroupChat { gid: Target, text: String },
     /// `ping` (msgId 25).
     Ping,
     /// `history:conv[:before]` (msgId 29, then 33): a page of a
@@ -294,11 +321,11 @@ pub fn parse(line: &str) -> Result<Option<Command>, CommandError> {
             }
         }
         "chat" => {
-            let (to, text) = args.id_and_text("fid")?;
+            let (to, text) = args.target_and_text("fid")?;
             Command::Chat { to, text }
         }
         "groupChat" => {
-            let (gid, text) = args.id_and_text("gid")?;
+            let (gid, text) = args.target_and_text("gid")?;
             Command::GroupChat { gid, text }
         }
         "createGroup" => {
@@ -309,22 +336,22 @@ pub fn parse(line: &str) -> Result<Option<Command>, CommandError> {
             }
         }
         "addFriend" => Command::AddFriend {
-            fid: args.id("fid")?,
+            fid: args.target("fid")?,
         },
         "delFriend" => Command::DelFriend {
-            fid: args.id("fid")?,
+            fid: args.target("fid")?,
         },
         "joinGroup" => Command::JoinGroup {
-            gid: args.id("gid")?,
+            gid: args.target("gid")?,
         },
         "quitGroup" => Command::QuitGroup {
-            gid: args.id("gid")?,
+            gid: args.target("gid")?,
         },
         "dismissGroup" => Command::DismissGroup {
-            gid: args.id("gid")?,
+            gid: args.target("gid")?,
         },
         "groupMembers" => Command::GroupMembers {
-            gid: args.id("gid")?,
+            gid: args.target("gid")?,
         },
         other => return Err(CommandError::Unknown(other.to_owned())),
     };
@@ -373,18 +400,36 @@ impl<'a> Args<'a> {
         }
     }
 
-    /// The only field: an id.
-    fn id(&self, what: &str) -> Result<i64, CommandError> {
+    /// A [`Target`]: a positive number, or a name (not a number at all).
+    fn parse_target(&self, field: &str, what: &str) -> Result<Target, CommandError> {
+        let field = field.trim();
+        if field.is_empty() {
+            return Err(self.error(format!("{what} is empty")));
+        }
+        let numeric = field.strip_prefix(['-', '+']).unwrap_or(field);
+        if !numeric.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(Target::Name(field.to_owned()));
+        }
+        match field.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(Target::Id(id)),
+            _ => Err(self.error(format!(
+                "{what} must be a positive number or a name, not \"{field}\""
+            ))),
+        }
+    }
+
+    /// The only field: a user or group.
+    fn target(&self, what: &str) -> Result<Target, CommandError> {
         let rest = self
             .rest
             .ok_or_else(|| self.error(format!("{} needs a {what}", self.spec.name)))?;
-        self.parse_id(rest, what)
+        self.parse_target(rest, what)
     }
 
-    /// An id, then a message that may contain `:`.
-    fn id_and_text(&self, what: &str) -> Result<(i64, String), CommandError> {
+    /// A user or group, then a message that may contain `:`.
+    fn target_and_text(&self, what: &str) -> Result<(Target, String), CommandError> {
         let (id, text) = self.two(&format!("a {what} and a message"))?;
-        let id = self.parse_id(id, what)?;
+        let id = self.parse_target(id, what)?;
         match text {
             Some(text) if !text.trim().is_empty() => Ok((id, text.to_owned())),
             _ => Err(self.error("the message is empty".to_owned())),

@@ -36,7 +36,7 @@ pub fn help(logged_in: bool, style: &Style) -> Vec<String> {
         lines.push(format!("  {:<width$}  {}", s.usage(), style.dim(s.about)));
     }
     if logged_in {
-        lines.push(style.dim("  (a message may contain ':'; fid is a user id, gid a group id)"));
+        lines.push(style.dim("  (a message may contain ':'; fid/gid: a user's or group's id, or its name from refresh)"));
     }
     lines
 }

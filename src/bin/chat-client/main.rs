@@ -37,6 +37,7 @@ mod help;
 mod incoming;
 mod interactive;
 mod line_helper;
+mod names;
 mod options;
 mod output;
 mod reconnect;

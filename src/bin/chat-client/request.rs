@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use super::clock;
-use super::command::{Account, Command};
+use super::command::{Account, Command, Target};
 use chat::protocol::msg_id;
 
 /// The account logged in on this connection, as the login ack named it.
@@ -26,7 +26,8 @@ pub const HISTORY_PAGE: u64 = 50;
 pub const CATCH_UP_PAGE: u64 = 500;
 
 /// The request for `command`, or `None` for commands that send nothing
-/// (`help`, `quit`) and for a login or register whose password is missing.
+/// (`help`, `quit`), for a login or register whose password is missing, and
+/// for a [`Target`] still a name ([`crate::names::resolve`] comes first).
 ///
 /// `user` fills the sender fields; before login they are left out. `cid`,
 /// when given, goes into a chat or group chat, which the server then
@@ -34,6 +35,7 @@ pub const CATCH_UP_PAGE: u64 = 500;
 pub fn build(command: &Command, user: Option<&User>, cid: Option<&str>) -> Option<Value> {
     let uid = user.map(|u| u.uid);
     let name = user.map(|u| u.name.as_str());
+    let id = |t: &Target| t.id();
     let v = match command {
         Command::Help | Command::Quit => return None,
         Command::Register { name, password } => json!({
@@ -57,7 +59,7 @@ pub fn build(command: &Command, user: Option<&User>, cid: Option<&str>) -> Optio
         Command::Chat { to, text } => {
             let mut v = json!({
                 "msgId": msg_id::ONE_CHAT_MSG,
-                "to": to,
+                "to": id(to)?,
                 "msg": text,
                 "time": clock::now_local(),
             });
@@ -70,7 +72,7 @@ pub fn build(command: &Command, user: Option<&User>, cid: Option<&str>) -> Optio
         Command::GroupChat { gid, text } => {
             let mut v = json!({
                 "msgId": msg_id::GROUP_CHAT_MSG,
-                "gid": gid,
+                "gid": id(gid)?,
                 "msg": text,
                 "time": clock::now_local(),
             });
@@ -79,28 +81,32 @@ pub fn build(command: &Command, user: Option<&User>, cid: Option<&str>) -> Optio
             }
             with_uid(v, uid)
         }
-        Command::AddFriend { fid } => {
-            with_uid(json!({ "msgId": msg_id::ADD_FRIEND_MSG, "fid": fid }), uid)
-        }
-        Command::DelFriend { fid } => {
-            with_uid(json!({ "msgId": msg_id::DEL_FRIEND_MSG, "fid": fid }), uid)
-        }
+        Command::AddFriend { fid } => with_uid(
+            json!({ "msgId": msg_id::ADD_FRIEND_MSG, "fid": id(fid)? }),
+            uid,
+        ),
+        Command::DelFriend { fid } => with_uid(
+            json!({ "msgId": msg_id::DEL_FRIEND_MSG, "fid": id(fid)? }),
+            uid,
+        ),
         Command::CreateGroup { name, desc } => with_uid(
             json!({ "msgId": msg_id::CREATE_GROUP_MSG, "groupname": name, "groupdesc": desc }),
             uid,
         ),
-        Command::JoinGroup { gid } => {
-            with_uid(json!({ "msgId": msg_id::ADD_GROUP_MSG, "gid": gid }), uid)
-        }
-        Command::QuitGroup { gid } => {
-            with_uid(json!({ "msgId": msg_id::QUIT_GROUP_MSG, "gid": gid }), uid)
-        }
+        Command::JoinGroup { gid } => with_uid(
+            json!({ "msgId": msg_id::ADD_GROUP_MSG, "gid": id(gid)? }),
+            uid,
+        ),
+        Command::QuitGroup { gid } => with_uid(
+            json!({ "msgId": msg_id::QUIT_GROUP_MSG, "gid": id(gid)? }),
+            uid,
+        ),
         Command::DismissGroup { gid } => with_uid(
-            json!({ "msgId": msg_id::DISMISS_GROUP_MSG, "gid": gid }),
+            json!({ "msgId": msg_id::DISMISS_GROUP_MSG, "gid": id(gid)? }),
             uid,
         ),
         Command::GroupMembers { gid } => with_uid(
-            json!({ "msgId": msg_id::GROUP_MEMBERS_MSG, "gid": gid }),
+            json!({ "msgId": msg_id::GROUP_MEMBERS_MSG, "gid": id(gid)? }),
             uid,
         ),
         Command::Ping => json!({ "msgId": msg_id::PING_MSG }),

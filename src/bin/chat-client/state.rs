@@ -18,7 +18,9 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::book::LogBook;
+use super::command::Command;
 use super::incoming::{Incoming, Offline, Reply, Sent, SyncPage, SyncPurpose};
+use super::names::Directory;
 use super::request::User;
 use chat::protocol::{errno, msg_id};
 
@@ -71,6 +73,9 @@ pub struct ClientState {
 struct Inner {
     /// The logged-in account, from the last login or refresh ack.
     user: Option<User>,
+    /// The names of its friends, fellow group members and groups, from the
+    /// same ack.
+    names: Directory,
     /// The reply the input thread waits for.
     awaiting: Option<Awaiting>,
     /// Requests the server refused or did not answer in time (scripted
@@ -169,14 +174,19 @@ impl Inner {
                 self.login_errno = None;
                 self.book.logged_in(view.user.uid);
                 self.user = Some(view.user.clone());
+                self.names = Directory::from_view(view);
                 self.token = view.token.clone();
                 let book = &mut self.book;
                 view.offline.retain(|m| fresh(book, m));
             }
-            Reply::Refreshed(view) => self.user = Some(view.user.clone()),
+            Reply::Refreshed(view) => {
+                self.user = Some(view.user.clone());
+                self.names = Directory::from_view(view);
+            }
             Reply::PasswordChanged { token } => self.token = token.clone(),
             Reply::LoggedOut => {
                 self.user = None;
+                self.names = Directory::default();
                 self.token = None;
                 self.pending.clear();
                 self.pending_order.clear();
@@ -339,6 +349,22 @@ impl ClientState {
     /// A catch-up of `conv` is complete up to `up_to`.
     pub fn caught_up(&self, conv: &str, up_to: u64) {
         self.state.lock().book.caught_up(conv, up_to);
+    }
+
+    /// `command` with each user or group it names by name replaced by the
+    /// id the last login or refresh ack listed ([`crate::names`]).
+    ///
+    /// # Errors
+    /// A name that is unknown or ambiguous, in words for the user.
+    pub fn resolve(&self, command: &Command) -> Result<Command, String> {
+        crate::names::resolve(command, &self.state.lock().names)
+    }
+
+    /// Counts a request the client itself refused (a name it could not
+    /// resolve), as a refusal of the server's counts.
+    pub fn note_failure(&self) {
+        let mut state = self.state.lock();
+        state.failures = state.failures.saturating_add(1);
     }
 
     /// Counts a request that got no reply in time.

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{parse, Account, Command, CommandError};
+use super::{parse, Account, Command, CommandError, Target};
 use crate::request::{build, User};
 
 fn ok(line: &str) -> Command {
@@ -25,14 +25,14 @@ fn messages_keep_their_colons() {
     assert_eq!(
         ok("chat:6:see you at 10:30"),
         Command::Chat {
-            to: 6,
+            to: Target::Id(6),
             text: "see you at 10:30".into()
         }
     );
     assert_eq!(
         ok("groupChat:3:a:b:c"),
         Command::GroupChat {
-            gid: 3,
+            gid: Target::Id(3),
             text: "a:b:c".into()
         }
     );
@@ -72,11 +72,53 @@ fn login_by_id_or_name_with_or_without_password() {
 
 #[test]
 fn names_ignore_case_and_aliases_work() {
-    assert_eq!(ok("ADDFRIEND:7"), Command::AddFriend { fid: 7 });
-    assert_eq!(ok("addgroup:2"), Command::JoinGroup { gid: 2 });
+    assert_eq!(ok("ADDFRIEND:7"), Command::AddFriend { fid: Target::Id(7) });
+    assert_eq!(ok("addgroup:2"), Command::JoinGroup { gid: Target::Id(2) });
     assert_eq!(ok("loginout"), Command::Logout);
     assert_eq!(ok("  quit  "), Command::Quit);
-    assert_eq!(ok("dismissGroup:4"), Command::DismissGroup { gid: 4 });
+    assert_eq!(
+        ok("dismissGroup:4"),
+        Command::DismissGroup { gid: Target::Id(4) }
+    );
+}
+
+#[test]
+fn users_and_groups_by_name() {
+    assert_eq!(
+        ok("chat:alice:hi: there"),
+        Command::Chat {
+            to: Target::Name("alice".into()),
+            text: "hi: there".into()
+        }
+    );
+    assert_eq!(
+        ok("groupchat: team :yo"),
+        Command::GroupChat {
+            gid: Target::Name("team".into()),
+            text: "yo".into()
+        }
+    );
+    assert_eq!(
+        ok("addFriend:bob"),
+        Command::AddFriend {
+            fid: Target::Name("bob".into())
+        }
+    );
+    assert_eq!(
+        ok("joinGroup:7a"),
+        Command::JoinGroup {
+            gid: Target::Name("7a".into())
+        }
+    );
+    let me = User {
+        uid: 5,
+        name: "me".into(),
+    };
+    assert_eq!(
+        build(&ok("chat:alice:hi"), Some(&me), None),
+        None,
+        "a name is resolved before a request is built"
+    );
 }
 
 #[test]
@@ -92,8 +134,8 @@ fn errors_say_what_is_wrong_and_show_the_syntax() {
         "unknown command \"frobnicate\" (type help for the list)"
     );
     assert_eq!(
-        err("chat:bob:hi"),
-        "fid must be a positive number, not \"bob\" (usage: chat:fid:message)"
+        err("chat:0:hi"),
+        "fid must be a positive number or a name, not \"0\" (usage: chat:fid:message)"
     );
     assert_eq!(
         err("chat:5"),
