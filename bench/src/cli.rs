@@ -66,6 +66,8 @@ COMMON OPTIONS:
     --messages K          messages per sender (with --duration: first to end)
     --json                print one JSON object as the last line of output
     --output FILE         write that JSON object to FILE (stdout keeps the table)
+    --timeline FILE       write the run second by second to FILE as CSV:
+                          second,phase,sent,delivered,p50_us,p99_us,errors,ok
     --max-p99 DURATION    fail (exit 1) when the p99 latency is above this
     --min-rate N          fail (exit 1) when fewer than N messages (else
                           operations) per second were achieved
@@ -194,6 +196,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             "--max-p99" => gates.max_p99 = Some(seconds(&flag, &value(&flag)?)?),
             "--min-rate" => gates.min_rate = Some(number(&flag, &value(&flag)?)?),
             "--quiet" => config.progress = false,
+            "--timeline" => config.timeline = Some(PathBuf::from(value(&flag)?)),
             "--login" => config.login = true,
             "--legacy" => config.legacy = true,
             "--tls" => config.tls = true,
@@ -395,6 +398,8 @@ mod tests {
         assert_eq!(c.drop_fraction, 0.5);
         assert_eq!(c.drop_every, Duration::from_millis(1500));
         assert!(run(&["reconnect", "--drop-fraction", "2"]).is_err());
+        let (c, _) = run(&["chat", "--timeline", "t.csv"]).expect("valid");
+        assert_eq!(c.timeline, Some(PathBuf::from("t.csv")));
         let (c, _) = run(&["reconnect", "--msg-rate", "50"]).expect("valid");
         assert_eq!(c.msg_rate, 50.0);
         assert!(run(&["reconnect", "--msg-rate", "-1"]).is_err());

@@ -126,6 +126,9 @@ pub struct Config {
     pub reuse: Option<PathBuf>,
     /// Upper bound of any one phase (connecting, registering, traffic, …).
     pub timeout: Duration,
+    /// `--timeline FILE`: write the run second by second there, as CSV
+    /// ([`crate::timeline`]).
+    pub timeline: Option<PathBuf>,
     /// After sending stops, how long to wait for messages still in flight;
     /// also how long without any delivery counts as a stall.
     pub drain: Duration,
@@ -250,6 +253,7 @@ impl Default for Config {
             state_file: PathBuf::from("chat-bench-state.json"),
             reuse: None,
             timeout: Duration::from_secs(120),
+            timeline: None,
             drain: Duration::from_secs(5),
             rate: 1.0,
             mix: Mix::default(),

@@ -13,6 +13,7 @@
 //! truth), capped by the exact maximum.
 
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Values below this are stored exactly, one bucket each.
 const EXACT: u64 = 128;
@@ -148,6 +149,56 @@ impl Histogram {
     }
 }
 
+/// A histogram that many threads record into at once, emptied by one
+/// reader per interval: the per-second latencies of `--timeline`. Each
+/// sample is one relaxed atomic add on its bucket, so nothing is locked;
+/// [`take`](Self::take) swaps every bucket back to zero (a sample recorded
+/// during the swap lands in this interval or the next, never nowhere).
+/// Only the counts are kept: a taken histogram's max is its highest
+/// bucket's bound and its mean that of the bounds.
+pub struct SharedHistogram {
+    counts: Box<[AtomicU64]>,
+}
+
+impl Default for SharedHistogram {
+    fn default() -> Self {
+        SharedHistogram {
+            counts: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SharedHistogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedHistogram")
+    }
+}
+
+impl SharedHistogram {
+    /// Records one sample; any thread.
+    pub fn record(&self, value: u64) {
+        self.counts[bucket_of(value)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The samples since the last `take`, leaving it empty.
+    pub fn take(&self) -> Histogram {
+        let mut h = Histogram::new();
+        for (bucket, count) in self.counts.iter().enumerate() {
+            let n = count.swap(0, Ordering::Relaxed);
+            if n == 0 {
+                continue;
+            }
+            let bound = upper_bound(bucket);
+            h.counts[bucket] = n;
+            h.total += n;
+            h.sum += u128::from(bound) * u128::from(n);
+            h.min = h.min.min(bound);
+            h.max = h.max.max(bound);
+        }
+        h
+    }
+}
+
 /// Index of the bucket holding `value`.
 fn bucket_of(value: u64) -> usize {
     if value < EXACT {
@@ -174,6 +225,35 @@ fn upper_bound(bucket: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_histogram_hands_each_sample_to_one_interval() {
+        let shared = std::sync::Arc::new(SharedHistogram::default());
+        let writers: Vec<_> = (0..4)
+            .map(|t| {
+                let shared = std::sync::Arc::clone(&shared);
+                std::thread::spawn(move || {
+                    for v in 0..1000u64 {
+                        shared.record(v + t);
+                    }
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for w in writers {
+            total += shared.take().count();
+            w.join().unwrap();
+        }
+        total += shared.take().count();
+        assert_eq!(total, 4000);
+        assert_eq!(shared.take().count(), 0, "empty after a take");
+        for v in [10, 20, 30, 1000] {
+            shared.record(v);
+        }
+        let h = shared.take();
+        assert_eq!(h.quantile(0.5), Some(20));
+        assert!(h.quantile(0.99).unwrap() >= 1000);
+    }
 
     #[test]
     fn empty_has_no_summary() {

@@ -24,6 +24,7 @@
 //! | [`histogram`] | latency percentiles in constant memory |
 //! | [`setup`] | account and group names, ids, the `--setup-only` state file |
 //! | [`report`] | the table and the JSON line |
+//! | [`timeline`] | `--timeline`: the run second by second, as CSV |
 //! | [`sys`] | open-file limit, server memory and CPU time from `/proc` |
 //! | [`supervisor`] | `soak`: the server process it starts, kills and restarts; memory samples and their verdict |
 //!
@@ -63,6 +64,7 @@ pub mod seq;
 pub mod setup;
 pub mod supervisor;
 pub mod sys;
+pub mod timeline;
 pub mod tls;
 mod worker;
 mod ws;

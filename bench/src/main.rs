@@ -1,7 +1,9 @@
 //! `chat-bench`: the command-line front of the [`chat_bench`] library.
 //!
 //! Prints the report as a table on standard output and, with `--json`, one
-//! JSON object as the last line (`--output FILE` writes it to a file).
+//! JSON object as the last line (`--output FILE` writes it to a file);
+//! the report's warnings (the generator fell behind) also go to standard
+//! error.
 //! Exit status: 0 when the run succeeded, 1 when it failed or missed a
 //! threshold (`--max-p99`, `--min-rate`), 2 for bad arguments.
 
@@ -34,6 +36,9 @@ fn main() -> ExitCode {
             if let Err(e) = gates.write(&report) {
                 eprintln!("chat-bench: --output: {e}");
                 return ExitCode::FAILURE;
+            }
+            for warning in &report.warnings {
+                eprintln!("chat-bench: warning: {warning}");
             }
             let misses = gates.misses(&report);
             for miss in &misses {

@@ -7,6 +7,7 @@
 
 use crate::conn::Framing;
 use crate::phases::{Outcome, Phase};
+use crate::timeline::Timeline;
 use crate::worker::{Channels, Command, Counters, Peer, Worker, WAKER};
 use mio::{Poll, Waker};
 use std::io;
@@ -25,24 +26,39 @@ pub(crate) struct Pool {
     /// Live figures for the progress line.
     pub counters: Arc<Counters>,
     progress: bool,
+    /// `--timeline`: the per-second rows, written here.
+    timeline: Option<std::cell::RefCell<Timeline>>,
 }
 
 impl Pool {
     /// Starts `threads` workers. `framing` frames each request (a line, a
     /// bare object for `--legacy`, a WebSocket frame for `--transport ws`);
     /// `progress` prints a line per second on standard error during phases;
-    /// `tls` makes every connection TLS (`--tls`).
+    /// `tls` makes every connection TLS (`--tls`); `timeline` is the
+    /// `--timeline` file to write.
     ///
     /// # Errors
-    /// A `Poll` or `Waker` could not be created, or a thread not spawned.
+    /// A `Poll` or `Waker` could not be created, a thread not spawned, or
+    /// the timeline file not created.
     pub fn new(
         threads: usize,
         framing: Framing,
         progress: bool,
         tls: Option<crate::tls::Tls>,
+        timeline: Option<&std::path::Path>,
     ) -> io::Result<Pool> {
         let threads = threads.max(1);
         let counters = Arc::new(Counters::default());
+        let timeline = match timeline {
+            Some(path) => {
+                let file = Timeline::create(path).map_err(|e| {
+                    io::Error::new(e.kind(), format!("--timeline {}: {e}", path.display()))
+                })?;
+                counters.timed.store(true, Ordering::Relaxed);
+                Some(std::cell::RefCell::new(file))
+            }
+            None => None,
+        };
         let mut polls = Vec::with_capacity(threads);
         let mut peers = Vec::with_capacity(threads);
         let mut feedback_rx = Vec::with_capacity(threads);
@@ -89,6 +105,7 @@ impl Pool {
             results,
             counters,
             progress,
+            timeline,
         })
     }
 
@@ -105,6 +122,9 @@ impl Pool {
     pub fn run(&self, label: &str, parts: Vec<Box<dyn Phase>>) -> io::Result<Outcome> {
         let started = Instant::now();
         self.reset_counters();
+        if let Some(t) = &self.timeline {
+            t.borrow_mut().phase_started(started, &self.counters);
+        }
         let mut pending = 0;
         for (i, part) in parts.into_iter().enumerate() {
             self.command(i, Command::Run(part))?;
@@ -123,6 +143,7 @@ impl Pool {
                     if self.progress {
                         eprintln!("{}", self.progress_line(label, started.elapsed()));
                     }
+                    self.timeline_row(label)?;
                     next_line += Duration::from_secs(1);
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -130,7 +151,16 @@ impl Pool {
                 }
             }
         }
+        self.timeline_row(label)?;
         Ok(merged)
+    }
+
+    /// A `--timeline` row for the second just ended, if one is written.
+    fn timeline_row(&self, label: &str) -> io::Result<()> {
+        match &self.timeline {
+            Some(t) => t.borrow_mut().row(Instant::now(), label, &self.counters),
+            None => Ok(()),
+        }
     }
 
     fn command(&self, worker: usize, command: Command) -> io::Result<()> {
@@ -142,7 +172,14 @@ impl Pool {
 
     fn reset_counters(&self) {
         let c = &self.counters;
-        for counter in [&c.ok, &c.failed, &c.sent, &c.expected, &c.delivered] {
+        for counter in [
+            &c.ok,
+            &c.failed,
+            &c.sent,
+            &c.expected,
+            &c.delivered,
+            &c.errors,
+        ] {
             counter.store(0, Ordering::Relaxed);
         }
     }

@@ -91,6 +91,17 @@ pub struct Report {
     pub state_file: Option<String>,
     /// `soak`: restarts, memory, the final checks.
     pub soak: Option<SoakReport>,
+    /// `mixed` (open loop): the actions a second asked for (`--users` ×
+    /// `--rate`).
+    pub offered_per_sec: Option<f64>,
+    /// `mixed`: the actions a second carried out while sending.
+    pub achieved_per_sec: Option<f64>,
+    /// `mixed`: how late actions started after their scheduled moment,
+    /// microseconds.
+    pub send_lag_us: Option<Summary>,
+    /// Things that make the figures doubtful without failing the run
+    /// (the generator fell behind), one sentence each.
+    pub warnings: Vec<String>,
 }
 
 /// What the `soak` scenario adds to the report.
@@ -305,6 +316,15 @@ impl Report {
             "server_cpu_us_per_msg",
             json!(self.server_cpu_us_per_msg().map(round)),
         );
+        put("offered_per_sec", json!(self.offered_per_sec.map(round)));
+        put("achieved_per_sec", json!(self.achieved_per_sec.map(round)));
+        put(
+            "send_lag_us",
+            self.send_lag_us.map_or(Value::Null, |s| s.to_json()),
+        );
+        if !self.warnings.is_empty() {
+            put("warnings", json!(self.warnings));
+        }
         put("state_file", json!(self.state_file));
         if let Some(soak) = &self.soak {
             put("soak", soak.to_json());
@@ -312,50 +332,248 @@ impl Report {
         Value::Object(m)
     }
 
-    /// The report as a two-column table.
+    /// The report as a table: a status line, then the figures in
+    /// sections ([`SECTIONS`]), each value with its unit (`12,345.6 /s`,
+    /// `1.23 ms`, `51,200 KiB`); the JSON's key names are the row names.
+    /// Then the soak checks, the actions, the errors by kind and the
+    /// warnings.
     pub fn table(&self) -> String {
-        let mut rows: Vec<(String, String)> = Vec::new();
         let status = match &self.failed {
             None => "ok".to_string(),
             Some(why) => format!("FAILED: {why}"),
         };
-        rows.push(("scenario".into(), format!("{} ({status})", self.scenario)));
+        let mut rows: Vec<(String, String)> =
+            vec![("scenario".into(), format!("{} ({status})", self.scenario))];
         let Value::Object(fields) = self.to_json() else {
             return String::new();
         };
-        for (key, value) in fields {
-            if matches!(
-                key.as_str(),
-                "scenario" | "ok" | "failed" | "error_kinds" | "actions" | "soak"
-            ) {
-                continue;
+        let mut shown = std::collections::HashSet::new();
+        for (title, keys) in SECTIONS {
+            let section: Vec<(String, String)> = keys
+                .iter()
+                .filter_map(|&(key, unit)| {
+                    let value = fields.get(key)?;
+                    shown.insert(key);
+                    Some((format!("  {key}"), unit.show(value)))
+                })
+                .collect();
+            if !section.is_empty() {
+                rows.push((format!("[{title}]"), String::new()));
+                rows.extend(section);
             }
-            let shown = match &value {
-                Value::Object(o) => o
-                    .iter()
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect::<Vec<_>>()
-                    .join("  "),
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            rows.push((key, shown));
+        }
+        let rest: Vec<(String, String)> = fields
+            .iter()
+            .filter(|(k, _)| !shown.contains(k.as_str()) && !HIDDEN.contains(&k.as_str()))
+            .map(|(k, v)| (format!("  {k}"), Unit::Plain.show(v)))
+            .collect();
+        if !rest.is_empty() {
+            rows.push(("[other]".into(), String::new()));
+            rows.extend(rest);
         }
         if let Some(soak) = &self.soak {
+            rows.push(("[soak]".into(), String::new()));
             soak.rows(&mut rows);
         }
+        if !self.actions.is_empty() {
+            rows.push(("[actions]".into(), String::new()));
+        }
         for (name, n) in &self.actions {
-            rows.push((format!("  action: {name}"), n.to_string()));
+            rows.push((format!("  {name}"), thousands(*n as f64, 0)));
+        }
+        if !self.errors.is_empty() {
+            rows.push(("[errors]".into(), String::new()));
         }
         for (kind, n) in &self.errors {
             rows.push((format!("  error: {kind}"), n.to_string()));
         }
+        for w in &self.warnings {
+            rows.push(("WARNING".into(), w.clone()));
+        }
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         let mut out = String::new();
         for (k, v) in rows {
-            let _ = writeln!(out, "{k:<width$}  {v}");
+            let line = format!("{k:<width$}  {v}");
+            let _ = writeln!(out, "{}", line.trim_end());
         }
         out
+    }
+}
+
+/// JSON fields the table shows elsewhere or not at all.
+const HIDDEN: &[&str] = &[
+    "scenario",
+    "ok",
+    "failed",
+    "error_kinds",
+    "actions",
+    "soak",
+    "warnings",
+];
+
+/// How a figure is shown in the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unit {
+    /// As the JSON has it.
+    Plain,
+    /// A count, with thousands separators.
+    Count,
+    /// Per second.
+    Rate,
+    /// Seconds.
+    Secs,
+    /// A latency summary in microseconds, shown in µs, ms or s.
+    Latency,
+    /// Microseconds.
+    Micros,
+    /// KiB.
+    KiB,
+    /// Bytes.
+    Bytes,
+}
+
+/// The table's sections, in order: a title and its JSON keys with units.
+const SECTIONS: &[(&str, &[(&str, Unit)])] = &[
+    (
+        "run",
+        &[
+            ("users", Unit::Count),
+            ("threads", Unit::Count),
+            ("legacy", Unit::Plain),
+            ("prefix", Unit::Plain),
+            ("setup_secs", Unit::Secs),
+            ("elapsed_secs", Unit::Secs),
+        ],
+    ),
+    (
+        "throughput",
+        &[
+            ("ops", Unit::Count),
+            ("ops_per_sec", Unit::Rate),
+            ("op_failures", Unit::Count),
+            ("sent", Unit::Count),
+            ("delivered", Unit::Count),
+            ("delivered_per_sec", Unit::Rate),
+            ("offered_per_sec", Unit::Rate),
+            ("achieved_per_sec", Unit::Rate),
+            ("pages", Unit::Count),
+            ("pages_per_sec", Unit::Rate),
+            ("fetched", Unit::Count),
+            ("fetched_per_sec", Unit::Rate),
+        ],
+    ),
+    (
+        "latency",
+        &[
+            ("latency_us", Unit::Latency),
+            ("group_latency_us", Unit::Latency),
+            ("ack_latency_us", Unit::Latency),
+            ("send_lag_us", Unit::Latency),
+        ],
+    ),
+    (
+        "delivery",
+        &[
+            ("expected", Unit::Count),
+            ("offline_delivered", Unit::Count),
+            ("lost", Unit::Count),
+            ("duplicated", Unit::Count),
+            ("reordered", Unit::Count),
+            ("unexpected", Unit::Count),
+            ("stale", Unit::Count),
+            ("acked", Unit::Count),
+            ("ack_failed", Unit::Count),
+            ("unacked", Unit::Count),
+            ("synced", Unit::Count),
+            ("refetched", Unit::Count),
+        ],
+    ),
+    (
+        "connections",
+        &[
+            ("connected", Unit::Count),
+            ("closed", Unit::Count),
+            ("errors", Unit::Count),
+        ],
+    ),
+    (
+        "server",
+        &[
+            ("server_rss_kib_before", Unit::KiB),
+            ("server_rss_kib_after", Unit::KiB),
+            ("server_bytes_per_conn", Unit::Bytes),
+            ("server_cpu_secs", Unit::Secs),
+            ("server_cpu_us_per_msg", Unit::Micros),
+        ],
+    ),
+];
+
+impl Unit {
+    fn show(self, v: &Value) -> String {
+        let n = v.as_f64();
+        match (self, n) {
+            (Unit::Count, Some(n)) => thousands(n, 0),
+            (Unit::Rate, Some(n)) => format!("{} /s", thousands(n, 1)),
+            (Unit::Secs, Some(n)) => format!("{n:.2} s"),
+            (Unit::Micros, Some(n)) => duration_us(n),
+            (Unit::KiB, Some(n)) => format!("{} KiB", thousands(n, 0)),
+            (Unit::Bytes, Some(n)) => format!("{} B", thousands(n, 0)),
+            (Unit::Latency, _) => latency(v),
+            (_, _) => match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            },
+        }
+    }
+}
+
+/// `p50 1.2 ms  p90 …  p99 …  p99.9 …  max …  mean …  (n 1,234)`.
+fn latency(v: &Value) -> String {
+    let field = |k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+    let mut parts: Vec<String> = [
+        ("p50", "p50"),
+        ("p90", "p90"),
+        ("p99", "p99"),
+        ("p999", "p99.9"),
+        ("max", "max"),
+        ("mean", "mean"),
+    ]
+    .iter()
+    .map(|(k, label)| format!("{label} {}", duration_us(field(k))))
+    .collect();
+    parts.push(format!("(n {})", thousands(field("count"), 0)));
+    parts.join("  ")
+}
+
+/// Microseconds in the unit that keeps 3 significant digits readable.
+fn duration_us(us: f64) -> String {
+    if us < 1000.0 {
+        format!("{us:.0} µs")
+    } else if us < 1e6 {
+        format!("{:.2} ms", us / 1e3)
+    } else {
+        format!("{:.2} s", us / 1e6)
+    }
+}
+
+/// `n` with `decimals` decimals and `,` between groups of three digits.
+fn thousands(n: f64, decimals: usize) -> String {
+    let text = format!("{:.*}", decimals, n.abs());
+    let (int, frac) = text
+        .split_once('.')
+        .map_or((text.as_str(), ""), |(i, f)| (i, f));
+    let mut grouped = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let sign = if n < 0.0 { "-" } else { "" };
+    if frac.is_empty() {
+        format!("{sign}{grouped}")
+    } else {
+        format!("{sign}{grouped}.{frac}")
     }
 }
 
@@ -391,6 +609,61 @@ mod tests {
         assert!(v.get("ops").is_none());
         assert!(v.get("server_bytes_per_conn").is_none());
         assert!(r.table().contains("delivered_per_sec"));
+    }
+
+    #[test]
+    fn table_groups_the_figures_with_their_units() {
+        let r = Report {
+            scenario: "mixed".into(),
+            users: 1000,
+            elapsed_secs: 10.0,
+            delivered: Some(123_456),
+            lost: Some(0),
+            latency_us: Some(Summary {
+                count: 123_456,
+                p50: 850,
+                p90: 1_500,
+                p99: 12_340,
+                p999: 2_500_000,
+                max: 3_000_000,
+                mean: 900.0,
+            }),
+            server_rss_kib_after: Some(51_200),
+            offered_per_sec: Some(45_000.0),
+            achieved_per_sec: Some(20_000.0),
+            warnings: vec!["the generator fell behind: …".into()],
+            ..Report::default()
+        };
+        let t = r.table();
+        let line = |key: &str| {
+            t.lines()
+                .find(|l| l.trim_start().starts_with(key))
+                .unwrap_or_else(|| panic!("no {key}:\n{t}"))
+                .to_owned()
+        };
+        assert!(t.find("[throughput]") < t.find("[latency]"), "{t}");
+        assert!(t.find("[latency]") < t.find("[delivery]"), "{t}");
+        assert!(line("delivered_per_sec").ends_with("12,345.6 /s"), "{t}");
+        assert!(line("users").ends_with("1,000"), "{t}");
+        assert!(line("elapsed_secs").ends_with("10.00 s"), "{t}");
+        let lat = line("latency_us");
+        for part in ["p50 850 µs", "p99 12.34 ms", "p99.9 2.50 s", "(n 123,456)"] {
+            assert!(lat.contains(part), "{part}: {lat}");
+        }
+        assert!(line("server_rss_kib_after").ends_with("51,200 KiB"), "{t}");
+        assert!(line("offered_per_sec").ends_with("45,000.0 /s"), "{t}");
+        assert!(line("WARNING").contains("fell behind"), "{t}");
+        let last = t.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("WARNING") && last.ends_with("behind: …"),
+            "{t}"
+        );
+        assert!(
+            !t.contains("[server]\n  server_rss_kib_before"),
+            "absent figures are left out"
+        );
+        assert_eq!(thousands(-1234567.891, 2), "-1,234,567.89");
+        assert_eq!(thousands(999.0, 0), "999");
     }
 
     #[test]

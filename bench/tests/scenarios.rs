@@ -367,3 +367,50 @@ fn a_catch_up_recovers_what_a_dropped_connection_never_got() {
     .expect("run");
     assert!(report.synced.is_some_and(|n| n > 0), "{}", report.table());
 }
+
+/// `--timeline`: a header, then rows of eight fields per second of each
+/// phase, whose `sent` add up to the report's; the open-loop figures of
+/// `mixed` (offered = users x rate, achieved, send lag).
+#[test]
+fn timeline_and_open_loop_figures() {
+    let server = MockServer::start(false);
+    let path = std::env::temp_dir().join(format!("bench-timeline-{}.csv", std::process::id()));
+    let file = TempFile(path.clone());
+    let report = run_ok(&Config {
+        users: 12,
+        members: 4,
+        rate: 40.0,
+        duration: Some(Duration::from_millis(2500)),
+        timeline: Some(path.clone()),
+        ..config(&server, Scenario::Mixed)
+    });
+    let text = std::fs::read_to_string(&file.0).expect("timeline written");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(chat_bench::timeline::HEADER));
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect();
+    assert!(rows.iter().all(|r| r.len() == 8), "{text}");
+    let mixed: Vec<&Vec<String>> = rows.iter().filter(|r| r[1] == "mixed").collect();
+    assert!(mixed.len() >= 3, "2.5 s and the drain: {text}");
+    let sent: u64 = mixed.iter().map(|r| r[2].parse::<u64>().unwrap()).sum();
+    assert_eq!(Some(sent), report.sent, "{text}");
+    let seconds: Vec<u64> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
+    assert!(seconds.windows(2).all(|w| w[0] <= w[1]), "{text}");
+    let timed: Vec<(u64, u64)> = mixed
+        .iter()
+        .filter(|r| !r[4].is_empty())
+        .map(|r| (r[4].parse().unwrap(), r[5].parse().unwrap()))
+        .collect();
+    assert!(!timed.is_empty(), "some second has latencies: {text}");
+    assert!(timed.iter().all(|(p50, p99)| p50 <= p99), "{text}");
+    assert_eq!(report.offered_per_sec, Some(480.0));
+    let achieved = report.achieved_per_sec.expect("achieved");
+    assert!(achieved > 100.0 && achieved < 1000.0, "{}", report.table());
+    assert!(report.send_lag_us.is_some(), "{}", report.table());
+    assert!(
+        report.table().contains("[throughput]"),
+        "{}",
+        report.table()
+    );
+}

@@ -145,6 +145,7 @@ pub(crate) fn receive(
         outcome.offline_delivered += 1;
     } else {
         let latency = roster.micros(io.now).saturating_sub(payload.sent_us);
+        io.counters.time(latency);
         match target {
             Target::User(_) => outcome.latency.record(latency),
             Target::Group(_) => outcome.group_latency.record(latency),

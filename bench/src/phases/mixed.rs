@@ -17,7 +17,7 @@ use super::{Outcome, Phase};
 use crate::ledger::{StreamKey, Target};
 use crate::proto;
 use crate::rng::Rng;
-use crate::worker::Io;
+use crate::worker::{Counters, Io};
 use serde_json::Value;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -333,10 +333,12 @@ impl Phase for MixedPhase {
             };
             let errno = proto::errno(&msg);
             outcome.error(format!("{what}: errno {errno} ({})", proto::errmsg(&msg)));
+            Counters::add(&io.counters.errors, 1);
         }
     }
 
-    fn on_closed(&mut self, _io: &mut Io, slot: usize, reason: String) {
+    fn on_closed(&mut self, io: &mut Io, slot: usize, reason: String) {
+        Counters::add(&io.counters.errors, 1);
         self.outcome.closed += 1;
         self.outcome.error(reason);
         // A user whose connection is gone is no longer waited for.
@@ -351,6 +353,10 @@ impl Phase for MixedPhase {
                 break;
             }
             self.timers.pop();
+            if at < self.plan.send_until {
+                let lag = io.now.saturating_duration_since(at).as_micros();
+                self.outcome.send_lag.record(lag as u64);
+            }
             self.act(io, i);
         }
         if !self.reported && io.now >= self.plan.send_until && self.is_idle() {

@@ -109,6 +109,9 @@ pub(crate) struct Outcome {
     pub seq_reordered: u64,
     /// `reconnect`: the receivers' books against the senders' acks.
     pub reconnect: ReconnectBooks,
+    /// `mixed` (open loop): how late each action started after its
+    /// scheduled moment, microseconds: the generator falling behind.
+    pub send_lag: Histogram,
 }
 
 /// What the `reconnect` scenario's receivers found, summed.
@@ -187,5 +190,6 @@ impl Outcome {
         self.fetched += other.fetched;
         self.seq_reordered += other.seq_reordered;
         self.reconnect.merge(other.reconnect);
+        self.send_lag.merge(&other.send_lag);
     }
 }

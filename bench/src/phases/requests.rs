@@ -148,6 +148,7 @@ impl Phase for RequestPhase {
         }
         let micros = io.now.saturating_duration_since(script.sent_at).as_micros();
         self.outcome.latency.record(micros as u64);
+        io.counters.time(micros as u64);
         let errno = proto::errno(&msg);
         let error = (id == Some(proto::ERROR_MSG) || errno != 0)
             .then(|| format!("errno {errno} ({})", proto::errmsg(&msg)));

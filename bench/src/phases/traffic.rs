@@ -22,7 +22,7 @@ use super::delivery::{self, Roster, Tally, WallClock};
 use super::{Outcome, Phase};
 use crate::ledger::{StreamKey, Target};
 use crate::proto;
-use crate::worker::Io;
+use crate::worker::{Counters, Io};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -208,10 +208,12 @@ impl Phase for TrafficPhase {
                 "error reply: errno {errno} ({})",
                 proto::errmsg(&msg)
             ));
+            Counters::add(&io.counters.errors, 1);
         }
     }
 
     fn on_closed(&mut self, io: &mut Io, slot: usize, reason: String) {
+        Counters::add(&io.counters.errors, 1);
         self.outcome.closed += 1;
         self.outcome.error(reason);
         let user = io.user_of(slot);

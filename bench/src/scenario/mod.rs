@@ -69,7 +69,13 @@ fn run_with(config: &Config, soak: Option<soak::SoakServer>) -> Result<Report, B
         (false, true) => Framing::WebSocket,
         (false, false) => Framing::Lines,
     };
-    let pool = Pool::new(config.threads, framing, config.progress, tls(config)?)?;
+    let pool = Pool::new(
+        config.threads,
+        framing,
+        config.progress,
+        tls(config)?,
+        config.timeline.as_deref(),
+    )?;
     let mut runner = Runner {
         config,
         threads: pool.size(),

@@ -16,6 +16,10 @@ use crate::phases::{Outcome, Phase};
 use crate::{proto, BenchError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+/// `mixed`: a p99 send lag above this means the generator did not start
+/// actions when their moment came.
+pub const MAX_SEND_LAG: std::time::Duration = std::time::Duration::from_millis(10);
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -196,6 +200,83 @@ impl Runner<'_> {
         if sent == 0 {
             r.failed = Some("no message was sent".into());
         }
+        if self.config.scenario == Scenario::Mixed {
+            self.report_open_loop(&outcome);
+        }
         self.merge_errors(&outcome);
+    }
+
+    /// `mixed`: the offered rate against the achieved one, the send lag,
+    /// and a warning when the generator did not keep up: fewer actions
+    /// than 95 % of those offered (beyond three standard deviations of
+    /// Poisson arrivals, so a short run is not flagged by chance), or a
+    /// p99 send lag above [`MAX_SEND_LAG`].
+    fn report_open_loop(&mut self, outcome: &Outcome) {
+        let secs = self.config.send_time().as_secs_f64().max(1e-9);
+        let offered = self.report.users as f64 * self.config.rate;
+        let acted: u64 = outcome
+            .actions
+            .iter()
+            .filter(|(name, _)| **name != "login")
+            .map(|(_, n)| n)
+            .sum();
+        let r = &mut self.report;
+        r.offered_per_sec = Some(offered);
+        r.achieved_per_sec = Some(acted as f64 / secs);
+        r.send_lag_us = outcome.send_lag.summary();
+        let lag_p99 = r.send_lag_us.map(|l| l.p99);
+        // A logged-out user (a re-login) offers nothing meanwhile.
+        let logouts = outcome.actions.get("logout").copied().unwrap_or(0);
+        let away = logouts as f64 * self.config.offline_for.as_secs_f64();
+        let online_secs = (self.report.users as f64 * secs - away).max(0.0);
+        let expected = self.config.rate * online_secs;
+        self.report
+            .warnings
+            .extend(open_loop_warnings(expected, acted, secs, lag_p99));
+    }
+}
+
+/// The warnings of an open-loop run that offered `expected` actions over
+/// `secs` (the users' online time times the rate) and carried out
+/// `acted`, its p99 send lag `lag_p99` µs (see `report_open_loop`).
+fn open_loop_warnings(expected: f64, acted: u64, secs: f64, lag_p99: Option<u64>) -> Vec<String> {
+    let mut out = Vec::new();
+    if (acted as f64) < 0.95 * expected - 3.0 * expected.sqrt() {
+        out.push(format!(
+            "the generator fell behind: {:.0} actions/s achieved of {:.0} offered \
+             (add --threads, or lower --rate)",
+            acted as f64 / secs,
+            expected / secs
+        ));
+    }
+    if let Some(p99) = lag_p99.filter(|&l| l > MAX_SEND_LAG.as_micros() as u64) {
+        out.push(format!(
+            "the generator fell behind: p99 send lag {:.1} ms (actions started late; \
+             the offered rate was not held)",
+            p99 as f64 / 1000.0
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_loop_warnings;
+
+    #[test]
+    fn falling_behind_is_warned_about_and_chance_is_not() {
+        // 1,000 users at 1/s for 10 s: 10,000 offered.
+        assert!(open_loop_warnings(10_000.0, 9_800, 10.0, Some(2_000)).is_empty());
+        let w = open_loop_warnings(10_000.0, 8_000, 10.0, None);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("800 actions/s achieved of 1000 offered"),
+            "{w:?}"
+        );
+        let w = open_loop_warnings(10_000.0, 10_000, 10.0, Some(25_000));
+        assert!(w[0].contains("p99 send lag 25.0 ms"), "{w:?}");
+        // 12 users at 1/s for 2 s: 24 offered; 18 is within chance.
+        assert!(open_loop_warnings(24.0, 18, 2.0, None).is_empty());
+        assert_eq!(open_loop_warnings(24.0, 0, 2.0, None).len(), 1);
     }
 }

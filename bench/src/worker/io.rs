@@ -31,9 +31,23 @@ pub(crate) struct Counters {
     pub expected: AtomicU64,
     /// Deliveries that arrived.
     pub delivered: AtomicU64,
+    /// Error replies and closed connections (the timeline's `errors`,
+    /// with `failed`).
+    pub errors: AtomicU64,
+    /// Whether `--timeline` asked for [`Counters::latency`].
+    pub timed: std::sync::atomic::AtomicBool,
+    /// Latencies since the timeline's last row (delivery, or request).
+    pub latency: crate::histogram::SharedHistogram,
 }
 
 impl Counters {
+    /// Records a latency for the timeline, when one is written.
+    pub fn time(&self, micros: u64) {
+        if self.timed.load(Ordering::Relaxed) {
+            self.latency.record(micros);
+        }
+    }
+
     /// Adds `n` to `counter` (a relaxed add: these are statistics).
     pub fn add(counter: &AtomicU64, n: u64) {
         if n > 0 {
