@@ -19,7 +19,7 @@
 //! ([`SharedHistogram`](crate::histogram::SharedHistogram)), recorded only
 //! when a timeline is asked for, so a run without one pays nothing.
 //!
-//! Thread rule: the main thread only (the [`Pool`](crate::pool)).
+//! Thread rule: the main thread only (the pool's, in `src/pool.rs`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};

@@ -560,8 +560,11 @@ fn users_and_groups_by_name() {
     assert!(line.ends_with(": hi team"), "{line}");
     bob.send("groupMembers:TEAM");
     bob.expect_ok(&format!("group {gid} members: 2"));
-    // alice, a fellow member, by name (bob's friend list is empty of her
-    // only if the friendship were one-way; it is not, but either way).
+    // alice created it in this session: known without a refresh.
+    alice.send("groupChat:team:from the creator");
+    let line = bob.expect(&format!("group {gid} message from {alice_id} (alice)"));
+    assert!(line.ends_with(": from the creator"), "{line}");
+    // alice by name, ignoring case.
     bob.send("chat:Alice:case does not matter");
     alice.expect(": case does not matter");
     bob.send("groupChat:nosuchgroup:x");

@@ -14,6 +14,7 @@
 //! |---|---|
 //! | [`options`] | the command line: address, `--linger-ms`, `--timeout-ms`, `--tls` |
 //! | [`command`] | a typed line → [`Command`](command::Command); the command table |
+//! | [`names`] | `chat:alice:…`, `groupChat:team:…`: names to ids, from the last login or refresh ack |
 //! | [`request`] | a command → the JSON request the original client would send |
 //! | [`connection`] | the socket and the reader thread, framing with `protocol::codec` |
 //! | [`tls`] | `--tls`: rustls around the same socket, trust from `--ca` or the system |

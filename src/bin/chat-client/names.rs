@@ -11,12 +11,16 @@
 //!    friends and the members of the groups, groups among the groups;
 //! 2. failing that, ignoring ASCII case, which must then match one only.
 //!
-//! A name found nowhere, or matching several ids only without regard to
-//! case, is refused here with a message that says so; nothing is sent,
-//! and under `--strict` it counts as a refused request. Someone who is
-//! neither a friend nor in a group of yours has no name here (nor does a
-//! group you are not in): use the number, or `refresh` after the change
-//! that made them known. A name made only of digits is taken as an id.
+//! Between acks the directory also learns from the replies that name
+//! someone: a group this session created (17), the members a
+//! `groupMembers` listed (24); a group left or dismissed (20, 22) is
+//! forgotten. A name found nowhere, or matching several ids only without
+//! regard to case, is refused here with a message that says so; nothing
+//! is sent, and under `--strict` it counts as a refused request. Someone
+//! who is neither a friend nor in a group of yours has no name here (nor
+//! does a group you are not in): use the number, or `refresh` after the
+//! change that made them known. A name made only of digits is taken as
+//! an id.
 //!
 //! Thread rule: a plain value, kept under the
 //! [`ClientState`](super::state::ClientState)'s lock.
@@ -24,7 +28,7 @@
 use std::collections::BTreeMap;
 
 use super::command::{Command, Target};
-use super::incoming::AccountView;
+use super::incoming::{AccountView, Member};
 
 /// The most users (and, apart, groups) a directory keeps: the acks are
 /// bounded by the server's quotas already; this bounds the copy too.
@@ -57,6 +61,27 @@ impl Directory {
         }
         dir.users.remove(&view.user.uid);
         dir
+    }
+
+    /// A group this session created (its ack names it).
+    pub fn learn_group(&mut self, gid: i64, name: &str) {
+        if self.groups.len() < MAX_NAMES {
+            self.groups.insert(gid, name.to_owned());
+        }
+    }
+
+    /// The members a `groupMembers` reply listed (oneself excluded).
+    pub fn learn_members(&mut self, me: Option<i64>, members: &[Member]) {
+        for m in members.iter().filter(|m| Some(m.uid) != me) {
+            if self.users.len() < MAX_NAMES {
+                self.users.insert(m.uid, m.name.clone());
+            }
+        }
+    }
+
+    /// A group this session left or dismissed.
+    pub fn forget_group(&mut self, gid: i64) {
+        self.groups.remove(&gid);
     }
 
     /// The id of user `name`.
@@ -161,7 +186,7 @@ pub fn resolve(command: &Command, dir: &Directory) -> Result<Command, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::incoming::{Friend, Group, Member};
+    use crate::incoming::{Friend, Group};
     use crate::request::User;
 
     fn member(uid: i64, name: &str) -> Member {
@@ -242,6 +267,26 @@ mod tests {
             Ok(Command::GroupMembers { gid: Target::Id(3) })
         );
         assert_eq!(resolve(&Command::Ping, &dir), Ok(Command::Ping));
+    }
+
+    #[test]
+    fn replies_between_acks_teach_and_unteach_names() {
+        let mut dir = directory();
+        let chat_to = |n: &str| chat(Target::Name(n.into()));
+        assert!(resolve(&chat_to("dave"), &dir).is_err());
+        dir.learn_members(Some(1), &[member(1, "me"), member(12, "dave")]);
+        assert_eq!(resolve(&chat_to("dave"), &dir), Ok(chat(Target::Id(12))));
+        assert!(resolve(&chat_to("me"), &dir).is_err(), "not oneself");
+        let members = |n: &str| Command::GroupMembers {
+            gid: Target::Name(n.into()),
+        };
+        dir.learn_group(4, "new team");
+        assert_eq!(
+            resolve(&members("new team"), &dir),
+            Ok(Command::GroupMembers { gid: Target::Id(4) })
+        );
+        dir.forget_group(4);
+        assert!(resolve(&members("new team"), &dir).is_err());
     }
 
     #[test]

@@ -196,6 +196,14 @@ impl Inner {
                     .convs(convs.iter().map(|c| (c.conv.as_str(), c.last_seq)));
             }
             Reply::Synced(page) => self.absorb_page(page),
+            Reply::GroupCreated { gid, name } => self.names.learn_group(*gid, name),
+            Reply::Members { members, .. } => {
+                let me = self.user.as_ref().map(|u| u.uid);
+                self.names.learn_members(me, members);
+            }
+            Reply::GroupQuit { gid: Some(gid) } | Reply::GroupDismissed { gid: Some(gid) } => {
+                self.names.forget_group(*gid)
+            }
             _ => {}
         }
         true
