@@ -347,7 +347,12 @@ fn migrate_legacy_imports_the_original() {
         zhang.send(&serde_json::json!({"msgId": 13, "uid": 1, "gid": 7, "msg": "imported team", "time": "2024-01-01 00:00:00"}));
         let got = li.expect(13);
         assert_eq!(got["msg"], "imported team", "{got}");
-        drop((li, zhang, wang));
+        // New accounts and groups get ids above the imported ones.
+        let mut newcomer = server.connect();
+        assert!(newcomer.register("newcomer", "pw") > 5, "no id reused");
+        newcomer.login_ok("pw");
+        assert!(newcomer.create_group("new team", "") > 7, "no gid reused");
+        drop((li, zhang, wang, newcomer));
         drop(server);
 
         let server = Server::start(&target, &[]);
