@@ -285,7 +285,15 @@ impl Config {
         match cli.action {
             Some(settings::Action::Backup { to }) => return Ok(Command::Backup(config, to)),
             Some(settings::Action::MigrateLegacy { from }) => {
-                return Ok(Command::MigrateLegacy(config, from))
+                let from = from
+                    .or_else(|| env("CHAT_MIGRATE_FROM"))
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| {
+                        ConfigError(
+                            "migrate-legacy needs --from mysql://… (or CHAT_MIGRATE_FROM)".into(),
+                        )
+                    })?;
+                return Ok(Command::MigrateLegacy(config, from));
             }
             None => {}
         }

@@ -62,9 +62,9 @@ pub enum Action {
     },
     /// Import the C++ original's MySQL database into the store (--db, new or empty): users (passwords hashed at their first login), friends, groups, offline messages
     MigrateLegacy {
-        /// The original's database: mysql://user[:pass]@host:port/db (only read)
+        /// The original's database: mysql://user[:pass]@host:port/db (only read); or CHAT_MIGRATE_FROM, which keeps its password out of ps
         #[arg(long, value_name = "URL")]
-        from: String,
+        from: Option<String>,
     },
 }
 

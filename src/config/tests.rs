@@ -534,3 +534,33 @@ fn data_dir_places_the_default_files() {
         "{text}"
     );
 }
+
+/// `migrate-legacy --from URL`, or the URL from `CHAT_MIGRATE_FROM`; the
+/// flag wins; neither is an error that says what is missing.
+#[test]
+fn migrate_legacy_takes_its_source_from_the_flag_or_the_environment() {
+    let from = |a: &[&str], env: Option<&str>| match Config::load(&args(a), |k| {
+        (k == "CHAT_MIGRATE_FROM")
+            .then(|| env.map(str::to_owned))
+            .flatten()
+    }) {
+        Ok(Command::MigrateLegacy(_, from)) => Ok(from),
+        Ok(other) => panic!("{other:?}"),
+        Err(e) => Err(e.0),
+    };
+    let flag = ["migrate-legacy", "--from", "mysql://root@h/old"];
+    assert_eq!(from(&flag, None).as_deref(), Ok("mysql://root@h/old"));
+    assert_eq!(
+        from(&flag, Some("mysql://env@h/old")).as_deref(),
+        Ok("mysql://root@h/old")
+    );
+    assert_eq!(
+        from(&["migrate-legacy"], Some("mysql://env:pw@h/old")).as_deref(),
+        Ok("mysql://env:pw@h/old")
+    );
+    let e = from(&["migrate-legacy"], None).unwrap_err();
+    assert!(
+        e.contains("--from") && e.contains("CHAT_MIGRATE_FROM"),
+        "{e}"
+    );
+}
