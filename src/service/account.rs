@@ -11,8 +11,9 @@
 //!    not known yet; register uses the same thread, so a peer's
 //!    register and login keep their order): load the account, check the
 //!    argon2 hash (an account imported by `chat-server migrate-legacy`
-//!    has its plain text instead: compared, then replaced by its hash
-//!    here, `rehash_legacy`). Then, on the *user's* worker (the hashing thread is in
+//!    has its plain text instead: compared, then hashed here,
+//!    `legacy_rehash`, and the hash stored by the user's worker before the
+//!    claim, `store_rehash`). Then, on the *user's* worker (the hashing thread is in
 //!    the idle scheduling class and must hold no lock an I/O thread
 //!    wants), under the user's online-map lock: if the user has
 //!    `--sessions-per-user` sessions already (one, by default: online at
@@ -224,17 +225,19 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
                 STORE_FAILED
             }
             Ok(Some(user)) if ctx.svc.hasher.verify(&password, &user.password_hash) => {
-                let user = rehash_legacy(&ctx, store, user, &password);
+                let rehash = legacy_rehash(&ctx, &user, &password);
                 drop(pending);
                 count_login(&ctx.svc, key, ip, false);
                 // The claim takes the session and online-map locks, which
                 // I/O threads take too: it runs on the user's worker, not
                 // on this idle-class thread, which could be preempted while
-                // holding them for as long as the machine stays busy.
+                // holding them for as long as the machine stays busy. So
+                // does the write of an imported account's new hash.
                 let uid = user.id;
-                return ctx
-                    .clone()
-                    .on_worker(user_key(uid), move |ctx, _| claim_cluster_wide(ctx, user));
+                return ctx.clone().on_worker(user_key(uid), move |ctx, store| {
+                    let user = store_rehash(store, user, rehash);
+                    claim_cluster_wide(ctx, user)
+                });
             }
             Ok(Some(_)) => BAD_LOGIN,
             Ok(None) => {
@@ -252,24 +255,33 @@ pub fn login(ctx: Ctx, uid: Option<i64>, username: Option<String>, password: Str
 
 /// The first login of an account imported from the C++ original
 /// (`chat-server migrate-legacy`), its password verified against the
-/// plain text: stores its hash instead, here on the hashing thread, and
-/// returns the account as stored now (the new hash moved its token
-/// generation). Any other account is returned as it is. A failure is
-/// logged and leaves the plain text for the next login to replace.
-fn rehash_legacy(ctx: &Ctx, store: &dyn Store, user: UserRecord, password: &str) -> UserRecord {
+/// plain text: the argon2 hash to store in its place, made here on the
+/// hashing thread. `None` for any other account, or when hashing failed
+/// (logged; the next login tries again).
+fn legacy_rehash(ctx: &Ctx, user: &UserRecord, password: &str) -> Option<String> {
     if !crate::runtime::password::is_legacy(&user.password_hash) {
-        return user;
+        return None;
     }
-    let stored = ctx
-        .svc
-        .hasher
-        .hash(password)
-        .and_then(|hash| {
-            store
-                .set_password(user.id, &hash)
-                .map_err(|e| e.to_string())
-        })
-        .and_then(|_| store.user_by_id(user.id).map_err(|e| e.to_string()));
+    match ctx.svc.hasher.hash(password) {
+        Ok(hash) => Some(hash),
+        Err(e) => {
+            log::error!("user {}: hashing the imported password: {e}", user.id);
+            None
+        }
+    }
+}
+
+/// On the user's worker: stores the hash [`legacy_rehash`] made and
+/// returns the account as stored now (the new hash moved its token
+/// generation). Without a hash, or when the store fails (logged, the
+/// plain text stays for the next login), the account as it was.
+fn store_rehash(store: &dyn Store, user: UserRecord, hash: Option<String>) -> UserRecord {
+    let Some(hash) = hash else {
+        return user;
+    };
+    let stored = store
+        .set_password(user.id, &hash)
+        .and_then(|_| store.user_by_id(user.id));
     match stored {
         Ok(Some(now)) => {
             log::info!("user {}: the imported password is hashed now", user.id);
@@ -277,7 +289,10 @@ fn rehash_legacy(ctx: &Ctx, store: &dyn Store, user: UserRecord, password: &str)
         }
         Ok(None) => user,
         Err(e) => {
-            log::error!("user {}: hashing the imported password: {e}", user.id);
+            log::error!(
+                "user {}: storing the imported password's hash: {e}",
+                user.id
+            );
             user
         }
     }

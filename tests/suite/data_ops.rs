@@ -302,6 +302,7 @@ fn migrate_legacy_imports_the_original() {
             stored_password(&target, 2).starts_with("$argon2id$"),
             "rehashed"
         );
+        let token = ack["token"].as_str().expect("a resume token").to_owned();
         let friends: Vec<i64> = support_nested(&ack, "friends")
             .iter()
             .map(|f| f["uid"].as_i64().unwrap())
@@ -355,7 +356,11 @@ fn migrate_legacy_imports_the_original() {
         drop((li, zhang, wang, newcomer));
         drop(server);
 
-        let server = Server::start(&target, &[]);
+        let server = Server::start(&target, &["--sessions-per-user", "2"]);
+        // The first login's token is of the generation the new hash set.
+        let mut device = server.connect();
+        let v = device.request(serde_json::json!({"msgId": 1, "token": token}));
+        assert_eq!(v["errno"], 0, "{v}");
         let mut li = server.connect();
         li.uid = 2;
         li.login_ok("666666");
