@@ -139,11 +139,11 @@ impl Cluster {
             .unwrap_or(Claim::Unavailable)
     }
 
-    /// Gives up this node's claim on `uid` (logout, disconnect). Only
-    /// **queues**: safe on an I/O thread. Applied after every call queued
-    /// before it, so a later `claim` of the same user on this node is not
-    /// undone by it. A user since taken over by another node keeps that
-    /// node's claim.
+    /// Gives up one of this node's sessions of `uid` (logout, disconnect):
+    /// with one session per user, the claim. Only **queues**: safe on an
+    /// I/O thread. Applied after every call queued before it, so a later
+    /// `claim` of the same user on this node is not undone by it. Another
+    /// node's sessions of the user are not touched.
     pub fn release(&self, uid: i64) {
         let _ = self.enqueue(Call::Release { uid });
     }
@@ -155,7 +155,23 @@ impl Cluster {
     /// is down, the payload goes to [`LocalNode::store_offline`] — on the
     /// publisher thread, or on this thread once the cluster has stopped.
     pub fn send_to_user(&self, uid: i64, payload: Vec<u8>) {
-        let _ = self.enqueue(Call::Publish { uid, payload });
+        let _ = self.enqueue(Call::Publish {
+            uid,
+            payload,
+            others: false,
+        });
+    }
+
+    /// As [`send_to_user`](Self::send_to_user), to the nodes *other than
+    /// this one* that hold sessions of `uid` (several sessions per user:
+    /// this node has delivered to its own already). Nothing happens when
+    /// there are none: no offline storage. Only **queues**.
+    pub fn send_to_other_nodes(&self, uid: i64, payload: Vec<u8>) {
+        let _ = self.enqueue(Call::Publish {
+            uid,
+            payload,
+            others: true,
+        });
     }
 
     /// Which of `uids` are logged in on a live node, this one included,

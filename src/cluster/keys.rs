@@ -5,7 +5,7 @@
 //!
 //! | name | type | value | written by |
 //! |---|---|---|---|
-//! | `{prefix}:user:{uid}` | string | id of the node the user is logged in on | `claim` (SET), `release` (DEL if still ours) |
+//! | `{prefix}:user:{uid}` | hash | node id → how many sessions of the user that node holds | `claim` (HINCRBY +1), `release` (−1, HDEL at 0), the presence sync (HSET/HDEL); a dead node's field is deleted by the next claim or sync that meets it |
 //! | `{prefix}:members:{node}` | set | the user ids `node` claimed | `claim` (SADD), `release` (SREM) |
 //! | `{prefix}:alive:{node}` | string with a TTL | a random token of the running process | the heartbeat, every `liveness / 3` |
 //! | `{prefix}:node:{node}` | pub/sub channel | [envelopes](super::envelope) for users on `node` | every node's publisher |
@@ -38,7 +38,8 @@ impl Keys {
         &self.node_id
     }
 
-    /// `{prefix}:user:{uid}`: where `uid` is logged in.
+    /// `{prefix}:user:{uid}`: on which nodes `uid` is logged in, and how
+    /// many times on each.
     pub(crate) fn user(&self, uid: i64) -> String {
         format!("{}user:{uid}", self.prefix)
     }

@@ -10,11 +10,12 @@
 //!   node a: I/O thread ─send_to_user─► publisher ─┐     node b: subscriber ─deliver─► connection of 7
 //!                                                 │                 ▲
 //!            EVALSHA route(uid 7, envelope)       ▼                 │ SUBSCRIBE chat:node:b
-//!   Redis:   GET chat:user:7 = "b";  EXISTS chat:alive:b;  PUBLISH chat:node:b <envelope> → 1
+//!   Redis:   HGETALL chat:user:7 = {b: 1};  EXISTS chat:alive:b;  PUBLISH chat:node:b <envelope> → 1
 //! ```
 //!
 //! Redis holds three things (named in `keys.rs`): who is on which
-//! node (`user:{uid}`), which nodes are alive (`alive:{node}`, a key with a
+//! node, with how many sessions (`user:{uid}`, a hash node → count: with
+//! `sessions_per_user` above 1 a user may be on several), which nodes are alive (`alive:{node}`, a key with a
 //! TTL that the node's heartbeat refreshes), and one pub/sub channel per
 //! node (`node:{node}`). Routing, claiming a user and asking who is online
 //! are each one Lua script (`scripts.rs`), so each decision is
@@ -30,6 +31,7 @@
 //! | login, after the local duplicate check | [`claim_then`](Cluster::claim_then) → refuse with errno 2 on `OnlineElsewhere` | worker (queues; the answer is a callback) |
 //! | logout, disconnect | [`release`](Cluster::release) | any (queues) |
 //! | chat to a user not in the local map | [`send_to_user`](Cluster::send_to_user) | I/O thread (queues) |
+//! | chat to a user here who may have sessions on other nodes too | [`send_to_other_nodes`](Cluster::send_to_other_nodes) | I/O thread (queues) |
 //! | friend and member lists | [`is_online`](Cluster::is_online) for the users not local | worker (blocks, at most `ask_timeout`) |
 //! | SIGTERM | [`shutdown`](Cluster::shutdown) | main (blocks) |
 //!
@@ -54,7 +56,7 @@
 //! | what happened | who sees it | then |
 //! |---|---|---|
 //! | the user is on no node (`user:{uid}` absent) | route script: `-1` | the sender's node stores it |
-//! | the user's node is dead (its alive key expired) | route script: `-2` | the sender's node stores it |
+//! | the user's nodes are dead (their alive keys expired) | route script: `-2` | the sender's node stores it |
 //! | the node is alive but not subscribed (restarting, reconnecting) | `PUBLISH` → `0` | the sender's node stores it |
 //! | the user left the node after the lookup | `deliver` → `false` | the receiving node stores it |
 //! | Redis is down, or the connection broke during the batch | no reply | the sender's node stores it (maybe a duplicate) |
@@ -182,11 +184,12 @@ pub trait LocalNode: Send + Sync + 'static {
     /// [`Cluster::shutdown`], on the thread calling `send_to_user`.
     fn store_offline(&self, uid: i64, payload: Vec<u8>);
 
-    /// Every user logged in (or logging in) on this node, to republish
-    /// presence after Redis returns and to clear stale claims at start.
+    /// Every user logged in (or logging in) on this node, each with their
+    /// number of sessions here (at least 1), to republish presence after
+    /// Redis returns and to clear stale claims at start.
     ///
     /// Called on the publisher thread.
-    fn local_users(&self) -> Vec<i64>;
+    fn local_users(&self) -> Vec<(i64, usize)>;
 
     /// Messages for this node's users may have reached nobody: the
     /// subscriber has (re)subscribed to this node's channel (what was
@@ -226,10 +229,13 @@ pub trait LocalNode: Send + Sync + 'static {
 /// The answer to [`Cluster::claim`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// The user is this node's now: log them in.
+    /// The user is this node's now (one more of their sessions is counted
+    /// here): log them in.
     Claimed,
-    /// The user is logged in on the live node named here: refuse the login
-    /// (errno 2, "already logged in").
+    /// The user is logged in on the live node named here (with several
+    /// sessions per user: the live nodes hold all of them; this node's own
+    /// id when it holds them all): refuse the login (errno 2, "already
+    /// logged in").
     OnlineElsewhere(String),
     /// Redis cannot be asked: log the user in locally; presence is
     /// published when Redis returns.

@@ -54,7 +54,7 @@
 //!
 //! [`recheck_after`]: super::ClusterConfig
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt::Display;
 use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
@@ -84,8 +84,15 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// One Redis call of the node.
 pub(crate) enum Call {
-    /// Route `payload` to `uid`'s node (or to offline storage).
-    Publish { uid: i64, payload: Vec<u8> },
+    /// Route `payload` to the nodes holding `uid`'s sessions (or to
+    /// offline storage). With `others`, to the nodes other than this one
+    /// only, and nothing more when there are none: this node delivered to
+    /// its own sessions of the user already.
+    Publish {
+        uid: i64,
+        payload: Vec<u8>,
+        others: bool,
+    },
     /// Claim `uid` for this node; the answer goes to `reply`.
     Claim { uid: i64, reply: ClaimReply },
     /// Drop this node's claim on `uid`.
@@ -101,7 +108,14 @@ impl Call {
     /// Answers as if Redis were unreachable.
     pub(crate) fn degrade(self, shared: &Shared) {
         match self {
-            Call::Publish { uid, payload } => shared.store_by_sender(uid, payload),
+            Call::Publish {
+                uid,
+                payload,
+                others: false,
+            } => shared.store_by_sender(uid, payload),
+            // Delivered here; the other nodes catch their users up when
+            // the link returns (the catch-up report).
+            Call::Publish { others: true, .. } => {}
             Call::Claim { reply, .. } => reply.send(Claim::Unavailable),
             Call::Release { .. } => {} // the next presence sync releases it
             Call::Online { uids, reply } => {
@@ -111,12 +125,17 @@ impl Call {
     }
 
     /// The script call that does it.
-    fn command(&self, scripts: &Scripts, keys: &Keys) -> Cmd {
+    fn command(&self, scripts: &Scripts, keys: &Keys, limit: u32) -> Cmd {
         match self {
-            Call::Publish { uid, payload } => {
-                scripts.route(keys, *uid, &envelope::encode(*uid, payload))
+            Call::Publish {
+                uid,
+                payload,
+                others,
+            } => {
+                let skip = if *others { keys.node_id() } else { "" };
+                scripts.route(keys, *uid, &envelope::encode(*uid, payload), skip)
             }
-            Call::Claim { uid, .. } => scripts.claim(keys, *uid),
+            Call::Claim { uid, .. } => scripts.claim(keys, *uid, limit),
             Call::Release { uid } => scripts.release(keys, *uid),
             Call::Online { uids, .. } => scripts.online(keys, uids),
         }
@@ -324,7 +343,11 @@ impl Publisher {
         };
         let mut pipe = redis::pipe();
         for c in &calls {
-            pipe.add_command(c.command(&s.scripts, &self.shared.keys));
+            pipe.add_command(c.command(
+                &s.scripts,
+                &self.shared.keys,
+                self.shared.cfg.sessions_per_user,
+            ));
         }
         let mut replies = Vec::with_capacity(calls.len());
         let sent = link::exec(
@@ -365,8 +388,14 @@ impl Publisher {
     /// Answers one call from its reply.
     fn answer(&self, call: Call, reply: Value) {
         match call {
-            Call::Publish { uid, payload } => match reply {
+            Call::Publish {
+                uid,
+                payload,
+                others,
+            } => match reply {
                 Value::Int(n) if n > 0 => Counters::bump(&self.shared.counters.published),
+                // No other node holds the user: delivered here already.
+                _ if others => {}
                 _ => self.shared.store_by_sender(uid, payload),
             },
             Call::Claim { reply: tx, .. } => {
@@ -442,7 +471,7 @@ impl Publisher {
 
     /// Syncs presence with the node's list of users, and logs what changed.
     fn sync(&self, con: &mut Connection, scripts: &Scripts) -> RedisResult<presence::Synced> {
-        let local: HashSet<i64> = self.shared.node.local_users().into_iter().collect();
+        let local: HashMap<i64, usize> = self.shared.node.local_users().into_iter().collect();
         let done = presence::sync(con, scripts, &self.shared, &local)?;
         if done != presence::Synced::default() {
             log::info!(
@@ -521,12 +550,12 @@ impl Publisher {
             self.redis = Some(s);
             return;
         }
-        let local: HashSet<i64> = self.shared.node.local_users().into_iter().collect();
-        let uids: Vec<i64> = std::mem::take(&mut self.contested)
+        let local: HashMap<i64, usize> = self.shared.node.local_users().into_iter().collect();
+        let counts: Vec<(i64, usize)> = std::mem::take(&mut self.contested)
             .into_iter()
-            .filter(|u| local.contains(u))
+            .filter_map(|u| local.get(&u).map(|&n| (u, n)))
             .collect();
-        match presence::claim_all(&mut s.con, &s.scripts, &self.shared, &uids) {
+        match presence::set_all(&mut s.con, &s.scripts, &self.shared, &counts) {
             Ok(answers) => {
                 s.last_used = Instant::now();
                 self.redis = Some(s);

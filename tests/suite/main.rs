@@ -27,6 +27,7 @@ mod cluster;
 mod cluster_failures;
 mod cluster_load;
 mod cluster_redis;
+mod cluster_sessions;
 mod data_ops;
 mod deploy;
 mod groups;
@@ -94,6 +95,7 @@ fn main() -> ExitCode {
         cluster_failures::tests(),
         cluster_load::tests(),
         cluster_redis::tests(),
+        cluster_sessions::tests(),
         web_browser::tests(),
     ]
     .into_iter()

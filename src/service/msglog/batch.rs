@@ -179,23 +179,31 @@ fn hand_on(svc: &Arc<Service>, post: &Post, to: &Recipients, body: &str, at: Sto
         Recipients::User(uid) => {
             let own = self_copy(&bytes);
             send_to(svc, *uid, message(Some(bytes), None));
-            delivery::push(svc, sender, message(own, origin));
+            send_to(svc, sender, message(own, origin));
         }
         Recipients::Members(members) => {
             let own = self_copy(&bytes);
             for &m in members.iter().filter(|&&m| m != sender) {
                 send_to(svc, m, message(Some(bytes.clone()), None));
             }
-            delivery::push(svc, sender, message(own, origin));
+            send_to(svc, sender, message(own, origin));
         }
     }
 }
 
-/// Pushes `d` to `uid` here or, in cluster mode, routes it to their node.
+/// Pushes `d` to `uid` here or, in cluster mode, routes it to their node
+/// (with several sessions per user: here *and* to their other nodes).
 /// A user on no node needs nothing: the log keeps the message for their
 /// next login.
 fn send_to(svc: &Arc<Service>, uid: i64, d: Delivery) {
+    use crate::service::cluster_node::{routed, spreads, to_other_nodes};
+    let spread = (d.bytes.as_ref())
+        .filter(|_| spreads(svc))
+        .map(|b| routed(d.conv, d.seq, b));
     let Some(missed) = delivery::push(svc, uid, d) else {
+        if let Some(payload) = spread {
+            to_other_nodes(svc, uid, payload);
+        }
         return;
     };
     if let (Some(cluster), Some(bytes)) = (svc.cluster(), missed.bytes) {
