@@ -11,6 +11,11 @@
 //! | `{prefix}:node:{node}` | pub/sub channel | [envelopes](super::envelope) for users on `node` | every node's publisher |
 //! | `{prefix}:catchup` | pub/sub channel | the id of a node that could not route messages while its link was down | that node's publisher, once back |
 //!
+//! Versions before several sessions per user kept `user:{uid}` as a string
+//! naming one node: nodes of both kinds cannot share a Redis (restart
+//! them together); a string such a version left is deleted by the next
+//! claim or sync of that user.
+//!
 //! The `members` set is what lets a node find its own claims again without
 //! scanning the key space: after a crash (to clear them) and after a Redis
 //! outage (to reconcile them with who is really connected).

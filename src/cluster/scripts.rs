@@ -48,7 +48,11 @@ return reached
 /// sets, `ARGV[4]` being the members prefix, `ARGV[2]` the uid), and
 /// leaves in `others` the sum, in `holder` one live other node, in `dead`
 /// one dead node whose field it removed, and in `own` this node's count.
+/// A user key that is still a string (the one-node claim of a version
+/// before the hash) is deleted first, so that a node started after such
+/// a version can sync; `RELEASE` leaves one alone.
 const TALLY: &str = r"
+if redis.call('TYPE', KEYS[1]).ok == 'string' then redis.call('DEL', KEYS[1]) end
 local h = redis.call('HGETALL', KEYS[1])
 local others, own, holder, dead = 0, 0, nil, nil
 for i = 1, #h, 2 do
@@ -112,6 +116,7 @@ return {1}
 /// user from this node's members set). Nothing when this node holds no
 /// count for the user (it was never claimed, or a sync removed it).
 const RELEASE: &str = r"
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
 local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
 if not n then return 0 end
 if n <= 1 then
