@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, unbounded, Sender};
 use parking_lot::{Mutex, RwLock};
 
+use super::barrier::{Barriers, Done};
 use super::keys::Keys;
 use super::publisher::{Call, ClaimReply, Op, Publisher};
 use super::shared::{self, Counters, Shared};
@@ -63,6 +64,7 @@ impl Cluster {
             connected: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
             counters: Counters::default(),
+            barriers: Barriers::default(),
         });
         let (ops_tx, ops_rx) = unbounded();
         let (stop_tx, stop_rx) = bounded::<()>(0);
@@ -77,7 +79,8 @@ impl Cluster {
             let publisher = Publisher::new(shared.clone(), ops_rx);
             t.publisher = Some(spawn("cluster-pub", move || publisher.run())?);
             let s = shared.clone();
-            t.subscriber = Some(spawn("cluster-sub", move || subscriber::run(s))?);
+            let ops = ops_tx.clone();
+            t.subscriber = Some(spawn("cluster-sub", move || subscriber::run(s, ops))?);
             let s = shared.clone();
             t.heartbeat = Some(spawn("cluster-beat", move || {
                 heartbeat::run(s, ops_tx, stop_rx)
@@ -160,6 +163,20 @@ impl Cluster {
             payload,
             others: false,
         });
+    }
+
+    /// Tells every other node that the members of group `gid` changed here
+    /// (they drop it from their membership caches), then calls `done`: once
+    /// every node subscribed has confirmed that it forgot the group
+    /// (`barrier.rs`), at most `io_timeout` after it was asked, or as
+    /// soon as it is clear that the notice cannot be sent (no link: the
+    /// publisher then says so on the catch-up channel when the link
+    /// returns, and every node forgets all its groups). Only **queues**;
+    /// `done` runs on a cluster thread and must only queue too.
+    pub fn group_changed_then(&self, gid: i64, done: impl FnOnce() + Send + 'static) {
+        let deadline = std::time::Instant::now() + self.shared.cfg.io_timeout;
+        let token = self.shared.barriers.register(Done::new(done), deadline);
+        let _ = self.enqueue(Call::Group { gid, token });
     }
 
     /// As [`send_to_user`](Self::send_to_user), to the nodes *other than

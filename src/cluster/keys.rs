@@ -9,7 +9,8 @@
 //! | `{prefix}:members:{node}` | set | the user ids `node` claimed | `claim` (SADD), `release` (SREM) |
 //! | `{prefix}:alive:{node}` | string with a TTL | a random token of the running process | the heartbeat, every `liveness / 3` |
 //! | `{prefix}:node:{node}` | pub/sub channel | [envelopes](super::envelope) for users on `node` | every node's publisher |
-//! | `{prefix}:catchup` | pub/sub channel | the id of a node that could not route messages while its link was down | that node's publisher, once back |
+//! | `{prefix}:catchup` | pub/sub channel | the id of a node that could not route messages (or announce a group change) while its link was down | that node's publisher, once back |
+//! | `{prefix}:groups` | pub/sub channel | `"{gid} {node}"`: the members of `gid` changed on `node` | that node's publisher, before the change's ack |
 //!
 //! Versions before several sessions per user kept `user:{uid}` as a string
 //! naming one node: nodes of both kinds cannot share a Redis (restart
@@ -79,6 +80,13 @@ impl Keys {
     /// there, and every other node catches its users up from the log.
     pub(crate) fn catch_up_channel(&self) -> String {
         format!("{}catchup", self.prefix)
+    }
+
+    /// `{prefix}:groups`: every node subscribes to it; a node where a
+    /// group's members changed publishes `"{gid} {node}"` there, and every
+    /// other node drops the group from its membership cache.
+    pub(crate) fn groups_channel(&self) -> String {
+        format!("{}groups", self.prefix)
     }
 
     /// `{prefix}:node:{this node}`: the channel this node subscribes to.

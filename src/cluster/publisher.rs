@@ -64,6 +64,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use redis::{Cmd, Connection, RedisResult, Value};
 
+use super::barrier::SEEN_UID;
 use super::keys::Keys;
 use super::link::{self, Backoff, Health};
 use super::presence;
@@ -97,6 +98,11 @@ pub(crate) enum Call {
     Claim { uid: i64, reply: ClaimReply },
     /// Drop this node's claim on `uid`.
     Release { uid: i64 },
+    /// Tell every node that group `gid`'s members changed here; barrier
+    /// `token` waits for their confirmations.
+    Group { gid: i64, token: u64 },
+    /// Confirm to `node` that its group change `token` was applied here.
+    Seen { node: String, token: u64 },
     /// Which of `uids` are on a live node; the answer goes to `reply`.
     Online {
         uids: Vec<i64>,
@@ -118,6 +124,8 @@ impl Call {
             Call::Publish { others: true, .. } => {}
             Call::Claim { reply, .. } => reply.send(Claim::Unavailable),
             Call::Release { .. } => {} // the next presence sync releases it
+            Call::Group { token, .. } => shared.barriers.release(token),
+            Call::Seen { .. } => {} // the other node's barrier expires
             Call::Online { uids, reply } => {
                 let _ = reply.send(vec![false; uids.len()]);
             }
@@ -137,6 +145,18 @@ impl Call {
             }
             Call::Claim { uid, .. } => scripts.claim(keys, *uid, limit),
             Call::Release { uid } => scripts.release(keys, *uid),
+            Call::Group { gid, token } => {
+                let mut c = redis::cmd("PUBLISH");
+                c.arg(keys.groups_channel())
+                    .arg(format!("{gid} {} {token}", keys.node_id()));
+                c
+            }
+            Call::Seen { node, token } => {
+                let mut c = redis::cmd("PUBLISH");
+                c.arg(format!("{}{node}", keys.channel_prefix()))
+                    .arg(envelope::encode(SEEN_UID, &token.to_be_bytes()));
+                c
+            }
             Call::Online { uids, .. } => scripts.online(keys, uids),
         }
     }
@@ -209,6 +229,8 @@ pub(crate) struct Publisher {
     contested: Vec<i64>,
     /// When to claim `contested` again; `None`: nothing to recheck.
     recheck_at: Option<Instant>,
+    /// The earliest deadline of a group change's barrier.
+    barrier_at: Option<Instant>,
 }
 
 /// Commands Redis refused (out of memory, read-only replica, ...): logged
@@ -255,6 +277,7 @@ impl Publisher {
             missed: false,
             contested: Vec::new(),
             recheck_at: None,
+            barrier_at: None,
         }
     }
 
@@ -270,6 +293,7 @@ impl Publisher {
             if self.recheck_at.is_some_and(|t| Instant::now() >= t) {
                 self.recheck();
             }
+            self.barrier_at = self.shared.barriers.expire(Instant::now());
             let first = match self.next_op() {
                 Ok(op) => op,
                 Err(RecvTimeoutError::Timeout) => continue,
@@ -295,10 +319,10 @@ impl Publisher {
     /// due (without a connection) or the next recheck.
     fn next_op(&self) -> Result<Op, RecvTimeoutError> {
         let attempt = self.redis.is_none().then_some(self.next_attempt);
-        let until = match (attempt, self.recheck_at) {
-            (Some(a), Some(r)) => Some(a.min(r)),
-            (a, r) => a.or(r),
-        };
+        let until = [attempt, self.recheck_at, self.barrier_at]
+            .into_iter()
+            .flatten()
+            .min();
         match until {
             None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
             Some(t) => self
@@ -381,7 +405,9 @@ impl Publisher {
     /// Degrades a call the link could not carry; remembers a message among
     /// them for the catch-up report.
     fn degrade(&mut self, call: Call) {
-        self.missed |= matches!(call, Call::Publish { .. });
+        // A group change not announced is reported too: the catch-up
+        // report makes every other node forget its whole group cache.
+        self.missed |= matches!(call, Call::Publish { .. } | Call::Group { .. });
         call.degrade(&self.shared);
     }
 
@@ -402,6 +428,12 @@ impl Publisher {
                 tx.send(presence::claim_reply(&reply).unwrap_or(Claim::Unavailable));
             }
             Call::Release { .. } => {}
+            // `n` subscribers got it, this node among them.
+            Call::Group { token, .. } => match reply {
+                Value::Int(n) => (self.shared.barriers).expect(token, n.saturating_sub(1) as u64),
+                _ => self.shared.barriers.release(token),
+            },
+            Call::Seen { .. } => {}
             Call::Online { uids, reply: tx } => {
                 let _ = tx.send(online_reply(&reply, uids.len()));
             }

@@ -102,10 +102,19 @@ impl LocalNode for ClusterNode {
 
     /// Subscriber thread: catch every local user up from the log (on their
     /// workers), since messages published while the link was down reached
-    /// nobody here.
+    /// nobody here, and forget every cached group.
     fn subscribed(&self) {
         if let Some(svc) = self.svc.upgrade() {
+            // Group changes may have been missed too.
+            svc.groups.forget_all();
             delivery::schedule_reconcile_all(&svc);
+        }
+    }
+
+    /// Subscriber thread: another node changed `gid`'s members.
+    fn group_changed(&self, gid: i64) {
+        if let Some(svc) = self.svc.upgrade() {
+            svc.groups.forget(gid);
         }
     }
 

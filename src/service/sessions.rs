@@ -211,13 +211,11 @@ pub fn pending_with_own(
     Ok((out, more_left))
 }
 
-/// The members of `gid`, ascending (empty: no such group): from the cache
-/// on a single node, else from the store. Worker only.
+/// The members of `gid`, ascending (empty: no such group): from the
+/// cache, else from the store. Worker only.
 fn members(svc: &Service, store: &dyn Store, gid: i64) -> Result<Vec<i64>, StoreError> {
-    if svc.cluster().is_none() {
-        if let Some(m) = svc.groups.get(gid) {
-            return Ok(m.to_vec());
-        }
+    if let Some(m) = svc.groups.get(gid) {
+        return Ok(m.to_vec());
     }
     let mut ids = store.group_member_ids(gid)?;
     ids.sort_unstable();

@@ -226,23 +226,19 @@ fn refuse(post: &Post, errno: i64, errmsg: &str) {
 }
 
 /// The members of `gid`, ascending; `None`: no such group. From the cache
-/// on a single node; in cluster mode always from the shared store, since
-/// members join and quit on every node and each node's cache sees only
-/// its own changes. Blocks: a log writer or a worker only.
+/// (in cluster mode kept by the other nodes' notices: "Group membership
+/// cache" in ARCHITECTURE.md), else from the store. Blocks: a log writer
+/// or a worker only.
 fn members(svc: &Service, store: &dyn Store, gid: i64) -> Result<Option<Members>, StoreError> {
-    if svc.cluster().is_none() {
-        if let Some(m) = svc.groups.get(gid) {
-            return Ok(Some(m));
-        }
+    if let Some(m) = svc.groups.get(gid) {
+        return Ok(Some(m));
     }
     let generation = svc.groups.generation(gid);
     let mut ids = store.group_member_ids(gid)?;
     if ids.is_empty() && store.group(gid)?.is_none() {
         return Ok(None);
     }
-    if svc.cluster().is_none() {
-        svc.groups.insert_loaded(gid, generation, ids.clone());
-    }
+    svc.groups.insert_loaded(gid, generation, ids.clone());
     ids.sort_unstable();
     Ok(Some(Arc::new(ids)))
 }
