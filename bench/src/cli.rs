@@ -90,6 +90,10 @@ SCENARIO OPTIONS:
     --rate R              mixed: actions per user per second [1]
     --log-messages M      sync: messages written during setup [10000]
     --mix LIST            mixed: weights, e.g. chat=85,group=10,friend=3,relogin=2
+    --sessions-per-user K mixed: each user logs in on K connections, each
+                          checked for every message and self-copy in order
+                          (needs relogin=0 in --mix; the server needs
+                          --sessions-per-user K or more) [1]
     --offline-for SECS    mixed: time logged out in a re-login; reconnect:
                           time away after a drop [0.5]
     --msg-rate R          reconnect: messages a second per sender at most
@@ -255,6 +259,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             "--rate" => config.rate = number(&flag, &value(&flag)?)?,
             "--mix" => config.mix = parse_mix(&value(&flag)?)?,
             "--offline-for" => config.offline_for = seconds(&flag, &value(&flag)?)?,
+            "--sessions-per-user" => config.sessions = number(&flag, &value(&flag)?)?,
             "--connect-concurrency" => config.connect_concurrency = number(&flag, &value(&flag)?)?,
             "--per-source" => config.per_source = number(&flag, &value(&flag)?)?,
             other if other.starts_with('-') => return Err(format!("unknown option {other}")),

@@ -138,6 +138,10 @@ pub struct Config {
     pub mix: Mix,
     /// How long a user stays logged out in `mixed`.
     pub offline_for: Duration,
+    /// `mixed`: connections each user logs in on (the server needs
+    /// `--sessions-per-user` at least this); every session's deliveries,
+    /// self-copies of the user's own messages included, are booked apart.
+    pub sessions: usize,
     /// Connects in progress at once, over all threads.
     pub connect_concurrency: usize,
     /// Connections per source address before moving to the next one
@@ -258,6 +262,7 @@ impl Default for Config {
             rate: 1.0,
             mix: Mix::default(),
             offline_for: Duration::from_millis(500),
+            sessions: 1,
             connect_concurrency: 512,
             per_source: 25_000,
             progress: false,
@@ -351,6 +356,15 @@ impl Config {
             }
             Scenario::Mixed if !(self.rate > 0.0 && self.rate.is_finite()) => {
                 Err("--rate must be a positive number".into())
+            }
+            _ if self.sessions == 0 => Err("--sessions-per-user must be at least 1".into()),
+            Scenario::Mixed if self.sessions > 1 && (self.legacy || self.mix.relogin > 0) => Err(
+                "--sessions-per-user above 1 needs the new protocol and a --mix without relogin \
+                 (a session that logs in again is not handed what its other sessions got)"
+                    .into(),
+            ),
+            _ if self.sessions > 1 && self.scenario != Scenario::Mixed => {
+                Err("--sessions-per-user above 1 applies to mixed only".into())
             }
             _ if self.window == 0 => Err("--window must be at least 1".into()),
             _ if self.threads == 0 => Err("--threads must be at least 1".into()),

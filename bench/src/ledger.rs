@@ -94,17 +94,31 @@ impl Ledger {
 
     /// Closes the books. `members` lists each group's member uids.
     pub fn totals(&self, members: &HashMap<i64, Vec<i64>>) -> Totals {
+        self.totals_for(members, 1)
+    }
+
+    /// Closes the books of a run with `sessions` sessions per user, whose
+    /// senders and recipients are session ids (`uid · sessions + session`,
+    /// see `Roster::session_id`): a one-to-one message is owed to every
+    /// session of its recipient and, as a self-copy, to every other session
+    /// of its sender; a group message to every session of every member
+    /// but the sending one. With one session this is [`totals`](Self::totals).
+    pub fn totals_for(&self, members: &HashMap<i64, Vec<i64>>, sessions: i64) -> Totals {
+        let k = sessions.max(1);
         let mut t = Totals::default();
         let no_members = Vec::new();
+        let all = |uid: i64| (0..k).map(move |j| uid * k + j);
         let recipients_of = |key: &StreamKey| -> Vec<i64> {
+            let own = all(key.sender.div_euclid(k)).filter(|&s| s != key.sender);
             match key.target {
-                Target::User(uid) => vec![uid],
+                Target::User(uid) if uid == key.sender.div_euclid(k) => all(uid).collect(),
+                Target::User(uid) => all(uid).chain(own).collect(),
                 Target::Group(gid) => members
                     .get(&gid)
                     .unwrap_or(&no_members)
                     .iter()
-                    .copied()
-                    .filter(|&uid| uid != key.sender)
+                    .flat_map(|&uid| all(uid))
+                    .filter(|&s| s != key.sender)
                     .collect(),
             }
         };

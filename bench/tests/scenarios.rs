@@ -175,6 +175,61 @@ fn mixed_run_keeps_its_books_through_relogins() {
     }
 }
 
+/// Three sessions per user: every session is booked apart, and gets every
+/// message to its user and a self-copy of what the user's other sessions
+/// send, one-to-one and in groups; nothing lost, duplicated or reordered.
+/// Against a server that lets one session per user in, the extra logins
+/// fail the run.
+#[test]
+fn mixed_run_with_several_sessions_books_every_session() {
+    let server = MockServer::with_sessions(3);
+    let base = Config {
+        users: 8,
+        members: 4,
+        rate: 30.0,
+        mix: Mix {
+            chat: 60,
+            group: 30,
+            friend: 10,
+            relogin: 0,
+        },
+        sessions: 3,
+        duration: Some(Duration::from_millis(1000)),
+        ..config(&server, Scenario::Mixed)
+    };
+    let report = run_ok(&base);
+    assert_clean(&report);
+    let (sent, expected) = (report.sent.unwrap_or(0), report.expected.unwrap_or(0));
+    let chats = report.actions.get("chat").copied().unwrap_or(0);
+    assert!(
+        chats > 0 && report.actions.contains_key("group chat"),
+        "{}",
+        report.table()
+    );
+    // A chat is owed 3 + 2 times, a group post 4 · 3 - 1 times.
+    assert!(
+        expected >= 5 * sent,
+        "{sent} sent, {expected} owed: {}",
+        report.table()
+    );
+    assert_eq!(report.delivered, Some(expected));
+
+    let single = MockServer::start(false);
+    let refused = run(&Config {
+        addrs: vec![single.addr],
+        ..base.clone()
+    })
+    .expect("run");
+    assert!(
+        refused
+            .failed
+            .as_deref()
+            .is_some_and(|f| f.starts_with("login")),
+        "{:?}",
+        refused.failed
+    );
+}
+
 /// Removes a file when dropped, so a failing test leaves nothing behind.
 struct TempFile(std::path::PathBuf);
 

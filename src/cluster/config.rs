@@ -51,6 +51,11 @@ pub struct ClusterConfig {
     pub reconnect_min: Duration,
     /// Longest delay between reconnection attempts (default 5 s).
     pub reconnect_max: Duration,
+    /// How many sessions one user may hold at once over every node
+    /// (default 1; the server's `--sessions-per-user`): the claim script
+    /// counts each node's sessions of a user and refuses the one past it.
+    /// Every node of a cluster must use the same value.
+    pub sessions_per_user: u32,
 }
 
 impl ClusterConfig {
@@ -65,6 +70,7 @@ impl ClusterConfig {
             ask_timeout: Duration::from_millis(500),
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
+            sessions_per_user: 1,
         }
     }
 
@@ -93,6 +99,9 @@ impl ClusterConfig {
             return bad(
                 "io timeout, ask timeout and reconnect delay must be above zero".to_owned(),
             );
+        }
+        if self.sessions_per_user == 0 {
+            return bad("sessions per user must be at least 1".to_owned());
         }
         if self.reconnect_max < self.reconnect_min {
             return bad("reconnect_max is below reconnect_min".to_owned());

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, unbounded, Sender};
 use parking_lot::{Mutex, RwLock};
 
+use super::barrier::{Barriers, Done};
 use super::keys::Keys;
 use super::publisher::{Call, ClaimReply, Op, Publisher};
 use super::shared::{self, Counters, Shared};
@@ -63,6 +64,7 @@ impl Cluster {
             connected: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
             counters: Counters::default(),
+            barriers: Barriers::default(),
         });
         let (ops_tx, ops_rx) = unbounded();
         let (stop_tx, stop_rx) = bounded::<()>(0);
@@ -77,7 +79,8 @@ impl Cluster {
             let publisher = Publisher::new(shared.clone(), ops_rx);
             t.publisher = Some(spawn("cluster-pub", move || publisher.run())?);
             let s = shared.clone();
-            t.subscriber = Some(spawn("cluster-sub", move || subscriber::run(s))?);
+            let ops = ops_tx.clone();
+            t.subscriber = Some(spawn("cluster-sub", move || subscriber::run(s, ops))?);
             let s = shared.clone();
             t.heartbeat = Some(spawn("cluster-beat", move || {
                 heartbeat::run(s, ops_tx, stop_rx)
@@ -139,11 +142,11 @@ impl Cluster {
             .unwrap_or(Claim::Unavailable)
     }
 
-    /// Gives up this node's claim on `uid` (logout, disconnect). Only
-    /// **queues**: safe on an I/O thread. Applied after every call queued
-    /// before it, so a later `claim` of the same user on this node is not
-    /// undone by it. A user since taken over by another node keeps that
-    /// node's claim.
+    /// Gives up one of this node's sessions of `uid` (logout, disconnect):
+    /// with one session per user, the claim. Only **queues**: safe on an
+    /// I/O thread. Applied after every call queued before it, so a later
+    /// `claim` of the same user on this node is not undone by it. Another
+    /// node's sessions of the user are not touched.
     pub fn release(&self, uid: i64) {
         let _ = self.enqueue(Call::Release { uid });
     }
@@ -155,7 +158,37 @@ impl Cluster {
     /// is down, the payload goes to [`LocalNode::store_offline`] — on the
     /// publisher thread, or on this thread once the cluster has stopped.
     pub fn send_to_user(&self, uid: i64, payload: Vec<u8>) {
-        let _ = self.enqueue(Call::Publish { uid, payload });
+        let _ = self.enqueue(Call::Publish {
+            uid,
+            payload,
+            others: false,
+        });
+    }
+
+    /// Tells every other node that the members of group `gid` changed here
+    /// (they drop it from their membership caches), then calls `done`: once
+    /// every node subscribed has confirmed that it forgot the group
+    /// (`barrier.rs`), at most `io_timeout` after it was asked, or as
+    /// soon as it is clear that the notice cannot be sent (no link: the
+    /// publisher then says so on the catch-up channel when the link
+    /// returns, and every node forgets all its groups). Only **queues**;
+    /// `done` runs on a cluster thread and must only queue too.
+    pub fn group_changed_then(&self, gid: i64, done: impl FnOnce() + Send + 'static) {
+        let deadline = std::time::Instant::now() + self.shared.cfg.io_timeout;
+        let token = self.shared.barriers.register(Done::new(done), deadline);
+        let _ = self.enqueue(Call::Group { gid, token });
+    }
+
+    /// As [`send_to_user`](Self::send_to_user), to the nodes *other than
+    /// this one* that hold sessions of `uid` (several sessions per user:
+    /// this node has delivered to its own already). Nothing happens when
+    /// there are none: no offline storage. Only **queues**.
+    pub fn send_to_other_nodes(&self, uid: i64, payload: Vec<u8>) {
+        let _ = self.enqueue(Call::Publish {
+            uid,
+            payload,
+            others: true,
+        });
     }
 
     /// Which of `uids` are logged in on a live node, this one included,

@@ -5,11 +5,17 @@
 //!
 //! | name | type | value | written by |
 //! |---|---|---|---|
-//! | `{prefix}:user:{uid}` | string | id of the node the user is logged in on | `claim` (SET), `release` (DEL if still ours) |
+//! | `{prefix}:user:{uid}` | hash | node id → how many sessions of the user that node holds | `claim` (HINCRBY +1), `release` (−1, HDEL at 0), the presence sync (HSET/HDEL); a dead node's field is deleted by the next claim or sync that meets it |
 //! | `{prefix}:members:{node}` | set | the user ids `node` claimed | `claim` (SADD), `release` (SREM) |
 //! | `{prefix}:alive:{node}` | string with a TTL | a random token of the running process | the heartbeat, every `liveness / 3` |
 //! | `{prefix}:node:{node}` | pub/sub channel | [envelopes](super::envelope) for users on `node` | every node's publisher |
-//! | `{prefix}:catchup` | pub/sub channel | the id of a node that could not route messages while its link was down | that node's publisher, once back |
+//! | `{prefix}:catchup` | pub/sub channel | the id of a node that could not route messages (or announce a group change) while its link was down | that node's publisher, once back |
+//! | `{prefix}:groups` | pub/sub channel | `"{gid} {node}"`: the members of `gid` changed on `node` | that node's publisher, before the change's ack |
+//!
+//! Versions before several sessions per user kept `user:{uid}` as a string
+//! naming one node: nodes of both kinds cannot share a Redis (restart
+//! them together); a string such a version left is deleted by the next
+//! claim or sync of that user.
 //!
 //! The `members` set is what lets a node find its own claims again without
 //! scanning the key space: after a crash (to clear them) and after a Redis
@@ -38,7 +44,8 @@ impl Keys {
         &self.node_id
     }
 
-    /// `{prefix}:user:{uid}`: where `uid` is logged in.
+    /// `{prefix}:user:{uid}`: on which nodes `uid` is logged in, and how
+    /// many times on each.
     pub(crate) fn user(&self, uid: i64) -> String {
         format!("{}user:{uid}", self.prefix)
     }
@@ -73,6 +80,13 @@ impl Keys {
     /// there, and every other node catches its users up from the log.
     pub(crate) fn catch_up_channel(&self) -> String {
         format!("{}catchup", self.prefix)
+    }
+
+    /// `{prefix}:groups`: every node subscribes to it; a node where a
+    /// group's members changed publishes `"{gid} {node}"` there, and every
+    /// other node drops the group from its membership cache.
+    pub(crate) fn groups_channel(&self) -> String {
+        format!("{}groups", self.prefix)
     }
 
     /// `{prefix}:node:{this node}`: the channel this node subscribes to.

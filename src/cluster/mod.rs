@@ -10,13 +10,16 @@
 //!   node a: I/O thread ─send_to_user─► publisher ─┐     node b: subscriber ─deliver─► connection of 7
 //!                                                 │                 ▲
 //!            EVALSHA route(uid 7, envelope)       ▼                 │ SUBSCRIBE chat:node:b
-//!   Redis:   GET chat:user:7 = "b";  EXISTS chat:alive:b;  PUBLISH chat:node:b <envelope> → 1
+//!   Redis:   HGETALL chat:user:7 = {b: 1};  EXISTS chat:alive:b;  PUBLISH chat:node:b <envelope> → 1
 //! ```
 //!
 //! Redis holds three things (named in `keys.rs`): who is on which
-//! node (`user:{uid}`), which nodes are alive (`alive:{node}`, a key with a
+//! node, with how many sessions (`user:{uid}`, a hash node → count: with
+//! `sessions_per_user` above 1 a user may be on several), which nodes are alive (`alive:{node}`, a key with a
 //! TTL that the node's heartbeat refreshes), and one pub/sub channel per
-//! node (`node:{node}`). Routing, claiming a user and asking who is online
+//! node (`node:{node}`), besides two every node listens to (`catchup`,
+//! and `groups`, on which a node announces a change of a group's members
+//! so that every node's membership cache forgets it). Routing, claiming a user and asking who is online
 //! are each one Lua script (`scripts.rs`), so each decision is
 //! atomic in Redis and costs no extra round trip.
 //!
@@ -30,7 +33,9 @@
 //! | login, after the local duplicate check | [`claim_then`](Cluster::claim_then) → refuse with errno 2 on `OnlineElsewhere` | worker (queues; the answer is a callback) |
 //! | logout, disconnect | [`release`](Cluster::release) | any (queues) |
 //! | chat to a user not in the local map | [`send_to_user`](Cluster::send_to_user) | I/O thread (queues) |
+//! | chat to a user here who may have sessions on other nodes too | [`send_to_other_nodes`](Cluster::send_to_other_nodes) | I/O thread (queues) |
 //! | friend and member lists | [`is_online`](Cluster::is_online) for the users not local | worker (blocks, at most `ask_timeout`) |
+//! | join, quit, dismissal of a group, before the ack | [`group_changed_then`](Cluster::group_changed_then) | worker (queues; the ack is a callback) |
 //! | SIGTERM | [`shutdown`](Cluster::shutdown) | main (blocks) |
 //!
 //! No Redis call ever runs on an I/O thread: calls that do not wait for an
@@ -40,7 +45,7 @@
 //! | thread | connection | does | calls on the server |
 //! |---|---|---|---|
 //! | `cluster-pub` (`publisher.rs`) | commands | every call above, in queue order, batched | `store_offline`, `local_users` |
-//! | `cluster-sub` (`subscriber.rs`) | subscribed | this node's channel → connections | `deliver`, `store_offline` |
+//! | `cluster-sub` (`subscriber.rs`) | subscribed | this node's channel → connections; catch-up reports and group changes | `deliver`, `store_offline`, `subscribed`, `group_changed` |
 //! | `cluster-beat` (`heartbeat.rs`) | commands | the alive key, every `liveness / 3` | — |
 //!
 //! ## Delivery guarantee
@@ -54,7 +59,7 @@
 //! | what happened | who sees it | then |
 //! |---|---|---|
 //! | the user is on no node (`user:{uid}` absent) | route script: `-1` | the sender's node stores it |
-//! | the user's node is dead (its alive key expired) | route script: `-2` | the sender's node stores it |
+//! | the user's nodes are dead (their alive keys expired) | route script: `-2` | the sender's node stores it |
 //! | the node is alive but not subscribed (restarting, reconnecting) | `PUBLISH` → `0` | the sender's node stores it |
 //! | the user left the node after the lookup | `deliver` → `false` | the receiving node stores it |
 //! | Redis is down, or the connection broke during the batch | no reply | the sender's node stores it (maybe a duplicate) |
@@ -132,13 +137,16 @@
 //! | `envelope.rs` | the message format on a channel |
 //! | `link.rs` | connections with timeouts, back-off, health logging |
 //! | `shared.rs` | state shared by the threads; the beat command the heartbeat and the publisher both send |
+//! | `barrier.rs` | a group change's ack waits for every other node's confirmation |
 //!
 //! Imports point one way: `handle.rs` starts the threads; of the threads'
-//! modules only `heartbeat.rs` imports another (`publisher.rs`, for the
-//! queue it asks for a re-sync on); everything they share is in
+//! modules only `heartbeat.rs` and `subscriber.rs` import another
+//! (`publisher.rs`, for the queue they ask for a re-sync or a group
+//! change's confirmation on); everything they share is in
 //! `shared.rs`, `link.rs`, `scripts.rs`, `keys.rs` and `envelope.rs`,
 //! which import no thread's module.
 
+mod barrier;
 mod config;
 mod envelope;
 mod handle;
@@ -182,11 +190,12 @@ pub trait LocalNode: Send + Sync + 'static {
     /// [`Cluster::shutdown`], on the thread calling `send_to_user`.
     fn store_offline(&self, uid: i64, payload: Vec<u8>);
 
-    /// Every user logged in (or logging in) on this node, to republish
-    /// presence after Redis returns and to clear stale claims at start.
+    /// Every user logged in (or logging in) on this node, each with their
+    /// number of sessions here (at least 1), to republish presence after
+    /// Redis returns and to clear stale claims at start.
     ///
     /// Called on the publisher thread.
-    fn local_users(&self) -> Vec<i64>;
+    fn local_users(&self) -> Vec<(i64, usize)>;
 
     /// Messages for this node's users may have reached nobody: the
     /// subscriber has (re)subscribed to this node's channel (what was
@@ -199,6 +208,16 @@ pub trait LocalNode: Send + Sync + 'static {
     /// and for each catch-up report of another node) or on the publisher
     /// thread (after a re-sync for an expired alive key).
     fn subscribed(&self) {}
+
+    /// The members of group `gid` changed on another node (a join, a quit,
+    /// a dismissal): the server drops the group from its membership cache.
+    /// (After a (re)subscribe and a catch-up report, when changes may have
+    /// been missed, [`subscribed`](Self::subscribed) is called instead.)
+    ///
+    /// Called on the subscriber thread.
+    fn group_changed(&self, gid: i64) {
+        let _ = gid;
+    }
 
     /// These users became this node's in Redis only now (a presence sync
     /// claimed them after their login could not): messages routed to them
@@ -226,10 +245,13 @@ pub trait LocalNode: Send + Sync + 'static {
 /// The answer to [`Cluster::claim`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// The user is this node's now: log them in.
+    /// The user is this node's now (one more of their sessions is counted
+    /// here): log them in.
     Claimed,
-    /// The user is logged in on the live node named here: refuse the login
-    /// (errno 2, "already logged in").
+    /// The user is logged in on the live node named here (with several
+    /// sessions per user: the live nodes hold all of them; this node's own
+    /// id when it holds them all): refuse the login (errno 2, "already
+    /// logged in").
     OnlineElsewhere(String),
     /// Redis cannot be asked: log the user in locally; presence is
     /// published when Redis returns.

@@ -8,15 +8,20 @@
 //!   and out (their release could not be sent).
 //!
 //! [`sync`] settles all three the same way: it takes the node's own list of
-//! connected users ([`LocalNode::local_users`](super::LocalNode::local_users))
-//! and this node's `members` set from Redis, releases every claim of a user
-//! who is not here any more and claims every user who is. The publisher
+//! connected users with their numbers of sessions
+//! ([`LocalNode::local_users`](super::LocalNode::local_users)) and this
+//! node's `members` set from Redis, releases every claim of a user who is
+//! not here any more and sets this node's count of every user who is (the
+//! `SET` script: absolute, where a login's `CLAIM` adds one and a
+//! session's `RELEASE` takes one away). The publisher
 //! thread runs it on each (re)connection, when the heartbeat finds that its
 //! alive key had vanished, and — with an empty list — at shutdown.
 //!
-//! A user here whom another live node holds was let in twice while Redis
-//! could not be asked (or left that node during the outage, and that node
-//! has not synced yet). The sync reports them; the publisher claims them
+//! A user here whom another live node holds — with one session per user;
+//! with several, whose sessions here would pass the limit together with
+//! those of the other live nodes — was let in twice while Redis could not
+//! be asked (or left that node during the outage, and that node has not
+//! synced yet). The sync reports them; the publisher claims them
 //! again [`recheck_after`](super::ClusterConfig) later, when every node
 //! has had time to sync, and a user still held elsewhere then loses their
 //! session here ([`LocalNode::lost_claim`](super::LocalNode::lost_claim)):
@@ -26,7 +31,7 @@
 //! the node's own `claim` and `release` calls: a logout queued after the
 //! sync's snapshot is applied after it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use redis::{Connection, RedisResult, Value};
 
@@ -56,8 +61,9 @@ pub(crate) struct Synced {
     pub(crate) newly_claimed: Vec<i64>,
 }
 
-/// Makes Redis agree with `local`: this node's claims become exactly the
-/// users of `local` that no other live node holds.
+/// Makes Redis agree with `local` (each user here with their number of
+/// sessions): this node's counts become exactly those of `local`, for
+/// every user whom the limit allows (see [`set_all`]).
 ///
 /// # Errors
 /// The first Redis error; the connection should then be dropped.
@@ -65,29 +71,23 @@ pub(crate) fn sync(
     con: &mut Connection,
     scripts: &Scripts,
     shared: &Shared,
-    local: &HashSet<i64>,
+    local: &HashMap<i64, usize>,
 ) -> RedisResult<Synced> {
     let keys = &shared.keys;
     let members: Vec<String> = redis::cmd("SMEMBERS").arg(keys.members()).query(con)?;
     let members: HashSet<i64> = members.iter().filter_map(|m| m.parse().ok()).collect();
-    let stale: Vec<i64> = members
+    let stale: Vec<(i64, usize)> = members
         .iter()
-        .copied()
-        .filter(|uid| !local.contains(uid))
+        .filter(|uid| !local.contains_key(uid))
+        .map(|&uid| (uid, 0))
         .collect();
     let mut out = Synced {
         released: stale.len(),
         ..Synced::default()
     };
-    for chunk in stale.chunks(CHUNK) {
-        let mut pipe = redis::pipe();
-        for &uid in chunk {
-            pipe.add_command(scripts.release(keys, uid));
-        }
-        run(con, &pipe, chunk.len())?;
-    }
-    let here: Vec<i64> = local.iter().copied().collect();
-    for (uid, claim) in claim_all(con, scripts, shared, &here)? {
+    set_all(con, scripts, shared, &stale)?;
+    let here: Vec<(i64, usize)> = local.iter().map(|(&u, &n)| (u, n)).collect();
+    for (uid, claim) in set_all(con, scripts, shared, &here)? {
         match claim {
             Some(Claim::Claimed) => {
                 out.claimed += 1;
@@ -103,29 +103,35 @@ pub(crate) fn sync(
     Ok(out)
 }
 
-/// Claims each of `uids` for this node, in pipelines of [`CHUNK`]; each
-/// user with the script's answer (`None`: not one it gives).
+/// Sets this node's count of each user's sessions (the `SET` script, in
+/// pipelines of [`CHUNK`]; 0 removes the user from this node); each user
+/// with the script's answer (`None`: not one it gives). A count is refused
+/// (`OnlineElsewhere`, nothing written) when another live node holds
+/// sessions of the user and the total would pass the sessions-per-user
+/// limit: with one session per user, whenever another live node holds
+/// the user.
 ///
 /// # Errors
 /// The first Redis error.
-pub(crate) fn claim_all(
+pub(crate) fn set_all(
     con: &mut Connection,
     scripts: &Scripts,
     shared: &Shared,
-    uids: &[i64],
+    counts: &[(i64, usize)],
 ) -> RedisResult<Vec<(i64, Option<Claim>)>> {
-    let mut out = Vec::with_capacity(uids.len());
-    for chunk in uids.chunks(CHUNK) {
+    let limit = shared.cfg.sessions_per_user;
+    let mut out = Vec::with_capacity(counts.len());
+    for chunk in counts.chunks(CHUNK) {
         let mut pipe = redis::pipe();
-        for &uid in chunk {
-            pipe.add_command(scripts.claim(&shared.keys, uid));
+        for &(uid, n) in chunk {
+            pipe.add_command(scripts.set(&shared.keys, uid, limit, n));
         }
         let replies = run(con, &pipe, chunk.len())?;
         out.extend(
             chunk
                 .iter()
                 .zip(&replies)
-                .map(|(&u, r)| (u, claim_reply(r))),
+                .map(|(&(u, _), r)| (u, claim_reply(r))),
         );
     }
     Ok(out)
@@ -141,7 +147,7 @@ pub(crate) fn leave(
     scripts: &Scripts,
     shared: &Shared,
 ) -> RedisResult<usize> {
-    let synced = sync(con, scripts, shared, &HashSet::new())?;
+    let synced = sync(con, scripts, shared, &HashMap::new())?;
     redis::cmd("DEL")
         .arg(shared.keys.members())
         .arg(shared.keys.alive())

@@ -54,7 +54,7 @@
 //!
 //! [`recheck_after`]: super::ClusterConfig
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt::Display;
 use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
@@ -64,6 +64,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use redis::{Cmd, Connection, RedisResult, Value};
 
+use super::barrier::SEEN_UID;
 use super::keys::Keys;
 use super::link::{self, Backoff, Health};
 use super::presence;
@@ -84,12 +85,24 @@ const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// One Redis call of the node.
 pub(crate) enum Call {
-    /// Route `payload` to `uid`'s node (or to offline storage).
-    Publish { uid: i64, payload: Vec<u8> },
+    /// Route `payload` to the nodes holding `uid`'s sessions (or to
+    /// offline storage). With `others`, to the nodes other than this one
+    /// only, and nothing more when there are none: this node delivered to
+    /// its own sessions of the user already.
+    Publish {
+        uid: i64,
+        payload: Vec<u8>,
+        others: bool,
+    },
     /// Claim `uid` for this node; the answer goes to `reply`.
     Claim { uid: i64, reply: ClaimReply },
     /// Drop this node's claim on `uid`.
     Release { uid: i64 },
+    /// Tell every node that group `gid`'s members changed here; barrier
+    /// `token` waits for their confirmations.
+    Group { gid: i64, token: u64 },
+    /// Confirm to `node` that its group change `token` was applied here.
+    Seen { node: String, token: u64 },
     /// Which of `uids` are on a live node; the answer goes to `reply`.
     Online {
         uids: Vec<i64>,
@@ -101,9 +114,18 @@ impl Call {
     /// Answers as if Redis were unreachable.
     pub(crate) fn degrade(self, shared: &Shared) {
         match self {
-            Call::Publish { uid, payload } => shared.store_by_sender(uid, payload),
+            Call::Publish {
+                uid,
+                payload,
+                others: false,
+            } => shared.store_by_sender(uid, payload),
+            // Delivered here; the other nodes catch their users up when
+            // the link returns (the catch-up report).
+            Call::Publish { others: true, .. } => {}
             Call::Claim { reply, .. } => reply.send(Claim::Unavailable),
             Call::Release { .. } => {} // the next presence sync releases it
+            Call::Group { token, .. } => shared.barriers.release(token),
+            Call::Seen { .. } => {} // the other node's barrier expires
             Call::Online { uids, reply } => {
                 let _ = reply.send(vec![false; uids.len()]);
             }
@@ -111,13 +133,30 @@ impl Call {
     }
 
     /// The script call that does it.
-    fn command(&self, scripts: &Scripts, keys: &Keys) -> Cmd {
+    fn command(&self, scripts: &Scripts, keys: &Keys, limit: u32) -> Cmd {
         match self {
-            Call::Publish { uid, payload } => {
-                scripts.route(keys, *uid, &envelope::encode(*uid, payload))
+            Call::Publish {
+                uid,
+                payload,
+                others,
+            } => {
+                let skip = if *others { keys.node_id() } else { "" };
+                scripts.route(keys, *uid, &envelope::encode(*uid, payload), skip)
             }
-            Call::Claim { uid, .. } => scripts.claim(keys, *uid),
+            Call::Claim { uid, .. } => scripts.claim(keys, *uid, limit),
             Call::Release { uid } => scripts.release(keys, *uid),
+            Call::Group { gid, token } => {
+                let mut c = redis::cmd("PUBLISH");
+                c.arg(keys.groups_channel())
+                    .arg(format!("{gid} {} {token}", keys.node_id()));
+                c
+            }
+            Call::Seen { node, token } => {
+                let mut c = redis::cmd("PUBLISH");
+                c.arg(format!("{}{node}", keys.channel_prefix()))
+                    .arg(envelope::encode(SEEN_UID, &token.to_be_bytes()));
+                c
+            }
             Call::Online { uids, .. } => scripts.online(keys, uids),
         }
     }
@@ -190,6 +229,8 @@ pub(crate) struct Publisher {
     contested: Vec<i64>,
     /// When to claim `contested` again; `None`: nothing to recheck.
     recheck_at: Option<Instant>,
+    /// The earliest deadline of a group change's barrier.
+    barrier_at: Option<Instant>,
 }
 
 /// Commands Redis refused (out of memory, read-only replica, ...): logged
@@ -236,6 +277,7 @@ impl Publisher {
             missed: false,
             contested: Vec::new(),
             recheck_at: None,
+            barrier_at: None,
         }
     }
 
@@ -251,6 +293,7 @@ impl Publisher {
             if self.recheck_at.is_some_and(|t| Instant::now() >= t) {
                 self.recheck();
             }
+            self.barrier_at = self.shared.barriers.expire(Instant::now());
             let first = match self.next_op() {
                 Ok(op) => op,
                 Err(RecvTimeoutError::Timeout) => continue,
@@ -276,10 +319,10 @@ impl Publisher {
     /// due (without a connection) or the next recheck.
     fn next_op(&self) -> Result<Op, RecvTimeoutError> {
         let attempt = self.redis.is_none().then_some(self.next_attempt);
-        let until = match (attempt, self.recheck_at) {
-            (Some(a), Some(r)) => Some(a.min(r)),
-            (a, r) => a.or(r),
-        };
+        let until = [attempt, self.recheck_at, self.barrier_at]
+            .into_iter()
+            .flatten()
+            .min();
         match until {
             None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
             Some(t) => self
@@ -324,7 +367,11 @@ impl Publisher {
         };
         let mut pipe = redis::pipe();
         for c in &calls {
-            pipe.add_command(c.command(&s.scripts, &self.shared.keys));
+            pipe.add_command(c.command(
+                &s.scripts,
+                &self.shared.keys,
+                self.shared.cfg.sessions_per_user,
+            ));
         }
         let mut replies = Vec::with_capacity(calls.len());
         let sent = link::exec(
@@ -358,21 +405,35 @@ impl Publisher {
     /// Degrades a call the link could not carry; remembers a message among
     /// them for the catch-up report.
     fn degrade(&mut self, call: Call) {
-        self.missed |= matches!(call, Call::Publish { .. });
+        // A group change not announced is reported too: the catch-up
+        // report makes every other node forget its whole group cache.
+        self.missed |= matches!(call, Call::Publish { .. } | Call::Group { .. });
         call.degrade(&self.shared);
     }
 
     /// Answers one call from its reply.
     fn answer(&self, call: Call, reply: Value) {
         match call {
-            Call::Publish { uid, payload } => match reply {
+            Call::Publish {
+                uid,
+                payload,
+                others,
+            } => match reply {
                 Value::Int(n) if n > 0 => Counters::bump(&self.shared.counters.published),
+                // No other node holds the user: delivered here already.
+                _ if others => {}
                 _ => self.shared.store_by_sender(uid, payload),
             },
             Call::Claim { reply: tx, .. } => {
                 tx.send(presence::claim_reply(&reply).unwrap_or(Claim::Unavailable));
             }
             Call::Release { .. } => {}
+            // `n` subscribers got it, this node among them.
+            Call::Group { token, .. } => match reply {
+                Value::Int(n) => (self.shared.barriers).expect(token, n.saturating_sub(1) as u64),
+                _ => self.shared.barriers.release(token),
+            },
+            Call::Seen { .. } => {}
             Call::Online { uids, reply: tx } => {
                 let _ = tx.send(online_reply(&reply, uids.len()));
             }
@@ -442,7 +503,7 @@ impl Publisher {
 
     /// Syncs presence with the node's list of users, and logs what changed.
     fn sync(&self, con: &mut Connection, scripts: &Scripts) -> RedisResult<presence::Synced> {
-        let local: HashSet<i64> = self.shared.node.local_users().into_iter().collect();
+        let local: HashMap<i64, usize> = self.shared.node.local_users().into_iter().collect();
         let done = presence::sync(con, scripts, &self.shared, &local)?;
         if done != presence::Synced::default() {
             log::info!(
@@ -521,12 +582,12 @@ impl Publisher {
             self.redis = Some(s);
             return;
         }
-        let local: HashSet<i64> = self.shared.node.local_users().into_iter().collect();
-        let uids: Vec<i64> = std::mem::take(&mut self.contested)
+        let local: HashMap<i64, usize> = self.shared.node.local_users().into_iter().collect();
+        let counts: Vec<(i64, usize)> = std::mem::take(&mut self.contested)
             .into_iter()
-            .filter(|u| local.contains(u))
+            .filter_map(|u| local.get(&u).map(|&n| (u, n)))
             .collect();
-        match presence::claim_all(&mut s.con, &s.scripts, &self.shared, &uids) {
+        match presence::set_all(&mut s.con, &s.scripts, &self.shared, &counts) {
             Ok(answers) => {
                 s.last_used = Instant::now();
                 self.redis = Some(s);

@@ -17,58 +17,128 @@ use redis::{Cmd, Connection, RedisResult};
 
 use super::keys::Keys;
 
-/// `ROUTE(KEYS[1] = user key; ARGV = alive prefix, channel prefix, envelope)`
-/// → the number of subscribers that received the envelope (0: the node is
-/// alive but not subscribed), `-1` when the user is on no node, `-2` when
-/// the user's node is dead.
+/// `ROUTE(KEYS[1] = user key; ARGV = alive prefix, channel prefix,
+/// envelope, node to skip)` → the number of subscribers that received the
+/// envelope over every live node holding sessions of the user (0: those
+/// nodes are alive but not subscribed), `-1` when the user is on no node
+/// (other than the one to skip), `-2` when every such node is dead. The
+/// node to skip is the sender's own, when it delivered there itself (an
+/// empty string skips none).
 const ROUTE: &str = r"
-local node = redis.call('GET', KEYS[1])
-if not node then return -1 end
-if redis.call('EXISTS', ARGV[1] .. node) == 0 then return -2 end
-return redis.call('PUBLISH', ARGV[2] .. node, ARGV[3])
+local h = redis.call('HGETALL', KEYS[1])
+local reached, nodes, live = 0, 0, 0
+for i = 1, #h, 2 do
+  local node = h[i]
+  if node ~= ARGV[4] then
+    nodes = nodes + 1
+    if redis.call('EXISTS', ARGV[1] .. node) == 1 then
+      live = live + 1
+      reached = reached + redis.call('PUBLISH', ARGV[2] .. node, ARGV[3])
+    end
+  end
+end
+if nodes == 0 then return -1 end
+if live == 0 then return -2 end
+return reached
+";
+
+/// The Lua shared by `CLAIM` and `SET`: sums the session counts of the
+/// live nodes in the user hash `KEYS[1]` other than `ARGV[1]` (this node),
+/// deletes the fields of dead nodes (and the user from their `members`
+/// sets, `ARGV[4]` being the members prefix, `ARGV[2]` the uid), and
+/// leaves in `others` the sum, in `holder` one live other node, in `dead`
+/// one dead node whose field it removed, and in `own` this node's count.
+/// A user key that is still a string (the one-node claim of a version
+/// before the hash) is deleted first, so that a node started after such
+/// a version can sync; `RELEASE` leaves one alone.
+const TALLY: &str = r"
+if redis.call('TYPE', KEYS[1]).ok == 'string' then redis.call('DEL', KEYS[1]) end
+local h = redis.call('HGETALL', KEYS[1])
+local others, own, holder, dead = 0, 0, nil, nil
+for i = 1, #h, 2 do
+  local node, n = h[i], tonumber(h[i + 1]) or 0
+  if node == ARGV[1] then
+    own = n
+  elseif redis.call('EXISTS', ARGV[3] .. node) == 1 then
+    others = others + n
+    holder = node
+  else
+    redis.call('HDEL', KEYS[1], node)
+    redis.call('SREM', ARGV[4] .. node, ARGV[2])
+    dead = node
+  end
+end
 ";
 
 /// `CLAIM(KEYS = user key, own members set; ARGV = node id, uid, alive
-/// prefix, members prefix)` → `{1}` claimed (or already ours), `{2, old}`
-/// taken over from the dead node `old`, `{0, holder}` refused: the user is
-/// on the live node `holder`.
-const CLAIM: &str = r"
-local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] then
+/// prefix, members prefix, sessions per user)`: one more session of the
+/// user on this node, counted against the limit over every live node →
+/// `{1}` claimed (its count went up by one; with a limit of 1, also when
+/// this node held the user already: then nothing changes), `{2, old}`
+/// claimed after removing the dead node `old`'s sessions, `{0, holder}`
+/// refused: the limit is reached (`holder`: a live node with sessions of
+/// the user, this node's own id when it holds them all).
+const CLAIM_BODY: &str = r"
+local limit = tonumber(ARGV[5]) or 1
+if limit == 1 and own > 0 then
   redis.call('SADD', KEYS[2], ARGV[2])
   return {1}
 end
-if cur and redis.call('EXISTS', ARGV[3] .. cur) == 1 then
-  return {0, cur}
-end
-redis.call('SET', KEYS[1], ARGV[1])
+if others + own >= limit then return {0, holder or ARGV[1]} end
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 redis.call('SADD', KEYS[2], ARGV[2])
-if cur then
-  redis.call('SREM', ARGV[4] .. cur, ARGV[2])
-  return {2, cur}
-end
+if dead then return {2, dead} end
 return {1}
 ";
 
-/// `RELEASE(KEYS = user key, own members set; ARGV = node id, uid)`:
-/// deletes the user key only while it still names this node (the user may
-/// have been taken over meanwhile), and forgets the claim.
+/// `SET(KEYS = user key, own members set; ARGV = node id, uid, alive
+/// prefix, members prefix, sessions per user, count)`: the presence sync's
+/// absolute form of `CLAIM` — this node holds `count` sessions of the user
+/// (0: none, the field goes). Answers as `CLAIM`; refused (`{0, holder}`,
+/// nothing written) when another live node holds sessions and the total
+/// would pass the limit.
+const SET_BODY: &str = r"
+local limit, count = tonumber(ARGV[5]) or 1, tonumber(ARGV[6]) or 0
+if count <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('SREM', KEYS[2], ARGV[2])
+  return {1}
+end
+if others > 0 and others + count > limit then return {0, holder} end
+redis.call('HSET', KEYS[1], ARGV[1], count)
+redis.call('SADD', KEYS[2], ARGV[2])
+if dead then return {2, dead} end
+return {1}
+";
+
+/// `RELEASE(KEYS = user key, own members set; ARGV = node id, uid)`: one
+/// session of the user on this node fewer; at 0 the field goes (and the
+/// user from this node's members set). Nothing when this node holds no
+/// count for the user (it was never claimed, or a sync removed it).
 const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-redis.call('SREM', KEYS[2], ARGV[2])
-return 1
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
+local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
+if not n then return 0 end
+if n <= 1 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('SREM', KEYS[2], ARGV[2])
+  return 0
+end
+return redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
 ";
 
 /// `ONLINE(KEYS = user keys; ARGV[1] = alive prefix)` → one 0/1 per key:
-/// 1 when the user is on a live node. Each node's liveness is read once.
+/// 1 when some live node holds a session of the user. Each node's
+/// liveness is read once.
 const ONLINE: &str = r"
 local out, alive = {}, {}
 for i, k in ipairs(KEYS) do
-  local node = redis.call('GET', k)
+  local h = redis.call('HGETALL', k)
   local up = 0
-  if node then
+  for j = 1, #h, 2 do
+    local node = h[j]
     if alive[node] == nil then alive[node] = redis.call('EXISTS', ARGV[1] .. node) end
-    up = alive[node]
+    if alive[node] == 1 and (tonumber(h[j + 1]) or 0) > 0 then up = 1 end
   end
   out[i] = up
 end
@@ -93,6 +163,7 @@ return 0
 pub(crate) struct Scripts {
     route: String,
     claim: String,
+    set: String,
     release: String,
     online: String,
 }
@@ -108,32 +179,49 @@ impl Scripts {
         };
         Ok(Scripts {
             route: load(ROUTE)?,
-            claim: load(CLAIM)?,
+            claim: load(&format!("{TALLY}{CLAIM_BODY}"))?,
+            set: load(&format!("{TALLY}{SET_BODY}"))?,
             release: load(RELEASE)?,
             online: load(ONLINE)?,
         })
     }
 
-    /// Publishes `envelope` to the node of `uid`, if it is on a live node.
-    pub(crate) fn route(&self, keys: &Keys, uid: i64, envelope: &[u8]) -> Cmd {
+    /// Publishes `envelope` to every live node holding a session of `uid`,
+    /// except `skip` (`""`: none).
+    pub(crate) fn route(&self, keys: &Keys, uid: i64, envelope: &[u8], skip: &str) -> Cmd {
         let mut c = evalsha(&self.route, &[keys.user(uid)]);
         c.arg(keys.alive_prefix())
             .arg(keys.channel_prefix())
-            .arg(envelope);
+            .arg(envelope)
+            .arg(skip);
         c
     }
 
-    /// Claims `uid` for this node.
-    pub(crate) fn claim(&self, keys: &Keys, uid: i64) -> Cmd {
+    /// Claims one more session of `uid` for this node, at most `limit`
+    /// over the cluster.
+    pub(crate) fn claim(&self, keys: &Keys, uid: i64, limit: u32) -> Cmd {
         let mut c = evalsha(&self.claim, &[keys.user(uid), keys.members()]);
         c.arg(keys.node_id())
             .arg(uid)
             .arg(keys.alive_prefix())
-            .arg(keys.members_prefix());
+            .arg(keys.members_prefix())
+            .arg(limit);
         c
     }
 
-    /// Releases this node's claim on `uid`.
+    /// Sets this node's count of `uid`'s sessions to `count` (0: none).
+    pub(crate) fn set(&self, keys: &Keys, uid: i64, limit: u32, count: usize) -> Cmd {
+        let mut c = evalsha(&self.set, &[keys.user(uid), keys.members()]);
+        c.arg(keys.node_id())
+            .arg(uid)
+            .arg(keys.alive_prefix())
+            .arg(keys.members_prefix())
+            .arg(limit)
+            .arg(count);
+        c
+    }
+
+    /// Releases one of this node's sessions of `uid`.
     pub(crate) fn release(&self, keys: &Keys, uid: i64) -> Cmd {
         let mut c = evalsha(&self.release, &[keys.user(uid), keys.members()]);
         c.arg(keys.node_id()).arg(uid);

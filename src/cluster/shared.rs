@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Cmd;
 
+use super::barrier::Barriers;
 use super::keys::Keys;
 use super::scripts::BEAT;
 use super::{ClusterConfig, ClusterStats, LocalNode};
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     /// The subscriber is subscribed to this node's channel.
     pub(crate) subscribed: AtomicBool,
     pub(crate) counters: Counters,
+    /// This node's group changes waiting for the other nodes.
+    pub(crate) barriers: Barriers,
 }
 
 impl Shared {

@@ -35,21 +35,25 @@ use std::time::{Duration, Instant};
 
 use redis::{Connection, RedisResult};
 
+use crossbeam_channel::Sender;
+
+use super::barrier::SEEN_UID;
 use super::envelope;
 use super::link::{self, Backoff, Health};
+use super::publisher::{Call, Op};
 use super::shared::{Counters, Shared};
 
 /// Read timeout while waiting for messages: how quickly a shutdown is seen.
 pub(crate) const POLL: Duration = Duration::from_millis(200);
 
 /// The thread's body: until the cluster stops.
-pub(crate) fn run(shared: Arc<Shared>) {
+pub(crate) fn run(shared: Arc<Shared>, ops: Sender<Op>) {
     let cfg = &shared.cfg;
     let mut backoff = Backoff::new(cfg.reconnect_min, cfg.reconnect_max);
     let mut health = Health::new(shared.keys.node_id(), "subscriber");
     while !shared.stopping() {
         let result = link::connect(&shared.client, cfg.io_timeout, None)
-            .and_then(|mut con| listen(&shared, &mut con, &mut health, &mut backoff));
+            .and_then(|mut con| listen(&shared, &ops, &mut con, &mut health, &mut backoff));
         shared.subscribed.store(false, Ordering::Release);
         if let Err(e) = result {
             health.down(&e);
@@ -61,14 +65,17 @@ pub(crate) fn run(shared: Arc<Shared>) {
 /// Subscribes and delivers until the connection fails or the cluster stops.
 fn listen(
     shared: &Shared,
+    ops: &Sender<Op>,
     con: &mut Connection,
     health: &mut Health,
     backoff: &mut Backoff,
 ) -> RedisResult<()> {
     let mut sub = con.as_pubsub();
     let catch_up = shared.keys.catch_up_channel();
+    let groups = shared.keys.groups_channel();
     sub.subscribe(shared.keys.channel())?;
     sub.subscribe(&catch_up)?;
+    sub.subscribe(&groups)?;
     sub.set_read_timeout(Some(POLL))?;
     shared.subscribed.store(true, Ordering::Release);
     health.up();
@@ -77,6 +84,7 @@ fn listen(
     while !shared.stopping() {
         match sub.get_message() {
             Ok(msg) if msg.get_channel_name() == catch_up => caught_up(shared, &msg),
+            Ok(msg) if msg.get_channel_name() == groups => group_changed(shared, ops, &msg),
             Ok(msg) => handle(shared, msg.get_payload_bytes()),
             Err(e) if e.is_timeout() => {}
             Err(e) => return Err(e),
@@ -99,6 +107,25 @@ fn caught_up(shared: &Shared, msg: &redis::Msg) {
     shared.node.subscribed();
 }
 
+/// A group's members changed on another node (`"{gid} {node} {token}"`):
+/// forget it, then confirm to that node (through the publisher), whose ack
+/// waits for it.
+fn group_changed(shared: &Shared, ops: &Sender<Op>, msg: &redis::Msg) {
+    let text = String::from_utf8_lossy(msg.get_payload_bytes());
+    let mut words = text.split(' ');
+    let gid = words.next().and_then(|g| g.parse::<i64>().ok());
+    let (node, token) = (words.next(), words.next().and_then(|t| t.parse().ok()));
+    match (gid, node, token) {
+        (Some(_), Some(node), _) if node == shared.keys.node_id() => {} // ours: applied already
+        (Some(gid), Some(node), Some(token)) => {
+            shared.node.group_changed(gid);
+            let node = node.to_owned();
+            let _ = ops.send(Op::Call(Call::Seen { node, token }));
+        }
+        _ => log::warn!("cluster: a group change that names no group: {text:?}"),
+    }
+}
+
 /// Delivers one envelope, or stores it when its recipient is not here.
 fn handle(shared: &Shared, bytes: &[u8]) {
     let Some((uid, payload)) = envelope::decode(bytes) else {
@@ -109,6 +136,13 @@ fn handle(shared: &Shared, bytes: &[u8]) {
         );
         return;
     };
+    if uid == SEEN_UID {
+        // Another node applied one of our group changes.
+        if let Ok(token) = <[u8; 8]>::try_from(payload) {
+            shared.barriers.seen(u64::from_be_bytes(token));
+        }
+        return;
+    }
     if shared.node.deliver(uid, payload) {
         Counters::bump(&shared.counters.delivered);
     } else {

@@ -133,6 +133,24 @@ impl<K: ShardKey, V, M> ShardedMap<K, V, M> {
         }
         out
     }
+
+    /// Runs `f` on every shard in turn, each under its lock (never two at
+    /// once).
+    pub fn each_shard(&self, mut f: impl FnMut(&mut Shard<K, V, M>)) {
+        for shard in self.shards.iter() {
+            f(&mut shard.lock());
+        }
+    }
+
+    /// `f` of every entry, shard by shard (each shard locked in turn, as
+    /// [`keys`](Self::keys) does).
+    pub fn entries<T>(&self, mut f: impl FnMut(&K, &V) -> T) -> Vec<T> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            out.extend(shard.lock().iter().map(|(k, v)| f(k, v)));
+        }
+        out
+    }
 }
 
 #[cfg(test)]

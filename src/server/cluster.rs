@@ -33,6 +33,7 @@ pub fn join(
     let cfg = ClusterConfig {
         key_prefix: config.redis_prefix.clone(),
         liveness: config.liveness,
+        sessions_per_user: config.sessions_per_user.max(1),
         ..ClusterConfig::new(url.clone(), node_id)
     };
     // Failed logins are counted cluster-wide too, with the cluster's

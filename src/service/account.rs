@@ -433,6 +433,13 @@ fn end_login(ctx: &Ctx) -> Option<Held> {
 
 const ALREADY_ONLINE: Failure = (errno::ALREADY_ONLINE, "this account is logged in already");
 
+/// [`claim`]'s answer when the connection closed during the login: nobody
+/// reads it ([`finish_failed_login`] finds the session closed).
+const GONE: Failure = (
+    errno::ALREADY_ONLINE,
+    "the connection closed during the login",
+);
+
 /// What a connection replaced by a takeover reads last.
 pub const LOGGED_IN_ELSEWHERE: &str =
     "logged in elsewhere: a new login replaced this silent connection";
@@ -448,10 +455,9 @@ pub(super) fn claim_cluster_wide(ctx: Ctx, user: UserRecord) {
     let Some(cluster) = ctx.svc.cluster().cloned() else {
         return admit(ctx, user);
     };
-    // All of a user's sessions are on one node: a login here while the
-    // user has sessions here only needs room among them (the claim below
-    // then finds this node's own), and one on another node is refused.
-    if ctx.svc.online.session_ids(user.id).len() >= ctx.svc.sessions_per_user() {
+    // No room here means no room anywhere: the limit is cluster-wide.
+    // Otherwise Redis counts the user's sessions on every live node.
+    if ctx.svc.online.session_count(user.id) >= ctx.svc.sessions_per_user() {
         return finish_failed_login(ctx, ALREADY_ONLINE);
     }
     let uid = user.id;
@@ -462,15 +468,42 @@ pub(super) fn claim_cluster_wide(ctx: Ctx, user: UserRecord) {
                 log::debug!("{}: {uid} is online on {node}", ctx.peer.name());
                 finish_failed_login(ctx, ALREADY_ONLINE);
             }
-            Claim::Claimed | Claim::Unavailable => admit(ctx, user),
+            Claim::Claimed => admit_counted(ctx, user, true),
+            Claim::Unavailable => admit_counted(ctx, user, false),
         });
     });
 }
 
 /// [`claim`], answering its failure; the user's worker.
 fn admit(ctx: Ctx, user: UserRecord) {
+    admit_counted(ctx, user, false);
+}
+
+/// [`admit`] after a claim Redis answered (`counted`: with several
+/// sessions per user, Redis counted this session, so a login that ends
+/// here gives it back).
+fn admit_counted(ctx: Ctx, user: UserRecord, counted: bool) {
+    let uid = user.id;
     if let Err(failure) = claim(&ctx, user) {
+        if counted {
+            give_back(&ctx, uid);
+        }
         finish_failed_login(ctx, failure);
+    }
+}
+
+/// With several sessions per user in cluster mode: a session Redis
+/// counted never made it into the online map, so Redis's count of this
+/// node's sessions of `uid` goes down again. (With one session, the claim
+/// is this node's whichever of its logins made it, and it is released with
+/// the last session.)
+fn give_back(ctx: &Ctx, uid: i64) {
+    if let Some(cluster) = ctx
+        .svc
+        .cluster()
+        .filter(|_| ctx.svc.sessions_per_user() > 1)
+    {
+        cluster.release(uid);
     }
 }
 
@@ -484,11 +517,15 @@ fn claim(ctx: &Ctx, user: UserRecord) -> Result<(), Failure> {
     let mut shard = ctx.svc.online.lock(user.id);
     if state.closed {
         // The connection is gone; nothing to answer. Give the claim back
-        // unless another connection here holds the user.
-        if let (Some(cluster), false) = (ctx.svc.cluster(), shard.contains_key(&user.id)) {
+        // unless another connection here holds the user (with several
+        // sessions per user, `admit_counted` gives this one back).
+        let sole = ctx.svc.sessions_per_user() == 1;
+        if let (Some(cluster), false, true) =
+            (ctx.svc.cluster(), shard.contains_key(&user.id), sole)
+        {
             cluster.release(user.id);
         }
-        return Ok(());
+        return Err(GONE);
     }
     // The duplicate check and the insert under one lock: of two logins
     // racing for the last free session of a user, exactly one finds it

@@ -102,10 +102,19 @@ impl LocalNode for ClusterNode {
 
     /// Subscriber thread: catch every local user up from the log (on their
     /// workers), since messages published while the link was down reached
-    /// nobody here.
+    /// nobody here, and forget every cached group.
     fn subscribed(&self) {
         if let Some(svc) = self.svc.upgrade() {
+            // Group changes may have been missed too.
+            svc.groups.forget_all();
             delivery::schedule_reconcile_all(&svc);
+        }
+    }
+
+    /// Subscriber thread: another node changed `gid`'s members.
+    fn group_changed(&self, gid: i64) {
+        if let Some(svc) = self.svc.upgrade() {
+            svc.groups.forget(gid);
         }
     }
 
@@ -125,11 +134,11 @@ impl LocalNode for ClusterNode {
         }
     }
 
-    /// Publisher thread: everyone in the online map.
-    fn local_users(&self) -> Vec<i64> {
+    /// Publisher thread: everyone in the online map, with their sessions.
+    fn local_users(&self) -> Vec<(i64, usize)> {
         self.svc
             .upgrade()
-            .map_or_else(Vec::new, |s| s.online.uids())
+            .map_or_else(Vec::new, |s| s.online.session_counts())
     }
 }
 
@@ -155,6 +164,26 @@ impl Service {
             *flag = answers.next().unwrap_or(false);
         }
         online
+    }
+}
+
+/// Whether this node routes what it delivers to a user's sessions here to
+/// their other nodes too: cluster mode with several sessions per user,
+/// where one user's sessions may be on several nodes.
+pub fn spreads(svc: &Service) -> bool {
+    svc.cluster().is_some() && svc.sessions_per_user() > 1
+}
+
+/// Routes `payload` (a [`routed`] message or notice) to the nodes other
+/// than this one holding sessions of `uid` — unless this node holds all
+/// `--sessions-per-user` of them, so that no other node can. Only queues:
+/// any thread. Call it after delivering here, and only when [`spreads`].
+pub fn to_other_nodes(svc: &Service, uid: i64, payload: Vec<u8>) {
+    let Some(cluster) = svc.cluster() else {
+        return;
+    };
+    if svc.online.session_count(uid) < svc.sessions_per_user() {
+        cluster.send_to_other_nodes(uid, payload);
     }
 }
 
@@ -222,8 +251,10 @@ fn end_unconfirmed(svc: &Arc<Service>, uid: i64, holder: &str) {
             .collect(),
         None => Vec::new(),
     };
-    // Every session here: a user's sessions are all on the node that
-    // holds them.
+    // Every session here: with one session per user the other node holds
+    // the user; with several, this node's sessions would pass the limit
+    // together with the other nodes' (which kept theirs through the
+    // outage, or synced first).
     for peer in peers {
         if delivery::unclaim(svc, uid, peer.id()) == delivery::Unclaimed::NotHere {
             continue; // it left, or logged in again, meanwhile

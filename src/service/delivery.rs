@@ -259,7 +259,8 @@ pub(super) enum Unclaimed {
 /// the lock, so the user's next login reads them. (A `LoggingIn` one's
 /// buffered messages need nothing: the log has them, and no cursor moved
 /// past them.) In cluster mode the user's claim is released with their
-/// last session here.
+/// last session here; with several sessions per user, Redis's count of
+/// this node's sessions of the user goes down by one.
 pub(super) fn unclaim(svc: &Arc<Service>, uid: i64, peer_id: u64) -> Unclaimed {
     let mut shard = svc.online.lock(uid);
     let Some(sessions) = shard.get_mut(&uid) else {
@@ -272,10 +273,15 @@ pub(super) fn unclaim(svc: &Arc<Service>, uid: i64, peer_id: u64) -> Unclaimed {
     let last = sessions.is_empty();
     if last {
         shard.remove(&uid);
-        if let Some(cluster) = svc.cluster() {
-            // Queued under the lock: a later login here claims after it.
-            cluster.release(uid);
-        }
+    }
+    // With one session per user the claim goes with the last (the only)
+    // session; with several, Redis counts each session of the user here.
+    if let Some(cluster) = svc
+        .cluster()
+        .filter(|_| last || svc.sessions_per_user() > 1)
+    {
+        // Queued under the lock: a later login here claims after it.
+        cluster.release(uid);
     }
     if let Presence::Online { peer, mut cursors } = removed {
         submit_delivered(svc, uid, cursors.take_changed(peer.written()));

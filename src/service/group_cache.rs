@@ -16,6 +16,12 @@
 //! the generation before its query and stores its result only if the
 //! generation is unchanged. A refused load is simply loaded again on the
 //! next miss.
+//!
+//! In cluster mode the other nodes' changes arrive over Redis
+//! ([`GroupCache::forget`]; [`GroupCache::forget_all`] when changes may
+//! have been missed), and a join, quit or dismissal is acked only once
+//! its notice has been handed to every node (see "Group membership cache"
+//! in ARCHITECTURE.md).
 
 use std::sync::Arc;
 
@@ -96,6 +102,23 @@ impl GroupCache {
         let mut shard = self.groups.lock(&gid);
         shard.meta += 1;
         shard.remove(&gid);
+    }
+
+    /// `gid` changed on another node of a cluster (a join, a quit, a
+    /// dismissal there): forgotten, so the next post reads it again; a
+    /// load already under way is refused (the generation moves).
+    pub fn forget(&self, gid: i64) {
+        self.dismissed(gid);
+    }
+
+    /// Any group may have changed elsewhere unseen (this node's link to
+    /// the cluster was down): every list is forgotten, every load under
+    /// way refused.
+    pub fn forget_all(&self) {
+        self.groups.each_shard(|shard| {
+            shard.meta += 1;
+            shard.clear();
+        });
     }
 
     /// Bumps the generation of `gid`'s shard and edits its list in place

@@ -66,6 +66,17 @@ pub fn create(ctx: Ctx, me: Me, name: String, desc: String) {
     });
 }
 
+/// Sends `ack` for a change of `gid`'s members, which this node's cache
+/// has already; in cluster mode only once every other node has been told
+/// to forget the group ([`Cluster::group_changed_then`](crate::cluster::Cluster::group_changed_then)),
+/// so that a post sent anywhere after the ack sees the change. Any thread.
+fn ack_when_announced(ctx: Ctx, gid: i64, ack: serde_json::Value) {
+    match ctx.svc.cluster().cloned() {
+        Some(cluster) => cluster.group_changed_then(gid, move || ctx.send(&ack)),
+        None => ctx.send(&ack),
+    }
+}
+
 /// ADD_GROUP_MSG (12): join `gid` as a normal member.
 pub fn join(ctx: Ctx, me: Me, gid: i64) {
     ctx.request_on_worker(user_key(me.uid), move |ctx, store| {
@@ -86,7 +97,7 @@ pub fn join(ctx: Ctx, me: Me, gid: i64) {
                 // The cursor first, then the cache that routes posts here.
                 history::joined(&ctx.svc, store, me.uid, gid);
                 ctx.svc.groups.joined(gid, me.uid);
-                ctx.send(&reply::join_group_ok(gid));
+                ack_when_announced(ctx, gid, reply::join_group_ok(gid));
             }
             Ok(JoinOutcome::AlreadyMember) => {
                 ctx.fail(
@@ -117,7 +128,7 @@ pub fn quit(ctx: Ctx, me: Me, gid: i64) {
         match store.quit_group(gid, me.uid) {
             Ok(true) => {
                 ctx.svc.groups.left(gid, me.uid);
-                ctx.send(&reply::quit_group_ok(gid));
+                ack_when_announced(ctx, gid, reply::quit_group_ok(gid));
             }
             Ok(false) => ctx.fail(
                 errno::NOT_FOUND,
@@ -142,7 +153,7 @@ pub fn dismiss(ctx: Ctx, me: Me, gid: i64) {
         match store.dismiss_group(gid) {
             Ok(_) => {
                 ctx.svc.groups.dismissed(gid);
-                ctx.send(&reply::dismiss_group_ok(gid));
+                ack_when_announced(ctx, gid, reply::dismiss_group_ok(gid));
             }
             Err(e) => ctx.store_failed(&e),
         }

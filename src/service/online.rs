@@ -144,8 +144,19 @@ impl OnlineMap {
             .map_or_else(Vec::new, |s| s.iter().map(Presence::peer_id).collect())
     }
 
+    /// How many sessions `uid` has here (logged in or logging in).
+    pub fn session_count(&self, uid: i64) -> usize {
+        self.lock(uid).get(&uid).map_or(0, Vec::len)
+    }
+
     /// Every user id in the map (a snapshot, shard by shard).
     pub fn uids(&self) -> Vec<i64> {
         self.shards.keys()
+    }
+
+    /// Every user in the map with their number of sessions here, logged
+    /// in or logging in (a snapshot, shard by shard).
+    pub fn session_counts(&self) -> Vec<(i64, usize)> {
+        self.shards.entries(|uid, sessions| (*uid, sessions.len()))
     }
 }

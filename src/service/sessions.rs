@@ -7,8 +7,11 @@
 //!
 //! With `N = 1` (the default) a second login gets errno 2, as the
 //! original's. With `N > 1` a user may be logged in on up to `N`
-//! connections of the node that holds them (in cluster mode, all on one
-//! node: a login on another node gets errno 2, as a duplicate login did).
+//! connections at once — in cluster mode on any nodes: Redis counts each
+//! node's sessions of the user, and the `N + 1`-th login anywhere gets
+//! errno 2 (`src/cluster/scripts.rs`, `CLAIM`). Whatever one node delivers
+//! to its sessions of a user it also routes to the user's other nodes
+//! ([`super::cluster_node::to_other_nodes`]), unless it holds all `N`.
 //! The online map's entry of a user is the list of their sessions, each
 //! with its own [`Cursors`](super::cursors::Cursors):
 //!
@@ -39,7 +42,8 @@
 //! Neither is a message of the log: no cursor, no retry. A participant on
 //! no node misses it; one on another node of a cluster gets it through
 //! [`Cluster::send_to_user`](crate::cluster::Cluster::send_to_user) as a
-//! notice ([`NOTICE_SEQ`]).
+//! notice ([`NOTICE_SEQ`]), and so do the user's own sessions and the
+//! participants' on other nodes.
 //!
 //! # Threads
 //!
@@ -51,7 +55,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::cluster_node::{routed, NOTICE_SEQ};
+use super::cluster_node::{routed, spreads, to_other_nodes, NOTICE_SEQ};
 use super::{user_key, Ctx, Me, Service};
 use crate::model::{Conv, ConvState};
 use crate::protocol::{encode, errno, reply};
@@ -137,6 +141,10 @@ pub fn receipt(svc: &Service, store: &dyn Store, me: i64, from: u64, conv: Conv,
             peer.send(frame.clone());
         }
     }
+    if spreads(svc) {
+        // The user's sessions on other nodes (`from` is here).
+        to_other_nodes(svc, me, routed(conv, NOTICE_SEQ, &frame));
+    }
     let others = match conv {
         Conv::Direct { .. } => conv.other(me).into_iter().collect(),
         Conv::Group(gid) => match members(svc, store, gid) {
@@ -152,8 +160,9 @@ pub fn receipt(svc: &Service, store: &dyn Store, me: i64, from: u64, conv: Conv,
     }
 }
 
-/// Sends `frame` to each of `uid`'s sessions here or, when they have none
-/// here in cluster mode, routes it to their node as a notice. Any thread.
+/// Sends `frame` to each of `uid`'s sessions here and, in cluster mode,
+/// routes it as a notice to their node when they have none here (with
+/// several sessions per user: to their other nodes as well). Any thread.
 fn notify(svc: &Service, uid: i64, conv: Conv, frame: Vec<u8>) {
     let peers = svc.online.peers(uid);
     if peers.is_empty() {
@@ -162,8 +171,11 @@ fn notify(svc: &Service, uid: i64, conv: Conv, frame: Vec<u8>) {
         }
         return;
     }
-    for peer in peers {
+    for peer in &peers {
         peer.send(frame.clone());
+    }
+    if spreads(svc) {
+        to_other_nodes(svc, uid, routed(conv, NOTICE_SEQ, &frame));
     }
 }
 
@@ -199,13 +211,11 @@ pub fn pending_with_own(
     Ok((out, more_left))
 }
 
-/// The members of `gid`, ascending (empty: no such group): from the cache
-/// on a single node, else from the store. Worker only.
+/// The members of `gid`, ascending (empty: no such group): from the
+/// cache, else from the store. Worker only.
 fn members(svc: &Service, store: &dyn Store, gid: i64) -> Result<Vec<i64>, StoreError> {
-    if svc.cluster().is_none() {
-        if let Some(m) = svc.groups.get(gid) {
-            return Ok(m.to_vec());
-        }
+    if let Some(m) = svc.groups.get(gid) {
+        return Ok(m.to_vec());
     }
     let mut ids = store.group_member_ids(gid)?;
     ids.sort_unstable();

@@ -27,6 +27,7 @@ pub fn tests() -> Vec<Test> {
         a_killed_node_is_dead_after_liveness_and_clean_after_restart,
         a_restart_within_liveness_clears_the_old_claims,
         publisher_throughput,
+        sessions_are_counted_per_node_up_to_the_limit,
     ];
     let private = tests![
         a_redis_outage_degrades_then_recovers_without_restart,
@@ -67,8 +68,8 @@ impl LocalNode for TestNode {
         self.offline.lock().push((uid, payload));
     }
 
-    fn local_users(&self) -> Vec<i64> {
-        self.users.lock().iter().copied().collect()
+    fn local_users(&self) -> Vec<(i64, usize)> {
+        self.users.lock().iter().map(|&u| (u, 1)).collect()
     }
 
     fn subscribed(&self) {
@@ -146,6 +147,79 @@ fn node_with(prefix: &KeyPrefix, id: &str, liveness: Duration) -> (Arc<Cluster>,
         cluster.is_connected() && cluster.is_subscribed()
     });
     (cluster, local)
+}
+
+/// With three sessions per user: claims count each node's sessions of a
+/// user against the limit over every node, a release takes one away, a
+/// message reaches every node holding sessions (`send_to_other_nodes`
+/// skips the sender's own, and stores nothing when there is no other),
+/// and `is_online` holds while any live node holds one.
+fn sessions_are_counted_per_node_up_to_the_limit() {
+    let p = shared_redis("counted");
+    let three = |id: &str| {
+        let local = Arc::new(TestNode::default());
+        let cfg = ClusterConfig {
+            sessions_per_user: 3,
+            ..config(&p, id, LIVENESS)
+        };
+        let cluster = match Cluster::start(cfg, local.clone()) {
+            Ok(c) => c,
+            Err(e) => panic!("start {id}: {e}"),
+        };
+        wait_until("connected and subscribed", || {
+            cluster.is_connected() && cluster.is_subscribed()
+        });
+        (cluster, local)
+    };
+    let ((a, la), (b, lb), (c, _lc)) = (three("a"), three("b"), three("c"));
+    login(&a, &la, 80);
+    login(&a, &la, 80);
+    login(&b, &lb, 80);
+    assert_eq!(p.holders(80), [("a".to_owned(), 2), ("b".to_owned(), 1)]);
+    assert!(
+        matches!(c.claim(80), Claim::OnlineElsewhere(_)),
+        "the fourth"
+    );
+    assert_eq!(a.claim(80), Claim::OnlineElsewhere("b".into()));
+    assert_eq!(c.is_online(&[80, 81]), [true, false]);
+
+    c.send_to_user(80, b"to all\n".to_vec());
+    wait_until("both nodes got it", || {
+        la.delivered_to(80) == [b"to all\n"] && lb.delivered_to(80) == [b"to all\n"]
+    });
+    a.send_to_other_nodes(80, b"to b\n".to_vec());
+    wait_until("b got it", || lb.delivered_to(80).len() == 2);
+    assert_eq!(la.delivered_to(80).len(), 1, "not to the sender's node");
+    a.send_to_other_nodes(81, b"nobody\n".to_vec());
+    login(&a, &la, 82);
+    a.send_to_other_nodes(82, b"only a\n".to_vec());
+
+    b.release(80);
+    wait_until("b's count goes", || p.holders(80) == [("a".to_owned(), 2)]);
+    a.release(80);
+    wait_until("a's count drops", || p.holders(80) == [("a".to_owned(), 1)]);
+    assert_eq!(c.claim(80), Claim::Claimed);
+    assert_eq!(c.claim(80), Claim::Claimed);
+    assert!(
+        matches!(b.claim(80), Claim::OnlineElsewhere(_)),
+        "1 + 2 = 3"
+    );
+    assert!(la.offline_for(81).is_empty() && la.offline_for(82).is_empty());
+    assert!(lb.delivered_to(82).is_empty());
+    // A claim left as a string by a version before the hash is replaced.
+    admin(&p.url, &["SET", &format!("{}:user:90", p.name), "old-node"]);
+    assert_eq!(b.claim(90), Claim::Claimed);
+    assert_eq!(p.holders(90), [("b".to_owned(), 1)]);
+    a.shutdown();
+    assert_eq!(
+        p.holders(80),
+        [("c".to_owned(), 2)],
+        "a's shutdown clears a only"
+    );
+    assert_eq!(b.is_online(&[80]), [true]);
+    c.shutdown();
+    assert_eq!(b.is_online(&[80]), [false]);
+    b.shutdown();
 }
 
 /// Logs `uid` in on a node: claims it and marks it connected.

@@ -25,8 +25,10 @@ mod client;
 mod client_tty;
 mod cluster;
 mod cluster_failures;
+mod cluster_groups;
 mod cluster_load;
 mod cluster_redis;
+mod cluster_sessions;
 mod data_ops;
 mod deploy;
 mod groups;
@@ -94,6 +96,8 @@ fn main() -> ExitCode {
         cluster_failures::tests(),
         cluster_load::tests(),
         cluster_redis::tests(),
+        cluster_groups::tests(),
+        cluster_sessions::tests(),
         web_browser::tests(),
     ]
     .into_iter()

@@ -270,10 +270,11 @@ fn typing_is_relayed_once_a_second() {
     assert_eq!(v["errno"], 6, "{v}");
 }
 
-/// Two nodes, `--sessions-per-user 3`: alice's two sessions on node 1 get
-/// bob's messages from node 2 and each other's self-copies; a login of
-/// alice on node 2 gets errno 2; her receipt and typing reach bob on node
-/// 2; when node 1 is SIGKILLed bob sees her offline.
+/// Two nodes, `--sessions-per-user 3`: alice's two sessions on node 1 and
+/// one on node 2 get bob's messages from node 2 and each other's
+/// self-copies; a fourth login gets errno 2; her receipt reaches her other
+/// sessions and bob, her typing bob; when her node-2 session has closed
+/// and node 1 is SIGKILLed, bob sees her offline.
 fn sessions_in_a_cluster() {
     let env = Env::get("sessions");
     let mut cluster = Cluster::start_with(&env, 2, "2s", &["--sessions-per-user", "3"]);
@@ -283,13 +284,16 @@ fn sessions_in_a_cluster() {
     s0.send(&json!({"msgId": 10, "fid": b}));
     s0.expect_errno(16, 0);
     let (mut s1, _) = login_as(cluster.node(1).addr, a, "alice");
-    let mut elsewhere = cluster.node(2).connect();
-    let v = elsewhere.request(json!({"msgId": 1, "uid": a, "password": "secret"}));
-    assert_eq!(v["errno"], 2, "a session on the other node: {v}");
+    // A third session on the other node (tests/suite/cluster_sessions.rs
+    // checks more of it); the fourth is refused there.
+    let (mut elsewhere, _) = login_as(cluster.node(2).addr, a, "alice");
+    let mut fourth = cluster.node(2).connect();
+    let v = fourth.request(json!({"msgId": 1, "uid": a, "password": "secret"}));
+    assert_eq!(v["errno"], 2, "a fourth session: {v}");
     wait_friend_state(&mut bob, a, "online");
 
     bob.chat(a, "from node 2");
-    for s in [&mut s0, &mut s1] {
+    for s in [&mut s0, &mut s1, &mut elsewhere] {
         let v = s.expect(9);
         assert_eq!(
             (v["msg"].as_str(), v["seq"].as_i64()),
@@ -303,6 +307,7 @@ fn sessions_in_a_cluster() {
         (copy["msg"].as_str(), copy["seq"].as_i64()),
         (Some("from node 1"), Some(2))
     );
+    assert_eq!(elsewhere.expect(9)["seq"], 2, "a self-copy on node 2");
     assert_eq!(bob.expect(9)["seq"], 2);
     let conv = copy["conv"].as_str().expect("conv").to_owned();
 
@@ -310,10 +315,12 @@ fn sessions_in_a_cluster() {
     s0.expect_errno(34, 0);
     let want = json!({"msgId": 35, "conv": conv, "uid": a, "seq": 2});
     assert_eq!(s1.expect(35), want);
+    assert_eq!(elsewhere.expect(35), want, "her session on node 2");
     assert_eq!(bob.expect(35), want, "a receipt across nodes");
     s1.send(&json!({"msgId": 36, "conv": conv}));
     assert_eq!(bob.expect(36), json!({"msgId": 36, "conv": conv, "uid": a}));
 
+    drop(elsewhere);
     cluster.kill(1);
     wait_friend_state(&mut bob, a, "offline");
 }

@@ -28,12 +28,40 @@ pub(crate) struct Roster {
     pub index_of: HashMap<i64, usize>,
     /// Chat text length in bytes.
     pub size: usize,
+    /// Sessions per user (`mixed --sessions-per-user`, else 1): user index
+    /// `u` is session `u % sessions` of its account. The books then name
+    /// sessions, not users: see [`Roster::session_id`].
+    pub sessions: u64,
 }
 
 impl Roster {
     /// Microseconds on the run's clock at `at`.
     pub fn micros(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.clock).as_micros() as u64
+    }
+
+    /// The id the ledger knows user index `user` by: its uid with one
+    /// session per user (so nothing changes then), else `uid · sessions +
+    /// its session number`, one id per connection.
+    pub fn session_id(&self, user: usize) -> i64 {
+        let k = self.sessions.max(1);
+        self.uids[user] * k as i64 + (user as u64 % k) as i64
+    }
+
+    /// The seq written into the chat text of stream message `seq` sent by
+    /// user index `user`: `seq · sessions + its session number`, so that a
+    /// recipient can tell which session of the sender sent it
+    /// ([`Roster::sender_of`]).
+    pub fn wire_seq(&self, user: usize, seq: u64) -> u64 {
+        let k = self.sessions.max(1);
+        seq * k + user as u64 % k
+    }
+
+    /// The sender's ledger id and the stream seq of a message from `uid`
+    /// whose text carries `wire` ([`Roster::wire_seq`]).
+    pub fn sender_of(&self, uid: i64, wire: u64) -> (i64, u64) {
+        let k = self.sessions.max(1);
+        (uid * k as i64 + (wire % k) as i64, wire / k)
     }
 
     /// The chat text for message `seq`, stamped with the time now.
@@ -127,7 +155,10 @@ pub(crate) fn receive(
     }
     let me = roster.uids[recipient];
     let target = if id == Some(proto::ONE_CHAT_MSG) {
-        if target != me {
+        // With several sessions, a session gets its user's own messages
+        // sent from the others: self-copies, addressed to someone else.
+        let self_copy = roster.sessions > 1 && sender == me;
+        if target != me && !self_copy {
             outcome.error("one-to-one message delivered to the wrong user");
             return true;
         }
@@ -135,8 +166,13 @@ pub(crate) fn receive(
     } else {
         Target::Group(target)
     };
-    let key = StreamKey { sender, target };
-    if outcome.ledger.tracker(me, key).record(payload.seq) == Arrival::Duplicate {
+    let (sender_id, seq) = roster.sender_of(sender, payload.seq);
+    let key = StreamKey {
+        sender: sender_id,
+        target,
+    };
+    let tracker = outcome.ledger.tracker(roster.session_id(recipient), key);
+    if tracker.record(seq) == Arrival::Duplicate {
         return true;
     }
     tally.delivered += 1;

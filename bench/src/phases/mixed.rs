@@ -185,13 +185,17 @@ impl MixedPhase {
         if self.users[i].state != State::Online || io.now >= plan.send_until {
             return;
         }
-        let n = plan.roster.uids.len();
+        // With several sessions per user, indices are sessions: account
+        // `user / k`, whose first session alone changes friendships.
+        let k = plan.roster.sessions.max(1) as usize;
+        let (n, account) = (plan.roster.uids.len() / k, user / k);
         let group = plan.groups[user];
         let action = self.pick_action();
-        // The friend to add or delete; the original cannot delete, so in
-        // legacy mode a user who is already a friend is not picked.
-        let friend = (action == Action::Friend && user + 1 < n)
-            .then(|| user + 1 + self.rng.below((n - user - 1) as u64) as usize)
+        // The friend to add or delete (an account above this one, named by
+        // its first session); the original cannot delete, so in legacy
+        // mode a user who is already a friend is not picked.
+        let friend = (action == Action::Friend && account + 1 < n && user % k == 0)
+            .then(|| (account + 1 + self.rng.below((n - account - 1) as u64) as usize) * k)
             .filter(|f| !(plan.legacy && self.users[i].friends.contains(f)));
         match action {
             Action::Group if group.is_some() => {
@@ -218,8 +222,11 @@ impl MixedPhase {
             // Chat, and the fallback when the user has no group or no
             // friend to change.
             _ if n > 1 => {
-                let peer = (user + 1 + self.rng.below(n as u64 - 1) as usize) % n;
-                self.chat(io, i, Target::User(plan.roster.uids[peer]), 1);
+                let peer = (account + 1 + self.rng.below(n as u64 - 1) as usize) % n;
+                // Every session of the peer, and the sender's other
+                // sessions (self-copies).
+                let fanout = 2 * k as u64 - 1;
+                self.chat(io, i, Target::User(plan.roster.uids[peer * k]), fanout);
                 self.count("chat");
             }
             _ => {}
@@ -232,11 +239,12 @@ impl MixedPhase {
         let roster = Arc::clone(&self.plan.roster);
         let user = self.users[i].user;
         let key = StreamKey {
-            sender: roster.uids[user],
+            sender: roster.session_id(user),
             target,
         };
         let seq = self.outcome.ledger.next_seq(key);
-        let text = roster.text(seq);
+        let text = roster.text(roster.wire_seq(user, seq));
+        let uid = roster.uids[user];
         let name = &roster.names_json[user];
         let cid = self.acks.as_mut().map(|acks| {
             acks.cid(InFlight {
@@ -248,8 +256,8 @@ impl MixedPhase {
         let cid = cid.as_deref();
         let now = self.clock.now();
         let body = match target {
-            Target::User(to) => proto::one_chat(key.sender, name, to, &text, now, cid),
-            Target::Group(gid) => proto::group_chat(key.sender, name, gid, &text, now, cid),
+            Target::User(to) => proto::one_chat(uid, name, to, &text, now, cid),
+            Target::Group(gid) => proto::group_chat(uid, name, gid, &text, now, cid),
         };
         self.send(io, i, &body);
         self.tally.sent += 1;

@@ -62,8 +62,9 @@ fn tls(config: &Config) -> Result<Option<crate::tls::Tls>, BenchError> {
 /// Runs `config`; `soak` is the server a `soak` run started.
 fn run_with(config: &Config, soak: Option<soak::SoakServer>) -> Result<Report, BenchError> {
     let n = config.user_count();
-    sys::raise_nofile_limit(n as u64 + 256);
+    sys::raise_nofile_limit((n * config.sessions.max(1)) as u64 + 256);
     let (setup, reused) = initial_setup(config, n)?;
+    let setup = sessions_of(setup, config.sessions);
     let framing = match (config.legacy, config.websocket) {
         (true, _) => Framing::Bare,
         (false, true) => Framing::WebSocket,
@@ -131,6 +132,24 @@ fn initial_setup(config: &Config, n: usize) -> Result<(Setup, bool), BenchError>
         _ => {}
     }
     Ok((setup, false))
+}
+
+/// With `k` sessions per user, every account `a` becomes the connections
+/// (bench "users") `a·k .. a·k + k`, all logging in as `a`, and each group
+/// lists every session of its members (in order, so that a member's
+/// first session comes first). Only first sessions register, create and
+/// join ([`Runner::is_first_session`]). `k = 1` changes nothing.
+fn sessions_of(mut setup: Setup, k: usize) -> Setup {
+    if k <= 1 {
+        return setup;
+    }
+    setup.accounts = (setup.accounts.iter())
+        .flat_map(|a| std::iter::repeat_n(a.clone(), k))
+        .collect();
+    for g in &mut setup.groups {
+        g.members = g.members.iter().flat_map(|&m| m * k..m * k + k).collect();
+    }
+    setup
 }
 
 struct Runner<'a> {
@@ -340,14 +359,24 @@ impl Runner<'_> {
             .accounts
             .iter()
             .enumerate()
+            .filter(|(i, _)| self.is_first_session(*i))
             .map(|(i, a)| (i, vec![setup::register_step(&a.name, &password)]))
             .collect();
         let outcome = self.scripts("register", scripts)?;
+        let k = self.config.sessions.max(1);
         for (user, _, reply) in &outcome.replies {
             let uid = reply.get("uid").and_then(serde_json::Value::as_i64);
-            self.setup.accounts[*user].uid = uid;
+            for session in *user..(*user + k).min(self.setup.accounts.len()) {
+                self.setup.accounts[session].uid = uid;
+            }
         }
         Ok(outcome)
+    }
+
+    /// Whether connection `user` is its account's first session (every
+    /// connection is, with one session per user).
+    fn is_first_session(&self, user: usize) -> bool {
+        user.is_multiple_of(self.config.sessions.max(1))
     }
 
     fn login(&mut self) -> Result<Outcome, BenchError> {
@@ -405,7 +434,7 @@ impl Runner<'_> {
         let mut joins: HashMap<usize, Vec<Step>> = HashMap::new();
         for g in &self.setup.groups {
             let gid = g.gid.unwrap_or_default();
-            for &user in &g.members[1..] {
+            for &user in g.members[1..].iter().filter(|&&u| self.is_first_session(u)) {
                 let steps = setup::join_group_steps(uid(&self.setup, user), gid, legacy);
                 joins.entry(user).or_default().extend(steps);
             }

@@ -48,6 +48,7 @@ impl Runner<'_> {
                 .collect(),
             password: self.setup.password.clone(),
             size: self.config.size,
+            sessions: self.config.sessions.max(1) as u64,
         })
     }
 
@@ -158,11 +159,14 @@ impl Runner<'_> {
             .groups
             .iter()
             .filter_map(|g| {
-                let uids = g.members.iter().filter_map(|&m| self.setup.accounts[m].uid);
-                Some((g.gid?, uids.collect()))
+                let mut uids: Vec<i64> = (g.members.iter())
+                    .filter_map(|&m| self.setup.accounts[m].uid)
+                    .collect();
+                uids.dedup(); // a member's sessions are listed together
+                Some((g.gid?, uids))
             })
             .collect();
-        let totals = outcome.ledger.totals(&members);
+        let totals = (outcome.ledger).totals_for(&members, self.config.sessions.max(1) as i64);
         let r = &mut self.report;
         let sent = outcome.ledger.sent_total();
         r.sent = Some(sent);

@@ -24,7 +24,11 @@ use std::sync::{Arc, Mutex};
 #[derive(Default)]
 struct State {
     users: Vec<(String, String)>,
-    online: HashMap<i64, (u64, TcpStream)>,
+    /// Each user's logged-in connections (id, stream): at most `sessions`.
+    online: HashMap<i64, Vec<(u64, TcpStream)>>,
+    /// Connections one user may be logged in on (1: a second login gets
+    /// errno 2); with more, each gets self-copies of the others' chats.
+    sessions: usize,
     groups: Vec<(String, Vec<i64>)>,
     friends: HashSet<(i64, i64)>,
     offline: HashMap<i64, Vec<String>>,
@@ -51,20 +55,27 @@ pub struct MockServer {
 impl MockServer {
     /// Starts a server on an ephemeral loopback port.
     pub fn start(legacy: bool) -> MockServer {
-        MockServer::start_with(legacy, 0)
+        MockServer::start_with(legacy, 0, 1)
+    }
+
+    /// A server (our dialect) that lets each user log in on `sessions`
+    /// connections at once, as `chat-server --sessions-per-user`.
+    pub fn with_sessions(sessions: usize) -> MockServer {
+        MockServer::start_with(false, 0, sessions)
     }
 
     /// A server that stores and acks every chat but never delivers one in
     /// `lose_every`, for testing that the bench notices.
     pub fn lossy(lose_every: u64) -> MockServer {
-        MockServer::start_with(false, lose_every)
+        MockServer::start_with(false, lose_every, 1)
     }
 
-    fn start_with(legacy: bool, lose_every: u64) -> MockServer {
+    fn start_with(legacy: bool, lose_every: u64, sessions: usize) -> MockServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let state = Arc::new(Mutex::new(State {
             lose_every,
+            sessions,
             ..State::default()
         }));
         let coalesced = Arc::new(AtomicU64::new(0));
@@ -112,7 +123,15 @@ fn serve(stream: TcpStream, state: Arc<Mutex<State>>, legacy: bool, coalesced: A
     if let Some(uid) = me {
         let mut st = state.lock().expect("lock");
         // Only this connection's login: the user may be back on a new one.
-        if st.online.get(&uid).is_some_and(|(owner, _)| *owner == id) {
+        log_out(&mut st, uid, id);
+    }
+}
+
+/// Ends the session of `uid` on connection `id`, if it has one.
+fn log_out(st: &mut State, uid: i64, id: u64) {
+    if let Some(sessions) = st.online.get_mut(&uid) {
+        sessions.retain(|(owner, _)| *owner != id);
+        if sessions.is_empty() {
             st.online.remove(&uid);
         }
     }
@@ -135,11 +154,22 @@ fn groups_of(st: &State, uid: i64) -> Vec<String> {
         .collect()
 }
 
-fn deliver(st: &mut State, to: i64, msg: &Value, legacy: bool) {
+/// Sends `msg` to every session of `to` but the connection `except` (the
+/// sender's, for a self-copy), or stores it when `to` has none.
+fn deliver_but(st: &mut State, to: i64, msg: &Value, legacy: bool, except: Option<u64>) {
     match st.online.get(&to) {
-        Some((_, stream)) => send(stream, msg, legacy),
-        None => st.offline.entry(to).or_default().push(msg.to_string()),
+        Some(sessions) => {
+            for (_, stream) in sessions.iter().filter(|(id, _)| Some(*id) != except) {
+                send(stream, msg, legacy);
+            }
+        }
+        None if except.is_none() => st.offline.entry(to).or_default().push(msg.to_string()),
+        None => {}
     }
+}
+
+fn deliver(st: &mut State, to: i64, msg: &Value, legacy: bool) {
+    deliver_but(st, to, msg, legacy, None);
 }
 
 fn handle(
@@ -172,11 +202,13 @@ fn handle(
                 reply(json!({"msgId": 2, "errno": 1, "errmsg": "bad login"}));
                 return;
             }
-            let std::collections::hash_map::Entry::Vacant(slot) = st.online.entry(uid) else {
+            let limit = st.sessions;
+            let sessions = st.online.entry(uid).or_default();
+            if sessions.len() >= limit {
                 reply(json!({"msgId": 2, "errno": 2, "errmsg": "online"}));
                 return;
-            };
-            slot.insert((id, conn.try_clone().expect("clone")));
+            }
+            sessions.push((id, conn.try_clone().expect("clone")));
             *me = Some(uid);
             let offline = st.offline.remove(&uid).unwrap_or_default();
             let groups = groups_of(st, uid);
@@ -185,7 +217,7 @@ fn handle(
         }
         3 => {
             if let Some(uid) = me.take() {
-                st.online.remove(&uid);
+                log_out(st, uid, id);
             }
         }
         7 => reply(json!({"msgId": 8, "errno": 0, "groups": groups_of(st, int("uid"))})),
@@ -206,6 +238,9 @@ fn handle(
             st.logged += 1;
             if st.lose_every == 0 || !st.logged.is_multiple_of(st.lose_every) {
                 deliver(st, int("to"), &msg, legacy);
+                if st.sessions > 1 && int("to") != int("from") {
+                    deliver_but(st, int("from"), &msg, legacy, Some(id));
+                }
             }
         }
         29 => {
@@ -264,6 +299,8 @@ fn handle(
             for m in members.unwrap_or_default() {
                 if m != int("uid") {
                     deliver(st, m, req, legacy);
+                } else if st.sessions > 1 {
+                    deliver_but(st, m, req, legacy, Some(id));
                 }
             }
         }

@@ -179,23 +179,31 @@ fn hand_on(svc: &Arc<Service>, post: &Post, to: &Recipients, body: &str, at: Sto
         Recipients::User(uid) => {
             let own = self_copy(&bytes);
             send_to(svc, *uid, message(Some(bytes), None));
-            delivery::push(svc, sender, message(own, origin));
+            send_to(svc, sender, message(own, origin));
         }
         Recipients::Members(members) => {
             let own = self_copy(&bytes);
             for &m in members.iter().filter(|&&m| m != sender) {
                 send_to(svc, m, message(Some(bytes.clone()), None));
             }
-            delivery::push(svc, sender, message(own, origin));
+            send_to(svc, sender, message(own, origin));
         }
     }
 }
 
-/// Pushes `d` to `uid` here or, in cluster mode, routes it to their node.
+/// Pushes `d` to `uid` here or, in cluster mode, routes it to their node
+/// (with several sessions per user: here *and* to their other nodes).
 /// A user on no node needs nothing: the log keeps the message for their
 /// next login.
 fn send_to(svc: &Arc<Service>, uid: i64, d: Delivery) {
+    use crate::service::cluster_node::{routed, spreads, to_other_nodes};
+    let spread = (d.bytes.as_ref())
+        .filter(|_| spreads(svc))
+        .map(|b| routed(d.conv, d.seq, b));
     let Some(missed) = delivery::push(svc, uid, d) else {
+        if let Some(payload) = spread {
+            to_other_nodes(svc, uid, payload);
+        }
         return;
     };
     if let (Some(cluster), Some(bytes)) = (svc.cluster(), missed.bytes) {
@@ -218,23 +226,19 @@ fn refuse(post: &Post, errno: i64, errmsg: &str) {
 }
 
 /// The members of `gid`, ascending; `None`: no such group. From the cache
-/// on a single node; in cluster mode always from the shared store, since
-/// members join and quit on every node and each node's cache sees only
-/// its own changes. Blocks: a log writer or a worker only.
+/// (in cluster mode kept by the other nodes' notices: "Group membership
+/// cache" in ARCHITECTURE.md), else from the store. Blocks: a log writer
+/// or a worker only.
 fn members(svc: &Service, store: &dyn Store, gid: i64) -> Result<Option<Members>, StoreError> {
-    if svc.cluster().is_none() {
-        if let Some(m) = svc.groups.get(gid) {
-            return Ok(Some(m));
-        }
+    if let Some(m) = svc.groups.get(gid) {
+        return Ok(Some(m));
     }
     let generation = svc.groups.generation(gid);
     let mut ids = store.group_member_ids(gid)?;
     if ids.is_empty() && store.group(gid)?.is_none() {
         return Ok(None);
     }
-    if svc.cluster().is_none() {
-        svc.groups.insert_loaded(gid, generation, ids.clone());
-    }
+    svc.groups.insert_loaded(gid, generation, ids.clone());
     ids.sort_unstable();
     Ok(Some(Arc::new(ids)))
 }

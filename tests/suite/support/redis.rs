@@ -59,13 +59,25 @@ impl KeyPrefix {
         }
     }
 
-    /// The node holding `uid`'s claim (`GET {prefix}:user:{uid}`).
+    /// The node holding `uid`'s claim (`HKEYS {prefix}:user:{uid}`); with
+    /// sessions on several nodes, their ids joined by `,` in order.
     pub fn holder(&self, uid: i64) -> Option<String> {
-        let mut con = redis_con(&self.url)?;
-        redis::cmd("GET")
+        let nodes: Vec<String> = self.holders(uid).into_iter().map(|(n, _)| n).collect();
+        (!nodes.is_empty()).then(|| nodes.join(","))
+    }
+
+    /// Each node with a count of `uid`'s sessions (`HGETALL
+    /// {prefix}:user:{uid}`), by node id.
+    pub fn holders(&self, uid: i64) -> Vec<(String, i64)> {
+        let Some(mut con) = redis_con(&self.url) else {
+            return Vec::new();
+        };
+        let mut v: Vec<(String, i64)> = redis::cmd("HGETALL")
             .arg(format!("{}:user:{uid}", self.name))
             .query(&mut con)
-            .ok()?
+            .unwrap_or_default();
+        v.sort();
+        v
     }
 
     /// Subscribers of `node`'s channel (0 when Redis cannot be asked).
