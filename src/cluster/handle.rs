@@ -4,7 +4,7 @@
 //! is safe to call from any thread; the docs of each say whether it
 //! *blocks* (call it on a worker) or only *queues* (fine on an I/O thread).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -65,6 +65,8 @@ impl Cluster {
             subscribed: AtomicBool::new(false),
             counters: Counters::default(),
             barriers: Barriers::default(),
+            queued_publishes: AtomicUsize::new(0),
+            overflowed: AtomicBool::new(false),
         });
         let (ops_tx, ops_rx) = unbounded();
         let (stop_tx, stop_rx) = bounded::<()>(0);
@@ -262,8 +264,14 @@ impl Cluster {
         join(t.subscriber.take());
     }
 
-    /// Queues a call; after a stop, degrades it here instead.
+    /// Queues a call; after a stop, or for a publish that finds the queue
+    /// full, degrades it here instead (as when Redis is down).
     fn enqueue(&self, call: Call) -> Result<(), ()> {
+        let publish = matches!(call, Call::Publish { .. });
+        if publish && !self.take_publish_room() {
+            call.degrade(&self.shared);
+            return Err(());
+        }
         let refused = match &*self.ops.read() {
             Some(tx) => match tx.send(Op::Call(call)) {
                 Ok(()) => return Ok(()),
@@ -271,10 +279,28 @@ impl Cluster {
             },
             None => Op::Call(call),
         };
+        if publish {
+            self.shared.queued_publishes.fetch_sub(1, Ordering::AcqRel);
+        }
         if let Op::Call(c) = refused {
             c.degrade(&self.shared);
         }
         Err(())
+    }
+
+    /// Counts one more publish in the queue, unless it is full: then
+    /// counts the overflow and flags it for the publisher, which tells the
+    /// other nodes to catch their users up (the refused message is in the
+    /// log; only its live delivery is missed).
+    fn take_publish_room(&self) -> bool {
+        let s = &self.shared;
+        if s.queued_publishes.fetch_add(1, Ordering::AcqRel) < s.cfg.max_queued_publishes {
+            return true;
+        }
+        s.queued_publishes.fetch_sub(1, Ordering::AcqRel);
+        Counters::bump(&s.counters.publish_overflows);
+        s.overflowed.store(true, Ordering::Release);
+        false
     }
 }
 

@@ -160,7 +160,7 @@ mod shared;
 mod subscriber;
 mod throttle;
 
-pub use config::{default_node_id, ClusterConfig, ClusterError};
+pub use config::{default_node_id, ClusterConfig, ClusterError, MAX_QUEUED_PUBLISHES};
 pub use handle::Cluster;
 pub use throttle::SharedThrottle;
 
@@ -272,4 +272,8 @@ pub struct ClusterStats {
     pub stored_by_receiver: u64,
     /// Reconnections of the publisher to Redis after a loss.
     pub reconnects: u64,
+    /// Messages not queued for Redis because the publisher's queue was
+    /// full ([`ClusterConfig::max_queued_publishes`]); each was handled as
+    /// if Redis were down.
+    pub publish_overflows: u64,
 }

@@ -33,6 +33,16 @@
 //! *and* is stored offline — a possible duplicate, chosen over a possible
 //! loss.
 //!
+//! # When the queue is full
+//!
+//! Messages are bounded in the queue (`ClusterConfig::max_queued_publishes`,
+//! counted in `Shared::queued_publishes`): past it the handle degrades a
+//! message at once instead of queueing it, and flags the overflow, which
+//! this thread reports on the catch-up channel (at most once per
+//! [`OVERFLOW_REPORT`]). The order per sender still holds for what
+//! arrives: a later message that does get through finds a gap at the
+//! recipient's cursor, which fills it from the log first.
+//!
 //! # When Redis returns
 //!
 //! Three things are settled on the new connection, before any queued call:
@@ -77,6 +87,9 @@ const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Most calls sent in one write.
 pub(crate) const MAX_BATCH: usize = 512;
+
+/// The shortest time between two reports of an overflowed queue.
+const OVERFLOW_REPORT: Duration = Duration::from_secs(1);
 
 /// A connection unused this long gets a `PING` before the next batch, so
 /// that a Redis restarted meanwhile costs a reconnection, not a batch of
@@ -224,6 +237,10 @@ pub(crate) struct Publisher {
     /// Messages were degraded (stored, not routed) because the link was
     /// down or broke: said on the catch-up channel once it works again.
     missed: bool,
+    /// When an overflowed queue was last reported.
+    overflow_reported: Option<Instant>,
+    /// When an overflow not yet reported is due to be.
+    overflow_at: Option<Instant>,
     /// Users here whom another live node held at the last sync: claimed
     /// again at `recheck_at`.
     contested: Vec<i64>,
@@ -275,6 +292,8 @@ impl Publisher {
             health,
             refused: Refusals::default(),
             missed: false,
+            overflow_reported: None,
+            overflow_at: None,
             contested: Vec::new(),
             recheck_at: None,
             barrier_at: None,
@@ -294,6 +313,7 @@ impl Publisher {
                 self.recheck();
             }
             self.barrier_at = self.shared.barriers.expire(Instant::now());
+            self.after_overflow();
             let first = match self.next_op() {
                 Ok(op) => op,
                 Err(RecvTimeoutError::Timeout) => continue,
@@ -309,9 +329,42 @@ impl Publisher {
                     Err(_) => break,
                 }
             }
+            let publishes = batch
+                .iter()
+                .filter(|op| matches!(op, Op::Call(Call::Publish { .. })))
+                .count();
+            self.shared
+                .queued_publishes
+                .fetch_sub(publishes, Ordering::AcqRel);
             if self.shared.aborted() || self.execute(batch).is_break() {
                 return;
             }
+            self.after_overflow();
+        }
+    }
+
+    /// Reports missed routes once the queue overflowed (the handle refused
+    /// publishes, see `Cluster::send_to_user`): the other nodes then catch
+    /// their users up from the log. At most once per [`OVERFLOW_REPORT`],
+    /// since under an overload that lasts every report costs each node a
+    /// reconciliation of all its users.
+    fn after_overflow(&mut self) {
+        self.overflow_at = None;
+        if !self.shared.overflowed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(t) = self.overflow_reported {
+            if t.elapsed() < OVERFLOW_REPORT {
+                // Not yet: `next_op` wakes for it.
+                self.overflow_at = Some(t + OVERFLOW_REPORT);
+                return;
+            }
+        }
+        self.shared.overflowed.store(false, Ordering::Release);
+        self.missed = true;
+        if self.redis.is_some() {
+            self.overflow_reported = Some(Instant::now());
+            self.report_missed();
         }
     }
 
@@ -319,7 +372,7 @@ impl Publisher {
     /// due (without a connection) or the next recheck.
     fn next_op(&self) -> Result<Op, RecvTimeoutError> {
         let attempt = self.redis.is_none().then_some(self.next_attempt);
-        let until = [attempt, self.recheck_at, self.barrier_at]
+        let until = [attempt, self.recheck_at, self.barrier_at, self.overflow_at]
             .into_iter()
             .flatten()
             .min();

@@ -7,7 +7,7 @@
 //! imports another's except for the queue they talk through (the heartbeat
 //! sends the publisher's `Op`).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -41,6 +41,12 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     /// This node's group changes waiting for the other nodes.
     pub(crate) barriers: Barriers,
+    /// Publishes in the publisher's queue (bounded by
+    /// `cfg.max_queued_publishes`).
+    pub(crate) queued_publishes: AtomicUsize,
+    /// A publish was refused at the full queue since the publisher last
+    /// looked: it reports missed routes (the catch-up channel).
+    pub(crate) overflowed: AtomicBool,
 }
 
 impl Shared {
@@ -98,6 +104,7 @@ pub(crate) struct Counters {
     pub(crate) delivered: AtomicU64,
     pub(crate) stored_by_receiver: AtomicU64,
     pub(crate) reconnects: AtomicU64,
+    pub(crate) publish_overflows: AtomicU64,
 }
 
 impl Counters {
@@ -115,6 +122,7 @@ impl Counters {
             delivered: get(&self.delivered),
             stored_by_receiver: get(&self.stored_by_receiver),
             reconnects: get(&self.reconnects),
+            publish_overflows: get(&self.publish_overflows),
         }
     }
 }

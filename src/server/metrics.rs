@@ -60,7 +60,7 @@ pub struct Metrics {
     worker_jobs: AtomicU64,
     /// Sampled cluster counters (published, stored by sender, delivered,
     /// stored by receiver, reconnects), when in cluster mode.
-    cluster: [AtomicU64; 5],
+    cluster: [AtomicU64; 6],
     cluster_on: AtomicBool,
     /// `--metrics off`: nothing is counted (to measure what counting costs).
     off: AtomicBool,
@@ -76,7 +76,7 @@ pub static METRICS: Metrics = Metrics {
     cpu_micros: AtomicU64::new(0),
     open_fds: AtomicU64::new(0),
     worker_jobs: AtomicU64::new(0),
-    cluster: [const { AtomicU64::new(0) }; 5],
+    cluster: [const { AtomicU64::new(0) }; 6],
     cluster_on: AtomicBool::new(false),
     off: AtomicBool::new(false),
 };
@@ -152,6 +152,7 @@ pub fn record_sample(logged_in: usize, worker_jobs: usize, cluster: Option<Clust
             c.delivered,
             c.stored_by_receiver,
             c.reconnects,
+            c.publish_overflows,
         ];
         for (slot, v) in METRICS.cluster.iter().zip(values) {
             slot.store(v, Ordering::Relaxed);
@@ -333,6 +334,10 @@ impl Collector for ChatCollector {
                 (
                     "chat_cluster_reconnects",
                     "Reconnections of the publisher to Redis",
+                ),
+                (
+                    "chat_cluster_publish_overflows",
+                    "Messages not queued for Redis: the publisher's queue was full",
                 ),
             ];
             for ((name, help), v) in names.into_iter().zip(&m.cluster) {

@@ -32,6 +32,7 @@ pub fn tests() -> Vec<Test> {
     let private = tests![
         a_redis_outage_degrades_then_recovers_without_restart,
         after_a_hang_double_claims_are_settled_and_missed_routes_reported,
+        a_full_publisher_queue_refuses_publishes_at_once,
     ];
     (shared.into_iter().map(|t| t.needs(&[Need::Redis])))
         .chain(private.into_iter().map(|t| t.needs(&[Need::RedisServer])))
@@ -558,6 +559,69 @@ fn after_a_hang_double_claims_are_settled_and_missed_routes_reported() {
     assert_eq!(p.holder(70).as_deref(), Some("a"));
     assert!(la.lost.lock().is_empty());
     assert!(!lb.caught_up.lock().contains(&70));
+    a.shutdown();
+    b.shutdown();
+}
+
+/// The publisher's queue is bounded: while Redis hangs and the publisher
+/// waits out its I/O timeout, messages past `max_queued_publishes` are
+/// not queued but handled at once, on the sending thread, as when Redis is
+/// down (stored by the sender: the log keeps them); none vanishes, and the
+/// other node is told to catch its users up.
+fn a_full_publisher_queue_refuses_publishes_at_once() {
+    let redis = PrivateRedis::start();
+    let p = KeyPrefix::new(&redis.url(), "full");
+    let cfg = |id: &str| ClusterConfig {
+        io_timeout: Duration::from_millis(800),
+        reconnect_max: Duration::from_millis(500),
+        max_queued_publishes: 16,
+        ..config(&p, id, Duration::from_secs(10))
+    };
+    let start = |id: &str| {
+        let local = Arc::new(TestNode::default());
+        let cluster = match Cluster::start(cfg(id), local.clone()) {
+            Ok(c) => c,
+            Err(e) => panic!("start {id}: {e}"),
+        };
+        wait_until("the node is connected and subscribed", || {
+            cluster.is_connected() && cluster.is_subscribed()
+        });
+        (cluster, local)
+    };
+    let (a, la) = start("a");
+    let (b, lb) = start("b");
+    login(&a, &la, 80);
+    b.send_to_user(80, b"before\n".to_vec());
+    wait_until("the first message crossed", || {
+        la.delivered_to(80) == [b"before\n"]
+    });
+    let subscribed_before = la.subscribed.load(Ordering::SeqCst);
+
+    redis.pause();
+    // The publisher takes this one and waits for Redis (up to 800 ms)...
+    b.send_to_user(80, b"stuck\n".to_vec());
+    std::thread::sleep(Duration::from_millis(100));
+    // ...so 16 of these wait in the queue, and the rest are refused now.
+    for i in 0..200 {
+        b.send_to_user(80, format!("m{i}\n").into_bytes());
+    }
+    let refused_now = lb.offline_for(80).len();
+    let overflows = b.stats().publish_overflows;
+    assert!(
+        (150..=184).contains(&refused_now),
+        "{refused_now} of 200 handled at once (16 may wait)"
+    );
+    assert_eq!(overflows, refused_now as u64);
+    redis.resume();
+
+    // Every message is accounted for: delivered, or stored by the sender.
+    wait_until("all 201 delivered or stored", || {
+        let delivered = la.delivered_to(80).len() - 1;
+        delivered + lb.offline_for(80).len() == 201
+    });
+    wait_until("a was told to catch up", || {
+        la.subscribed.load(Ordering::SeqCst) > subscribed_before
+    });
     a.shutdown();
     b.shutdown();
 }
