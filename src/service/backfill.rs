@@ -73,9 +73,11 @@ fn fill_within(
         None if conv.has_participant(uid) => 0,
         None => return Ok(()), // no longer a member
     };
-    // With several sessions a fill cannot tell which one sent the user's
-    // own messages: every session is sent them (the sender's cursor is
-    // usually past them already, as it moved when it sent).
+    // With several sessions the user's own messages are sent too (the
+    // other sessions' self-copies), but not to the session that sent one:
+    // its cursor is usually past it already, as it moved when it sent,
+    // and when that message came past a gap the session remembered it
+    // (`Cursors::own_ahead`).
     let self_copies = svc.sessions_per_user() > 1;
     while *budget > 0 {
         let Some(from) = cursor_of(svc, uid, peer_id, conv) else {
@@ -101,7 +103,8 @@ fn fill_within(
                     break;
                 }
                 // The log is the authority: a seq missing from it was pruned.
-                if e.sender != uid || conv.other(uid) == Some(uid) || self_copies {
+                let sent_here = e.sender == uid && cursors.take_own_ahead(conv, e.seq);
+                if !sent_here && (e.sender != uid || conv.other(uid) == Some(uid) || self_copies) {
                     let bytes = e.delivered();
                     *budget = budget.saturating_sub(bytes.len());
                     let end = peer.send_counted(bytes);

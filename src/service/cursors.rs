@@ -69,7 +69,16 @@ pub struct Cursors {
     last_end: u64,
     /// Entries in all `unconfirmed` queues.
     unconfirmed: usize,
+    /// Messages this session sent itself that came back from the log
+    /// writer past a gap (`(conv, seq)` above the cursor): the fill that
+    /// closes the gap reads them from the log and must not send them to
+    /// the session that sent them. At most [`MAX_OWN_AHEAD`].
+    own_ahead: Vec<(Conv, i64)>,
 }
+
+/// The most own messages one session remembers past a gap; beyond, the
+/// fill sends one back (in its place, as the self-copy it would be).
+const MAX_OWN_AHEAD: usize = 64;
 
 impl Cursors {
     /// The cursors a login starts from: per conversation, the position it
@@ -132,6 +141,29 @@ impl Cursors {
         p.handed = p.handed.max(seq);
         let end = self.last_end;
         self.record(conv, seq, end, written);
+    }
+
+    /// Remembers that this session sent message `seq` of `conv`, which
+    /// is past a gap at its cursor (the fill that closes the gap skips it).
+    pub fn own_ahead(&mut self, conv: Conv, seq: i64) {
+        let convs = &self.convs;
+        self.own_ahead
+            .retain(|&(c, s)| s > convs.get(&c).map_or(0, |p| p.handed));
+        if self.own_ahead.len() < MAX_OWN_AHEAD {
+            self.own_ahead.push((conv, seq));
+        }
+    }
+
+    /// Whether this session sent message `seq` of `conv` past a gap
+    /// ([`own_ahead`](Self::own_ahead)); forgets it.
+    pub fn take_own_ahead(&mut self, conv: Conv, seq: i64) -> bool {
+        match self.own_ahead.iter().position(|&e| e == (conv, seq)) {
+            Some(i) => {
+                self.own_ahead.swap_remove(i);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Raises the cursor of `conv` to at least `seq`, confirmed, not

@@ -149,10 +149,14 @@ fn offer_online(peer: &PeerRef, cursors: &mut Cursors, d: Delivery) -> Offered {
     if d.seq <= last {
         return Offered::Done;
     }
+    let sent_here = d.origin == Some(peer.id());
     if d.seq > last + 1 {
+        if sent_here {
+            // The fill reads it from the log: not to be sent back here.
+            cursors.own_ahead(d.conv, d.seq);
+        }
         return Offered::Gap;
     }
-    let sent_here = d.origin == Some(peer.id());
     match d.bytes {
         Some(bytes) if !sent_here => {
             let end = peer.send_counted(bytes);

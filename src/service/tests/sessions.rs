@@ -76,3 +76,61 @@ fn a_second_session_gets_what_arrives_during_its_login_once() {
         "offline with the last session"
     );
 }
+
+/// A session's own message that reaches it past a gap (in cluster mode,
+/// messages committed on two nodes cross in Redis) is not sent back to it
+/// by the fill that closes the gap; the user's other session gets it, as
+/// its self-copy, after the missing one.
+#[test]
+fn a_fill_does_not_send_a_session_its_own_message() {
+    use crate::model::Conv;
+    use crate::service::delivery::{self, Delivery};
+    use crate::storage::{NewEntry, Store};
+
+    let h = Harness::new();
+    let alice_id = h.user("alice");
+    let bob_id = h.user("bob");
+    h.svc.set_sessions_per_user(2);
+    let first = h.logged_in("bob");
+    let second = h.logged_in("bob");
+    h.settle();
+    first.take_frames();
+    second.take_frames();
+
+    // Two entries in the log that nobody was pushed: alice's (seq 1),
+    // then one that `first` sent (seq 2).
+    let conv = Conv::direct(alice_id, bob_id).unwrap();
+    let entry = |sender: i64, text: &str| NewEntry {
+        conv,
+        sender,
+        cid: None,
+        body: format!(r#"{{"msgId":9,"msg":"{text}"}}"#),
+    };
+    h.store
+        .append(&[entry(alice_id, "missing"), entry(bob_id, "mine")])
+        .unwrap();
+    // The writer's push of seq 2 to its sender, past the gap at 1.
+    let self_copy = br#"{"msgId":9,"msg":"mine","seq":2}"#.to_vec();
+    delivery::push(
+        &h.svc,
+        bob_id,
+        Delivery {
+            conv,
+            seq: 2,
+            bytes: Some(self_copy),
+            origin: Some(first.id()),
+            received: None,
+        },
+    );
+    h.settle();
+
+    let texts = |frames: Vec<serde_json::Value>| -> Vec<String> {
+        frames.iter().map(|f| text(f).to_owned()).collect()
+    };
+    assert_eq!(
+        texts(first.take_frames()),
+        ["missing"],
+        "no own message back"
+    );
+    assert_eq!(texts(second.take_frames()), ["missing", "mine"]);
+}
