@@ -138,9 +138,15 @@ fn node(prefix: &KeyPrefix, id: &str) -> (Arc<Cluster>, Arc<TestNode>) {
 }
 
 fn node_with(prefix: &KeyPrefix, id: &str, liveness: Duration) -> (Arc<Cluster>, Arc<TestNode>) {
+    start_node(config(prefix, id, liveness))
+}
+
+/// Starts a node with `cfg` and waits until it is connected and subscribed.
+fn start_node(cfg: ClusterConfig) -> (Arc<Cluster>, Arc<TestNode>) {
     let _ = env_logger::builder().is_test(true).try_init();
+    let id = cfg.node_id.clone();
     let local = Arc::new(TestNode::default());
-    let cluster = match Cluster::start(config(prefix, id, liveness), local.clone()) {
+    let cluster = match Cluster::start(cfg, local.clone()) {
         Ok(c) => c,
         Err(e) => panic!("start {id}: {e}"),
     };
@@ -158,19 +164,10 @@ fn node_with(prefix: &KeyPrefix, id: &str, liveness: Duration) -> (Arc<Cluster>,
 fn sessions_are_counted_per_node_up_to_the_limit() {
     let p = shared_redis("counted");
     let three = |id: &str| {
-        let local = Arc::new(TestNode::default());
-        let cfg = ClusterConfig {
+        start_node(ClusterConfig {
             sessions_per_user: 3,
             ..config(&p, id, LIVENESS)
-        };
-        let cluster = match Cluster::start(cfg, local.clone()) {
-            Ok(c) => c,
-            Err(e) => panic!("start {id}: {e}"),
-        };
-        wait_until("connected and subscribed", || {
-            cluster.is_connected() && cluster.is_subscribed()
-        });
-        (cluster, local)
+        })
     };
     let ((a, la), (b, lb), (c, _lc)) = (three("a"), three("b"), three("c"));
     login(&a, &la, 80);
@@ -518,17 +515,7 @@ fn after_a_hang_double_claims_are_settled_and_missed_routes_reported() {
         reconnect_max: Duration::from_millis(500),
         ..config(&p, id, Duration::from_secs(10))
     };
-    let start = |id: &str| {
-        let local = Arc::new(TestNode::default());
-        let cluster = match Cluster::start(fast(id), local.clone()) {
-            Ok(c) => c,
-            Err(e) => panic!("start {id}: {e}"),
-        };
-        wait_until("the node is connected and subscribed", || {
-            cluster.is_connected() && cluster.is_subscribed()
-        });
-        (cluster, local)
-    };
+    let start = |id: &str| start_node(fast(id));
     let (a, la) = start("a");
     let (b, lb) = start("b");
     login(&a, &la, 70);
@@ -577,17 +564,7 @@ fn a_full_publisher_queue_refuses_publishes_at_once() {
         max_queued_publishes: 16,
         ..config(&p, id, Duration::from_secs(10))
     };
-    let start = |id: &str| {
-        let local = Arc::new(TestNode::default());
-        let cluster = match Cluster::start(cfg(id), local.clone()) {
-            Ok(c) => c,
-            Err(e) => panic!("start {id}: {e}"),
-        };
-        wait_until("the node is connected and subscribed", || {
-            cluster.is_connected() && cluster.is_subscribed()
-        });
-        (cluster, local)
-    };
+    let start = |id: &str| start_node(cfg(id));
     let (a, la) = start("a");
     let (b, lb) = start("b");
     login(&a, &la, 80);
