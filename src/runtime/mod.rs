@@ -9,6 +9,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`workers`] | [`WorkerPool`]: N threads, one FIFO queue each, a job's key picks its thread |
+//! | [`delay`] | [`Delay`]: a short job run a little later, on one thread (a held gap's fill) |
 //! | [`priority`] | [`Priority`]: a pool thread's nice value or `SCHED_IDLE` class |
 //! | [`hash_gate`] | [`HashGate`]: a hash waits while the I/O loops are busy |
 //! | [`hash_queue`] | [`HashQueue`]: the hashing threads, their queue fair between addresses and connections |
@@ -61,6 +62,7 @@
 //! the job hashes with the service's [`PasswordHasher`].
 
 pub mod allocator;
+pub mod delay;
 pub mod hash_gate;
 pub mod hash_queue;
 pub mod histogram;
@@ -73,6 +75,7 @@ pub mod word_hash;
 pub mod workers;
 
 pub use allocator::return_large_allocations_to_the_os;
+pub use delay::Delay;
 pub use hash_gate::{BusyTime, HashGate};
 pub use hash_queue::HashQueue;
 pub use histogram::Histogram;

@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use super::delivery::cursor_of;
+use super::delivery::{cursor_of, release_held, GAP_GRACE};
 use super::online::{session_mut, Presence};
 use super::{user_key, Service};
 use crate::model::Conv;
@@ -42,10 +42,72 @@ pub fn schedule_fill(svc: &Arc<Service>, uid: i64, peer_id: u64, conv: Conv, upt
     });
 }
 
+/// Queues, [`GAP_GRACE`] from now, a [`fill_held`] of `conv` for `uid`'s
+/// session on the peer `peer_id`, on the user's worker: the check of a
+/// gap whose next message was held ([`super::early`]). Any thread.
+pub fn schedule_held_fill(svc: &Arc<Service>, uid: i64, peer_id: u64, conv: Conv) {
+    // Weak: a check still waiting does not keep a stopped service alive.
+    let weak = Arc::downgrade(svc);
+    svc.delay.after(GAP_GRACE, move || {
+        let Some(svc) = weak.upgrade() else {
+            return;
+        };
+        let job_svc = svc.clone();
+        svc.workers.submit(user_key(uid), move || {
+            let store = job_svc.store.clone();
+            if let Err(e) = fill_held(&job_svc, &*store, uid, peer_id, conv) {
+                log::error!("filling a gap in {conv} for {uid}: {e}");
+            }
+        });
+    });
+}
+
+/// Worker: the check [`schedule_held_fill`] queues. When messages are
+/// still held past a gap in `conv`, fills up to the highest of them from
+/// the log (which sends the missing ones and the held ones after them, in
+/// order); when the gap closed meanwhile, does nothing. Held messages
+/// left past a newer gap get a check of their own.
+///
+/// # Errors
+/// The store failed: the held messages are dropped (the log has them; the
+/// next gap starts over).
+pub fn fill_held(
+    svc: &Arc<Service>,
+    store: &dyn Store,
+    uid: i64,
+    peer_id: u64,
+    conv: Conv,
+) -> Result<(), StoreError> {
+    let Some(upto) = held_top(svc, uid, peer_id, conv) else {
+        return Ok(()); // closed by itself: no query
+    };
+    if let Err(e) = fill(svc, store, uid, peer_id, conv, upto) {
+        if let Some(Presence::Online { cursors, .. }) =
+            session_mut(&mut svc.online.lock(uid), uid, peer_id)
+        {
+            cursors.forget_held(conv);
+        }
+        return Err(e);
+    }
+    if held_top(svc, uid, peer_id, conv).is_some() {
+        schedule_held_fill(svc, uid, peer_id, conv);
+    }
+    Ok(())
+}
+
+/// The highest seq held past a gap in `conv` by `uid`'s session on
+/// `peer_id`, if any.
+fn held_top(svc: &Service, uid: i64, peer_id: u64, conv: Conv) -> Option<i64> {
+    match session_mut(&mut svc.online.lock(uid), uid, peer_id) {
+        Some(Presence::Online { cursors, .. }) => cursors.highest_held(conv),
+        _ => None,
+    }
+}
+
 /// Worker: sends `uid`'s session on `peer_id` the messages of `conv` after
 /// its cursor, up to at least `upto`, from the log, in order. Reads the
 /// user's floor (a group member reads only what came after their join)
-/// first.
+/// once a read is needed.
 pub fn fill(
     svc: &Arc<Service>,
     store: &dyn Store,
@@ -68,6 +130,9 @@ fn fill_within(
     upto: i64,
     budget: &mut usize,
 ) -> Result<(), StoreError> {
+    if cursor_of(svc, uid, peer_id, conv).is_none_or(|at| at >= upto) {
+        return Ok(()); // gone, or the gap closed by itself
+    }
     let floor = match store.conv_state(uid, conv)? {
         Some(state) => state.joined_seq,
         None if conv.has_participant(uid) => 0,
@@ -103,7 +168,8 @@ fn fill_within(
                     break;
                 }
                 // The log is the authority: a seq missing from it was pruned.
-                let sent_here = e.sender == uid && cursors.take_own_ahead(conv, e.seq);
+                let sent_here = e.sender == uid
+                    && (cursors.take_own_ahead(conv, e.seq) || cursors.held_own(conv, e.seq));
                 if !sent_here && (e.sender != uid || conv.other(uid) == Some(uid) || self_copies) {
                     let bytes = e.delivered();
                     *budget = budget.saturating_sub(bytes.len());
@@ -113,6 +179,9 @@ fn fill_within(
                     cursors.own(conv, e.seq, peer.written());
                 }
             }
+            // Held copies the log just sent are dropped; held ones past
+            // what it read (they arrived meanwhile) follow in order.
+            release_held(peer, cursors, conv);
         }
         if !more || last.is_none_or(|l| l >= upto) {
             break;

@@ -7,6 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
+use super::early::{Early, Held, Holding};
 use crate::model::Conv;
 use crate::runtime::WordHash;
 
@@ -74,6 +75,8 @@ pub struct Cursors {
     /// closes the gap reads them from the log and must not send them to
     /// the session that sent them. At most [`MAX_OWN_AHEAD`].
     own_ahead: Vec<(Conv, i64)>,
+    /// Messages past a gap, held until it closes ([`super::early`]).
+    early: Early,
 }
 
 /// The most own messages one session remembers past a gap; beyond, the
@@ -163,6 +166,38 @@ impl Cursors {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Holds message `seq` of `conv`, past a gap at the cursor, until the
+    /// gap closes ([`super::early`]).
+    pub fn hold(&mut self, conv: Conv, seq: i64, held: Held) -> Holding {
+        self.early.hold(conv, seq, held)
+    }
+
+    /// The held message that comes next in `conv` (the cursor + 1), with
+    /// its seq; held ones the cursor passed meanwhile are forgotten.
+    pub fn next_held(&mut self, conv: Conv) -> Option<(i64, Held)> {
+        let next = self.get(conv) + 1;
+        self.early.next(conv, next - 1).map(|h| (next, h))
+    }
+
+    /// The highest seq held past a gap in `conv`.
+    pub fn highest_held(&self, conv: Conv) -> Option<i64> {
+        self.early.highest(conv)
+    }
+
+    /// Whether `seq` of `conv` is held as this session's own message.
+    pub fn held_own(&self, conv: Conv, seq: i64) -> bool {
+        self.early.is_own(conv, seq)
+    }
+
+    /// Forgets what is held in `conv` (a fill failed: the next gap
+    /// starts over).
+    pub fn forget_held(&mut self, conv: Conv) {
+        if let Some(top) = self.early.highest(conv) {
+            // Takes (and drops) every one at or below the top.
+            self.early.next(conv, top);
         }
     }
 

@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `≤ cursor` | nothing: handed already (a retry, a message the login ack carried) |
 //! | `cursor + 1` | sends it, moves the cursor |
-//! | `> cursor + 1` | a **gap**: queues [`fill`] on the user's worker, which reads the missing ones (and this one) from the log and sends them in order |
+//! | `> cursor + 1` | a **gap**: holds it ([`super::early`]) and, if the gap is still open [`GAP_GRACE`] later, queues [`fill`] on the user's worker, which reads the missing ones (and the held ones) from the log and sends them in order |
 //!
 //! On a single node a conversation's messages are pushed by one log
 //! thread in seq order, so gaps are rare (a login buffer that overflowed).
@@ -18,6 +18,10 @@
 //! cross on their way here; the gap check puts them back in order, and
 //! since seq is allocated under the conversation's row lock, every message
 //! below one that has committed has committed too: the fill finds them.
+//! Usually it is not needed: the missing message is a few milliseconds
+//! behind, in Redis, and when it arrives it is sent and the held ones
+//! after it, with no query. The fill is for what never arrives (a message
+//! Redis dropped, a login buffer that overflowed).
 //!
 //! Sends happen under the user's online-map shard lock, so that two
 //! threads pushing to one user (a log thread and a fill, or the subscriber)
@@ -44,10 +48,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use super::backfill::{
-    continue_when_drained, fill, reconcile, schedule_backlog, schedule_fill, schedule_reconcile,
-    schedule_reconcile_all, BACKLOG_STEP_BYTES,
+    continue_when_drained, fill, fill_held, reconcile, schedule_backlog, schedule_fill,
+    schedule_held_fill, schedule_reconcile, schedule_reconcile_all, BACKLOG_STEP_BYTES,
 };
 pub use super::cursors::{Cursors, Delivery};
+use super::early::{Held, Holding};
 use super::latency;
 use super::online::{session_mut, Presence, MAX_BUFFERED};
 use super::{user_key, PeerRef, Service};
@@ -56,13 +61,22 @@ use crate::model::Conv;
 /// How often the cursors of users who stay online are written.
 pub const CURSOR_FLUSH: Duration = Duration::from_secs(5);
 
+/// How long a message past a gap is held before the gap is filled from
+/// the log ([`super::early`]): long enough for a message still crossing
+/// Redis under load (a few milliseconds), short enough that a message
+/// that was lost is late by nothing a reader notices.
+pub const GAP_GRACE: Duration = Duration::from_millis(50);
+
 /// What one session made of a delivery.
 enum Offered {
     /// Sent (or, for the session's own message, counted), buffered, or not
     /// needed: done.
     Done,
-    /// A gap before it: fill this session from the log.
+    /// A gap before it: fill this session from the log now.
     Gap,
+    /// A gap before it, and the message held: fill after [`GAP_GRACE`]
+    /// if the gap is still open.
+    Held,
     /// The session is closing: given back.
     Closing(Delivery),
 }
@@ -76,20 +90,24 @@ pub fn push(svc: &Arc<Service>, uid: i64, d: Delivery) -> Option<Delivery> {
     let seq = d.seq;
     let mut gaps = Vec::new();
     let missed = offer(&mut svc.online.lock(uid), uid, d, &mut gaps);
-    for peer_id in gaps {
-        schedule_fill(svc, uid, peer_id, conv, seq);
+    for (peer_id, now) in gaps {
+        if now {
+            schedule_fill(svc, uid, peer_id, conv, seq);
+        } else {
+            schedule_held_fill(svc, uid, peer_id, conv);
+        }
     }
     missed
 }
 
 /// The shard-locked part of [`push`]: offers `d` to each session (a copy
-/// to all but the last), noting in `gaps` the sessions to fill. `Some`
-/// when no session took it.
+/// to all but the last), noting in `gaps` the sessions to fill (now, or
+/// after the grace). `Some` when no session took it.
 fn offer(
     shard: &mut super::online::Shard,
     uid: i64,
     d: Delivery,
-    gaps: &mut Vec<u64>,
+    gaps: &mut Vec<(u64, bool)>,
 ) -> Option<Delivery> {
     let Some(sessions) = shard.get_mut(&uid) else {
         return Some(d);
@@ -108,7 +126,11 @@ fn offer(
             Offered::Done => taken = true,
             Offered::Gap => {
                 taken = true;
-                gaps.push(session.peer_id());
+                gaps.push((session.peer_id(), true));
+            }
+            Offered::Held => {
+                taken = true;
+                gaps.push((session.peer_id(), false));
             }
             Offered::Closing(back) => rest = Some(back),
         }
@@ -143,32 +165,78 @@ fn offer_session(session: &mut Presence, d: Delivery) -> Offered {
 /// The cursor check and the send, under the shard lock. The session that
 /// sent `d` only moves its cursor; any other gets the bytes (a self-copy,
 /// for a message of its user's), or, should they be missing, fills them
-/// from the log.
+/// from the log. Past a gap `d` is held; the next in order releases what
+/// it unblocks.
 fn offer_online(peer: &PeerRef, cursors: &mut Cursors, d: Delivery) -> Offered {
     let last = cursors.get(d.conv);
     if d.seq <= last {
         return Offered::Done;
     }
-    let sent_here = d.origin == Some(peer.id());
+    let own = d.origin == Some(peer.id());
+    // Another session's message without a self-copy: only the log has it.
+    let unsendable = d.bytes.is_none() && !own && d.origin.is_some();
     if d.seq > last + 1 {
-        if sent_here {
-            // The fill reads it from the log: not to be sent back here.
+        if own {
+            // A fill would read it from the log: not to be sent back here.
             cursors.own_ahead(d.conv, d.seq);
         }
+        if unsendable {
+            return Offered::Gap;
+        }
+        let held = Held {
+            bytes: if own { None } else { d.bytes },
+            own,
+            received: d.received,
+        };
+        return match cursors.hold(d.conv, d.seq, held) {
+            Holding::First => Offered::Held,
+            Holding::More => Offered::Done,
+            Holding::Full => Offered::Gap,
+        };
+    }
+    if unsendable {
         return Offered::Gap;
     }
-    match d.bytes {
-        Some(bytes) if !sent_here => {
+    hand(peer, cursors, (d.conv, d.seq), d.bytes, own, d.received);
+    release_held(peer, cursors, d.conv);
+    Offered::Done
+}
+
+/// Hands message `seq` of `conv` to the session: sends `bytes`, or, for
+/// its own message (or one with nothing to send), only moves the cursor.
+fn hand(
+    peer: &PeerRef,
+    cursors: &mut Cursors,
+    (conv, seq): (Conv, i64),
+    bytes: Option<Vec<u8>>,
+    own: bool,
+    received: Option<std::time::Instant>,
+) {
+    match bytes {
+        Some(bytes) if !own => {
             let end = peer.send_counted(bytes);
             if end.is_some() {
-                latency::observe(d.received);
+                latency::observe(received);
             }
-            cursors.handed(d.conv, d.seq, end, peer.written());
+            cursors.handed(conv, seq, end, peer.written());
         }
-        None if !sent_here && d.origin.is_some() => return Offered::Gap,
-        _ => cursors.own(d.conv, d.seq, peer.written()),
+        _ => cursors.own(conv, seq, peer.written()),
     }
-    Offered::Done
+}
+
+/// Hands on the held messages of `conv` that now follow the cursor, in
+/// order (the gap before them closed), under the shard lock.
+pub(super) fn release_held(peer: &PeerRef, cursors: &mut Cursors, conv: Conv) {
+    while let Some((seq, held)) = cursors.next_held(conv) {
+        hand(
+            peer,
+            cursors,
+            (conv, seq),
+            held.bytes,
+            held.own,
+            held.received,
+        );
+    }
 }
 
 /// The login's last step, under the user's shard lock, right after the
@@ -184,8 +252,10 @@ pub fn replay_buffered(
 ) {
     for d in buffered {
         let (conv, seq) = (d.conv, d.seq);
-        if let Offered::Gap = offer_online(peer, cursors, d) {
-            schedule_fill(svc, uid, peer.id(), conv, seq);
+        match offer_online(peer, cursors, d) {
+            Offered::Gap => schedule_fill(svc, uid, peer.id(), conv, seq),
+            Offered::Held => schedule_held_fill(svc, uid, peer.id(), conv),
+            Offered::Done | Offered::Closing(_) => {}
         }
     }
 }

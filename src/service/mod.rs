@@ -68,6 +68,7 @@ pub mod cluster_node;
 pub mod credentials;
 pub mod cursors;
 pub mod delivery;
+pub mod early;
 pub mod friends;
 pub mod group_cache;
 pub mod groups;
@@ -100,7 +101,7 @@ use crate::cluster::{Cluster, SharedThrottle};
 use crate::protocol::{encode, errno, msg_id, reply, Request, SyncFrom};
 use crate::runtime::throttle::retry_after_secs;
 use crate::runtime::{
-    BusyTime, HashGate, HashQueue, PasswordHasher, Priority, TokenKey, WorkerPool,
+    BusyTime, Delay, HashGate, HashQueue, PasswordHasher, Priority, TokenKey, WorkerPool,
 };
 use crate::storage::{Page, Store, StoreError};
 pub use cluster_node::ClusterNode;
@@ -123,6 +124,8 @@ const WORKER_PRIORITY: Priority = Priority::Nice(5);
 pub struct Service {
     store: Arc<dyn Store>,
     workers: WorkerPool,
+    /// Runs a held gap's check a moment later ([`delivery::GAP_GRACE`]).
+    delay: Delay,
     /// The message log's writers: every chat message goes through them.
     log: LogWriter,
     /// The background thread that writes cursors and prunes the log.
@@ -457,6 +460,7 @@ impl Service {
         let svc = Arc::new(Service {
             store,
             workers: WorkerPool::new(workers, "chat-worker", WORKER_PRIORITY)?,
+            delay: Delay::new("chat-delay")?,
             log: LogWriter::new(log_options.writers, log_options.batch, log_options.queue)?,
             chores: Mutex::new(None),
             hashers: HashQueue::new(hash_threads, "chat-hash", hash_priority)?,

@@ -380,23 +380,30 @@ impl Harness {
     }
 
     /// Nothing queued or running anywhere. The order of the reads matters:
-    /// a hashing job submits its worker job, a log batch its worker jobs
-    /// (gap fills, cursor writes), and a worker job queues its peer task,
-    /// before it stops counting as in flight, so reading the hashers, the
-    /// log writers, the workers, then the peers misses nothing. (Worker
-    /// jobs never submit hashing jobs or posts; peer tasks may, and then
-    /// they count as having run.)
+    /// a delayed gap check submits its worker job, a hashing job its
+    /// worker job, a log batch its worker jobs (gap fills, cursor writes)
+    /// and delayed checks, and a worker job queues its peer task, before
+    /// it stops counting as in flight, so reading the delay, the hashers,
+    /// the log writers, the workers, the peers, then the delay again
+    /// misses nothing (a check delayed after the first read still waits
+    /// its grace at the second). Worker jobs never submit hashing jobs or
+    /// posts; peer tasks may, and then they count as having run.
     fn idle(&self, peers: &[Arc<FakePeer>]) -> bool {
-        self.svc.hashers.in_flight() == 0
+        self.svc.delay.waiting() == 0
+            && self.svc.hashers.in_flight() == 0
             && self.svc.log.in_flight() == 0
             && self.svc.workers.in_flight() == 0
             && peers.iter().all(|p| p.pending() == 0)
+            // Again: a log batch or worker job read as idle above may have
+            // delayed a check before it finished (it waits GAP_GRACE).
+            && self.svc.delay.waiting() == 0
     }
 
     /// Waits until the pools are idle, running no peer's tasks.
     pub fn settle_workers(&self) {
         self.wait_for("the pools to be idle", || {
-            self.svc.hashers.in_flight() == 0
+            self.svc.delay.waiting() == 0
+                && self.svc.hashers.in_flight() == 0
                 && self.svc.log.in_flight() == 0
                 && self.svc.workers.in_flight() == 0
         });

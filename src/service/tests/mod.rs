@@ -30,6 +30,7 @@ mod fake;
 mod gated_store;
 
 mod disconnect;
+mod gaps;
 mod groups;
 mod hashing;
 mod hold;
