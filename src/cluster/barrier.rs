@@ -1,5 +1,6 @@
 //! `Barriers`: a change of a group's members on this node is acked only
-//! once every other node has forgotten the group.
+//! once every other node has forgotten the group; a claim (a login) is
+//! answered only once every node has forgotten the user's cached route.
 //!
 //! ```text
 //!  node A (join)                 Redis                       node B
@@ -16,6 +17,12 @@
 //! hangs, or died after it subscribed) costs the ack the deadline, not
 //! more. Every barrier's `done` runs exactly once: released, expired, or
 //! dropped with the cluster.
+//!
+//! A claim's barrier works the same way over `{prefix}:presence`: the
+//! claim script publishes `"{uid} {node} {token}"` and answers how many
+//! nodes are subscribed; each confirms after forgetting the route
+//! (`subscriber.rs`), this node's own subscriber directly with
+//! [`Barriers::seen`], so a claim expects all `n`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -127,7 +134,7 @@ impl Barriers {
         drop(map);
         if !done.is_empty() {
             log::warn!(
-                "cluster: {} group change(s) acked without every node's confirmation",
+                "cluster: {} group change(s) or claim(s) answered without every node's confirmation",
                 done.len()
             );
         }

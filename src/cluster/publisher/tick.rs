@@ -1,0 +1,238 @@
+//! `Tick`: what one publisher tick sends — the calls drained from the queue
+//! (at most `MAX_BATCH`), turned into one pipeline.
+//!
+//! ```text
+//!   queue:  P(7) P(9) Claim(4) P(7) Many([7, 12, 30]) P(5)
+//!   routes: 7 → [b]   9 → miss   12 → [c]   30 → []   5 → [b]
+//!
+//!   pipeline: EVALSHA route(9) · EVALSHA claim(4)
+//!             · PUBLISH node:b ⟨user 7, user 7, group [7], user 5⟩
+//!             · PUBLISH node:c ⟨group [12]⟩           (30: stored at once)
+//! ```
+//!
+//! * A message whose recipient the route cache knows is appended to its
+//!   destination node's [`Frame`]; each frame is one `PUBLISH` at the end of
+//!   the tick, or earlier once it passes [`FRAME_BOUND`]. A negative entry
+//!   (the user is on no live node) stores it at once, as the script's `-1`
+//!   would.
+//! * A miss goes through the `route` script, in queue order, and its
+//!   answer fills the cache (with the generation read *now*, before the
+//!   script is sent, so that a presence event in between refuses it).
+//! * **Per recipient, one path per tick**: the first lookup of a uid is
+//!   remembered for the rest of the tick, so all of a uid's messages in a
+//!   tick go either into frames (in order) or through scripts (in order),
+//!   never some each way, which could reorder them. Across ticks order
+//!   holds because ticks are sequential on one connection.
+//! * A claim arms a barrier (`barrier.rs`): its script's presence event
+//!   tells every node to forget the user's route, and the claim's answer
+//!   waits for every subscribed node's confirmation, this node's own
+//!   subscriber included. A claim or release also forgets the route here
+//!   at once (a fill from this tick is then refused).
+//!
+//! Nothing waits for more input: a tick is whatever was queued when the
+//! publisher looked, so a lone message goes out at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use super::Call;
+use crate::cluster::barrier::Done;
+use crate::cluster::envelope::Frame;
+use crate::cluster::routes::Nodes;
+use crate::cluster::shared::{Counters, Shared};
+use crate::cluster::Claim;
+
+/// A frame this long (bytes) is published without waiting for the end of
+/// the tick: Redis and the subscribers handle one value at a time.
+pub(crate) const FRAME_BOUND: usize = 256 * 1024;
+
+/// A claim's barrier: its token, and the answer the barrier delivers.
+pub(crate) struct Armed {
+    pub(crate) token: u64,
+    pub(crate) answer: Arc<Mutex<Claim>>,
+}
+
+/// One command of the tick's pipeline, with what its reply answers.
+pub(crate) enum Step {
+    /// A call sent as its own command. `armed`: a claim's barrier;
+    /// `fill`: a publish by script whose answer fills the route cache
+    /// (the generation read before sending).
+    Call {
+        call: Call,
+        armed: Option<Armed>,
+        fill: Option<u64>,
+    },
+    /// One `PUBLISH` of a frame to `node`.
+    Frame {
+        node: String,
+        frame: Vec<u8>,
+        recipients: u64,
+    },
+}
+
+/// The plan of one tick. See the [module docs](self).
+pub(crate) struct Tick<'a> {
+    shared: &'a Shared,
+    pub(crate) steps: Vec<Step>,
+    /// The route each uid of this tick took (`None`: the script).
+    memo: HashMap<i64, Option<Nodes>>,
+    frames: HashMap<String, Frame>,
+}
+
+impl<'a> Tick<'a> {
+    /// Plans `calls`, in order.
+    pub(crate) fn plan(shared: &'a Shared, calls: Vec<Call>) -> Tick<'a> {
+        let mut t = Tick {
+            shared,
+            steps: Vec::with_capacity(calls.len()),
+            memo: HashMap::new(),
+            frames: HashMap::new(),
+        };
+        for call in calls {
+            t.add(call);
+        }
+        let frames = std::mem::take(&mut t.frames);
+        for (node, frame) in frames {
+            t.emit(node, frame);
+        }
+        t
+    }
+
+    fn add(&mut self, call: Call) {
+        match call {
+            Call::Publish {
+                uid,
+                payload,
+                others,
+                forwarded: false,
+            } => match self.route(uid) {
+                Some(nodes) => self.cached(uid, &payload, others, &nodes),
+                None => self.by_script(uid, payload, others),
+            },
+            Call::PublishMany { uids, payload } => self.many(uids, payload),
+            Call::Claim { uid, mut reply } => {
+                self.shared.routes.forget(uid);
+                let answer = Arc::new(Mutex::new(Claim::Unavailable));
+                let (a, callback) = (answer.clone(), reply.take());
+                let done = Done::new(move || {
+                    let claim = a.lock().clone();
+                    callback.send(claim);
+                });
+                let deadline = Instant::now() + self.shared.cfg.io_timeout;
+                let token = self.shared.barriers.register(done, deadline);
+                let call = Call::Claim { uid, reply }; // its callback is the barrier's now
+                let armed = Some(Armed { token, answer });
+                self.steps.push(Step::Call {
+                    call,
+                    armed,
+                    fill: None,
+                });
+            }
+            call => {
+                if let Call::Release { uid } = call {
+                    self.shared.routes.forget(uid);
+                }
+                self.steps.push(Step::Call {
+                    call,
+                    armed: None,
+                    fill: None,
+                });
+            }
+        }
+    }
+
+    /// The route of `uid` for this tick: the cache's answer at the first
+    /// lookup, kept for the rest of the tick.
+    fn route(&mut self, uid: i64) -> Option<Nodes> {
+        let routes = &self.shared.routes;
+        let found = self.memo.entry(uid).or_insert_with(|| routes.get(uid));
+        let counter = match found {
+            Some(_) => &self.shared.counters.route_hits,
+            None => &self.shared.counters.route_misses,
+        };
+        Counters::bump(counter);
+        found.clone()
+    }
+
+    /// A publish whose route is cached: into each destination's frame.
+    fn cached(&mut self, uid: i64, payload: &[u8], others: bool, nodes: &Nodes) {
+        let own = self.shared.keys.node_id();
+        let mut any = false;
+        for node in nodes.iter().filter(|n| !(others && *n == own)) {
+            any = true;
+            self.frame(node).user(uid, payload, others);
+            self.bound(node);
+        }
+        if !any && !others {
+            self.shared.store_by_sender(uid, payload.to_vec());
+        }
+    }
+
+    /// A publish through the script; its answer fills the cache.
+    fn by_script(&mut self, uid: i64, payload: Vec<u8>, others: bool) {
+        let fill = Some(self.shared.routes.generation(uid));
+        let call = Call::Publish {
+            uid,
+            payload,
+            others,
+            forwarded: false,
+        };
+        self.steps.push(Step::Call {
+            call,
+            armed: None,
+            fill,
+        });
+    }
+
+    /// A group post's remote members: one group item per node for the
+    /// cached ones, the script for each of the others.
+    fn many(&mut self, uids: Vec<i64>, payload: Vec<u8>) {
+        let mut per_node: HashMap<String, Vec<i64>> = HashMap::new();
+        for uid in uids {
+            match self.route(uid) {
+                Some(nodes) if nodes.is_empty() => {
+                    self.shared.store_by_sender(uid, payload.clone());
+                }
+                Some(nodes) => {
+                    for node in nodes.iter() {
+                        per_node.entry(node.clone()).or_default().push(uid);
+                    }
+                }
+                None => self.by_script(uid, payload.clone(), false),
+            }
+        }
+        for (node, uids) in per_node {
+            self.frame(&node).group(&uids, &payload);
+            self.bound(&node);
+        }
+    }
+
+    fn frame(&mut self, node: &str) -> &mut Frame {
+        self.frames.entry(node.to_owned()).or_default()
+    }
+
+    /// Publishes `node`'s frame now if it passed [`FRAME_BOUND`].
+    fn bound(&mut self, node: &str) {
+        if self
+            .frames
+            .get(node)
+            .is_some_and(|f| f.len() >= FRAME_BOUND)
+        {
+            if let Some(frame) = self.frames.remove(node) {
+                self.emit(node.to_owned(), frame);
+            }
+        }
+    }
+
+    fn emit(&mut self, node: String, frame: Frame) {
+        let recipients = frame.recipients();
+        self.steps.push(Step::Frame {
+            node,
+            frame: frame.into_bytes(),
+            recipients,
+        });
+    }
+}
