@@ -22,8 +22,11 @@
 //!
 //! # When events may have been missed
 //!
-//! After a (re)subscribe, a catch-up report and the loss of the
-//! publisher's link, [`Routes::clear`] forgets everything. A `PUBLISH` to
+//! After a (re)subscribe, the loss of the subscription, a catch-up report
+//! and the loss of the publisher's link, [`Routes::clear`] forgets
+//! everything; while the subscriber is not subscribed the publisher does
+//! not use the cache at all (the other nodes' claims do not wait for a
+//! node that does not hear their events). A `PUBLISH` to
 //! node X that reaches nobody (X dead or restarting) makes the publisher
 //! forget every entry naming X ([`Routes::forget_node`]).
 //!

@@ -69,6 +69,9 @@ pub(crate) fn run(shared: Arc<Shared>, ops: Sender<Op>) {
         let result = link::connect(&shared.client, cfg.io_timeout, None)
             .and_then(|mut con| listen(&shared, &ops, &mut con, &mut health, &mut backoff));
         shared.subscribed.store(false, Ordering::Release);
+        // Unsubscribed: presence events are missed from now on, and the
+        // other nodes' claims no longer wait for this node.
+        shared.routes.clear();
         if let Err(e) = result {
             health.down(&e);
         }

@@ -33,6 +33,7 @@
 //! publisher looked, so a lone message goes out at once.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -121,7 +122,8 @@ impl<'a> Tick<'a> {
                     let claim = a.lock().clone();
                     callback.send(claim);
                 });
-                let deadline = Instant::now() + self.shared.cfg.io_timeout;
+                // One io_timeout for the reply, one for the confirmations.
+                let deadline = Instant::now() + self.shared.cfg.io_timeout * 2;
                 let token = self.shared.barriers.register(done, deadline);
                 let call = Call::Claim { uid, reply }; // its callback is the barrier's now
                 let armed = Some(Armed { token, answer });
@@ -145,10 +147,14 @@ impl<'a> Tick<'a> {
     }
 
     /// The route of `uid` for this tick: the cache's answer at the first
-    /// lookup, kept for the rest of the tick.
+    /// lookup, kept for the rest of the tick. Without a subscription the
+    /// cache is not used at all: presence events would be missed, and the
+    /// other nodes' claims would not wait for this node.
     fn route(&mut self, uid: i64) -> Option<Nodes> {
         let routes = &self.shared.routes;
-        let found = self.memo.entry(uid).or_insert_with(|| routes.get(uid));
+        let cache = self.shared.subscribed.load(Ordering::Acquire);
+        let found =
+            (self.memo.entry(uid)).or_insert_with(|| cache.then(|| routes.get(uid)).flatten());
         let counter = match found {
             Some(_) => &self.shared.counters.route_hits,
             None => &self.shared.counters.route_misses,
@@ -173,7 +179,8 @@ impl<'a> Tick<'a> {
 
     /// A publish through the script; its answer fills the cache.
     fn by_script(&mut self, uid: i64, payload: Vec<u8>, others: bool) {
-        let fill = Some(self.shared.routes.generation(uid));
+        let cache = self.shared.subscribed.load(Ordering::Acquire);
+        let fill = cache.then(|| self.shared.routes.generation(uid));
         let call = Call::Publish {
             uid,
             payload,
