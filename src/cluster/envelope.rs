@@ -25,6 +25,8 @@
 //!
 //! The publisher appends items to one frame per destination node during a
 //! tick ([`Frame`]); the `route` script publishes a frame of one item.
+//! (Versions before the frame published one bare `uid | payload` per
+//! message: the two cannot share a cluster.)
 
 /// Item kinds.
 pub(crate) const USER: u8 = 0;

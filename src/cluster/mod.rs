@@ -7,11 +7,12 @@
 //! ```text
 //!                 clients ── nginx (stream, least_conn) ──┬──────────┐
 //!                                                         ▼          ▼
-//!   node a: I/O thread ─send_to_user─► publisher ─┐     node b: subscriber ─deliver─► connection of 7
-//!                       route cache: 7 → [b] ◄──┤                 ▲
-//!     hit:  PUBLISH chat:node:b <frame: every message of this tick for b> ──► │ SUBSCRIBE chat:node:b
-//!     miss: EVALSHA route(uid 7, frame): HGETALL chat:user:7 = {b: 1}; EXISTS chat:alive:b;
-//!           PUBLISH chat:node:b <frame> → {1, "b"}: fills the cache
+//!   node a: I/O thread ─send_to_user─► publisher        node b: subscriber ─deliver─► connection of 7
+//!                                      │ route cache: 7 → [b]        ▲
+//!                                      ▼                             │ SUBSCRIBE chat:node:b
+//!   Redis, hit:  PUBLISH chat:node:b <frame: this tick's messages for b> → 1
+//!          miss: EVALSHA route(7, frame): HGETALL chat:user:7 = {b: 1}; EXISTS chat:alive:b;
+//!                PUBLISH chat:node:b <frame> → 1; answers {1, "b"}, which fills the cache
 //! ```
 //!
 //! A message to a user whose node this node's route cache knows
