@@ -243,3 +243,174 @@ impl<'a> Tick<'a> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    use std::sync::Arc;
+
+    use parking_lot::Mutex;
+
+    use super::{Step, Tick};
+    use crate::cluster::barrier::Barriers;
+    use crate::cluster::envelope::{self, Item};
+    use crate::cluster::keys::Keys;
+    use crate::cluster::publisher::{Call, ClaimReply};
+    use crate::cluster::routes::{nodes, Routes};
+    use crate::cluster::shared::{Counters, Shared};
+    use crate::cluster::{ClusterConfig, LocalNode};
+
+    /// Records what the sender stores.
+    #[derive(Default)]
+    struct Stored(Mutex<Vec<i64>>);
+
+    impl LocalNode for Stored {
+        fn deliver(&self, _: i64, _: &[u8]) -> bool {
+            false
+        }
+        fn store_offline(&self, uid: i64, _: Vec<u8>) {
+            self.0.lock().push(uid);
+        }
+        fn local_users(&self) -> Vec<(i64, usize)> {
+            Vec::new()
+        }
+    }
+
+    /// A node "a", subscribed, that never connects (planning needs no Redis).
+    fn shared() -> (Shared, Arc<Stored>) {
+        let cfg = ClusterConfig::new("redis://127.0.0.1:1", "a");
+        let stored = Arc::new(Stored::default());
+        let shared = Shared {
+            keys: Keys::new("t", "a"),
+            client: redis::Client::open(cfg.redis_url.as_str()).expect("a valid URL"),
+            routes: Routes::new(1000),
+            cfg,
+            node: stored.clone(),
+            token: "x".into(),
+            stop: AtomicBool::new(false),
+            abort: AtomicBool::new(false),
+            connected: AtomicBool::new(true),
+            subscribed: AtomicBool::new(true),
+            counters: Counters::default(),
+            barriers: Barriers::default(),
+            queued_publishes: AtomicUsize::new(0),
+            overflowed: AtomicBool::new(false),
+        };
+        (shared, stored)
+    }
+
+    fn publish(uid: i64, text: &str) -> Call {
+        Call::Publish {
+            uid,
+            payload: text.as_bytes().to_vec(),
+            others: false,
+            forwarded: false,
+        }
+    }
+
+    /// One item: its uids and its payload as text.
+    type Sent = (Vec<i64>, String);
+
+    /// The frames of a plan: node → its items, by node.
+    fn frames(steps: &[Step]) -> Vec<(String, Vec<Sent>)> {
+        let mut out: Vec<_> = (steps.iter())
+            .filter_map(|s| match s {
+                Step::Frame { node, frame, .. } => Some((node.clone(), items(frame))),
+                Step::Call { .. } => None,
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn items(frame: &[u8]) -> Vec<Sent> {
+        let text = |p: &[u8]| String::from_utf8_lossy(p).into_owned();
+        (envelope::items(frame).flatten())
+            .map(|i| match i {
+                Item::User { uid, payload, .. } => (vec![uid], text(payload)),
+                Item::Group { uids, payload } => {
+                    (envelope::group_uids(uids).collect(), text(payload))
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cached_routes_make_one_frame_per_node_and_misses_scripts() {
+        let (s, stored) = shared();
+        let fill =
+            |uid, ns: &[&str]| assert!(s.routes.fill(uid, s.routes.generation(uid), nodes(ns)));
+        fill(7, &["b"]);
+        fill(8, &["b", "c"]);
+        fill(30, &[]);
+        let calls = vec![
+            publish(7, "1"),
+            publish(9, "miss"),
+            publish(8, "2"),
+            publish(30, "nobody"),
+            Call::PublishMany {
+                uids: vec![7, 8, 9, 30],
+                payload: b"g".to_vec(),
+            },
+            publish(7, "3"),
+        ];
+        let steps = Tick::plan(&s, calls).steps;
+        let scripts: Vec<(i64, bool)> = (steps.iter())
+            .filter_map(|st| match st {
+                Step::Call {
+                    call: Call::Publish { uid, .. },
+                    fill,
+                    ..
+                } => Some((*uid, fill.is_some())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(scripts, [(9, true), (9, true)], "the misses, each filling");
+        let b = vec![
+            (vec![7], "1".to_owned()),
+            (vec![8], "2".to_owned()),
+            (vec![7, 8], "g".to_owned()),
+            (vec![7], "3".to_owned()),
+        ];
+        let c = vec![(vec![8], "2".to_owned()), (vec![8], "g".to_owned())];
+        assert_eq!(frames(&steps), [("b".to_owned(), b), ("c".to_owned(), c)]);
+        assert_eq!(
+            *stored.0.lock(),
+            [30, 30],
+            "negative entries: stored at once"
+        );
+        let n = s.counters.snapshot();
+        assert_eq!((n.route_hits, n.route_misses), (7, 2), "per recipient");
+    }
+
+    #[test]
+    fn a_uid_keeps_its_path_for_the_whole_tick() {
+        let (s, _) = shared();
+        assert!(s.routes.fill(7, s.routes.generation(7), nodes(&["b"])));
+        // The claim forgets 7's route mid-tick; the later message still
+        // joins the frame, behind the first one.
+        let claim = Call::Claim {
+            uid: 7,
+            reply: ClaimReply::new(|_| {}),
+        };
+        let steps = Tick::plan(&s, vec![publish(7, "1"), claim, publish(7, "2")]).steps;
+        let b = vec![(vec![7], "1".to_owned()), (vec![7], "2".to_owned())];
+        assert_eq!(frames(&steps), [("b".to_owned(), b)]);
+        assert_eq!(s.routes.get(7), None, "forgotten for the next tick");
+        let armed = steps
+            .iter()
+            .any(|st| matches!(st, Step::Call { armed: Some(_), .. }));
+        assert!(armed, "the claim waits for a barrier");
+    }
+
+    #[test]
+    fn without_a_subscription_the_cache_is_not_used() {
+        let (s, _) = shared();
+        assert!(s.routes.fill(7, s.routes.generation(7), nodes(&["b"])));
+        s.subscribed
+            .store(false, std::sync::atomic::Ordering::Release);
+        let steps = Tick::plan(&s, vec![publish(7, "1")]).steps;
+        assert!(frames(&steps).is_empty());
+        assert!(matches!(steps.as_slice(), [Step::Call { fill: None, .. }]));
+    }
+}
