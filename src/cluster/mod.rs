@@ -146,6 +146,7 @@
 //! | `handle.rs` | [`Cluster`]: start, the calls, shutdown |
 //! | `config.rs` | [`ClusterConfig`], [`ClusterError`], [`default_node_id`] |
 //! | `publisher.rs` | the publisher thread: queue, batches, degradation |
+//! | `publisher/call.rs` | a call of the queue: its command, its degraded answer |
 //! | `publisher/tick.rs` | one tick: cached routes into per-node frames, misses through the script, claims' barriers |
 //! | `routes.rs` | the route cache: uid → nodes, generations, bounds |
 //! | `subscriber.rs` | the subscriber thread |
