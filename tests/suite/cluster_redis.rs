@@ -30,6 +30,7 @@ pub fn tests() -> Vec<Test> {
         sessions_are_counted_per_node_up_to_the_limit,
         a_claim_elsewhere_invalidates_a_cached_route_before_its_answer,
         a_stale_route_is_forwarded_once_and_delivered_right,
+        a_batch_nobody_receives_is_stored_and_its_node_forgotten,
     ];
     let private = tests![
         a_tick_sends_one_publish_per_node_in_order,
@@ -757,4 +758,37 @@ fn the_route_cache_is_cleared_on_resubscribe() {
     assert_eq!(la.offline_for(70).len(), 2);
     a.shutdown();
     b.shutdown();
+}
+
+/// A cached route to a node that crashed (its subscription gone, its
+/// claims and alive key still there): the batch reaches nobody, so the
+/// sender stores its message and forgets the routes naming that node; the
+/// next message goes through the script again.
+fn a_batch_nobody_receives_is_stored_and_its_node_forgotten() {
+    let p = shared_redis("unsent");
+    let ((a, la), (b, lb)) = (node(&p, "a"), node(&p, "b"));
+    login(&b, &lb, 90);
+    a.send_to_user(90, b"1\n".to_vec());
+    wait_until("b got it", || texts(&lb, 90) == ["1\n"]);
+    a.send_to_user(90, b"2\n".to_vec());
+    wait_until("b got the cached one", || texts(&lb, 90).len() == 2);
+    let before = a.stats();
+    assert_eq!(
+        (before.route_misses, before.route_hits),
+        (1, 1),
+        "{before:?}"
+    );
+    b.abort();
+    wait_until("b's subscription is gone", || p.subscribers("b") == 0);
+    a.send_to_user(90, b"3\n".to_vec());
+    wait_until("a stored it", || la.offline_for(90) == [b"3\n"]);
+    a.send_to_user(90, b"4\n".to_vec());
+    wait_until("a stored that too", || la.offline_for(90).len() == 2);
+    let after = a.stats();
+    assert_eq!(after.route_hits, 2, "{after:?}");
+    assert_eq!(
+        after.route_misses, 2,
+        "the route naming b was forgotten: {after:?}"
+    );
+    a.shutdown();
 }
