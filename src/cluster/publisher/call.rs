@@ -122,8 +122,12 @@ impl Call {
 /// — or dropped unanswered (a crash simulated with `abort`), so that a
 /// login never waits forever.
 ///
-/// It runs on the publisher thread (or on the caller's, when the call is
-/// degraded there), so it must only queue: a job on a worker, a send.
+/// A tick moves it into the claim's barrier (`tick.rs`), which runs it
+/// once every node has confirmed the claim's presence event: on the
+/// publisher thread (the last confirmation came first, or the deadline),
+/// on the subscriber thread (the last confirmation arrived there),
+/// or on the caller's when the call is degraded there. So it must only
+/// queue: a job on a worker, a send.
 pub(crate) struct ClaimReply(Option<Box<dyn FnOnce(Claim) + Send>>);
 
 impl ClaimReply {
