@@ -80,7 +80,8 @@ pub(crate) struct Tick<'a> {
     pub(crate) steps: Vec<Step>,
     /// The route each uid of this tick took (`None`: the script).
     memo: HashMap<i64, Option<Nodes>>,
-    frames: HashMap<String, Frame>,
+    /// Each destination node's frame (a cluster has few nodes: a list).
+    frames: Vec<(String, Frame)>,
 }
 
 impl<'a> Tick<'a> {
@@ -90,7 +91,7 @@ impl<'a> Tick<'a> {
             shared,
             steps: Vec::with_capacity(calls.len()),
             memo: HashMap::new(),
-            frames: HashMap::new(),
+            frames: Vec::new(),
         };
         for call in calls {
             t.add(call);
@@ -217,20 +218,24 @@ impl<'a> Tick<'a> {
         }
     }
 
+    /// `node`'s frame of this tick.
     fn frame(&mut self, node: &str) -> &mut Frame {
-        self.frames.entry(node.to_owned()).or_default()
+        let at = match self.frames.iter().position(|(n, _)| n == node) {
+            Some(at) => at,
+            None => {
+                self.frames.push((node.to_owned(), Frame::default()));
+                self.frames.len() - 1
+            }
+        };
+        &mut self.frames[at].1
     }
 
     /// Publishes `node`'s frame now if it passed [`FRAME_BOUND`].
     fn bound(&mut self, node: &str) {
-        if self
-            .frames
-            .get(node)
-            .is_some_and(|f| f.len() >= FRAME_BOUND)
-        {
-            if let Some(frame) = self.frames.remove(node) {
-                self.emit(node.to_owned(), frame);
-            }
+        let full = (self.frames.iter()).position(|(n, f)| n == node && f.len() >= FRAME_BOUND);
+        if let Some(at) = full {
+            let (node, frame) = self.frames.swap_remove(at);
+            self.emit(node, frame);
         }
     }
 
@@ -401,6 +406,36 @@ mod tests {
             .iter()
             .any(|st| matches!(st, Step::Call { armed: Some(_), .. }));
         assert!(armed, "the claim waits for a barrier");
+    }
+
+    #[test]
+    fn a_frame_past_the_bound_is_published_at_once_in_order() {
+        let (s, _) = shared();
+        assert!(s.routes.fill(7, s.routes.generation(7), nodes(&["b"])));
+        let big = "x".repeat(1024);
+        let calls = (0..300)
+            .map(|i| publish(7, &format!("{i:04}{big}")))
+            .collect();
+        let steps = Tick::plan(&s, calls).steps;
+        let sizes: Vec<usize> = (steps.iter())
+            .map(|st| match st {
+                Step::Frame { frame, .. } => items(frame).len(),
+                Step::Call { .. } => 0,
+            })
+            .collect();
+        assert_eq!(sizes.len(), 2, "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), 300);
+        let first = sizes.first().copied().unwrap_or(0);
+        assert!((250..=256).contains(&first), "{sizes:?}");
+        let order: Vec<String> = (steps.iter())
+            .flat_map(|st| match st {
+                Step::Frame { frame, .. } => items(frame),
+                Step::Call { .. } => Vec::new(),
+            })
+            .map(|(_, p)| p[..4].to_owned())
+            .collect();
+        let want: Vec<String> = (0..300).map(|i| format!("{i:04}")).collect();
+        assert_eq!(order, want);
     }
 
     #[test]
