@@ -27,7 +27,12 @@
 //!   tells every node to forget the user's route, and the claim's answer
 //!   waits for every subscribed node's confirmation, this node's own
 //!   subscriber included. A claim or release also forgets the route here
-//!   at once (a fill from this tick is then refused).
+//!   at once: a fill planned before it in this tick is refused (its
+//!   script's answer predates the change); one planned after it is not
+//!   (its script runs after the claim's, in the same pipeline).
+//! * While the subscriber is not subscribed the cache is neither read nor
+//!   filled: this node would miss presence events, and the other nodes'
+//!   claims would not wait for it.
 //!
 //! Nothing waits for more input: a tick is whatever was queued when the
 //! publisher looked, so a lone message goes out at once.
