@@ -70,6 +70,13 @@ impl Frame {
         self.recipients += 1;
     }
 
+    /// Appends a confirmation of barrier `token` (a `FINAL` user item for
+    /// [`SEEN_UID`](super::barrier::SEEN_UID)); no recipient.
+    pub(crate) fn seen(&mut self, token: u64) {
+        self.user(super::barrier::SEEN_UID, &token.to_be_bytes(), true);
+        self.recipients -= 1;
+    }
+
     /// Appends a group item: `payload` for each of `uids`.
     pub(crate) fn group(&mut self, uids: &[i64], payload: &[u8]) {
         self.head(1 + 4 + 8 * uids.len() + payload.len(), GROUP);

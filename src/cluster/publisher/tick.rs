@@ -23,6 +23,9 @@
 //!   tick go either into frames (in order) or through scripts (in order),
 //!   never some each way, which could reorder them. Across ticks order
 //!   holds because ticks are sequential on one connection.
+//! * A confirmation of another node's barrier (`Seen`) joins that node's
+//!   frame too: a burst of logins elsewhere costs one `PUBLISH` per node
+//!   and tick here, not one per login.
 //! * A claim arms a barrier (`barrier.rs`): its script's presence event
 //!   tells every node to forget the user's route, and the claim's answer
 //!   waits for every subscribed node's confirmation, this node's own
@@ -120,6 +123,8 @@ impl<'a> Tick<'a> {
                 None => self.by_script(uid, payload, others),
             },
             Call::PublishMany { uids, payload } => self.many(uids, payload),
+            // A confirmation joins the node's frame like a message.
+            Call::Seen { node, token } => self.frame(&node).seen(token),
             Call::Claim { uid, mut reply } => {
                 self.shared.routes.forget(uid);
                 let answer = Arc::new(Mutex::new(Claim::Unavailable));
@@ -403,8 +408,18 @@ mod tests {
             uid: 7,
             reply: ClaimReply::new(|_| {}),
         };
-        let steps = Tick::plan(&s, vec![publish(7, "1"), claim, publish(7, "2")]).steps;
-        let b = vec![(vec![7], "1".to_owned()), (vec![7], "2".to_owned())];
+        let seen = Call::Seen {
+            node: "b".into(),
+            token: 5,
+        };
+        let calls = vec![publish(7, "1"), claim, seen, publish(7, "2")];
+        let steps = Tick::plan(&s, calls).steps;
+        let token = String::from_utf8_lossy(&5u64.to_be_bytes()).into_owned();
+        let b = vec![
+            (vec![7], "1".to_owned()),
+            (vec![i64::MIN], token),
+            (vec![7], "2".to_owned()),
+        ];
         assert_eq!(frames(&steps), [("b".to_owned(), b)]);
         assert_eq!(s.routes.get(7), None, "forgotten for the next tick");
         let armed = steps
