@@ -5,7 +5,7 @@
 //! ```text
 //!  node A (join)                 Redis                       node B
 //!  register token ──► PUBLISH groups "gid A token" ──► subscriber: forget gid,
-//!  reply: n subscribers  ◄──┘                              publisher: PUBLISH node:A ⟨SEEN, token⟩
+//!  reply: n subscribers  ◄──┘                              publisher: PUBLISH node:A ⟨…, SEEN token, …⟩
 //!  expect n − 1 confirmations ◄───────────────────────────────┘
 //!  all seen (or the deadline) ──► the ack
 //! ```
@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-/// The uid of a confirmation envelope on a node's channel: no user has it.
+/// The uid of a confirmation item on a node's channel: no user has it.
 pub(crate) const SEEN_UID: i64 = i64::MIN;
 
 /// A callback run exactly once: by [`Done::run`], or when dropped.
