@@ -1,10 +1,11 @@
 //! `Barriers`: a change of a group's members on this node is acked only
-//! once every other node has forgotten the group.
+//! once every other node has forgotten the group; a claim (a login) is
+//! answered only once every node has forgotten the user's cached route.
 //!
 //! ```text
 //!  node A (join)                 Redis                       node B
 //!  register token ──► PUBLISH groups "gid A token" ──► subscriber: forget gid,
-//!  reply: n subscribers  ◄──┘                              publisher: PUBLISH node:A ⟨SEEN, token⟩
+//!  reply: n subscribers  ◄──┘                              publisher: PUBLISH node:A ⟨…, SEEN token, …⟩
 //!  expect n − 1 confirmations ◄───────────────────────────────┘
 //!  all seen (or the deadline) ──► the ack
 //! ```
@@ -16,6 +17,12 @@
 //! hangs, or died after it subscribed) costs the ack the deadline, not
 //! more. Every barrier's `done` runs exactly once: released, expired, or
 //! dropped with the cluster.
+//!
+//! A claim's barrier works the same way over `{prefix}:presence`: the
+//! claim script publishes `"{uid} {node} {token}"` and answers how many
+//! nodes are subscribed; each confirms after forgetting the route
+//! (`subscriber.rs`), this node's own subscriber directly with
+//! [`Barriers::seen`], so a claim expects all `n`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +30,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-/// The uid of a confirmation envelope on a node's channel: no user has it.
+/// The uid of a confirmation item on a node's channel: no user has it.
 pub(crate) const SEEN_UID: i64 = i64::MIN;
 
 /// A callback run exactly once: by [`Done::run`], or when dropped.
@@ -127,7 +134,7 @@ impl Barriers {
         drop(map);
         if !done.is_empty() {
             log::warn!(
-                "cluster: {} group change(s) acked without every node's confirmation",
+                "cluster: {} group change(s) or claim(s) answered without every node's confirmation",
                 done.len()
             );
         }

@@ -14,6 +14,7 @@ use parking_lot::{Mutex, RwLock};
 use super::barrier::{Barriers, Done};
 use super::keys::Keys;
 use super::publisher::{Call, ClaimReply, Op, Publisher};
+use super::routes::{self, Routes};
 use super::shared::{self, Counters, Shared};
 use super::{heartbeat, subscriber};
 use super::{Claim, ClusterConfig, ClusterError, ClusterStats, LocalNode};
@@ -53,6 +54,7 @@ impl Cluster {
     ) -> Result<Arc<Cluster>, ClusterError> {
         cfg.validate()?;
         let client = redis::Client::open(cfg.redis_url.as_str()).map_err(ClusterError::Url)?;
+        let routes = Routes::new(cfg.route_cache_entries);
         let shared = Arc::new(Shared {
             keys: Keys::new(&cfg.key_prefix, &cfg.node_id),
             cfg,
@@ -65,6 +67,7 @@ impl Cluster {
             subscribed: AtomicBool::new(false),
             counters: Counters::default(),
             barriers: Barriers::default(),
+            routes,
             queued_publishes: AtomicUsize::new(0),
             overflowed: AtomicBool::new(false),
         });
@@ -105,11 +108,14 @@ impl Cluster {
 
     /// Claims `uid` for this node at login, and calls `done` with the
     /// answer. Only **queues**: no thread waits for Redis. `done` is
-    /// called exactly once: on the publisher thread with Redis's answer
-    /// (after at most about two `io_timeout`s when Redis hangs), or at once
-    /// on this thread with [`Claim::Unavailable`] while the publisher has
-    /// no connection. It must only queue (submit the rest of the login to
-    /// a worker).
+    /// called exactly once: with Redis's answer, on the publisher or the
+    /// subscriber thread, once every node subscribed has confirmed that it
+    /// forgot the user's cached route (the claim's presence event, see
+    /// "Route cache" in ARCHITECTURE.md; at most `io_timeout` after the
+    /// claim's reply when a node never confirms), or at once on this
+    /// thread with [`Claim::Unavailable`] while the publisher has no
+    /// connection. It must only queue (submit the rest of the login to a
+    /// worker).
     ///
     /// * [`Claim::Claimed`]: the user is now this node's, also when this
     ///   node already held the claim, or when the holder was a dead node.
@@ -133,7 +139,7 @@ impl Cluster {
     }
 
     /// [`claim_then`](Self::claim_then), waiting for the answer: **blocks**
-    /// (at most three `io_timeout`s). For tests and tools; the server's
+    /// (at most four `io_timeout`s). For tests and tools; the server's
     /// login uses `claim_then`, which holds no worker.
     pub fn claim(&self, uid: i64) -> Claim {
         let (tx, rx) = bounded(1);
@@ -164,7 +170,23 @@ impl Cluster {
             uid,
             payload,
             others: false,
+            forwarded: false,
         });
+    }
+
+    /// [`send_to_user`](Self::send_to_user) for each of `uids` with one
+    /// `payload` (a group post to its members not on this node): one call
+    /// in the queue, and one item per destination node on the wire for the
+    /// users whose route is cached, each node then delivering to its
+    /// members. Only **queues**.
+    pub fn send_to_users(&self, uids: Vec<i64>, payload: Vec<u8>) {
+        match *uids.as_slice() {
+            [] => {}
+            [uid] => self.send_to_user(uid, payload),
+            _ => {
+                let _ = self.enqueue(Call::PublishMany { uids, payload });
+            }
+        }
     }
 
     /// Tells every other node that the members of group `gid` changed here
@@ -190,7 +212,17 @@ impl Cluster {
             uid,
             payload,
             others: true,
+            forwarded: false,
         });
+    }
+
+    /// Puts a route in this node's cache as if the `route` script had
+    /// found `uid` on `nodes`: a test's way to make a route stale on
+    /// purpose. Not for the server.
+    #[doc(hidden)]
+    pub fn debug_set_route(&self, uid: i64, nodes: &[&str]) {
+        let r = &self.shared.routes;
+        r.fill(uid, r.generation(uid), routes::nodes(nodes));
     }
 
     /// Which of `uids` are logged in on a live node, this one included,
@@ -267,8 +299,8 @@ impl Cluster {
     /// Queues a call; after a stop, or for a publish that finds the queue
     /// full, degrades it here instead (as when Redis is down).
     fn enqueue(&self, call: Call) -> Result<(), ()> {
-        let publish = matches!(call, Call::Publish { .. });
-        if publish && !self.take_publish_room() {
+        let publish = call.is_publish();
+        if publish && !self.shared.take_publish_room() {
             call.degrade(&self.shared);
             return Err(());
         }
@@ -286,21 +318,6 @@ impl Cluster {
             c.degrade(&self.shared);
         }
         Err(())
-    }
-
-    /// Counts one more publish in the queue, unless it is full: then
-    /// counts the overflow and flags it for the publisher, which tells the
-    /// other nodes to catch their users up (the refused message is in the
-    /// log; only its live delivery is missed).
-    fn take_publish_room(&self) -> bool {
-        let s = &self.shared;
-        if s.queued_publishes.fetch_add(1, Ordering::AcqRel) < s.cfg.max_queued_publishes {
-            return true;
-        }
-        s.queued_publishes.fetch_sub(1, Ordering::AcqRel);
-        Counters::bump(&s.counters.publish_overflows);
-        s.overflowed.store(true, Ordering::Release);
-        false
     }
 }
 

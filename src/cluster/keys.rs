@@ -8,9 +8,10 @@
 //! | `{prefix}:user:{uid}` | hash | node id → how many sessions of the user that node holds | `claim` (HINCRBY +1), `release` (−1, HDEL at 0), the presence sync (HSET/HDEL); a dead node's field is deleted by the next claim or sync that meets it |
 //! | `{prefix}:members:{node}` | set | the user ids `node` claimed | `claim` (SADD), `release` (SREM) |
 //! | `{prefix}:alive:{node}` | string with a TTL | a random token of the running process | the heartbeat, every `liveness / 3` |
-//! | `{prefix}:node:{node}` | pub/sub channel | [envelopes](super::envelope) for users on `node` | every node's publisher |
+//! | `{prefix}:node:{node}` | pub/sub channel | [frames](super::envelope) (batches of items) for users on `node` | every node's publisher, and the `route` script |
 //! | `{prefix}:catchup` | pub/sub channel | the id of a node that could not route messages (or announce a group change) while its link was down | that node's publisher, once back |
-//! | `{prefix}:groups` | pub/sub channel | `"{gid} {node}"`: the members of `gid` changed on `node` | that node's publisher, before the change's ack |
+//! | `{prefix}:groups` | pub/sub channel | `"{gid} {node} {token}"`: the members of `gid` changed on `node` | that node's publisher, before the change's ack |
+//! | `{prefix}:presence` | pub/sub channel | `"{uid} {node} {token}"`: `uid`'s hash changed (a claim, release or sync on `node`; `token`: a claim's barrier, or empty) | the `claim`, `release` and `set` scripts |
 //!
 //! Versions before several sessions per user kept `user:{uid}` as a string
 //! naming one node: nodes of both kinds cannot share a Redis (restart
@@ -89,6 +90,13 @@ impl Keys {
         format!("{}groups", self.prefix)
     }
 
+    /// `{prefix}:presence`: every node subscribes to it; the scripts that
+    /// change a user's hash publish `"{uid} {node} {token}"` there, and
+    /// every node forgets the user's cached route (`routes.rs`).
+    pub(crate) fn presence_channel(&self) -> String {
+        format!("{}presence", self.prefix)
+    }
+
     /// `{prefix}:node:{this node}`: the channel this node subscribes to.
     pub(crate) fn channel(&self) -> String {
         format!("{}node:{}", self.prefix, self.node_id)
@@ -112,5 +120,6 @@ mod tests {
         assert_eq!(k.channel(), "chat:node:n1");
         assert_eq!(k.channel_prefix() + "n1", k.channel());
         assert_eq!(k.catch_up_channel(), "chat:catchup");
+        assert_eq!(k.presence_channel(), "chat:presence");
     }
 }

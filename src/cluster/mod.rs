@@ -7,19 +7,33 @@
 //! ```text
 //!                 clients ── nginx (stream, least_conn) ──┬──────────┐
 //!                                                         ▼          ▼
-//!   node a: I/O thread ─send_to_user─► publisher ─┐     node b: subscriber ─deliver─► connection of 7
-//!                                                 │                 ▲
-//!            EVALSHA route(uid 7, envelope)       ▼                 │ SUBSCRIBE chat:node:b
-//!   Redis:   HGETALL chat:user:7 = {b: 1};  EXISTS chat:alive:b;  PUBLISH chat:node:b <envelope> → 1
+//!   node a: I/O thread ─send_to_user─► publisher        node b: subscriber ─deliver─► connection of 7
+//!                                      │ route cache: 7 → [b]        ▲
+//!                                      ▼                             │ SUBSCRIBE chat:node:b
+//!   Redis, hit:  PUBLISH chat:node:b <frame: this tick's messages for b> → 1
+//!          miss: EVALSHA route(7, frame): HGETALL chat:user:7 = {b: 1}; EXISTS chat:alive:b;
+//!                PUBLISH chat:node:b <frame> → 1; answers {1, "b"}, which fills the cache
 //! ```
+//!
+//! A message to a user whose node this node's route cache knows
+//! (`routes.rs`, kept by presence events) joins that node's batch: one
+//! `PUBLISH` per destination node per publisher tick (`publisher/tick.rs`),
+//! a frame of length-prefixed items (`envelope.rs`); a group post is one
+//! item per node. Others go through the `route` script, whose answer fills
+//! the cache. A stale route is safe: a login's claim is answered only
+//! once every node has forgotten the user's route (the claim's presence
+//! event and the barrier, `barrier.rs`), and a node that receives an item
+//! for a user not there forwards it once through the script.
 //!
 //! Redis holds three things (named in `keys.rs`): who is on which
 //! node, with how many sessions (`user:{uid}`, a hash node → count: with
 //! `sessions_per_user` above 1 a user may be on several), which nodes are alive (`alive:{node}`, a key with a
 //! TTL that the node's heartbeat refreshes), and one pub/sub channel per
-//! node (`node:{node}`), besides two every node listens to (`catchup`,
-//! and `groups`, on which a node announces a change of a group's members
-//! so that every node's membership cache forgets it). Routing, claiming a user and asking who is online
+//! node (`node:{node}`), besides three every node listens to (`catchup`;
+//! `groups`, on which a node announces a change of a group's members
+//! so that every node's membership cache forgets it; and `presence`, on
+//! which the claim, release and set scripts announce a change of a user's
+//! nodes so that every node's route cache forgets it). Routing, claiming a user and asking who is online
 //! are each one Lua script (`scripts.rs`), so each decision is
 //! atomic in Redis and costs no extra round trip.
 //!
@@ -33,6 +47,7 @@
 //! | login, after the local duplicate check | [`claim_then`](Cluster::claim_then) → refuse with errno 2 on `OnlineElsewhere` | worker (queues; the answer is a callback) |
 //! | logout, disconnect | [`release`](Cluster::release) | any (queues) |
 //! | chat to a user not in the local map | [`send_to_user`](Cluster::send_to_user) | I/O thread (queues) |
+//! | group post, to the members not in the local map | [`send_to_users`](Cluster::send_to_users) | log writer (queues) |
 //! | chat to a user here who may have sessions on other nodes too | [`send_to_other_nodes`](Cluster::send_to_other_nodes) | I/O thread (queues) |
 //! | friend and member lists | [`is_online`](Cluster::is_online) for the users not local | worker (blocks, at most `ask_timeout`) |
 //! | join, quit, dismissal of a group, before the ack | [`group_changed_then`](Cluster::group_changed_then) | worker (queues; the ack is a callback) |
@@ -45,7 +60,7 @@
 //! | thread | connection | does | calls on the server |
 //! |---|---|---|---|
 //! | `cluster-pub` (`publisher.rs`) | commands | every call above, in queue order, batched | `store_offline`, `local_users` |
-//! | `cluster-sub` (`subscriber.rs`) | subscribed | this node's channel → connections; catch-up reports and group changes | `deliver`, `store_offline`, `subscribed`, `group_changed` |
+//! | `cluster-sub` (`subscriber.rs`) | subscribed | this node's channel → connections (a stale route's item forwarded); catch-up reports, group changes, presence events | `deliver`, `store_offline`, `subscribed`, `group_changed` |
 //! | `cluster-beat` (`heartbeat.rs`) | commands | the alive key, every `liveness / 3` | — |
 //!
 //! ## Delivery guarantee
@@ -58,10 +73,10 @@
 //!
 //! | what happened | who sees it | then |
 //! |---|---|---|
-//! | the user is on no node (`user:{uid}` absent) | route script: `-1` | the sender's node stores it |
+//! | the user is on no node (`user:{uid}` absent) | route script: `-1`, or a negative cached route | the sender's node stores it |
 //! | the user's nodes are dead (their alive keys expired) | route script: `-2` | the sender's node stores it |
-//! | the node is alive but not subscribed (restarting, reconnecting) | `PUBLISH` → `0` | the sender's node stores it |
-//! | the user left the node after the lookup | `deliver` → `false` | the receiving node stores it |
+//! | the node is alive but not subscribed (restarting, reconnecting) | `PUBLISH` → `0` | the sender's node stores it (and forgets the cached routes naming the node) |
+//! | the user left the node after the lookup, or the cached route was stale | `deliver` → `false` | the receiving node forwards it once through the script; stores it if nobody takes it |
 //! | Redis is down, or the connection broke during the batch | no reply | the sender's node stores it (maybe a duplicate) |
 //!
 //! What remains are the holes no node sees, where a message is lost:
@@ -83,8 +98,10 @@
 //!
 //! **Order.** Messages from one sender to one recipient arrive in the order
 //! sent while both stay where they are: one I/O thread queues them, one
-//! publisher thread sends them in that order, and Redis delivers a
-//! channel's messages in publish order. The order can break when the
+//! publisher thread sends them in that order (within a tick all of a
+//! recipient's messages take one path, the batch or the script:
+//! `publisher/tick.rs`), and Redis delivers a channel's messages in
+//! publish order. The order can break when the
 //! recipient moves (logs out and in on another node) while messages are in
 //! flight, and across an outage; the server's delivery cursors restore the
 //! order within each conversation (a newer message fills the gap from the
@@ -129,22 +146,25 @@
 //! | `handle.rs` | [`Cluster`]: start, the calls, shutdown |
 //! | `config.rs` | [`ClusterConfig`], [`ClusterError`], [`default_node_id`] |
 //! | `publisher.rs` | the publisher thread: queue, batches, degradation |
+//! | `publisher/call.rs` | a call of the queue: its command, its degraded answer |
+//! | `publisher/tick.rs` | one tick: cached routes into per-node frames, misses through the script, claims' barriers |
+//! | `routes.rs` | the route cache: uid → nodes, generations, bounds |
 //! | `subscriber.rs` | the subscriber thread |
 //! | `heartbeat.rs` | the heartbeat thread |
 //! | `presence.rs` | reconciling Redis's claims with the local users |
 //! | `scripts.rs` | the Lua scripts |
 //! | `keys.rs` | key and channel names |
-//! | `envelope.rs` | the message format on a channel |
+//! | `envelope.rs` | the frame on a node's channel: a batch of items |
 //! | `link.rs` | connections with timeouts, back-off, health logging |
 //! | `shared.rs` | state shared by the threads; the beat command the heartbeat and the publisher both send |
-//! | `barrier.rs` | a group change's ack waits for every other node's confirmation |
+//! | `barrier.rs` | a group change's ack, and a claim's answer, wait for every other node's confirmation |
 //!
 //! Imports point one way: `handle.rs` starts the threads; of the threads'
 //! modules only `heartbeat.rs` and `subscriber.rs` import another
 //! (`publisher.rs`, for the queue they ask for a re-sync or a group
 //! change's confirmation on); everything they share is in
-//! `shared.rs`, `link.rs`, `scripts.rs`, `keys.rs` and `envelope.rs`,
-//! which import no thread's module.
+//! `shared.rs`, `link.rs`, `scripts.rs`, `keys.rs`, `routes.rs` and
+//! `envelope.rs`, which import no thread's module.
 
 mod barrier;
 mod config;
@@ -155,12 +175,15 @@ mod keys;
 mod link;
 mod presence;
 mod publisher;
+mod routes;
 mod scripts;
 mod shared;
 mod subscriber;
 mod throttle;
 
-pub use config::{default_node_id, ClusterConfig, ClusterError, MAX_QUEUED_PUBLISHES};
+pub use config::{
+    default_node_id, ClusterConfig, ClusterError, MAX_QUEUED_PUBLISHES, ROUTE_CACHE_ENTRIES,
+};
 pub use handle::Cluster;
 pub use throttle::SharedThrottle;
 
@@ -276,4 +299,14 @@ pub struct ClusterStats {
     /// full ([`ClusterConfig::max_queued_publishes`]); each was handled as
     /// if Redis were down.
     pub publish_overflows: u64,
+    /// Recipients routed from the route cache (no script of their own).
+    pub route_hits: u64,
+    /// Recipients routed through the `route` script (not cached).
+    pub route_misses: u64,
+    /// Items this node received for a user not here and re-routed once
+    /// through the script (a stale cached route at the sender).
+    pub forwarded: u64,
+    /// `PUBLISH`es of a batch frame to one node that reached it (each
+    /// carries every cached message of one publisher tick for that node).
+    pub batch_publishes: u64,
 }

@@ -167,6 +167,18 @@ fn run(con: &mut Connection, pipe: &redis::Pipeline, count: usize) -> RedisResul
     Ok(replies)
 }
 
+/// The number of nodes a `CLAIM` (or `SET`) reply says its presence
+/// event reached (0 when the reply has none).
+pub(crate) fn claim_told(v: &Value) -> u64 {
+    match v {
+        Value::Array(items) => match items.get(2) {
+            Some(Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
 /// Reads a `CLAIM` reply: `Claimed` (also after taking the user over from a
 /// dead node), `OnlineElsewhere(holder)` when a live node holds the user,
 /// `None` when the reply is not one the script gives.
@@ -193,7 +205,7 @@ pub(crate) fn claim_reply(v: &Value) -> Option<Claim> {
 
 #[cfg(test)]
 mod tests {
-    use super::claim_reply;
+    use super::{claim_reply, claim_told};
     use crate::cluster::Claim;
     use redis::Value;
 
@@ -213,5 +225,8 @@ mod tests {
         assert_eq!(claim_reply(&arr(vec![Value::Int(0)])), None);
         assert_eq!(claim_reply(&Value::Int(1)), None);
         assert_eq!(claim_reply(&arr(vec![])), None);
+        let told = arr(vec![Value::Int(1), bulk(""), Value::Int(3)]);
+        assert_eq!(claim_reply(&told), Some(Claim::Claimed));
+        assert_eq!((claim_told(&told), claim_told(&Value::Nil)), (3, 0));
     }
 }

@@ -2,9 +2,9 @@
 //! subscription and the heartbeat, run in the order the node asked for them.
 //!
 //! ```text
-//!  I/O threads ── send_to_user ──┐            ┌── EVALSHA route (PUBLISH) ──► Redis
-//!  workers ── claim / is_online ─┼─► queue ──►│   EVALSHA claim / release / online
-//!  I/O or workers ── release ────┘   (FIFO)   └── one write per batch of ≤ 512
+//!  I/O threads ── send_to_user ──┐            ┌── PUBLISH node:X ⟨frame⟩ per node (cached routes)
+//!  workers ── claim / is_online ─┼─► queue ──►│   EVALSHA route (misses) / claim / release / online
+//!  I/O or workers ── release ────┘   (FIFO)   └── one write per tick of ≤ 512 calls
 //! ```
 //!
 //! One thread and one FIFO queue (a crossbeam channel) give two orders for
@@ -16,10 +16,14 @@
 //! * **per user**: a `release` at logout is applied before the `claim` of
 //!   the user's next login on this node, which was necessarily queued later.
 //!
-//! The thread drains whatever is queued (up to [`MAX_BATCH`]) and sends it
-//! as one pipeline: one write, one round trip, however many messages. A
-//! caller of `is_online` waits for its own reply only; a claim's answer is
-//! a callback ([`ClaimReply`]), so a login waits on no thread.
+//! The thread drains whatever is queued (up to [`MAX_BATCH`]: one *tick*)
+//! and sends it as one pipeline: one write, one round trip, however many
+//! messages. Messages whose recipients the route cache knows become one
+//! `PUBLISH` per destination node, the rest one `route` script each
+//! (`publisher/tick.rs`). A caller of `is_online` waits for its own reply
+//! only; a claim's answer is a callback ([`ClaimReply`]), run once every
+//! node confirmed the claim's presence event, so a login waits on no
+//! thread.
 //!
 //! # When Redis fails
 //!
@@ -71,16 +75,21 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use redis::{Cmd, Connection, RedisResult, Value};
 
-use super::barrier::SEEN_UID;
-use super::keys::Keys;
+use super::envelope::{self, Item};
 use super::link::{self, Backoff, Health};
 use super::presence;
+use super::routes::{self, Nodes};
 use super::scripts::Scripts;
 use super::shared::{Counters, Shared};
-use super::{envelope, Claim};
+use super::Claim;
+pub(crate) use call::{Call, ClaimReply};
+use tick::{Armed, Step, Tick};
+
+mod call;
+mod tick;
 
 /// At most one log line per this interval about commands Redis refuses.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -95,116 +104,6 @@ const OVERFLOW_REPORT: Duration = Duration::from_secs(1);
 /// that a Redis restarted meanwhile costs a reconnection, not a batch of
 /// messages sent to offline storage.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
-
-/// One Redis call of the node.
-pub(crate) enum Call {
-    /// Route `payload` to the nodes holding `uid`'s sessions (or to
-    /// offline storage). With `others`, to the nodes other than this one
-    /// only, and nothing more when there are none: this node delivered to
-    /// its own sessions of the user already.
-    Publish {
-        uid: i64,
-        payload: Vec<u8>,
-        others: bool,
-    },
-    /// Claim `uid` for this node; the answer goes to `reply`.
-    Claim { uid: i64, reply: ClaimReply },
-    /// Drop this node's claim on `uid`.
-    Release { uid: i64 },
-    /// Tell every node that group `gid`'s members changed here; barrier
-    /// `token` waits for their confirmations.
-    Group { gid: i64, token: u64 },
-    /// Confirm to `node` that its group change `token` was applied here.
-    Seen { node: String, token: u64 },
-    /// Which of `uids` are on a live node; the answer goes to `reply`.
-    Online {
-        uids: Vec<i64>,
-        reply: Sender<Vec<bool>>,
-    },
-}
-
-impl Call {
-    /// Answers as if Redis were unreachable.
-    pub(crate) fn degrade(self, shared: &Shared) {
-        match self {
-            Call::Publish {
-                uid,
-                payload,
-                others: false,
-            } => shared.store_by_sender(uid, payload),
-            // Delivered here; the other nodes catch their users up when
-            // the link returns (the catch-up report).
-            Call::Publish { others: true, .. } => {}
-            Call::Claim { reply, .. } => reply.send(Claim::Unavailable),
-            Call::Release { .. } => {} // the next presence sync releases it
-            Call::Group { token, .. } => shared.barriers.release(token),
-            Call::Seen { .. } => {} // the other node's barrier expires
-            Call::Online { uids, reply } => {
-                let _ = reply.send(vec![false; uids.len()]);
-            }
-        }
-    }
-
-    /// The script call that does it.
-    fn command(&self, scripts: &Scripts, keys: &Keys, limit: u32) -> Cmd {
-        match self {
-            Call::Publish {
-                uid,
-                payload,
-                others,
-            } => {
-                let skip = if *others { keys.node_id() } else { "" };
-                scripts.route(keys, *uid, &envelope::encode(*uid, payload), skip)
-            }
-            Call::Claim { uid, .. } => scripts.claim(keys, *uid, limit),
-            Call::Release { uid } => scripts.release(keys, *uid),
-            Call::Group { gid, token } => {
-                let mut c = redis::cmd("PUBLISH");
-                c.arg(keys.groups_channel())
-                    .arg(format!("{gid} {} {token}", keys.node_id()));
-                c
-            }
-            Call::Seen { node, token } => {
-                let mut c = redis::cmd("PUBLISH");
-                c.arg(format!("{}{node}", keys.channel_prefix()))
-                    .arg(envelope::encode(SEEN_UID, &token.to_be_bytes()));
-                c
-            }
-            Call::Online { uids, .. } => scripts.online(keys, uids),
-        }
-    }
-}
-
-/// Where the answer to a claim goes: a function called exactly once, with
-/// Redis's answer, or with [`Claim::Unavailable`] when the call is degraded
-/// — or dropped unanswered (a crash simulated with `abort`), so that a
-/// login never waits forever.
-///
-/// It runs on the publisher thread (or on the caller's, when the call is
-/// degraded there), so it must only queue: a job on a worker, a send.
-pub(crate) struct ClaimReply(Option<Box<dyn FnOnce(Claim) + Send>>);
-
-impl ClaimReply {
-    /// A reply that calls `done`.
-    pub(crate) fn new(done: impl FnOnce(Claim) + Send + 'static) -> ClaimReply {
-        ClaimReply(Some(Box::new(done)))
-    }
-
-    /// Answers with `claim`.
-    pub(crate) fn send(mut self, claim: Claim) {
-        if let Some(done) = self.0.take() {
-            done(claim);
-        }
-    }
-}
-
-impl Drop for ClaimReply {
-    fn drop(&mut self) {
-        if let Some(done) = self.0.take() {
-            done(Claim::Unavailable);
-        }
-    }
-}
 
 /// What the handle queues for the publisher thread.
 pub(crate) enum Op {
@@ -331,7 +230,7 @@ impl Publisher {
             }
             let publishes = batch
                 .iter()
-                .filter(|op| matches!(op, Op::Call(Call::Publish { .. })))
+                .filter(|op| matches!(op, Op::Call(c) if c.is_publish()))
                 .count();
             self.shared
                 .queued_publishes
@@ -408,7 +307,8 @@ impl Publisher {
         ControlFlow::Continue(())
     }
 
-    /// Sends `calls` as one pipeline and answers each from its reply.
+    /// Sends `calls` as one pipeline (one tick: `tick.rs`) and answers each
+    /// from its reply.
     fn flush(&mut self, calls: &mut Vec<Call>) {
         if calls.is_empty() {
             return;
@@ -418,19 +318,20 @@ impl Publisher {
             calls.into_iter().for_each(|c| self.degrade(c));
             return;
         };
-        let mut pipe = redis::pipe();
-        for c in &calls {
-            pipe.add_command(c.command(
-                &s.scripts,
-                &self.shared.keys,
-                self.shared.cfg.sessions_per_user,
-            ));
+        let steps = Tick::plan(&self.shared, calls).steps;
+        if steps.is_empty() {
+            self.redis = Some(s); // all answered from the cache
+            return;
         }
-        let mut replies = Vec::with_capacity(calls.len());
+        let mut pipe = redis::pipe();
+        for step in &steps {
+            pipe.add_command(self.command(&s.scripts, step));
+        }
+        let mut replies = Vec::with_capacity(steps.len());
         let sent = link::exec(
             &mut s.con,
             &pipe.get_packed_pipeline(),
-            calls.len(),
+            steps.len(),
             &mut replies,
         );
         let (refused, noscript) = server_errors(&replies);
@@ -438,10 +339,10 @@ impl Publisher {
             self.refused.note(self.shared.keys.node_id(), &what);
         }
         let mut replies = replies.into_iter();
-        for call in calls {
+        for step in steps {
             match replies.next() {
-                Some(reply) => self.answer(call, reply),
-                None => self.degrade(call),
+                Some(reply) => self.answer(step, reply),
+                None => self.degrade_step(step),
             }
         }
         match sent {
@@ -455,30 +356,142 @@ impl Publisher {
         }
     }
 
+    /// The command of one step.
+    fn command(&self, scripts: &Scripts, step: &Step) -> Cmd {
+        match step {
+            Step::Call { call, armed, .. } => {
+                let token = armed.as_ref().map_or(0, |a| a.token);
+                call.command(
+                    scripts,
+                    &self.shared.keys,
+                    self.shared.cfg.sessions_per_user,
+                    token,
+                )
+            }
+            Step::Frame { node, frame, .. } => {
+                let mut c = redis::cmd("PUBLISH");
+                c.arg(format!("{}{node}", self.shared.keys.channel_prefix()))
+                    .arg(frame.as_slice());
+                c
+            }
+        }
+    }
+
+    /// Degrades a step whose reply never came.
+    fn degrade_step(&mut self, step: Step) {
+        match step {
+            Step::Call { call, armed, .. } => {
+                if let Some(a) = armed {
+                    self.shared.barriers.release(a.token); // answers Unavailable
+                }
+                self.degrade(call);
+            }
+            Step::Frame { frame, .. } => {
+                self.missed = true;
+                self.unsent(&frame);
+            }
+        }
+    }
+
     /// Degrades a call the link could not carry; remembers a message among
     /// them for the catch-up report.
     fn degrade(&mut self, call: Call) {
         // A group change not announced is reported too: the catch-up
         // report makes every other node forget its whole group cache.
-        self.missed |= matches!(call, Call::Publish { .. } | Call::Group { .. });
+        self.missed |= call.is_publish() || matches!(call, Call::Group { .. });
         call.degrade(&self.shared);
     }
 
+    /// A frame that reached no node: each of its messages is stored by
+    /// the sender, as a script's `0` would have it (a copy for a user's
+    /// other nodes is not: it was delivered here).
+    fn unsent(&self, frame: &[u8]) {
+        for item in envelope::items(frame) {
+            match item {
+                Ok(Item::User {
+                    uid,
+                    payload,
+                    forward: true,
+                }) => self.shared.store_by_sender(uid, payload.to_vec()),
+                Ok(Item::User { .. }) | Err(()) => {}
+                Ok(Item::Group { uids, payload }) => {
+                    for uid in envelope::group_uids(uids) {
+                        self.shared.store_by_sender(uid, payload.to_vec());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers one step from its reply.
+    fn answer(&mut self, step: Step, reply: Value) {
+        match step {
+            Step::Call { call, armed, fill } => self.answer_call(call, reply, armed, fill),
+            Step::Frame {
+                node,
+                frame,
+                recipients,
+            } => match reply {
+                Value::Int(n) if n > 0 => {
+                    let c = &self.shared.counters;
+                    Counters::add(&c.published, recipients);
+                    Counters::bump(&c.batch_publishes);
+                }
+                other => {
+                    // Not subscribed (dead, restarting): forget its routes.
+                    if matches!(other, Value::Int(_)) {
+                        self.shared.routes.forget_node(&node);
+                    }
+                    self.unsent(&frame);
+                }
+            },
+        }
+    }
+
     /// Answers one call from its reply.
-    fn answer(&self, call: Call, reply: Value) {
+    fn answer_call(&mut self, call: Call, reply: Value, armed: Option<Armed>, fill: Option<u64>) {
         match call {
             Call::Publish {
                 uid,
                 payload,
                 others,
-            } => match reply {
-                Value::Int(n) if n > 0 => Counters::bump(&self.shared.counters.published),
-                // No other node holds the user: delivered here already.
-                _ if others => {}
-                _ => self.shared.store_by_sender(uid, payload),
-            },
+                forwarded,
+            } => {
+                let (code, nodes) = route_reply(&reply);
+                if let (Some(generation), Some(nodes)) = (fill, nodes.filter(|_| code != 0)) {
+                    self.shared.routes.fill(uid, generation, nodes);
+                }
+                let c = &self.shared.counters;
+                match code {
+                    n if n > 0 => {
+                        Counters::bump(&c.published);
+                        if forwarded {
+                            Counters::bump(&c.forwarded);
+                        }
+                    }
+                    // No other node holds the user: delivered here already.
+                    _ if others => {}
+                    _ => self.shared.store_unrouted(uid, payload, forwarded),
+                }
+            }
+            call @ Call::PublishMany { .. } => call.degrade(&self.shared), // never sent
             Call::Claim { reply: tx, .. } => {
-                tx.send(presence::claim_reply(&reply).unwrap_or(Claim::Unavailable));
+                let claim = presence::claim_reply(&reply).unwrap_or(Claim::Unavailable);
+                match armed {
+                    Some(a) => {
+                        let claimed = claim == Claim::Claimed;
+                        *a.answer.lock() = claim;
+                        // Every node subscribed to the presence channel
+                        // confirms, this one's own subscriber included.
+                        if claimed {
+                            let told = presence::claim_told(&reply);
+                            self.shared.barriers.expect(a.token, told);
+                        } else {
+                            self.shared.barriers.release(a.token);
+                        }
+                    }
+                    None => tx.send(claim),
+                }
             }
             Call::Release { .. } => {}
             // `n` subscribers got it, this node among them.
@@ -521,6 +534,7 @@ impl Publisher {
                     Counters::bump(&self.shared.counters.reconnects);
                 }
                 self.shared.connected.store(true, Ordering::Release);
+                self.shared.routes.clear(); // filled before the sync: stale
                 if let Some(synced) = synced {
                     self.after_sync(synced);
                 }
@@ -613,6 +627,7 @@ impl Publisher {
             match self.sync(&mut s.con, &s.scripts) {
                 Ok(synced) => {
                     self.redis = Some(s);
+                    self.shared.routes.clear();
                     self.after_sync(synced);
                     self.shared.node.subscribed();
                 }
@@ -671,6 +686,8 @@ impl Publisher {
     /// attempt is immediate; the back-off applies from the second.
     fn lost(&mut self, e: &dyn Display) {
         self.redis = None;
+        // Presence events may be missed until the link is back.
+        self.shared.routes.clear();
         self.shared.connected.store(false, Ordering::Release);
         self.health.down(e);
         self.next_attempt = Instant::now();
@@ -712,6 +729,26 @@ fn server_errors(replies: &[Value]) -> (Option<String>, bool) {
     (first, noscript)
 }
 
+/// Reads a `ROUTE` reply: the code (subscribers reached, `-1`, `-2`; 0
+/// when malformed) and the live nodes holding the user (`None` when
+/// malformed).
+fn route_reply(v: &Value) -> (i64, Option<Nodes>) {
+    let Value::Array(items) = v else {
+        return (0, None);
+    };
+    let Some(Value::Int(code)) = items.first() else {
+        return (0, None);
+    };
+    let mut names = Vec::with_capacity(items.len().saturating_sub(1));
+    for item in items.iter().skip(1) {
+        match item {
+            Value::BulkString(b) => names.push(String::from_utf8_lossy(b).into_owned()),
+            _ => return (*code, None),
+        }
+    }
+    (*code, Some(routes::nodes(&names)))
+}
+
 /// Reads an `ONLINE` reply: `n` flags, all `false` when malformed.
 fn online_reply(v: &Value, n: usize) -> Vec<bool> {
     match v {
@@ -724,7 +761,7 @@ fn online_reply(v: &Value, n: usize) -> Vec<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::{online_reply, ClaimReply};
+    use super::{online_reply, route_reply, ClaimReply};
     use crate::cluster::Claim;
     use parking_lot::Mutex;
     use redis::Value;
@@ -747,6 +784,27 @@ mod tests {
         let (reply, got) = recorder();
         drop(reply);
         assert_eq!(*got.lock(), [Claim::Unavailable]);
+    }
+
+    #[test]
+    fn route_replies() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let v = Value::Array(vec![Value::Int(2), bulk("a"), bulk("b")]);
+        let (code, nodes) = route_reply(&v);
+        assert_eq!(code, 2);
+        assert_eq!(
+            nodes.as_deref(),
+            Some(&["a".to_owned(), "b".to_owned()][..])
+        );
+        let (code, nodes) = route_reply(&Value::Array(vec![Value::Int(-1)]));
+        assert_eq!(
+            (code, nodes.map(|n| n.len())),
+            (-1, Some(0)),
+            "a negative entry"
+        );
+        assert_eq!(route_reply(&Value::Int(1)).0, 0, "not this script's answer");
+        let bad = Value::Array(vec![Value::Int(1), Value::Int(3)]);
+        assert_eq!(route_reply(&bad), (1, None));
     }
 
     #[test]

@@ -18,28 +18,44 @@ use redis::{Cmd, Connection, RedisResult};
 use super::keys::Keys;
 
 /// `ROUTE(KEYS[1] = user key; ARGV = alive prefix, channel prefix,
-/// envelope, node to skip)` → the number of subscribers that received the
-/// envelope over every live node holding sessions of the user (0: those
-/// nodes are alive but not subscribed), `-1` when the user is on no node
-/// (other than the one to skip), `-2` when every such node is dead. The
-/// node to skip is the sender's own, when it delivered there itself (an
-/// empty string skips none).
+/// frame, node to skip)` → `{code, node...}`: `code` is the number of
+/// subscribers that received the frame over every live node holding
+/// sessions of the user (0: those nodes are alive but not subscribed),
+/// `-1` when the user is on no node (other than the one to skip), `-2`
+/// when every such node is dead; the nodes are every live node holding
+/// sessions of the user, the skipped one included: what the route cache
+/// (`routes.rs`) keeps. The node to skip is the sender's own, when it
+/// delivered there itself, or a node forwarding what it could not deliver
+/// (an empty string skips none).
 const ROUTE: &str = r"
 local h = redis.call('HGETALL', KEYS[1])
-local reached, nodes, live = 0, 0, 0
+local reached, nodes, live, found = 0, 0, 0, {0}
 for i = 1, #h, 2 do
   local node = h[i]
+  local up = redis.call('EXISTS', ARGV[1] .. node) == 1
+  if up then found[#found + 1] = node end
   if node ~= ARGV[4] then
     nodes = nodes + 1
-    if redis.call('EXISTS', ARGV[1] .. node) == 1 then
+    if up then
       live = live + 1
       reached = reached + redis.call('PUBLISH', ARGV[2] .. node, ARGV[3])
     end
   end
 end
-if nodes == 0 then return -1 end
-if live == 0 then return -2 end
-return reached
+if nodes == 0 then found[1] = -1 elseif live == 0 then found[1] = -2 else found[1] = reached end
+return found
+";
+
+/// The presence event of the scripts that change a user's hash:
+/// `tell(channel, token)` publishes `"{uid} {node} {token}"` (`ARGV[2]`,
+/// `ARGV[1]`; `token` a claim's barrier token, or empty) and answers the
+/// number of nodes subscribed, each of which forgets the user's route. A
+/// script runs atomically, so where in it the event is published does not
+/// matter: whatever a node sends after seeing it runs after the script.
+const TELL: &str = r"
+local function tell(channel, token)
+  return redis.call('PUBLISH', channel, ARGV[2] .. ' ' .. ARGV[1] .. ' ' .. token)
+end
 ";
 
 /// The Lua shared by `CLAIM` and `SET`: sums the session counts of the
@@ -71,50 +87,57 @@ end
 ";
 
 /// `CLAIM(KEYS = user key, own members set; ARGV = node id, uid, alive
-/// prefix, members prefix, sessions per user)`: one more session of the
-/// user on this node, counted against the limit over every live node →
-/// `{1}` claimed (its count went up by one; with a limit of 1, also when
-/// this node held the user already: then nothing changes), `{2, old}`
-/// claimed after removing the dead node `old`'s sessions, `{0, holder}`
-/// refused: the limit is reached (`holder`: a live node with sessions of
-/// the user, this node's own id when it holds them all).
+/// prefix, members prefix, sessions per user, presence channel, barrier
+/// token)`: one more session of the user on this node, counted against
+/// the limit over every live node → `{1, "", n}` claimed (its count went
+/// up by one; with a limit of 1, also when this node held the user
+/// already: then nothing changes), `{2, old, n}` claimed after removing
+/// the dead node `old`'s sessions, `{0, holder, n}` refused: the limit is
+/// reached (`holder`: a live node with sessions of the user, this node's
+/// own id when it holds them all). Every answer has told the presence
+/// channel (`n`: the nodes subscribed to it), whose nodes confirm to the
+/// token's barrier.
 const CLAIM_BODY: &str = r"
 local limit = tonumber(ARGV[5]) or 1
+local n = tell(ARGV[6], ARGV[7])
 if limit == 1 and own > 0 then
   redis.call('SADD', KEYS[2], ARGV[2])
-  return {1}
+  return {1, '', n}
 end
-if others + own >= limit then return {0, holder or ARGV[1]} end
+if others + own >= limit then return {0, holder or ARGV[1], n} end
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 redis.call('SADD', KEYS[2], ARGV[2])
-if dead then return {2, dead} end
-return {1}
+if dead then return {2, dead, n} end
+return {1, '', n}
 ";
 
 /// `SET(KEYS = user key, own members set; ARGV = node id, uid, alive
-/// prefix, members prefix, sessions per user, count)`: the presence sync's
-/// absolute form of `CLAIM` — this node holds `count` sessions of the user
-/// (0: none, the field goes). Answers as `CLAIM`; refused (`{0, holder}`,
-/// nothing written) when another live node holds sessions and the total
-/// would pass the limit.
+/// prefix, members prefix, sessions per user, count, presence channel)`:
+/// the presence sync's absolute form of `CLAIM` — this node holds `count`
+/// sessions of the user (0: none, the field goes). Answers as `CLAIM`
+/// (and tells the presence channel, with no token); refused
+/// (`{0, holder, n}`, nothing written) when another live node holds
+/// sessions and the total would pass the limit.
 const SET_BODY: &str = r"
 local limit, count = tonumber(ARGV[5]) or 1, tonumber(ARGV[6]) or 0
+local n = tell(ARGV[7], '')
 if count <= 0 then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('SREM', KEYS[2], ARGV[2])
-  return {1}
+  return {1, '', n}
 end
-if others > 0 and others + count > limit then return {0, holder} end
+if others > 0 and others + count > limit then return {0, holder, n} end
 redis.call('HSET', KEYS[1], ARGV[1], count)
 redis.call('SADD', KEYS[2], ARGV[2])
-if dead then return {2, dead} end
-return {1}
+if dead then return {2, dead, n} end
+return {1, '', n}
 ";
 
-/// `RELEASE(KEYS = user key, own members set; ARGV = node id, uid)`: one
-/// session of the user on this node fewer; at 0 the field goes (and the
-/// user from this node's members set). Nothing when this node holds no
-/// count for the user (it was never claimed, or a sync removed it).
+/// `RELEASE(KEYS = user key, own members set; ARGV = node id, uid,
+/// presence channel)`: one session of the user on this node fewer; at 0
+/// the field goes (and the user from this node's members set), and the
+/// presence channel is told. Nothing when this node holds no count for
+/// the user (it was never claimed, or a sync removed it).
 const RELEASE: &str = r"
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
 local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
@@ -122,6 +145,7 @@ if not n then return 0 end
 if n <= 1 then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('SREM', KEYS[2], ARGV[2])
+  tell(ARGV[3], '')
   return 0
 end
 return redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
@@ -179,33 +203,35 @@ impl Scripts {
         };
         Ok(Scripts {
             route: load(ROUTE)?,
-            claim: load(&format!("{TALLY}{CLAIM_BODY}"))?,
-            set: load(&format!("{TALLY}{SET_BODY}"))?,
-            release: load(RELEASE)?,
+            claim: load(&format!("{TELL}{TALLY}{CLAIM_BODY}"))?,
+            set: load(&format!("{TELL}{TALLY}{SET_BODY}"))?,
+            release: load(&format!("{TELL}{RELEASE}"))?,
             online: load(ONLINE)?,
         })
     }
 
-    /// Publishes `envelope` to every live node holding a session of `uid`,
+    /// Publishes `frame` to every live node holding a session of `uid`,
     /// except `skip` (`""`: none).
-    pub(crate) fn route(&self, keys: &Keys, uid: i64, envelope: &[u8], skip: &str) -> Cmd {
+    pub(crate) fn route(&self, keys: &Keys, uid: i64, frame: &[u8], skip: &str) -> Cmd {
         let mut c = evalsha(&self.route, &[keys.user(uid)]);
         c.arg(keys.alive_prefix())
             .arg(keys.channel_prefix())
-            .arg(envelope)
+            .arg(frame)
             .arg(skip);
         c
     }
 
     /// Claims one more session of `uid` for this node, at most `limit`
-    /// over the cluster.
-    pub(crate) fn claim(&self, keys: &Keys, uid: i64, limit: u32) -> Cmd {
+    /// over the cluster; the presence event names barrier `token`.
+    pub(crate) fn claim(&self, keys: &Keys, uid: i64, limit: u32, token: u64) -> Cmd {
         let mut c = evalsha(&self.claim, &[keys.user(uid), keys.members()]);
         c.arg(keys.node_id())
             .arg(uid)
             .arg(keys.alive_prefix())
             .arg(keys.members_prefix())
-            .arg(limit);
+            .arg(limit)
+            .arg(keys.presence_channel())
+            .arg(token);
         c
     }
 
@@ -217,14 +243,15 @@ impl Scripts {
             .arg(keys.alive_prefix())
             .arg(keys.members_prefix())
             .arg(limit)
-            .arg(count);
+            .arg(count)
+            .arg(keys.presence_channel());
         c
     }
 
     /// Releases one of this node's sessions of `uid`.
     pub(crate) fn release(&self, keys: &Keys, uid: i64) -> Cmd {
         let mut c = evalsha(&self.release, &[keys.user(uid), keys.members()]);
-        c.arg(keys.node_id()).arg(uid);
+        c.arg(keys.node_id()).arg(uid).arg(keys.presence_channel());
         c
     }
 

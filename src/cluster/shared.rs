@@ -15,6 +15,7 @@ use redis::Cmd;
 
 use super::barrier::Barriers;
 use super::keys::Keys;
+use super::routes::Routes;
 use super::scripts::BEAT;
 use super::{ClusterConfig, ClusterStats, LocalNode};
 
@@ -41,6 +42,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     /// This node's group changes waiting for the other nodes.
     pub(crate) barriers: Barriers,
+    /// uid → the live nodes holding the user, kept by presence events.
+    pub(crate) routes: Routes,
     /// Publishes in the publisher's queue (bounded by
     /// `cfg.max_queued_publishes`).
     pub(crate) queued_publishes: AtomicUsize,
@@ -60,10 +63,36 @@ impl Shared {
         self.stop.load(Ordering::Acquire) || self.aborted()
     }
 
+    /// Counts one more publish in the publisher's queue, unless it is
+    /// full: then counts the overflow and flags it for the publisher, which
+    /// tells the other nodes to catch their users up (the refused message
+    /// is in the log; only its live delivery is missed).
+    pub(crate) fn take_publish_room(&self) -> bool {
+        if self.queued_publishes.fetch_add(1, Ordering::AcqRel) < self.cfg.max_queued_publishes {
+            return true;
+        }
+        self.queued_publishes.fetch_sub(1, Ordering::AcqRel);
+        Counters::bump(&self.counters.publish_overflows);
+        self.overflowed.store(true, Ordering::Release);
+        false
+    }
+
     /// Stores a message the sender side could not publish.
     pub(crate) fn store_by_sender(&self, uid: i64, payload: Vec<u8>) {
         Counters::bump(&self.counters.stored_by_sender);
         self.node.store_offline(uid, payload);
+    }
+
+    /// Stores a message no node took: by the sender, or (`forwarded`) by
+    /// the node that received it for a user not there and found nobody
+    /// else holding them.
+    pub(crate) fn store_unrouted(&self, uid: i64, payload: Vec<u8>, forwarded: bool) {
+        if forwarded {
+            Counters::bump(&self.counters.stored_by_receiver);
+            self.node.store_offline(uid, payload);
+        } else {
+            self.store_by_sender(uid, payload);
+        }
     }
 
     /// The beat: sets this node's alive key to its token with a TTL of
@@ -105,12 +134,21 @@ pub(crate) struct Counters {
     pub(crate) stored_by_receiver: AtomicU64,
     pub(crate) reconnects: AtomicU64,
     pub(crate) publish_overflows: AtomicU64,
+    pub(crate) route_hits: AtomicU64,
+    pub(crate) route_misses: AtomicU64,
+    pub(crate) forwarded: AtomicU64,
+    pub(crate) batch_publishes: AtomicU64,
 }
 
 impl Counters {
     /// Adds one.
     pub(crate) fn bump(c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `n`.
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
     }
 
     /// A snapshot.
@@ -123,6 +161,10 @@ impl Counters {
             stored_by_receiver: get(&self.stored_by_receiver),
             reconnects: get(&self.reconnects),
             publish_overflows: get(&self.publish_overflows),
+            route_hits: get(&self.route_hits),
+            route_misses: get(&self.route_misses),
+            forwarded: get(&self.forwarded),
+            batch_publishes: get(&self.batch_publishes),
         }
     }
 }

@@ -59,8 +59,9 @@ pub struct Metrics {
     open_fds: AtomicU64,
     worker_jobs: AtomicU64,
     /// Sampled cluster counters (published, stored by sender, delivered,
-    /// stored by receiver, reconnects), when in cluster mode.
-    cluster: [AtomicU64; 6],
+    /// stored by receiver, reconnects, overflows, route cache hits and
+    /// misses, forwards, batch publishes), when in cluster mode.
+    cluster: [AtomicU64; 10],
     cluster_on: AtomicBool,
     /// `--metrics off`: nothing is counted (to measure what counting costs).
     off: AtomicBool,
@@ -76,7 +77,7 @@ pub static METRICS: Metrics = Metrics {
     cpu_micros: AtomicU64::new(0),
     open_fds: AtomicU64::new(0),
     worker_jobs: AtomicU64::new(0),
-    cluster: [const { AtomicU64::new(0) }; 6],
+    cluster: [const { AtomicU64::new(0) }; 10],
     cluster_on: AtomicBool::new(false),
     off: AtomicBool::new(false),
 };
@@ -153,6 +154,10 @@ pub fn record_sample(logged_in: usize, worker_jobs: usize, cluster: Option<Clust
             c.stored_by_receiver,
             c.reconnects,
             c.publish_overflows,
+            c.route_hits,
+            c.route_misses,
+            c.forwarded,
+            c.batch_publishes,
         ];
         for (slot, v) in METRICS.cluster.iter().zip(values) {
             slot.store(v, Ordering::Relaxed);
@@ -338,6 +343,22 @@ impl Collector for ChatCollector {
                 (
                     "chat_cluster_publish_overflows",
                     "Messages not queued for Redis: the publisher's queue was full",
+                ),
+                (
+                    "chat_cluster_route_hits",
+                    "Recipients routed from the route cache, in their node's batch",
+                ),
+                (
+                    "chat_cluster_route_misses",
+                    "Recipients routed through the route script (not cached)",
+                ),
+                (
+                    "chat_cluster_forwarded",
+                    "Messages received for a user not here and re-routed (a stale route)",
+                ),
+                (
+                    "chat_cluster_batch_publishes",
+                    "Batches published to a node: one per destination node and tick",
                 ),
             ];
             for ((name, help), v) in names.into_iter().zip(&m.cluster) {

@@ -58,9 +58,10 @@
 //!
 //! Step 1 also asks Redis ([`Cluster::claim_then`](crate::cluster::Cluster::claim_then),
 //! from the user's worker, holding no lock; the answer comes back to that
-//! worker as a new job, so no worker waits for Redis): a user held by
-//! another live node is refused with errno 2, as a duplicate login on this
-//! node is. When Redis cannot answer (down, or hung past its I/O timeout)
+//! worker as a new job, so no worker waits for Redis; it comes once every
+//! node has forgotten the user's cached route: "Route cache" in
+//! ARCHITECTURE.md): a user held by another live node is refused with
+//! errno 2, as a duplicate login on this node is. When Redis cannot answer (down, or hung past its I/O timeout)
 //! the login is admitted *unconfirmed*: the node claims the user when the
 //! link returns, and if another node holds them by then, the session that
 //! node holds wins and this one gets errno 2 and is closed
@@ -461,7 +462,7 @@ pub(super) fn claim_cluster_wide(ctx: Ctx, user: UserRecord) {
         return finish_failed_login(ctx, ALREADY_ONLINE);
     }
     let uid = user.id;
-    // Runs on the publisher thread (or here): it only queues.
+    // Runs on a cluster thread (or here): it only queues.
     cluster.claim_then(uid, move |answer| {
         ctx.on_worker(user_key(uid), move |ctx, _| match answer {
             Claim::OnlineElsewhere(node) => {

@@ -28,8 +28,13 @@ pub fn tests() -> Vec<Test> {
         a_restart_within_liveness_clears_the_old_claims,
         publisher_throughput,
         sessions_are_counted_per_node_up_to_the_limit,
+        a_claim_elsewhere_invalidates_a_cached_route_before_its_answer,
+        a_stale_route_is_forwarded_once_and_delivered_right,
+        a_batch_nobody_receives_is_stored_and_its_node_forgotten,
     ];
     let private = tests![
+        a_tick_sends_one_publish_per_node_in_order,
+        the_route_cache_is_cleared_on_resubscribe,
         a_redis_outage_degrades_then_recovers_without_restart,
         after_a_hang_double_claims_are_settled_and_missed_routes_reported,
         a_full_publisher_queue_refuses_publishes_at_once,
@@ -601,4 +606,189 @@ fn a_full_publisher_queue_refuses_publishes_at_once() {
     });
     a.shutdown();
     b.shutdown();
+}
+
+/// The texts `uid` received on a node, in order.
+fn texts(local: &TestNode, uid: i64) -> Vec<String> {
+    (local.delivered_to(uid).into_iter())
+        .map(|m| String::from_utf8_lossy(&m).into_owned())
+        .collect()
+}
+
+/// Messages queued while the publisher waits for Redis are one tick: with
+/// their routes cached, one `PUBLISH` per destination node carries them
+/// all, and each recipient gets them in order.
+fn a_tick_sends_one_publish_per_node_in_order() {
+    let redis = PrivateRedis::start();
+    let p = KeyPrefix::new(&redis.url(), "tick");
+    let start = |id: &str| start_node(config(&p, id, Duration::from_secs(10)));
+    let ((a, _la), (b, lb), (c, lc)) = (start("a"), start("b"), start("c"));
+    login(&b, &lb, 40);
+    login(&c, &lc, 41);
+    a.send_to_user(40, b"w\n".to_vec());
+    a.send_to_user(41, b"w\n".to_vec());
+    wait_until("the first messages crossed", || {
+        texts(&lb, 40).len() == 1 && texts(&lc, 41).len() == 1
+    });
+    let before = a.stats();
+    assert_eq!(before.route_misses, 2, "{before:?}");
+
+    redis.pause();
+    // The publisher sends this one (a hit: one frame for b) and waits...
+    a.send_to_user(40, b"stuck\n".to_vec());
+    std::thread::sleep(Duration::from_millis(100));
+    // ...while these 400 queue up: the next tick takes them all.
+    for i in 0..200 {
+        a.send_to_user(40, format!("m{i}\n").into_bytes());
+        a.send_to_user(41, format!("m{i}\n").into_bytes());
+    }
+    redis.resume();
+
+    let want = |first: &[&str]| -> Vec<String> {
+        let rest = (0..200).map(|i| format!("m{i}\n"));
+        first.iter().map(|s| s.to_string()).chain(rest).collect()
+    };
+    wait_until("b and c got everything", || {
+        texts(&lb, 40).len() == 202 && texts(&lc, 41).len() == 201
+    });
+    assert_eq!(texts(&lb, 40), want(&["w\n", "stuck\n"]), "b: in order");
+    assert_eq!(texts(&lc, 41), want(&["w\n"]), "c: in order");
+    wait_until("a counted them", || a.stats().published == 403);
+    let after = a.stats();
+    assert_eq!(after.route_hits - before.route_hits, 401, "{after:?}");
+    assert_eq!(after.route_misses, before.route_misses, "{after:?}");
+    assert_eq!(
+        after.batch_publishes - before.batch_publishes,
+        3,
+        "one for the stuck message, then one per node: {after:?}"
+    );
+    assert_eq!(after.stored_by_sender, 0);
+    assert_eq!((b.stats().forwarded, c.stats().forwarded), (0, 0));
+    a.shutdown();
+    b.shutdown();
+    c.shutdown();
+}
+
+/// A cached "on no node" is forgotten on every node before a claim
+/// elsewhere is answered: the message sent right after the login reaches
+/// the new session directly. (Without the claim's barrier the sender
+/// could still hit its stale entry and store the message.)
+fn a_claim_elsewhere_invalidates_a_cached_route_before_its_answer() {
+    let p = shared_redis("invalidate");
+    let ((a, la), (b, _lb), (c, lc)) = (node(&p, "a"), node(&p, "b"), node(&p, "c"));
+    for round in 0..20 {
+        let uid = 500 + round;
+        a.send_to_user(uid, b"before\n".to_vec());
+        wait_until("stored: on no node", || la.offline_for(uid).len() == 1);
+        a.send_to_user(uid, b"cached\n".to_vec());
+        wait_until("stored from the negative entry", || {
+            la.offline_for(uid).len() == 2
+        });
+        login(&c, &lc, uid);
+        a.send_to_user(uid, b"after\n".to_vec());
+        wait_until("c got it", || texts(&lc, uid) == ["after\n"]);
+        assert_eq!(la.offline_for(uid).len(), 2, "round {round}");
+    }
+    let s = a.stats();
+    assert!(s.route_hits >= 20 && s.route_misses >= 40, "{s:?}");
+    assert_eq!(c.stats().forwarded, 0);
+    a.shutdown();
+    b.shutdown();
+    c.shutdown();
+}
+
+/// A route put in the cache on purpose names b, where the user is not:
+/// b forwards the message once through the script, to c, where the user
+/// is; a user on no node is stored by b; nothing loops.
+fn a_stale_route_is_forwarded_once_and_delivered_right() {
+    let p = shared_redis("forward");
+    let ((a, la), (b, lb), (c, lc)) = (node(&p, "a"), node(&p, "b"), node(&p, "c"));
+    login(&c, &lc, 60);
+    a.debug_set_route(60, &["b"]);
+    a.send_to_user(60, b"moved\n".to_vec());
+    wait_until("c got it through b", || texts(&lc, 60) == ["moved\n"]);
+    assert_eq!(b.stats().forwarded, 1);
+    assert!(lb.offline_for(60).is_empty() && la.offline_for(60).is_empty());
+
+    a.debug_set_route(61, &["b"]);
+    a.send_to_user(61, b"nobody\n".to_vec());
+    wait_until("b stored it", || lb.offline_for(61) == [b"nobody\n"]);
+    assert_eq!(b.stats().stored_by_receiver, 1);
+    assert_eq!(b.stats().forwarded, 1, "nobody took it");
+
+    // A group post: one item for b with both members; b forwards 60.
+    login(&b, &lb, 62);
+    a.debug_set_route(62, &["b"]);
+    a.debug_set_route(60, &["b"]);
+    a.send_to_users(vec![60, 62], b"group\n".to_vec());
+    wait_until("both got the post", || {
+        texts(&lb, 62) == ["group\n"] && texts(&lc, 60) == ["moved\n", "group\n"]
+    });
+    assert_eq!(b.stats().forwarded, 2);
+    a.shutdown();
+    b.shutdown();
+    c.shutdown();
+}
+
+/// Presence changes made behind the cluster's back (no event) leave a
+/// stale entry; a resubscription clears the cache, and the next message
+/// goes through the script again.
+fn the_route_cache_is_cleared_on_resubscribe() {
+    let redis = PrivateRedis::start();
+    let p = KeyPrefix::new(&redis.url(), "resub");
+    let start = |id: &str| start_node(config(&p, id, Duration::from_secs(10)));
+    let ((a, la), (b, lb)) = (start("a"), start("b"));
+    a.send_to_user(70, b"1\n".to_vec());
+    wait_until("stored: on no node", || la.offline_for(70).len() == 1);
+    // 70 appears on b without a claim, so without a presence event.
+    admin(&p.url, &["HSET", &format!("{}:user:70", p.name), "b", "1"]);
+    lb.connect(70);
+    a.send_to_user(70, b"2\n".to_vec());
+    wait_until("stored from the stale entry", || {
+        la.offline_for(70).len() == 2
+    });
+    let resubscribed = la.subscribed.load(Ordering::SeqCst);
+    admin(&p.url, &["CLIENT", "KILL", "TYPE", "pubsub"]);
+    wait_until("a subscribed again", || {
+        la.subscribed.load(Ordering::SeqCst) > resubscribed && a.is_subscribed()
+    });
+    wait_until("b subscribed again", || b.is_subscribed());
+    a.send_to_user(70, b"3\n".to_vec());
+    wait_until("b got it", || texts(&lb, 70) == ["3\n"]);
+    assert_eq!(la.offline_for(70).len(), 2);
+    a.shutdown();
+    b.shutdown();
+}
+
+/// A cached route to a node that crashed (its subscription gone, its
+/// claims and alive key still there): the batch reaches nobody, so the
+/// sender stores its message and forgets the routes naming that node; the
+/// next message goes through the script again.
+fn a_batch_nobody_receives_is_stored_and_its_node_forgotten() {
+    let p = shared_redis("unsent");
+    let ((a, la), (b, lb)) = (node(&p, "a"), node(&p, "b"));
+    login(&b, &lb, 90);
+    a.send_to_user(90, b"1\n".to_vec());
+    wait_until("b got it", || texts(&lb, 90) == ["1\n"]);
+    a.send_to_user(90, b"2\n".to_vec());
+    wait_until("b got the cached one", || texts(&lb, 90).len() == 2);
+    let before = a.stats();
+    assert_eq!(
+        (before.route_misses, before.route_hits),
+        (1, 1),
+        "{before:?}"
+    );
+    b.abort();
+    wait_until("b's subscription is gone", || p.subscribers("b") == 0);
+    a.send_to_user(90, b"3\n".to_vec());
+    wait_until("a stored it", || la.offline_for(90) == [b"3\n"]);
+    a.send_to_user(90, b"4\n".to_vec());
+    wait_until("a stored that too", || la.offline_for(90).len() == 2);
+    let after = a.stats();
+    assert_eq!(after.route_hits, 2, "{after:?}");
+    assert_eq!(
+        after.route_misses, 2,
+        "the route naming b was forgotten: {after:?}"
+    );
+    a.shutdown();
 }

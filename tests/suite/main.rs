@@ -24,6 +24,7 @@ mod chat;
 mod client;
 mod client_tty;
 mod cluster;
+mod cluster_batch;
 mod cluster_failures;
 mod cluster_groups;
 mod cluster_load;
@@ -93,6 +94,7 @@ fn main() -> ExitCode {
         bench_smoke::tests(),
         load::tests(),
         cluster::tests(),
+        cluster_batch::tests(),
         cluster_failures::tests(),
         cluster_load::tests(),
         cluster_redis::tests(),

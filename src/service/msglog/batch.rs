@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::Post;
 use crate::model::Conv;
 use crate::protocol::{errno, reply};
+use crate::service::cluster_node::{routed, spreads, to_other_nodes};
 use crate::service::delivery::{self, Delivery};
 use crate::service::group_cache::{is_member, Members};
 use crate::service::Service;
@@ -183,8 +184,15 @@ fn hand_on(svc: &Arc<Service>, post: &Post, to: &Recipients, body: &str, at: Sto
         }
         Recipients::Members(members) => {
             let own = self_copy(&bytes);
+            let mut remote = Vec::new();
             for &m in members.iter().filter(|&&m| m != sender) {
-                send_to(svc, m, message(Some(bytes.clone()), None));
+                if !push_here(svc, m, message(Some(bytes.clone()), None)) {
+                    remote.push(m);
+                }
+            }
+            // One call for every member not here: one item per node.
+            if let Some(cluster) = svc.cluster().filter(|_| !remote.is_empty()) {
+                cluster.send_to_users(remote, routed(at.conv, at.seq, &bytes));
             }
             send_to(svc, sender, message(own, origin));
         }
@@ -196,20 +204,32 @@ fn hand_on(svc: &Arc<Service>, post: &Post, to: &Recipients, body: &str, at: Sto
 /// A user on no node needs nothing: the log keeps the message for their
 /// next login.
 fn send_to(svc: &Arc<Service>, uid: i64, d: Delivery) {
-    use crate::service::cluster_node::{routed, spreads, to_other_nodes};
-    let spread = (d.bytes.as_ref())
-        .filter(|_| spreads(svc))
-        .map(|b| routed(d.conv, d.seq, b));
-    let Some(missed) = delivery::push(svc, uid, d) else {
-        if let Some(payload) = spread {
-            to_other_nodes(svc, uid, payload);
-        }
+    let Some(missed) = push_and_spread(svc, uid, d) else {
         return;
     };
     if let (Some(cluster), Some(bytes)) = (svc.cluster(), missed.bytes) {
-        let payload = crate::service::cluster_node::routed(missed.conv, missed.seq, &bytes);
-        cluster.send_to_user(uid, payload);
+        cluster.send_to_user(uid, routed(missed.conv, missed.seq, &bytes));
     }
+}
+
+/// Pushes `d` to `uid`'s sessions here (and, when [`spreads`], to their
+/// other nodes); `false` when no session of `uid` is here: the caller
+/// routes it (a group post gathers those members into one call).
+fn push_here(svc: &Arc<Service>, uid: i64, d: Delivery) -> bool {
+    push_and_spread(svc, uid, d).is_none()
+}
+
+/// [`delivery::push`], then the copy for `uid`'s other nodes when it was
+/// delivered here and [`spreads`]; what `push` gave back.
+fn push_and_spread(svc: &Arc<Service>, uid: i64, d: Delivery) -> Option<Delivery> {
+    let spread = (d.bytes.as_ref())
+        .filter(|_| spreads(svc))
+        .map(|b| routed(d.conv, d.seq, b));
+    let missed = delivery::push(svc, uid, d);
+    if let (None, Some(payload)) = (&missed, spread) {
+        to_other_nodes(svc, uid, payload);
+    }
+    missed
 }
 
 const SERVER_ERROR: &str = "the server could not store the message";
