@@ -488,3 +488,12 @@ pub fn text(frame: &Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("no msg in {frame}"))
 }
+
+/// The texts of the frames `client` received since the last take.
+pub fn texts(client: &Client) -> Vec<String> {
+    client
+        .take_frames()
+        .iter()
+        .map(|f| text(f).to_owned())
+        .collect()
+}

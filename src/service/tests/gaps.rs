@@ -3,18 +3,10 @@
 //! read of the log; a gap still open after `GAP_GRACE` is filled from the
 //! log.
 
-use super::fake::{text, Client, Harness};
+use super::fake::{texts, Harness};
 use crate::model::Conv;
 use crate::service::delivery::{self, Delivery};
 use crate::storage::{NewEntry, Store};
-
-fn texts(client: &Client) -> Vec<String> {
-    client
-        .take_frames()
-        .iter()
-        .map(|f| text(f).to_owned())
-        .collect()
-}
 
 /// A push as the log writer (or the cluster's subscriber) makes it.
 fn pushed(conv: Conv, seq: i64, text: &str) -> Delivery {

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::fake::{offline_in_ack, text, Client, Harness};
+use super::fake::{offline_in_ack, text, texts, Client, Harness};
 use crate::protocol::{errno, msg_id};
 use crate::storage::Store;
 
@@ -40,14 +40,6 @@ fn group() -> Group {
         bob_id,
         carol_id,
     }
-}
-
-fn texts(client: &Client) -> Vec<String> {
-    client
-        .take_frames()
-        .iter()
-        .map(|f| text(f).to_owned())
-        .collect()
 }
 
 #[test]
