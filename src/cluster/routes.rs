@@ -1,6 +1,6 @@
 //! `Routes`: the route cache, uid → the live nodes holding sessions of the
 //! user, so that a message to a known user costs no Redis round trip of
-//! its own (it joins its node's batch, `outbox.rs`).
+//! its own (it joins its node's frame, `publisher/tick.rs`).
 //!
 //! An entry is the list the `route` script found (this node included when
 //! it holds sessions of the user); an empty list is a *negative* entry:

@@ -178,6 +178,9 @@ impl Cursors {
     /// The held message that comes next in `conv` (the cursor + 1), with
     /// its seq; held ones the cursor passed meanwhile are forgotten.
     pub fn next_held(&mut self, conv: Conv) -> Option<(i64, Held)> {
+        if self.early.is_empty() {
+            return None; // the common case: no lookup
+        }
         let next = self.get(conv) + 1;
         self.early.next(conv, next - 1).map(|h| (next, h))
     }

@@ -197,26 +197,25 @@ fn offer_online(peer: &PeerRef, cursors: &mut Cursors, d: Delivery) -> Offered {
     if unsendable {
         return Offered::Gap;
     }
-    hand(peer, cursors, (d.conv, d.seq), d.bytes, own, d.received);
-    release_held(peer, cursors, d.conv);
+    let (conv, seq) = (d.conv, d.seq);
+    let next = Held {
+        bytes: d.bytes,
+        own,
+        received: d.received,
+    };
+    hand(peer, cursors, (conv, seq), next);
+    release_held(peer, cursors, conv);
     Offered::Done
 }
 
-/// Hands message `seq` of `conv` to the session: sends `bytes`, or, for
+/// Hands message `seq` of `conv` to the session: sends its bytes, or, for
 /// its own message (or one with nothing to send), only moves the cursor.
-fn hand(
-    peer: &PeerRef,
-    cursors: &mut Cursors,
-    (conv, seq): (Conv, i64),
-    bytes: Option<Vec<u8>>,
-    own: bool,
-    received: Option<std::time::Instant>,
-) {
-    match bytes {
-        Some(bytes) if !own => {
+fn hand(peer: &PeerRef, cursors: &mut Cursors, (conv, seq): (Conv, i64), m: Held) {
+    match m.bytes {
+        Some(bytes) if !m.own => {
             let end = peer.send_counted(bytes);
             if end.is_some() {
-                latency::observe(received);
+                latency::observe(m.received);
             }
             cursors.handed(conv, seq, end, peer.written());
         }
@@ -228,14 +227,7 @@ fn hand(
 /// order (the gap before them closed), under the shard lock.
 pub(super) fn release_held(peer: &PeerRef, cursors: &mut Cursors, conv: Conv) {
     while let Some((seq, held)) = cursors.next_held(conv) {
-        hand(
-            peer,
-            cursors,
-            (conv, seq),
-            held.bytes,
-            held.own,
-            held.received,
-        );
+        hand(peer, cursors, (conv, seq), held);
     }
 }
 

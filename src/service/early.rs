@@ -29,7 +29,8 @@ pub const MAX_EARLY: usize = 256;
 /// The most bytes of held messages one connection keeps.
 pub const MAX_EARLY_BYTES: usize = 1 << 20;
 
-/// One held message: what [`super::delivery`] would have sent.
+/// One held message: what [`super::delivery`] would have sent (and how it
+/// hands any message on).
 #[derive(Debug)]
 pub struct Held {
     /// The bytes for this connection; `None` for its own message.

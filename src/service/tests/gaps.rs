@@ -3,7 +3,7 @@
 //! read of the log; a gap still open after `GAP_GRACE` is filled from the
 //! log.
 
-use super::fake::{texts, Harness};
+use super::fake::{texts, Client, Harness};
 use crate::model::Conv;
 use crate::service::delivery::{self, Delivery};
 use crate::storage::{NewEntry, Store};
@@ -19,18 +19,29 @@ fn pushed(conv: Conv, seq: i64, text: &str) -> Delivery {
     }
 }
 
+/// alice and bob, and their conversation.
+fn alice_and_bob(h: &Harness) -> (i64, i64, Conv) {
+    let alice_id = h.user("alice");
+    let bob_id = h.user("bob");
+    (alice_id, bob_id, Conv::direct(alice_id, bob_id).unwrap())
+}
+
+/// A session of `name`, logged in, its login frames taken.
+fn quiet_session(h: &Harness, name: &str) -> Client {
+    let client = h.logged_in(name);
+    h.settle();
+    client.take_frames();
+    client
+}
+
 /// 3 and 2 arrive before 1 (messages crossing between nodes): nothing is
 /// sent until 1 comes, then 1, 2, 3 in order, and the log is never read.
 /// (The log does not even hold them: a fill would find nothing to send.)
 #[test]
 fn messages_past_a_gap_wait_for_the_missing_one_without_a_query() {
     let h = Harness::new();
-    let alice_id = h.user("alice");
-    let bob_id = h.user("bob");
-    let bob = h.logged_in("bob");
-    h.settle();
-    bob.take_frames();
-    let conv = Conv::direct(alice_id, bob_id).unwrap();
+    let (_, bob_id, conv) = alice_and_bob(&h);
+    let bob = quiet_session(&h, "bob");
     let pages = h.store.calls("log_page");
 
     delivery::push(&h.svc, bob_id, pushed(conv, 3, "three"));
@@ -53,12 +64,8 @@ fn messages_past_a_gap_wait_for_the_missing_one_without_a_query() {
 #[test]
 fn a_gap_still_open_after_the_grace_is_filled_from_the_log() {
     let h = Harness::new();
-    let alice_id = h.user("alice");
-    let bob_id = h.user("bob");
-    let bob = h.logged_in("bob");
-    h.settle();
-    bob.take_frames();
-    let conv = Conv::direct(alice_id, bob_id).unwrap();
+    let (alice_id, bob_id, conv) = alice_and_bob(&h);
+    let bob = quiet_session(&h, "bob");
     let entry = |text: &str| NewEntry {
         conv,
         sender: alice_id,
@@ -81,15 +88,13 @@ fn a_gap_still_open_after_the_grace_is_filled_from_the_log() {
 #[test]
 fn an_own_message_past_a_gap_is_not_sent_back_when_the_gap_closes() {
     let h = Harness::new();
-    let alice_id = h.user("alice");
-    let bob_id = h.user("bob");
+    let (_, bob_id, conv) = alice_and_bob(&h);
     h.svc.set_sessions_per_user(2);
     let first = h.logged_in("bob");
     let second = h.logged_in("bob");
     h.settle();
     first.take_frames();
     second.take_frames();
-    let conv = Conv::direct(alice_id, bob_id).unwrap();
 
     let mine = Delivery {
         origin: Some(first.id()),
