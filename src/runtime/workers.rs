@@ -190,20 +190,28 @@ impl WorkerPool {
         self.in_flight.load(Ordering::Acquire)
     }
 
+    /// Waits (at most `timeout`) until no job is queued or running, jobs
+    /// submitted meanwhile included; `false` if the timeout expired first.
+    /// The workers go on. Any thread but the pool's own workers.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.in_flight() > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
+    }
+
     /// Waits (at most `timeout`) until every queued job, and every job those
     /// submit, has run; then stops and joins the workers. Returns `false` if
     /// the timeout expired with jobs left (they are abandoned). Any thread
     /// but the pool's own workers (a worker would wait for itself).
     pub fn shutdown(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut drained = true;
-        while self.in_flight() > 0 {
-            if Instant::now() >= deadline {
-                log::error!("worker pool: {} jobs left at shutdown", self.in_flight());
-                drained = false;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(2));
+        let drained = self.wait_idle(timeout);
+        if !drained {
+            log::error!("worker pool: {} jobs left at shutdown", self.in_flight());
         }
         for q in &self.queues {
             let _ = q.send(Message::Stop);

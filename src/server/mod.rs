@@ -203,6 +203,9 @@ pub fn run(config: &Config) -> Result<(), Error> {
     checker.thread().unpark();
     let _ = checker.join();
     if let Some(cluster) = cluster {
+        // The closed sessions' cursors into the store before their claims
+        // go: a user reconnecting to another node reads them there.
+        service.settle_sessions(DRAIN_TIMEOUT);
         // Routes what is queued (or stores it), releases this node's claims.
         cluster.shutdown();
     }

@@ -8,7 +8,9 @@
 //! 1. stop accepting (the listening socket closes);
 //! 2. close every connection and join the I/O threads: nothing new reaches
 //!    the workers after this;
-//! 3. in cluster mode, leave the cluster: the publisher routes what is
+//! 3. in cluster mode, wait until the workers have run what is queued
+//!    (the closed sessions' cursor writes, each followed by its claim's
+//!    release), then leave the cluster: the publisher routes what is
 //!    queued (or stores it offline through the workers), releases this
 //!    node's claims and deletes its alive key;
 //! 4. let the workers finish every queued job, including the jobs those

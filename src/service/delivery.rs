@@ -38,7 +38,9 @@
 //! cut off at the high-water mark, a reset) stays pending. When the entry
 //! goes (logout, disconnect), its confirmed cursors are written to the
 //! store's `delivered_seq` on the user's worker, queued under the shard
-//! lock so that the user's next login reads them; and every
+//! lock so that the user's next login reads them (in cluster mode the
+//! claim is released only after that write is in the store, so that a
+//! login on another node reads them too); and every
 //! [`CURSOR_FLUSH`] for users who stay online. After a crash a user may
 //! therefore be handed again, as offline messages, what was pushed since
 //! the last write: delivery is at least once, and (conv, seq) tells
@@ -56,6 +58,7 @@ use super::early::{Held, Holding};
 use super::latency;
 use super::online::{session_mut, Presence, MAX_BUFFERED};
 use super::{user_key, PeerRef, Service};
+use crate::cluster::Cluster;
 use crate::model::Conv;
 
 /// How often the cursors of users who stay online are written.
@@ -280,6 +283,40 @@ pub fn submit_delivered(svc: &Service, uid: i64, positions: Vec<(Conv, i64)>) {
     });
 }
 
+/// Cluster mode: queues, on the user's worker, the write of `positions`,
+/// then a wait until everything this node queued for the store is in it
+/// ([`Store::flush`](crate::storage::Store::flush): a journal's applier
+/// may still hold this write, or an earlier flush's), and only then the
+/// release of the claim. Another node admits the user only once the claim
+/// is gone, and its login reads the cursors from the shared store: were
+/// the claim released first, that read could come before this node's
+/// write and hand again what this session was handed (a user who logs
+/// out here and in there would get the last messages twice). A later
+/// login *here* claims from the same worker, so after this job. The
+/// worker waits for the store, as a login's reads do.
+fn release_after_cursors(
+    svc: &Service,
+    uid: i64,
+    positions: Vec<(Conv, i64)>,
+    cluster: Arc<Cluster>,
+) {
+    let store = svc.store.clone();
+    svc.workers.submit(user_key(uid), move || {
+        if !positions.is_empty() {
+            if let Err(e) = store.set_delivered(uid, &positions) {
+                log::error!(
+                    "storing {} delivery positions of {uid} (they may be handed again): {e}",
+                    positions.len()
+                );
+            }
+        }
+        if let Err(e) = store.flush() {
+            log::error!("waiting for the store before releasing {uid}'s claim: {e}");
+        }
+        cluster.release(uid);
+    });
+}
+
 /// Writes the changed cursors of every session online here; any thread.
 /// Run every [`CURSOR_FLUSH`] and at shutdown (then `now` is `true`:
 /// written on this thread, as the workers have stopped).
@@ -322,11 +359,12 @@ pub(super) enum Unclaimed {
 
 /// Removes `uid`'s session on the peer `peer_id`. An `Online` session's
 /// changed cursors are written by a job on the user's worker queued under
-/// the lock, so the user's next login reads them. (A `LoggingIn` one's
-/// buffered messages need nothing: the log has them, and no cursor moved
-/// past them.) In cluster mode the user's claim is released with their
-/// last session here; with several sessions per user, Redis's count of
-/// this node's sessions of the user goes down by one.
+/// the lock, so the user's next login here reads them. (A `LoggingIn`
+/// one's buffered messages need nothing: the log has them, and no cursor
+/// moved past them.) In cluster mode the user's claim is released with
+/// their last session here; with several sessions per user, Redis's count
+/// of this node's sessions of the user goes down by one. The release
+/// waits for the cursors: see [`release_after_cursors`].
 pub(super) fn unclaim(svc: &Arc<Service>, uid: i64, peer_id: u64) -> Unclaimed {
     let mut shard = svc.online.lock(uid);
     let Some(sessions) = shard.get_mut(&uid) else {
@@ -340,17 +378,19 @@ pub(super) fn unclaim(svc: &Arc<Service>, uid: i64, peer_id: u64) -> Unclaimed {
     if last {
         shard.remove(&uid);
     }
+    let positions = match removed {
+        Presence::Online { peer, mut cursors } => cursors.take_changed(peer.written()),
+        Presence::LoggingIn { .. } => Vec::new(),
+    };
     // With one session per user the claim goes with the last (the only)
     // session; with several, Redis counts each session of the user here.
-    if let Some(cluster) = svc
+    // Queued under the lock either way: a later login here claims after it.
+    match svc
         .cluster()
         .filter(|_| last || svc.sessions_per_user() > 1)
     {
-        // Queued under the lock: a later login here claims after it.
-        cluster.release(uid);
-    }
-    if let Presence::Online { peer, mut cursors } = removed {
-        submit_delivered(svc, uid, cursors.take_changed(peer.written()));
+        Some(cluster) => release_after_cursors(svc, uid, positions, cluster.clone()),
+        None => submit_delivered(svc, uid, positions),
     }
     drop(shard);
     if last {

@@ -815,6 +815,24 @@ impl Service {
         account::disconnected(self, peer, session);
     }
 
+    /// Cluster mode, at a graceful stop, after every connection closed and
+    /// before the node leaves the cluster: waits (at most `timeout`) until
+    /// the workers have run every job queued so far, which includes each
+    /// closed session's cursor write and the claim release behind it
+    /// ([`delivery`]'s `release_after_cursors`). Leaving releases every
+    /// claim of the node at once; without this wait a user whom a
+    /// rolling restart moves to another node could log in there before
+    /// their cursors are stored, and be handed their last messages again.
+    pub fn settle_sessions(&self, timeout: Duration) {
+        if !self.workers.wait_idle(timeout) {
+            log::warn!(
+                "shutdown: {} jobs still queued when leaving the cluster \
+                 (users who move to another node now may get their last messages again)",
+                self.workers.in_flight()
+            );
+        }
+    }
+
     /// Graceful stop, after the I/O threads have stopped (and, in cluster
     /// mode, after [`Cluster::shutdown`], whose last messages may still
     /// reach connections here): commits and hands on every chat message

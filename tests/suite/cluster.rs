@@ -18,7 +18,8 @@ pub fn tests() -> Vec<Test> {
     tests![
         one_to_one_across_nodes,
         groups_across_nodes,
-        presence_and_duplicate_login_across_nodes
+        presence_and_duplicate_login_across_nodes,
+        a_logout_s_cursors_are_stored_before_its_claim_goes
     ]
     .into_iter()
     .map(|t| t.needs(CLUSTER))
@@ -268,4 +269,52 @@ fn presence_and_duplicate_login_across_nodes() {
     drop(b3);
     wait_friend_state(&mut a, b.uid, "offline");
     wait_until("bob's claim is released", || env.holder(b.uid).is_none());
+}
+
+/// Bob logs out on node 1 while the store cannot take his delivery
+/// cursors yet (the test holds his cursor row locked, as a busy database
+/// might hold the write up). Node 2 must not admit him before they are
+/// written: its login reads them from the shared store, and would hand
+/// him again what node 1 delivered. Once the row is free his claim goes,
+/// and his login on node 2 carries only the message sent while he was
+/// away. (CI once caught the release overtaking the write, in
+/// cluster_batch.rs: a user moving between nodes got two messages twice.)
+fn a_logout_s_cursors_are_stored_before_its_claim_goes() {
+    let env = Env::get("cursor");
+    let cluster = Cluster::start_with(&env, 2, "2s", &[]);
+    let mut alice = cluster.user_on(1, "alice");
+    let mut bob = cluster.user_on(1, "bob");
+    // The conversation's first message creates both cursor rows.
+    alice.chat(bob.uid, "m0");
+    assert_eq!(bob.recv_chat().1, "m0");
+    let row = format!("SELECT conv FROM convcursor WHERE userid = {}", bob.uid);
+    wait_until("bob's cursor row", || env.db.query_i64(&row) != 0);
+    let conv = env.db.query_i64(&row);
+    let lock = env.db.lock_rows(&format!(
+        "SELECT delivered_seq FROM convcursor WHERE userid = {} AND conv = {conv} FOR UPDATE",
+        bob.uid
+    ));
+    for n in 1..=3 {
+        alice.chat(bob.uid, &format!("m{n}"));
+        assert_eq!(bob.recv_chat().1, format!("m{n}"));
+    }
+    bob.send(&json!({"msgId": 3}));
+    bob.expect_errno(4, 0);
+    // Node 1's write of his cursors waits for the row, and his claim with
+    // it: node 2 would refuse him.
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        env.holder(bob.uid).as_deref(),
+        Some("node1"),
+        "the claim went before the cursors were stored"
+    );
+    drop(lock);
+    wait_until("bob's claim is released", || env.holder(bob.uid).is_none());
+    alice.chat(bob.uid, "m4");
+    let mut moved = cluster.node(2).connect();
+    moved.uid = bob.uid;
+    moved.name = "bob".into();
+    let ack = moved.login_ok("secret");
+    assert_eq!(offline_texts(&ack), ["m4"], "{ack}");
+    moved.expect_silence(Duration::from_millis(200));
 }

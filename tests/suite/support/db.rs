@@ -94,6 +94,21 @@ impl TestDb {
         }
     }
 
+    /// MySQL: opens a transaction that runs `select` (a `SELECT ... FOR
+    /// UPDATE`), so the server's writes of those rows wait until the
+    /// returned lock is dropped (its transaction rolls back). Plain reads
+    /// of them do not wait (InnoDB's consistent reads).
+    pub fn lock_rows(&self, select: &str) -> RowLock {
+        use mysql::prelude::Queryable;
+        assert!(self.is_mysql(), "row locks are the MySQL store's");
+        let pool = mysql::Pool::new(self.url.as_str()).expect("mysql pool");
+        let mut conn = pool.get_conn().expect("mysql conn");
+        conn.query_drop("START TRANSACTION").expect("begin");
+        let rows: Vec<mysql::Row> = conn.query(select).expect(select);
+        assert!(!rows.is_empty(), "nothing to lock: {select}");
+        RowLock { conn }
+    }
+
     /// Rows of the message log (`chatlog`), every conversation's, once
     /// the count has settled ([`settled`]).
     pub fn chatlog_rows(&self) -> i64 {
@@ -167,3 +182,15 @@ fn settled(read: impl Fn() -> i64) -> i64 {
 
 /// Three times the default apply interval.
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(600);
+
+/// Rows locked by [`TestDb::lock_rows`] until this is dropped.
+pub struct RowLock {
+    conn: mysql::PooledConn,
+}
+
+impl Drop for RowLock {
+    fn drop(&mut self) {
+        use mysql::prelude::Queryable;
+        let _ = self.conn.query_drop("ROLLBACK");
+    }
+}
