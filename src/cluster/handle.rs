@@ -156,7 +156,18 @@ impl Cluster {
     /// `claim` of the same user on this node is not undone by it. Another
     /// node's sessions of the user are not touched.
     pub fn release(&self, uid: i64) {
-        let _ = self.enqueue(Call::Release { uid });
+        let _ = self.enqueue(Call::Release { uid, done: None });
+    }
+
+    /// [`release`](Self::release), then `done`, once Redis has applied the
+    /// release: a login of the user on another node is no longer refused
+    /// because of this session (a logout's answer waits for it). When
+    /// Redis cannot be asked, `done` runs at once (the next presence sync
+    /// releases the user). Runs on the publisher thread, or on the
+    /// caller's: it must only queue or send.
+    pub fn release_then(&self, uid: i64, done: impl FnOnce() + Send + 'static) {
+        let done = Some(Done::new(done));
+        let _ = self.enqueue(Call::Release { uid, done });
     }
 
     /// Sends `payload` (the exact bytes for the recipient's connection) to

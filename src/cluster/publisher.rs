@@ -493,7 +493,8 @@ impl Publisher {
                     None => tx.send(claim),
                 }
             }
-            Call::Release { .. } => {}
+            // Applied: whoever waits for it may go on.
+            Call::Release { done, .. } => drop(done),
             // `n` subscribers got it, this node among them.
             Call::Group { token, .. } => match reply {
                 Value::Int(n) => (self.shared.barriers).expect(token, n.saturating_sub(1) as u64),

@@ -854,14 +854,17 @@ fn mark_online(svc: &Service, friends: &mut [UserInfo], groups: &mut [GroupInfo]
 }
 
 /// LOGOUT_MSG (3): the connection stays open, anonymous; answers 4. The
-/// peer's own thread.
+/// peer's own thread. In cluster mode the answer waits until the user's
+/// cursors are stored and Redis has released the session, so that a
+/// client told "logged out" can log in on any node at once.
 pub fn logout(ctx: Ctx, me: Me) {
     ctx.session.state().login = Login::Anonymous;
     // This session only: the user stays online while another one is.
-    if delivery::unclaim(&ctx.svc, me.uid, ctx.peer.id()) == Unclaimed::Last {
+    let answer = ctx.clone();
+    let answered = move || answer.send(&reply::logout_ok());
+    if delivery::unclaim_then(&ctx.svc, me.uid, ctx.peer.id(), answered) == Unclaimed::Last {
         set_offline(&ctx.svc, me.uid);
     }
-    ctx.send(&reply::logout_ok());
 }
 
 /// ACOUNT_FRESH_MSG (7): the current friends and groups; answers 8. The

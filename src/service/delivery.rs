@@ -293,12 +293,14 @@ pub fn submit_delivered(svc: &Service, uid: i64, positions: Vec<(Conv, i64)>) {
 /// write and hand again what this session was handed (a user who logs
 /// out here and in there would get the last messages twice). A later
 /// login *here* claims from the same worker, so after this job. The
-/// worker waits for the store, as a login's reads do.
+/// worker waits for the store, as a login's reads do. `then` runs once
+/// Redis has applied the release ([`Cluster::release_then`]).
 fn release_after_cursors(
     svc: &Service,
     uid: i64,
     positions: Vec<(Conv, i64)>,
     cluster: Arc<Cluster>,
+    then: Option<Then>,
 ) {
     let store = svc.store.clone();
     svc.workers.submit(user_key(uid), move || {
@@ -313,7 +315,10 @@ fn release_after_cursors(
         if let Err(e) = store.flush() {
             log::error!("waiting for the store before releasing {uid}'s claim: {e}");
         }
-        cluster.release(uid);
+        match then {
+            Some(then) => cluster.release_then(uid, then),
+            None => cluster.release(uid),
+        }
     });
 }
 
@@ -366,11 +371,38 @@ pub(super) enum Unclaimed {
 /// of this node's sessions of the user goes down by one. The release
 /// waits for the cursors: see [`release_after_cursors`].
 pub(super) fn unclaim(svc: &Arc<Service>, uid: i64, peer_id: u64) -> Unclaimed {
+    remove_session(svc, uid, peer_id, None)
+}
+
+/// [`unclaim`], then `then`: in cluster mode once Redis has applied the
+/// release (so that a login on another node is not refused because of
+/// this session), otherwise at once. A logout answers from it.
+pub(super) fn unclaim_then(
+    svc: &Arc<Service>,
+    uid: i64,
+    peer_id: u64,
+    then: impl FnOnce() + Send + 'static,
+) -> Unclaimed {
+    remove_session(svc, uid, peer_id, Some(Box::new(then)))
+}
+
+/// What runs after a release: see [`unclaim_then`].
+type Then = Box<dyn FnOnce() + Send>;
+
+fn remove_session(svc: &Arc<Service>, uid: i64, peer_id: u64, then: Option<Then>) -> Unclaimed {
     let mut shard = svc.online.lock(uid);
     let Some(sessions) = shard.get_mut(&uid) else {
+        drop(shard);
+        if let Some(f) = then {
+            f();
+        }
         return Unclaimed::NotHere;
     };
     let Some(at) = sessions.iter().position(|p| p.peer_id() == peer_id) else {
+        drop(shard);
+        if let Some(f) = then {
+            f();
+        }
         return Unclaimed::NotHere;
     };
     let removed = sessions.swap_remove(at);
@@ -385,14 +417,23 @@ pub(super) fn unclaim(svc: &Arc<Service>, uid: i64, peer_id: u64) -> Unclaimed {
     // With one session per user the claim goes with the last (the only)
     // session; with several, Redis counts each session of the user here.
     // Queued under the lock either way: a later login here claims after it.
-    match svc
+    let now = match svc
         .cluster()
         .filter(|_| last || svc.sessions_per_user() > 1)
     {
-        Some(cluster) => release_after_cursors(svc, uid, positions, cluster.clone()),
-        None => submit_delivered(svc, uid, positions),
-    }
+        Some(cluster) => {
+            release_after_cursors(svc, uid, positions, cluster.clone(), then);
+            None
+        }
+        None => {
+            submit_delivered(svc, uid, positions);
+            then
+        }
+    };
     drop(shard);
+    if let Some(f) = now {
+        f();
+    }
     if last {
         Unclaimed::Last
     } else {

@@ -275,10 +275,12 @@ fn presence_and_duplicate_login_across_nodes() {
 /// cursors yet (the test holds his cursor row locked, as a busy database
 /// might hold the write up). Node 2 must not admit him before they are
 /// written: its login reads them from the shared store, and would hand
-/// him again what node 1 delivered. Once the row is free his claim goes,
-/// and his login on node 2 carries only the message sent while he was
-/// away. (CI once caught the release overtaking the write, in
-/// cluster_batch.rs: a user moving between nodes got two messages twice.)
+/// him again what node 1 delivered. So his claim stays, and the logout's
+/// answer waits with it. Once the row is free the answer comes, the claim
+/// is gone by then, and his login on node 2 carries only the message sent
+/// while he was away. (CI once caught the release overtaking the write,
+/// in cluster_batch.rs: a user moving between nodes got two messages
+/// twice.)
 fn a_logout_s_cursors_are_stored_before_its_claim_goes() {
     let env = Env::get("cursor");
     let cluster = Cluster::start_with(&env, 2, "2s", &[]);
@@ -299,17 +301,17 @@ fn a_logout_s_cursors_are_stored_before_its_claim_goes() {
         assert_eq!(bob.recv_chat().1, format!("m{n}"));
     }
     bob.send(&json!({"msgId": 3}));
-    bob.expect_errno(4, 0);
-    // Node 1's write of his cursors waits for the row, and his claim with
-    // it: node 2 would refuse him.
-    std::thread::sleep(Duration::from_millis(400));
+    // Node 1's write of his cursors waits for the row, and his claim and
+    // the logout's answer with it: node 2 would refuse him.
+    bob.expect_silence(Duration::from_millis(400));
     assert_eq!(
         env.holder(bob.uid).as_deref(),
         Some("node1"),
         "the claim went before the cursors were stored"
     );
     drop(lock);
-    wait_until("bob's claim is released", || env.holder(bob.uid).is_none());
+    bob.expect_errno(4, 0);
+    assert_eq!(env.holder(bob.uid), None, "logged out, still claimed");
     alice.chat(bob.uid, "m4");
     let mut moved = cluster.node(2).connect();
     moved.uid = bob.uid;

@@ -5,7 +5,7 @@
 use crossbeam_channel::Sender;
 use redis::Cmd;
 
-use crate::cluster::barrier::SEEN_UID;
+use crate::cluster::barrier::{Done, SEEN_UID};
 use crate::cluster::envelope;
 use crate::cluster::keys::Keys;
 use crate::cluster::scripts::Scripts;
@@ -35,8 +35,10 @@ pub(crate) enum Call {
     /// Claim `uid` for this node; the answer goes to `reply` once every
     /// node has forgotten the user's route (`tick.rs`).
     Claim { uid: i64, reply: ClaimReply },
-    /// Drop this node's claim on `uid`.
-    Release { uid: i64 },
+    /// Drop this node's claim on `uid`; `done` runs when the call is
+    /// dropped: after Redis answered it, or unsent (Redis could not be
+    /// asked; the next presence sync releases the user then).
+    Release { uid: i64, done: Option<Done> },
     /// Tell every node that group `gid`'s members changed here; barrier
     /// `token` waits for their confirmations.
     Group { gid: i64, token: u64 },
@@ -74,7 +76,8 @@ impl Call {
                 }
             }
             Call::Claim { reply, .. } => reply.send(Claim::Unavailable),
-            Call::Release { .. } => {} // the next presence sync releases it
+            // The next presence sync releases it; nobody waits for that.
+            Call::Release { done, .. } => drop(done),
             Call::Group { token, .. } => shared.barriers.release(token),
             Call::Seen { .. } => {} // the other node's barrier expires
             Call::Online { uids, reply } => {
@@ -99,7 +102,7 @@ impl Call {
             }
             Call::PublishMany { .. } => redis::cmd("PING"), // never sent: split by the tick
             Call::Claim { uid, .. } => scripts.claim(keys, *uid, limit, token),
-            Call::Release { uid } => scripts.release(keys, *uid),
+            Call::Release { uid, .. } => scripts.release(keys, *uid),
             Call::Group { gid, token } => {
                 let mut c = redis::cmd("PUBLISH");
                 c.arg(keys.groups_channel())

@@ -145,7 +145,7 @@ impl<'a> Tick<'a> {
                 });
             }
             call => {
-                if let Call::Release { uid } = call {
+                if let Call::Release { uid, .. } = call {
                     self.shared.routes.forget(uid);
                 }
                 self.steps.push(Step::Call {
