@@ -2,21 +2,36 @@
 //!
 //! A [`mysql::Pool`] hands each call a connection of its own, so workers
 //! query in parallel and InnoDB's row locks keep them apart. Statements are
-//! prepared once per connection (the crate caches them) and every value is a
-//! bound parameter.
+//! prepared once per connection (the crate caches up to [`STMT_CACHE`] per
+//! connection) and every value is a bound parameter. For that cache to
+//! survive, a connection is *not* reset when it goes back to the pool (the
+//! crate's default would, with `COM_RESET_CONNECTION`: one more round trip
+//! per call, and every statement prepared again at its next use, which
+//! cost a fifth of the server's CPU per message in cluster mode:
+//! docs/benchmarks.md section 26). Nothing here leaves session state
+//! behind: no session variables, temporary tables or user locks, and a
+//! transaction not committed is rolled back when it is dropped. The URL
+//! may still ask for the reset (`?reset_connection=true`) or another cache
+//! size (`?stmt_cache_size=N`).
 //!
 //! The tables are created by running `chat.sql` from the top of the
 //! repository, compiled in with `include_str!`, so the file an operator
 //! reads is the schema the server uses.
 //!
 //! The message log's [`append`](Store::append) is one transaction of a
-//! few round trips per step, whatever the batch size (each step's rows cut
-//! into statements of the fixed [`sql::STATEMENT_ROWS`] sizes, so the
-//! prepared statements are reused from batch to batch): one `SELECT` of the batch's cids, one
-//! multi-row upsert of the conversation counters (in key order, so
-//! appends lock rows in the same order and rarely deadlock), one locking
-//! `SELECT` of the new counters, the new one-to-one conversations' cursor
-//! rows, one multi-row insert of the entries, and the commit. A deadlock,
+//! few round trips, whatever the batch size, each statement one of a few
+//! prepared ones reused from batch to batch: one `SELECT` of the batch's
+//! cids, one multi-row upsert of the conversation counters (in key order,
+//! so appends lock rows in the same order and rarely deadlock), one
+//! `SELECT` of the new counters, the new one-to-one
+//! conversations' cursor rows, the multi-row inserts of the entries, and
+//! the commit. A `SELECT` is one per 256 keys, padded to a
+//! [`sql::STATEMENT_ROWS`] size with a repeated key
+//! ([`sql::padded_chunks`]); inserts and upserts are cut into powers of
+//! two ([`sql::fine_chunks`]: at most eight statements for a batch under
+//! 256 rows). Every round trip after the
+//! counters' upsert is taken with those rows locked, and another node's
+//! append into the same conversation waits for the commit. A deadlock,
 //! a lock wait timeout or a `(sender, cid)` race with another node rolls
 //! back and runs the transaction again.
 //!
@@ -101,7 +116,7 @@ impl MysqlStore {
                 "the MySQL URL must name a database: mysql://user:pass@host:port/dbname".into(),
             ));
         }
-        let pool = Pool::new(opts)?;
+        let pool = Pool::new(pooled(opts, url))?;
         let mut conn = pool.get_conn()?;
         let found = schema::mysql_check(&mut conn, options)?;
         for statement in sql::statements(SCHEMA) {
@@ -453,7 +468,7 @@ impl Store for MysqlStore {
     fn log_heads(&self, convs: &[Conv]) -> Result<HashMap<i64, Range>, StoreError> {
         let mut heads = HashMap::with_capacity(convs.len());
         let mut conn = self.pool.get_conn()?;
-        for chunk in sql::fixed_chunks(convs) {
+        for chunk in sql::padded_chunks(convs) {
             let query = format!(
                 "SELECT id, last_seq, last_ts FROM conversation WHERE id IN ({})",
                 sql::placeholders(chunk.len())
@@ -599,6 +614,28 @@ impl MysqlStore {
     }
 }
 
+/// Prepared statements cached per connection: the log's steps in their
+/// [`sql::STATEMENT_ROWS`] sizes and every other statement fit. (The
+/// server's total is bounded by MySQL's `max_prepared_stmt_count`, 16,382
+/// by default: this times the pool's connections times the nodes.)
+pub const STMT_CACHE: usize = 64;
+
+/// `opts` with connections kept as they are between calls (no reset, so
+/// their prepared statements stay) and a [`STMT_CACHE`]-sized statement
+/// cache, unless `url` sets either itself.
+fn pooled(opts: mysql::Opts, url: &str) -> mysql::Opts {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let set = |key: &str| query.split('&').any(|p| p.split('=').next() == Some(key));
+    let mut b = mysql::OptsBuilder::from_opts(opts.clone());
+    if !set("reset_connection") {
+        b = b.pool_opts(opts.get_pool_opts().clone().with_reset_connection(false));
+    }
+    if !set("stmt_cache_size") {
+        b = b.stmt_cache_size(STMT_CACHE);
+    }
+    b.into()
+}
+
 /// Where the entries' `(sender, cid)` pairs already are: sender → cid →
 /// place, in one query per [`MAX_ROWS`] pairs. (An `OR` of `(sender = ?
 /// AND cid = ?)` terms: a range per pair on the unique key.)
@@ -611,11 +648,11 @@ fn stored_cids(
         .filter_map(|e| Some((e.sender, e.cid.as_deref()?)))
         .collect();
     let mut known: HashMap<i64, HashMap<String, Stored>> = HashMap::new();
-    for chunk in sql::fixed_chunks(&pairs) {
+    for chunk in sql::padded_chunks(&pairs) {
         let terms = vec!["(sender = ? AND cid = ?)"; chunk.len()].join(" OR ");
         let query = format!("SELECT sender, cid, conv, seq, ts FROM chatlog WHERE {terms}");
         let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 2);
-        for &(sender, cid) in chunk {
+        for &(sender, cid) in &chunk {
             params.push(sender.into());
             params.push(cid.into());
         }
@@ -634,7 +671,7 @@ fn stored_cids(
 /// later of its old value and now.
 fn bump_counters(tx: &mut Transaction<'_>, convs: &[(Conv, i64)]) -> Result<(), StoreError> {
     let now = now_ms();
-    for chunk in sql::fixed_chunks(convs) {
+    for chunk in sql::fine_chunks(convs) {
         let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
         let query = format!(
             "INSERT INTO conversation (id, last_seq, last_ts) VALUES {rows} \
@@ -642,7 +679,7 @@ fn bump_counters(tx: &mut Transaction<'_>, convs: &[(Conv, i64)]) -> Result<(), 
              last_ts = GREATEST(last_ts, VALUES(last_ts))"
         );
         let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
-        for &(conv, count) in chunk {
+        for (conv, count) in chunk {
             params.extend([conv.key().into(), count.into(), now.into()]);
         }
         tx.exec_drop(query, params)?;
@@ -651,15 +688,20 @@ fn bump_counters(tx: &mut Transaction<'_>, convs: &[(Conv, i64)]) -> Result<(), 
 }
 
 /// The counters of `convs` after [`bump_counters`], by key. The rows are
-/// ours (locked) until the commit, so these are the final values.
+/// ours (locked by the upsert) until the commit, so these are the final
+/// values, and a plain read sees them: a transaction's reads see its own
+/// changes. Not `FOR UPDATE`: a locking read of an `IN` list long against
+/// the table may be run as a range scan that locks every row and gap it
+/// passes, other writers' conversations too, and two log writers then
+/// deadlock (measured: docs/benchmarks.md section 26).
 fn read_counters(
     tx: &mut Transaction<'_>,
     convs: &[(Conv, i64)],
 ) -> Result<HashMap<i64, Range>, StoreError> {
     let mut ranges = HashMap::with_capacity(convs.len());
-    for chunk in sql::fixed_chunks(convs) {
+    for chunk in sql::padded_chunks(convs) {
         let query = format!(
-            "SELECT id, last_seq, last_ts FROM conversation WHERE id IN ({}) FOR UPDATE",
+            "SELECT id, last_seq, last_ts FROM conversation WHERE id IN ({})",
             sql::placeholders(chunk.len())
         );
         let params: Vec<Value> = chunk.iter().map(|(c, _)| c.key().into()).collect();
@@ -689,7 +731,7 @@ fn create_first_cursors(
 /// Inserts `(userid, conv)` cursor rows that do not exist yet (an
 /// existing one keeps its positions).
 fn insert_cursors(tx: &mut Transaction<'_>, fresh: &[(i64, i64)]) -> Result<(), StoreError> {
-    for chunk in sql::fixed_chunks(fresh) {
+    for chunk in sql::fine_chunks(fresh) {
         let rows = vec!["(?, ?)"; chunk.len()].join(", ");
         let query = format!(
             "INSERT INTO convcursor (userid, conv) VALUES {rows} \
@@ -713,7 +755,7 @@ fn insert_entries(
 ) -> Result<(), StoreError> {
     let new = new_entries(entries, out);
     let batches = sql::batches_by(&new, MAX_ROWS, MAX_BATCH_BYTES, |(e, _)| e.body.len());
-    for batch in batches.iter().flat_map(|b| sql::fixed_chunks(b)) {
+    for batch in batches.iter().flat_map(|b| sql::fine_chunks(b)) {
         let rows = vec!["(?, ?, ?, ?, ?, ?)"; batch.len()].join(", ");
         let query = format!("INSERT INTO chatlog (conv, seq, sender, ts, cid, body) VALUES {rows}");
         let mut params: Vec<Value> = Vec::with_capacity(batch.len() * 6);
@@ -745,7 +787,7 @@ fn apply_heads(tx: &mut Transaction<'_>, entries: &[Entry]) -> Result<(), StoreE
         h.3 |= e.seq == 1;
     }
     let heads: Vec<(i64, (Conv, i64, i64, bool))> = heads.into_iter().collect();
-    for chunk in sql::fixed_chunks(&heads) {
+    for chunk in sql::fine_chunks(&heads) {
         let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
         let query = format!(
             "INSERT INTO conversation (id, last_seq, last_ts) VALUES {rows} \
@@ -770,7 +812,7 @@ fn apply_heads(tx: &mut Transaction<'_>, entries: &[Entry]) -> Result<(), StoreE
 /// entry stored already (a replay) is skipped.
 fn apply_entries(tx: &mut Transaction<'_>, entries: &[Entry]) -> Result<(), StoreError> {
     let batches = sql::batches_by(entries, MAX_ROWS, MAX_BATCH_BYTES, |e| e.body.len());
-    for batch in batches.iter().flat_map(|b| sql::fixed_chunks(b)) {
+    for batch in batches.iter().flat_map(|b| sql::fine_chunks(b)) {
         let rows = vec!["(?, ?, ?, ?, ?, ?)"; batch.len()].join(", ");
         let query =
             format!("INSERT IGNORE INTO chatlog (conv, seq, sender, ts, cid, body) VALUES {rows}");
@@ -799,5 +841,28 @@ fn first<T: FromValue>(
     match tx.exec_first_opt::<T, _, _>(query, params)? {
         Some(row) => Ok(Some(row?)),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(url: &str) -> mysql::Opts {
+        pooled(mysql::Opts::from_url(url).unwrap(), url)
+    }
+
+    #[test]
+    fn connections_keep_their_statements_unless_the_url_says_otherwise() {
+        let o = opts("mysql://u@h:3306/chat");
+        assert!(!o.get_pool_opts().reset_connection());
+        assert_eq!(o.get_stmt_cache_size(), STMT_CACHE);
+        let o = opts("mysql://u@h:3306/chat?reset_connection=true&stmt_cache_size=8");
+        assert!(o.get_pool_opts().reset_connection());
+        assert_eq!(o.get_stmt_cache_size(), 8);
+        // Other parameters stay as the URL set them.
+        let o = opts("mysql://u@h:3306/chat?pool_min=2&pool_max=7");
+        assert_eq!(o.get_pool_opts().constraints().max(), 7);
+        assert!(!o.get_pool_opts().reset_connection());
     }
 }

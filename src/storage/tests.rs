@@ -12,7 +12,8 @@ use std::collections::HashMap;
 
 use super::append::{first_cursors, Plan};
 use super::sql::{
-    batches, batches_by, limit_plus_one, new_read_seq, placeholders, statements, CHUNK,
+    batches, batches_by, fine_chunks, fixed_chunks, limit_plus_one, new_read_seq, padded_chunks,
+    placeholders, statements, CHUNK, STATEMENT_ROWS,
 };
 use super::{open, Appended, MysqlStore, NewEntry, Page, SqliteStore, Store, StoreError, Stored};
 use crate::model::Conv;
@@ -432,4 +433,37 @@ fn batches_respect_rows_and_bytes() {
         .map(|b| b.len())
         .collect();
     assert_eq!(sizes, [3, 3, 1]);
+}
+
+#[test]
+fn statement_pieces_cover_every_row_once_in_order() {
+    for n in [0usize, 1, 3, 55, 256, 300, 1000] {
+        let items: Vec<usize> = (0..n).collect();
+        for pieces in [fixed_chunks(&items), fine_chunks(&items)] {
+            assert_eq!(pieces.concat(), items, "n = {n}");
+        }
+        // Powers of two: one piece per set bit below 256.
+        let fine = fine_chunks(&items).len();
+        assert_eq!(fine, n / 256 + (n % 256).count_ones() as usize, "n = {n}");
+        // Padded: one statement per 256 rows, each of a STATEMENT_ROWS
+        // size, the rows in order, the padding after them.
+        let padded = padded_chunks(&items);
+        assert_eq!(padded.len(), n.div_ceil(256), "n = {n}");
+        let mut rows = Vec::new();
+        for piece in &padded {
+            assert!(STATEMENT_ROWS.contains(&piece.len()), "{}", piece.len());
+            // The piece's own rows, then its last one repeated.
+            let own = piece.iter().position(|&i| Some(&i) == piece.last());
+            let own = own.map_or(0, |at| at + 1);
+            assert!(piece[own..].iter().all(|i| Some(i) == piece.last()));
+            rows.extend_from_slice(&piece[..own]);
+        }
+        assert_eq!(rows, items, "n = {n}");
+    }
+    // 55 rows: 16 + 16 + 16 + 4 + 1 + 1 + 1 fixed, 32 + 16 + 4 + 2 + 1 fine,
+    // one padded 64.
+    let items = [0u8; 55];
+    assert_eq!(fixed_chunks(&items).len(), 7);
+    assert_eq!(fine_chunks(&items).len(), 5);
+    assert_eq!(padded_chunks(&items)[0].len(), 64);
 }
