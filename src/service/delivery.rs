@@ -60,6 +60,7 @@ use super::online::{session_mut, Presence, MAX_BUFFERED};
 use super::{user_key, PeerRef, Service};
 use crate::cluster::Cluster;
 use crate::model::Conv;
+use crate::storage::Store;
 
 /// How often the cursors of users who stay online are written.
 pub const CURSOR_FLUSH: Duration = Duration::from_secs(5);
@@ -274,13 +275,22 @@ pub fn submit_delivered(svc: &Service, uid: i64, positions: Vec<(Conv, i64)>) {
     }
     let store = svc.store.clone();
     svc.workers.submit(user_key(uid), move || {
-        if let Err(e) = store.set_delivered(uid, &positions) {
-            log::error!(
-                "storing {} delivery positions of {uid} (they may be handed again): {e}",
-                positions.len()
-            );
-        }
+        store_positions(&*store, uid, &positions)
     });
+}
+
+/// `uid`'s delivery positions into the store (none: nothing to do); a
+/// failure is logged. A worker.
+fn store_positions(store: &dyn Store, uid: i64, positions: &[(Conv, i64)]) {
+    if positions.is_empty() {
+        return;
+    }
+    if let Err(e) = store.set_delivered(uid, positions) {
+        log::error!(
+            "storing {} delivery positions of {uid} (they may be handed again): {e}",
+            positions.len()
+        );
+    }
 }
 
 /// Cluster mode: queues, on the user's worker, the write of `positions`,
@@ -304,14 +314,7 @@ fn release_after_cursors(
 ) {
     let store = svc.store.clone();
     svc.workers.submit(user_key(uid), move || {
-        if !positions.is_empty() {
-            if let Err(e) = store.set_delivered(uid, &positions) {
-                log::error!(
-                    "storing {} delivery positions of {uid} (they may be handed again): {e}",
-                    positions.len()
-                );
-            }
-        }
+        store_positions(&*store, uid, &positions);
         if let Err(e) = store.flush() {
             log::error!("waiting for the store before releasing {uid}'s claim: {e}");
         }
@@ -391,14 +394,13 @@ type Then = Box<dyn FnOnce() + Send>;
 
 fn remove_session(svc: &Arc<Service>, uid: i64, peer_id: u64, then: Option<Then>) -> Unclaimed {
     let mut shard = svc.online.lock(uid);
-    let Some(sessions) = shard.get_mut(&uid) else {
-        drop(shard);
-        if let Some(f) = then {
-            f();
-        }
-        return Unclaimed::NotHere;
-    };
-    let Some(at) = sessions.iter().position(|p| p.peer_id() == peer_id) else {
+    let found = (shard.get_mut(&uid)).and_then(|sessions| {
+        Some((
+            sessions.iter().position(|p| p.peer_id() == peer_id)?,
+            sessions,
+        ))
+    });
+    let Some((at, sessions)) = found else {
         drop(shard);
         if let Some(f) = then {
             f();

@@ -367,9 +367,15 @@ pub const STATEMENT_ROWS: [usize; 5] = [256, 64, 16, 4, 1];
 
 /// `items` cut into pieces of the [`STATEMENT_ROWS`] sizes, largest first.
 pub fn fixed_chunks<T>(items: &[T]) -> Vec<&[T]> {
+    pieces(items, &STATEMENT_ROWS)
+}
+
+/// `items` cut into pieces of `sizes` (largest first, ending with 1), as
+/// many of each as fit before the next smaller size.
+fn pieces<'a, T>(items: &'a [T], sizes: &[usize]) -> Vec<&'a [T]> {
     let mut out = Vec::new();
     let mut rest = items;
-    for size in STATEMENT_ROWS {
+    for &size in sizes {
         while rest.len() >= size {
             let (piece, tail) = rest.split_at(size);
             out.push(piece);
@@ -389,16 +395,7 @@ pub const FINE_ROWS: [usize; 9] = [256, 128, 64, 32, 16, 8, 4, 2, 1];
 /// taken with the conversations' row locks held. For inserts and upserts;
 /// a `SELECT`'s keys are [`padded_chunks`].
 pub fn fine_chunks<T>(items: &[T]) -> Vec<&[T]> {
-    let mut out = Vec::new();
-    let mut rest = items;
-    for size in FINE_ROWS {
-        while rest.len() >= size {
-            let (piece, tail) = rest.split_at(size);
-            out.push(piece);
-            rest = tail;
-        }
-    }
-    out
+    pieces(items, &FINE_ROWS)
 }
 
 /// `items` cut into pieces of at most 256, each padded to the smallest
