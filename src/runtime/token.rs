@@ -86,7 +86,13 @@ impl TokenKey {
     pub fn load_or_create(path: &Path, ttl: Duration) -> io::Result<TokenKey> {
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => create_key_file(path)?.to_vec(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match create_key_file(path) {
+                Ok(key) => key.to_vec(),
+                // Another process (a node started beside this one on the
+                // same folder) made it first: theirs is the key.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => std::fs::read(path)?,
+                Err(e) => return Err(e),
+            },
             Err(e) => return Err(e),
         };
         let key: [u8; KEY_BYTES] = bytes.as_slice().try_into().map_err(|_| {
@@ -158,7 +164,9 @@ fn unix_now() -> u64 {
 }
 
 /// Creates `path` (not replacing one that appeared meanwhile) with mode
-/// 0600 and a random key.
+/// 0600 and a random key: written whole to a file of its own first, then
+/// linked to `path`, so that a process which finds `path` never reads a
+/// key half written. `AlreadyExists` when `path` appeared meanwhile.
 fn create_key_file(path: &Path) -> io::Result<[u8; KEY_BYTES]> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut key = [0u8; KEY_BYTES];
@@ -166,19 +174,52 @@ fn create_key_file(path: &Path) -> io::Result<[u8; KEY_BYTES]> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(&key)?;
-    file.sync_all()?;
-    Ok(key)
+    // A name of this process and call alone (never derived from the key).
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".new.{}.{call}", std::process::id()));
+    let fresh = std::path::PathBuf::from(name);
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&fresh)?;
+        file.write_all(&key)?;
+        file.sync_all()?;
+        std::fs::hard_link(&fresh, path)
+    })();
+    let _ = std::fs::remove_file(&fresh);
+    written.map(|()| key)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn processes_creating_one_key_file_at_once_share_one_key() {
+        let dir = std::env::temp_dir().join(format!("chat_key_{}", std::process::id()));
+        let path = dir.join("keys/token.key");
+        let keys: Vec<[u8; KEY_BYTES]> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| TokenKey::load_or_create(&path, Duration::from_secs(60))))
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().unwrap().unwrap().key)
+                .collect()
+        });
+        assert!(keys.windows(2).all(|w| w[0] == w[1]));
+        assert_eq!(std::fs::read(&path).unwrap(), keys[0]);
+        // Nothing but the key is left in the folder.
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     fn key(byte: u8) -> TokenKey {
         TokenKey::new([byte; KEY_BYTES], Duration::from_secs(60))
