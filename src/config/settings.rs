@@ -161,7 +161,7 @@ pub struct Settings {
     /// Connections not logged in from one source address; more get errno 12 (0: no limit)
     #[arg(long, env = "CHAT_MAX_ANONYMOUS_PER_ADDRESS", value_name = "N", default_value = "64", value_parser = count::<0>)]
     pub max_anonymous_per_address: usize,
-    /// Connections from one source address, logged in or not; more get errno 13 (0: no limit)
+    /// Connections from one source address, logged in or not; more get errno 13 (0: no limit). The web listeners' plain-HTTP connections have as many again of their own (more get 429)
     #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N", default_value = "256", value_parser = count::<0>)]
     pub max_connections_per_address: usize,
     /// Bytes of requests one connection may send behind its login; more get errno 4

@@ -12,11 +12,19 @@ use crate::protocol::errno;
 use crate::service::PeerRef;
 
 /// What admits a connection: the sweep's rules (with the anonymous slots)
-/// and the connections' slots per address; one for both listeners.
+/// and the connections' slots per address; one for both listeners. The
+/// web listeners' connections that still speak plain HTTP (pages,
+/// `/metrics`, a WebSocket before its upgrade) have slots of their own,
+/// as many per address as `--max-connections-per-address`: a WebSocket
+/// gives its HTTP slot back when it upgrades and takes a connection slot,
+/// so the browser client is counted as the TCP client is, and a client
+/// that opens HTTP connections by the thousand cannot use up the
+/// process's descriptors.
 #[derive(Clone)]
 pub(crate) struct Admission {
     pub(super) rules: Arc<idle::Rules>,
     pub(super) connections: Arc<AddressSlots>,
+    pub(super) http: Arc<AddressSlots>,
 }
 
 /// A refusal at accept: the errno and the log and reply texts.
@@ -33,7 +41,14 @@ impl Admission {
                 slots: AddressSlots::new(config.max_anonymous_per_address),
             }),
             connections: AddressSlots::new(config.max_connections_per_address),
+            http: AddressSlots::new(config.max_connections_per_address),
         }
+    }
+
+    /// A slot among the plain-HTTP connections of `ip`, or `None` when its
+    /// address has them all. Any thread.
+    pub(super) fn admit_http(&self, ip: IpAddr) -> Option<super::prelogin::Slot> {
+        self.http.try_take(ip)
     }
 
     /// The context of a new connection from `ip` served by `peer`, with a

@@ -34,10 +34,69 @@ pub fn tests() -> Vec<Test> {
         http_routes,
         ws_errors_are_the_tcp_listeners,
         ws_limits_are_the_tcp_listeners,
+        plain_http_connections_are_bounded_per_address,
         metrics_parse_and_move,
         readyz_is_503_from_sigterm
     ]);
     tests
+}
+
+/// Plain-HTTP connections have `--max-connections-per-address` slots per
+/// address of their own: one more is answered 429 and closed, a slot comes
+/// back when its connection closes, a WebSocket gives its HTTP slot back
+/// at the upgrade, and chat connections are not counted against them.
+fn plain_http_connections_are_bounded_per_address() {
+    let server = Server::start_web(&TestDb::sqlite(), &["--max-connections-per-address", "2"]);
+    let web = server.web.expect("a web listener");
+    // A chat connection from the same address does not take an HTTP slot.
+    let mut tcp = server.connect();
+    tcp.send(&json!({"msgId": 25}));
+    tcp.expect(26);
+    // Two HTTP connections, held: the address's slots.
+    let held: Vec<TcpStream> = (0..2).map(|_| admitted(web)).collect();
+    let third = http(web, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 1);
+    assert!(third.starts_with("HTTP/1.1 429"), "{third}");
+    assert!(third.contains("Connection: close"), "{third}");
+    drop(held);
+    // The slots come back as the server sees the two close.
+    wait_until("an HTTP slot is given back", || {
+        let answer = http(
+            web,
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            1,
+        );
+        answer.starts_with("HTTP/1.1 200")
+    });
+    // A WebSocket leaves its HTTP slot at the upgrade: with one WebSocket
+    // open (and the chat connection), two HTTP connections still fit.
+    let mut ws = WsClient::connect(web);
+    ws.send_message(Message::text(json!({"msgId": 25}).to_string()));
+    ws.expect(26);
+    let held: Vec<TcpStream> = (0..2).map(|_| admitted(web)).collect();
+    let again = http(web, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 1);
+    assert!(again.starts_with("HTTP/1.1 429"), "{again}");
+    drop((held, ws, tcp));
+}
+
+/// An HTTP connection the server has admitted: its keep-alive request
+/// was answered 200, and it stays open.
+fn admitted(web: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(web).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !complete(&got) {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    s
 }
 
 /// Sends raw `request` bytes and reads until the server closes or

@@ -21,4 +21,4 @@ mod server;
 pub use context::{HttpContext, Limits, ParseError};
 pub use request::{HttpRequest, Version};
 pub use response::{reason_phrase, HttpResponse};
-pub use server::{HttpCallback, HttpServer, Reply};
+pub use server::{AdmitCallback, HttpCallback, HttpServer, Reply, Ticket};

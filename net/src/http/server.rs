@@ -9,12 +9,19 @@
 //! be parsed gets its status (400, 413, 431) and the connection is closed;
 //! input after that is dropped.
 //!
+//! An optional [`AdmitCallback`] sees every new connection first: it
+//! answers with a ticket the connection keeps while it speaks HTTP (a
+//! per-address slot, say, given back when the ticket is dropped: at close,
+//! or at a WebSocket upgrade, whose handler admits the socket itself), or
+//! with a response to send before the connection is closed.
+//!
 //! Thread rules: as [`TcpServer`]: built, configured and started on the
 //! main loop's thread; the callback runs on the connection's loop thread.
 
+use std::any::Any;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -41,6 +48,16 @@ pub enum Reply {
 /// The user's callback: a request in, a reply out; the connection's loop.
 pub type HttpCallback = Arc<dyn Fn(&HttpRequest, &TcpConnectionPtr) -> Reply + Send + Sync>;
 
+/// What an admitted connection keeps while it speaks HTTP; dropped when it
+/// closes or becomes a WebSocket.
+pub type Ticket = Box<dyn Any + Send>;
+
+/// Sees each new connection before it is read, on the connection's loop
+/// thread: `Ok` admits it with a [`Ticket`], `Err` refuses it with the
+/// response to send (the connection is closed after it).
+pub type AdmitCallback =
+    Arc<dyn Fn(&TcpConnectionPtr) -> Result<Ticket, HttpResponse> + Send + Sync>;
+
 /// The phase of one connection, in its context slot; locked by its loop
 /// thread only (uncontended).
 enum Phase {
@@ -56,11 +73,15 @@ enum Phase {
 
 struct ConnState {
     phase: Mutex<Phase>,
+    /// The admission's ticket, held until close or upgrade.
+    ticket: Mutex<Option<Ticket>>,
 }
 
 /// An HTTP server. See the [module docs](self).
 pub struct HttpServer {
     server: TcpServer,
+    /// Set once, before `start`, by [`HttpServer::set_admission`].
+    admission: Arc<OnceLock<AdmitCallback>>,
 }
 
 impl HttpServer {
@@ -98,12 +119,11 @@ impl HttpServer {
         ws_limits: WsLimits,
     ) -> io::Result<HttpServer> {
         let mut server = TcpServer::new(lp, addr, name, ServerOption::NoReusePort)?;
+        let admission: Arc<OnceLock<AdmitCallback>> = Arc::new(OnceLock::new());
+        let admit = admission.clone();
         server.set_connection_callback(move |conn: &TcpConnectionPtr| {
             if conn.connected() {
-                conn.set_context(Arc::new(ConnState {
-                    phase: Mutex::new(Phase::Http(HttpContext::new(limits))),
-                }));
-                close_after(conn, limits.lifetime);
+                on_up(conn, limits, admit.get());
             } else {
                 on_down(conn);
             }
@@ -113,7 +133,13 @@ impl HttpServer {
                 on_message(conn, buf, &callback, ws_limits);
             },
         );
-        Ok(HttpServer { server })
+        Ok(HttpServer { server, admission })
+    }
+
+    /// Admits or refuses each new connection with `admit` (see the module
+    /// docs). Before `start`; a second call is ignored.
+    pub fn set_admission(&mut self, admit: AdmitCallback) {
+        let _ = self.admission.set(admit);
     }
 
     /// The I/O threads (0: the main loop does the I/O too). Before `start`.
@@ -156,6 +182,31 @@ impl HttpServer {
     pub fn io_loops(&self) -> Vec<EventLoopHandle> {
         self.server.io_loops()
     }
+}
+
+/// A new connection: refused with the admission's response, or given its
+/// HTTP state (with the ticket) and its lifetime.
+fn on_up(conn: &TcpConnectionPtr, limits: Limits, admit: Option<&AdmitCallback>) {
+    let ticket = match admit.map(|admit| admit(conn)) {
+        Some(Err(mut refusal)) => {
+            refusal.close = true;
+            conn.send_vec(refusal.to_bytes());
+            conn.shutdown();
+            conn.set_context(Arc::new(ConnState {
+                phase: Mutex::new(Phase::Closing),
+                ticket: Mutex::new(None),
+            }));
+            close_after(conn, limits.lifetime);
+            return;
+        }
+        Some(Ok(ticket)) => Some(ticket),
+        None => None,
+    };
+    conn.set_context(Arc::new(ConnState {
+        phase: Mutex::new(Phase::Http(HttpContext::new(limits))),
+        ticket: Mutex::new(ticket),
+    }));
+    close_after(conn, limits.lifetime);
 }
 
 /// Closes `conn` after `lifetime` unless it has become a WebSocket.
@@ -209,7 +260,7 @@ fn on_message(
             Phase::Http(context) => match context.parse(buf) {
                 Ok(None) => return,
                 Ok(Some(request)) => {
-                    if let Some(next) = serve(conn, &request, callback, ws_limits) {
+                    if let Some(next) = serve(conn, &request, callback, ws_limits, &state.ticket) {
                         *phase = next;
                     }
                 }
@@ -246,12 +297,15 @@ fn on_message(
     }
 }
 
-/// Answers one request; the connection's next phase if it changes.
+/// Answers one request; the connection's next phase if it changes. An
+/// upgrade gives the admission's `ticket` back before the handler opens
+/// (which admits the WebSocket itself).
 fn serve(
     conn: &TcpConnectionPtr,
     request: &HttpRequest,
     callback: &HttpCallback,
     ws_limits: WsLimits,
+    ticket: &Mutex<Option<Ticket>>,
 ) -> Option<Phase> {
     match callback(request, conn) {
         Reply::Respond(mut response) => {
@@ -267,6 +321,7 @@ fn serve(
         Reply::Upgrade(handler) => match handshake::accept(request) {
             Ok(response) => {
                 conn.send_vec(response.to_bytes());
+                drop(ticket.lock().take());
                 let ws = WebSocket::new(conn.clone());
                 handler.on_open(&ws);
                 Some(Phase::WebSocket {

@@ -29,9 +29,11 @@ mod ws_peer;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use net::http::{HttpCallback, HttpRequest, HttpResponse, HttpServer, Limits, Reply};
+use net::http::{
+    AdmitCallback, HttpCallback, HttpRequest, HttpResponse, HttpServer, Limits, Reply, Ticket,
+};
 use net::websocket::WsLimits;
-use net::{EventLoop, TlsAcceptor};
+use net::{EventLoop, TcpConnectionPtr, TlsAcceptor};
 
 pub use inspect::Inspector;
 pub use readiness::Readiness;
@@ -134,6 +136,7 @@ fn start(
     if let Some(acceptor) = tls {
         server.set_tls(acceptor);
     }
+    server.set_admission(http_admission(admission.clone()));
     let tcp = server.tcp_server();
     // The same sweep as the TCP listener's loops (idle and login timeouts),
     // over this listener's WebSockets.
@@ -143,6 +146,26 @@ fn start(
     super::listener::set_connection_bounds(tcp, config);
     server.start(lp)?;
     Ok(server)
+}
+
+/// Admits a plain-HTTP connection with a slot of its address
+/// ([`Admission::admit_http`]), or refuses it with 429.
+fn http_admission(admission: Admission) -> AdmitCallback {
+    Arc::new(move |conn: &TcpConnectionPtr| {
+        let ip = conn.peer_addr().ip();
+        match admission.admit_http(ip) {
+            Some(slot) => Ok(Box::new(slot) as Ticket),
+            None => {
+                log::info!(
+                    "{}: too many HTTP connections ({ip}), refusing",
+                    conn.name()
+                );
+                let mut r = HttpResponse::text(429, "too many connections from your address\n");
+                r.add_header("Retry-After", "10");
+                Err(r)
+            }
+        }
+    })
 }
 
 impl Routes {
