@@ -433,7 +433,7 @@ pub fn log_prune_keeps_counters(s: &dyn Store) {
 pub fn log_big_utf8_bodies(s: &dyn Store) {
     let (a, b) = (user(s, "a"), user(s, "b"));
     let ab = direct(a, b);
-    let unit = "😀中\"\\n'é";
+    let unit = "😀中\"\\n'é\u{0}\u{1}\t\u{2028}";
     let text = unit.repeat(64 * 1024 / unit.len() + 1);
     let big = entry(ab, a, Some("big 😀"), &text);
     assert!(big.body.len() >= 64 * 1024, "{}", big.body.len());
