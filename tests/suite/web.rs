@@ -57,6 +57,21 @@ fn plain_http_connections_are_bounded_per_address() {
     let third = http(web, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 1);
     assert!(third.starts_with("HTTP/1.1 429"), "{third}");
     assert!(third.contains("Connection: close"), "{third}");
+    // A refused client that keeps its end open is closed soon all the
+    // same: the server's socket goes (its writes then meet a reset) well
+    // before the HTTP lifetime of 60 s.
+    let mut refused = TcpStream::connect(web).unwrap();
+    refused
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut sink = Vec::new();
+    let _ = refused.read_to_end(&mut sink);
+    assert!(String::from_utf8_lossy(&sink).starts_with("HTTP/1.1 429"));
+    let start = std::time::Instant::now();
+    while refused.write_all(b"x").is_ok() {
+        assert!(start.elapsed() < Duration::from_secs(10), "still open");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     drop(held);
     // The slots come back as the server sees the two close.
     wait_until("an HTTP slot is given back", || {

@@ -48,6 +48,10 @@ pub enum Reply {
 /// The user's callback: a request in, a reply out; the connection's loop.
 pub type HttpCallback = Arc<dyn Fn(&HttpRequest, &TcpConnectionPtr) -> Reply + Send + Sync>;
 
+/// How long a refused connection may stay open for its response to be
+/// read, at most.
+const REFUSED_LINGER: Duration = Duration::from_secs(2);
+
 /// What an admitted connection keeps while it speaks HTTP; dropped when it
 /// closes or becomes a WebSocket.
 pub type Ticket = Box<dyn Any + Send>;
@@ -196,7 +200,9 @@ fn on_up(conn: &TcpConnectionPtr, limits: Limits, admit: Option<&AdmitCallback>)
                 phase: Mutex::new(Phase::Closing),
                 ticket: Mutex::new(None),
             }));
-            close_after(conn, limits.lifetime);
+            // A refused client that keeps its end open must not hold the
+            // descriptor for a whole lifetime: that is what refusing saves.
+            close_after(conn, limits.lifetime.min(REFUSED_LINGER));
             return;
         }
         Some(Ok(ticket)) => Some(ticket),
