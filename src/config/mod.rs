@@ -122,7 +122,8 @@ pub struct Config {
     /// Anonymous connections from one source address; 0: no limit
     /// (`--max-anonymous-per-address`).
     pub max_anonymous_per_address: usize,
-    /// Connections from one source address, logged in or not (and, apart, its plain-HTTP connections to the web listeners); 0: no limit
+    /// Connections from one source address, logged in or not (and, apart,
+    /// its plain-HTTP connections to the web listeners); 0: no limit
     /// (`--max-connections-per-address`).
     pub max_connections_per_address: usize,
     /// Bytes of requests one connection may send behind its login

@@ -31,7 +31,8 @@
 //! Loading the key does file I/O: at start only.
 
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -168,30 +169,32 @@ fn unix_now() -> u64 {
 /// linked to `path`, so that a process which finds `path` never reads a
 /// key half written. `AlreadyExists` when `path` appeared meanwhile.
 fn create_key_file(path: &Path) -> io::Result<[u8; KEY_BYTES]> {
-    use std::os::unix::fs::OpenOptionsExt;
     let mut key = [0u8; KEY_BYTES];
     getrandom::getrandom(&mut key).map_err(io::Error::other)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
     // A name of this process and call alone (never derived from the key).
-    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".new.{}.{call}", std::process::id()));
-    let fresh = std::path::PathBuf::from(name);
-    let written = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&fresh)?;
-        file.write_all(&key)?;
-        file.sync_all()?;
-        std::fs::hard_link(&fresh, path)
-    })();
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    let mut fresh = path.as_os_str().to_owned();
+    fresh.push(format!(".new.{}.{call}", std::process::id()));
+    let fresh = PathBuf::from(fresh);
+    let linked = write_new(&fresh, &key).and_then(|()| std::fs::hard_link(&fresh, path));
     let _ = std::fs::remove_file(&fresh);
-    written.map(|()| key)
+    linked.map(|()| key)
+}
+
+/// Writes `key` to the new file `path` (mode 0600) and syncs it.
+fn write_new(path: &Path, key: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(key)?;
+    file.sync_all()
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use crate::service::PeerRef;
 pub(crate) struct Admission {
     pub(super) rules: Arc<idle::Rules>,
     pub(super) connections: Arc<AddressSlots>,
-    pub(super) http: Arc<AddressSlots>,
+    http: Arc<AddressSlots>,
 }
 
 /// A refusal at accept: the errno and the log and reply texts.

@@ -189,30 +189,26 @@ impl HttpServer {
 }
 
 /// A new connection: refused with the admission's response, or given its
-/// HTTP state (with the ticket) and its lifetime.
+/// HTTP state (with the ticket); either way closed after its lifetime.
 fn on_up(conn: &TcpConnectionPtr, limits: Limits, admit: Option<&AdmitCallback>) {
-    let ticket = match admit.map(|admit| admit(conn)) {
+    let http = || Phase::Http(HttpContext::new(limits));
+    let (phase, ticket, lifetime) = match admit.map(|admit| admit(conn)) {
+        None => (http(), None, limits.lifetime),
+        Some(Ok(ticket)) => (http(), Some(ticket), limits.lifetime),
         Some(Err(mut refusal)) => {
             refusal.close = true;
             conn.send_vec(refusal.to_bytes());
             conn.shutdown();
-            conn.set_context(Arc::new(ConnState {
-                phase: Mutex::new(Phase::Closing),
-                ticket: Mutex::new(None),
-            }));
             // A refused client that keeps its end open must not hold the
             // descriptor for a whole lifetime: that is what refusing saves.
-            close_after(conn, limits.lifetime.min(REFUSED_LINGER));
-            return;
+            (Phase::Closing, None, limits.lifetime.min(REFUSED_LINGER))
         }
-        Some(Ok(ticket)) => Some(ticket),
-        None => None,
     };
     conn.set_context(Arc::new(ConnState {
-        phase: Mutex::new(Phase::Http(HttpContext::new(limits))),
+        phase: Mutex::new(phase),
         ticket: Mutex::new(ticket),
     }));
-    close_after(conn, limits.lifetime);
+    close_after(conn, lifetime);
 }
 
 /// Closes `conn` after `lifetime` unless it has become a WebSocket.
