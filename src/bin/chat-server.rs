@@ -62,12 +62,14 @@ fn main() -> ExitCode {
 
 /// `chat-server backup --to FILE`.
 fn backup(config: &Config, to: &std::path::Path) -> ExitCode {
-    match chat::storage::backup::sqlite_backup(&config.db, to) {
+    let journal = config.journal_dir();
+    match chat::storage::backup::sqlite_backup(&config.db, journal.as_deref(), to) {
         Ok(copied) => {
             println!(
-                "chat-server: backed up {} pages to {}",
+                "chat-server: backed up {} pages to {}, and {} messages from the journal",
                 copied.pages,
-                copied.to.display()
+                copied.to.display(),
+                copied.journaled
             );
             ExitCode::SUCCESS
         }

@@ -62,6 +62,7 @@
 
 mod applier;
 mod record;
+pub mod replay;
 mod segments;
 
 use std::collections::HashMap;
@@ -115,8 +116,9 @@ pub struct JournaledStore {
 
 impl JournaledStore {
     /// Opens the journal in front of `inner`: locks the directory, applies
-    /// every whole record in it to `inner` (cutting a torn tail), deletes
-    /// the replayed segments, and starts the applier.
+    /// every whole record in it that `inner` lacks (cutting a torn tail;
+    /// [`replay`] tells what it leaves out), deletes the replayed
+    /// segments, and starts the applier.
     ///
     /// # Errors
     /// When the directory cannot be used (or another process has it), a
@@ -131,18 +133,14 @@ impl JournaledStore {
         let old = dir.segments()?;
         let mut replayed = 0;
         for (_, path) in &old {
-            let entries = dir.replay(path)?;
-            for chunk in entries.chunks(applier::MAX_APPLY) {
-                inner.apply_log(chunk)?;
-            }
-            replayed += entries.len();
+            replayed += replay::replay(&*inner, dir.replay(path)?)?;
         }
         if !old.is_empty() {
             if options.fsync {
                 inner.sync_log()?;
             }
             log::info!(
-                "journal {}: replayed {replayed} entries from {} segments",
+                "journal {}: replayed {} segments, storing the {replayed} entries the store lacked",
                 options.dir.display(),
                 old.len()
             );

@@ -65,21 +65,7 @@ impl Dir {
 
     /// The segments present, oldest first, as `(number, path)`.
     pub fn segments(&self) -> Result<Vec<(u64, PathBuf)>, StoreError> {
-        let mut out = Vec::new();
-        for item in fs::read_dir(&self.path).map_err(|e| err("list", &self.path, e))? {
-            let item = item.map_err(|e| err("list", &self.path, e))?;
-            let name = item.file_name();
-            let number = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("journal-"))
-                .and_then(|n| n.strip_suffix(".log"))
-                .and_then(|n| n.parse::<u64>().ok());
-            if let Some(n) = number {
-                out.push((n, item.path()));
-            }
-        }
-        out.sort_unstable();
-        Ok(out)
+        list(&self.path)
     }
 
     /// Reads segment `path` back: its whole records, in order. A torn or
@@ -129,6 +115,27 @@ impl Dir {
             broken: false,
         })
     }
+}
+
+/// The segments in the journal directory `path`, oldest first, as
+/// `(number, path)`. Needs no lock: [`Dir::segments`] for the server, and
+/// `chat-server backup` reading a running server's journal.
+pub fn list(path: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+    let mut out = Vec::new();
+    for item in fs::read_dir(path).map_err(|e| err("list", path, e))? {
+        let item = item.map_err(|e| err("list", path, e))?;
+        let name = item.file_name();
+        let number = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("journal-"))
+            .and_then(|n| n.strip_suffix(".log"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(n) = number {
+            out.push((n, item.path()));
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
 }
 
 /// The segment being appended to.

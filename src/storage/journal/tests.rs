@@ -271,3 +271,69 @@ fn entries_are_applied_after_the_interval_without_a_reader() {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+#[test]
+fn a_replay_brings_back_neither_pruned_nor_dismissed_entries() {
+    let dir = Folder::new("deleted");
+    let inner = inner();
+    let gid = inner.create_group(1, "team", "").unwrap().expect("a group");
+    let (ab, team) = (Conv::direct(1, 2).unwrap(), Conv::group(gid).unwrap());
+    let store = JournaledStore::open(inner.clone(), &options(&dir.0)).unwrap();
+    let post = |text: &str| NewEntry {
+        conv: team,
+        sender: 1,
+        cid: None,
+        body: format!(r#"{{"msgId":13,"msg":"{text}"}}"#),
+    };
+    store
+        .append(&[msg(1, 2, None, "a"), msg(2, 1, None, "b"), post("p")])
+        .unwrap();
+    // Applied (a reader waits), then deleted while their records stay
+    // in the journal's segment.
+    assert_eq!(seqs(&store, ab).len(), 2);
+    assert_eq!(store.prune_log(i64::MAX, 100).unwrap(), 3);
+    assert!(store.dismiss_group(gid).unwrap());
+    store.crash();
+    let store = JournaledStore::open(inner.clone(), &options(&dir.0)).unwrap();
+    assert!(seqs(&store, ab).is_empty(), "a pruned entry came back");
+    assert!(
+        inner
+            .log_page(team, Page::After(0), 0, 10)
+            .unwrap()
+            .0
+            .is_empty(),
+        "a dismissed group's entry came back"
+    );
+    assert!(inner.log_heads(&[team]).unwrap().is_empty());
+    // Numbering goes on after the pruned entries.
+    let next = store.append(&[msg(1, 2, None, "c")]).unwrap();
+    assert_eq!(seq_of(&next[0]), 3);
+}
+
+#[test]
+fn a_replay_stores_what_the_store_lacks_and_only_that() {
+    let dir = Folder::new("partial");
+    let inner = inner();
+    let ab = Conv::direct(1, 2).unwrap();
+    let store = JournaledStore::open(inner.clone(), &options(&dir.0)).unwrap();
+    store
+        .append(&[msg(1, 2, None, "a"), msg(2, 1, None, "b")])
+        .unwrap();
+    seqs(&store, ab);
+    store.append(&[msg(1, 2, None, "c")]).unwrap();
+    // What a running server's journal holds, read beside it.
+    let held = super::replay::read_dir(&dir.0).unwrap();
+    assert_eq!(held.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    store.crash();
+    // A copy of the store taken now lacks entry 3.
+    let copy = SqliteStore::open_in_memory().unwrap();
+    for name in ["ann", "bob", "cat"] {
+        copy.create_user(name, "x").unwrap();
+    }
+    copy.apply_log(&inner.log_page(ab, Page::After(0), 0, 10).unwrap().0)
+        .unwrap();
+    assert_eq!(super::replay::replay(&copy, held).unwrap(), 1);
+    let got = seqs(&copy, ab);
+    assert_eq!(got.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(copy.conv_state(1, ab).unwrap().unwrap().last_seq, 3);
+}

@@ -6,7 +6,9 @@
 //!   its acked seq and ts, nothing doubled, a retried cid gets its original
 //!   place, and numbering goes on without a gap;
 //! * a torn record at the journal's tail is cut, the server starts, and
-//!   everything before it is there.
+//!   everything before it is there;
+//! * `chat-server backup` of a running SQLite server copies the acked
+//!   messages that only the journal holds yet.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,11 +16,13 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::support::log::{chat_with_cid, login_as, one_to, seqs, Ack};
-use crate::support::{Server, Test, TestDb};
+use crate::support::{unique, Server, Test, TestDb};
 
 /// The tests of this module.
 pub fn tests() -> Vec<Test> {
-    both_stores![kill9_with_everything_unapplied, a_torn_tail_is_cut_at_start]
+    let mut t = both_stores![kill9_with_everything_unapplied, a_torn_tail_is_cut_at_start];
+    t.extend(tests![a_backup_holds_what_only_the_journal_holds]);
+    t
 }
 
 /// A journal folder of the test's own, beside its token key.
@@ -146,5 +150,75 @@ fn a_torn_tail_is_cut_at_start(db: TestDb) {
     let conv = acks[0].conv.clone();
     assert_eq!(seqs(&alice.sync_all(&conv)), one_to(N as i64));
     let next = alice.send_acked(&chat_with_cid(b, "after", "t-after"));
+    assert_eq!(next.seq, N as i64 + 1);
+}
+
+/// N acked messages that only the journal holds (the apply interval is an
+/// hour), then `chat-server backup` beside the running server: the copy
+/// holds all N at their acked places, and the server goes on numbering.
+fn a_backup_holds_what_only_the_journal_holds() {
+    const N: usize = 300;
+    let db = TestDb::sqlite();
+    let dir = journal_dir(&db);
+    let _removed = Removed(dir.clone());
+    let dir_s = dir.display().to_string();
+    let server = start(&db, &dir_s, "1h");
+    let mut alice = server.user("alice");
+    let b = server.connect().register("bob", "secret");
+    let msgs: Vec<_> = (0..N)
+        .map(|i| chat_with_cid(b, &format!("kept {i}"), &format!("k{i}")))
+        .collect();
+    let acks = alice.post_acked(&msgs);
+    assert_eq!(db.chatlog_rows(), 0, "applied before the interval");
+    let to = std::env::temp_dir()
+        .join(unique("chat-backup-journal"))
+        .with_extension("db");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["--db", &db.url, "--journal-dir", &dir_s, "backup", "--to"])
+        .arg(&to)
+        .output()
+        .expect("run backup");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("and {N} messages from the journal")),
+        "{stdout}"
+    );
+    let copy = rusqlite::Connection::open(&to).expect("open the copy");
+    let rows: Vec<(i64, i64, String)> = copy
+        .prepare("SELECT seq, ts, body FROM chatlog ORDER BY seq")
+        .and_then(|mut q| {
+            q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .expect("read the copy");
+    assert_eq!(
+        rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        one_to(N as i64)
+    );
+    for ((seq, ts, body), (i, ack)) in rows.iter().zip(acks.iter().enumerate()) {
+        assert_eq!((*seq, *ts), (ack.seq, ack.ts));
+        assert!(body.contains(&format!("kept {i}\"")), "{body}");
+    }
+    let last: i64 = copy
+        .query_row("SELECT MAX(last_seq) FROM conversation", [], |r| r.get(0))
+        .expect("the counter");
+    assert_eq!(last, N as i64);
+    let check: String = copy
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("check");
+    assert_eq!(check, "ok");
+    drop(copy);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = to.clone().into_os_string();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
+    // The server's own journal is untouched: the next message is N + 1.
+    let next = alice.send_acked(&chat_with_cid(b, "after", "k-after"));
     assert_eq!(next.seq, N as i64 + 1);
 }
