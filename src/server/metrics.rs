@@ -318,6 +318,28 @@ impl Collector for ChatCollector {
                 MetricType::Histogram,
             )?
             .encode_histogram::<NoLabels>(sum, count, &buckets, None)?;
+        let gaps = &crate::service::early::GAPS;
+        let gap_counters = [
+            (
+                "chat_gap_held_messages",
+                "Messages that reached a connection past a gap at its cursor, held until it closed",
+                load(&gaps.held),
+            ),
+            (
+                "chat_gap_closed",
+                "Held gaps that closed by themselves within the grace (no query)",
+                load(&gaps.closed),
+            ),
+            (
+                "chat_gap_fills",
+                "Gaps at a connection's cursor filled from the message log",
+                load(&gaps.filled),
+            ),
+        ];
+        for (name, help, v) in gap_counters {
+            let e = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(v).encode(e)?;
+        }
         if m.cluster_on.load(Ordering::Relaxed) {
             let names = [
                 (
@@ -417,6 +439,8 @@ mod tests {
             text.contains("# TYPE chat_delivery_latency_seconds histogram\n"),
             "{text}"
         );
+        assert!(text.contains("# TYPE chat_gap_fills counter\n"), "{text}");
+        assert!(text.contains("chat_gap_held_messages_total "), "{text}");
         assert!(
             text.contains("chat_delivery_latency_seconds_bucket{le=\"0.00005\"} "),
             "{text}"

@@ -18,6 +18,7 @@
 use std::sync::Arc;
 
 use super::delivery::{cursor_of, release_held, GAP_GRACE};
+use super::early::{GapCounts, GAPS};
 use super::online::{session_mut, Presence};
 use super::{user_key, Service};
 use crate::model::Conv;
@@ -36,6 +37,7 @@ pub fn schedule_fill(svc: &Arc<Service>, uid: i64, peer_id: u64, conv: Conv, upt
     let job_svc = svc.clone();
     svc.workers.submit(user_key(uid), move || {
         let store = job_svc.store.clone();
+        GapCounts::count(&GAPS.filled);
         if let Err(e) = fill(&job_svc, &*store, uid, peer_id, conv, upto) {
             log::error!("filling a gap in {conv} for {uid}: {e}");
         }
@@ -79,8 +81,10 @@ pub fn fill_held(
     conv: Conv,
 ) -> Result<(), StoreError> {
     let Some(upto) = held_top(svc, uid, peer_id, conv) else {
+        GapCounts::count(&GAPS.closed);
         return Ok(()); // closed by itself: no query
     };
+    GapCounts::count(&GAPS.filled);
     if let Err(e) = fill(svc, store, uid, peer_id, conv, upto) {
         if let Some(Presence::Online { cursors, .. }) =
             session_mut(&mut svc.online.lock(uid), uid, peer_id)

@@ -54,7 +54,7 @@ pub use super::backfill::{
     schedule_held_fill, schedule_reconcile, schedule_reconcile_all, BACKLOG_STEP_BYTES,
 };
 pub use super::cursors::{Cursors, Delivery};
-use super::early::{Held, Holding};
+use super::early::{GapCounts, Held, Holding, GAPS};
 use super::latency;
 use super::online::{session_mut, Presence, MAX_BUFFERED};
 use super::{user_key, PeerRef, Service};
@@ -192,7 +192,11 @@ fn offer_online(peer: &PeerRef, cursors: &mut Cursors, d: Delivery) -> Offered {
             own,
             received: d.received,
         };
-        return match cursors.hold(d.conv, d.seq, held) {
+        let holding = cursors.hold(d.conv, d.seq, held);
+        if holding != Holding::Full {
+            GapCounts::count(&GAPS.held);
+        }
+        return match holding {
             Holding::First => Offered::Held,
             Holding::More => Offered::Done,
             Holding::Full => Offered::Gap,

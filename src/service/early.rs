@@ -16,8 +16,12 @@
 //! the stored cursor is behind them). Bounded per connection
 //! ([`MAX_EARLY`], [`MAX_EARLY_BYTES`]): past the bounds a gap is filled at
 //! once, as without holding.
+//!
+//! [`GAPS`] counts what happens to gaps, for `/metrics` (the server's
+//! collector reads it; the service imports nothing of the server's).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::model::Conv;
@@ -28,6 +32,33 @@ pub const MAX_EARLY: usize = 256;
 
 /// The most bytes of held messages one connection keeps.
 pub const MAX_EARLY_BYTES: usize = 1 << 20;
+
+/// Gaps at connections' cursors, over the process's life: the
+/// `chat_gap_*` counters of `/metrics`.
+#[derive(Debug, Default)]
+pub struct GapCounts {
+    /// Messages held past a gap.
+    pub held: AtomicU64,
+    /// Held gaps that closed by themselves within the grace (no query).
+    pub closed: AtomicU64,
+    /// Gaps filled from the log: still open after the grace, or met with
+    /// nothing to hold (a full hold, a message only the log has).
+    pub filled: AtomicU64,
+}
+
+impl GapCounts {
+    /// Adds one to `counter` (one of this struct's).
+    pub fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// See [`GapCounts`].
+pub static GAPS: GapCounts = GapCounts {
+    held: AtomicU64::new(0),
+    closed: AtomicU64::new(0),
+    filled: AtomicU64::new(0),
+};
 
 /// One held message: what [`super::delivery`] would have sent (and how it
 /// hands any message on).

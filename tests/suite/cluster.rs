@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::support::client::{assert_gapless, logged, nested};
 use crate::support::cluster::{friend_states, offline_texts, refresh_friends, wait_friend_state};
+use crate::support::log::chat_with_cid;
 use crate::support::{wait_until, Cluster, Env, Need, Test};
 use serde_json::json;
 
@@ -312,7 +313,10 @@ fn a_logout_s_cursors_are_stored_before_its_claim_goes() {
     drop(lock);
     bob.expect_errno(4, 0);
     assert_eq!(env.holder(bob.uid), None, "logged out, still claimed");
-    alice.chat(bob.uid, "m4");
+    // Acked, so stored before the login below reads what he is owed (a
+    // plain chat could still be in node 1's log writer then, and reach
+    // him live after the ack instead).
+    alice.send_acked(&chat_with_cid(bob.uid, "m4", "m4"));
     let mut moved = cluster.node(2).connect();
     moved.uid = bob.uid;
     moved.name = "bob".into();

@@ -3,10 +3,20 @@
 //! read of the log; a gap still open after `GAP_GRACE` is filled from the
 //! log.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::fake::{texts, Client, Harness};
 use crate::model::Conv;
 use crate::service::delivery::{self, Delivery};
+use crate::service::early::GAPS;
 use crate::storage::{NewEntry, Store};
+
+/// A `/metrics` gap counter now. They are the process's, shared with the
+/// tests running beside: a test checks that its own events were counted
+/// (at least so many more).
+fn now(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
 
 /// A push as the log writer (or the cluster's subscriber) makes it.
 fn pushed(conv: Conv, seq: i64, text: &str) -> Delivery {
@@ -43,15 +53,18 @@ fn messages_past_a_gap_wait_for_the_missing_one_without_a_query() {
     let (_, bob_id, conv) = alice_and_bob(&h);
     let bob = quiet_session(&h, "bob");
     let pages = h.store.calls("log_page");
+    let (held, closed) = (now(&GAPS.held), now(&GAPS.closed));
 
     delivery::push(&h.svc, bob_id, pushed(conv, 3, "three"));
     delivery::push(&h.svc, bob_id, pushed(conv, 2, "two"));
     assert!(texts(&bob).is_empty(), "held past the gap");
+    assert!(now(&GAPS.held) >= held + 2, "both held, and counted");
     delivery::push(&h.svc, bob_id, pushed(conv, 1, "one"));
     assert_eq!(texts(&bob), ["one", "two", "three"]);
     h.settle(); // the check after the grace: the gap is closed
     assert!(texts(&bob).is_empty());
     assert_eq!(h.store.calls("log_page"), pages, "no read of the log");
+    assert!(now(&GAPS.closed) > closed, "closed by itself, and counted");
 
     // And the cursor moved: 3 again is old, 4 is next.
     delivery::push(&h.svc, bob_id, pushed(conv, 3, "three again"));
@@ -74,10 +87,12 @@ fn a_gap_still_open_after_the_grace_is_filled_from_the_log() {
     };
     h.store.append(&[entry("lost"), entry("arrived")]).unwrap();
 
+    let filled = now(&GAPS.filled);
     delivery::push(&h.svc, bob_id, pushed(conv, 2, "arrived"));
     assert!(texts(&bob).is_empty(), "held");
     h.settle();
     assert_eq!(texts(&bob), ["lost", "arrived"], "once each, in order");
+    assert!(now(&GAPS.filled) > filled, "filled, and counted");
     delivery::push(&h.svc, bob_id, pushed(conv, 3, "next"));
     assert_eq!(texts(&bob), ["next"]);
 }
