@@ -337,6 +337,20 @@ impl TcpConnection {
         self.send_in_loop(&data)
     }
 
+    /// [`send_vec_counted`](Self::send_vec_counted) for borrowed bytes:
+    /// the same position, and a copy only where [`send`](Self::send)
+    /// makes one (the queued cross-thread send). Any thread.
+    pub fn send_counted(self: &Arc<Self>, data: &[u8]) -> Option<u64> {
+        if !self.connected() {
+            return None;
+        }
+        if self.queues_sends_from_here() {
+            self.queue_send(data.to_vec());
+            return None;
+        }
+        self.send_in_loop(data)
+    }
+
     /// Bytes of the output stream written to the kernel so far; any
     /// thread. After the connection closed, what it never wrote (its
     /// output buffer at the close) stays uncounted.

@@ -442,7 +442,7 @@ fn keep_alive_stays_off_unless_asked_for() {
     assert_eq!(seen, Some(None));
 }
 
-/// `send_vec_counted` tells where each frame ends in the output stream,
+/// `send_vec_counted` (and `send_counted`) tells where each frame ends in the output stream,
 /// and `bytes_written` reaches that position only once the kernel took
 /// the bytes: not while the reader does not read, and never for what was
 /// still queued when the connection closed.
@@ -461,14 +461,16 @@ fn counted_sends_tell_when_bytes_reach_the_kernel() {
     let mut c = connect(server.addr);
     let conn = rx.recv_timeout(IO_TIMEOUT).expect("a connection");
     assert_eq!(conn.send_vec_counted(b"hello".to_vec()), Some(5));
-    assert!(wait_until(|| conn.bytes_written() == 5));
-    assert_eq!(read_n(&mut c, 5), b"hello");
+    // Borrowed bytes count the same way.
+    assert_eq!(conn.send_counted(b", you"), Some(10));
+    assert!(wait_until(|| conn.bytes_written() == 10));
+    assert_eq!(read_n(&mut c, 10), b"hello, you");
     // The client stops reading: the kernel's buffers fill up.
-    let mut end = 5;
+    let mut end = 10;
     for _ in 0..128 {
         end = conn.send_vec_counted(vec![1u8; CHUNK]).expect("accepted");
     }
-    assert_eq!(end, 5 + 128 * CHUNK as u64);
+    assert_eq!(end, 10 + 128 * CHUNK as u64);
     assert!(
         conn.bytes_written() < end,
         "8 MiB cannot all be in the kernel"
@@ -483,6 +485,7 @@ fn counted_sends_tell_when_bytes_reach_the_kernel() {
     conn.force_close();
     assert!(wait_until(|| !conn.connected()));
     assert_eq!(conn.send_vec_counted(b"late".to_vec()), None);
+    assert_eq!(conn.send_counted(b"late"), None);
     assert_eq!(conn.bytes_written(), end);
 }
 

@@ -204,6 +204,19 @@ pub trait LocalNode: Send + Sync + 'static {
     /// Called on the subscriber thread.
     fn deliver(&self, uid: i64, payload: &[u8]) -> bool;
 
+    /// [`deliver`](Self::deliver) of one payload to each of `uids` (a
+    /// group post's members on this node, sent as one item); returns those
+    /// not here, in order. A node can build what it delivers once for
+    /// all of them; by default it is delivered to each in turn.
+    ///
+    /// Called on the subscriber thread.
+    fn deliver_all(&self, uids: &[i64], payload: &[u8]) -> Vec<i64> {
+        uids.iter()
+            .copied()
+            .filter(|&uid| !self.deliver(uid, payload))
+            .collect()
+    }
+
     /// No node took `payload` (the bytes given to [`Cluster::send_to_user`])
     /// for `uid`: the server keeps it for the user's next login (it has it
     /// in its message log already), or delivers it if the user arrived

@@ -193,8 +193,12 @@ fn handle(shared: &Shared, ops: &Sender<Op>, frame: &[u8]) {
                 forward,
             }) => deliver(shared, ops, uid, payload, forward),
             Ok(Item::Group { uids, payload }) => {
-                for uid in envelope::group_uids(uids) {
-                    deliver(shared, ops, uid, payload, true);
+                let uids: Vec<i64> = envelope::group_uids(uids).collect();
+                let missed = shared.node.deliver_all(&uids, payload);
+                let here = (uids.len() - missed.len()) as u64;
+                shared.counters.delivered.fetch_add(here, Ordering::Relaxed);
+                for uid in missed {
+                    not_here(shared, ops, uid, payload, true);
                 }
             }
             Err(()) => log::warn!(
@@ -206,15 +210,20 @@ fn handle(shared: &Shared, ops: &Sender<Op>, frame: &[u8]) {
     }
 }
 
-/// Delivers one message; when its recipient is not here, forwards it
-/// through the `route` script (the sender's cached route was stale), or
-/// stores it when it may not be forwarded (a forward already, a copy for
-/// a user's other nodes) or the publisher's queue is full.
+/// Delivers one message; when its recipient is not here, [`not_here`].
 fn deliver(shared: &Shared, ops: &Sender<Op>, uid: i64, payload: &[u8], forward: bool) {
     if shared.node.deliver(uid, payload) {
         Counters::bump(&shared.counters.delivered);
         return;
     }
+    not_here(shared, ops, uid, payload, forward);
+}
+
+/// A message whose recipient is not here: forwards it through the `route`
+/// script (the sender's cached route was stale), or stores it when it may
+/// not be forwarded (a forward already, a copy for a user's other nodes)
+/// or the publisher's queue is full.
+fn not_here(shared: &Shared, ops: &Sender<Op>, uid: i64, payload: &[u8], forward: bool) {
     if forward && shared.take_publish_room() {
         let call = Call::Publish {
             uid,

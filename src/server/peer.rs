@@ -53,9 +53,9 @@ impl Peer for TcpPeer {
         self.conn.send_vec(frame);
     }
 
-    fn send_counted(&self, frame: Vec<u8>) -> Option<u64> {
-        metrics::count_frame(&frame);
-        self.conn.send_vec_counted(frame)
+    fn send_counted(&self, frame: &[u8]) -> Option<u64> {
+        metrics::count_frame(frame);
+        self.conn.send_counted(frame)
     }
 
     fn written(&self) -> u64 {

@@ -757,7 +757,7 @@ fn deliver_login(
                     // must take it to find `Online`, so whatever it sends
                     // is written after the ack and the buffered messages
                     // (less those the ack carried already).
-                    let end = ctx.peer.send_counted(ack);
+                    let end = ctx.peer.send_counted(&ack);
                     cursors.login_ack_sent(end, ctx.peer.written());
                     delivery::replay_buffered(&ctx.svc, user.id, &ctx.peer, cursors, buffered);
                     // What has reached the kernel is written below (a big

@@ -177,7 +177,7 @@ fn fill_within(
                 if !sent_here && (e.sender != uid || conv.other(uid) == Some(uid) || self_copies) {
                     let bytes = e.delivered();
                     *budget = budget.saturating_sub(bytes.len());
-                    let end = peer.send_counted(bytes);
+                    let end = peer.send_counted(&bytes);
                     cursors.handed(conv, e.seq, end, peer.written());
                 } else {
                     cursors.own(conv, e.seq, peer.written());

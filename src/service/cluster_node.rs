@@ -90,6 +90,15 @@ impl LocalNode for ClusterNode {
         deliver_here(&svc, uid, conv, seq, bytes)
     }
 
+    /// Subscriber thread: a group post's members here, sent one copy of
+    /// the bytes between them.
+    fn deliver_all(&self, uids: &[i64], payload: &[u8]) -> Vec<i64> {
+        let (Some(svc), Some((conv, seq, bytes))) = (self.svc.upgrade(), unroute(payload)) else {
+            return Vec::new();
+        };
+        deliver_here_all(&svc, uids, conv, seq, bytes)
+    }
+
     /// Publisher or subscriber thread: the user is on no node (or Redis
     /// could not be asked): deliver if they arrived here meanwhile; else
     /// the log keeps the message for their next login.
@@ -197,24 +206,42 @@ pub const NOTICE_SEQ: i64 = 0;
 /// when they are not (any more). A notice ([`NOTICE_SEQ`]) goes to each
 /// of `to`'s sessions here, or nowhere.
 pub fn deliver_here(svc: &Arc<Service>, to: i64, conv: i64, seq: i64, bytes: &[u8]) -> bool {
+    deliver_here_all(svc, &[to], conv, seq, bytes).is_empty()
+}
+
+/// [`deliver_here`] to each of `to`, with one copy of `bytes` shared by
+/// them all; returns those not here.
+pub fn deliver_here_all(
+    svc: &Arc<Service>,
+    to: &[i64],
+    conv: i64,
+    seq: i64,
+    bytes: &[u8],
+) -> Vec<i64> {
     if seq == NOTICE_SEQ {
-        for peer in svc.online.peers(to) {
-            peer.send(bytes.to_vec());
+        for &uid in to {
+            for peer in svc.online.peers(uid) {
+                peer.send(bytes.to_vec());
+            }
         }
-        return true;
+        return Vec::new();
     }
     let Some(conv) = Conv::from_key(conv) else {
-        log::warn!("cluster: a message for {to} names no conversation ({conv})");
-        return true;
+        log::warn!("cluster: a message for {to:?} names no conversation ({conv})");
+        return Vec::new();
     };
-    let d = Delivery {
-        conv,
-        seq,
-        bytes: Some(bytes.to_vec()),
-        origin: None,
-        received: None, // read on another node: not measured
+    let shared = Arc::new(bytes.to_vec());
+    let missed = |&uid: &i64| {
+        let d = Delivery {
+            conv,
+            seq,
+            bytes: Some(shared.clone()),
+            origin: None,
+            received: None, // read on another node: not measured
+        };
+        delivery::push(svc, uid, d).is_some()
     };
-    delivery::push(svc, to, d).is_none()
+    to.iter().copied().filter(|uid| missed(uid)).collect()
 }
 
 /// Cluster → here (publisher or subscriber thread): no node took the
@@ -227,7 +254,7 @@ fn deliver_if_here(svc: &Arc<Service>, to: i64, conv: i64, seq: i64, bytes: Vec<
     let d = Delivery {
         conv,
         seq,
-        bytes: Some(bytes),
+        bytes: Some(Arc::new(bytes)),
         origin: None,
         received: None,
     };

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use super::early::{Early, Held, Holding};
+use super::early::{Early, Held, Holding, SharedBytes};
 use crate::model::Conv;
 use crate::runtime::WordHash;
 
@@ -20,8 +20,9 @@ pub struct Delivery {
     pub seq: i64,
     /// The bytes to send; `None` for the user's own message when no other
     /// session needs a self-copy: it only moves the sending session's
-    /// cursor.
-    pub bytes: Option<Vec<u8>>,
+    /// cursor. Shared: a group post's members (and a user's sessions) hold
+    /// one copy of them.
+    pub bytes: Option<SharedBytes>,
     /// For a message the user sent: the id of the peer (session) that sent
     /// it, which only moves its cursor; the user's other sessions are sent
     /// `bytes`, a self-copy ([`super::sessions`]). `None` for a message of

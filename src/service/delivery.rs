@@ -221,7 +221,7 @@ fn offer_online(peer: &PeerRef, cursors: &mut Cursors, d: Delivery) -> Offered {
 fn hand(peer: &PeerRef, cursors: &mut Cursors, (conv, seq): (Conv, i64), m: Held) {
     match m.bytes {
         Some(bytes) if !m.own => {
-            let end = peer.send_counted(bytes);
+            let end = peer.send_counted(&bytes);
             if end.is_some() {
                 latency::observe(m.received);
             }

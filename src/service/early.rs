@@ -22,6 +22,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::model::Conv;
@@ -32,6 +33,11 @@ pub const MAX_EARLY: usize = 256;
 
 /// The most bytes of held messages one connection keeps.
 pub const MAX_EARLY_BYTES: usize = 1 << 20;
+
+/// One message's bytes as every recipient is sent them: built once, read
+/// by each recipient's connection (which copies them into its output),
+/// freed with the last holder.
+pub type SharedBytes = Arc<Vec<u8>>;
 
 /// Gaps at connections' cursors, over the process's life: the
 /// `chat_gap_*` counters of `/metrics`.
@@ -65,7 +71,7 @@ pub static GAPS: GapCounts = GapCounts {
 #[derive(Debug)]
 pub struct Held {
     /// The bytes for this connection; `None` for its own message.
-    pub bytes: Option<Vec<u8>>,
+    pub bytes: Option<SharedBytes>,
     /// This connection sent it: only its cursor moves.
     pub own: bool,
     /// When the sender's connection read it ([`super::latency`]).
@@ -94,7 +100,7 @@ pub enum Holding {
 impl Early {
     /// Holds message `seq` of `conv` (past the cursor by more than one).
     pub fn hold(&mut self, conv: Conv, seq: i64, held: Held) -> Holding {
-        let size = held.bytes.as_ref().map_or(0, Vec::len);
+        let size = held.bytes.as_ref().map_or(0, |b| b.len());
         if self.count >= MAX_EARLY || self.bytes + size > MAX_EARLY_BYTES {
             return Holding::Full;
         }
@@ -102,7 +108,7 @@ impl Early {
         let first = of_conv.is_empty();
         if let Some(old) = of_conv.insert(seq, held) {
             // The same message twice (a retry through Redis): keep one.
-            self.bytes -= old.bytes.as_ref().map_or(0, Vec::len);
+            self.bytes -= old.bytes.as_ref().map_or(0, |b| b.len());
             self.count -= 1;
         }
         self.count += 1;
@@ -129,7 +135,7 @@ impl Early {
             }
             let held = entry.remove();
             self.count -= 1;
-            self.bytes -= held.bytes.as_ref().map_or(0, Vec::len);
+            self.bytes -= held.bytes.as_ref().map_or(0, |b| b.len());
             if seq == cursor + 1 {
                 found = Some(held);
                 break;
@@ -173,7 +179,7 @@ mod tests {
 
     fn msg(b: &str) -> Held {
         Held {
-            bytes: Some(b.as_bytes().to_vec()),
+            bytes: Some(Arc::new(b.as_bytes().to_vec())),
             own: false,
             received: None,
         }
@@ -187,8 +193,8 @@ mod tests {
         assert_eq!(e.hold(conv, 12, msg("12")), Holding::More);
         assert!(e.next(conv, 10).is_none(), "11 is still missing");
         assert_eq!(e.highest(conv), Some(13));
-        assert_eq!(e.next(conv, 11).unwrap().bytes.unwrap(), b"12");
-        assert_eq!(e.next(conv, 12).unwrap().bytes.unwrap(), b"13");
+        assert_eq!(e.next(conv, 11).unwrap().bytes.unwrap()[..], b"12"[..]);
+        assert_eq!(e.next(conv, 12).unwrap().bytes.unwrap()[..], b"13"[..]);
         assert!(e.next(conv, 13).is_none());
         assert!(e.is_empty());
         assert_eq!(e.highest(conv), None);
@@ -217,7 +223,7 @@ mod tests {
         assert_eq!(e.hold(conv, 1_000, msg("x")), Holding::Full);
         let mut e = Early::default();
         let big = Held {
-            bytes: Some(vec![0; MAX_EARLY_BYTES]),
+            bytes: Some(Arc::new(vec![0; MAX_EARLY_BYTES])),
             own: false,
             received: None,
         };

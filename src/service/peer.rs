@@ -60,8 +60,10 @@ pub trait Peer: Send + Sync {
     /// included), or `None` when it was not accepted (the peer is closing)
     /// or the position cannot be known. Compared with
     /// [`written`](Self::written), it tells when the frame has reached the
-    /// kernel: what the delivery cursors count as delivered. Any thread.
-    fn send_counted(&self, frame: Vec<u8>) -> Option<u64>;
+    /// kernel: what the delivery cursors count as delivered. Borrowed: one
+    /// message's bytes are shared by every recipient (a group's members),
+    /// and a connection copies them into its output anyway. Any thread.
+    fn send_counted(&self, frame: &[u8]) -> Option<u64>;
 
     /// Bytes of the peer's output stream written to the kernel so far
     /// (what a closed peer never wrote stays uncounted); any thread.

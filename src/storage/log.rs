@@ -107,19 +107,27 @@ impl Entry {
 /// object the server encoded itself (so it ends with `}`) and holds none of
 /// the three fields. Any thread.
 pub fn delivered(body: &str, at: Stored) -> Vec<u8> {
+    use std::io::Write as _;
     let body = body.trim_end();
     let open = body.strip_suffix('}').unwrap_or(body);
     // `{}` gets no separating comma.
     let comma = if open.trim_end() == "{" { "" } else { "," };
-    let tail = format!(
-        "{comma}\"conv\":\"{}\",\"seq\":{},\"ts\":{}}}\n",
+    // One allocation: the tail is written into the room left for it.
+    let mut out = Vec::with_capacity(open.len() + TAIL_ROOM);
+    out.extend_from_slice(open.as_bytes());
+    // Writing to a vector cannot fail.
+    let _ = writeln!(
+        out,
+        "{comma}\"conv\":\"{}\",\"seq\":{},\"ts\":{}}}",
         at.conv, at.seq, at.ts
     );
-    let mut out = Vec::with_capacity(open.len() + tail.len());
-    out.extend_from_slice(open.as_bytes());
-    out.extend_from_slice(tail.as_bytes());
     out
 }
+
+/// The longest tail [`delivered`] adds: `,"conv":"` (9), a conversation
+/// of two 20-character numbers (42), `","seq":` (8), a 20-character seq,
+/// `,"ts":` (6), a 20-character ts, `}` and the newline (2): 107.
+const TAIL_ROOM: usize = 107;
 
 /// Which page [`Store::log_page`](super::Store::log_page) reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,5 +161,20 @@ mod tests {
             delivered("{}", at),
             b"{\"conv\":\"d2-7\",\"seq\":17,\"ts\":1733030000123}\n"
         );
+    }
+
+    #[test]
+    fn the_longest_tail_fits_the_room_kept_for_it() {
+        let at = Stored {
+            conv: Conv::Direct {
+                low: i64::MIN,
+                high: i64::MIN,
+            },
+            seq: i64::MIN,
+            ts: i64::MIN,
+        };
+        let out = delivered("{\"a\":1}", at);
+        assert_eq!(out.len() - "{\"a\":1".len(), super::TAIL_ROOM);
+        assert_eq!(out.capacity(), out.len(), "one allocation, never grown");
     }
 }

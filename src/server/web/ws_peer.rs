@@ -84,9 +84,9 @@ impl Peer for WsPeer {
         let _ = self.ws.send_frames_counted(WsPeer::frames(&frame));
     }
 
-    fn send_counted(&self, frame: Vec<u8>) -> Option<u64> {
-        metrics::count_frame(&frame);
-        self.ws.send_frames_counted(WsPeer::frames(&frame))
+    fn send_counted(&self, frame: &[u8]) -> Option<u64> {
+        metrics::count_frame(frame);
+        self.ws.send_frames_counted(WsPeer::frames(frame))
     }
 
     fn written(&self) -> u64 {

@@ -9,6 +9,7 @@ use crate::model::Conv;
 use crate::protocol::{errno, reply};
 use crate::service::cluster_node::{routed, spreads, to_other_nodes};
 use crate::service::delivery::{self, Delivery};
+use crate::service::early::SharedBytes;
 use crate::service::group_cache::{is_member, Members};
 use crate::service::Service;
 use crate::storage::{delivered, Appended, NewEntry, Store, StoreError, Stored};
@@ -159,7 +160,7 @@ fn user_exists(svc: &Service, store: &dyn Store, uid: i64) -> Result<bool, Store
 /// Hands a committed message to its recipients (here, or in cluster mode
 /// on their node) and moves the sender's own cursor past it.
 fn hand_on(svc: &Arc<Service>, post: &Post, to: &Recipients, body: &str, at: Stored) {
-    let bytes = delivered(body, at);
+    let bytes = Arc::new(delivered(body, at));
     let sender = post.me.uid;
     let message = |bytes, origin| Delivery {
         conv: at.conv,
@@ -171,7 +172,7 @@ fn hand_on(svc: &Arc<Service>, post: &Post, to: &Recipients, body: &str, at: Sto
     // The sender's own session only moves its cursor; with several
     // sessions per user the others get a self-copy of the same bytes.
     let origin = Some(post.ctx.peer.id());
-    let self_copy = |bytes: &Vec<u8>| (svc.sessions_per_user() > 1).then(|| bytes.clone());
+    let self_copy = |bytes: &SharedBytes| (svc.sessions_per_user() > 1).then(|| bytes.clone());
     match to {
         // Writing to oneself: the message comes back like any other.
         Recipients::User(uid) if *uid == sender => {

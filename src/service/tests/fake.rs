@@ -62,10 +62,10 @@ impl Peer for FakePeer {
     }
 
     fn send(&self, frame: Vec<u8>) {
-        let _ = self.send_counted(frame);
+        let _ = self.send_counted(&frame);
     }
 
-    fn send_counted(&self, frame: Vec<u8>) -> Option<u64> {
+    fn send_counted(&self, frame: &[u8]) -> Option<u64> {
         // As a closed TCP connection does: nothing.
         if !self.connected() {
             return None;
@@ -78,7 +78,7 @@ impl Peer for FakePeer {
         if !self.stalled.load(Ordering::Acquire) {
             self.written.store(end, Ordering::Release);
         }
-        frames.push(frame);
+        frames.push(frame.to_vec());
         Some(end)
     }
 

@@ -4,6 +4,7 @@
 //! log.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::fake::{texts, Client, Harness};
 use crate::model::Conv;
@@ -23,7 +24,9 @@ fn pushed(conv: Conv, seq: i64, text: &str) -> Delivery {
     Delivery {
         conv,
         seq,
-        bytes: Some(format!("{{\"msgId\":9,\"msg\":\"{text}\",\"seq\":{seq}}}\n").into_bytes()),
+        bytes: Some(Arc::new(
+            format!("{{\"msgId\":9,\"msg\":\"{text}\",\"seq\":{seq}}}\n").into_bytes(),
+        )),
         origin: None,
         received: None,
     }

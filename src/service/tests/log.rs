@@ -367,3 +367,44 @@ fn a_stop_that_leaves_messages_unstored_says_so() {
     clean.logged_in("carol").chat(dave_id, "stored");
     assert!(clean.svc.shutdown(std::time::Duration::from_secs(5)));
 }
+
+/// A group post that reached this node as one item for its members here
+/// (`LocalNode::deliver_all`): each member here is handed it once, from
+/// one shared copy, and the member not here is given back.
+#[test]
+fn a_group_item_is_handed_to_each_member_here() {
+    let h = Harness::new();
+    let alice_id = h.user("alice");
+    let bob_id = h.user("bob");
+    let cat_id = h.user("cat");
+    let dan_id = h.user("dan");
+    let gid = h.store.create_group(alice_id, "team", "").unwrap().unwrap();
+    for uid in [bob_id, cat_id, dan_id] {
+        h.store.join_group(gid, uid).unwrap();
+    }
+    let (bob, cat) = (h.logged_in("bob"), h.logged_in("cat"));
+    h.settle();
+    bob.take_frames();
+    cat.take_frames();
+    let conv = Conv::group(gid).unwrap();
+    let post = NewEntry {
+        conv,
+        sender: alice_id,
+        cid: None,
+        body: json!({"msgId": 13, "from": alice_id, "groupid": gid, "msg": "all"}).to_string(),
+    };
+    let placed = h.store.append(std::slice::from_ref(&post)).unwrap();
+    let bytes = crate::storage::delivered(&post.body, placed[0].stored());
+    let missed =
+        cluster_node::deliver_here_all(&h.svc, &[bob_id, dan_id, cat_id], conv.key(), 1, &bytes);
+    assert_eq!(missed, [dan_id], "dan is not here");
+    h.settle();
+    for member in [&bob, &cat] {
+        let got: Vec<String> = member
+            .take_frames()
+            .iter()
+            .map(|f| text(f).to_owned())
+            .collect();
+        assert_eq!(got, ["all"]);
+    }
+}

@@ -117,7 +117,7 @@ fn a_fill_does_not_send_a_session_its_own_message() {
         Delivery {
             conv,
             seq: 2,
-            bytes: Some(self_copy),
+            bytes: Some(std::sync::Arc::new(self_copy)),
             origin: Some(first.id()),
             received: None,
         },
