@@ -33,6 +33,8 @@ use std::ops::{Deref, DerefMut};
 
 use parking_lot::{Mutex, MutexGuard};
 
+use super::WordHash;
+
 /// A key that picks its shard cheaply: [`spread`](ShardKey::spread) maps it
 /// to a number whose remainder by the shard count is the shard.
 ///
@@ -55,25 +57,27 @@ impl ShardKey for u64 {
     }
 }
 
-/// One shard: its entries (reached through `Deref` as a plain `HashMap`)
+/// One shard: its entries (reached through `Deref` as a plain `HashMap`,
+/// keyed by [`WordHash`]: the online map is looked up several times per
+/// delivery, and SipHash was a tenth of a group delivery's instructions)
 /// and its `meta` value.
 #[derive(Debug)]
 pub struct Shard<K, V, M = ()> {
-    entries: HashMap<K, V>,
+    entries: HashMap<K, V, WordHash>,
     /// The shard's own value, guarded by the same lock as its entries.
     pub meta: M,
 }
 
 impl<K, V, M> Deref for Shard<K, V, M> {
-    type Target = HashMap<K, V>;
+    type Target = HashMap<K, V, WordHash>;
 
-    fn deref(&self) -> &HashMap<K, V> {
+    fn deref(&self) -> &HashMap<K, V, WordHash> {
         &self.entries
     }
 }
 
 impl<K, V, M> DerefMut for Shard<K, V, M> {
-    fn deref_mut(&mut self) -> &mut HashMap<K, V> {
+    fn deref_mut(&mut self) -> &mut HashMap<K, V, WordHash> {
         &mut self.entries
     }
 }
@@ -92,7 +96,7 @@ impl<K: ShardKey, V, M: Default> ShardedMap<K, V, M> {
         let shards = (0..shards.max(1))
             .map(|_| {
                 Mutex::new(Shard {
-                    entries: HashMap::new(),
+                    entries: HashMap::default(),
                     meta: M::default(),
                 })
             })

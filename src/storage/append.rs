@@ -18,9 +18,11 @@
 //! without one (`tests.rs`). Any thread.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
 
 use super::{Appended, NewEntry, StoreError, Stored};
 use crate::model::Conv;
+use crate::runtime::WordHash;
 
 /// What happens to one entry of the call.
 #[derive(Debug, Clone, Copy)]
@@ -49,7 +51,7 @@ impl Plan {
     /// Sorts `entries` into new ones and duplicates. `stored(sender, cid)`
     /// says where a pair already in the log is (step 1's answer).
     pub(super) fn new(entries: &[NewEntry], stored: impl Fn(i64, &str) -> Option<Stored>) -> Plan {
-        let mut first_of: HashMap<(i64, &str), usize> = HashMap::new();
+        let mut first_of: HashMap<(i64, &str), usize, WordHash> = HashMap::default();
         let mut counts: BTreeMap<i64, (Conv, i64)> = BTreeMap::new();
         let mut slots = Vec::with_capacity(entries.len());
         for (i, e) in entries.iter().enumerate() {
@@ -95,8 +97,14 @@ impl Plan {
     ///
     /// [`StoreError::Data`] when a conversation of [`convs`](Plan::convs)
     /// has no range: the database did not return the row it just wrote.
-    pub(super) fn finish(&self, ranges: &HashMap<i64, Range>) -> Result<Vec<Appended>, StoreError> {
-        let counts: HashMap<i64, i64> = self.convs.iter().map(|&(c, n)| (c.key(), n)).collect();
+    pub(super) fn finish<S: BuildHasher>(
+        &self,
+        ranges: &HashMap<i64, Range, S>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        // Keyed by WordHash, as the journal's ranges: SipHash was two
+        // hashes of a few dozen instructions for each message appended.
+        let counts: HashMap<i64, i64, WordHash> =
+            self.convs.iter().map(|&(c, n)| (c.key(), n)).collect();
         let mut out: Vec<Appended> = Vec::with_capacity(self.slots.len());
         for slot in &self.slots {
             let appended = match *slot {

@@ -36,6 +36,7 @@ use super::{
 };
 use crate::model::Conv;
 use crate::model::{state_str, GroupInfo, MemberInfo, UserInfo};
+use crate::runtime::WordHash;
 
 /// The schema, run at every open (it only creates what is missing).
 const SCHEMA: &str = include_str!("sqlite_schema.sql");
@@ -822,7 +823,7 @@ fn insert_entries(
 /// `last_ts` raised to its entries' largest, and the cursor rows of the
 /// one-to-one conversations that start here (an entry with seq 1).
 fn apply_heads(tx: &Connection, entries: &[Entry]) -> Result<(), StoreError> {
-    let mut heads: HashMap<i64, (Conv, Range, bool)> = HashMap::new();
+    let mut heads: HashMap<i64, (Conv, Range, bool), WordHash> = HashMap::default();
     for e in entries {
         let h = heads.entry(e.conv.key()).or_insert((e.conv, (0, 0), false));
         h.1 = (h.1 .0.max(e.seq), h.1 .1.max(e.ts));

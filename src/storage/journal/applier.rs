@@ -30,6 +30,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::segments;
 use crate::model::Conv;
+use crate::runtime::WordHash;
 use crate::storage::{CidPlaces, Entry, Store, StoreError, Stored};
 
 /// Entries waiting that make the applier start at once.
@@ -84,7 +85,7 @@ pub struct State {
     /// `(last_seq, last_ts)` of every conversation appended to since they
     /// were last forgotten, by key: the seq allocator. A conversation
     /// with unapplied entries is always here.
-    pub heads: HashMap<i64, (i64, i64)>,
+    pub heads: HashMap<i64, (i64, i64), WordHash>,
     /// Full segments, each with the last operation written to it.
     pub sealed: VecDeque<(u64, PathBuf)>,
     /// Set by the store's drop: apply what is left, then end.
@@ -116,7 +117,7 @@ impl Shared {
                 queued: (0, 0),
                 waiters: 0,
                 cids: HashMap::new(),
-                heads: HashMap::new(),
+                heads: HashMap::default(),
                 sealed: VecDeque::new(),
                 stopping: false,
                 abandon: false,

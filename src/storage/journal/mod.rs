@@ -81,6 +81,7 @@ use super::{
     UserRecord,
 };
 use crate::model::{Conv, GroupInfo, MemberInfo, UserInfo};
+use crate::runtime::WordHash;
 
 /// Conversations whose counters stay in memory; past this, an append
 /// waits for the applier to catch up and forgets them all (they are
@@ -209,7 +210,7 @@ impl JournaledStore {
     /// Each conversation's range after the increment: its counter (from
     /// memory, or the store on a miss) plus its count; `ts` is now or the
     /// counter's, if later.
-    fn ranges(&self, convs: &[(Conv, i64)]) -> Result<HashMap<i64, Range>, StoreError> {
+    fn ranges(&self, convs: &[(Conv, i64)]) -> Result<HashMap<i64, Range, WordHash>, StoreError> {
         let missing: Vec<Conv> = {
             let st = self.shared.state.lock();
             convs
