@@ -20,7 +20,9 @@
 //! # Threads, and who touches the socket
 //!
 //! [`send`](TcpConnection::send), [`shutdown`](TcpConnection::shutdown),
-//! [`force_close`](TcpConnection::force_close), the context and the
+//! [`force_close`](TcpConnection::force_close),
+//! [`stop_read`](TcpConnection::stop_read) and
+//! [`start_read`](TcpConnection::start_read), the context and the
 //! accessors may be called from any thread. Registration, reading and
 //! closing run on the loop thread only.
 //!
@@ -76,7 +78,7 @@ use std::any::Any;
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::unix::io::AsRawFd;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use mio::{net::TcpStream, unix::SourceFd, Interest, Token};
@@ -89,6 +91,7 @@ use crate::tls::TlsSession;
 
 mod channel;
 mod keep_alive;
+mod reading;
 mod tls_io;
 
 use channel::ConnectionChannel;
@@ -175,6 +178,9 @@ pub struct TcpConnection {
     /// and read on the loop thread only; atomic because the connection is
     /// shared.
     token: AtomicUsize,
+    /// Whether the loop reads the socket ([`stop_read`](Self::stop_read),
+    /// [`start_read`](Self::start_read)).
+    reading: AtomicBool,
     /// The server's (or client's) callbacks, high-water mark included.
     callbacks: ConnectionCallbacks,
     cross_thread_send: CrossThreadSend,
@@ -221,6 +227,7 @@ impl TcpConnection {
             accepted: AtomicU64::new(0),
             written: AtomicU64::new(0),
             token: AtomicUsize::new(NO_TOKEN),
+            reading: AtomicBool::new(true),
             callbacks,
             cross_thread_send,
             close_callback,

@@ -546,3 +546,49 @@ fn when_drained_waits_for_the_output_to_reach_the_kernel() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(ran.load(Ordering::SeqCst), 2, "dropped with the connection");
 }
+
+/// `stop_read` leaves the peer's bytes in the kernel, and its close too,
+/// until `start_read`, which reads what came meanwhile without waiting for
+/// more (muduo's `stopRead` / `startRead`).
+#[test]
+fn stopped_reads_wait_in_the_kernel_until_start_read() {
+    let (tx, rx) = mpsc::channel::<TcpConnectionPtr>();
+    let tx = Mutex::new(tx);
+    let got = Arc::new(AtomicUsize::new(0));
+    let closed = Arc::new(AtomicUsize::new(0));
+    let (got2, closed2) = (got.clone(), closed.clone());
+    let server = start_server(1, move |s| {
+        s.set_connection_callback(move |conn| {
+            if conn.connected() {
+                conn.stop_read();
+                let _ = tx.lock().send(conn.clone());
+            } else {
+                closed2.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        s.set_message_callback(move |_, buf, _| {
+            got2.fetch_add(buf.readable_bytes(), Ordering::SeqCst);
+            buf.retrieve_all();
+        });
+    });
+    let mut c = connect(server.addr);
+    let conn = rx.recv_timeout(IO_TIMEOUT).expect("a connection");
+    assert!(!conn.is_reading());
+    write_all(&mut c, b"hello");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(got.load(Ordering::SeqCst), 0, "read while stopped");
+    conn.start_read();
+    assert!(conn.is_reading());
+    assert!(wait_until(|| got.load(Ordering::SeqCst) == 5));
+    // Stopped again: more bytes and the close wait, then both are seen.
+    conn.stop_read();
+    write_all(&mut c, b"more");
+    drop(c);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(got.load(Ordering::SeqCst), 5, "read while stopped");
+    assert!(conn.connected(), "the close was seen while stopped");
+    conn.start_read();
+    assert!(wait_until(
+        || got.load(Ordering::SeqCst) == 9 && closed.load(Ordering::SeqCst) == 1
+    ));
+}

@@ -75,6 +75,9 @@ impl ConnectionChannel {
             if conn.disconnected() {
                 return false; // a callback closed it
             }
+            if !conn.is_reading() {
+                return false; // stopped: `start_read` comes back for the rest
+            }
             // One `readv` into the buffer's free space plus a 64 KiB stack
             // array: `offered` is the most it can take.
             let offered = self.input.read_fd_capacity();
@@ -125,6 +128,9 @@ impl ConnectionChannel {
         for _ in 0..TLS_READS_PER_EVENT {
             if conn.disconnected() {
                 return false; // a callback closed it
+            }
+            if !conn.is_reading() {
+                return false; // stopped: `start_read` comes back for the rest
             }
             match conn.tls_read(&mut self.input) {
                 Ok(step) => {
