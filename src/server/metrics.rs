@@ -336,10 +336,7 @@ impl Collector for ChatCollector {
                 load(&gaps.filled),
             ),
         ];
-        for (name, help, v) in gap_counters {
-            let e = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            ConstCounter::new(v).encode(e)?;
-        }
+        encode_counters(&mut encoder, gap_counters)?;
         if m.cluster_on.load(Ordering::Relaxed) {
             let names = [
                 (
@@ -383,13 +380,26 @@ impl Collector for ChatCollector {
                     "Batches published to a node: one per destination node and tick",
                 ),
             ];
-            for ((name, help), v) in names.into_iter().zip(&m.cluster) {
-                let e = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-                ConstCounter::new(load(v)).encode(e)?;
-            }
+            let counts = names.into_iter().zip(&m.cluster);
+            encode_counters(
+                &mut encoder,
+                counts.map(|((name, help), v)| (name, help, load(v))),
+            )?;
         }
         Ok(())
     }
+}
+
+/// Encodes each `(name, help, value)` as a counter without labels.
+fn encode_counters<'a>(
+    encoder: &mut DescriptorEncoder,
+    counters: impl IntoIterator<Item = (&'a str, &'a str, u64)>,
+) -> Result<(), std::fmt::Error> {
+    for (name, help, v) in counters {
+        let e = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        ConstCounter::new(v).encode(e)?;
+    }
+    Ok(())
 }
 
 /// The registry `/metrics` encodes.

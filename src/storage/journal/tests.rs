@@ -326,14 +326,11 @@ fn a_replay_stores_what_the_store_lacks_and_only_that() {
     assert_eq!(held.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
     store.crash();
     // A copy of the store taken now lacks entry 3.
-    let copy = SqliteStore::open_in_memory().unwrap();
-    for name in ["ann", "bob", "cat"] {
-        copy.create_user(name, "x").unwrap();
-    }
+    let copy = self::inner();
     copy.apply_log(&inner.log_page(ab, Page::After(0), 0, 10).unwrap().0)
         .unwrap();
-    assert_eq!(super::replay::replay(&copy, held).unwrap(), 1);
-    let got = seqs(&copy, ab);
+    assert_eq!(super::replay::replay(&*copy, held).unwrap(), 1);
+    let got = seqs(&*copy, ab);
     assert_eq!(got.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(copy.conv_state(1, ab).unwrap().unwrap().last_seq, 3);
 }
