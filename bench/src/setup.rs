@@ -188,6 +188,7 @@ fn acked(label: &'static str, text: String, ack: i64, legacy: Option<Duration>) 
         text,
         expect: legacy.map_or(Expect::Reply(ack), Expect::Pause),
         keep: legacy.is_none(),
+        retry_online: false,
     }
 }
 
@@ -198,6 +199,7 @@ pub(crate) fn register_step(name: &str, password: &str) -> Step {
         text: proto::register(name, password),
         expect: Expect::Reply(proto::REG_MSG_ACK),
         keep: true,
+        retry_online: false,
     }
 }
 
@@ -208,6 +210,7 @@ pub(crate) fn login_step(uid: i64, password: &str, keep: bool) -> Step {
         text: proto::login(uid, password),
         expect: Expect::Reply(proto::LOGIN_MSG_ACK),
         keep,
+        retry_online: true,
     }
 }
 
@@ -219,6 +222,7 @@ fn refresh_step(uid: i64, keep: bool) -> Step {
         text: proto::refresh(uid),
         expect: Expect::Reply(proto::ACOUNT_FRESH_ACK),
         keep,
+        retry_online: false,
     }
 }
 

@@ -265,6 +265,22 @@ fn setup_once_then_reuse() {
     assert_eq!(report.delivered, Some(4 * 5 * 3));
 }
 
+/// A server that still counts a user online (its earlier connection's
+/// close not yet seen) refuses the login with errno 2; the bench sends it
+/// again instead of failing the run, as `--reuse` right after
+/// `--setup-only` needs.
+#[test]
+fn a_login_refused_as_still_online_is_sent_again() {
+    let server = MockServer::slow_to_see_closes();
+    let report = run_ok(&Config {
+        users: 4,
+        messages: Some(5),
+        ..config(&server, Scenario::Chat)
+    });
+    assert_clean(&report);
+    assert_eq!(report.delivered, Some(4 * 5));
+}
+
 #[test]
 fn nobody_listening_is_a_failed_run() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -36,7 +36,18 @@ use crate::ledger::Ledger;
 use crate::worker::Io;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// errno 2 in a login ack: the account is logged in already. Right after a
+/// connection closed (a storm's drop, or the run before a `--reuse` run)
+/// this usually means the server has not yet seen that close.
+pub(crate) const ALREADY_ONLINE: i64 = 2;
+
+/// Such a login is sent again after this pause, at most
+/// [`LOGIN_MAX_TRIES`] times in all (two seconds), before it counts as
+/// failed.
+pub(crate) const LOGIN_RETRY_AFTER: Duration = Duration::from_millis(50);
+pub(crate) const LOGIN_MAX_TRIES: u32 = 40;
 
 /// One worker's part of one phase. Every method runs on the worker's thread.
 pub(crate) trait Phase: Send {

@@ -7,8 +7,13 @@
 //! then does the next step go out, so two requests never share a TCP read on
 //! the server: the rule the original needs. A step that fails ends its
 //! script. Reply latency is recorded for every answered step.
+//!
+//! A login step may be sent again: a login refused with errno 2 (the account
+//! still online) right after the same user's earlier connection closed, as
+//! when a `--reuse` run starts the instant its `--setup-only` run ended, only
+//! means the server has not yet seen that close.
 
-use super::{Outcome, Phase};
+use super::{Outcome, Phase, ALREADY_ONLINE, LOGIN_MAX_TRIES, LOGIN_RETRY_AFTER};
 use crate::proto;
 use crate::worker::{Counters, Io};
 use serde_json::Value;
@@ -36,6 +41,9 @@ pub(crate) struct Step {
     pub expect: Expect,
     /// Keep the reply in [`Outcome::replies`].
     pub keep: bool,
+    /// A reply with errno 2 (already online) sends the step again after a
+    /// pause, a bounded number of times (logins only).
+    pub retry_online: bool,
 }
 
 struct Script {
@@ -44,6 +52,8 @@ struct Script {
     /// Number of the step in flight (for `Outcome::replies`).
     index: usize,
     sent_at: Instant,
+    /// Times the step in flight was sent.
+    tries: u32,
 }
 
 /// Runs one script per user, all users at once.
@@ -51,6 +61,8 @@ pub(crate) struct RequestPhase {
     todo: Vec<(usize, Vec<Step>)>,
     scripts: HashMap<usize, Script>,
     pauses: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Steps to send again (slot) at the instant.
+    resends: BinaryHeap<Reverse<(Instant, usize)>>,
     deadline: Instant,
     outcome: Outcome,
 }
@@ -62,6 +74,7 @@ impl RequestPhase {
             todo: scripts,
             scripts: HashMap::new(),
             pauses: BinaryHeap::new(),
+            resends: BinaryHeap::new(),
             deadline,
             outcome: Outcome::default(),
         }
@@ -78,6 +91,7 @@ impl RequestPhase {
         };
         io.send(slot, &step.text);
         script.sent_at = io.now;
+        script.tries += 1;
         if let Expect::Pause(gap) = step.expect {
             self.pauses.push(Reverse((io.now + gap, slot)));
         }
@@ -101,6 +115,7 @@ impl RequestPhase {
                         .push((script.user, script.index, reply));
                 }
                 script.index += 1;
+                script.tries = 0;
                 self.send_step(io, slot);
             }
             Some(why) => {
@@ -123,6 +138,7 @@ impl Phase for RequestPhase {
                         steps: steps.into(),
                         index: 0,
                         sent_at: io.now,
+                        tries: 0,
                     };
                     self.scripts.insert(slot, script);
                     self.send_step(io, slot);
@@ -139,11 +155,20 @@ impl Phase for RequestPhase {
         let Some(script) = self.scripts.get(&slot) else {
             return;
         };
-        let Some(Expect::Reply(want)) = script.steps.front().map(|s| s.expect) else {
+        let Some(step) = script.steps.front() else {
+            return;
+        };
+        let Expect::Reply(want) = step.expect else {
             return;
         };
         let id = proto::msg_id(&msg);
         if id != Some(want) && id != Some(proto::ERROR_MSG) {
+            return;
+        }
+        let again = step.retry_online && script.tries < LOGIN_MAX_TRIES;
+        if again && id == Some(want) && proto::errno(&msg) == ALREADY_ONLINE {
+            self.resends
+                .push(Reverse((io.now + LOGIN_RETRY_AFTER, slot)));
             return;
         }
         let micros = io.now.saturating_duration_since(script.sent_at).as_micros();
@@ -165,14 +190,28 @@ impl Phase for RequestPhase {
     }
 
     fn tick(&mut self, io: &mut Io) -> Option<Instant> {
+        while let Some(&Reverse((at, slot))) = self.resends.peek() {
+            if at > io.now {
+                break;
+            }
+            self.resends.pop();
+            if io.is_open(slot) {
+                self.send_step(io, slot);
+            }
+        }
         while let Some(&Reverse((at, slot))) = self.pauses.peek() {
             if at > io.now {
-                return Some(at.min(self.deadline));
+                break;
             }
             self.pauses.pop();
             self.end_step(io, slot, None, None);
         }
-        Some(self.deadline)
+        let next = [self.resends.peek(), self.pauses.peek()]
+            .into_iter()
+            .flatten()
+            .map(|Reverse((at, _))| *at)
+            .min();
+        Some(next.map_or(self.deadline, |at| at.min(self.deadline)))
     }
 
     fn is_done(&self, io: &Io) -> bool {

@@ -15,7 +15,7 @@
 //! logins (reconnect to ack), `last_arrival` the last login ack;
 //! `acked`/`ack_failed`/`ack_latency` the chatters'.
 
-use super::{Outcome, Phase};
+use super::{Outcome, Phase, ALREADY_ONLINE, LOGIN_MAX_TRIES, LOGIN_RETRY_AFTER};
 use crate::proto;
 use crate::worker::{Counters, Io};
 use serde_json::Value;
@@ -25,15 +25,6 @@ use std::time::{Duration, Instant};
 
 /// How often a chatter sends (when its last message is acked).
 const CHAT_EVERY: Duration = Duration::from_millis(100);
-
-/// A login again that finds the old connection still online (errno 2: the
-/// server has not yet seen it close) is sent again after this pause, at
-/// most [`MAX_TRIES`] times in all.
-const RETRY_AFTER: Duration = Duration::from_millis(50);
-const MAX_TRIES: u32 = 40;
-
-/// errno 2: the account is logged in already (its old connection).
-const ALREADY_ONLINE: i64 = 2;
 
 /// One storm user: where to reconnect, and the login to send.
 pub(crate) struct StormUser {
@@ -193,8 +184,8 @@ impl Phase for StormPhase {
         }
         if id == Some(proto::LOGIN_MSG_ACK) && proto::errno(&msg) == ALREADY_ONLINE {
             if let Some(&(_, _, tries)) = self.storming.get(&slot) {
-                if tries < MAX_TRIES {
-                    self.retries.push((io.now + RETRY_AFTER, slot));
+                if tries < LOGIN_MAX_TRIES {
+                    self.retries.push((io.now + LOGIN_RETRY_AFTER, slot));
                     return;
                 }
             }

@@ -233,8 +233,9 @@ impl Runner<'_> {
         }
     }
 
-    /// Every user logs in once more on a new connection; errno 2 means the
-    /// server still counts the account online.
+    /// Every user logs in once more on a new connection; errno 2, still
+    /// after two seconds of retries, means the server counts the account
+    /// online.
     fn final_logins(
         &mut self,
         soak: &mut SoakReport,

@@ -38,6 +38,10 @@ struct State {
     /// handed to its recipient (0: none): a server that loses messages.
     lose_every: u64,
     logged: u64,
+    /// Refuse each user's first login with errno 2, as a server does that
+    /// has not yet seen the user's previous connection close.
+    slow_to_see_closes: bool,
+    refused_once: HashSet<i64>,
 }
 
 /// A one-to-one conversation's name, the same for both participants.
@@ -70,14 +74,32 @@ impl MockServer {
         MockServer::start_with(false, lose_every, 1)
     }
 
+    /// A server that refuses every user's first login as already online
+    /// (errno 2), as if it had not yet seen an earlier connection close.
+    pub fn slow_to_see_closes() -> MockServer {
+        MockServer::start_state(
+            false,
+            State {
+                slow_to_see_closes: true,
+                sessions: 1,
+                ..State::default()
+            },
+        )
+    }
+
     fn start_with(legacy: bool, lose_every: u64, sessions: usize) -> MockServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let state = Arc::new(Mutex::new(State {
+        let state = State {
             lose_every,
             sessions,
             ..State::default()
-        }));
+        };
+        MockServer::start_state(legacy, state)
+    }
+
+    fn start_state(legacy: bool, state: State) -> MockServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(Mutex::new(state));
         let coalesced = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&coalesced);
         std::thread::spawn(move || {
@@ -200,6 +222,10 @@ fn handle(
                 .filter(|(_, p)| *p == text("password"));
             if known.is_none() {
                 reply(json!({"msgId": 2, "errno": 1, "errmsg": "bad login"}));
+                return;
+            }
+            if st.slow_to_see_closes && st.refused_once.insert(uid) {
+                reply(json!({"msgId": 2, "errno": 2, "errmsg": "online"}));
                 return;
             }
             let limit = st.sessions;
