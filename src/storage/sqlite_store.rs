@@ -1,11 +1,22 @@
 //! [`SqliteStore`]: the embedded default store, one SQLite file.
 //!
-//! One connection behind a mutex serves every worker. SQLite allows a single
-//! writer at a time anyway, and every call here is a few index lookups, so
-//! more connections would mostly add lock contention inside SQLite. The file
-//! is in WAL mode: another process (say, the `sqlite3` shell) can read it
-//! while the server writes, and a busy timeout makes the server wait rather
-//! than fail when such a process holds a lock.
+//! Two connections, each behind a mutex, serve every thread: the **writer**
+//! runs everything that changes the database, the **reader** every call
+//! that only reads. SQLite allows a single writer at a time anyway, and
+//! every call here is a few index lookups, so more connections would
+//! mostly add lock contention inside SQLite. The reader exists so that a
+//! read never waits behind a long write: the journal's applier commits
+//! batches of thousands of messages (tens of milliseconds each), and with
+//! one connection every login, sync, and every first message of a
+//! conversation (its counter, `log_heads`) queued behind it. The file is
+//! in WAL mode, where a reader sees the last committed state and neither
+//! blocks the writer nor waits for it; each read call starts after the
+//! commits that returned before it was made, so it sees them (one
+//! snapshot per call: a call of several statements runs them in one read
+//! transaction). A database in memory has the writer only. Another
+//! process (say, the `sqlite3` shell) can read the file while the server
+//! writes, and a busy timeout makes the server wait rather than fail when
+//! such a process holds a lock.
 //!
 //! The message log's [`append`](Store::append) is one `IMMEDIATE`
 //! transaction of cached statements: a lookup per cid, an upsert and a
@@ -66,10 +77,16 @@ const CACHE_KIB: i64 = 64 * 1024;
 /// How long a statement waits for a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The read connection's page cache, in KiB: a read touches a few pages
+/// of each index it uses.
+const READER_CACHE_KIB: i64 = 16 * 1024;
+
 /// A [`Store`] in a SQLite database file.
 pub struct SqliteStore {
-    /// The only connection; see the module docs for why one is enough.
+    /// The writer; see the module docs for why two connections are enough.
     conn: Mutex<Connection>,
+    /// The reader (`None` in memory, where the writer reads too).
+    reader: Option<Mutex<Connection>>,
     /// Copies the WAL back on a thread of its own (file databases only).
     _checkpointer: Option<Checkpointer>,
     /// The database file (`None` in memory), for [`Store::sync_log`].
@@ -123,6 +140,7 @@ impl SqliteStore {
         // (docs/benchmarks.md, "Message log: bytes on disk").
         conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
         let mut store = SqliteStore::init(conn, options)?;
+        store.reader = Some(Mutex::new(open_reader(path)?));
         store.path = Some(path.to_owned());
         match Checkpointer::start(path, BUSY_TIMEOUT) {
             Ok(c) => store._checkpointer = Some(c),
@@ -155,12 +173,13 @@ impl SqliteStore {
         conn.set_prepared_statement_cache_capacity(64);
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            reader: None,
             _checkpointer: None,
             path: None,
         })
     }
 
-    /// Runs `f` with the connection locked.
+    /// Runs `f` with the writer locked.
     fn with<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
@@ -168,12 +187,30 @@ impl SqliteStore {
         f(&mut self.conn.lock())
     }
 
+    /// Runs `f`, which only reads, with the reader locked (the writer in
+    /// memory). `f` must not write: the reader is `query_only`.
+    pub(super) fn read<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match &self.reader {
+            Some(reader) => f(&mut reader.lock()),
+            None => self.with(f),
+        }
+    }
+
+    /// Tests: holds the writer, as a long write transaction does.
+    #[cfg(test)]
+    pub(super) fn lock_writer(&self) -> parking_lot::MutexGuard<'_, Connection> {
+        self.conn.lock()
+    }
+
     fn user_where(
         &self,
         query: &str,
         key: &dyn rusqlite::ToSql,
     ) -> Result<Option<UserRecord>, StoreError> {
-        self.with(|c| {
+        self.read(|c| {
             let mut stmt = c.prepare_cached(query)?;
             Ok(stmt.query_row([key], user_record).optional()?)
         })
@@ -186,7 +223,7 @@ impl SqliteStore {
         key: i64,
         row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
     ) -> Result<Vec<T>, StoreError> {
-        self.with(|c| {
+        self.read(|c| {
             let mut stmt = c.prepare_cached(query)?;
             let rows = stmt.query_map([key], row)?;
             Ok(rows.collect::<Result<_, _>>()?)
@@ -502,9 +539,10 @@ impl Store for SqliteStore {
     }
 
     fn log_heads(&self, convs: &[Conv]) -> Result<HashMap<i64, Range>, StoreError> {
-        self.with(|c| {
+        self.read(|c| {
+            let tx = c.transaction()?; // one snapshot for every conversation
             let mut read =
-                c.prepare_cached("SELECT last_seq, last_ts FROM conversation WHERE id = ?")?;
+                tx.prepare_cached("SELECT last_seq, last_ts FROM conversation WHERE id = ?")?;
             let mut heads = HashMap::with_capacity(convs.len());
             for conv in convs {
                 let head: Option<Range> = read
@@ -519,7 +557,7 @@ impl Store for SqliteStore {
     }
 
     fn find_cids(&self, entries: &[NewEntry]) -> Result<super::CidPlaces, StoreError> {
-        self.with(|c| stored_cids(c, entries))
+        self.read(|c| stored_cids(c, entries))
     }
 
     fn sync_log(&self) -> Result<(), StoreError> {
@@ -550,7 +588,7 @@ impl Store for SqliteStore {
     ) -> Result<(Vec<Entry>, bool), StoreError> {
         let key = conv.key();
         let n = sql::limit_plus_one(limit);
-        let rows = self.with(|c| match page {
+        let rows = self.read(|c| match page {
             Page::After(after) => {
                 let mut stmt = c.prepare_cached(sql::PAGE_AFTER)?;
                 query_entries(&mut stmt, params![key, after.max(floor), n])
@@ -564,7 +602,7 @@ impl Store for SqliteStore {
     }
 
     fn conv_state(&self, uid: i64, conv: Conv) -> Result<Option<ConvState>, StoreError> {
-        let row = self.with(|c| {
+        let row = self.read(|c| {
             let mut stmt = c.prepare_cached(&sql::conv_state_of())?;
             Ok(stmt
                 .query_row(params![uid, conv.key()], conv_state_row)
@@ -583,7 +621,7 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let n = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with(|c| {
+        self.read(|c| {
             let tx = c.transaction()?; // one snapshot for both steps
             let convs: Vec<(i64, i64)> = {
                 let mut stmt = tx.prepare_cached(sql::PENDING_CONVS)?;
@@ -658,9 +696,21 @@ impl Store for SqliteStore {
     fn count(&self, what: Count) -> Result<u64, StoreError> {
         let (query, key) = sql::count_query(what);
         let n: i64 =
-            self.with(|c| Ok(c.prepare_cached(query)?.query_row([key], |r| r.get(0))?))?;
+            self.read(|c| Ok(c.prepare_cached(query)?.query_row([key], |r| r.get(0))?))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
+}
+
+/// Opens the read connection of the database at `path` (made and migrated
+/// by the writer already): `query_only`, so that a write sent to it by
+/// mistake fails instead of racing the writer.
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let reader = Connection::open(path)?;
+    reader.busy_timeout(BUSY_TIMEOUT)?;
+    reader.pragma_update(None, "query_only", true)?;
+    reader.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
+    reader.set_prepared_statement_cache_capacity(64);
+    Ok(reader)
 }
 
 /// Moves a `chatlog` of the first layout (keyed by `(conv, seq)`, `WITHOUT
