@@ -5,8 +5,12 @@
 //! Each worker thread keeps its own [`Ledger`] without locks, the run merges
 //! them at the end, and [`Ledger::totals`] closes the books: a message to a
 //! group is owed to every member but its sender, so a group of `M` members
-//! owes `M - 1` deliveries per message.
+//! owes `M - 1` deliveries per message. A message the server refused (a
+//! SEND_ACK with an errno, such as 12 when its queues are full) was never
+//! stored and is owed to nobody: [`Ledger::refuse`] takes it off the
+//! books, and should it arrive all the same it counts as unexpected.
 
+use crate::phases::acks::AckEvent;
 use crate::seq::SeqTracker;
 use std::collections::HashMap;
 
@@ -51,6 +55,8 @@ pub struct Totals {
 pub struct Ledger {
     sent: HashMap<StreamKey, u64>,
     received: HashMap<(i64, StreamKey), SeqTracker>,
+    /// Sequence numbers the server refused, by stream (each once).
+    refused: HashMap<StreamKey, Vec<u64>>,
 }
 
 impl Ledger {
@@ -64,6 +70,23 @@ impl Ledger {
         let n = self.sent.entry(key).or_insert(0);
         *n += 1;
         *n - 1
+    }
+
+    /// Message `seq` of `key` was refused by the server: nobody is owed it.
+    pub fn refuse(&mut self, key: StreamKey, seq: u64) {
+        self.refused.entry(key).or_default().push(seq);
+    }
+
+    /// Books a SEND_ACK's refusal of a message this ledger counted.
+    pub(crate) fn book_refusal(&mut self, event: &AckEvent) {
+        if let AckEvent::Refused {
+            sent: Some(sent), ..
+        } = event
+        {
+            if let Some(key) = sent.key {
+                self.refuse(key, sent.tag);
+            }
+        }
     }
 
     /// The tracker for what `recipient` receives on `key`.
@@ -81,6 +104,9 @@ impl Ledger {
     pub fn merge(&mut self, other: Ledger) {
         for (key, n) in other.sent {
             *self.sent.entry(key).or_insert(0) += n;
+        }
+        for (key, seqs) in other.refused {
+            self.refused.entry(key).or_default().extend(seqs);
         }
         for (key, tracker) in other.received {
             match self.received.get(&key) {
@@ -123,15 +149,20 @@ impl Ledger {
             }
         };
         for (key, &sent) in &self.sent {
+            let refused = self.refused.get(key).map_or(&[][..], Vec::as_slice);
+            let owed = sent.saturating_sub(refused.len() as u64);
             for recipient in recipients_of(key) {
-                t.expected += sent;
+                t.expected += owed;
                 match self.received.get(&(recipient, *key)) {
                     Some(tracker) => {
-                        t.lost += tracker.lost(sent);
-                        t.delivered += tracker.distinct().min(sent);
-                        t.unexpected += tracker.distinct().saturating_sub(sent);
+                        // A refused message that arrived was owed to nobody.
+                        let stray = refused.iter().filter(|&&s| tracker.has(s)).count() as u64;
+                        let distinct = tracker.distinct() - stray;
+                        t.lost += owed.saturating_sub(distinct);
+                        t.delivered += distinct.min(owed);
+                        t.unexpected += distinct.saturating_sub(owed) + stray;
                     }
-                    None => t.lost += sent,
+                    None => t.lost += owed,
                 }
             }
         }
@@ -153,6 +184,40 @@ mod tests {
 
     fn key(sender: i64, target: Target) -> StreamKey {
         StreamKey { sender, target }
+    }
+
+    #[test]
+    fn a_refused_message_is_owed_to_nobody() {
+        let mut ledger = Ledger::new();
+        let ab = key(1, Target::User(2));
+        for _ in 0..4 {
+            ledger.next_seq(ab);
+        }
+        ledger.refuse(ab, 1);
+        for seq in [0, 2, 3] {
+            ledger.tracker(2, ab).record(seq);
+        }
+        let t = ledger.totals(&HashMap::new());
+        assert_eq!(
+            (t.expected, t.delivered, t.lost, t.unexpected),
+            (3, 3, 0, 0)
+        );
+        // Delivered although refused: a server that lies about storing.
+        ledger.tracker(2, ab).record(1);
+        let t = ledger.totals(&HashMap::new());
+        assert_eq!(
+            (t.expected, t.delivered, t.lost, t.unexpected),
+            (3, 3, 0, 1)
+        );
+        // Refused, and another message lost: still counted.
+        let mut other = Ledger::new();
+        for _ in 0..3 {
+            other.next_seq(ab);
+        }
+        other.refuse(ab, 0);
+        other.tracker(2, ab).record(2);
+        let t = other.totals(&HashMap::new());
+        assert_eq!((t.expected, t.delivered, t.lost), (2, 1, 1));
     }
 
     #[test]

@@ -91,6 +91,11 @@ impl SeqTracker {
         self.high
     }
 
+    /// Whether `seq` arrived.
+    pub fn has(&self, seq: u64) -> bool {
+        seq < self.floor || self.ahead.contains(&seq)
+    }
+
     /// Messages missing when `sent` were sent: `sent - distinct()`, or 0.
     pub fn lost(&self, sent: u64) -> u64 {
         sent.saturating_sub(self.distinct())

@@ -265,6 +265,37 @@ fn setup_once_then_reuse() {
     assert_eq!(report.delivered, Some(4 * 5 * 3));
 }
 
+/// Messages the server refused (28 with errno 12) were never stored: the
+/// books owe them to nobody, so they are not lost, closed loop or open.
+#[test]
+fn refused_messages_are_not_lost() {
+    for scenario in [Scenario::Chat, Scenario::Mixed] {
+        let server = MockServer::refusing(7);
+        let mixed = scenario == Scenario::Mixed;
+        let report = run_ok(&Config {
+            users: 6,
+            cid: true,
+            messages: (!mixed).then_some(30),
+            duration: mixed.then_some(Duration::from_millis(1500)),
+            rate: 40.0,
+            mix: Mix {
+                chat: 1,
+                group: 0,
+                friend: 0,
+                relogin: 0,
+            },
+            ..config(&server, scenario)
+        });
+        let sent = report.sent.expect("sent");
+        let refused = report.ack_failed.expect("ack_failed");
+        assert!(refused > 0 && refused >= sent / 7 - 1, "{}", report.table());
+        assert_eq!(report.lost, Some(0), "{}", report.table());
+        assert_eq!(report.expected, Some(sent - refused));
+        assert_eq!(report.delivered, Some(sent - refused));
+        assert_eq!((report.duplicated, report.unexpected), (Some(0), Some(0)));
+    }
+}
+
 /// A server that still counts a user online (its earlier connection's
 /// close not yet seen) refuses the login with errno 2; the bench sends it
 /// again instead of failing the run, as `--reuse` right after

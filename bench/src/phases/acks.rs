@@ -11,6 +11,7 @@
 //! always handled by the worker that sent the message: no locks.
 
 use super::Outcome;
+use crate::ledger::StreamKey;
 use crate::proto;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -28,6 +29,9 @@ pub(crate) struct InFlight {
     pub sent_us: u64,
     /// The caller's tag: the message's number in its stream.
     pub tag: u64,
+    /// The stream it belongs to in the run's ledger, if it keeps one: a
+    /// refused message is then owed to nobody ([`crate::ledger::Ledger::refuse`]).
+    pub key: Option<StreamKey>,
 }
 
 /// What a SEND_ACK said.
@@ -136,6 +140,7 @@ mod tests {
             user: 3,
             sent_us: 100,
             tag,
+            key: None,
         }
     }
 

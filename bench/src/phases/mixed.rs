@@ -251,6 +251,7 @@ impl MixedPhase {
                 user,
                 sent_us: roster.micros(Instant::now()),
                 tag: seq,
+                key: Some(key),
             })
         });
         let cid = cid.as_deref();
@@ -316,10 +317,8 @@ impl Phase for MixedPhase {
         let user = io.user_of(slot);
         let (outcome, tally) = (&mut self.outcome, &mut self.tally);
         if let Some(acks) = self.acks.as_mut() {
-            if acks
-                .on_message(&msg, roster.micros(io.now), outcome)
-                .is_some()
-            {
+            if let Some(event) = acks.on_message(&msg, roster.micros(io.now), outcome) {
+                outcome.ledger.book_refusal(&event);
                 return;
             }
         }

@@ -80,6 +80,7 @@ impl FillPhase {
                 user: f.user,
                 sent_us: roster.micros(Instant::now()),
                 tag: f.sent,
+                key: None,
             });
             let text = roster.text(f.sent);
             let from = roster.uids[f.user];

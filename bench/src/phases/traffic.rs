@@ -134,6 +134,7 @@ impl TrafficPhase {
                     user: s.name_json,
                     sent_us: roster.micros(Instant::now()),
                     tag: seq,
+                    key: Some(s.key),
                 })
             });
             let cid = cid.as_deref();
@@ -193,10 +194,8 @@ impl Phase for TrafficPhase {
         let roster = Arc::clone(&self.plan.roster);
         let (outcome, tally) = (&mut self.outcome, &mut self.tally);
         if let Some(acks) = self.acks.as_mut() {
-            if acks
-                .on_message(&msg, roster.micros(io.now), outcome)
-                .is_some()
-            {
+            if let Some(event) = acks.on_message(&msg, roster.micros(io.now), outcome) {
+                outcome.ledger.book_refusal(&event);
                 return;
             }
         }

@@ -42,6 +42,10 @@ struct State {
     /// has not yet seen the user's previous connection close.
     slow_to_see_closes: bool,
     refused_once: HashSet<i64>,
+    /// Every this many chats with a cid is refused with errno 12 (the
+    /// server busy), neither stored nor delivered (0: none).
+    refuse_every: u64,
+    chats_with_cid: u64,
 }
 
 /// A one-to-one conversation's name, the same for both participants.
@@ -81,6 +85,19 @@ impl MockServer {
             false,
             State {
                 slow_to_see_closes: true,
+                sessions: 1,
+                ..State::default()
+            },
+        )
+    }
+
+    /// A server that refuses every `n`-th chat with a cid (errno 12), as
+    /// ours does when its log's queues are full.
+    pub fn refusing(n: u64) -> MockServer {
+        MockServer::start_state(
+            false,
+            State {
+                refuse_every: n,
                 sessions: 1,
                 ..State::default()
             },
@@ -249,6 +266,14 @@ fn handle(
         7 => reply(json!({"msgId": 8, "errno": 0, "groups": groups_of(st, int("uid"))})),
         9 if legacy => deliver(st, int("to"), req, legacy),
         9 => {
+            if req.get("cid").is_some() {
+                st.chats_with_cid += 1;
+                if st.refuse_every > 0 && st.chats_with_cid.is_multiple_of(st.refuse_every) {
+                    let cid = req.get("cid").cloned().unwrap_or(Value::Null);
+                    reply(json!({"msgId": 28, "errno": 12, "errmsg": "busy", "cid": cid}));
+                    return;
+                }
+            }
             let conv = conv_of(int("from"), int("to"));
             let log = st.log.entry(conv.clone()).or_default();
             let mut msg = req.clone();

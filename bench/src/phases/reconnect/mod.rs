@@ -224,6 +224,7 @@ impl ReconnectPhase {
                 user: p.user,
                 sent_us: roster.micros(Instant::now()),
                 tag,
+                key: None, // its books are the inbox's
             });
             let from = roster.uids[p.user];
             let text = roster.text(tag);
