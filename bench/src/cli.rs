@@ -90,6 +90,8 @@ SCENARIO OPTIONS:
     --rate R              mixed: actions per user per second [1]
     --log-messages M      sync: messages written during setup [10000]
     --mix LIST            mixed: weights, e.g. chat=85,group=10,friend=3,relogin=2
+    --pairs               mixed: chat with one partner (users 2p and 2p+1) rather
+                          than a random user each time
     --sessions-per-user K mixed: each user logs in on K connections, each
                           checked for every message and self-copy in order
                           (needs relogin=0 in --mix; the server needs
@@ -208,6 +210,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             "--server-name" => config.server_name = Some(value(&flag)?),
             "--setup-only" => config.setup_only = true,
             "--cid" => config.cid = true,
+            "--pairs" => config.pairs = true,
             "--tokens" => config.tokens = true,
             "--chatters" => config.chatters = number(&flag, &value(&flag)?)?,
             "--log-messages" => config.log_messages = number(&flag, &value(&flag)?)?,

@@ -136,6 +136,10 @@ pub struct Config {
     pub rate: f64,
     /// Action weights (`mixed`).
     pub mix: Mix,
+    /// `mixed`: each user's chats go to one partner (users `2p` and
+    /// `2p + 1`, as `chat` pairs them) instead of a random user, so the
+    /// conversations are few and stay the same.
+    pub pairs: bool,
     /// How long a user stays logged out in `mixed`.
     pub offline_for: Duration,
     /// `mixed`: connections each user logs in on (the server needs
@@ -261,6 +265,7 @@ impl Default for Config {
             drain: Duration::from_secs(5),
             rate: 1.0,
             mix: Mix::default(),
+            pairs: false,
             offline_for: Duration::from_millis(500),
             sessions: 1,
             connect_concurrency: 512,

@@ -296,6 +296,29 @@ fn refused_messages_are_not_lost() {
     }
 }
 
+/// `mixed --pairs`: every chat goes to the partner, so there are as many
+/// conversations as pairs.
+#[test]
+fn mixed_pairs_chat_with_their_partner_only() {
+    let server = MockServer::start(false);
+    let report = run_ok(&Config {
+        users: 6,
+        rate: 40.0,
+        pairs: true,
+        mix: Mix {
+            chat: 1,
+            group: 0,
+            friend: 0,
+            relogin: 0,
+        },
+        duration: Some(Duration::from_millis(1000)),
+        ..config(&server, Scenario::Mixed)
+    });
+    assert_clean(&report);
+    assert!(report.sent.is_some_and(|n| n > 20), "{}", report.table());
+    assert_eq!(server.conversations(), 3);
+}
+
 /// A server that still counts a user online (its earlier connection's
 /// close not yet seen) refuses the login with errno 2; the bench sends it
 /// again instead of failing the run, as `--reuse` right after

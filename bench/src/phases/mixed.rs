@@ -3,7 +3,10 @@
 //!
 //! Unlike the `chat` scenario this is open-loop: every user acts at random
 //! moments, `rate` times a second on average (exponential gaps, so arrivals
-//! are Poisson), whatever the server's speed. Messages to a user who is
+//! are Poisson), whatever the server's speed. A chat goes to a random other
+//! user (nearly every message then opens a conversation of its own, the
+//! message log's worst case), or with `--pairs` always to the partner, as in
+//! `chat`. Messages to a user who is
 //! logged out become offline messages; they count as delivered when they
 //! come back inside the login ack, but are not timed. Only user `i` changes
 //! friendships with users above `i`, so no two users race on one friendship.
@@ -28,7 +31,7 @@ use std::time::{Duration, Instant};
 /// Relative weights of the actions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mix {
-    /// One-to-one message to a random user.
+    /// One-to-one message to a random user (with `--pairs`, the partner).
     pub chat: u32,
     /// Message to the user's group.
     pub group: u32,
@@ -60,6 +63,8 @@ pub(crate) struct MixedPlan {
     pub rate: f64,
     /// Action weights.
     pub mix: Mix,
+    /// Chat with the partner (`2p` and `2p + 1`), not a random user.
+    pub pairs: bool,
     /// Talking to the C++ original.
     pub legacy: bool,
     /// Least time between two requests on one connection in legacy mode.
@@ -222,7 +227,10 @@ impl MixedPhase {
             // Chat, and the fallback when the user has no group or no
             // friend to change.
             _ if n > 1 => {
-                let peer = (account + 1 + self.rng.below(n as u64 - 1) as usize) % n;
+                let peer = match account ^ 1 {
+                    partner if plan.pairs && partner < n => partner,
+                    _ => (account + 1 + self.rng.below(n as u64 - 1) as usize) % n,
+                };
                 // Every session of the peer, and the sender's other
                 // sessions (self-copies).
                 let fanout = 2 * k as u64 - 1;

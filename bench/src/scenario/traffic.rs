@@ -70,6 +70,7 @@ impl Runner<'_> {
                 groups,
                 rate: config.rate,
                 mix: config.mix,
+                pairs: config.pairs,
                 legacy: config.legacy,
                 gap: config.legacy_gap,
                 offline_for: config.offline_for,

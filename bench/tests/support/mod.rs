@@ -58,6 +58,7 @@ pub struct MockServer {
     /// Where it listens.
     pub addr: SocketAddr,
     coalesced: Arc<AtomicU64>,
+    state: Arc<Mutex<State>>,
 }
 
 impl MockServer {
@@ -119,6 +120,7 @@ impl MockServer {
         let state = Arc::new(Mutex::new(state));
         let coalesced = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&coalesced);
+        let shared = Arc::clone(&state);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let state = Arc::clone(&state);
@@ -126,7 +128,16 @@ impl MockServer {
                 std::thread::spawn(move || serve(stream, state, legacy, counter));
             }
         });
-        MockServer { addr, coalesced }
+        MockServer {
+            addr,
+            coalesced,
+            state: shared,
+        }
+    }
+
+    /// One-to-one conversations with a message in the log.
+    pub fn conversations(&self) -> usize {
+        self.state.lock().expect("lock").log.len()
     }
 
     /// Reads that held more than one request (legacy mode counts them).
