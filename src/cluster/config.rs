@@ -193,6 +193,10 @@ pub enum ClusterError {
     Url(redis::RedisError),
     /// A thread could not be spawned.
     Spawn(std::io::Error),
+    /// Another node is alive under the same key prefix and speaks another
+    /// inter-node protocol (`None`: one from before versions were
+    /// numbered); see [`PROTOCOL`](super::PROTOCOL).
+    Protocol { node: String, found: Option<u32> },
 }
 
 impl fmt::Display for ClusterError {
@@ -201,6 +205,21 @@ impl fmt::Display for ClusterError {
             ClusterError::Config(what) => write!(f, "cluster configuration: {what}"),
             ClusterError::Url(e) => write!(f, "cluster: bad Redis URL: {e}"),
             ClusterError::Spawn(e) => write!(f, "cluster: cannot spawn a thread: {e}"),
+            ClusterError::Protocol { node, found } => {
+                let theirs = match found {
+                    Some(p) => format!("inter-node protocol {p}"),
+                    None => "an inter-node protocol from before version numbers".to_owned(),
+                };
+                write!(
+                    f,
+                    "cluster: node {node} is alive under this key prefix and speaks {theirs}; \
+                     this node speaks protocol {}. Nodes of different protocols cannot share a \
+                     cluster: stop every node, then start the new version (or give it another \
+                     --redis-prefix). A node killed without a clean stop counts as alive until \
+                     its heartbeat key expires, at most --liveness later",
+                    super::PROTOCOL
+                )
+            }
         }
     }
 }
@@ -211,6 +230,7 @@ impl std::error::Error for ClusterError {
             ClusterError::Config(_) => None,
             ClusterError::Url(e) => Some(e),
             ClusterError::Spawn(e) => Some(e),
+            ClusterError::Protocol { .. } => None,
         }
     }
 }

@@ -16,7 +16,7 @@ use super::keys::Keys;
 use super::publisher::{Call, ClaimReply, Op, Publisher};
 use super::routes::{self, Routes};
 use super::shared::{self, Counters, Shared};
-use super::{heartbeat, subscriber};
+use super::{heartbeat, protocol, subscriber};
 use super::{Claim, ClusterConfig, ClusterError, ClusterStats, LocalNode};
 
 /// A node's membership in the cluster. See the [module docs](super).
@@ -40,23 +40,29 @@ struct Threads {
 
 impl Cluster {
     /// Joins the cluster: starts the publisher, subscriber and heartbeat
-    /// threads and returns at once. Redis need not be up: the threads
+    /// threads and returns. Redis need not be up: the threads
     /// connect when it is, and meanwhile every call degrades (see the
     /// [module docs](super#when-redis-is-down)). The first thing the
     /// publisher does on its first connection is clear the claims a
-    /// previous process with this node id left behind.
+    /// previous process with this node id left behind. Before that, if
+    /// Redis answers, it checks that every other live node speaks this
+    /// build's inter-node protocol (`protocol.rs`): **blocks** for that
+    /// read, at most a few `io_timeout`s; call it from the starting thread.
     ///
     /// # Errors
-    /// A bad setting or Redis URL, or a thread that cannot be spawned.
+    /// A bad setting or Redis URL, a node of another protocol alive under
+    /// the key prefix, or a thread that cannot be spawned.
     pub fn start(
         cfg: ClusterConfig,
         node: Arc<dyn LocalNode>,
     ) -> Result<Arc<Cluster>, ClusterError> {
         cfg.validate()?;
         let client = redis::Client::open(cfg.redis_url.as_str()).map_err(ClusterError::Url)?;
+        let keys = Keys::new(&cfg.key_prefix, &cfg.node_id);
+        protocol::check(&client, &keys, cfg.io_timeout)?;
         let routes = Routes::new(cfg.route_cache_entries);
         let shared = Arc::new(Shared {
-            keys: Keys::new(&cfg.key_prefix, &cfg.node_id),
+            keys,
             cfg,
             client,
             node,

@@ -7,7 +7,7 @@
 //! |---|---|---|---|
 //! | `{prefix}:user:{uid}` | hash | node id → how many sessions of the user that node holds | `claim` (HINCRBY +1), `release` (−1, HDEL at 0), the presence sync (HSET/HDEL); a dead node's field is deleted by the next claim or sync that meets it |
 //! | `{prefix}:members:{node}` | set | the user ids `node` claimed | `claim` (SADD), `release` (SREM) |
-//! | `{prefix}:alive:{node}` | string with a TTL | a random token of the running process | the heartbeat, every `liveness / 3` |
+//! | `{prefix}:alive:{node}` | string with a TTL | a token of the running process, ending in its inter-node protocol (`-p1`: `protocol.rs`) | the heartbeat, every `liveness / 3` |
 //! | `{prefix}:node:{node}` | pub/sub channel | [frames](super::envelope) (batches of items) for users on `node` | every node's publisher, and the `route` script |
 //! | `{prefix}:catchup` | pub/sub channel | the id of a node that could not route messages (or announce a group change) while its link was down | that node's publisher, once back |
 //! | `{prefix}:groups` | pub/sub channel | `"{gid} {node} {token}"`: the members of `gid` changed on `node` | that node's publisher, before the change's ack |

@@ -158,13 +158,14 @@
 //! | `link.rs` | connections with timeouts, back-off, health logging |
 //! | `shared.rs` | state shared by the threads; the beat command the heartbeat and the publisher both send |
 //! | `barrier.rs` | a group change's ack, and a claim's answer, wait for every other node's confirmation |
+//! | `protocol.rs` | the inter-node protocol's version, in each heartbeat token; the start's check that every live node speaks it |
 //!
 //! Imports point one way: `handle.rs` starts the threads; of the threads'
 //! modules only `heartbeat.rs` and `subscriber.rs` import another
 //! (`publisher.rs`, for the queue they ask for a re-sync or a group
 //! change's confirmation on); everything they share is in
-//! `shared.rs`, `link.rs`, `scripts.rs`, `keys.rs`, `routes.rs` and
-//! `envelope.rs`, which import no thread's module.
+//! `shared.rs`, `link.rs`, `scripts.rs`, `keys.rs`, `routes.rs`,
+//! `envelope.rs` and `protocol.rs`, which import no thread's module.
 
 mod barrier;
 mod config;
@@ -174,6 +175,7 @@ mod heartbeat;
 mod keys;
 mod link;
 mod presence;
+mod protocol;
 mod publisher;
 mod routes;
 mod scripts;
@@ -185,6 +187,7 @@ pub use config::{
     default_node_id, ClusterConfig, ClusterError, MAX_QUEUED_PUBLISHES, ROUTE_CACHE_ENTRIES,
 };
 pub use handle::Cluster;
+pub use protocol::PROTOCOL;
 pub use throttle::SharedThrottle;
 
 /// What the cluster needs from the server: implemented by the server,

@@ -15,6 +15,7 @@ use redis::Cmd;
 
 use super::barrier::Barriers;
 use super::keys::Keys;
+use super::protocol;
 use super::routes::Routes;
 use super::scripts::BEAT;
 use super::{ClusterConfig, ClusterStats, LocalNode};
@@ -115,14 +116,15 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// A value no other `Cluster` writes: pid and start time. It becomes
+/// A value no other `Cluster` writes: pid and start time, and the
+/// inter-node protocol (`-p1`, see `protocol.rs`). It becomes
 /// [`Shared::token`].
 pub(crate) fn process_token() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!("{}-{nanos}", std::process::id())
+    protocol::mark(&format!("{}-{nanos}", std::process::id()))
 }
 
 /// Event counters behind [`ClusterStats`].

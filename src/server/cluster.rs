@@ -8,7 +8,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::cluster::{default_node_id, Cluster, ClusterConfig, ClusterError, SharedThrottle};
+use crate::cluster::{
+    default_node_id, Cluster, ClusterConfig, ClusterError, SharedThrottle, PROTOCOL,
+};
 use crate::config::Config;
 use crate::service::{ClusterNode, Service};
 
@@ -44,10 +46,11 @@ pub fn join(
     let cluster = Cluster::start(cfg, Arc::new(ClusterNode::new(service)))?;
     service.attach_cluster(cluster.clone());
     log::info!(
-        "cluster mode: node {} via {} (liveness {:?})",
+        "cluster mode: node {} via {} (liveness {:?}, inter-node protocol {})",
         cluster.node_id(),
         describe_redis(url),
-        config.liveness
+        config.liveness,
+        PROTOCOL
     );
     Ok(Some(cluster))
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::redis::{redis_con, KeyPrefix, PrivateRedis};
 use crate::support::{require, wait_until, Need, Test};
-use chat::cluster::{Claim, Cluster, ClusterConfig, LocalNode};
+use chat::cluster::{Claim, Cluster, ClusterConfig, ClusterError, LocalNode, PROTOCOL};
 use parking_lot::Mutex;
 
 /// The tests of this module.
@@ -31,6 +31,7 @@ pub fn tests() -> Vec<Test> {
         a_claim_elsewhere_invalidates_a_cached_route_before_its_answer,
         a_stale_route_is_forwarded_once_and_delivered_right,
         a_batch_nobody_receives_is_stored_and_its_node_forgotten,
+        a_live_node_of_another_protocol_keeps_a_new_one_out,
     ];
     let private = tests![
         a_tick_sends_one_publish_per_node_in_order,
@@ -229,6 +230,43 @@ fn sessions_are_counted_per_node_up_to_the_limit() {
 fn login(cluster: &Cluster, local: &TestNode, uid: i64) {
     assert_eq!(cluster.claim(uid), Claim::Claimed, "claim of {uid}");
     local.connect(uid);
+}
+
+/// Nodes of two inter-node protocols cannot share a cluster: a node
+/// refuses to start while another node's heartbeat under its prefix names
+/// another protocol, or none (a version from before the numbers), and
+/// starts beside nodes of its own.
+fn a_live_node_of_another_protocol_keeps_a_new_one_out() {
+    let p = shared_redis("protocol");
+    let (a, _la) = node(&p, "a");
+    let old = format!("{}:alive:old", p.name);
+    let refused = |found: Option<u32>| {
+        let local = Arc::new(TestNode::default());
+        match Cluster::start(config(&p, "b", LIVENESS), local) {
+            Ok(_) => panic!("b started beside a node of protocol {found:?}"),
+            Err(ClusterError::Protocol { node, found: f }) => {
+                assert_eq!((node.as_str(), f), ("old", found));
+            }
+            Err(e) => panic!("b: {e}"),
+        }
+    };
+    admin(&p.url, &["SET", &old, "4242-17", "PX", "60000"]);
+    refused(None);
+    let next = format!("4242-17-p{}", PROTOCOL + 1);
+    admin(&p.url, &["SET", &old, &next, "PX", "60000"]);
+    refused(Some(PROTOCOL + 1));
+    let message = ClusterError::Protocol {
+        node: "old".into(),
+        found: None,
+    }
+    .to_string();
+    assert!(message.contains("stop every node"), "{message}");
+    // Gone (its heartbeat expired): b joins a, both of this protocol.
+    admin(&p.url, &["DEL", &old]);
+    let (b, _lb) = node(&p, "b");
+    assert!(b.is_connected());
+    b.shutdown();
+    a.shutdown();
 }
 
 fn claim_refuses_a_second_node_until_released() {
