@@ -13,9 +13,11 @@
 //!   [`crate::ledger`].
 //!
 //! Memory stays flat when messages arrive in order: everything below `floor`
-//! has arrived, and only numbers that arrived ahead of a gap are remembered.
+//! has arrived, and what arrived ahead of a gap is remembered as runs of
+//! consecutive numbers, so a gap that never fills (a message lost, or one
+//! the server refused) costs one run however many messages follow it.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 /// What one arrival was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,8 +35,11 @@ pub enum Arrival {
 pub struct SeqTracker {
     /// Every sequence number below this has arrived.
     floor: u64,
-    /// Numbers at or above `floor` that have arrived (those past a gap).
-    ahead: BTreeSet<u64>,
+    /// Numbers above `floor` that have arrived (those past a gap), as
+    /// disjoint, non-adjacent runs `start → end` (`end` excluded).
+    ahead: BTreeMap<u64, u64>,
+    /// How many numbers `ahead` holds.
+    ahead_count: u64,
     /// Highest number seen plus one; 0 before the first arrival.
     high: u64,
     duplicated: u64,
@@ -49,17 +54,19 @@ impl SeqTracker {
 
     /// Records the arrival of `seq` and says what it was.
     pub fn record(&mut self, seq: u64) -> Arrival {
-        if seq < self.floor || self.ahead.contains(&seq) {
+        if self.has(seq) {
             self.duplicated += 1;
             return Arrival::Duplicate;
         }
         if seq == self.floor {
             self.floor += 1;
-            while self.ahead.remove(&self.floor) {
-                self.floor += 1;
+            // The run that starts right above it, if any, joins the floor.
+            if let Some(end) = self.ahead.remove(&self.floor) {
+                self.ahead_count -= end - self.floor;
+                self.floor = end;
             }
         } else {
-            self.ahead.insert(seq);
+            self.add_ahead(seq);
         }
         let next = seq.saturating_add(1);
         if next < self.high {
@@ -71,9 +78,35 @@ impl SeqTracker {
         }
     }
 
+    /// Puts `seq` (above `floor`, not there yet) into the runs, joining
+    /// the run that ends at it and the one that starts after it.
+    fn add_ahead(&mut self, seq: u64) {
+        let next = seq.saturating_add(1);
+        let end = match self.ahead.remove(&next) {
+            Some(end) => end,
+            None => next,
+        };
+        let before = self.ahead.range(..seq).next_back().map(|(&s, &e)| (s, e));
+        match before {
+            Some((start, e)) if e == seq => {
+                self.ahead.insert(start, end);
+            }
+            _ => {
+                self.ahead.insert(seq, end);
+            }
+        }
+        self.ahead_count += 1;
+    }
+
+    /// Whether `seq` arrived.
+    pub fn has(&self, seq: u64) -> bool {
+        seq < self.floor
+            || (self.ahead.range(..=seq).next_back()).is_some_and(|(_, &end)| seq < end)
+    }
+
     /// Number of different sequence numbers that arrived.
     pub fn distinct(&self) -> u64 {
-        self.floor + self.ahead.len() as u64
+        self.floor + self.ahead_count
     }
 
     /// Arrivals of a number that had already arrived.
@@ -89,11 +122,6 @@ impl SeqTracker {
     /// Highest sequence number seen plus one (0 when nothing arrived).
     pub fn high(&self) -> u64 {
         self.high
-    }
-
-    /// Whether `seq` arrived.
-    pub fn has(&self, seq: u64) -> bool {
-        seq < self.floor || self.ahead.contains(&seq)
     }
 
     /// Messages missing when `sent` were sent: `sent - distinct()`, or 0.
@@ -165,6 +193,37 @@ mod tests {
     fn tail_loss_is_lost_not_reordered() {
         let t = track(&[0, 1, 2]);
         assert_eq!((t.lost(10), t.reordered()), (7, 0));
+    }
+
+    #[test]
+    fn a_gap_that_never_fills_holds_one_run() {
+        let mut t = track(&(1..10_000).collect::<Vec<_>>());
+        assert_eq!(t.ahead.len(), 1);
+        assert_eq!((t.distinct(), t.lost(10_000), t.reordered()), (9_999, 1, 0));
+        assert!(t.has(1) && t.has(9_999) && !t.has(0) && !t.has(10_000));
+        assert_eq!(t.record(0), Arrival::Reordered);
+        assert!(t.ahead.is_empty());
+        assert_eq!((t.distinct(), t.lost(10_000)), (10_000, 0));
+    }
+
+    #[test]
+    fn runs_join_from_either_side_and_in_the_middle() {
+        let mut t = track(&[0, 5, 3, 7, 4, 6, 9]);
+        assert_eq!(
+            t.ahead.iter().map(|(&s, &e)| (s, e)).collect::<Vec<_>>(),
+            [(3, 8), (9, 10)]
+        );
+        assert_eq!((t.distinct(), t.duplicated()), (7, 0));
+        assert_eq!(t.record(6), Arrival::Duplicate);
+        assert_eq!(t.record(8), Arrival::Reordered);
+        assert_eq!(
+            t.ahead.iter().map(|(&s, &e)| (s, e)).collect::<Vec<_>>(),
+            [(3, 10)]
+        );
+        t.record(2);
+        t.record(1);
+        assert!(t.ahead.is_empty());
+        assert_eq!((t.distinct(), t.lost(10), t.duplicated()), (10, 0, 1));
     }
 
     #[test]
