@@ -10,7 +10,6 @@
 //! stored and is owed to nobody: [`Ledger::refuse`] takes it off the
 //! books, and should it arrive all the same it counts as unexpected.
 
-use crate::phases::acks::AckEvent;
 use crate::seq::SeqTracker;
 use std::collections::HashMap;
 
@@ -75,18 +74,6 @@ impl Ledger {
     /// Message `seq` of `key` was refused by the server: nobody is owed it.
     pub fn refuse(&mut self, key: StreamKey, seq: u64) {
         self.refused.entry(key).or_default().push(seq);
-    }
-
-    /// Books a SEND_ACK's refusal of a message this ledger counted.
-    pub(crate) fn book_refusal(&mut self, event: &AckEvent) {
-        if let AckEvent::Refused {
-            sent: Some(sent), ..
-        } = event
-        {
-            if let Some(key) = sent.key {
-                self.refuse(key, sent.tag);
-            }
-        }
     }
 
     /// The tracker for what `recipient` receives on `key`.

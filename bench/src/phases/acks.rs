@@ -11,7 +11,7 @@
 //! always handled by the worker that sent the message: no locks.
 
 use super::Outcome;
-use crate::ledger::StreamKey;
+use crate::ledger::{Ledger, StreamKey};
 use crate::proto;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -46,6 +46,25 @@ pub(crate) enum AckEvent {
     },
     /// The server refused it.
     Refused { sent: Option<InFlight>, errno: i64 },
+}
+
+impl AckEvent {
+    /// Books a refusal of a message that `ledger` counted: nobody is owed
+    /// it ([`Ledger::refuse`]). Anything else leaves the books alone.
+    pub fn book_refusal(&self, ledger: &mut Ledger) {
+        if let AckEvent::Refused {
+            sent:
+                Some(InFlight {
+                    key: Some(key),
+                    tag,
+                    ..
+                }),
+            ..
+        } = self
+        {
+            ledger.refuse(*key, *tag);
+        }
+    }
 }
 
 /// One worker's cids and messages in flight.

@@ -326,7 +326,7 @@ impl Phase for MixedPhase {
         let (outcome, tally) = (&mut self.outcome, &mut self.tally);
         if let Some(acks) = self.acks.as_mut() {
             if let Some(event) = acks.on_message(&msg, roster.micros(io.now), outcome) {
-                outcome.ledger.book_refusal(&event);
+                event.book_refusal(&mut outcome.ledger);
                 return;
             }
         }
