@@ -271,6 +271,17 @@ pub trait Store: Send + Sync {
     /// without a cursor row for `uid` are skipped.
     fn set_delivered(&self, uid: i64, positions: &[(Conv, i64)]) -> Result<(), StoreError>;
 
+    /// [`set_delivered`](Store::set_delivered) for several users at once:
+    /// the journal's applier moves every cursor a batch queued, and on the
+    /// stores one transaction (one commit) for all is far cheaper than one
+    /// per user. This default makes one call per user.
+    fn set_delivered_many(&self, moves: &[(i64, Vec<(Conv, i64)>)]) -> Result<(), StoreError> {
+        for (uid, positions) in moves {
+            self.set_delivered(*uid, positions)?;
+        }
+        Ok(())
+    }
+
     /// Moves `uid`'s `read_seq` of `conv` forward to `seq`, clamped to the
     /// conversation's `last_seq`, and returns the new read position;
     /// `None` when `uid` is no participant.

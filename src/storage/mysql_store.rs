@@ -542,12 +542,18 @@ impl Store for MysqlStore {
     }
 
     fn set_delivered(&self, uid: i64, positions: &[(Conv, i64)]) -> Result<(), StoreError> {
-        if positions.is_empty() {
+        self.set_delivered_many(&[(uid, positions.to_vec())])
+    }
+
+    fn set_delivered_many(&self, moves: &[(i64, Vec<(Conv, i64)>)]) -> Result<(), StoreError> {
+        if moves.iter().all(|(_, p)| p.is_empty()) {
             return Ok(());
         }
         let mut tx = self.pool.start_transaction(TxOpts::default())?;
-        for &(conv, seq) in positions {
-            tx.exec_drop(sql::SET_DELIVERED, (seq, uid, conv.key(), seq))?;
+        for (uid, positions) in moves {
+            for &(conv, seq) in positions {
+                tx.exec_drop(sql::SET_DELIVERED, (seq, *uid, conv.key(), seq))?;
+            }
         }
         tx.commit()?;
         Ok(())

@@ -638,15 +638,21 @@ impl Store for SqliteStore {
     }
 
     fn set_delivered(&self, uid: i64, positions: &[(Conv, i64)]) -> Result<(), StoreError> {
-        if positions.is_empty() {
+        self.set_delivered_many(&[(uid, positions.to_vec())])
+    }
+
+    fn set_delivered_many(&self, moves: &[(i64, Vec<(Conv, i64)>)]) -> Result<(), StoreError> {
+        if moves.iter().all(|(_, p)| p.is_empty()) {
             return Ok(());
         }
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             {
                 let mut update = tx.prepare_cached(sql::SET_DELIVERED)?;
-                for &(conv, seq) in positions {
-                    update.execute(params![seq, uid, conv.key(), seq])?;
+                for (uid, positions) in moves {
+                    for &(conv, seq) in positions {
+                        update.execute(params![seq, uid, conv.key(), seq])?;
+                    }
                 }
             }
             tx.commit()?;

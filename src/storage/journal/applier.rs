@@ -329,8 +329,8 @@ pub fn run(shared: &Shared) {
 }
 
 /// Applies one batch: its entries in [`MAX_APPLY`] pieces, then the
-/// cursor moves, merged per user. Idempotent: a failed batch is simply
-/// applied again.
+/// cursor moves, merged per user, in one [`Store::set_delivered_many`].
+/// Idempotent: a failed batch is simply applied again.
 fn apply(store: &dyn Store, batch: &Batch) -> Result<(), StoreError> {
     for chunk in batch.entries.chunks(MAX_APPLY) {
         store.apply_log(chunk)?;
@@ -343,9 +343,16 @@ fn apply(store: &dyn Store, batch: &Batch) -> Result<(), StoreError> {
             at.1 = at.1.max(seq);
         }
     }
-    for (uid, positions) in cursors {
-        let positions: Vec<(Conv, i64)> = positions.into_values().collect();
-        store.set_delivered(uid, &positions)?;
-    }
-    Ok(())
+    // One transaction for all; rows in (user, conversation) order, so that
+    // it locks them in the order any other multi-row change would.
+    let mut moves: Vec<(i64, Vec<(Conv, i64)>)> = cursors
+        .into_iter()
+        .map(|(uid, positions)| {
+            let mut positions: Vec<(Conv, i64)> = positions.into_values().collect();
+            positions.sort_unstable_by_key(|(conv, _)| conv.key());
+            (uid, positions)
+        })
+        .collect();
+    moves.sort_unstable_by_key(|(uid, _)| *uid);
+    store.set_delivered_many(&moves)
 }

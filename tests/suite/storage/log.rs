@@ -311,6 +311,32 @@ pub fn log_set_delivered_moves_forward_only(s: &dyn Store) {
     s.set_delivered(b, &[]).unwrap();
 }
 
+/// Several users' cursors in one call (the journal applier's): each moves
+/// forward only, rows that do not exist are skipped, the rest untouched.
+pub fn log_set_delivered_many_moves_each_user_forward_only(s: &dyn Store) {
+    let (a, b, c) = (user(s, "a"), user(s, "b"), user(s, "c"));
+    let (ab, ac) = (direct(a, b), direct(a, c));
+    let mut batch: Vec<NewEntry> = (0..4).map(|i| entry(ab, a, None, &i.to_string())).collect();
+    batch.extend((0..3).map(|i| entry(ac, a, None, &i.to_string())));
+    s.append(&batch).unwrap();
+    s.set_delivered_many(&[(b, vec![(ab, 3)]), (c, vec![(ac, 2)])])
+        .unwrap();
+    assert_eq!(state(s, b, ab).delivered_seq, 3);
+    assert_eq!(state(s, c, ac).delivered_seq, 2);
+    let stranger = direct(b, c);
+    s.set_delivered_many(&[
+        (b, vec![(ab, 1), (stranger, 5)]),
+        (c, vec![(ac, 3)]),
+        (a, vec![]),
+    ])
+    .unwrap();
+    assert_eq!(state(s, b, ab).delivered_seq, 3, "never back");
+    assert_eq!(state(s, c, ac).delivered_seq, 3);
+    assert_eq!(s.conv_state(b, stranger).unwrap(), None);
+    assert_eq!(state(s, a, ab).delivered_seq, 0, "a's own rows are apart");
+    s.set_delivered_many(&[]).unwrap();
+}
+
 pub fn log_set_read_clamps_and_refuses_strangers(s: &dyn Store) {
     let (a, b, c) = (user(s, "a"), user(s, "b"), user(s, "c"));
     let ab = direct(a, b);

@@ -48,6 +48,7 @@ pub fn tests() -> Vec<Test> {
         log::log_pages,
         log::log_pending_order_and_exclusions,
         log::log_set_delivered_moves_forward_only,
+        log::log_set_delivered_many_moves_each_user_forward_only,
         log::log_set_read_clamps_and_refuses_strangers,
         log::log_join_mid_conversation_and_quit,
         log::log_dismiss_removes_the_conversation,
