@@ -47,7 +47,7 @@ impl Cluster {
     /// previous process with this node id left behind. Before that, if
     /// Redis answers, it checks that every other live node speaks this
     /// build's inter-node protocol (`protocol.rs`): **blocks** for that
-    /// read, at most a few `io_timeout`s; call it from the starting thread.
+    /// read (one `SCAN` of Redis's keys); call it from the starting thread.
     ///
     /// # Errors
     /// A bad setting or Redis URL, a node of another protocol alive under

@@ -47,8 +47,10 @@ pub(crate) fn mark(token: &str) -> String {
 }
 
 /// Refuses to join a cluster where another live node speaks another
-/// protocol. **Blocks** on Redis (at most a few `io_timeout`s): call it
-/// from the starting thread only.
+/// protocol. **Blocks** on Redis: one `SCAN` over its keys, a round trip
+/// per 1,000 keys (about one key per online user, plus whatever else the
+/// Redis holds), each within `io_timeout`; call it from the starting
+/// thread only.
 ///
 /// # Errors
 /// [`ClusterError::Protocol`] naming the first such node.
@@ -95,11 +97,15 @@ fn live_protocols(
             let Some(node) = name.strip_prefix(&prefix) else {
                 continue;
             };
-            if node == keys.node_id() {
-                continue; // this node's previous process: it is being replaced
+            // A node id has no `:`; such a name is another cluster's whose
+            // prefix starts with ours (`chat:alive:x:…`). And this node's
+            // previous process is being replaced.
+            if node.contains(':') || node == keys.node_id() {
+                continue;
             }
-            // Gone between SCAN and GET: that node is dead, nothing to check.
-            let token: Option<String> = redis::cmd("GET").arg(&name).query(&mut con)?;
+            // Gone between SCAN and GET (that node is dead), or not a
+            // string (not a heartbeat): nothing to check.
+            let token: Option<String> = redis::cmd("GET").arg(&name).query(&mut con).ok().flatten();
             if let Some(token) = token {
                 found.push((node.to_owned(), of_token(&token)));
             }

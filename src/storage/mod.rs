@@ -388,5 +388,8 @@ pub fn open_with(url: &str, options: OpenOptions) -> Result<Arc<dyn Store>, Stor
     if path.is_empty() {
         return Err(StoreError::BadUrl(format!("{url}: no database path")));
     }
+    if path == ":memory:" {
+        return Ok(Arc::new(SqliteStore::open_in_memory()?)); // `sqlite://:memory:`
+    }
     Ok(Arc::new(SqliteStore::open_with(path, options)?))
 }

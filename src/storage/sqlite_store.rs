@@ -139,8 +139,13 @@ impl SqliteStore {
         // a larger WAL checkpoints each hot page once for several commits
         // (docs/benchmarks.md, "Message log: bytes on disk").
         conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+        // A database in memory (a URI filename can name one) is private to
+        // its connection: a reader would open another, empty one.
+        let file: String = conn.query_row("PRAGMA database_list", [], |r| r.get(2))?;
         let mut store = SqliteStore::init(conn, options)?;
-        store.reader = Some(Mutex::new(open_reader(path)?));
+        if !file.is_empty() {
+            store.reader = Some(Mutex::new(open_reader(path)?));
+        }
         store.path = Some(path.to_owned());
         match Checkpointer::start(path, BUSY_TIMEOUT) {
             Ok(c) => store._checkpointer = Some(c),
@@ -557,7 +562,10 @@ impl Store for SqliteStore {
     }
 
     fn find_cids(&self, entries: &[NewEntry]) -> Result<super::CidPlaces, StoreError> {
-        self.read(|c| stored_cids(c, entries))
+        self.read(|c| {
+            let tx = c.transaction()?; // one snapshot for every cid
+            stored_cids(&tx, entries)
+        })
     }
 
     fn sync_log(&self) -> Result<(), StoreError> {

@@ -329,6 +329,21 @@ fn sqlite_reads_do_not_wait_for_the_writer() {
     assert_eq!(got, (Some(2), 2, 1, 1, Some(b), 1));
 }
 
+/// A database in memory, however the URL spells it, is one database: no
+/// reader of its own (it would open another, empty one).
+#[test]
+fn sqlite_in_memory_urls_read_what_they_wrote() {
+    for url in ["sqlite::memory:", "sqlite://:memory:", "file::memory:"] {
+        let store = open(url).unwrap();
+        let a = store.create_user("a", "h").unwrap().unwrap();
+        assert_eq!(
+            store.user_by_name("a").unwrap().map(|u| u.id),
+            Some(a),
+            "{url}"
+        );
+    }
+}
+
 /// The reader sees every write that returned before the read began.
 #[test]
 fn sqlite_reader_sees_each_commit_at_once() {

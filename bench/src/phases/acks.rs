@@ -32,6 +32,9 @@ pub(crate) struct InFlight {
     /// The stream it belongs to in the run's ledger, if it keeps one: a
     /// refused message is then owed to nobody ([`crate::ledger::Ledger::refuse`]).
     pub key: Option<StreamKey>,
+    /// Deliveries it is owed to (its recipients' sessions), for the
+    /// phase's live tally.
+    pub owed: u64,
 }
 
 /// What a SEND_ACK said.
@@ -50,20 +53,21 @@ pub(crate) enum AckEvent {
 
 impl AckEvent {
     /// Books a refusal of a message that `ledger` counted: nobody is owed
-    /// it ([`Ledger::refuse`]). Anything else leaves the books alone.
-    pub fn book_refusal(&self, ledger: &mut Ledger) {
-        if let AckEvent::Refused {
-            sent:
-                Some(InFlight {
-                    key: Some(key),
-                    tag,
-                    ..
-                }),
-            ..
+    /// it ([`Ledger::refuse`]); returns what was sent, so that the phase
+    /// can free its window slot and its live tally too. Anything else
+    /// (errno 0 without a place is a malformed ack: the message may be
+    /// stored) leaves the books alone.
+    pub fn book_refusal(&self, ledger: &mut Ledger) -> Option<InFlight> {
+        let AckEvent::Refused {
+            sent: Some(sent),
+            errno,
         } = self
-        {
-            ledger.refuse(*key, *tag);
-        }
+        else {
+            return None;
+        };
+        let key = sent.key.filter(|_| *errno != 0)?;
+        ledger.refuse(key, sent.tag);
+        Some(*sent)
     }
 }
 
@@ -160,6 +164,7 @@ mod tests {
             sent_us: 100,
             tag,
             key: None,
+            owed: 0,
         }
     }
 

@@ -260,6 +260,7 @@ impl MixedPhase {
                 sent_us: roster.micros(Instant::now()),
                 tag: seq,
                 key: Some(key),
+                owed: fanout,
             })
         });
         let cid = cid.as_deref();
@@ -323,13 +324,16 @@ impl Phase for MixedPhase {
     fn on_message(&mut self, io: &mut Io, slot: usize, msg: Value) {
         let roster = Arc::clone(&self.plan.roster);
         let user = io.user_of(slot);
-        let (outcome, tally) = (&mut self.outcome, &mut self.tally);
-        if let Some(acks) = self.acks.as_mut() {
-            if let Some(event) = acks.on_message(&msg, roster.micros(io.now), outcome) {
-                event.book_refusal(&mut outcome.ledger);
-                return;
+        let now_us = roster.micros(io.now);
+        let outcome = &mut self.outcome;
+        let event = (self.acks.as_mut()).and_then(|acks| acks.on_message(&msg, now_us, outcome));
+        if let Some(event) = event {
+            if let Some(sent) = event.book_refusal(&mut self.outcome.ledger) {
+                self.tally.expected = self.tally.expected.saturating_sub(sent.owed);
             }
+            return;
         }
+        let (outcome, tally) = (&mut self.outcome, &mut self.tally);
         if delivery::receive(&roster, io, outcome, tally, user, &msg, false) {
             return;
         }

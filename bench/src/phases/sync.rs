@@ -81,6 +81,7 @@ impl FillPhase {
                 sent_us: roster.micros(Instant::now()),
                 tag: f.sent,
                 key: None,
+                owed: 0,
             });
             let text = roster.text(f.sent);
             let from = roster.uids[f.user];

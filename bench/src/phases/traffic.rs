@@ -135,6 +135,7 @@ impl TrafficPhase {
                     sent_us: roster.micros(Instant::now()),
                     tag: seq,
                     key: Some(s.key),
+                    owed: s.fanout,
                 })
             });
             let cid = cid.as_deref();
@@ -192,13 +193,21 @@ impl Phase for TrafficPhase {
     fn on_message(&mut self, io: &mut Io, slot: usize, msg: Value) {
         let recipient = io.user_of(slot);
         let roster = Arc::clone(&self.plan.roster);
-        let (outcome, tally) = (&mut self.outcome, &mut self.tally);
-        if let Some(acks) = self.acks.as_mut() {
-            if let Some(event) = acks.on_message(&msg, roster.micros(io.now), outcome) {
-                event.book_refusal(&mut outcome.ledger);
-                return;
+        let now_us = roster.micros(io.now);
+        let outcome = &mut self.outcome;
+        let event = (self.acks.as_mut()).and_then(|acks| acks.on_message(&msg, now_us, outcome));
+        if let Some(event) = event {
+            if let Some(sent) = event.book_refusal(&mut self.outcome.ledger) {
+                // Refused: never delivered, so its window slot is free.
+                self.tally.expected = self.tally.expected.saturating_sub(sent.owed);
+                if let Some(&i) = self.by_user.get(&sent.user) {
+                    self.senders[i].acked += self.senders[i].fanout;
+                    self.pump(io, i);
+                }
             }
+            return;
         }
+        let (outcome, tally) = (&mut self.outcome, &mut self.tally);
         if !delivery::receive(&roster, io, outcome, tally, recipient, &msg, false)
             && proto::msg_id(&msg) == Some(proto::ERROR_MSG)
         {

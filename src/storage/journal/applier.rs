@@ -343,8 +343,9 @@ fn apply(store: &dyn Store, batch: &Batch) -> Result<(), StoreError> {
             at.1 = at.1.max(seq);
         }
     }
-    // One transaction for all; rows in (user, conversation) order, so that
-    // it locks them in the order any other multi-row change would.
+    // One transaction for all (or for each MAX_APPLY rows); rows in (user,
+    // conversation) order, so that it locks them in the order any other
+    // multi-row change would.
     let mut moves: Vec<(i64, Vec<(Conv, i64)>)> = cursors
         .into_iter()
         .map(|(uid, positions)| {
@@ -354,5 +355,15 @@ fn apply(store: &dyn Store, batch: &Batch) -> Result<(), StoreError> {
         })
         .collect();
     moves.sort_unstable_by_key(|(uid, _)| *uid);
-    store.set_delivered_many(&moves)
+    // At most about MAX_APPLY rows a transaction, as for the entries.
+    let mut from = 0;
+    let mut rows = 0;
+    for (i, (_, positions)) in moves.iter().enumerate() {
+        rows += positions.len();
+        if rows >= MAX_APPLY {
+            store.set_delivered_many(&moves[from..=i])?;
+            (from, rows) = (i + 1, 0);
+        }
+    }
+    store.set_delivered_many(&moves[from..])
 }

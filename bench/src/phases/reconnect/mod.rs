@@ -225,6 +225,7 @@ impl ReconnectPhase {
                 sent_us: roster.micros(Instant::now()),
                 tag,
                 key: None, // its books are the inbox's
+                owed: 0,
             });
             let from = roster.uids[p.user];
             let text = roster.text(tag);
