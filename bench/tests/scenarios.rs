@@ -21,6 +21,14 @@ fn config(server: &MockServer, scenario: Scenario) -> Config {
     }
 }
 
+/// A `mixed` run of one-to-one chat alone.
+const CHAT_ONLY: Mix = Mix {
+    chat: 1,
+    group: 0,
+    friend: 0,
+    relogin: 0,
+};
+
 fn run_ok(config: &Config) -> Report {
     let report = run(config).expect("run");
     assert!(report.failed.is_none(), "{}", report.table());
@@ -278,12 +286,7 @@ fn refused_messages_are_not_lost() {
             messages: (!mixed).then_some(30),
             duration: mixed.then_some(Duration::from_millis(1500)),
             rate: 40.0,
-            mix: Mix {
-                chat: 1,
-                group: 0,
-                friend: 0,
-                relogin: 0,
-            },
+            mix: CHAT_ONLY,
             ..config(&server, scenario)
         });
         let sent = report.sent.expect("sent");
@@ -309,12 +312,7 @@ fn mixed_pairs_chat_with_their_partner_only() {
         users: 6,
         rate: 40.0,
         pairs: true,
-        mix: Mix {
-            chat: 1,
-            group: 0,
-            friend: 0,
-            relogin: 0,
-        },
+        mix: CHAT_ONLY,
         duration: Some(Duration::from_millis(1000)),
         ..config(&server, Scenario::Mixed)
     });

@@ -375,7 +375,6 @@ pub fn open_with(url: &str, options: OpenOptions) -> Result<Arc<dyn Store>, Stor
         return Ok(Arc::new(MysqlStore::open_with(url, options)?));
     }
     let path = match url.strip_prefix("sqlite:") {
-        Some(":memory:") => return Ok(Arc::new(SqliteStore::open_in_memory()?)),
         // `sqlite://relative` and `sqlite:///absolute` name the path after `//`.
         Some(rest) => rest.strip_prefix("//").unwrap_or(rest),
         None if url.contains("://") => {
@@ -389,7 +388,8 @@ pub fn open_with(url: &str, options: OpenOptions) -> Result<Arc<dyn Store>, Stor
         return Err(StoreError::BadUrl(format!("{url}: no database path")));
     }
     if path == ":memory:" {
-        return Ok(Arc::new(SqliteStore::open_in_memory()?)); // `sqlite://:memory:`
+        // `sqlite::memory:` and `sqlite://:memory:`
+        return Ok(Arc::new(SqliteStore::open_in_memory()?));
     }
     Ok(Arc::new(SqliteStore::open_with(path, options)?))
 }

@@ -10,6 +10,7 @@
 //! counts. The SEND_ACK comes back on the sender's own connection, so it is
 //! always handled by the worker that sent the message: no locks.
 
+use super::delivery::Tally;
 use super::Outcome;
 use crate::ledger::{Ledger, StreamKey};
 use crate::proto;
@@ -69,6 +70,25 @@ impl AckEvent {
         ledger.refuse(key, sent.tag);
         Some(*sent)
     }
+}
+
+/// A traffic phase's first look at a message: when it is a SEND_ACK (and
+/// the phase sends cids), books it, a refusal off the ledger and off the
+/// live tally too, and returns `Some`, holding the refused message if it
+/// was a refusal. `None`: not an ack, for the phase to handle.
+pub(crate) fn take_ack(
+    acks: Option<&mut Acks>,
+    msg: &Value,
+    now_us: u64,
+    outcome: &mut Outcome,
+    tally: &mut Tally,
+) -> Option<Option<InFlight>> {
+    let event = acks?.on_message(msg, now_us, outcome)?;
+    let refused = event.book_refusal(&mut outcome.ledger);
+    if let Some(sent) = refused {
+        tally.expected = tally.expected.saturating_sub(sent.owed);
+    }
+    Some(refused)
 }
 
 /// One worker's cids and messages in flight.

@@ -14,7 +14,7 @@
 //! original cannot delete them), and a connection never sends twice within
 //! `gap`.
 
-use super::acks::{Acks, InFlight};
+use super::acks::{take_ack, Acks, InFlight};
 use super::delivery::{self, Roster, Tally, WallClock};
 use super::{Outcome, Phase};
 use crate::ledger::{StreamKey, Target};
@@ -324,16 +324,11 @@ impl Phase for MixedPhase {
     fn on_message(&mut self, io: &mut Io, slot: usize, msg: Value) {
         let roster = Arc::clone(&self.plan.roster);
         let user = io.user_of(slot);
+        let (outcome, tally) = (&mut self.outcome, &mut self.tally);
         let now_us = roster.micros(io.now);
-        let outcome = &mut self.outcome;
-        let event = (self.acks.as_mut()).and_then(|acks| acks.on_message(&msg, now_us, outcome));
-        if let Some(event) = event {
-            if let Some(sent) = event.book_refusal(&mut self.outcome.ledger) {
-                self.tally.expected = self.tally.expected.saturating_sub(sent.owed);
-            }
+        if take_ack(self.acks.as_mut(), &msg, now_us, outcome, tally).is_some() {
             return;
         }
-        let (outcome, tally) = (&mut self.outcome, &mut self.tally);
         if delivery::receive(&roster, io, outcome, tally, user, &msg, false) {
             return;
         }

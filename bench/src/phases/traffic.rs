@@ -17,7 +17,7 @@
 //! anywhere for `drain` (a stalled run), or at the hard `deadline`. What
 //! never arrived is lost.
 
-use super::acks::{Acks, InFlight};
+use super::acks::{take_ack, Acks, InFlight};
 use super::delivery::{self, Roster, Tally, WallClock};
 use super::{Outcome, Phase};
 use crate::ledger::{StreamKey, Target};
@@ -193,21 +193,16 @@ impl Phase for TrafficPhase {
     fn on_message(&mut self, io: &mut Io, slot: usize, msg: Value) {
         let recipient = io.user_of(slot);
         let roster = Arc::clone(&self.plan.roster);
+        let (outcome, tally) = (&mut self.outcome, &mut self.tally);
         let now_us = roster.micros(io.now);
-        let outcome = &mut self.outcome;
-        let event = (self.acks.as_mut()).and_then(|acks| acks.on_message(&msg, now_us, outcome));
-        if let Some(event) = event {
-            if let Some(sent) = event.book_refusal(&mut self.outcome.ledger) {
-                // Refused: never delivered, so its window slot is free.
-                self.tally.expected = self.tally.expected.saturating_sub(sent.owed);
-                if let Some(&i) = self.by_user.get(&sent.user) {
-                    self.senders[i].acked += self.senders[i].fanout;
-                    self.pump(io, i);
-                }
+        if let Some(refused) = take_ack(self.acks.as_mut(), &msg, now_us, outcome, tally) {
+            // Refused: never delivered, so its window slot is free.
+            if let Some(&i) = refused.and_then(|sent| self.by_user.get(&sent.user)) {
+                self.senders[i].acked += self.senders[i].fanout;
+                self.pump(io, i);
             }
             return;
         }
-        let (outcome, tally) = (&mut self.outcome, &mut self.tally);
         if !delivery::receive(&roster, io, outcome, tally, recipient, &msg, false)
             && proto::msg_id(&msg) == Some(proto::ERROR_MSG)
         {

@@ -21,7 +21,7 @@
 //! One applier thread per journal; it blocks on the store. The lock is held
 //! only for queue bookkeeping, never across a store call or file I/O.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -335,7 +335,10 @@ fn apply(store: &dyn Store, batch: &Batch) -> Result<(), StoreError> {
     for chunk in batch.entries.chunks(MAX_APPLY) {
         store.apply_log(chunk)?;
     }
-    let mut cursors: HashMap<i64, HashMap<i64, (Conv, i64)>> = HashMap::new();
+    // Merged per user and conversation, in (user, conversation) order: the
+    // transaction locks the rows in the order any other multi-row change
+    // would.
+    let mut cursors: BTreeMap<i64, BTreeMap<i64, (Conv, i64)>> = BTreeMap::new();
     for (uid, positions) in &batch.cursors {
         let of_user = cursors.entry(*uid).or_default();
         for &(conv, seq) in positions {
@@ -343,18 +346,10 @@ fn apply(store: &dyn Store, batch: &Batch) -> Result<(), StoreError> {
             at.1 = at.1.max(seq);
         }
     }
-    // One transaction for all (or for each MAX_APPLY rows); rows in (user,
-    // conversation) order, so that it locks them in the order any other
-    // multi-row change would.
-    let mut moves: Vec<(i64, Vec<(Conv, i64)>)> = cursors
+    let moves: Vec<(i64, Vec<(Conv, i64)>)> = cursors
         .into_iter()
-        .map(|(uid, positions)| {
-            let mut positions: Vec<(Conv, i64)> = positions.into_values().collect();
-            positions.sort_unstable_by_key(|(conv, _)| conv.key());
-            (uid, positions)
-        })
+        .map(|(uid, positions)| (uid, positions.into_values().collect()))
         .collect();
-    moves.sort_unstable_by_key(|(uid, _)| *uid);
     // At most about MAX_APPLY rows a transaction, as for the entries.
     let mut from = 0;
     let mut rows = 0;
