@@ -111,6 +111,25 @@ impl Conv {
         }
     }
 
+    /// Appends the conversation's name, the text [`Display`](fmt::Display)
+    /// writes (`d2-7`, `g5`), to `out` without `core::fmt`: the deliverer
+    /// writes one per message.
+    pub fn write_name(self, out: &mut Vec<u8>) {
+        let mut n = itoa::Buffer::new();
+        match self {
+            Conv::Direct { low, high } => {
+                out.push(b'd');
+                out.extend_from_slice(n.format(low).as_bytes());
+                out.push(b'-');
+                out.extend_from_slice(n.format(high).as_bytes());
+            }
+            Conv::Group(gid) => {
+                out.push(b'g');
+                out.extend_from_slice(n.format(gid).as_bytes());
+            }
+        }
+    }
+
     /// `"user"` or `"group"`: the `kind` of a CONVS entry.
     pub fn kind(self) -> &'static str {
         match self {
@@ -173,6 +192,26 @@ mod tests {
         assert_eq!(c.other(3), None);
         assert!(c.has_participant(7) && !c.has_participant(3));
         assert_eq!(Conv::direct(4, 4).unwrap().other(4), Some(4));
+    }
+
+    #[test]
+    fn write_name_writes_what_display_does() {
+        let convs = [
+            Conv::direct(2, 7).unwrap(),
+            Conv::direct(MAX_ID, 1).unwrap(),
+            Conv::Group(5),
+            Conv::Group(0),
+            Conv::Direct {
+                low: i64::MIN,
+                high: i64::MAX,
+            },
+            Conv::Group(i64::MIN),
+        ];
+        for c in convs {
+            let mut out = b"x".to_vec();
+            c.write_name(&mut out);
+            assert_eq!(out, format!("x{c}").into_bytes(), "{c:?}");
+        }
     }
 
     #[test]

@@ -76,8 +76,8 @@ impl<'a> ChatFrame<'a> {
     /// `uid` and `username` to `name`, encoded compactly with sorted keys.
     /// Byte for byte what the general path writes; any thread.
     pub fn stamped(&self, id_field: &str, uid: i64, name: &str) -> String {
-        let mut uid_text = itoa_buf();
-        let uid_raw = fmt_i64(uid, &mut uid_text);
+        let mut uid_text = itoa::Buffer::new();
+        let uid_raw = uid_text.format(uid).as_bytes();
         let name_raw = encode_str(name);
         let stamps: [Field<'_>; 2] = if id_field < "username" {
             [(id_field, uid_raw), ("username", name_raw.as_bytes())]
@@ -134,30 +134,6 @@ pub fn stamp_object(mut obj: Map<String, Value>, id_field: &str, uid: i64, name:
     obj.insert(id_field.to_owned(), uid.into());
     obj.insert("username".to_owned(), name.into());
     Value::Object(obj).to_string()
-}
-
-/// A buffer for [`fmt_i64`].
-fn itoa_buf() -> [u8; 20] {
-    [0; 20]
-}
-
-/// `n` in decimal, written at the end of `buf`.
-fn fmt_i64(n: i64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    let mut m = n.unsigned_abs();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (m % 10) as u8;
-        m /= 10;
-        if m == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        at -= 1;
-        buf[at] = b'-';
-    }
-    &buf[at..]
 }
 
 /// A string as serde_json writes it.

@@ -176,7 +176,7 @@ fn offer_online(peer: &PeerRef, cursors: &mut Cursors, d: Delivery) -> Offered {
     if d.seq <= last {
         return Offered::Done;
     }
-    let own = d.origin == Some(peer.id());
+    let own = d.origin.is_some_and(|o| o == peer.id());
     // Another session's message without a self-copy: only the log has it.
     let unsendable = d.bytes.is_none() && !own && d.origin.is_some();
     if d.seq > last + 1 {

@@ -107,20 +107,24 @@ impl Entry {
 /// object the server encoded itself (so it ends with `}`) and holds none of
 /// the three fields. Any thread.
 pub fn delivered(body: &str, at: Stored) -> Vec<u8> {
-    use std::io::Write as _;
     let body = body.trim_end();
     let open = body.strip_suffix('}').unwrap_or(body);
-    // `{}` gets no separating comma.
-    let comma = if open.trim_end() == "{" { "" } else { "," };
-    // One allocation: the tail is written into the room left for it.
+    // One allocation: the tail is written into the room left for it, piece
+    // by piece (no `core::fmt`: this runs once per delivered message).
     let mut out = Vec::with_capacity(open.len() + TAIL_ROOM);
     out.extend_from_slice(open.as_bytes());
-    // Writing to a vector cannot fail.
-    let _ = writeln!(
-        out,
-        "{comma}\"conv\":\"{}\",\"seq\":{},\"ts\":{}}}",
-        at.conv, at.seq, at.ts
-    );
+    // `{}` gets no separating comma.
+    if open.trim_end() != "{" {
+        out.push(b',');
+    }
+    let mut n = itoa::Buffer::new();
+    out.extend_from_slice(b"\"conv\":\"");
+    at.conv.write_name(&mut out);
+    out.extend_from_slice(b"\",\"seq\":");
+    out.extend_from_slice(n.format(at.seq).as_bytes());
+    out.extend_from_slice(b",\"ts\":");
+    out.extend_from_slice(n.format(at.ts).as_bytes());
+    out.extend_from_slice(b"}\n");
     out
 }
 
