@@ -481,7 +481,10 @@ pub fn encode_into(v: &Value, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
+mod flat;
 mod scanner;
+
+pub use flat::Flat;
 
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,7 @@ use super::idle;
 use super::metrics::{self, Transport};
 use super::peer::TcpPeer;
 use crate::config::Config;
+use crate::protocol::codec::Flat;
 use crate::protocol::{chat_frame, encode, reply};
 use crate::service::{Incoming, Service};
 
@@ -136,13 +137,24 @@ fn on_message(
             buf.retrieve_all();
             return;
         }
-        // The lock is the connection's own and held for one scan only.
-        let scanned = cx.decoder.lock().next_frame(buf.peek(), max_message);
-        // A chat in the common form takes the fast path (no `Map`); every
-        // other object, and every error, the general one.
-        let decoded = scanned.and_then(|found| match found {
-            None => Ok(None),
-            Some(frame) => match chat_frame::read(frame.bytes(buf.peek())) {
+        // The lock is the connection's own and held for one scan only. A
+        // chat in the common form takes the fast path (no `Map`), read
+        // straight from the buffer, mostly without a scan (`codec::Flat`);
+        // every other object, and every error, the general one.
+        let scanned = cx
+            .decoder
+            .lock()
+            .next_frame_or(buf.peek(), max_message, chat_frame::read);
+        let decoded = scanned.and_then(|found| {
+            let Some((frame, flat)) = found else {
+                return Ok(None);
+            };
+            let chat = match flat {
+                Flat::Read(chat) => Some(chat),
+                Flat::Refused => None,
+                Flat::NotTried => chat_frame::read(frame.bytes(buf.peek())),
+            };
+            match chat {
                 Some(chat) => {
                     metrics::count_msg_id(chat.request().msg_id());
                     svc.handle_incoming(&cx.peer, &cx.session, Incoming::Chat(&chat), received);
@@ -153,7 +165,7 @@ fn on_message(
                     svc.handle_at(&cx.peer, &cx.session, obj, received);
                     Some(consumed)
                 }),
-            },
+            }
         });
         match decoded {
             Ok(Some(consumed)) => buf.retrieve(consumed),

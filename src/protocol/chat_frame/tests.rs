@@ -10,7 +10,7 @@ use proptest::strategy::ValueTree;
 use serde_json::{Map, Value};
 
 use super::{read, stamp_object};
-use crate::protocol::codec::{decode, Decoder};
+use crate::protocol::codec::{decode, Decoder, Flat};
 use crate::protocol::parse;
 
 const MAX: usize = 64 * 1024;
@@ -186,8 +186,125 @@ fn check(bytes: &[u8], uid: i64, name: &str) -> Result<bool, TestCaseError> {
     Ok(true)
 }
 
+/// What a connection made of its input, message by message, as the
+/// listener handles it: each frame's bytes and what took it (the fast
+/// path's request, or the general path's object or error), then the
+/// fatal error, if any.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Fast(Vec<u8>, usize, crate::protocol::Request),
+    General(Vec<u8>, usize, Result<Map<String, Value>, String>),
+    Fatal(String),
+}
+
+/// Feeds `stream` in the pieces `cuts` makes, to one decoder, taking
+/// frames with [`Decoder::next_frame_or`] (`flat`) or
+/// [`Decoder::next_frame`] and the chat fast path after it.
+fn listen(stream: &[u8], cuts: &[usize], flat: bool) -> Result<Vec<Seen>, TestCaseError> {
+    let mut decoder = Decoder::new();
+    let mut buf = Vec::new();
+    let mut seen = Vec::new();
+    let mut bounds: Vec<usize> = cuts.iter().map(|&c| c % (stream.len() + 1)).collect();
+    bounds.push(stream.len());
+    bounds.sort_unstable();
+    let mut from = 0;
+    for to in bounds {
+        buf.extend_from_slice(&stream[from..to]);
+        from = to;
+        loop {
+            let found = if flat {
+                decoder.next_frame_or(&buf, MAX, read)
+            } else {
+                decoder
+                    .next_frame(&buf, MAX)
+                    .map(|f| f.map(|f| (f, Flat::NotTried)))
+            };
+            let (frame, flat) = match found {
+                Ok(Some(found)) => found,
+                Ok(None) => break,
+                Err(e) => {
+                    seen.push(Seen::Fatal(e.to_string()));
+                    return Ok(seen);
+                }
+            };
+            let bytes = frame.bytes(&buf).to_vec();
+            let fast = match flat {
+                Flat::Read(chat) => {
+                    // Taken from the candidate: the frame's bytes read alike.
+                    let again = read(&bytes).map(|c| c.request().clone());
+                    prop_assert_eq!(again.as_ref(), Some(chat.request()));
+                    again
+                }
+                Flat::Refused => {
+                    prop_assert!(read(&bytes).is_none());
+                    None
+                }
+                Flat::NotTried => read(&bytes).map(|c| c.request().clone()),
+            };
+            let consumed = match fast {
+                Some(request) => {
+                    seen.push(Seen::Fast(bytes, frame.consumed, request));
+                    frame.consumed
+                }
+                None => match frame.parse(&buf) {
+                    Ok((obj, consumed)) => {
+                        seen.push(Seen::General(bytes, consumed, Ok(obj)));
+                        consumed
+                    }
+                    Err(e) => {
+                        let Some(skip) = e.skip() else {
+                            seen.push(Seen::Fatal(e.to_string()));
+                            return Ok(seen);
+                        };
+                        seen.push(Seen::General(bytes, skip, Err(e.to_string())));
+                        skip
+                    }
+                },
+            };
+            buf.drain(..consumed);
+        }
+    }
+    Ok(seen)
+}
+
+/// Streams of chats, other objects (nested ones with a `}` in a string
+/// among them), broken bytes and whitespace, concatenated.
+fn stream() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        6 => object().prop_map(String::into_bytes),
+        1 => mangled(),
+        1 => prop::sample::select(vec![
+            r#"{"msgId":9,"to":2,"msg":"a}b"}"#,
+            r#"{"msgId":9,"to":2,"msg":"}"}"#,
+            r#"{"msgId":1,"x":{"a":"}"},"msg":"m"}"#,
+            r#"{"msgId":9,"to":2,"msg":"n","n":1e309}"#,
+            "{}",
+            "{ }",
+        ])
+        .prop_map(|s| s.as_bytes().to_vec()),
+    ];
+    let ws = prop::sample::select(vec!["", "\n", "\n", " ", "\r\n", "\t"]);
+    prop::collection::vec((piece, ws), 1..8).prop_map(|parts| {
+        parts
+            .into_iter()
+            .flat_map(|(p, w)| p.into_iter().chain(w.bytes()))
+            .collect()
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+    /// The shortcut past the scanner changes nothing a connection sees:
+    /// the same frames, taken by the same path, the same errors, however
+    /// the bytes are split into reads.
+    #[test]
+    fn the_flat_shortcut_sees_what_the_scanner_sees(
+        s in stream(),
+        cuts in prop::collection::vec(any::<usize>(), 0..4),
+    ) {
+        prop_assert_eq!(listen(&s, &cuts, true)?, listen(&s, &cuts, false)?);
+    }
 
     #[test]
     fn fast_and_general_paths_agree(o in object(), uid in 1i64..i64::MAX, n in name()) {
@@ -235,4 +352,66 @@ fn the_fast_path_is_taken() {
         taken += usize::from(check(o.as_bytes(), 3, "bob").unwrap_or(false));
     }
     assert!(taken > 200, "the fast path took only {taken} of 2000");
+}
+
+/// Which way the shortcut goes: a plain chat is read from its candidate
+/// (and its trailing newline consumed with it), a chat with a `}` in its
+/// text only after the scan, another flat request is refused once, and a
+/// message split across reads waits for the scanner.
+#[test]
+fn the_flat_shortcut_is_taken_for_a_plain_chat() {
+    let kind = |bytes: &[u8]| match Decoder::new().next_frame_or(bytes, MAX, read) {
+        Ok(Some((frame, Flat::Read(_)))) => format!("read {}", frame.consumed),
+        Ok(Some((frame, Flat::Refused))) => format!("refused {}", frame.consumed),
+        Ok(Some((frame, Flat::NotTried))) => format!("scanned {}", frame.consumed),
+        Ok(None) => "incomplete".to_owned(),
+        Err(e) => format!("error {e}"),
+    };
+    let plain = "{\"msgId\":9,\"to\":2,\"msg\":\"hi\"}\n";
+    assert_eq!(kind(format!(" {plain}{plain}").as_bytes()), "read 31");
+    assert_eq!(kind(br#"{"msgId":9,"to":2,"msg":"a}b"}"#), "scanned 30");
+    assert_eq!(
+        kind(b"{\"msgId\":1,\"id\":2,\"password\":\"p\"}\n"),
+        "refused 34"
+    );
+    assert_eq!(kind(br#"{"msgId":9,"to":2,"msg":"hi"#), "incomplete");
+    // Half scanned already: the scanner goes on, the candidate is not tried.
+    let mut decoder = Decoder::new();
+    let (head, tail) = plain.split_at(10);
+    assert!(matches!(
+        decoder.next_frame_or(head.as_bytes(), MAX, read),
+        Ok(None)
+    ));
+    let found = decoder.next_frame_or(plain.as_bytes(), MAX, read);
+    assert!(matches!(found, Ok(Some((f, Flat::NotTried))) if f.consumed == plain.len()));
+    assert!(!tail.is_empty());
+    // The whitespace after a message counts toward the next one's limit,
+    // taken by the shortcut as by the scanner.
+    let input = format!("{plain}{}{{}}", " ".repeat(40));
+    for flat in [true, false] {
+        let mut decoder = Decoder::new();
+        let first = if flat {
+            decoder
+                .next_frame_or(input.as_bytes(), 40, read)
+                .map(|f| f.map(|(f, _)| f))
+        } else {
+            decoder.next_frame(input.as_bytes(), 40)
+        };
+        let consumed = first.ok().flatten().map(|f| f.consumed);
+        assert_eq!(consumed, Some(plain.len() + 40), "flat {flat}");
+        let rest = input.as_bytes().get(plain.len() + 40..).unwrap_or_default();
+        let next = decoder.next_frame_or(rest, 40, read).map(|f| f.is_some());
+        assert_eq!(
+            next,
+            Err(crate::protocol::codec::DecodeError::TooLarge),
+            "flat {flat}"
+        );
+    }
+    // Too large: the candidate lies beyond `max_message`, the scanner says so.
+    assert_eq!(
+        Decoder::new()
+            .next_frame_or(plain.as_bytes(), 10, read)
+            .map(|f| f.is_some()),
+        Err(crate::protocol::codec::DecodeError::TooLarge)
+    );
 }
