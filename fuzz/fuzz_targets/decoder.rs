@@ -24,11 +24,15 @@
 //!   the same buffer: resuming changes nothing but the cost;
 //! - `consumed` is never zero nor beyond the buffer, every object encodes
 //!   and decodes again as serde_json reads it, and the work stays linear (at most two looks at
-//!   each byte, as the codec's documentation promises).
+//!   each byte, as the codec's documentation promises);
+//! - the chat port's way (`Decoder::next_frame_or` with the chat fast
+//!   path's reader, then `Frame::parse`) gives the same objects and errors
+//!   as `decode`, in both feeds, and a frame the reader took parses.
 
 #![no_main]
 
-use chat::protocol::codec::{decode, encode, DecodeError, Decoded, Decoder};
+use chat::protocol::chat_frame;
+use chat::protocol::codec::{decode, encode, DecodeError, Decoded, Decoder, Flat};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 
@@ -183,12 +187,69 @@ fn feed(pieces: &[&[u8]], max: usize) -> Outcome {
     }
 }
 
+/// Feeds the chunks as the chat port's listener does: frames found with
+/// the flat shortcut (`next_frame_or`, the chat reader), each then parsed
+/// as the general path would (so that the events compare with `decode`'s).
+fn feed_frames(pieces: &[&[u8]], max: usize) -> Vec<Event> {
+    let mut decoder = Decoder::new();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut events = Vec::new();
+    for piece in pieces {
+        buf.extend_from_slice(piece);
+        loop {
+            let found = decoder.next_frame_or(&buf, max, chat_frame::read);
+            let (frame, flat) = match found {
+                Ok(Some(found)) => found,
+                Ok(None) => break,
+                Err(e) => {
+                    events.extend(event_of(&Err(e)));
+                    return events;
+                }
+            };
+            let took = matches!(flat, Flat::Read(_));
+            let result = frame.parse(&buf).map(Some);
+            assert!(
+                !took || result.is_ok(),
+                "the reader took what does not parse"
+            );
+            if let Ok(Some((_, consumed))) = &result {
+                assert_eq!(*consumed, frame.consumed);
+            }
+            let event = event_of(&result);
+            match result {
+                Ok(Some((_, consumed))) => drop(buf.drain(..consumed)),
+                Ok(None) => unreachable!("a frame always parses to an answer"),
+                Err(e) => match e.skip() {
+                    Some(skip) => drop(buf.drain(..skip)),
+                    None => {
+                        events.extend(event);
+                        return events;
+                    }
+                },
+            }
+            events.extend(event);
+        }
+    }
+    events
+}
+
 fuzz_target!(|data: &[u8]| {
     let (max, lengths, stream) = split_input(data);
     let whole = feed(&[stream], max);
     let split = feed(&chunks(stream, &lengths), max);
     assert_eq!(whole.events, split.events, "objects and errors differ");
     assert_eq!(whole.pending, split.pending, "pending bytes differ");
+    assert_eq!(
+        feed_frames(&[stream], max),
+        whole.events,
+        "the listener's way, one read"
+    );
+    let pieces = chunks(stream, &lengths);
+    assert_eq!(
+        feed_frames(&pieces, max),
+        split.events,
+        "the listener's way, split"
+    );
     let bound = 2 * stream.len() as u64;
     assert!(whole.work <= bound, "work {} for {bound}", whole.work);
     assert!(split.work <= bound, "work {} for {bound}", split.work);

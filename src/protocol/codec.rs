@@ -86,7 +86,9 @@
 //! # Cost
 //!
 //! Every byte is scanned once and, when its object is complete, parsed
-//! once, however the message was split across reads: a 1 MiB message that
+//! once, however the message was split across reads (a chat's bytes are
+//! read once by the fast path instead, `codec/flat.rs`; one whose text
+//! holds a `}` is read up to there, then scanned and read: three passes): a 1 MiB message that
 //! trickles in one byte per read costs about 2 MiB of work in total, not
 //! half a million parses. The scan stops at `max_message` bytes, so an
 //! object that never ends costs at most that much before it is refused.

@@ -137,7 +137,8 @@ fn on_message(
             buf.retrieve_all();
             return;
         }
-        // The lock is the connection's own and held for one scan only. A
+        // The lock is the connection's own, held for one frame's search
+        // (and the fast path's read of it, when that finds it). A
         // chat in the common form takes the fast path (no `Map`), read
         // straight from the buffer, mostly without a scan (`codec::Flat`);
         // every other object, and every error, the general one.

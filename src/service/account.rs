@@ -771,7 +771,7 @@ fn deliver_login(
         };
         state.login = Login::Active {
             uid: user.id,
-            name: user.name,
+            name: user.name.into(),
         };
         (std::mem::take(&mut state.held), positions)
     };

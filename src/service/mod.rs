@@ -207,8 +207,8 @@ const NO_TAKEOVER: u64 = u64::MAX;
 pub struct Me {
     /// Its id.
     pub uid: i64,
-    /// Its name.
-    pub name: String,
+    /// Its name (the session's, shared).
+    pub name: Arc<str>,
 }
 
 /// Everything a handler needs to answer: the service, the peer, its

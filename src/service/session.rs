@@ -88,8 +88,9 @@ pub enum Login {
     Active {
         /// The account.
         uid: i64,
-        /// Its name.
-        name: String,
+        /// Its name, shared: every request's [`Me`](super::Me) holds it
+        /// without a copy.
+        name: Arc<str>,
     },
 }
 
@@ -240,7 +241,7 @@ impl Session {
 
     /// The logged-in account, `(uid, name)`, when [`Login::Active`]; any
     /// thread.
-    pub fn user(&self) -> Option<(i64, String)> {
+    pub fn user(&self) -> Option<(i64, Arc<str>)> {
         match &self.state.lock().login {
             Login::Active { uid, name } => Some((*uid, name.clone())),
             _ => None,

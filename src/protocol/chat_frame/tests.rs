@@ -40,7 +40,7 @@ fn key() -> impl Strategy<Value = String> {
 fn string_piece() -> impl Strategy<Value = &'static str> {
     let plain = prop::sample::select(vec![
         "hi", "a b", "é", "😀", "\u{2028}", "\u{7f}", "\u{85}", "\u{200b}", "\\\"", "\\\\", "\\n",
-        "\\t", "\\r", "\\b", "\\f", "9", "",
+        "\\t", "\\r", "\\b", "\\f", "9", "", "}", "{", "\\\"}", "\\\\}",
     ]);
     let odd = prop::sample::select(vec![
         "\\/",
@@ -195,12 +195,19 @@ enum Seen {
     Fast(Vec<u8>, usize, crate::protocol::Request),
     General(Vec<u8>, usize, Result<Map<String, Value>, String>),
     Fatal(String),
+    /// The decoder's [`Decoder::work`] when the input ran out or failed.
+    Work(u64),
 }
 
-/// Feeds `stream` in the pieces `cuts` makes, to one decoder, taking
-/// frames with [`Decoder::next_frame_or`] (`flat`) or
-/// [`Decoder::next_frame`] and the chat fast path after it.
-fn listen(stream: &[u8], cuts: &[usize], flat: bool) -> Result<Vec<Seen>, TestCaseError> {
+/// Feeds `stream` in the pieces `cuts` makes, to one decoder with the
+/// size limit `max`, taking frames with [`Decoder::next_frame_or`]
+/// (`flat`) or [`Decoder::next_frame`] and the chat fast path after it.
+fn listen(
+    stream: &[u8],
+    cuts: &[usize],
+    max: usize,
+    flat: bool,
+) -> Result<Vec<Seen>, TestCaseError> {
     let mut decoder = Decoder::new();
     let mut buf = Vec::new();
     let mut seen = Vec::new();
@@ -213,10 +220,10 @@ fn listen(stream: &[u8], cuts: &[usize], flat: bool) -> Result<Vec<Seen>, TestCa
         from = to;
         loop {
             let found = if flat {
-                decoder.next_frame_or(&buf, MAX, read)
+                decoder.next_frame_or(&buf, max, read)
             } else {
                 decoder
-                    .next_frame(&buf, MAX)
+                    .next_frame(&buf, max)
                     .map(|f| f.map(|f| (f, Flat::NotTried)))
             };
             let (frame, flat) = match found {
@@ -224,6 +231,7 @@ fn listen(stream: &[u8], cuts: &[usize], flat: bool) -> Result<Vec<Seen>, TestCa
                 Ok(None) => break,
                 Err(e) => {
                     seen.push(Seen::Fatal(e.to_string()));
+                    seen.push(Seen::Work(decoder.work()));
                     return Ok(seen);
                 }
             };
@@ -254,6 +262,7 @@ fn listen(stream: &[u8], cuts: &[usize], flat: bool) -> Result<Vec<Seen>, TestCa
                     Err(e) => {
                         let Some(skip) = e.skip() else {
                             seen.push(Seen::Fatal(e.to_string()));
+                            seen.push(Seen::Work(decoder.work()));
                             return Ok(seen);
                         };
                         seen.push(Seen::General(bytes, skip, Err(e.to_string())));
@@ -264,6 +273,7 @@ fn listen(stream: &[u8], cuts: &[usize], flat: bool) -> Result<Vec<Seen>, TestCa
             buf.drain(..consumed);
         }
     }
+    seen.push(Seen::Work(decoder.work()));
     Ok(seen)
 }
 
@@ -283,7 +293,18 @@ fn stream() -> impl Strategy<Value = Vec<u8>> {
         ])
         .prop_map(|s| s.as_bytes().to_vec()),
     ];
-    let ws = prop::sample::select(vec!["", "\n", "\n", " ", "\r\n", "\t"]);
+    // Now and then a long run, so that the limit on whitespace before a
+    // message is reached with small limits.
+    let ws = prop::sample::select(vec![
+        "",
+        "\n",
+        "\n",
+        " ",
+        "\r\n",
+        "\t",
+        "        ",
+        "\n                             ",
+    ]);
     prop::collection::vec((piece, ws), 1..8).prop_map(|parts| {
         parts
             .into_iter()
@@ -296,14 +317,17 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
 
     /// The shortcut past the scanner changes nothing a connection sees:
-    /// the same frames, taken by the same path, the same errors, however
-    /// the bytes are split into reads.
+    /// the same frames, taken by the same path, the same errors and the
+    /// same work counted, however the bytes are split into reads, also
+    /// with size limits around a message's length (whitespace and
+    /// objects at the limit's edge).
     #[test]
     fn the_flat_shortcut_sees_what_the_scanner_sees(
         s in stream(),
         cuts in prop::collection::vec(any::<usize>(), 0..4),
+        max in prop_oneof![1 => Just(MAX), 2 => 1usize..120],
     ) {
-        prop_assert_eq!(listen(&s, &cuts, true)?, listen(&s, &cuts, false)?);
+        prop_assert_eq!(listen(&s, &cuts, max, true)?, listen(&s, &cuts, max, false)?);
     }
 
     #[test]
@@ -386,26 +410,37 @@ fn the_flat_shortcut_is_taken_for_a_plain_chat() {
     assert!(matches!(found, Ok(Some((f, Flat::NotTried))) if f.consumed == plain.len()));
     assert!(!tail.is_empty());
     // The whitespace after a message counts toward the next one's limit,
-    // taken by the shortcut as by the scanner.
-    let input = format!("{plain}{}{{}}", " ".repeat(40));
-    for flat in [true, false] {
-        let mut decoder = Decoder::new();
-        let first = if flat {
-            decoder
-                .next_frame_or(input.as_bytes(), 40, read)
-                .map(|f| f.map(|(f, _)| f))
-        } else {
-            decoder.next_frame(input.as_bytes(), 40)
-        };
-        let consumed = first.ok().flatten().map(|f| f.consumed);
-        assert_eq!(consumed, Some(plain.len() + 40), "flat {flat}");
-        let rest = input.as_bytes().get(plain.len() + 40..).unwrap_or_default();
-        let next = decoder.next_frame_or(rest, 40, read).map(|f| f.is_some());
-        assert_eq!(
-            next,
-            Err(crate::protocol::codec::DecodeError::TooLarge),
-            "flat {flat}"
-        );
+    // taken by the shortcut as by the scanner: 40 bytes of it pass a limit
+    // of 40, 41 do not.
+    let chat = plain.trim_end();
+    for (spaces, passes) in [(40, true), (41, false)] {
+        let input = format!("{chat}{}{chat}", " ".repeat(spaces));
+        for flat in [true, false] {
+            let mut decoder = Decoder::new();
+            let mut next = |bytes: &[u8]| {
+                if flat {
+                    decoder
+                        .next_frame_or(bytes, 40, read)
+                        .map(|f| f.map(|(f, _)| f.consumed))
+                } else {
+                    decoder.next_frame(bytes, 40).map(|f| f.map(|f| f.consumed))
+                }
+            };
+            let first = next(input.as_bytes());
+            assert_eq!(first, Ok(Some(chat.len() + spaces)), "flat {flat}");
+            let second = next(
+                input
+                    .as_bytes()
+                    .get(chat.len() + spaces..)
+                    .unwrap_or_default(),
+            );
+            let expected = if passes {
+                Ok(Some(chat.len()))
+            } else {
+                Err(crate::protocol::codec::DecodeError::TooLarge)
+            };
+            assert_eq!(second, expected, "{spaces} spaces, flat {flat}");
+        }
     }
     // Too large: the candidate lies beyond `max_message`, the scanner says so.
     assert_eq!(
