@@ -370,20 +370,7 @@ impl Decoder {
         let scan = scanner.scan(window);
         self.work += (scanner.scanned() - before) as u64;
         match scan {
-            Scan::Complete(len) => {
-                let end = start + len;
-                let trailing = buf[end..]
-                    .iter()
-                    .take_while(|&&b| is_json_whitespace(b))
-                    .count();
-                self.work += trailing as u64;
-                self.carried = trailing;
-                Ok(Some(Frame {
-                    start,
-                    len,
-                    consumed: end + trailing,
-                }))
-            }
+            Scan::Complete(len) => Ok(Some(self.complete(buf, start, len))),
             Scan::Incomplete if object.len() > max_message => Err(DecodeError::TooLarge),
             Scan::Incomplete => Ok(None),
             // serde_json names what is wrong with the bytes up to the one
@@ -392,6 +379,28 @@ impl Decoder {
                 Err(e) => e,
                 Ok(_) => DecodeError::Invalid(format!("unexpected {}", describe_byte(window[at]))),
             }),
+        }
+    }
+}
+
+impl Decoder {
+    /// The object of `len` bytes at `start` is whole: takes the whitespace
+    /// after it (counted, and carried toward the next message's limit)
+    /// and gives its frame. The scan's end, and the flat shortcut's.
+    fn complete(&mut self, buf: &[u8], start: usize, len: usize) -> Frame {
+        let end = start + len;
+        let trailing = buf
+            .get(end..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|&&b| is_json_whitespace(b))
+            .count();
+        self.work += trailing as u64;
+        self.carried = trailing;
+        Frame {
+            start,
+            len,
+            consumed: end + trailing,
         }
     }
 }

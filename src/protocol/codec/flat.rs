@@ -84,22 +84,12 @@ impl Decoder {
     }
 
     /// Takes the object of `len` bytes at `start` that the reader took:
-    /// the frame and the state the scanner's `Complete` leaves.
+    /// the frame and the state a complete scan leaves (the bytes up to its
+    /// end counted as the scan would have counted them).
     fn take(&mut self, buf: &[u8], start: usize, len: usize) -> Frame {
-        let end = start + len;
-        let trailing = buf
-            .get(end..)
-            .unwrap_or_default()
-            .iter()
-            .take_while(|&&b| is_json_whitespace(b))
-            .count();
-        self.work += (end + trailing) as u64;
-        self.carried = trailing;
+        self.work += (start + len) as u64;
+        let frame = self.complete(buf, start, len);
         self.next_message();
-        Frame {
-            start,
-            len,
-            consumed: end + trailing,
-        }
+        frame
     }
 }
